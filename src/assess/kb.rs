@@ -1,0 +1,235 @@
+//! Is the case resolvable by an existing article? Candidate filtering and our own re-score,
+//! independent of which backend found the candidates.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::escalation::Escalation;
+use crate::kb::Article;
+
+pub mod rescore;
+
+/// Per-connector knobs of the knowledge-base judgement.
+#[derive(Debug, Clone)]
+pub struct KbSettings {
+    /// Confidence at or above which an untried article makes the case `kb_resolvable`.
+    pub threshold: f64,
+    /// A good escalation whose best eligible article stays below this confidence is a `kb_gap`.
+    pub gap_below: f64,
+    /// Locale used when the requester has none.
+    pub default_locale: String,
+}
+
+/// An article that met the case, with what our re-score found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KbMatch {
+    pub article_id: String,
+    pub title: String,
+    pub url: String,
+    /// The passage of the article that matched the case best.
+    pub passage: String,
+    /// Our confidence that the article answers the case, 0 to 1.
+    pub confidence: f64,
+    /// The named signals the confidence was computed from.
+    pub signals: Vec<(String, f64)>,
+}
+
+/// Why a candidate could not count against the partner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum Excluded {
+    Draft,
+    OtherLocale { locale: String },
+    PublishedAfterEscalation { published_at: DateTime<Utc> },
+    NoPublicationDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExcludedArticle {
+    pub article_id: String,
+    pub title: String,
+    #[serde(flatten)]
+    pub why: Excluded,
+}
+
+/// Everything the knowledge-base step found, kept as evidence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KbFindings {
+    /// The best untried eligible article at or above the threshold: the case was resolvable.
+    pub resolvable_by: Option<KbMatch>,
+    /// The best eligible article (tried or not) when none made the case resolvable.
+    pub best_other: Option<KbMatch>,
+    /// Articles at or above the threshold that the partner had already tried.
+    pub tried: Vec<KbMatch>,
+    pub excluded: Vec<ExcludedArticle>,
+    pub threshold: f64,
+}
+
+/// Filters and re-scores the backend's candidates for one escalation.
+pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) -> KbFindings {
+    let locale = esc
+        .requester
+        .locale
+        .clone()
+        .unwrap_or_else(|| settings.default_locale.clone());
+    let mut excluded = Vec::new();
+    let mut eligible: Vec<&Article> = Vec::new();
+    for a in candidates {
+        let why = if a.draft {
+            Some(Excluded::Draft)
+        } else if !same_locale(&a.locale, &locale) {
+            Some(Excluded::OtherLocale {
+                locale: a.locale.clone(),
+            })
+        } else {
+            match a.published_at {
+                None => Some(Excluded::NoPublicationDate),
+                Some(t) if t > esc.escalated_at => {
+                    Some(Excluded::PublishedAfterEscalation { published_at: t })
+                }
+                Some(_) => None,
+            }
+        };
+        match why {
+            Some(why) => excluded.push(ExcludedArticle {
+                article_id: a.id.clone(),
+                title: a.title.clone(),
+                why,
+            }),
+            None => eligible.push(a),
+        }
+    }
+    let case_text = esc.case_text();
+    let scored = rescore::rescore(
+        &case_text,
+        &eligible
+            .iter()
+            .map(|a| rescore::Candidate {
+                title: &a.title,
+                body: &a.body,
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut findings = KbFindings {
+        excluded,
+        threshold: settings.threshold,
+        ..KbFindings::default()
+    };
+    for s in scored {
+        let a = eligible[s.index];
+        let m = KbMatch {
+            article_id: a.id.clone(),
+            title: a.title.clone(),
+            url: a.url.clone(),
+            passage: s.passage,
+            confidence: s.confidence,
+            signals: s
+                .signals
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        let above = m.confidence >= settings.threshold;
+        let tried = was_tried(a, &esc.tried_articles);
+        if above && tried {
+            findings.tried.push(m);
+        } else if above && findings.resolvable_by.is_none() {
+            findings.resolvable_by = Some(m);
+        } else if findings.best_other.is_none() && findings.resolvable_by.is_none() {
+            findings.best_other = Some(m);
+        }
+    }
+    if findings.resolvable_by.is_some() {
+        findings.best_other = None;
+    }
+    findings
+}
+
+/// Locales match when equal, or when one of them names only the language of the other.
+fn same_locale(article: &str, case: &str) -> bool {
+    let (a, c) = (article.to_ascii_lowercase(), case.to_ascii_lowercase());
+    if a == c {
+        return true;
+    }
+    let lang = |s: &str| s.split(['-', '_']).next().unwrap_or("").to_string();
+    (!a.contains(['-', '_']) || !c.contains(['-', '_'])) && lang(&a) == lang(&c)
+}
+
+/// Whether the partner listed this article as tried, by id, by URL, or by a URL whose path
+/// names the id (`.../articles/360001-Reset-a-password`).
+pub fn was_tried(article: &Article, tried: &[String]) -> bool {
+    tried.iter().any(|t| {
+        let t = t.trim();
+        t.eq_ignore_ascii_case(&article.id)
+            || t.eq_ignore_ascii_case(&article.url)
+            || t.split(['/', '?', '#']).any(|segment| {
+                segment == article.id
+                    || segment
+                        .strip_prefix(article.id.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::tests::{article, escalation};
+
+    #[test]
+    fn tried_matches_ids_urls_and_slugs() {
+        let a = article("360001", "Reset", "body");
+        assert!(was_tried(&a, &["360001".into()]));
+        assert!(was_tried(
+            &a,
+            &["https://acme.zendesk.com/hc/en-us/articles/360001-Reset-a-password".into()]
+        ));
+        assert!(was_tried(&a, std::slice::from_ref(&a.url)));
+        assert!(!was_tried(
+            &a,
+            &["3600012".into(), "articles/13600011-x".into()]
+        ));
+    }
+
+    #[test]
+    fn locales() {
+        assert!(same_locale("en-us", "EN-US"));
+        assert!(same_locale("en", "en-us"));
+        assert!(!same_locale("en-gb", "en-us"));
+        assert!(!same_locale("de", "en-us"));
+    }
+
+    #[test]
+    fn ineligible_articles_are_excluded_with_the_reason() {
+        let esc = escalation();
+        let mut draft = article("d", "Draft", "x");
+        draft.draft = true;
+        let mut german = article("g", "German", "x");
+        german.locale = "de".into();
+        let mut later = article("l", "Later", "x");
+        later.published_at = Some(esc.escalated_at + chrono::Duration::seconds(1));
+        let mut undated = article("u", "Undated", "x");
+        undated.published_at = None;
+        let settings = KbSettings {
+            threshold: 0.5,
+            gap_below: 0.2,
+            default_locale: "en-us".into(),
+        };
+        let f = judge(&esc, &[draft, german, later, undated], &settings);
+        let whys: Vec<_> = f.excluded.iter().map(|e| e.why.clone()).collect();
+        assert_eq!(
+            whys,
+            vec![
+                Excluded::Draft,
+                Excluded::OtherLocale {
+                    locale: "de".into()
+                },
+                Excluded::PublishedAfterEscalation {
+                    published_at: esc.escalated_at + chrono::Duration::seconds(1)
+                },
+                Excluded::NoPublicationDate,
+            ]
+        );
+        assert!(f.resolvable_by.is_none() && f.best_other.is_none());
+    }
+}

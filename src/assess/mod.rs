@@ -1,0 +1,227 @@
+//! The judgement: pure functions from an escalation and knowledge-base candidates to a verdict.
+//! No I/O and no clock: the same input always gives the same verdict.
+
+pub mod handoff;
+pub mod kb;
+pub mod note;
+
+use chrono::Duration;
+use serde::Serialize;
+
+use crate::escalation::Escalation;
+use crate::kb::Article;
+use handoff::{HandoffFailure, HandoffRules};
+use kb::{KbFindings, KbMatch, KbSettings};
+
+/// Everything a connector says about how to judge.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub handoff: HandoffRules,
+    pub kb: KbSettings,
+    /// Escalated later than this after opening: flagged `late`.
+    pub late_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Good,
+    Bad,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Good => "good",
+            Outcome::Bad => "bad",
+        }
+    }
+}
+
+/// Why an escalation is bad, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    MissingHandoff { failures: Vec<HandoffFailure> },
+    KbResolvable { article: KbMatch },
+}
+
+impl Reason {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::MissingHandoff { .. } => "missing_handoff",
+            Reason::KbResolvable { .. } => "kb_resolvable",
+        }
+    }
+}
+
+/// Flags that are not a verdict on their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Flags {
+    /// Escalated long after the case was opened.
+    pub late: bool,
+    /// A good escalation that no article answers (or that a tried article did not solve):
+    /// the knowledge team should write or fix one.
+    pub kb_gap: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub reasons: Vec<Reason>,
+    pub flags: Flags,
+    /// Hours from opening to escalation.
+    pub hours_to_escalation: i64,
+    pub kb: KbFindings,
+}
+
+/// Judges one escalation against the candidates its knowledge base returned.
+pub fn assess(esc: &Escalation, policy: &Policy, candidates: &[Article]) -> Verdict {
+    let mut reasons = Vec::new();
+    let failures = policy.handoff.check(esc);
+    if !failures.is_empty() {
+        reasons.push(Reason::MissingHandoff { failures });
+    }
+    let kb = kb::judge(esc, candidates, &policy.kb);
+    if let Some(article) = &kb.resolvable_by {
+        reasons.push(Reason::KbResolvable {
+            article: article.clone(),
+        });
+    }
+    let outcome = if reasons.is_empty() {
+        Outcome::Good
+    } else {
+        Outcome::Bad
+    };
+    let waited = esc.escalated_at - esc.opened_at;
+    let best = kb.best_other.as_ref().map_or(0.0, |m| m.confidence);
+    let flags = Flags {
+        late: waited > policy.late_after,
+        kb_gap: outcome == Outcome::Good && (best < policy.kb.gap_below || !kb.tried.is_empty()),
+    };
+    Verdict {
+        outcome,
+        reasons,
+        flags,
+        hours_to_escalation: waited.num_hours(),
+        kb,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::handoff::{FieldRule, Rule};
+    use super::*;
+    use crate::escalation::Requester;
+
+    pub fn escalation() -> Escalation {
+        Escalation {
+            connector: "test".into(),
+            ticket_id: "42".into(),
+            partner: "Acme".into(),
+            subject: "Calendar sync fails with error E1234".into(),
+            description: "Since the update, calendar sync fails with error E1234 for all users."
+                .into(),
+            handoff: BTreeMap::new(),
+            requester: Requester {
+                email: None,
+                locale: Some("en-us".into()),
+            },
+            product: None,
+            version: None,
+            channel: None,
+            issue_type: None,
+            opened_at: Utc.with_ymd_and_hms(2024, 5, 1, 9, 0, 0).unwrap(),
+            escalated_at: Utc.with_ymd_and_hms(2024, 5, 2, 9, 0, 0).unwrap(),
+            tried_articles: vec![],
+            url: "https://acme.zendesk.com/agent/tickets/42".into(),
+        }
+    }
+
+    pub fn article(id: &str, title: &str, body: &str) -> Article {
+        Article {
+            id: id.into(),
+            title: title.into(),
+            body: body.into(),
+            url: format!("https://kb.example/{id}"),
+            locale: "en-us".into(),
+            published_at: Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+            draft: false,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            handoff: HandoffRules {
+                rules: vec![FieldRule {
+                    field: "steps".into(),
+                    rule: Rule::MinLength(10),
+                }],
+                overrides: vec![],
+            },
+            kb: KbSettings {
+                threshold: 0.5,
+                gap_below: 0.2,
+                default_locale: "en-us".into(),
+            },
+            late_after: Duration::hours(48),
+        }
+    }
+
+    fn answer() -> Article {
+        article(
+            "kb-1",
+            "Calendar sync fails with error E1234",
+            "When calendar sync fails with error E1234 for all users after the update, re-authorise the calendar connection.",
+        )
+    }
+
+    #[test]
+    fn good_when_handed_over_and_unknown() {
+        let mut esc = escalation();
+        esc.handoff
+            .insert("steps".into(), "Open, sync, see error".into());
+        let v = assess(&esc, &policy(), &[article("x", "Printing", "Press print.")]);
+        assert_eq!(v.outcome, Outcome::Good);
+        assert!(v.reasons.is_empty());
+        assert!(v.flags.kb_gap && !v.flags.late);
+        assert_eq!(v.hours_to_escalation, 24);
+    }
+
+    #[test]
+    fn bad_for_both_reasons() {
+        let mut esc = escalation();
+        esc.escalated_at = esc.opened_at + Duration::hours(49);
+        let v = assess(&esc, &policy(), &[answer()]);
+        assert_eq!(v.outcome, Outcome::Bad);
+        let names: Vec<_> = v.reasons.iter().map(Reason::name).collect();
+        assert_eq!(names, ["missing_handoff", "kb_resolvable"]);
+        assert!(v.flags.late && !v.flags.kb_gap);
+    }
+
+    #[test]
+    fn a_tried_article_never_makes_it_bad() {
+        let mut esc = escalation();
+        esc.handoff
+            .insert("steps".into(), "Open, sync, see error".into());
+        esc.tried_articles = vec!["kb-1".into()];
+        let v = assess(&esc, &policy(), &[answer()]);
+        assert_eq!(v.outcome, Outcome::Good);
+        assert_eq!(v.kb.tried.len(), 1);
+        assert!(v.flags.kb_gap);
+    }
+
+    #[test]
+    fn repeatable() {
+        let esc = escalation();
+        let cands = [answer(), article("x", "Printing", "Press print.")];
+        assert_eq!(
+            assess(&esc, &policy(), &cands),
+            assess(&esc, &policy(), &cands)
+        );
+    }
+}

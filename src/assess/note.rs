@@ -1,0 +1,183 @@
+//! The internal note that explains a verdict from its evidence alone.
+
+use std::fmt::Write;
+
+use super::kb::{Excluded, KbMatch};
+use super::{Outcome, Reason, Verdict};
+use crate::escalation::Escalation;
+
+/// The first line of every note; also how a person finds it on the ticket.
+pub const HEADING: &str = "escalation-gate verdict";
+
+/// Renders the note as plain text.
+pub fn render(esc: &Escalation, v: &Verdict) -> String {
+    let mut s = String::new();
+    let reasons: Vec<&str> = v.reasons.iter().map(Reason::name).collect();
+    match v.outcome {
+        Outcome::Good => {
+            let _ = writeln!(s, "{HEADING}: GOOD escalation");
+            let _ = writeln!(
+                s,
+                "\nThe hand-off fields meet the rules and no published article answers this case."
+            );
+        }
+        Outcome::Bad => {
+            let _ = writeln!(s, "{HEADING}: BAD escalation ({})", reasons.join(", "));
+        }
+    }
+    for reason in &v.reasons {
+        match reason {
+            Reason::MissingHandoff { failures } => {
+                let _ = writeln!(s, "\nHand-off fields that do not meet the rules:");
+                for f in failures {
+                    let _ = writeln!(s, "- {}: {}; found {}.", f.field, f.rule, f.found);
+                }
+            }
+            Reason::KbResolvable { article } => {
+                let _ = writeln!(
+                    s,
+                    "\nA knowledge-base article published before the escalation answers this case:"
+                );
+                write_match(&mut s, article, v.kb.threshold);
+            }
+        }
+    }
+    if !v.kb.tried.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nArticles the partner already tried (not held against the partner):"
+        );
+        for m in &v.kb.tried {
+            write_match(&mut s, m, v.kb.threshold);
+        }
+    }
+    if v.outcome == Outcome::Good
+        && let Some(m) = &v.kb.best_other
+    {
+        let _ = writeln!(
+            s,
+            "\nClosest article, below the threshold {:.2}: \"{}\" {} (confidence {:.2}).",
+            v.kb.threshold, m.title, m.url, m.confidence
+        );
+    }
+    if !v.kb.excluded.is_empty() {
+        let _ = writeln!(s, "\nArticles not counted:");
+        for e in &v.kb.excluded {
+            let why = match &e.why {
+                Excluded::Draft => "a draft".to_string(),
+                Excluded::OtherLocale { locale } => format!("in another locale ({locale})"),
+                Excluded::PublishedAfterEscalation { published_at } => format!(
+                    "published {} UTC, after the escalation",
+                    published_at.format("%Y-%m-%d %H:%M")
+                ),
+                Excluded::NoPublicationDate => "no publication date".to_string(),
+            };
+            let _ = writeln!(s, "- \"{}\" ({}): {}.", e.title, e.article_id, why);
+        }
+    }
+    let mut flags = Vec::new();
+    if v.flags.late {
+        flags.push(format!(
+            "late (escalated {} hours after opening)",
+            v.hours_to_escalation
+        ));
+    }
+    if v.flags.kb_gap {
+        flags.push(
+            "kb_gap (no article answers this case: the knowledge team could write one)".into(),
+        );
+    }
+    if !flags.is_empty() {
+        let _ = writeln!(s, "\nFlags: {}.", flags.join("; "));
+    }
+    let _ = write!(
+        s,
+        "\nPartner: {} · escalated {} UTC · escalation-gate {}",
+        esc.partner,
+        esc.escalated_at.format("%Y-%m-%d %H:%M"),
+        env!("CARGO_PKG_VERSION")
+    );
+    s
+}
+
+fn write_match(s: &mut String, m: &KbMatch, threshold: f64) {
+    let _ = writeln!(s, "- \"{}\" {}", m.title, m.url);
+    let signals: Vec<String> = m
+        .signals
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  Confidence {:.2} (threshold {:.2}; {}).",
+        m.confidence,
+        threshold,
+        signals.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  Matching passage: \"{}\"",
+        m.passage.replace('\n', " ")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::handoff::HandoffFailure;
+    use super::super::kb::{ExcludedArticle, KbFindings};
+    use super::super::{Flags, Outcome, Reason, Verdict};
+    use super::*;
+    use crate::assess::tests::escalation;
+
+    #[test]
+    fn bad_note_carries_all_evidence() {
+        let m = KbMatch {
+            article_id: "kb-1".into(),
+            title: "Fix sync".into(),
+            url: "https://kb/1".into(),
+            passage: "re-authorise the\nconnection".into(),
+            confidence: 0.91,
+            signals: vec![("passage_cover".into(), 0.8)],
+        };
+        let v = Verdict {
+            outcome: Outcome::Bad,
+            reasons: vec![
+                Reason::MissingHandoff {
+                    failures: vec![HandoffFailure {
+                        field: "steps".into(),
+                        rule: "needs at least 10 characters".into(),
+                        found: "3 characters".into(),
+                    }],
+                },
+                Reason::KbResolvable { article: m },
+            ],
+            flags: Flags {
+                late: true,
+                kb_gap: false,
+            },
+            hours_to_escalation: 50,
+            kb: KbFindings {
+                excluded: vec![ExcludedArticle {
+                    article_id: "kb-2".into(),
+                    title: "Draft".into(),
+                    why: Excluded::Draft,
+                }],
+                threshold: 0.6,
+                ..KbFindings::default()
+            },
+        };
+        let note = render(&escalation(), &v);
+        for want in [
+            "escalation-gate verdict: BAD escalation (missing_handoff, kb_resolvable)",
+            "- steps: needs at least 10 characters; found 3 characters.",
+            "- \"Fix sync\" https://kb/1",
+            "Confidence 0.91 (threshold 0.60; passage_cover 0.80).",
+            "Matching passage: \"re-authorise the connection\"",
+            "- \"Draft\" (kb-2): a draft.",
+            "late (escalated 50 hours after opening)",
+            "Partner: Acme · escalated 2024-05-02 09:00 UTC",
+        ] {
+            assert!(note.contains(want), "missing {want:?} in\n{note}");
+        }
+    }
+}

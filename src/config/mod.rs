@@ -1,0 +1,500 @@
+//! Connector files: `connectors/*.toml`, one connector each, named by the file. Loading is pure
+//! (no network): read, expand `${VAR}`, type, validate, and report every problem found.
+
+pub mod vars;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::Duration;
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::assess::Policy;
+use crate::assess::handoff::{FieldRule, HandoffRules, Override, Rule, Scope};
+use crate::assess::kb::KbSettings;
+use crate::assess::kb::rescore::DEFAULT_THRESHOLD;
+use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
+pub use vars::Env;
+
+/// One problem in one connector file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted key path, or empty when the problem is the file as a whole.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+/// A problem found while validating, before the file name is attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The connector file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorFile {
+    pub helpdesk: HelpdeskConfig,
+    #[serde(default)]
+    pub handoff: HandoffFile,
+    pub knowledge_base: KnowledgeBaseFile,
+    #[serde(default)]
+    pub verdict: VerdictFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffFile {
+    #[serde(default)]
+    pub rules: Vec<RuleFile>,
+    #[serde(default)]
+    pub overrides: Vec<OverrideFile>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Present,
+    MinLength,
+    OneOf,
+    Regex,
+    /// Only in overrides: the field is not required for this partner or product.
+    Optional,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub field: String,
+    pub rule: RuleKind,
+    pub min: Option<usize>,
+    pub values: Option<Vec<String>>,
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideFile {
+    pub partner: Option<String>,
+    pub product: Option<String>,
+    pub rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KbBackendFile {
+    /// Markdown articles in the folder `path`, relative to the connectors folder.
+    Local,
+    /// The helpdesk's own knowledge base (Zendesk Help Center, ...).
+    Helpdesk,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeBaseFile {
+    pub backend: KbBackendFile,
+    pub path: Option<PathBuf>,
+    pub threshold: Option<f64>,
+    pub gap_below: Option<f64>,
+    pub max_candidates: Option<usize>,
+    pub default_locale: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictFile {
+    pub late_after_hours: Option<i64>,
+}
+
+/// Where a connector's knowledge base lives, validated.
+#[derive(Debug, Clone)]
+pub enum KbBackend {
+    Local(PathBuf),
+    Helpdesk,
+}
+
+/// A connector that passed validation: everything needed to build it, nothing built yet.
+#[derive(Debug)]
+pub struct ValidConnector {
+    pub id: String,
+    pub file: PathBuf,
+    pub helpdesk: ValidHelpdesk,
+    pub policy: Policy,
+    pub kb_backend: KbBackend,
+    pub max_candidates: usize,
+}
+
+pub const DEFAULT_GAP_BELOW: f64 = 0.3;
+pub const DEFAULT_MAX_CANDIDATES: usize = 10;
+pub const DEFAULT_LATE_AFTER_HOURS: i64 = 48;
+pub const DEFAULT_LOCALE: &str = "en-us";
+
+/// Loads every `*.toml` directly in `dir` (sub-folders hold articles and examples and are not
+/// read). Returns every problem in every file, or the connectors sorted by id.
+pub fn load_dir(dir: &Path, env: Env) -> Result<Vec<ValidConnector>, Vec<ConfigError>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![ConfigError {
+            file: dir.to_path_buf(),
+            key: String::new(),
+            message: format!("cannot read the connectors folder: {e}"),
+        }]
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(vec![ConfigError {
+            file: dir.to_path_buf(),
+            key: String::new(),
+            message: "no connector files (*.toml) in this folder".into(),
+        }]);
+    }
+    let mut connectors = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match load_file(&path, env) {
+            Ok(c) => connectors.push(c),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(connectors)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Loads one connector file; its id is the file name without `.toml`.
+pub fn load_file(path: &Path, env: Env) -> Result<ValidConnector, Vec<ConfigError>> {
+    let at = |problems: Vec<Problem>| -> Vec<ConfigError> {
+        problems
+            .into_iter()
+            .map(|p| ConfigError {
+                file: path.to_path_buf(),
+                key: p.key,
+                message: p.message,
+            })
+            .collect()
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| at(vec![Problem::new("", format!("cannot read: {e}"))]))?;
+    let id = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&id, &text, base, env).map_err(at).map(|mut c| {
+        c.file = path.to_path_buf();
+        c
+    })
+}
+
+/// Parses and validates a connector's text. `base` resolves relative paths in it.
+pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnector, Vec<Problem>> {
+    let mut problems = Vec::new();
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        problems.push(Problem::new(
+            "",
+            format!("the file name `{id}` must be a connector id: letters, digits, - and _ only"),
+        ));
+    }
+    let mut table: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(Problem::new("", format!("not valid TOML: {}", e.message())));
+            return Err(problems);
+        }
+    };
+    problems.extend(
+        vars::expand(&mut table, env)
+            .into_iter()
+            .map(|p| Problem::new(p.key, p.message)),
+    );
+    let file: ConnectorFile = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+        Ok(f) => f,
+        Err(e) => {
+            let key = e.path().to_string();
+            problems.push(Problem::new(
+                if key == "." { String::new() } else { key },
+                e.into_inner().message().to_string(),
+            ));
+            return Err(problems);
+        }
+    };
+    let validated = validate(id, file, base, &mut problems);
+    match validated {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(problems),
+    }
+}
+
+fn validate(
+    id: &str,
+    file: ConnectorFile,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<ValidConnector> {
+    let rules: Vec<FieldRule> =
+        validate_rules(&file.handoff.rules, "handoff.rules", false, problems);
+    let mut overrides = Vec::new();
+    for (i, o) in file.handoff.overrides.iter().enumerate() {
+        let key = format!("handoff.overrides[{i}]");
+        let scope = match (&o.partner, &o.product) {
+            (Some(p), None) => Some(Scope::Partner(p.clone())),
+            (None, Some(p)) => Some(Scope::Product(p.clone())),
+            _ => {
+                problems.push(Problem::new(
+                    &key,
+                    "name exactly one of `partner` or `product`",
+                ));
+                None
+            }
+        };
+        let rules = validate_rules(&o.rules, &format!("{key}.rules"), true, problems);
+        if let Some(scope) = scope {
+            overrides.push(Override { scope, rules });
+        }
+    }
+    let kb = &file.knowledge_base;
+    let threshold = kb.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let gap_below = kb.gap_below.unwrap_or(DEFAULT_GAP_BELOW);
+    for (key, v) in [("threshold", threshold), ("gap_below", gap_below)] {
+        if !(v > 0.0 && v <= 1.0) {
+            problems.push(Problem::new(
+                format!("knowledge_base.{key}"),
+                format!("must be above 0 and at most 1, found {v}"),
+            ));
+        }
+    }
+    let max_candidates = kb.max_candidates.unwrap_or(DEFAULT_MAX_CANDIDATES);
+    if !(1..=100).contains(&max_candidates) {
+        problems.push(Problem::new(
+            "knowledge_base.max_candidates",
+            format!("must be 1 to 100, found {max_candidates}"),
+        ));
+    }
+    let kb_backend = match (kb.backend, &kb.path) {
+        (KbBackendFile::Local, Some(path)) => {
+            let full = base.join(path);
+            if !full.is_dir() {
+                problems.push(Problem::new(
+                    "knowledge_base.path",
+                    format!("`{}` is not a folder", full.display()),
+                ));
+            }
+            KbBackend::Local(full)
+        }
+        (KbBackendFile::Local, None) => {
+            problems.push(Problem::new(
+                "knowledge_base.path",
+                "backend `local` needs `path`, the folder of Markdown articles",
+            ));
+            KbBackend::Local(PathBuf::new())
+        }
+        (KbBackendFile::Helpdesk, Some(_)) => {
+            problems.push(Problem::new(
+                "knowledge_base.path",
+                "backend `helpdesk` searches the helpdesk's own knowledge base; remove `path`",
+            ));
+            KbBackend::Helpdesk
+        }
+        (KbBackendFile::Helpdesk, None) => KbBackend::Helpdesk,
+    };
+    let late = file
+        .verdict
+        .late_after_hours
+        .unwrap_or(DEFAULT_LATE_AFTER_HOURS);
+    if late <= 0 {
+        problems.push(Problem::new(
+            "verdict.late_after_hours",
+            format!("must be a positive number of hours, found {late}"),
+        ));
+    }
+    let mut known_fields = Vec::new();
+    let helpdesk = file
+        .helpdesk
+        .validate(&kb_backend, &mut known_fields, problems);
+    for (key, field) in rules.iter().map(|r| ("handoff.rules", &r.field)).chain(
+        overrides
+            .iter()
+            .flat_map(|o| o.rules.iter().map(|(f, _)| ("handoff.overrides", f))),
+    ) {
+        if !known_fields.contains(field) {
+            problems.push(Problem::new(
+                key,
+                format!(
+                    "field `{field}` is not mapped in [helpdesk.fields] (mapped: {})",
+                    if known_fields.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known_fields.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    Some(ValidConnector {
+        id: id.to_string(),
+        file: PathBuf::new(),
+        helpdesk: helpdesk?,
+        policy: Policy {
+            handoff: HandoffRules { rules, overrides },
+            kb: KbSettings {
+                threshold,
+                gap_below,
+                default_locale: kb
+                    .default_locale
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_LOCALE.into())
+                    .to_ascii_lowercase(),
+            },
+            late_after: Duration::hours(late.max(1)),
+        },
+        kb_backend,
+        max_candidates,
+    })
+}
+
+fn validate_rules<T: FromRule>(
+    rules: &[RuleFile],
+    key: &str,
+    in_override: bool,
+    problems: &mut Vec<Problem>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        let unused = |name: &str, present: bool, problems: &mut Vec<Problem>| {
+            if present {
+                problems.push(Problem::new(
+                    format!("{key}.{name}"),
+                    format!("is not used by rule `{:?}`", r.rule).to_lowercase(),
+                ));
+            }
+        };
+        let rule = match r.rule {
+            RuleKind::Present => Some(Rule::Present),
+            RuleKind::MinLength => match r.min {
+                Some(n) if n > 0 => Some(Rule::MinLength(n)),
+                _ => {
+                    problems.push(Problem::new(
+                        format!("{key}.min"),
+                        "rule `min_length` needs `min`, a number above 0",
+                    ));
+                    None
+                }
+            },
+            RuleKind::OneOf => match &r.values {
+                Some(v) if !v.is_empty() => Some(Rule::OneOf(v.clone())),
+                _ => {
+                    problems.push(Problem::new(
+                        format!("{key}.values"),
+                        "rule `one_of` needs `values`, a non-empty list",
+                    ));
+                    None
+                }
+            },
+            RuleKind::Regex => match r.pattern.as_deref().map(Regex::new) {
+                Some(Ok(re)) => Some(Rule::Regex(re)),
+                Some(Err(e)) => {
+                    problems.push(Problem::new(
+                        format!("{key}.pattern"),
+                        format!("not a valid regular expression: {e}"),
+                    ));
+                    None
+                }
+                None => {
+                    problems.push(Problem::new(
+                        format!("{key}.pattern"),
+                        "rule `regex` needs `pattern`",
+                    ));
+                    None
+                }
+            },
+            RuleKind::Optional => {
+                if !in_override {
+                    problems.push(Problem::new(
+                        format!("{key}.rule"),
+                        "`optional` is only meaningful in an override; leave the field out instead",
+                    ));
+                }
+                None
+            }
+        };
+        unused(
+            "min",
+            r.rule != RuleKind::MinLength && r.min.is_some(),
+            problems,
+        );
+        unused(
+            "values",
+            r.rule != RuleKind::OneOf && r.values.is_some(),
+            problems,
+        );
+        unused(
+            "pattern",
+            r.rule != RuleKind::Regex && r.pattern.is_some(),
+            problems,
+        );
+        if r.field.trim().is_empty() {
+            problems.push(Problem::new(format!("{key}.field"), "must not be empty"));
+        }
+        if let Some(item) = T::from_rule(&r.field, rule, r.rule) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Rules in the base list are required rules; in overrides they may also be `optional`.
+trait FromRule: Sized {
+    fn from_rule(field: &str, rule: Option<Rule>, kind: RuleKind) -> Option<Self>;
+}
+
+impl FromRule for FieldRule {
+    fn from_rule(field: &str, rule: Option<Rule>, _: RuleKind) -> Option<Self> {
+        rule.map(|rule| FieldRule {
+            field: field.to_string(),
+            rule,
+        })
+    }
+}
+
+impl FromRule for (String, Option<Rule>) {
+    fn from_rule(field: &str, rule: Option<Rule>, kind: RuleKind) -> Option<Self> {
+        match (rule, kind) {
+            (Some(r), _) => Some((field.to_string(), Some(r))),
+            (None, RuleKind::Optional) => Some((field.to_string(), None)),
+            (None, _) => None,
+        }
+    }
+}

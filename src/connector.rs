@@ -1,0 +1,108 @@
+//! A connector at run time: its helpdesk, its knowledge base and its policy, and the one path
+//! every escalation takes through them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::Instrument;
+
+use crate::assess::kb::rescore::clean_query;
+use crate::assess::{Policy, Verdict, assess, note};
+use crate::config::{KbBackend, ValidConnector};
+use crate::escalation::Escalation;
+use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
+use crate::kb::local::LocalIndex;
+use crate::kb::{KbError, KnowledgeBase};
+use crate::metrics as m;
+
+pub struct Connector {
+    pub id: String,
+    pub helpdesk: Arc<dyn Helpdesk>,
+    pub kb: Arc<dyn KnowledgeBase>,
+    pub policy: Policy,
+    pub max_candidates: usize,
+}
+
+/// Connectors by id, as `/hooks/{id}` routes to them.
+pub type Connectors = Arc<HashMap<String, Arc<Connector>>>;
+
+impl Connector {
+    /// Builds clients and the embedded index (reads the article folder; no network).
+    pub fn build(valid: ValidConnector) -> anyhow::Result<Connector> {
+        let id = valid.id.clone();
+        let helpdesk = valid
+            .helpdesk
+            .build(&id)
+            .with_context(|| format!("connector {id}: building the HTTP client"))?;
+        let kb: Arc<dyn KnowledgeBase> = match &valid.kb_backend {
+            KbBackend::Local(dir) => Arc::new(
+                LocalIndex::from_dir(dir)
+                    .with_context(|| format!("connector {id}: building the knowledge base"))?,
+            ),
+            KbBackend::Helpdesk => helpdesk.knowledge_base().with_context(|| {
+                format!("connector {id}: its helpdesk has no knowledge base API configured")
+            })?,
+        };
+        Ok(Connector {
+            id,
+            helpdesk,
+            kb,
+            policy: valid.policy,
+            max_candidates: valid.max_candidates,
+        })
+    }
+
+    /// Searches the knowledge base and judges the escalation.
+    pub async fn judge(&self, esc: &Escalation) -> Result<Verdict, KbError> {
+        let locale = esc
+            .requester
+            .locale
+            .clone()
+            .unwrap_or_else(|| self.policy.kb.default_locale.clone());
+        let query = clean_query(&esc.case_text());
+        let candidates = self
+            .kb
+            .search(&query, Some(&locale), self.max_candidates)
+            .await?;
+        Ok(assess(esc, &self.policy, &candidates))
+    }
+
+    /// Reads, judges and writes back one ticket. Nothing is written twice: a ticket that already
+    /// carries a verdict is left as it is.
+    pub async fn process(&self, ticket: &TicketRef) -> Result<Processed, ProcessError> {
+        let span =
+            tracing::info_span!("ticket", ticket = %ticket.id, partner = tracing::field::Empty);
+        async {
+            let loaded = self.helpdesk.load(ticket).await?;
+            tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
+            if let Some(outcome) = loaded.judged.clone() {
+                tracing::info!(verdict = %outcome, "Ticket already carries a verdict; nothing written");
+                return Ok(Processed {
+                    outcome,
+                    written: Written::Already,
+                    verdict: None,
+                });
+            }
+            let verdict = self.judge(&loaded.escalation).await?;
+            let text = note::render(&loaded.escalation, &verdict);
+            let written = self.helpdesk.write_back(&loaded, &verdict, &text).await?;
+            if written != Written::Already {
+                m::verdict(&self.id, &loaded.escalation.partner, &verdict);
+            }
+            tracing::info!(
+                verdict = verdict.outcome.as_str(),
+                reasons = ?verdict.reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
+                written = ?written,
+                "Escalation judged"
+            );
+            Ok(Processed {
+                outcome: verdict.outcome.as_str().to_string(),
+                written,
+                verdict: Some(verdict),
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,54 @@
+//! The normalized escalation: what every helpdesk's ticket is mapped to before it is judged.
+//! Nothing here names a helpdesk.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One case a partner handed over to the vendor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Escalation {
+    /// The connector (file name) the escalation came through.
+    pub connector: String,
+    /// The helpdesk's own ticket id.
+    pub ticket_id: String,
+    /// The partner that handled the case first; `unknown` when the ticket does not say.
+    pub partner: String,
+    pub subject: String,
+    pub description: String,
+    /// Hand-off fields by their configured name (empty values are left out).
+    pub handoff: BTreeMap<String, String>,
+    pub requester: Requester,
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub channel: Option<String>,
+    pub issue_type: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub escalated_at: DateTime<Utc>,
+    /// Knowledge-base article ids or URLs the partner says it already tried.
+    pub tried_articles: Vec<String>,
+    /// The ticket as a person opens it in the helpdesk.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requester {
+    pub email: Option<String>,
+    /// Lower-case locale such as `en-us`.
+    pub locale: Option<String>,
+}
+
+/// The partner label used when a ticket names none.
+pub const UNKNOWN_PARTNER: &str = "unknown";
+
+impl Escalation {
+    /// The text the knowledge base is searched with and candidates are re-scored against.
+    pub fn case_text(&self) -> String {
+        if self.description.trim().starts_with(self.subject.trim()) {
+            self.description.clone()
+        } else {
+            format!("{}\n\n{}", self.subject, self.description)
+        }
+    }
+}

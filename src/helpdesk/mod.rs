@@ -1,0 +1,275 @@
+//! Helpdesks: one folder each with the same files (config, webhook, api, mod). A helpdesk turns a
+//! verified inbound call into tickets, a ticket into an escalation, and a verdict into a
+//! write-back. It knows nothing of how escalations are judged.
+
+pub mod zendesk;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::assess::Verdict;
+use crate::config::{KbBackend, Problem};
+use crate::escalation::Escalation;
+use crate::http::UpstreamError;
+use crate::kb::KnowledgeBase;
+
+/// The `[helpdesk]` table, by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HelpdeskConfig {
+    Zendesk(zendesk::config::ZendeskConfig),
+}
+
+/// A validated `[helpdesk]` table: nothing built, no network touched.
+#[derive(Debug)]
+pub enum ValidHelpdesk {
+    Zendesk(zendesk::config::ValidZendesk),
+}
+
+impl HelpdeskConfig {
+    /// Validates the table; `known_fields` receives every hand-off field name the helpdesk maps.
+    pub fn validate(
+        self,
+        kb: &KbBackend,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<ValidHelpdesk> {
+        match self {
+            HelpdeskConfig::Zendesk(c) => c
+                .validate(kb, known_fields, problems)
+                .map(ValidHelpdesk::Zendesk),
+        }
+    }
+}
+
+impl ValidHelpdesk {
+    /// Builds the runtime helpdesk (HTTP clients; no call is made yet).
+    pub fn build(self, connector: &str) -> Result<Arc<dyn Helpdesk>, reqwest::Error> {
+        match self {
+            ValidHelpdesk::Zendesk(c) => Ok(Arc::new(zendesk::Zendesk::new(connector, c)?)),
+        }
+    }
+}
+
+/// One inbound call, as the server hands it to the helpdesk.
+pub struct Inbound<'a> {
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: &'a Bytes,
+    pub now: DateTime<Utc>,
+}
+
+/// What a verified inbound call asks for.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The helpdesk's id of this delivery, for the logs.
+    pub delivery_id: Option<String>,
+    pub tickets: Vec<TicketRef>,
+}
+
+/// A ticket named by a verified call.
+#[derive(Debug, Clone)]
+pub struct TicketRef {
+    pub id: String,
+    /// When the helpdesk escalated it (from the signed call).
+    pub escalated_at: DateTime<Utc>,
+    /// The ticket itself, when the connector takes it from the signed body.
+    pub snapshot: Option<serde_json::Value>,
+}
+
+/// A ticket read from the helpdesk, ready to judge.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub escalation: Escalation,
+    /// The verdict already on the ticket (`good`/`bad`), if any: nothing is written again.
+    pub judged: Option<String>,
+    /// The helpdesk's version of the ticket, for a conditional write.
+    pub version: Option<String>,
+}
+
+/// How a write-back ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Tags and note written now.
+    Now,
+    /// Another delivery wrote the verdict first.
+    Already,
+    /// The connector only logs what it would write.
+    Logged,
+}
+
+/// Why an inbound call is refused (4xx): the caller must not retry it unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// Why a ticket could not be finished.
+#[derive(Debug, thiserror::Error)]
+pub enum HelpdeskError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The ticket cannot be judged (not found, unusable): retrying will not help.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl HelpdeskError {
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            HelpdeskError::Upstream(UpstreamError::Unavailable { .. })
+        )
+    }
+}
+
+/// The outcome for one ticket of a delivery.
+#[derive(Debug)]
+pub struct TicketOutcome {
+    pub ticket: String,
+    pub result: Result<Processed, ProcessError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub outcome: String,
+    pub written: Written,
+    pub verdict: Option<Verdict>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Helpdesk(#[from] HelpdeskError),
+    #[error(transparent)]
+    Kb(#[from] crate::kb::KbError),
+}
+
+impl ProcessError {
+    /// Whether the helpdesk should deliver again later.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProcessError::Helpdesk(e) => e.retryable(),
+            ProcessError::Kb(_) => true,
+        }
+    }
+
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            ProcessError::Helpdesk(HelpdeskError::Upstream(e)) => {
+                e.retry_after().map_or(60, |d| d.as_secs().max(1))
+            }
+            _ => 60,
+        }
+    }
+}
+
+/// A JSON error answer: `{"error": ..., "detail": ...}`.
+pub fn json_error(status: StatusCode, error: &str, detail: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "detail": detail})),
+    )
+        .into_response()
+}
+
+#[async_trait]
+pub trait Helpdesk: Send + Sync {
+    /// `zendesk`, `salesforce`, ...: the `helpdesk` label of upstream metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Verifies an inbound call and names the tickets it asks about. No I/O.
+    fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError>;
+
+    /// Reads a ticket and maps it to an escalation.
+    async fn load(&self, ticket: &TicketRef) -> Result<Loaded, HelpdeskError>;
+
+    /// Maps a saved ticket (as the helpdesk's API returns it) to an escalation, offline.
+    fn escalation_from_snapshot(
+        &self,
+        snapshot: &serde_json::Value,
+        escalated_at: DateTime<Utc>,
+    ) -> Result<Escalation, HelpdeskError>;
+
+    /// Writes the verdict's tags or fields and one internal note, unless already there.
+    async fn write_back(
+        &self,
+        loaded: &Loaded,
+        verdict: &Verdict,
+        note: &str,
+    ) -> Result<Written, HelpdeskError>;
+
+    /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
+    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
+
+    /// The answer to a refused call.
+    fn reject(&self, err: &HookError) -> Response {
+        match err {
+            HookError::Unauthorized(d) => json_error(StatusCode::UNAUTHORIZED, "unauthorized", d),
+            HookError::BadRequest(d) => json_error(StatusCode::BAD_REQUEST, "bad_request", d),
+        }
+    }
+
+    /// The answer once every ticket of the delivery was tried: 2xx only when all are written.
+    fn respond(&self, outcomes: &[TicketOutcome]) -> Response {
+        default_respond(outcomes)
+    }
+}
+
+/// JSON answer: 200 with each ticket's verdict; 503 + `Retry-After` when any ticket must be
+/// retried; 422 when a ticket cannot be judged at all.
+pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
+    let retry: Option<u64> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err())
+        .filter(|e| e.retryable())
+        .map(ProcessError::retry_after_secs)
+        .max();
+    if let Some(secs) = retry {
+        let mut resp = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            "the escalation could not be finished now; deliver it again later",
+        );
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs),
+        );
+        return resp;
+    }
+    if let Some(e) = outcomes.iter().find_map(|o| o.result.as_ref().err()) {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unusable_ticket",
+            &e.to_string(),
+        );
+    }
+    let results: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result.as_ref().ok().map(|p| {
+                json!({
+                    "ticket": o.ticket,
+                    "verdict": p.outcome,
+                    "written": match p.written {
+                        Written::Now => "now",
+                        Written::Already => "already",
+                        Written::Logged => "logged",
+                    },
+                    "assessment": p.verdict,
+                })
+            })
+        })
+        .collect();
+    (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
+}

@@ -1,0 +1,251 @@
+//! The Zendesk Support and Help Center API calls escalation-gate makes.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::{RequestBuilder, StatusCode, Url};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::config::Auth;
+use crate::http::{Upstream, UpstreamError};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text};
+
+pub struct ZendeskApi {
+    upstream: Upstream,
+    base: Url,
+    auth: Auth,
+}
+
+/// How a conditional ticket update ended.
+pub enum Update {
+    Applied,
+    /// `safe_update` found a newer ticket: re-read and decide again.
+    Conflict,
+}
+
+const HELP_CENTER_QUERY_CHARS: usize = 200;
+
+impl ZendeskApi {
+    pub fn new(upstream: Upstream, base: Url, auth: Auth) -> ZendeskApi {
+        ZendeskApi {
+            upstream,
+            base,
+            auth,
+        }
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}{path}"));
+        url
+    }
+
+    fn authed(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.auth {
+            Auth::ApiToken { email, token } => {
+                req.basic_auth(format!("{email}/token"), Some(token.expose_secret()))
+            }
+            Auth::Bearer(token) => req.bearer_auth(token.expose_secret()),
+        }
+    }
+
+    /// `GET /api/v2/tickets/{id}.json?include=users,organizations`: the ticket with its
+    /// requester and organization sideloaded. `None` when there is no such ticket.
+    pub async fn ticket(&self, id: &str) -> Result<Option<Value>, UpstreamError> {
+        let url = self.url(&format!("/api/v2/tickets/{id}.json"));
+        let resp = self
+            .upstream
+            .send("get_ticket", |c| {
+                self.authed(c.get(url.clone()))
+                    .query(&[("include", "users,organizations")])
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        json_of("get_ticket", resp).await.map(Some)
+    }
+
+    /// `PUT /api/v2/tickets/{id}.json` with `safe_update`: one internal note and tags, applied
+    /// together or not at all.
+    pub async fn add_note_and_tags(
+        &self,
+        id: &str,
+        note: &str,
+        tags: &[String],
+        updated_stamp: &str,
+    ) -> Result<Update, UpstreamError> {
+        let url = self.url(&format!("/api/v2/tickets/{id}.json"));
+        let body = json!({
+            "ticket": {
+                "comment": { "body": note, "public": false },
+                "additional_tags": tags,
+                "safe_update": true,
+                "updated_stamp": updated_stamp,
+            }
+        });
+        let resp = self
+            .upstream
+            .send("update_ticket", |c| {
+                self.authed(c.put(url.clone())).json(&body)
+            })
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(Update::Applied),
+            StatusCode::CONFLICT => Ok(Update::Conflict),
+            _ => Err(rejected("update_ticket", resp).await),
+        }
+    }
+
+    /// `GET /api/v2/help_center/articles/search.json`.
+    pub async fn search_articles(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        per_page: usize,
+    ) -> Result<Vec<Article>, UpstreamError> {
+        let url = self.url("/api/v2/help_center/articles/search.json");
+        let query: String = query.chars().take(HELP_CENTER_QUERY_CHARS).collect();
+        let per_page = per_page.clamp(1, 100).to_string();
+        let resp = self
+            .upstream
+            .send("search_articles", |c| {
+                let mut params = vec![("query", query.as_str()), ("per_page", per_page.as_str())];
+                if let Some(l) = locale {
+                    params.push(("locale", l));
+                }
+                self.authed(c.get(url.clone())).query(&params)
+            })
+            .await?;
+        let body = json_of("search_articles", resp).await?;
+        let results = body
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| UpstreamError::Invalid {
+                call: "search_articles",
+                detail: "no `results` array".into(),
+            })?;
+        Ok(results
+            .iter()
+            .filter(|r| {
+                r.get("result_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("article")
+                    == "article"
+            })
+            .filter_map(article)
+            .collect())
+    }
+}
+
+/// A Help Center article as a knowledge-base article. Its publication time is the later of
+/// `created_at` and `edited_at`: the text as it stands existed only from its last edit on, and a
+/// partner cannot be blamed for a text that did not exist yet.
+fn article(v: &Value) -> Option<Article> {
+    let time = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let published_at = match (time("created_at"), time("edited_at")) {
+        (Some(c), Some(e)) => Some(c.max(e)),
+        (c, e) => c.or(e),
+    };
+    Some(Article {
+        id: match v.get("id")? {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => return None,
+        },
+        title: v.get("title")?.as_str()?.to_string(),
+        body: html_to_text(v.get("body").and_then(Value::as_str).unwrap_or("")),
+        url: v
+            .get("html_url")
+            .or_else(|| v.get("url"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        locale: v
+            .get("locale")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase(),
+        published_at,
+        draft: v.get("draft").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+async fn json_of(call: &'static str, resp: reqwest::Response) -> Result<Value, UpstreamError> {
+    if !resp.status().is_success() {
+        return Err(rejected(call, resp).await);
+    }
+    resp.json().await.map_err(|e| UpstreamError::Invalid {
+        call,
+        detail: format!("body is not JSON: {e}"),
+    })
+}
+
+/// A refusal, with Zendesk's own `error`/`description` (never the request, which may carry
+/// customer text).
+async fn rejected(call: &'static str, resp: reqwest::Response) -> UpstreamError {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let detail = [body.get("error"), body.get("description")]
+        .into_iter()
+        .flatten()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ");
+    UpstreamError::Rejected {
+        call,
+        status,
+        detail,
+    }
+}
+
+/// The Help Center as a knowledge-base backend.
+pub struct HelpCenter(pub std::sync::Arc<ZendeskApi>);
+
+#[async_trait]
+impl KnowledgeBase for HelpCenter {
+    async fn search(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Article>, KbError> {
+        self.0
+            .search_articles(query, locale, limit)
+            .await
+            .map_err(|e| KbError::Unavailable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn article_takes_the_later_of_created_and_edited() {
+        let a = article(&json!({
+            "id": 360001, "title": "Reset", "body": "<p>Do &amp; done</p>",
+            "html_url": "https://acme.zendesk.com/hc/en-us/articles/360001-Reset",
+            "locale": "en-US", "draft": false,
+            "created_at": "2024-01-01T00:00:00Z", "edited_at": "2024-03-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(a.id, "360001");
+        assert_eq!(a.body, "Do & done\n");
+        assert_eq!(a.locale, "en-us");
+        assert_eq!(
+            a.published_at.unwrap().to_rfc3339(),
+            "2024-03-01T00:00:00+00:00"
+        );
+        assert!(article(&json!({"title": "no id"})).is_none());
+    }
+}

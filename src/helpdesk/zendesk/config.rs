@@ -1,0 +1,271 @@
+//! The `[helpdesk]` table of a Zendesk connector.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::config::{KbBackend, Problem};
+use crate::http::RetrySettings;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskConfig {
+    /// `https://{subdomain}.zendesk.com`, or a local server in tests.
+    pub base_url: Option<String>,
+    pub auth: Option<AuthFile>,
+    /// Webhook signing secrets; more than one while rotating.
+    pub signing_secrets: Vec<SecretString>,
+    pub timestamp_tolerance_secs: Option<u64>,
+    #[serde(default)]
+    pub ticket_source: TicketSource,
+    #[serde(default)]
+    pub write_back: WriteBackMode,
+    /// Custom field id → hand-off field name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub partner: PartnerSource,
+    pub product_field: Option<String>,
+    pub version_field: Option<String>,
+    pub tried_articles_field: Option<String>,
+    #[serde(default)]
+    pub tags: TagsFile,
+    #[serde(default)]
+    pub http: HttpFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthFile {
+    /// HTTP Basic `{email}/token:{token}`.
+    ApiToken { email: String, token: SecretString },
+    /// `Authorization: Bearer {token}` with an OAuth access token.
+    OauthBearer { token: SecretString },
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketSource {
+    /// Read the ticket through the Support API (production).
+    #[default]
+    Api,
+    /// The signed webhook body carries the ticket as the API returns it (demo, offline).
+    WebhookBody,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteBackMode {
+    /// Tags and an internal note through the Support API.
+    #[default]
+    Api,
+    /// Log what would be written; write nothing (demo).
+    Log,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PartnerSource {
+    /// The ticket's organization name.
+    #[default]
+    Organization,
+    /// A mapped custom field (its name from `fields`).
+    Field { field: String },
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagsFile {
+    pub good: String,
+    pub bad: String,
+    /// Prefix of the reason and flag tags: `{prefix}missing_handoff`, `{prefix}kb_resolvable`,
+    /// `{prefix}late`, `{prefix}kb_gap`.
+    pub reason_prefix: String,
+}
+
+impl Default for TagsFile {
+    fn default() -> Self {
+        TagsFile {
+            good: "escalation_good".into(),
+            bad: "escalation_bad".into(),
+            reason_prefix: "escalation_".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub max_retry_wait_secs: Option<u64>,
+}
+
+#[derive(Debug)]
+pub enum Auth {
+    ApiToken { email: String, token: SecretString },
+    Bearer(SecretString),
+}
+
+/// A Zendesk connector after validation.
+#[derive(Debug)]
+pub struct ValidZendesk {
+    pub base_url: Option<reqwest::Url>,
+    pub auth: Option<Auth>,
+    pub signing_secrets: Vec<SecretString>,
+    pub tolerance: chrono::Duration,
+    pub ticket_source: TicketSource,
+    pub write_back: WriteBackMode,
+    pub fields: BTreeMap<u64, String>,
+    pub partner: PartnerSource,
+    pub product_field: Option<String>,
+    pub version_field: Option<String>,
+    pub tried_articles_field: Option<String>,
+    pub tags: TagsFile,
+    pub retry: RetrySettings,
+    pub help_center: bool,
+}
+
+pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+
+impl ZendeskConfig {
+    pub fn validate(
+        self,
+        kb: &KbBackend,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<ValidZendesk> {
+        let start = problems.len();
+        let key = |k: &str| format!("helpdesk.{k}");
+        let mut fields = BTreeMap::new();
+        for (id, name) in &self.fields {
+            match id.parse::<u64>() {
+                Ok(n) => {
+                    fields.insert(n, name.clone());
+                }
+                Err(_) => problems.push(Problem::new(
+                    key(&format!("fields.{id}")),
+                    "keys are Zendesk custom field ids (numbers)",
+                )),
+            }
+            if known_fields.contains(name) {
+                problems.push(Problem::new(
+                    key(&format!("fields.{id}")),
+                    format!("the name `{name}` is mapped twice"),
+                ));
+            }
+            known_fields.push(name.clone());
+        }
+        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
+            if let Some(name) = v
+                && !self.fields.values().any(|n| n == name)
+            {
+                problems.push(Problem::new(
+                    key(k),
+                    format!("`{name}` is not a name mapped in [helpdesk.fields]"),
+                ));
+            }
+        };
+        mapped("product_field", &self.product_field, problems);
+        mapped("version_field", &self.version_field, problems);
+        mapped("tried_articles_field", &self.tried_articles_field, problems);
+        if let PartnerSource::Field { field } = &self.partner {
+            mapped("partner.field", &Some(field.clone()), problems);
+        }
+        if self.signing_secrets.is_empty() {
+            problems.push(Problem::new(
+                key("signing_secrets"),
+                "at least one webhook signing secret is needed",
+            ));
+        }
+        let tolerance = self
+            .timestamp_tolerance_secs
+            .unwrap_or(DEFAULT_TOLERANCE_SECS);
+        if !(1..=3600).contains(&tolerance) {
+            problems.push(Problem::new(
+                key("timestamp_tolerance_secs"),
+                format!("must be 1 to 3600 seconds, found {tolerance}"),
+            ));
+        }
+        let help_center = matches!(kb, KbBackend::Helpdesk);
+        let needs_api = self.ticket_source == TicketSource::Api
+            || self.write_back == WriteBackMode::Api
+            || help_center;
+        let base_url = match &self.base_url {
+            Some(u) => match reqwest::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                _ => {
+                    problems.push(Problem::new(
+                        key("base_url"),
+                        format!("`{u}` is not an http(s) URL"),
+                    ));
+                    None
+                }
+            },
+            None if needs_api => {
+                problems.push(Problem::new(
+                    key("base_url"),
+                    "is required: the connector reads tickets, writes back or searches the Help Center through the API",
+                ));
+                None
+            }
+            None => None,
+        };
+        let auth = match self.auth {
+            Some(AuthFile::ApiToken { email, token }) => {
+                if !email.contains('@') {
+                    problems.push(Problem::new(
+                        key("auth.email"),
+                        format!("`{email}` is not an e-mail address"),
+                    ));
+                }
+                Some(Auth::ApiToken { email, token })
+            }
+            Some(AuthFile::OauthBearer { token }) => Some(Auth::Bearer(token)),
+            None if needs_api => {
+                problems.push(Problem::new(
+                    key("auth"),
+                    "is required: the connector calls the Zendesk API",
+                ));
+                None
+            }
+            None => None,
+        };
+        for (k, v) in [
+            ("tags.good", &self.tags.good),
+            ("tags.bad", &self.tags.bad),
+            ("tags.reason_prefix", &self.tags.reason_prefix),
+        ] {
+            if v.is_empty() || v.contains(char::is_whitespace) {
+                problems.push(Problem::new(
+                    key(k),
+                    "a Zendesk tag must be non-empty and contain no spaces",
+                ));
+            }
+        }
+        let retry = RetrySettings::from_file(
+            self.http.timeout_secs,
+            self.http.max_retries,
+            self.http.max_retry_wait_secs,
+            "helpdesk.http",
+            problems,
+        );
+        (problems.len() == start).then_some(ValidZendesk {
+            base_url,
+            auth,
+            signing_secrets: self.signing_secrets,
+            tolerance: chrono::Duration::seconds(tolerance as i64),
+            ticket_source: self.ticket_source,
+            write_back: self.write_back,
+            fields,
+            partner: self.partner,
+            product_field: self.product_field,
+            version_field: self.version_field,
+            tried_articles_field: self.tried_articles_field,
+            tags: self.tags,
+            retry,
+            help_center,
+        })
+    }
+}

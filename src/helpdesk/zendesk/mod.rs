@@ -1,0 +1,324 @@
+//! Zendesk Support: a webhook from a trigger in, the ticket through the Support API, the verdict
+//! back as tags and one internal note, and the Help Center as a knowledge base.
+
+pub mod api;
+pub mod config;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use self::api::{HelpCenter, Update, ZendeskApi};
+use self::config::{PartnerSource, TicketSource, ValidZendesk, WriteBackMode};
+use super::{Delivery, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written};
+use crate::assess::{Outcome, Verdict};
+use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::http::{Upstream, UpstreamError};
+use crate::kb::KnowledgeBase;
+
+/// How often a write that lost a `safe_update` race is re-read and tried again.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+pub struct Zendesk {
+    connector: String,
+    cfg: ValidZendesk,
+    api: Option<Arc<ZendeskApi>>,
+}
+
+impl Zendesk {
+    pub fn new(connector: &str, mut cfg: ValidZendesk) -> Result<Zendesk, reqwest::Error> {
+        let api = match (cfg.base_url.clone(), cfg.auth.take()) {
+            (Some(base), Some(auth)) => Some(Arc::new(ZendeskApi::new(
+                Upstream::new("zendesk", cfg.retry)?,
+                base,
+                auth,
+            ))),
+            _ => None,
+        };
+        Ok(Zendesk {
+            connector: connector.to_string(),
+            cfg,
+            api,
+        })
+    }
+
+    fn api(&self) -> Result<&ZendeskApi, HelpdeskError> {
+        self.api.as_deref().ok_or_else(|| {
+            HelpdeskError::Unusable("the connector has no Zendesk API configured".into())
+        })
+    }
+
+    /// The tags a verdict is written as.
+    pub fn tags_for(&self, v: &Verdict) -> Vec<String> {
+        let t = &self.cfg.tags;
+        let mut tags = vec![match v.outcome {
+            Outcome::Good => t.good.clone(),
+            Outcome::Bad => t.bad.clone(),
+        }];
+        tags.extend(
+            v.reasons
+                .iter()
+                .map(|r| format!("{}{}", t.reason_prefix, r.name())),
+        );
+        for (flag, on) in [("late", v.flags.late), ("kb_gap", v.flags.kb_gap)] {
+            if on {
+                tags.push(format!("{}{flag}", t.reason_prefix));
+            }
+        }
+        tags
+    }
+
+    fn judged(&self, ticket: &Value) -> Option<String> {
+        let tags = ticket.get("tags")?.as_array()?;
+        let has = |tag: &str| tags.iter().any(|t| t.as_str() == Some(tag));
+        if has(&self.cfg.tags.bad) {
+            Some(Outcome::Bad.as_str().into())
+        } else if has(&self.cfg.tags.good) {
+            Some(Outcome::Good.as_str().into())
+        } else {
+            None
+        }
+    }
+
+    fn loaded(
+        &self,
+        snapshot: &Value,
+        escalated_at: DateTime<Utc>,
+    ) -> Result<Loaded, HelpdeskError> {
+        let escalation = self.escalation_from_snapshot(snapshot, escalated_at)?;
+        let ticket = &snapshot["ticket"];
+        Ok(Loaded {
+            escalation,
+            judged: self.judged(ticket),
+            version: ticket
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    async fn read(&self, id: &str) -> Result<Value, HelpdeskError> {
+        self.api()?
+            .ticket(id)
+            .await?
+            .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
+    }
+}
+
+#[async_trait]
+impl Helpdesk for Zendesk {
+    fn kind(&self) -> &'static str {
+        "zendesk"
+    }
+
+    fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+        let escalated_at = webhook::verify(
+            &self.cfg.signing_secrets,
+            inbound.headers,
+            inbound.body,
+            inbound.now,
+            self.cfg.tolerance,
+        )?;
+        let body = webhook::parse_body(
+            inbound.body,
+            self.cfg.ticket_source == TicketSource::WebhookBody,
+        )?;
+        Ok(Delivery {
+            delivery_id: inbound
+                .headers
+                .get(webhook::INVOCATION_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            tickets: vec![TicketRef {
+                id: body.ticket_id,
+                escalated_at,
+                snapshot: body.snapshot,
+            }],
+        })
+    }
+
+    async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
+        match &t.snapshot {
+            Some(snapshot) => self.loaded(snapshot, t.escalated_at),
+            None => self.loaded(&self.read(&t.id).await?, t.escalated_at),
+        }
+    }
+
+    fn escalation_from_snapshot(
+        &self,
+        snapshot: &Value,
+        escalated_at: DateTime<Utc>,
+    ) -> Result<Escalation, HelpdeskError> {
+        map_ticket(&self.connector, &self.cfg, snapshot, escalated_at)
+    }
+
+    async fn write_back(
+        &self,
+        loaded: &Loaded,
+        verdict: &Verdict,
+        note: &str,
+    ) -> Result<Written, HelpdeskError> {
+        let tags = self.tags_for(verdict);
+        let id = &loaded.escalation.ticket_id;
+        if self.cfg.write_back == WriteBackMode::Log {
+            tracing::info!(
+                connector = %self.connector,
+                ticket = %id,
+                tags = ?tags,
+                note = %note,
+                "Would write the verdict (write_back = \"log\")"
+            );
+            return Ok(Written::Logged);
+        }
+        let api = self.api()?;
+        let mut version = loaded.version.clone().unwrap_or_default();
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match api.add_note_and_tags(id, note, &tags, &version).await? {
+                Update::Applied => return Ok(Written::Now),
+                Update::Conflict => {
+                    tracing::info!(connector = %self.connector, ticket = %id, "Ticket changed while writing; reading it again");
+                    let fresh = self.read(id).await?;
+                    if self.judged(&fresh["ticket"]).is_some() {
+                        return Ok(Written::Already);
+                    }
+                    version = fresh["ticket"]["updated_at"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                }
+            }
+        }
+        Err(HelpdeskError::Upstream(UpstreamError::Unavailable {
+            call: "update_ticket",
+            attempts: CONFLICT_ATTEMPTS as u32,
+            last: "the ticket kept changing while writing".into(),
+            retry_after: None,
+        }))
+    }
+
+    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
+        self.api
+            .clone()
+            .map(|api| Arc::new(HelpCenter(api)) as Arc<dyn KnowledgeBase>)
+    }
+}
+
+/// Maps `{"ticket": {...}, "users": [...], "organizations": [...]}` (the ticket API's answer
+/// with sideloads) to an escalation.
+pub fn map_ticket(
+    connector: &str,
+    cfg: &ValidZendesk,
+    snapshot: &Value,
+    escalated_at: DateTime<Utc>,
+) -> Result<Escalation, HelpdeskError> {
+    let unusable = |m: &str| HelpdeskError::Unusable(m.to_string());
+    let t = snapshot
+        .get("ticket")
+        .filter(|t| t.is_object())
+        .ok_or_else(|| unusable("no `ticket` object"))?;
+    let id = match t.get("id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(unusable("the ticket has no id")),
+    };
+    let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let opened_at = t
+        .get("created_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
+    let mut handoff = BTreeMap::new();
+    for f in t
+        .get("custom_fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = f
+            .get("id")
+            .and_then(Value::as_u64)
+            .and_then(|i| cfg.fields.get(&i))
+        else {
+            continue;
+        };
+        let value = match f.get("value") {
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        };
+        if !value.is_empty() {
+            handoff.insert(name.clone(), value);
+        }
+    }
+    let sideloaded = |list: &str, key: &str| -> Option<&Value> {
+        let want = t.get(key)?.as_u64()?;
+        snapshot
+            .get(list)?
+            .as_array()?
+            .iter()
+            .find(|x| x.get("id").and_then(Value::as_u64) == Some(want))
+    };
+    let partner = match &cfg.partner {
+        PartnerSource::Organization => sideloaded("organizations", "organization_id")
+            .and_then(|o| o.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        PartnerSource::Field { field } => handoff.get(field).cloned(),
+    }
+    .filter(|p| !p.trim().is_empty())
+    .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
+    let requester = sideloaded("users", "requester_id");
+    let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
+    let url = match &cfg.base_url {
+        Some(base) => format!("{}/agent/tickets/{id}", base.as_str().trim_end_matches('/')),
+        None => text("url"),
+    };
+    Ok(Escalation {
+        connector: connector.to_string(),
+        ticket_id: id,
+        partner,
+        subject: text("subject"),
+        description: text("description"),
+        requester: Requester {
+            email: requester
+                .and_then(|u| u.get("email"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            locale: requester
+                .and_then(|u| u.get("locale"))
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase),
+        },
+        product: field(&cfg.product_field),
+        version: field(&cfg.version_field),
+        channel: t
+            .get("via")
+            .and_then(|v| v.get("channel"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        issue_type: t.get("type").and_then(Value::as_str).map(str::to_string),
+        opened_at,
+        escalated_at,
+        tried_articles: field(&cfg.tried_articles_field)
+            .map(|s| {
+                s.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        handoff,
+        url,
+    })
+}

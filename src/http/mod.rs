@@ -1,0 +1,244 @@
+//! The shared outbound HTTP client: timeouts, bounded retries with backoff that honour
+//! `Retry-After` on 429 and 503, and a metric for every call.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use crate::config::Problem;
+use crate::metrics as m;
+
+pub const USER_AGENT: &str = concat!("escalation-gate/", env!("CARGO_PKG_VERSION"));
+
+/// How patient one upstream call is.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The most time spent waiting between attempts, in total: a `Retry-After` beyond it ends
+    /// the call at once, so the caller can answer its own client in time.
+    pub max_wait: Duration,
+    /// First backoff; doubles each retry.
+    pub backoff: Duration,
+}
+
+impl RetrySettings {
+    pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    pub const DEFAULT_MAX_WAIT_SECS: u64 = 4;
+
+    /// From a connector file's `http` table; problems are reported under `key`.
+    pub fn from_file(
+        timeout_secs: Option<u64>,
+        max_retries: Option<u32>,
+        max_wait_secs: Option<u64>,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> RetrySettings {
+        let timeout = timeout_secs.unwrap_or(Self::DEFAULT_TIMEOUT_SECS);
+        let retries = max_retries.unwrap_or(Self::DEFAULT_MAX_RETRIES);
+        let wait = max_wait_secs.unwrap_or(Self::DEFAULT_MAX_WAIT_SECS);
+        if !(1..=120).contains(&timeout) {
+            problems.push(Problem::new(
+                format!("{key}.timeout_secs"),
+                format!("must be 1 to 120, found {timeout}"),
+            ));
+        }
+        if retries > 10 {
+            problems.push(Problem::new(
+                format!("{key}.max_retries"),
+                format!("must be 0 to 10, found {retries}"),
+            ));
+        }
+        if wait > 300 {
+            problems.push(Problem::new(
+                format!("{key}.max_retry_wait_secs"),
+                format!("must be 0 to 300, found {wait}"),
+            ));
+        }
+        RetrySettings {
+            timeout: Duration::from_secs(timeout),
+            max_retries: retries,
+            max_wait: Duration::from_secs(wait),
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Could not get an answer within the retry budget: the caller should ask its own client to
+    /// come back later.
+    #[error("{call}: unavailable after {attempts} attempts ({last})")]
+    Unavailable {
+        call: &'static str,
+        attempts: u32,
+        last: String,
+        /// What the upstream asked for, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// An answer that retrying will not change.
+    #[error("{call}: HTTP {status}: {detail}")]
+    Rejected {
+        call: &'static str,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("{call}: unexpected answer: {detail}")]
+    Invalid { call: &'static str, detail: String },
+}
+
+impl UpstreamError {
+    /// How long the caller's client should wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// One upstream service (a helpdesk instance): a client with its settings and metric labels.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    service: &'static str,
+    settings: RetrySettings,
+}
+
+impl Upstream {
+    pub fn new(service: &'static str, settings: RetrySettings) -> Result<Upstream, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()?;
+        Ok(Upstream {
+            client,
+            service,
+            settings,
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the request `build` makes, retrying 429, 5xx and transport errors within the
+    /// budget. Any other status is returned for the caller to judge.
+    pub async fn send(
+        &self,
+        call: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, UpstreamError> {
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = build(&self.client).send().await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let (last, asked) = match result {
+                Ok(resp) => {
+                    let status = resp.status();
+                    m::upstream_call(self.service, call, status.as_str(), elapsed);
+                    let retryable =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    if !retryable {
+                        return Ok(resp);
+                    }
+                    (format!("HTTP {status}"), retry_after(&resp, Utc::now()))
+                }
+                Err(e) => {
+                    let kind = if e.is_timeout() { "timeout" } else { "error" };
+                    m::upstream_call(self.service, call, kind, elapsed);
+                    (format!("{kind}: {}", without_url(&e)), None)
+                }
+            };
+            let backoff = self.settings.backoff * 2u32.saturating_pow(attempt - 1);
+            let wait = asked.unwrap_or(backoff);
+            if attempt > self.settings.max_retries || waited + wait > self.settings.max_wait {
+                tracing::warn!(
+                    service = self.service,
+                    call,
+                    attempts = attempt,
+                    last = %last,
+                    "Upstream call gave up"
+                );
+                return Err(UpstreamError::Unavailable {
+                    call,
+                    attempts: attempt,
+                    last,
+                    retry_after: asked,
+                });
+            }
+            tracing::info!(
+                service = self.service,
+                call,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                last = %last,
+                "Upstream call will be retried"
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+    }
+}
+
+/// A transport error's text without the URL (it may carry a query with customer text).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<url>");
+    }
+    s
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(resp: &Response, now: DateTime<Utc>) -> Option<Duration> {
+    let value = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    parse_retry_after(value, now)
+}
+
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = Utc.with_ymd_and_hms(2015, 10, 21, 7, 28, 0).unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,374 @@
+//! The embedded knowledge base: a tantivy index built in memory at start-up from a folder of
+//! Markdown articles with front matter, or from articles handed over directly (the `eval` command).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, TantivyDocument, Term, doc};
+
+use super::{Article, KbError, KnowledgeBase};
+
+const ANALYZER: &str = "eg_en";
+const TITLE_BOOST: f32 = 2.0;
+const INDEX_MEMORY_BYTES: usize = 50_000_000;
+
+/// Why the local knowledge base could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalKbError {
+    #[error("{path}: {message}")]
+    Article { path: PathBuf, message: String },
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("two articles have the id `{0}`")]
+    DuplicateId(String),
+    #[error("index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+pub struct LocalIndex {
+    articles: Vec<Article>,
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    ord: Field,
+    title: Field,
+    body: Field,
+    locale: Field,
+}
+
+impl LocalIndex {
+    /// Reads every `*.md` file below `dir` (sorted by path, so the index is the same every time).
+    pub fn from_dir(dir: &Path) -> Result<LocalIndex, LocalKbError> {
+        let mut paths = Vec::new();
+        collect_markdown(dir, &mut paths)?;
+        paths.sort();
+        let mut articles = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| LocalKbError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let article =
+                parse_markdown(&text).map_err(|message| LocalKbError::Article { path, message })?;
+            articles.push(article);
+        }
+        LocalIndex::build(articles)
+    }
+
+    pub fn build(articles: Vec<Article>) -> Result<LocalIndex, LocalKbError> {
+        let mut seen = BTreeSet::new();
+        for a in &articles {
+            if !seen.insert(a.id.as_str()) {
+                return Err(LocalKbError::DuplicateId(a.id.clone()));
+            }
+        }
+        let mut builder = Schema::builder();
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let fields = Fields {
+            ord: builder.add_u64_field("ord", STORED),
+            title: builder.add_text_field("title", text.clone()),
+            body: builder.add_text_field("body", text),
+            locale: builder.add_text_field("locale", STRING),
+        };
+        let index = Index::create_in_ram(builder.build());
+        index.tokenizers().register(ANALYZER, analyzer());
+        let mut writer = index.writer_with_num_threads(1, INDEX_MEMORY_BYTES)?;
+        for (ord, a) in articles.iter().enumerate() {
+            writer.add_document(doc!(
+                fields.ord => ord as u64,
+                fields.title => a.title.as_str(),
+                fields.body => a.body.as_str(),
+                fields.locale => a.locale.as_str(),
+            ))?;
+        }
+        writer.commit()?;
+        let reader = index.reader()?;
+        Ok(LocalIndex {
+            articles,
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.articles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.articles.is_empty()
+    }
+
+    /// The synchronous search behind the trait: also what `eval` and the bench call.
+    pub fn search_sync(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Article>, KbError> {
+        let mut analyzer = self
+            .index
+            .tokenizer_for_field(self.fields.body)
+            .map_err(|e| KbError::Invalid(e.to_string()))?;
+        let mut stream = analyzer.token_stream(query);
+        let mut terms = BTreeSet::new();
+        while let Some(token) = stream.next() {
+            terms.insert(token.text.clone());
+        }
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
+        for t in &terms {
+            for (field, boost) in [(self.fields.title, TITLE_BOOST), (self.fields.body, 1.0)] {
+                let q = TermQuery::new(
+                    Term::from_field_text(field, t),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
+            }
+        }
+        let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        let query: Box<dyn Query> = match locale {
+            Some(l) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, text_query),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.fields.locale, &l.to_ascii_lowercase()),
+                        IndexRecordOption::Basic,
+                    )),
+                ),
+            ])),
+            None => text_query,
+        };
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(limit))
+            .map_err(|e| KbError::Invalid(e.to_string()))?;
+        let mut out = Vec::with_capacity(top.len());
+        for (_score, address) in top {
+            let doc: TantivyDocument = searcher
+                .doc(address)
+                .map_err(|e| KbError::Invalid(e.to_string()))?;
+            let ord = doc
+                .get_first(self.fields.ord)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| KbError::Invalid("document without ordinal".into()))?;
+            out.push(self.articles[ord as usize].clone());
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl KnowledgeBase for LocalIndex {
+    async fn search(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Article>, KbError> {
+        self.search_sync(query, locale, limit)
+    }
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LocalKbError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LocalKbError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| LocalKbError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_markdown(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Parses one article: a front matter block between `---` lines with `key: value` pairs
+/// (`id`, `title`, `url`, `locale`, `published`, optional `draft`), then the Markdown body.
+pub fn parse_markdown(text: &str) -> Result<Article, String> {
+    let text = text.trim_start_matches('\u{feff}');
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+        .ok_or("no front matter: the file must start with a `---` line")?;
+    let end = rest
+        .find("\n---")
+        .ok_or("front matter is not closed by a `---` line")?;
+    let (front, body) = (&rest[..end], &rest[end + 4..]);
+    let body = body
+        .trim_start_matches(['\r', '\n'])
+        .trim_start_matches('-');
+    let (mut id, mut title, mut url, mut locale, mut published, mut draft) =
+        (None, None, None, None, None, false);
+    for (n, line) in front.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("front matter line {}: expected `key: value`", n + 2))?;
+        let value = value.trim().trim_matches('"').to_string();
+        match key.trim() {
+            "id" => id = Some(value),
+            "title" => title = Some(value),
+            "url" => url = Some(value),
+            "locale" => locale = Some(value.to_ascii_lowercase()),
+            "published" => published = Some(parse_date(&value)?),
+            "draft" => {
+                draft = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("draft: expected true or false, found `{other}`")),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "front matter: unknown key `{other}` (known: id, title, url, locale, published, draft)"
+                ));
+            }
+        }
+    }
+    let need = |v: Option<String>, key: &str| v.ok_or(format!("front matter: `{key}` is missing"));
+    Ok(Article {
+        id: need(id, "id")?,
+        title: need(title, "title")?,
+        url: need(url, "url")?,
+        locale: need(locale, "locale")?,
+        published_at: Some(published.ok_or("front matter: `published` is missing")?),
+        draft,
+        body: body.trim().to_string(),
+    })
+}
+
+fn parse_date(value: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| {
+            format!("published: expected a date (2024-05-01) or RFC 3339 time, found `{value}`")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(id: &str, title: &str, body: &str, locale: &str) -> Article {
+        Article {
+            id: id.into(),
+            title: title.into(),
+            body: body.into(),
+            url: format!("https://kb.example/{id}"),
+            locale: locale.into(),
+            published_at: None,
+            draft: false,
+        }
+    }
+
+    #[test]
+    fn finds_by_stemmed_terms_and_locale() {
+        let idx = LocalIndex::build(vec![
+            article("1", "Resetting passwords", "Use the reset link", "en-us"),
+            article("2", "Exporting invoices", "Invoices export as CSV", "en-us"),
+            article("3", "Exporting invoices", "Rechnungen exportieren", "de"),
+        ])
+        .unwrap();
+        let hits = idx
+            .search_sync("how do I export an invoice", Some("en-us"), 5)
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id, "2");
+        assert_eq!(idx.search_sync("invoice", None, 5).unwrap().len(), 2);
+        assert!(idx.search_sync("   ", None, 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let a = article("1", "a", "b", "en-us");
+        assert!(matches!(
+            LocalIndex::build(vec![a.clone(), a]),
+            Err(LocalKbError::DuplicateId(_))
+        ));
+    }
+
+    #[test]
+    fn parses_front_matter() {
+        let a = parse_markdown(
+            "---\nid: kb-1\ntitle: \"Reset\"\nurl: https://kb/1\nlocale: en-US\npublished: 2024-05-01\ndraft: true\n---\nBody text\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.id.as_str(), a.title.as_str(), a.locale.as_str()),
+            ("kb-1", "Reset", "en-us")
+        );
+        assert!(a.draft);
+        assert_eq!(a.body, "Body text");
+        assert_eq!(
+            a.published_at.unwrap().to_rfc3339(),
+            "2024-05-01T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn front_matter_errors_name_the_problem() {
+        let cases = [
+            ("no header", "no front matter"),
+            ("---\nid: 1\n", "not closed"),
+            ("---\nid: 1\ncolour: red\n---\n", "unknown key `colour`"),
+            (
+                "---\nid: 1\ntitle: t\nurl: u\nlocale: en\n---\n",
+                "`published` is missing",
+            ),
+            (
+                "---\nid: 1\ntitle: t\nurl: u\nlocale: en\npublished: soon\n---\n",
+                "expected a date",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse_markdown(text).unwrap_err();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Knowledge-base search: one trait, several backends. Backends only find candidates; whether a
+//! candidate resolves the case is decided in `assess`, on our own scale.
+
+pub mod local;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A knowledge-base article as a backend returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Article {
+    pub id: String,
+    pub title: String,
+    /// Plain text (HTML already stripped).
+    pub body: String,
+    pub url: String,
+    /// Lower-case locale such as `en-us`.
+    pub locale: String,
+    /// When the article became visible; `None` when the backend does not say.
+    pub published_at: Option<DateTime<Utc>>,
+    pub draft: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KbError {
+    #[error("knowledge base unavailable: {0}")]
+    Unavailable(String),
+    #[error("knowledge base answered something unexpected: {0}")]
+    Invalid(String),
+}
+
+#[async_trait]
+pub trait KnowledgeBase: Send + Sync {
+    /// Up to `limit` candidate articles for `query`, best first by the backend's own order.
+    /// `locale` narrows the search where the backend can; the judgement re-checks it anyway.
+    async fn search(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Article>, KbError>;
+}
+
+/// Turns an HTML article body into plain text for re-scoring and quoting.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    let mut tag = String::new();
+    for c in html.chars() {
+        match (in_tag, c) {
+            (false, '<') => {
+                in_tag = true;
+                tag.clear();
+            }
+            (true, '>') => {
+                in_tag = false;
+                let closing = tag.starts_with('/');
+                let name = tag
+                    .trim_start_matches('/')
+                    .split(|c: char| c.is_whitespace() || c == '/')
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                let block = matches!(
+                    name.as_str(),
+                    "p" | "div" | "li" | "h1" | "h2" | "h3" | "h4" | "tr" | "pre"
+                );
+                if name == "br" || (closing && block) {
+                    out.push('\n');
+                }
+            }
+            (true, c) => tag.push(c),
+            (false, c) => out.push(c),
+        }
+    }
+    decode_entities(&out)
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_becomes_text() {
+        assert_eq!(
+            html_to_text("<p>Reset the <b>cache</b>&nbsp;&amp; retry</p><p>Done</p>"),
+            "Reset the cache & retry\nDone\n"
+        );
+    }
+}

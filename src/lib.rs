@@ -1,0 +1,46 @@
+//! escalation-gate: judges partner escalations (hand-off fields and knowledge base) and writes
+//! the verdict back to the helpdesk.
+
+pub mod assess;
+pub mod config;
+pub mod connector;
+pub mod escalation;
+pub mod helpdesk;
+pub mod http;
+pub mod kb;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use connector::{Connector, Connectors};
+use server::ServerSettings;
+
+/// Serves the connectors on `listener` until `shutdown` resolves, then finishes the requests
+/// under way.
+pub async fn run(
+    connectors: Vec<Connector>,
+    settings: ServerSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let by_id: Connectors = Arc::new(
+        connectors
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect::<HashMap<_, _>>(),
+    );
+    tracing::info!(
+        address = %listener.local_addr()?,
+        connectors = ?by_id.keys().collect::<Vec<_>>(),
+        "Listening"
+    );
+    axum::serve(listener, server::router(by_id, settings))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

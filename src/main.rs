@@ -1,0 +1,284 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use escalation_gate::assess::note;
+use escalation_gate::config::{self, ConfigError, ValidConnector};
+use escalation_gate::connector::Connector;
+use escalation_gate::helpdesk::zendesk::webhook;
+use escalation_gate::server::ServerSettings;
+use escalation_gate::telemetry::{self, LogFormat};
+
+/// Judges partner escalations and writes the verdict back to the helpdesk.
+///
+/// Each file `*.toml` in the connectors folder is one connector, served at
+/// `POST /hooks/{file name}`. Secrets in connector files are `${ENV_VAR}` references.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhooks, /healthz and /metrics.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "EG_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+        /// Largest webhook body accepted; larger ones get 413.
+        #[arg(long, env = "EG_MAX_BODY_BYTES", default_value_t = ServerSettings::default().max_body_bytes)]
+        max_body_bytes: usize,
+        /// Longest time a webhook waits for its answer before it is told to deliver again.
+        #[arg(long, env = "EG_REQUEST_TIMEOUT_SECS", default_value_t = ServerSettings::default().request_timeout.as_secs())]
+        request_timeout_secs: u64,
+        /// Log format (filter with RUST_LOG, e.g. `info,escalation_gate=debug`).
+        #[arg(long, env = "EG_LOG_FORMAT", value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Judge one saved ticket offline and print the verdict as JSON. Writes nothing.
+    ///
+    /// FILE is the ticket as the helpdesk's API returns it (Zendesk:
+    /// `GET /api/v2/tickets/{id}.json?include=users,organizations`). The knowledge base is the
+    /// connector's own (searched read-only).
+    Check {
+        /// The connector whose rules and knowledge base judge the ticket.
+        #[arg(long)]
+        connector: String,
+        file: PathBuf,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+        /// When the ticket was escalated (RFC 3339); default: the ticket's `updated_at`.
+        #[arg(long)]
+        escalated_at: Option<DateTime<Utc>>,
+    },
+    /// Load every connector file and report each problem as file: key: what is wrong.
+    Validate {
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
+    /// Sign a JSON body as a Zendesk webhook does and POST it (try the demo with it).
+    Send {
+        /// The body to send, e.g. connectors/demo/samples/good.json.
+        file: PathBuf,
+        /// Where to send it.
+        #[arg(long, default_value = "http://127.0.0.1:8080/hooks/demo")]
+        url: String,
+        /// Environment variable that holds the signing secret.
+        #[arg(long, default_value = "DEMO_SIGNING_SECRET")]
+        secret_env: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConnectorsDir {
+    /// Folder of connector files.
+    #[arg(
+        long = "connectors",
+        env = "EG_CONNECTORS",
+        default_value = "connectors"
+    )]
+    connectors: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            listen,
+            dir,
+            max_body_bytes,
+            request_timeout_secs,
+            log_format,
+        } => {
+            telemetry::init(log_format);
+            serve(
+                listen,
+                &dir.connectors,
+                ServerSettings {
+                    max_body_bytes,
+                    request_timeout: Duration::from_secs(request_timeout_secs),
+                },
+            )
+        }
+        Command::Check {
+            connector,
+            file,
+            dir,
+            escalated_at,
+        } => check(&dir.connectors, &connector, &file, escalated_at),
+        Command::Validate { dir } => validate(&dir.connectors),
+        Command::Send {
+            file,
+            url,
+            secret_env,
+        } => send(&file, &url, &secret_env),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load(dir: &Path) -> anyhow::Result<Vec<ValidConnector>> {
+    config::load_dir(dir, &env).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} problem(s) in the connector files", errors.len())
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn serve(listen: SocketAddr, dir: &Path, settings: ServerSettings) -> anyhow::Result<ExitCode> {
+    let connectors = load(dir)?
+        .into_iter()
+        .map(Connector::build)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        escalation_gate::run(connectors, settings, listener, shutdown_signal()).await?;
+        tracing::info!("Stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("Shutting down: finishing requests under way");
+}
+
+fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
+    match config::load_dir(dir, &env) {
+        Ok(connectors) => {
+            for c in &connectors {
+                println!("{}: ok (connector `{}`)", c.file.display(), c.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        println!("{e}");
+    }
+    println!("{} problem(s)", errors.len());
+}
+
+fn check(
+    dir: &Path,
+    name: &str,
+    file: &Path,
+    escalated_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let path = dir.join(format!("{name}.toml"));
+    if !path.is_file() {
+        bail!("no connector `{name}`: {} does not exist", path.display());
+    }
+    let valid = config::load_file(&path, &env).map_err(|errors| {
+        print_errors(&errors);
+        anyhow::anyhow!("connector `{name}` is not valid")
+    })?;
+    let connector = Connector::build(valid)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let escalated_at = match escalated_at {
+        Some(t) => t,
+        None => snapshot["ticket"]["updated_at"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .context("the ticket has no `updated_at`; pass --escalated-at")?,
+    };
+    let esc = connector
+        .helpdesk
+        .escalation_from_snapshot(&snapshot, escalated_at)?;
+    let verdict = runtime()?.block_on(connector.judge(&esc))?;
+    let out = serde_json::json!({
+        "connector": esc.connector,
+        "ticket": esc.ticket_id,
+        "partner": esc.partner,
+        "verdict": verdict,
+        "note": note::render(&esc, &verdict),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn send(file: &Path, url: &str, secret_env: &str) -> anyhow::Result<ExitCode> {
+    let secret = env(secret_env)
+        .with_context(|| format!("environment variable `{secret_env}` is not set"))?;
+    let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let timestamp = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let signature = webhook::sign(&secret, &timestamp, &body);
+    runtime()?.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header(webhook::TIMESTAMP, &timestamp)
+            .header(webhook::SIGNATURE, &signature)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("sending to {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        println!("HTTP {status}");
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+            Err(_) => println!("{text}"),
+        }
+        Ok(if status.is_success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}

@@ -1,0 +1,194 @@
+//! The HTTP side: routes, middleware (request id, tracing, body limit, time limit), health and
+//! metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Instrument;
+
+use crate::connector::Connectors;
+use crate::helpdesk::{Inbound, TicketOutcome, json_error};
+use crate::metrics as m;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Limits of the HTTP side.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    pub max_body_bytes: usize,
+    /// Longest time a webhook waits for its answer. Work still under way then goes on, and the
+    /// caller is told to deliver again (the redelivery finds the verdict and writes nothing).
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            max_body_bytes: 256 * 1024,
+            request_timeout: Duration::from_secs(9),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    connectors: Connectors,
+    metrics: PrometheusHandle,
+    settings: ServerSettings,
+}
+
+pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
+    let state = AppState {
+        connectors,
+        metrics: m::handle(),
+        settings,
+    };
+    Router::new()
+        .route("/hooks/{connector}", post(hook))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn hook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(connector) = state.connectors.get(&id).cloned() else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "unknown_connector",
+            &format!(
+                "no connector named `{}`",
+                id.chars().take(64).collect::<String>()
+            ),
+        );
+    };
+    let span =
+        tracing::info_span!("hook", connector = %connector.id, delivery = tracing::field::Empty);
+    async move {
+        let body = match body {
+            Ok(b) => b,
+            Err(rejection) => {
+                let status = rejection.status();
+                m::webhook(&connector.id, "rejected");
+                tracing::warn!(status = status.as_u16(), "Webhook body refused");
+                return if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    json_error(
+                        status,
+                        "payload_too_large",
+                        &format!("the body exceeds {} bytes", state.settings.max_body_bytes),
+                    )
+                } else {
+                    json_error(status, "bad_request", &rejection.body_text())
+                };
+            }
+        };
+        let inbound = Inbound {
+            headers: &headers,
+            query: query.as_deref(),
+            body: &body,
+            now: Utc::now(),
+        };
+        let delivery = match connector.helpdesk.accept(&inbound) {
+            Ok(d) => d,
+            Err(e) => {
+                m::webhook(&connector.id, "rejected");
+                tracing::warn!(error = %e, "Webhook refused");
+                return connector.helpdesk.reject(&e);
+            }
+        };
+        if let Some(d) = &delivery.delivery_id {
+            tracing::Span::current().record("delivery", d.as_str());
+        }
+        // The work runs in its own task: a caller that hangs up does not cut a write-back short.
+        let work = {
+            let connector = Arc::clone(&connector);
+            tokio::spawn(
+                async move {
+                    let mut outcomes = Vec::with_capacity(delivery.tickets.len());
+                    for t in &delivery.tickets {
+                        let result = connector.process(t).await;
+                        if let Err(e) = &result {
+                            tracing::error!(ticket = %t.id, error = %e, retryable = e.retryable(), "Escalation not finished");
+                        }
+                        outcomes.push(TicketOutcome {
+                            ticket: t.id.clone(),
+                            result,
+                        });
+                    }
+                    outcomes
+                }
+                .in_current_span(),
+            )
+        };
+        let outcomes = match tokio::time::timeout(state.settings.request_timeout, work).await {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(join)) => {
+                tracing::error!(error = %join, "Escalation task failed");
+                m::webhook(&connector.id, "retry");
+                return retry_later(60);
+            }
+            Err(_) => {
+                tracing::warn!("Escalation still under way at the time limit; asking for redelivery");
+                m::webhook(&connector.id, "retry");
+                return retry_later(30);
+            }
+        };
+        let all_ok = outcomes.iter().all(|o| o.result.is_ok());
+        m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
+        connector.helpdesk.respond(&outcomes)
+    }
+    .instrument(span)
+    .await
+}
+
+fn retry_later(secs: u64) -> Response {
+    let mut resp = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "retry_later",
+        "the escalation is not finished; deliver it again later",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    resp
+}
