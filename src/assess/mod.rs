@@ -180,12 +180,16 @@ pub(crate) mod tests {
         )
     }
 
+    fn printing() -> Article {
+        article("x", "Printing invoices", "Open billing and press print.")
+    }
+
     #[test]
     fn good_when_handed_over_and_unknown() {
         let mut esc = escalation();
         esc.handoff
             .insert("steps".into(), "Open, sync, see error".into());
-        let v = assess(&esc, &policy(), &[article("x", "Printing", "Press print.")]);
+        let v = assess(&esc, &policy(), &[printing()]);
         assert_eq!(v.outcome, Outcome::Good);
         assert!(v.reasons.is_empty());
         assert!(v.flags.kb_gap && !v.flags.late);
@@ -196,7 +200,7 @@ pub(crate) mod tests {
     fn bad_for_both_reasons() {
         let mut esc = escalation();
         esc.escalated_at = esc.opened_at + Duration::hours(49);
-        let v = assess(&esc, &policy(), &[answer()]);
+        let v = assess(&esc, &policy(), &[answer(), printing()]);
         assert_eq!(v.outcome, Outcome::Bad);
         let names: Vec<_> = v.reasons.iter().map(Reason::name).collect();
         assert_eq!(names, ["missing_handoff", "kb_resolvable"]);
@@ -209,10 +213,22 @@ pub(crate) mod tests {
         esc.handoff
             .insert("steps".into(), "Open, sync, see error".into());
         esc.tried_articles = vec!["kb-1".into()];
-        let v = assess(&esc, &policy(), &[answer()]);
+        let v = assess(&esc, &policy(), &[answer(), printing()]);
         assert_eq!(v.outcome, Outcome::Good);
         assert_eq!(v.kb.tried.len(), 1);
         assert!(v.flags.kb_gap);
+    }
+
+    #[test]
+    fn a_lone_candidate_is_never_decisive() {
+        let mut esc = escalation();
+        esc.handoff
+            .insert("steps".into(), "Open, sync, see error".into());
+        assert_eq!(assess(&esc, &policy(), &[answer()]).outcome, Outcome::Good);
+        assert_eq!(
+            assess(&esc, &policy(), &[answer(), printing()]).outcome,
+            Outcome::Bad
+        );
     }
 
     #[test]

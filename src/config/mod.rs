@@ -147,7 +147,8 @@ pub struct ValidConnector {
 }
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
-pub const DEFAULT_MAX_CANDIDATES: usize = 10;
+/// The judge's weights were fitted on 20 candidates a case.
+pub const DEFAULT_MAX_CANDIDATES: usize = 20;
 pub const DEFAULT_LATE_AFTER_HOURS: i64 = 48;
 pub const DEFAULT_LOCALE: &str = "en-us";
 

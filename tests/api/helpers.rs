@@ -1,0 +1,305 @@
+//! `spawn_app`: the real service on 127.0.0.1:0 against a fake Zendesk, with request helpers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use escalation_gate::connector::Connector;
+use escalation_gate::helpdesk::zendesk::webhook;
+use escalation_gate::server::ServerSettings;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::fake_zendesk::FakeZendesk;
+
+pub const SECRET: &str = "test-signing-secret";
+pub const CONNECTOR: &str = "acme";
+pub const PARTNER: &str = "Acme IT Services";
+pub const ORG_ID: u64 = 501;
+pub const REQUESTER_ID: u64 = 9001;
+
+/// Custom field ids of the test connector.
+pub const STEPS: u64 = 1001;
+pub const ENVIRONMENT: u64 = 1002;
+pub const PRODUCT: u64 = 1003;
+pub const TRIED: u64 = 1004;
+
+/// Logs are silent unless `TEST_LOG=1`.
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+            tracing_subscriber::fmt()
+                .with_env_filter("info,escalation_gate=debug")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub zendesk: FakeZendesk,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// How a test wants its service.
+pub struct Options {
+    /// Appended to the connector file (TOML).
+    pub extra_toml: String,
+    /// `[helpdesk.auth]` table.
+    pub auth_toml: String,
+    pub settings: ServerSettings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra_toml: String::new(),
+            auth_toml: "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n"
+                .into(),
+            settings: ServerSettings {
+                max_body_bytes: 16 * 1024,
+                request_timeout: Duration::from_secs(20),
+            },
+        }
+    }
+}
+
+/// The test connector: hand-off rules on two fields, the Help Center as knowledge base.
+pub fn connector_toml(auth: &str, extra: &str) -> String {
+    format!(
+        r#"
+[helpdesk]
+type = "zendesk"
+base_url = "${{ZD_URL}}"
+signing_secrets = ["${{ZD_OLD_SECRET}}", "${{ZD_SECRET}}"]
+product_field = "product"
+tried_articles_field = "tried_articles"
+
+[helpdesk.auth]
+{auth}
+[helpdesk.http]
+timeout_secs = 2
+max_retries = 3
+max_retry_wait_secs = 3
+
+[helpdesk.fields]
+{STEPS} = "steps"
+{ENVIRONMENT} = "environment"
+{PRODUCT} = "product"
+{TRIED} = "tried_articles"
+
+[[handoff.rules]]
+field = "steps"
+rule = "min_length"
+min = 20
+
+[[handoff.rules]]
+field = "environment"
+rule = "present"
+
+[knowledge_base]
+backend = "helpdesk"
+{extra}
+"#
+    )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    init_logs();
+    let zendesk = FakeZendesk::start().await;
+    let (email, token) = zendesk.api_token();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("ZD_URL", zendesk.url()),
+        ("ZD_EMAIL", email.to_string()),
+        ("ZD_TOKEN", token.to_string()),
+        ("ZD_BEARER", zendesk.bearer_token().to_string()),
+        ("ZD_SECRET", SECRET.to_string()),
+        ("ZD_OLD_SECRET", "retired-secret".to_string()),
+    ]);
+    let env = |name: &str| vars.get(name).cloned();
+    let text = connector_toml(&opts.auth_toml, &opts.extra_toml);
+    let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &env)
+        .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
+    let connector = Connector::build(valid).expect("connector builds");
+    seed_directory(&zendesk);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(escalation_gate::run(
+        vec![connector],
+        opts.settings,
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    TestApp {
+        address,
+        zendesk,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+fn seed_directory(zd: &FakeZendesk) {
+    zd.put_organization(json!({"id": ORG_ID, "name": PARTNER}));
+    zd.put_user(json!({
+        "id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example", "locale": "en-US",
+        "organization_id": ORG_ID
+    }));
+}
+
+/// A ticket as a partner escalates it; `fields` are (custom field id, value).
+pub fn ticket(id: u64, subject: &str, description: &str, fields: &[(u64, &str)]) -> Value {
+    json!({
+        "id": id,
+        "subject": subject,
+        "description": description,
+        "status": "open",
+        "tags": ["partner_escalation"],
+        "requester_id": REQUESTER_ID,
+        "organization_id": ORG_ID,
+        "created_at": "2024-05-02T08:00:00Z",
+        "updated_at": "2024-05-02T09:00:00Z",
+        "via": {"channel": "email"},
+        "custom_fields": fields.iter().map(|(id, v)| json!({"id": id, "value": v})).collect::<Vec<_>>(),
+        "comments": [],
+    })
+}
+
+/// Hand-off fields that meet the test connector's rules.
+pub fn complete_handoff() -> Vec<(u64, &'static str)> {
+    vec![
+        (
+            STEPS,
+            "1. Open Settings > Calendar. 2. Press Sync. 3. See the error.",
+        ),
+        (ENVIRONMENT, "Cloud, EU region, Chrome 124"),
+        (PRODUCT, "Ledgerly Calendar"),
+    ]
+}
+
+/// A Help Center article published at `created_at`.
+pub fn article(id: u64, title: &str, body: &str, created_at: &str) -> Value {
+    json!({
+        "id": id,
+        "title": title,
+        "body": format!("<p>{body}</p>"),
+        "html_url": format!("https://acme.zendesk.com/hc/en-us/articles/{id}-{}", title.replace(' ', "-")),
+        "url": format!("https://acme.zendesk.com/api/v2/help_center/en-us/articles/{id}.json"),
+        "locale": "en-us",
+        "draft": false,
+        "created_at": created_at,
+        "edited_at": created_at,
+        "updated_at": created_at,
+        "section_id": 1,
+        "label_names": [],
+    })
+}
+
+pub fn now_stamp() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl TestApp {
+    /// POSTs a body signed with the test secret at `timestamp`.
+    pub async fn post_signed_at(&self, body: &str, timestamp: &str) -> reqwest::Response {
+        let sig = webhook::sign(SECRET, timestamp, body.as_bytes());
+        self.post_raw(
+            body,
+            &[(webhook::TIMESTAMP, timestamp), (webhook::SIGNATURE, &sig)],
+        )
+        .await
+    }
+
+    pub async fn post_signed(&self, body: &str) -> reqwest::Response {
+        self.post_signed_at(body, &now_stamp()).await
+    }
+
+    /// The trigger's body for a ticket, signed now.
+    pub async fn escalate(&self, ticket_id: u64) -> reqwest::Response {
+        self.post_signed(&format!(
+            r#"{{"ticket_id": "{ticket_id}", "event": "escalated"}}"#
+        ))
+        .await
+    }
+
+    pub async fn post_raw(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        self.post_to(CONNECTOR, body.to_string().into_bytes(), headers)
+            .await
+    }
+
+    pub async fn post_to(
+        &self,
+        connector: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/hooks/{connector}", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request reaches the service")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request reaches the service")
+    }
+
+    /// Internal notes on a ticket.
+    pub fn notes(&self, ticket: u64) -> Vec<String> {
+        self.zendesk
+            .comments(ticket)
+            .into_iter()
+            .filter(|c| c["public"] == json!(false))
+            .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub fn tags(&self, ticket: u64) -> Vec<String> {
+        self.zendesk.ticket(ticket)["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Stops the server the way SIGTERM does and waits until it has finished.
+    pub async fn shut_down(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    /// Starts shutting down without waiting; returns the server task.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server still running")
+    }
+}

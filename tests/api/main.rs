@@ -1,0 +1,7 @@
+//! Integration tests: the service on a random port against fake helpdesks on loopback.
+
+mod cli;
+mod config;
+mod fake_zendesk;
+mod helpers;
+mod zendesk;
