@@ -102,23 +102,55 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
 
 fn write_match(s: &mut String, m: &KbMatch, threshold: f64) {
     let _ = writeln!(s, "- \"{}\" {}", m.title, m.url);
-    let signals: Vec<String> = m
-        .signals
-        .iter()
-        .map(|(k, v)| format!("{k} {v:.2}"))
-        .collect();
     let _ = writeln!(
         s,
-        "  Confidence {:.2} (threshold {:.2}; {}).",
+        "  Confidence {:.2} (threshold {:.2}){}.",
         m.confidence,
         threshold,
-        signals.join(", ")
+        explain(&m.signals)
     );
     let _ = writeln!(
         s,
         "  Matching passage: \"{}\"",
         m.passage.replace('\n', " ")
     );
+}
+
+/// The re-score's signals a person can read, in words. The verdict's JSON keeps all of them.
+const EXPLAINED: &[(&str, &str)] = &[
+    (
+        "cov_g",
+        "of the case's distinctive words appear in the article",
+    ),
+    ("pass_g", "in the matching passage"),
+    (
+        "title_rec",
+        "of the article title's words appear in the case",
+    ),
+    (
+        "code_frac",
+        "of the case's error codes and identifiers appear in the article",
+    ),
+];
+
+fn explain(signals: &[(String, f64)]) -> String {
+    let get = |name: &str| signals.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let has_codes = get("code_frac").unwrap_or(0.0) + get("code_miss").unwrap_or(0.0) > 0.0;
+    let mut parts: Vec<String> = EXPLAINED
+        .iter()
+        .filter(|(name, _)| *name != "code_frac" || has_codes)
+        .filter_map(|(name, words)| {
+            get(name).map(|v| format!("{:.0}% {words}", (v * 100.0).clamp(0.0, 100.0)))
+        })
+        .collect();
+    if let Some(margin) = get("margin") {
+        parts.push(format!("lead over the next article {margin:.1}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +162,16 @@ mod tests {
     use crate::assess::tests::escalation;
 
     #[test]
+    fn explained_signals_are_the_re_scores_own() {
+        for (name, _) in EXPLAINED {
+            assert!(
+                crate::assess::kb::rescore::FEATURES.contains(name),
+                "{name} is not a signal of the re-score"
+            );
+        }
+    }
+
+    #[test]
     fn bad_note_carries_all_evidence() {
         let m = KbMatch {
             article_id: "kb-1".into(),
@@ -137,7 +179,14 @@ mod tests {
             url: "https://kb/1".into(),
             passage: "re-authorise the\nconnection".into(),
             confidence: 0.91,
-            signals: vec![("passage_cover".into(), 0.8)],
+            signals: vec![
+                ("cov_g".into(), 0.8),
+                ("pass_g".into(), 0.5),
+                ("code_frac".into(), 0.0),
+                ("code_miss".into(), 0.0),
+                ("margin".into(), 2.345),
+                ("bm25_g".into(), 1.7),
+            ],
         };
         let v = Verdict {
             outcome: Outcome::Bad,
@@ -171,7 +220,8 @@ mod tests {
             "escalation-gate verdict: BAD escalation (missing_handoff, kb_resolvable)",
             "- steps: needs at least 10 characters; found 3 characters.",
             "- \"Fix sync\" https://kb/1",
-            "Confidence 0.91 (threshold 0.60; passage_cover 0.80).",
+            "Confidence 0.91 (threshold 0.60): 80% of the case's distinctive words appear in the \
+             article; 50% in the matching passage; lead over the next article 2.3.",
             "Matching passage: \"re-authorise the connection\"",
             "- \"Draft\" (kb-2): a draft.",
             "late (escalated 50 hours after opening)",

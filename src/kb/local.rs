@@ -4,8 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use regex::Regex;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -286,8 +289,22 @@ pub fn parse_markdown(text: &str) -> Result<Article, String> {
         locale: need(locale, "locale")?,
         published_at: Some(published.ok_or("front matter: `published` is missing")?),
         draft,
-        body: body.trim().to_string(),
+        body: markdown_to_text(body),
     })
+}
+
+/// The article's Markdown as plain text, for re-scoring and for quoting in notes: heading marks,
+/// emphasis, code ticks and link targets dropped.
+pub fn markdown_to_text(md: &str) -> String {
+    static LINK: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"!?\[([^\]]*)\]\([^)]*\)").expect("valid regex"));
+    let mut out = Vec::new();
+    for line in md.lines() {
+        let line = line.trim_start().trim_start_matches('#').trim_start();
+        let line = LINK.replace_all(line, "$1");
+        out.push(line.replace("**", "").replace("__", "").replace('`', ""));
+    }
+    out.join("\n").trim().to_string()
 }
 
 fn parse_date(value: &str) -> Result<DateTime<Utc>, String> {
@@ -332,6 +349,16 @@ mod tests {
         assert_eq!(hits[0].id, "2");
         assert_eq!(idx.search_sync("invoice", None, 5).unwrap().len(), 2);
         assert!(idx.search_sync("   ", None, 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn markdown_becomes_text() {
+        assert_eq!(
+            markdown_to_text(
+                "## Cause\n1. Click **Connect**, see [the guide](https://x/y) and `sync`."
+            ),
+            "Cause\n1. Click Connect, see the guide and sync."
+        );
     }
 
     #[test]

@@ -1,1 +1,154 @@
+//! The command line: `check` on the shipped samples, `send` against the demo, `--help`.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use escalation_gate::connector::Connector;
+use escalation_gate::server::ServerSettings;
+use serde_json::Value;
+
+const DEMO_SECRET: &str = "demo-test-secret";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    c.current_dir(repo())
+        .env("DEMO_SIGNING_SECRET", DEMO_SECRET);
+    c
+}
+
+fn check(sample: &str) -> Value {
+    let out = bin()
+        .args(["check", "--connector", "demo"])
+        .arg(Path::new("connectors/demo/samples").join(sample))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("check prints JSON")
+}
+
+fn reasons(v: &Value) -> Vec<String> {
+    v["verdict"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn check_judges_the_shipped_samples() {
+    let good = check("good.json");
+    assert_eq!(good["verdict"]["outcome"], "good");
+    assert_eq!(good["partner"], "Acme IT Services");
+    assert!(good["note"].as_str().unwrap().contains("GOOD escalation"));
+
+    let kb = check("kb_resolvable.json");
+    assert_eq!(kb["verdict"]["outcome"], "bad");
+    assert_eq!(reasons(&kb), ["kb_resolvable"]);
+    let by = &kb["verdict"]["kb"]["resolvable_by"];
+    assert_eq!(by["article_id"], "kb-1001");
+    assert!(by["passage"].as_str().unwrap().contains("E1234"));
+    assert!(
+        kb["note"]
+            .as_str()
+            .unwrap()
+            .contains("help.ledgerly.example/articles/kb-1001")
+    );
+
+    let missing = check("missing_handoff.json");
+    assert_eq!(reasons(&missing), ["missing_handoff"]);
+    assert_eq!(missing["verdict"]["flags"]["late"], true);
+    let note = missing["note"].as_str().unwrap();
+    assert!(
+        note.contains("- environment: must be filled in; found empty."),
+        "{note}"
+    );
+}
+
+#[test]
+fn check_explains_what_is_wrong() {
+    let out = bin()
+        .args([
+            "check",
+            "--connector",
+            "nosuch",
+            "connectors/demo/samples/good.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no connector `nosuch`"));
+
+    let out = bin()
+        .args(["check", "--connector", "demo", "Cargo.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not JSON"));
+}
+
+#[test]
+fn help_names_every_command() {
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["serve", "check", "validate", "send"] {
+        assert!(text.contains(cmd), "{cmd} in\n{text}");
+    }
+    let out = bin().args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("EG_LISTEN") && text.contains("EG_CONNECTORS"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn send_signs_a_sample_and_the_demo_judges_it() {
+    let env = |name: &str| (name == "DEMO_SIGNING_SECRET").then(|| DEMO_SECRET.to_string());
+    let connectors = repo().join("connectors");
+    let valid = escalation_gate::config::load_file(&connectors.join("demo.toml"), &env).unwrap();
+    let connector = Connector::build(valid).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/demo", listener.local_addr().unwrap());
+    tokio::spawn(escalation_gate::run(
+        vec![connector],
+        ServerSettings::default(),
+        listener,
+        std::future::pending(),
+    ));
+
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args([
+                "send",
+                "connectors/demo/samples/kb_resolvable.json",
+                "--url",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("HTTP 200 OK"), "{stdout}");
+    assert!(stdout.contains("\"written\": \"logged\""), "{stdout}");
+    assert!(stdout.contains("\"verdict\": \"bad\""), "{stdout}");
+
+    let out = bin()
+        .env_remove("DEMO_SIGNING_SECRET")
+        .args(["send", "connectors/demo/samples/good.json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`DEMO_SIGNING_SECRET` is not set"));
+}

@@ -1,1 +1,204 @@
+//! Connector files: every problem `validate` reports, by file, key and what is wrong.
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use escalation_gate::config::{self, Problem};
+
+fn env(name: &str) -> Option<String> {
+    HashMap::from([
+        ("ZD_URL", "https://acme.zendesk.com"),
+        ("ZD_TOKEN", "t0ken"),
+        ("ZD_SECRET", "s3cret"),
+    ])
+    .get(name)
+    .map(|v| v.to_string())
+}
+
+const VALID: &str = r#"
+[helpdesk]
+type = "zendesk"
+base_url = "${ZD_URL}"
+signing_secrets = ["${ZD_SECRET}"]
+product_field = "product"
+
+[helpdesk.auth]
+kind = "api_token"
+email = "bot@acme.example"
+token = "${ZD_TOKEN}"
+
+[helpdesk.fields]
+101 = "steps"
+102 = "product"
+
+[[handoff.rules]]
+field = "steps"
+rule = "min_length"
+min = 20
+
+[knowledge_base]
+backend = "helpdesk"
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match config::parse("acme", text, Path::new("."), &env) {
+        Ok(_) => vec![],
+        Err(p) => p,
+    }
+}
+
+#[test]
+fn the_reference_file_is_valid() {
+    assert_eq!(problems(VALID), vec![]);
+}
+
+/// Each mutation of the valid file, and the (key, words of the message) it must produce.
+#[test]
+fn every_problem_names_its_key() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (VALID.replace("[helpdesk]", "[helpdesk\n"), "", "not valid TOML"),
+        (
+            VALID.replace("type = \"zendesk\"", "type = \"zendesk\"\ncolour = \"red\""),
+            "helpdesk",
+            "unknown field `colour`",
+        ),
+        (VALID.replace("type = \"zendesk\"", "type = \"freshdesk\""), "helpdesk.type", "unknown variant `freshdesk`"),
+        (format!("{VALID}\n[extra]\nx = 1\n"), "extra", "unknown field `extra`"),
+        (VALID.replace("${ZD_TOKEN}", "${ZD_MISSING}"), "helpdesk.auth.token", "environment variable `ZD_MISSING` is not set"),
+        (VALID.replace("\"${ZD_TOKEN}\"", "\"literal-token\""), "helpdesk.auth.token", "never as a literal"),
+        (VALID.replace("min = 20", "min = \"twenty\""), "handoff.rules[0].min", "invalid type"),
+        (VALID.replace("min = 20", ""), "handoff.rules[0].min", "needs `min`"),
+        (VALID.replace("rule = \"min_length\"\nmin = 20", "rule = \"regex\"\npattern = \"([\""), "handoff.rules[0].pattern", "not a valid regular expression"),
+        (VALID.replace("rule = \"min_length\"\nmin = 20", "rule = \"regex\""), "handoff.rules[0].pattern", "needs `pattern`"),
+        (VALID.replace("rule = \"min_length\"\nmin = 20", "rule = \"one_of\"\nvalues = []"), "handoff.rules[0].values", "non-empty list"),
+        (VALID.replace("rule = \"min_length\"", "rule = \"present\""), "handoff.rules[0].min", "is not used by rule `present`"),
+        (VALID.replace("rule = \"min_length\"\nmin = 20", "rule = \"optional\""), "handoff.rules[0].rule", "only meaningful in an override"),
+        (VALID.replace("rule = \"min_length\"", "rule = \"longish\""), "handoff.rules[0].rule", "unknown variant `longish`"),
+        (VALID.replace("field = \"steps\"", "field = \"stepz\""), "handoff.rules", "field `stepz` is not mapped"),
+        (
+            format!("{VALID}\n[[handoff.overrides]]\npartner = \"A\"\nproduct = \"B\"\nrules = []\n"),
+            "handoff.overrides[0]",
+            "exactly one of `partner` or `product`",
+        ),
+        (format!("{VALID}threshold = 1.5\n"), "knowledge_base.threshold", "above 0 and at most 1"),
+        (format!("{VALID}gap_below = 0\n"), "knowledge_base.gap_below", "above 0 and at most 1"),
+        (format!("{VALID}max_candidates = 0\n"), "knowledge_base.max_candidates", "must be 1 to 100"),
+        (VALID.replace("backend = \"helpdesk\"", "backend = \"local\""), "knowledge_base.path", "needs `path`"),
+        (VALID.replace("backend = \"helpdesk\"", "backend = \"local\"\npath = \"no/such/folder\""), "knowledge_base.path", "is not a folder"),
+        (VALID.replace("backend = \"helpdesk\"", "backend = \"helpdesk\"\npath = \"x\""), "knowledge_base.path", "remove `path`"),
+        (format!("{VALID}\n[verdict]\nlate_after_hours = 0\n"), "verdict.late_after_hours", "positive number of hours"),
+        (VALID.replace("base_url = \"${ZD_URL}\"\n", ""), "helpdesk.base_url", "is required"),
+        (VALID.replace("base_url = \"${ZD_URL}\"", "base_url = \"ftp://x\""), "helpdesk.base_url", "not an http(s) URL"),
+        (VALID.replace("[helpdesk.auth]\nkind = \"api_token\"\nemail = \"bot@acme.example\"\ntoken = \"${ZD_TOKEN}\"\n", ""), "helpdesk.auth", "is required"),
+        (VALID.replace("bot@acme.example", "bot"), "helpdesk.auth.email", "not an e-mail address"),
+        (VALID.replace("signing_secrets = [\"${ZD_SECRET}\"]", "signing_secrets = []"), "helpdesk.signing_secrets", "at least one"),
+        (VALID.replace("101 = \"steps\"", "abc = \"steps\""), "helpdesk.fields.abc", "custom field ids"),
+        (VALID.replace("102 = \"product\"", "102 = \"steps\""), "helpdesk.fields.102", "mapped twice"),
+        (VALID.replace("product_field = \"product\"", "product_field = \"sku\""), "helpdesk.product_field", "`sku` is not a name mapped"),
+        (format!("{VALID}\n").replace("product_field = \"product\"", "product_field = \"product\"\ntimestamp_tolerance_secs = 0"), "helpdesk.timestamp_tolerance_secs", "1 to 3600"),
+        (VALID.replace("[helpdesk.fields]", "[helpdesk.tags]\ngood = \"good one\"\n\n[helpdesk.fields]"), "helpdesk.tags.good", "no spaces"),
+        (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\ntimeout_secs = 0\nmax_retries = 11\nmax_retry_wait_secs = 301\n\n[helpdesk.fields]"), "helpdesk.http.timeout_secs", "1 to 120"),
+        (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\nmax_retries = 11\n\n[helpdesk.fields]"), "helpdesk.http.max_retries", "0 to 10"),
+        (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\nmax_retry_wait_secs = 301\n\n[helpdesk.fields]"), "helpdesk.http.max_retry_wait_secs", "0 to 300"),
+        (VALID.replace("[knowledge_base]\nbackend = \"helpdesk\"\n", ""), "", "missing field `knowledge_base`"),
+    ];
+    let mut wrong = Vec::new();
+    for (text, key, words) in cases {
+        let found = problems(&text);
+        if !found
+            .iter()
+            .any(|p| p.key == key && p.message.contains(words))
+        {
+            wrong.push(format!("expected `{key}: …{words}…`, found {found:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_together() {
+    let text = VALID
+        .replace("${ZD_TOKEN}", "${NOPE_1}")
+        .replace("${ZD_SECRET}", "${NOPE_2}")
+        .replace("min = 20", "min = 0");
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"helpdesk.auth.token"), "{found:?}");
+    assert!(keys.contains(&"helpdesk.signing_secrets[0]"), "{found:?}");
+    assert!(keys.contains(&"handoff.rules[0].min"), "{found:?}");
+}
+
+#[test]
+fn every_shipped_connector_file_parses() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors");
+    let any = |_: &str| Some("https://example.zendesk.com".to_string());
+    let mut seen = 0;
+    for dir in [shipped.clone(), shipped.join("examples")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let id = path.file_stem().unwrap().to_str().unwrap().to_string();
+                let text = std::fs::read_to_string(&path).unwrap();
+                let result = config::parse(&id, &text, &shipped, &any);
+                assert!(result.is_ok(), "{}: {:?}", path.display(), result.err());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 2, "the demo and the Zendesk example");
+}
+
+#[test]
+fn validate_prints_file_key_and_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.toml"), VALID).unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        VALID.replace("${ZD_TOKEN}", "${EG_TEST_UNSET_VAR}"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad name!.toml"), VALID).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args(["validate", "--connectors"])
+        .arg(dir.path())
+        .env("ZD_URL", "https://acme.zendesk.com")
+        .env("ZD_TOKEN", "t")
+        .env("ZD_SECRET", "s")
+        .env_remove("EG_TEST_UNSET_VAR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let broken = dir.path().join("broken.toml");
+    assert!(
+        stdout.contains(&format!(
+            "{}: helpdesk.auth.token: environment variable `EG_TEST_UNSET_VAR` is not set",
+            broken.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("must be a connector id"), "{stdout}");
+    assert!(stdout.contains("2 problem(s)"), "{stdout}");
+    assert!(
+        !stdout.contains("good.toml"),
+        "a valid file is not reported when any fails"
+    );
+
+    std::fs::remove_file(&broken).unwrap();
+    std::fs::remove_file(dir.path().join("bad name!.toml")).unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args(["validate", "--connectors"])
+        .arg(dir.path())
+        .env("ZD_URL", "https://acme.zendesk.com")
+        .env("ZD_TOKEN", "t")
+        .env("ZD_SECRET", "s")
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(
+        String::from_utf8(ok.stdout)
+            .unwrap()
+            .contains("good.toml: ok")
+    );
+}

@@ -1,0 +1,20 @@
+# Build: docker build -t escalation-gate .
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin escalation-gate
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home /app gate
+WORKDIR /app
+COPY --from=build /src/target/release/escalation-gate /usr/local/bin/escalation-gate
+COPY connectors ./connectors
+USER gate
+EXPOSE 8080
+ENV EG_LISTEN=0.0.0.0:8080 EG_CONNECTORS=/app/connectors
+ENTRYPOINT ["escalation-gate"]
+CMD ["serve"]
