@@ -14,6 +14,7 @@ pub const REASONS: &str = "escalation_gate_escalation_reasons_total";
 pub const FLAGS: &str = "escalation_gate_escalation_flags_total";
 pub const KB_ARTICLES: &str = "escalation_gate_kb_resolvable_articles_total";
 pub const UPSTREAM_CALLS: &str = "escalation_gate_upstream_requests_total";
+pub const UPSTREAM_ERRORS: &str = "escalation_gate_upstream_errors_total";
 pub const UPSTREAM_SECONDS: &str = "escalation_gate_upstream_request_duration_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -80,6 +81,13 @@ pub fn upstream_call(service: &'static str, call: &'static str, status: &str, se
     counter!(UPSTREAM_CALLS, "helpdesk" => service, "call" => call, "status" => status.to_string())
         .increment(1);
     histogram!(UPSTREAM_SECONDS, "helpdesk" => service, "call" => call).record(seconds);
+}
+
+/// An error the upstream named in its answer (e.g. Salesforce's `errorCode`). `code` must come
+/// from the upstream's closed list of codes, never from free text.
+pub fn upstream_error(service: &'static str, call: &'static str, code: &str) {
+    counter!(UPSTREAM_ERRORS, "helpdesk" => service, "call" => call, "code" => code.to_string())
+        .increment(1);
 }
 
 fn labels_with(

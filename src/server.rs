@@ -134,7 +134,7 @@ async fn hook(
             Err(e) => {
                 m::webhook(&connector.id, "rejected");
                 tracing::warn!(error = %e, "Webhook refused");
-                return connector.helpdesk.reject(&e);
+                return connector.helpdesk.reject(&inbound, &e);
             }
         };
         if let Some(d) = &delivery.delivery_id {
@@ -176,7 +176,7 @@ async fn hook(
         };
         let all_ok = outcomes.iter().all(|o| o.result.is_ok());
         m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
-        connector.helpdesk.respond(&outcomes)
+        connector.helpdesk.respond(&inbound, &outcomes)
     }
     .instrument(span)
     .await

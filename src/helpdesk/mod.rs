@@ -2,6 +2,7 @@
 //! verified inbound call into tickets, a ticket into an escalation, and a verdict into a
 //! write-back. It knows nothing of how escalations are judged.
 
+pub mod salesforce;
 pub mod zendesk;
 
 use std::sync::Arc;
@@ -20,17 +21,21 @@ use crate::escalation::Escalation;
 use crate::http::UpstreamError;
 use crate::kb::KnowledgeBase;
 
-/// The `[helpdesk]` table, by its `type`.
+/// The `[helpdesk]` table, by its `type`. Built once at start-up: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HelpdeskConfig {
     Zendesk(zendesk::config::ZendeskConfig),
+    Salesforce(salesforce::config::SalesforceConfig),
 }
 
 /// A validated `[helpdesk]` table: nothing built, no network touched.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ValidHelpdesk {
     Zendesk(zendesk::config::ValidZendesk),
+    Salesforce(salesforce::config::ValidSalesforce),
 }
 
 impl HelpdeskConfig {
@@ -45,6 +50,9 @@ impl HelpdeskConfig {
             HelpdeskConfig::Zendesk(c) => c
                 .validate(kb, known_fields, problems)
                 .map(ValidHelpdesk::Zendesk),
+            HelpdeskConfig::Salesforce(c) => c
+                .validate(kb, known_fields, problems)
+                .map(ValidHelpdesk::Salesforce),
         }
     }
 }
@@ -54,6 +62,9 @@ impl ValidHelpdesk {
     pub fn build(self, connector: &str) -> Result<Arc<dyn Helpdesk>, reqwest::Error> {
         match self {
             ValidHelpdesk::Zendesk(c) => Ok(Arc::new(zendesk::Zendesk::new(connector, c)?)),
+            ValidHelpdesk::Salesforce(c) => {
+                Ok(Arc::new(salesforce::Salesforce::new(connector, c)?))
+            }
         }
     }
 }
@@ -110,6 +121,9 @@ pub enum Written {
 pub enum HookError {
     #[error("{0}")]
     Unauthorized(String),
+    /// The caller is known and is not the one this connector serves.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
 }
@@ -212,17 +226,26 @@ pub trait Helpdesk: Send + Sync {
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
 
-    /// The answer to a refused call.
-    fn reject(&self, err: &HookError) -> Response {
-        match err {
-            HookError::Unauthorized(d) => json_error(StatusCode::UNAUTHORIZED, "unauthorized", d),
-            HookError::BadRequest(d) => json_error(StatusCode::BAD_REQUEST, "bad_request", d),
-        }
+    /// The answer to a refused call. `inbound` tells which kind of call it was, for helpdesks
+    /// that take several (Salesforce: SOAP outbound messages and signed JSON).
+    fn reject(&self, inbound: &Inbound<'_>, err: &HookError) -> Response {
+        let _ = inbound;
+        default_reject(err)
     }
 
     /// The answer once every ticket of the delivery was tried: 2xx only when all are written.
-    fn respond(&self, outcomes: &[TicketOutcome]) -> Response {
+    fn respond(&self, inbound: &Inbound<'_>, outcomes: &[TicketOutcome]) -> Response {
+        let _ = inbound;
         default_respond(outcomes)
+    }
+}
+
+/// JSON refusal: 401, 403 or 400 with `{"error", "detail"}`.
+pub fn default_reject(err: &HookError) -> Response {
+    match err {
+        HookError::Unauthorized(d) => json_error(StatusCode::UNAUTHORIZED, "unauthorized", d),
+        HookError::Forbidden(d) => json_error(StatusCode::FORBIDDEN, "forbidden", d),
+        HookError::BadRequest(d) => json_error(StatusCode::BAD_REQUEST, "bad_request", d),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The shared outbound HTTP client: timeouts, bounded retries with backoff that honour
 //! `Retry-After` on 429 and 503, and a metric for every call.
 
+pub mod standard_webhooks;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -101,12 +103,20 @@ impl UpstreamError {
     }
 }
 
+/// Says whether a 4xx answer other than 429 is still worth another attempt, from its status and
+/// body (e.g. Salesforce's 403 with the error code `REQUEST_LIMIT_EXCEEDED`).
+pub type RetryWhen = fn(StatusCode, &[u8]) -> bool;
+
+/// The most of a 4xx body read to classify it; error bodies are small.
+const CLASSIFY_BODY_BYTES: usize = 64 * 1024;
+
 /// One upstream service (a helpdesk instance): a client with its settings and metric labels.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: reqwest::Client,
     service: &'static str,
     settings: RetrySettings,
+    retry_when: Option<RetryWhen>,
 }
 
 impl Upstream {
@@ -120,15 +130,27 @@ impl Upstream {
             client,
             service,
             settings,
+            retry_when: None,
         })
+    }
+
+    /// Also retries the 4xx answers `f` picks (429 and 5xx are always retried).
+    pub fn with_retry_when(mut self, f: RetryWhen) -> Upstream {
+        self.retry_when = Some(f);
+        self
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
-    /// Sends the request `build` makes, retrying 429, 5xx and transport errors within the
-    /// budget. Any other status is returned for the caller to judge.
+    /// Sends the request `build` makes, retrying 429, 5xx, transport errors and the 4xx answers
+    /// the upstream's `retry_when` picks, within the budget. Any other status is returned for the
+    /// caller to judge.
     pub async fn send(
         &self,
         call: &'static str,
@@ -145,12 +167,21 @@ impl Upstream {
                 Ok(resp) => {
                     let status = resp.status();
                     m::upstream_call(self.service, call, status.as_str(), elapsed);
+                    let asked = retry_after(&resp, Utc::now());
                     let retryable =
                         status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if !retryable {
-                        return Ok(resp);
+                        match self.retry_when {
+                            Some(f) if status.is_client_error() => {
+                                let resp = buffered(resp).await;
+                                if !resp.1.as_ref().is_some_and(|b| f(status, b)) {
+                                    return Ok(resp.0);
+                                }
+                            }
+                            _ => return Ok(resp),
+                        }
                     }
-                    (format!("HTTP {status}"), retry_after(&resp, Utc::now()))
+                    (format!("HTTP {status}"), asked)
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { "timeout" } else { "error" };
@@ -187,6 +218,30 @@ impl Upstream {
             waited += wait;
         }
     }
+}
+
+/// Reads a response's body (up to a bound) and gives back an equivalent response with it, and
+/// the bytes when they could be read.
+async fn buffered(resp: Response) -> (Response, Option<bytes::Bytes>) {
+    let status = resp.status();
+    let version = resp.version();
+    let headers = resp.headers().clone();
+    let too_big = resp
+        .content_length()
+        .is_some_and(|n| n > CLASSIFY_BODY_BYTES as u64);
+    if too_big {
+        return (resp, None);
+    }
+    let body = resp.bytes().await.ok();
+    let mut rebuilt = reqwest::Response::from(
+        axum::http::Response::builder()
+            .status(status)
+            .version(version)
+            .body(body.clone().unwrap_or_default())
+            .expect("status and version come from a valid response"),
+    );
+    *rebuilt.headers_mut() = headers;
+    (rebuilt, body)
 }
 
 /// A transport error's text without the URL (it may carry a query with customer text).

@@ -2,6 +2,8 @@
 
 mod cli;
 mod config;
+mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;
+mod salesforce;
 mod zendesk;

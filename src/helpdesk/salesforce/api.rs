@@ -1,0 +1,514 @@
+//! The Salesforce REST API calls escalation-gate makes: the Case (and its Account's name),
+//! CaseComments, the Case PATCH, and the Knowledge articles list.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+
+use super::oauth::Tokens;
+use super::webhook::parse_datetime;
+use crate::http::{Upstream, UpstreamError};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text};
+use crate::metrics as m;
+
+pub const SERVICE: &str = "salesforce";
+/// The most pages of CaseComments read when looking for an earlier verdict.
+const MAX_COMMENT_PAGES: usize = 10;
+const QUERY_CHARS: usize = 250;
+
+pub struct SalesforceApi {
+    upstream: Upstream,
+    base: Url,
+    version: String,
+    tokens: Tokens,
+}
+
+/// Whether a 4xx is worth another try: Salesforce's API request limit (403
+/// `REQUEST_LIMIT_EXCEEDED`).
+pub fn retry_when(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::FORBIDDEN
+        && error_codes(body)
+            .iter()
+            .any(|c| c == "REQUEST_LIMIT_EXCEEDED")
+}
+
+/// The `errorCode`s of Salesforce's error array `[{"message","errorCode","fields"}]`.
+pub fn error_codes(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.get("errorCode").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A text a helpdesk user reads, as far as it can go into a log: Salesforce's own codes and
+/// field names, and its message cut short (messages name fields and rules, not case text).
+fn describe_errors(body: &Value) -> String {
+    match body.as_array() {
+        Some(errors) if !errors.is_empty() => errors
+            .iter()
+            .map(|e| {
+                let code = e.get("errorCode").and_then(Value::as_str).unwrap_or("?");
+                let msg: String = e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect();
+                let fields = e
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                if fields.is_empty() {
+                    format!("{code}: {msg}")
+                } else {
+                    format!("{code} [{fields}]: {msg}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no Salesforce error array".into(),
+    }
+}
+
+/// Turns a refused answer into an error, with its error array in the log and its codes in the
+/// metrics.
+async fn rejected(call: &'static str, resp: Response) -> UpstreamError {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    for e in body.as_array().into_iter().flatten() {
+        if let Some(code) = e.get("errorCode").and_then(Value::as_str) {
+            // Codes are Salesforce's closed list of upper-case names; anything else is bucketed.
+            let code =
+                if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                    code
+                } else {
+                    "OTHER"
+                };
+            m::upstream_error(SERVICE, call, code);
+        }
+    }
+    let detail = describe_errors(&body);
+    tracing::warn!(call, status = status.as_u16(), errors = %detail, "Salesforce refused a call");
+    let limited = body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e.get("errorCode").and_then(Value::as_str) == Some("REQUEST_LIMIT_EXCEEDED"));
+    if limited {
+        return UpstreamError::Unavailable {
+            call,
+            attempts: 1,
+            last: detail,
+            retry_after: None,
+        };
+    }
+    UpstreamError::Rejected {
+        call,
+        status,
+        detail,
+    }
+}
+
+async fn json_of(call: &'static str, resp: Response) -> Result<Value, UpstreamError> {
+    if !resp.status().is_success() {
+        return Err(rejected(call, resp).await);
+    }
+    resp.json().await.map_err(|e| UpstreamError::Invalid {
+        call,
+        detail: format!("body is not JSON: {}", e.without_url()),
+    })
+}
+
+/// Salesforce's language code (`en_US`) as a locale (`en-us`), and back.
+pub fn locale_of(language: &str) -> String {
+    language.replace('_', "-").to_ascii_lowercase()
+}
+
+pub fn accept_language(locale: &str) -> String {
+    match locale.split_once(['-', '_']) {
+        Some((l, r)) => format!("{}-{}", l.to_ascii_lowercase(), r.to_ascii_uppercase()),
+        None => locale.to_ascii_lowercase(),
+    }
+}
+
+impl SalesforceApi {
+    pub fn new(upstream: Upstream, base: Url, version: String, tokens: Tokens) -> SalesforceApi {
+        SalesforceApi {
+            upstream,
+            base,
+            version,
+            tokens,
+        }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}/services/data/v{}{path}", self.version));
+        url
+    }
+
+    /// Sends with the cached token; on 401 (`INVALID_SESSION_ID`) fetches a new token once and
+    /// sends again.
+    async fn send(
+        &self,
+        call: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, UpstreamError> {
+        let token = self.tokens.get().await?;
+        let resp = self
+            .upstream
+            .send(call, |c| build(c).bearer_auth(token.expose_secret()))
+            .await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        tracing::info!(call, "Salesforce session expired; fetching a new token");
+        self.tokens.invalidate(&token).await;
+        let token = self.tokens.get().await?;
+        self.upstream
+            .send(call, |c| build(c).bearer_auth(token.expose_secret()))
+            .await
+    }
+
+    /// `GET /sobjects/Case/{id}?fields=...`; `None` when there is no such Case.
+    pub async fn case(&self, id: &str, fields: &[String]) -> Result<Option<Value>, UpstreamError> {
+        let url = self.url(&format!("/sobjects/Case/{id}"));
+        let fields = fields.join(",");
+        let resp = self
+            .send("get_case", |c| {
+                c.get(url.clone()).query(&[("fields", fields.as_str())])
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        json_of("get_case", resp).await.map(Some)
+    }
+
+    /// `GET /sobjects/Account/{id}?fields=Name`.
+    pub async fn account_name(&self, id: &str) -> Result<Option<String>, UpstreamError> {
+        let url = self.url(&format!("/sobjects/Account/{id}"));
+        let resp = self
+            .send("get_account", |c| {
+                c.get(url.clone()).query(&[("fields", "Name")])
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(json_of("get_account", resp)
+            .await?
+            .get("Name")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// The bodies of the Case's comments, read with SOQL (`/query`), oldest first.
+    pub async fn comments(&self, case_id: &str) -> Result<Vec<String>, UpstreamError> {
+        let soql = format!(
+            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
+        );
+        let first = self.url("/query");
+        let mut page = json_of(
+            "query_comments",
+            self.send("query_comments", |c| {
+                c.get(first.clone()).query(&[("q", soql.as_str())])
+            })
+            .await?,
+        )
+        .await?;
+        let mut bodies = Vec::new();
+        for _ in 0..MAX_COMMENT_PAGES {
+            let records = page
+                .get("records")
+                .and_then(Value::as_array)
+                .ok_or_else(|| UpstreamError::Invalid {
+                    call: "query_comments",
+                    detail: "no `records` array".into(),
+                })?;
+            bodies.extend(
+                records
+                    .iter()
+                    .filter_map(|r| r.get("CommentBody").and_then(Value::as_str))
+                    .map(str::to_string),
+            );
+            let next = match page.get("nextRecordsUrl").and_then(Value::as_str) {
+                Some(n) if page.get("done") == Some(&Value::Bool(false)) => n.to_string(),
+                _ => return Ok(bodies),
+            };
+            let mut url = self.base.clone();
+            url.set_path(next.split('?').next().unwrap_or(&next));
+            page = json_of(
+                "query_comments",
+                self.send("query_comments", |c| c.get(url.clone())).await?,
+            )
+            .await?;
+        }
+        Ok(bodies)
+    }
+
+    /// `POST /sobjects/CaseComment`: one internal comment (`IsPublished: false`).
+    pub async fn add_comment(&self, case_id: &str, body: &str) -> Result<String, UpstreamError> {
+        let url = self.url("/sobjects/CaseComment");
+        let payload = json!({"ParentId": case_id, "CommentBody": body, "IsPublished": false});
+        let resp = self
+            .send("add_comment", |c| c.post(url.clone()).json(&payload))
+            .await?;
+        let v = json_of("add_comment", resp).await?;
+        if v.get("success") != Some(&Value::Bool(true)) {
+            return Err(UpstreamError::Invalid {
+                call: "add_comment",
+                detail: describe_errors(v.get("errors").unwrap_or(&Value::Null)),
+            });
+        }
+        Ok(v.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string())
+    }
+
+    /// `PATCH /sobjects/Case/{id}` (204).
+    pub async fn update_case(
+        &self,
+        case_id: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), UpstreamError> {
+        let url = self.url(&format!("/sobjects/Case/{case_id}"));
+        let resp = self
+            .send("update_case", |c| c.patch(url.clone()).json(fields))
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(rejected("update_case", resp).await)
+        }
+    }
+
+    /// `GET /support/knowledgeArticles?q=...` in the language of `locale` (online articles only),
+    /// then each article's detail for its text.
+    pub async fn search_articles(
+        &self,
+        query: &str,
+        locale: &str,
+        limit: usize,
+        channel: Option<&str>,
+    ) -> Result<Vec<Value>, UpstreamError> {
+        let url = self.url("/support/knowledgeArticles");
+        let q: String = query.chars().take(QUERY_CHARS).collect();
+        let size = limit.clamp(1, 100).to_string();
+        let lang = accept_language(locale);
+        let resp = self
+            .send("search_articles", |c| {
+                let mut params = vec![("q", q.as_str()), ("pageSize", size.as_str())];
+                if let Some(ch) = channel {
+                    params.push(("channel", ch));
+                }
+                c.get(url.clone())
+                    .query(&params)
+                    .header(reqwest::header::ACCEPT_LANGUAGE, lang.as_str())
+            })
+            .await?;
+        let list = json_of("search_articles", resp).await?;
+        let items = list
+            .get("articles")
+            .and_then(Value::as_array)
+            .ok_or_else(|| UpstreamError::Invalid {
+                call: "search_articles",
+                detail: "no `articles` array".into(),
+            })?;
+        let mut out = Vec::new();
+        for item in items.iter().take(limit) {
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                continue;
+            }
+            let detail_url = self.url(&format!("/support/knowledgeArticles/{id}"));
+            let resp = self
+                .send("get_article", |c| {
+                    let mut params = vec![];
+                    if let Some(ch) = channel {
+                        params.push(("channel", ch));
+                    }
+                    c.get(detail_url.clone())
+                        .query(&params)
+                        .header(reqwest::header::ACCEPT_LANGUAGE, lang.as_str())
+                })
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                continue;
+            }
+            let mut detail = json_of("get_article", resp).await?;
+            if let Some(obj) = detail.as_object_mut() {
+                for k in [
+                    "title",
+                    "summary",
+                    "lastPublishedDate",
+                    "urlName",
+                    "articleNumber",
+                ] {
+                    if !obj.contains_key(k)
+                        && let Some(v) = item.get(k)
+                    {
+                        obj.insert(k.into(), v.clone());
+                    }
+                }
+            }
+            out.push(detail);
+        }
+        Ok(out)
+    }
+}
+
+/// A Knowledge article (list item merged with its detail) as a knowledge-base article. Its text
+/// is the summary and every text layout item; the publication time is `lastPublishedDate`.
+pub fn article(v: &Value, locale: &str, url_template: &str) -> Option<Article> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let id = s("id")?.to_string();
+    let mut body = String::new();
+    if let Some(summary) = s("summary") {
+        body.push_str(summary);
+        body.push('\n');
+    }
+    for item in v
+        .get("layoutItems")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
+        if !matches!(
+            kind,
+            "TEXT" | "TEXT_AREA" | "RICH_TEXT_AREA" | "LONG_TEXT_AREA"
+        ) {
+            continue;
+        }
+        if let Some(text) = item.get("value").and_then(Value::as_str) {
+            body.push_str(&html_to_text(text));
+            body.push('\n');
+        }
+    }
+    let draft = s("publishStatus").is_some_and(|p| !p.eq_ignore_ascii_case("online"));
+    Some(Article {
+        url: url_template
+            .replace("{id}", &id)
+            .replace("{urlName}", s("urlName").unwrap_or(""))
+            .replace("{articleNumber}", s("articleNumber").unwrap_or("")),
+        id,
+        title: s("title")?.to_string(),
+        body,
+        locale: locale.to_string(),
+        published_at: s("lastPublishedDate").and_then(parse_datetime),
+        draft,
+    })
+}
+
+/// Salesforce Knowledge as a knowledge-base backend.
+pub struct Knowledge {
+    pub api: Arc<SalesforceApi>,
+    pub channel: Option<String>,
+    pub url_template: String,
+    pub default_locale: String,
+}
+
+#[async_trait]
+impl KnowledgeBase for Knowledge {
+    async fn search(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Article>, KbError> {
+        let locale = locale.unwrap_or(&self.default_locale).to_ascii_lowercase();
+        let found = self
+            .api
+            .search_articles(query, &locale, limit, self.channel.as_deref())
+            .await
+            .map_err(|e| KbError::Unavailable(e.to_string()))?;
+        Ok(found
+            .iter()
+            .filter_map(|v| article(v, &locale, &self.url_template))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_limit_is_retried_and_other_403s_are_not() {
+        let limit = br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert!(retry_when(StatusCode::FORBIDDEN, limit));
+        let access = br#"[{"message":"no","errorCode":"INSUFFICIENT_ACCESS"}]"#;
+        assert!(!retry_when(StatusCode::FORBIDDEN, access));
+        assert!(!retry_when(StatusCode::BAD_REQUEST, limit));
+        assert!(!retry_when(StatusCode::FORBIDDEN, b"<html>"));
+    }
+
+    #[test]
+    fn error_arrays_are_described() {
+        let v: Value = serde_json::from_str(
+            r#"[{"message":"No such column","errorCode":"INVALID_FIELD","fields":["Foo__c"]},{"message":"x","errorCode":"OTHER"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            describe_errors(&v),
+            "INVALID_FIELD [Foo__c]: No such column; OTHER: x"
+        );
+    }
+
+    #[test]
+    fn languages_and_articles() {
+        assert_eq!(locale_of("en_US"), "en-us");
+        assert_eq!(accept_language("en-us"), "en-US");
+        assert_eq!(accept_language("de"), "de");
+        let a = article(
+            &json!({
+                "id": "kA0000000000001", "title": "Reset", "urlName": "reset",
+                "summary": "Short.", "lastPublishedDate": "2024-02-12T00:00:00Z",
+                "layoutItems": [
+                    {"type": "RICH_TEXT_AREA", "name": "Answer__c", "value": "<p>Do &amp; done</p>"},
+                    {"type": "LOOKUP", "name": "Owner", "value": "005"}
+                ]
+            }),
+            "en-us",
+            "https://help.example/s/article/{urlName}",
+        )
+        .unwrap();
+        assert_eq!(a.body, "Short.\nDo & done\n\n");
+        assert_eq!(a.url, "https://help.example/s/article/reset");
+        assert!(!a.draft);
+        assert_eq!(
+            a.published_at.unwrap().to_rfc3339(),
+            "2024-02-12T00:00:00+00:00"
+        );
+        let draft = article(
+            &json!({"id": "kA1", "title": "D", "publishStatus": "Draft"}),
+            "en-us",
+            "{id}",
+        )
+        .unwrap();
+        assert!(draft.draft);
+    }
+}

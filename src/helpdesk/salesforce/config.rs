@@ -1,0 +1,460 @@
+//! The `[helpdesk]` table of a Salesforce Service Cloud connector.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use regex::Regex;
+use ring::signature::RsaKeyPair;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::config::{KbBackend, Problem};
+use crate::http::RetrySettings;
+use crate::http::standard_webhooks;
+
+pub const DEFAULT_API_VERSION: &str = "62.0";
+pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+/// Salesforce's token answers carry no lifetime; the org's session timeout (2 hours by default)
+/// decides. A token older than this is replaced before use.
+pub const DEFAULT_TOKEN_MAX_AGE_SECS: u64 = 1800;
+pub const DEFAULT_AUDIENCE: &str = "https://login.salesforce.com";
+
+static API_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_]{0,79}$").expect("valid regex"));
+static API_VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\d{2}\.0$").expect("valid regex"));
+static ORG_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$").expect("valid regex"));
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceConfig {
+    /// `https://{MyDomain}.my.salesforce.com`: the token endpoint and the REST API.
+    pub my_domain: Option<String>,
+    pub api_version: Option<String>,
+    /// The org's id (15 or 18 characters). Outbound messages from any other org are refused;
+    /// without it the connector takes no outbound messages.
+    pub organization_id: Option<String>,
+    /// A shared token the outbound message's endpoint URL carries as `?token=...`.
+    pub endpoint_token: Option<SecretString>,
+    /// Standard Webhooks secrets (`whsec_...`) for signed JSON from a Flow or Apex callout; more
+    /// than one while rotating. Without them the connector takes no signed JSON.
+    #[serde(default)]
+    pub signing_secrets: Vec<SecretString>,
+    pub timestamp_tolerance_secs: Option<u64>,
+    pub auth: Option<AuthFile>,
+    pub token_max_age_secs: Option<u64>,
+    #[serde(default)]
+    pub write_back: WriteBackMode,
+    #[serde(default)]
+    pub verdict_fields: VerdictFields,
+    /// Case field API name → hand-off field name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub partner: PartnerSource,
+    pub product_field: Option<String>,
+    pub version_field: Option<String>,
+    pub tried_articles_field: Option<String>,
+    /// A Case field (API name) holding the customer's language, e.g. `en_US`.
+    pub locale_field: Option<String>,
+    #[serde(default)]
+    pub knowledge: KnowledgeFile,
+    #[serde(default)]
+    pub http: HttpFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "grant", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthFile {
+    /// OAuth 2.0 client credentials of an External Client App / Connected App.
+    ClientCredentials {
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// OAuth 2.0 JWT bearer: an RS256 assertion signed with the app's private key.
+    JwtBearer {
+        client_id: String,
+        username: String,
+        /// PEM text (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`).
+        private_key: Option<SecretString>,
+        /// A PEM file, relative to the connectors folder.
+        private_key_file: Option<PathBuf>,
+        /// `https://login.salesforce.com`, `https://test.salesforce.com` or the My Domain URL.
+        audience: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteBackMode {
+    /// The verdict fields and one internal CaseComment through the REST API.
+    #[default]
+    Api,
+    /// Log what would be written; write nothing.
+    Log,
+}
+
+/// The Case fields the verdict is written to.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictFields {
+    /// A picklist (or text) field: the verdict, also read to skip judged cases.
+    pub verdict: String,
+    /// A text field (255) for the reasons and flags; empty: not written.
+    pub reason: String,
+    pub good: String,
+    pub bad: String,
+}
+
+impl Default for VerdictFields {
+    fn default() -> Self {
+        VerdictFields {
+            verdict: "Escalation_Quality__c".into(),
+            reason: "Escalation_Quality_Reason__c".into(),
+            good: "Good".into(),
+            bad: "Bad".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PartnerSource {
+    /// The Case's Account name.
+    #[default]
+    Account,
+    /// A mapped Case field (its name from `fields`).
+    Field { field: String },
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeFile {
+    /// The channel articles are searched in (`App`, `Pkb`, `Csp`, `Prm`); Salesforce's default
+    /// when absent.
+    pub channel: Option<String>,
+    /// How an article is linked in the note: `{id}`, `{urlName}` and `{articleNumber}` are
+    /// replaced. Default: `{my_domain}/{id}`.
+    pub article_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub max_retry_wait_secs: Option<u64>,
+}
+
+/// A parsed RSA private key; `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct SigningKey(pub Arc<RsaKeyPair>);
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+#[derive(Debug)]
+pub enum Auth {
+    ClientCredentials {
+        client_id: String,
+        client_secret: SecretString,
+    },
+    JwtBearer {
+        client_id: String,
+        username: String,
+        key: SigningKey,
+        audience: String,
+    },
+}
+
+/// A Salesforce connector after validation.
+#[derive(Debug)]
+pub struct ValidSalesforce {
+    pub base: Option<reqwest::Url>,
+    pub api_version: String,
+    /// The first 15 characters of the org id (the case-sensitive id; the 3 more are a checksum).
+    pub org_id: Option<String>,
+    pub endpoint_token: Option<SecretString>,
+    pub signing_secrets: Vec<SecretString>,
+    pub tolerance: chrono::Duration,
+    pub auth: Option<Auth>,
+    pub token_max_age: std::time::Duration,
+    pub write_back: WriteBackMode,
+    pub verdict_fields: VerdictFields,
+    pub fields: BTreeMap<String, String>,
+    pub partner: PartnerSource,
+    pub product_field: Option<String>,
+    pub version_field: Option<String>,
+    pub tried_articles_field: Option<String>,
+    pub locale_field: Option<String>,
+    pub knowledge: KnowledgeFile,
+    pub retry: RetrySettings,
+    pub knowledge_search: bool,
+}
+
+impl SalesforceConfig {
+    pub fn validate(
+        self,
+        kb: &KbBackend,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<ValidSalesforce> {
+        let start = problems.len();
+        let key = |k: &str| format!("helpdesk.{k}");
+        let api_name = |k: String, v: &str, problems: &mut Vec<Problem>| {
+            if !API_NAME.is_match(v) {
+                problems.push(Problem::new(
+                    k,
+                    format!("`{v}` is not a Salesforce field API name (e.g. `Steps__c`)"),
+                ));
+            }
+        };
+        for (api, name) in &self.fields {
+            api_name(key(&format!("fields.{api}")), api, problems);
+            if known_fields.contains(name) {
+                problems.push(Problem::new(
+                    key(&format!("fields.{api}")),
+                    format!("the name `{name}` is mapped twice"),
+                ));
+            }
+            known_fields.push(name.clone());
+        }
+        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
+            if let Some(name) = v
+                && !self.fields.values().any(|n| n == name)
+            {
+                problems.push(Problem::new(
+                    key(k),
+                    format!("`{name}` is not a name mapped in [helpdesk.fields]"),
+                ));
+            }
+        };
+        mapped("product_field", &self.product_field, problems);
+        mapped("version_field", &self.version_field, problems);
+        mapped("tried_articles_field", &self.tried_articles_field, problems);
+        if let PartnerSource::Field { field } = &self.partner {
+            mapped("partner.field", &Some(field.clone()), problems);
+        }
+        if let Some(f) = &self.locale_field {
+            api_name(key("locale_field"), f, problems);
+        }
+        let vf = &self.verdict_fields;
+        api_name(key("verdict_fields.verdict"), &vf.verdict, problems);
+        if !vf.reason.is_empty() {
+            api_name(key("verdict_fields.reason"), &vf.reason, problems);
+        }
+        if vf.good.trim().is_empty() || vf.bad.trim().is_empty() || vf.good == vf.bad {
+            problems.push(Problem::new(
+                key("verdict_fields"),
+                "`good` and `bad` must be two different, non-empty picklist values",
+            ));
+        }
+        let api_version = self
+            .api_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_API_VERSION.into());
+        if !API_VERSION.is_match(&api_version) {
+            problems.push(Problem::new(
+                key("api_version"),
+                format!("`{api_version}` is not an API version like `62.0`"),
+            ));
+        }
+        let org_id = match &self.organization_id {
+            Some(id) if ORG_ID.is_match(id) => Some(id[..15].to_string()),
+            Some(id) => {
+                problems.push(Problem::new(
+                    key("organization_id"),
+                    format!("`{id}` is not an org id (15 or 18 characters starting with 00D)"),
+                ));
+                None
+            }
+            None => None,
+        };
+        if self.organization_id.is_none() && self.signing_secrets.is_empty() {
+            problems.push(Problem::new(
+                key("organization_id"),
+                "set `organization_id` (outbound messages) or `signing_secrets` (signed JSON), or both",
+            ));
+        }
+        if self.endpoint_token.is_some() && self.organization_id.is_none() {
+            problems.push(Problem::new(
+                key("endpoint_token"),
+                "only outbound messages use it: set `organization_id` too",
+            ));
+        }
+        for (i, s) in self.signing_secrets.iter().enumerate() {
+            if let Err(e) = standard_webhooks::decode_secret(s.expose_secret()) {
+                problems.push(Problem::new(key(&format!("signing_secrets[{i}]")), e));
+            }
+        }
+        let tolerance = self
+            .timestamp_tolerance_secs
+            .unwrap_or(DEFAULT_TOLERANCE_SECS);
+        if !(1..=3600).contains(&tolerance) {
+            problems.push(Problem::new(
+                key("timestamp_tolerance_secs"),
+                format!("must be 1 to 3600 seconds, found {tolerance}"),
+            ));
+        }
+        let max_age = self
+            .token_max_age_secs
+            .unwrap_or(DEFAULT_TOKEN_MAX_AGE_SECS);
+        if !(60..=86_400).contains(&max_age) {
+            problems.push(Problem::new(
+                key("token_max_age_secs"),
+                format!("must be 60 to 86400 seconds, found {max_age}"),
+            ));
+        }
+        let knowledge_search = matches!(kb, KbBackend::Helpdesk);
+        let base = match &self.my_domain {
+            Some(u) => match reqwest::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                _ => {
+                    problems.push(Problem::new(
+                        key("my_domain"),
+                        format!("`{u}` is not an http(s) URL"),
+                    ));
+                    None
+                }
+            },
+            None => {
+                problems.push(Problem::new(
+                    key("my_domain"),
+                    "is required: the connector reads Cases through the REST API",
+                ));
+                None
+            }
+        };
+        let auth = match self.auth {
+            Some(AuthFile::ClientCredentials {
+                client_id,
+                client_secret,
+            }) => Some(Auth::ClientCredentials {
+                client_id,
+                client_secret,
+            }),
+            Some(AuthFile::JwtBearer {
+                client_id,
+                username,
+                private_key,
+                private_key_file,
+                audience,
+            }) => {
+                let pem = match (private_key, private_key_file) {
+                    (Some(k), None) => Some(k.expose_secret().to_string()),
+                    (None, Some(path)) => match std::fs::read_to_string(&path) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            problems.push(Problem::new(
+                                key("auth.private_key_file"),
+                                format!("cannot read `{}`: {e}", path.display()),
+                            ));
+                            None
+                        }
+                    },
+                    _ => {
+                        problems.push(Problem::new(
+                            key("auth"),
+                            "the jwt_bearer grant needs exactly one of `private_key` or `private_key_file`",
+                        ));
+                        None
+                    }
+                };
+                let key_pair = pem.and_then(|p| match parse_rsa_pem(&p) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        problems.push(Problem::new(key("auth.private_key"), e));
+                        None
+                    }
+                });
+                if !username.contains('@') {
+                    problems.push(Problem::new(
+                        key("auth.username"),
+                        format!("`{username}` is not a Salesforce username (an e-mail form)"),
+                    ));
+                }
+                key_pair.map(|k| Auth::JwtBearer {
+                    client_id,
+                    username,
+                    key: SigningKey(Arc::new(k)),
+                    audience: audience.unwrap_or_else(|| DEFAULT_AUDIENCE.into()),
+                })
+            }
+            None => {
+                problems.push(Problem::new(
+                    key("auth"),
+                    "is required: the connector reads Cases through the REST API",
+                ));
+                None
+            }
+        };
+        let retry = RetrySettings::from_file(
+            self.http.timeout_secs,
+            self.http.max_retries,
+            self.http.max_retry_wait_secs,
+            "helpdesk.http",
+            problems,
+        );
+        (problems.len() == start).then_some(ValidSalesforce {
+            base,
+            api_version,
+            org_id,
+            endpoint_token: self.endpoint_token,
+            signing_secrets: self.signing_secrets,
+            tolerance: chrono::Duration::seconds(tolerance as i64),
+            auth,
+            token_max_age: std::time::Duration::from_secs(max_age),
+            write_back: self.write_back,
+            verdict_fields: self.verdict_fields,
+            fields: self.fields,
+            partner: self.partner,
+            product_field: self.product_field,
+            version_field: self.version_field,
+            tried_articles_field: self.tried_articles_field,
+            locale_field: self.locale_field,
+            knowledge: self.knowledge,
+            retry,
+            knowledge_search,
+        })
+    }
+}
+
+/// An RSA private key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE
+/// KEY`). Literal `\n` (as env files often hold them) count as line breaks.
+pub fn parse_rsa_pem(pem: &str) -> Result<RsaKeyPair, String> {
+    let pem = pem.replace("\\n", "\n");
+    let (label, b64) = {
+        let begin = pem
+            .find("-----BEGIN ")
+            .ok_or("not a PEM key (no `-----BEGIN` line)")?;
+        let rest = &pem[begin + 11..];
+        let label_end = rest.find("-----").ok_or("not a PEM key")?;
+        let label = &rest[..label_end];
+        let body = &rest[label_end + 5..];
+        let end = body
+            .find("-----END ")
+            .ok_or("not a PEM key (no `-----END` line)")?;
+        (label.to_string(), &body[..end])
+    };
+    let der = BASE64
+        .decode(b64.split_whitespace().collect::<String>())
+        .map_err(|_| "the PEM body is not base64".to_string())?;
+    match label.as_str() {
+        "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
+        "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
+        other => {
+            return Err(format!(
+                "a `{other}` PEM is not an RSA private key (want PRIVATE KEY or RSA PRIVATE KEY)"
+            ));
+        }
+    }
+    .map_err(|e| format!("not a usable RSA private key: {e}"))
+}

@@ -1,0 +1,505 @@
+//! Salesforce Service Cloud: outbound messages (SOAP) or signed JSON (Flow HTTP Callout, Apex)
+//! in, the Case through the REST API, the verdict back into Case fields and one internal
+//! CaseComment, and Salesforce Knowledge as a knowledge base.
+//!
+//! Write order and redelivery: the comment is written first and the verdict field last. The
+//! field is what `load` reads to skip a judged Case, so it must only appear once the evidence is
+//! there. If the field write fails after the comment was added, Salesforce delivers again; the
+//! field is still empty, the Case is judged again, and `write_back` finds the earlier comment by
+//! its heading (`escalation-gate verdict`, read with SOQL) and writes only the field, with the
+//! outcome that comment states. Salesforce has no conditional insert for comments, so two
+//! deliveries of one Case racing each other could still both add one; outbound messages for a
+//! Case are queued one after the other, which makes that rare.
+
+pub mod api;
+pub mod config;
+pub mod oauth;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use self::api::{Knowledge, SalesforceApi, locale_of};
+use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
+use self::oauth::Tokens;
+use super::{
+    Delivery, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketOutcome, TicketRef,
+    Written, default_reject, default_respond,
+};
+use crate::assess::note::HEADING;
+use crate::assess::{Outcome, Verdict};
+use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::http::{Upstream, standard_webhooks};
+use crate::kb::KnowledgeBase;
+
+/// A CaseComment holds at most 4,000 bytes.
+pub const COMMENT_MAX_BYTES: usize = 4000;
+pub const TRUNCATED: &str = "\n[… truncated by escalation-gate to fit 4,000 bytes]";
+/// A Text field holds at most 255 characters.
+const REASON_MAX_CHARS: usize = 255;
+
+/// Standard Case fields the mapping reads.
+const CASE_FIELDS: &[&str] = &[
+    "Id",
+    "CaseNumber",
+    "Subject",
+    "Description",
+    "CreatedDate",
+    "Origin",
+    "Type",
+    "ContactEmail",
+    "SuppliedEmail",
+    "AccountId",
+];
+
+pub struct Salesforce {
+    connector: String,
+    cfg: ValidSalesforce,
+    api: Option<Arc<SalesforceApi>>,
+}
+
+impl Salesforce {
+    pub fn new(connector: &str, mut cfg: ValidSalesforce) -> Result<Salesforce, reqwest::Error> {
+        let api = match (cfg.base.clone(), cfg.auth.take()) {
+            (Some(base), Some(auth)) => {
+                let upstream =
+                    Upstream::new(api::SERVICE, cfg.retry)?.with_retry_when(api::retry_when);
+                let tokens = Tokens::new(upstream.clone(), &base, auth, cfg.token_max_age);
+                Some(Arc::new(SalesforceApi::new(
+                    upstream,
+                    base,
+                    cfg.api_version.clone(),
+                    tokens,
+                )))
+            }
+            _ => None,
+        };
+        Ok(Salesforce {
+            connector: connector.to_string(),
+            cfg,
+            api,
+        })
+    }
+
+    fn api(&self) -> Result<&SalesforceApi, HelpdeskError> {
+        self.api.as_deref().ok_or_else(|| {
+            HelpdeskError::Unusable("the connector has no Salesforce API configured".into())
+        })
+    }
+
+    /// The Case fields to read: the standard ones, every mapped one, the locale and the verdict.
+    pub fn case_fields(&self) -> Vec<String> {
+        let mut f: Vec<String> = CASE_FIELDS.iter().map(|s| s.to_string()).collect();
+        f.extend(self.cfg.fields.keys().cloned());
+        f.extend(self.cfg.locale_field.clone());
+        f.push(self.cfg.verdict_fields.verdict.clone());
+        let mut seen = std::collections::HashSet::new();
+        f.retain(|x| seen.insert(x.clone()));
+        f
+    }
+
+    fn judged(&self, case: &Value) -> Option<String> {
+        let v = case.get(&self.cfg.verdict_fields.verdict)?.as_str()?;
+        if v == self.cfg.verdict_fields.bad {
+            Some(Outcome::Bad.as_str().into())
+        } else if v == self.cfg.verdict_fields.good {
+            Some(Outcome::Good.as_str().into())
+        } else {
+            None
+        }
+    }
+
+    fn accept_signed(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+        if self.cfg.signing_secrets.is_empty() {
+            return Err(HookError::Unauthorized(
+                "this connector takes no signed JSON (no signing_secrets)".into(),
+            ));
+        }
+        let verified = standard_webhooks::verify(
+            &self.cfg.signing_secrets,
+            inbound.headers,
+            inbound.body,
+            inbound.now,
+            self.cfg.tolerance,
+        )
+        .map_err(|e| HookError::Unauthorized(e.to_string()))?;
+        let ids = webhook::parse_signed_body(inbound.body)?;
+        Ok(Delivery {
+            delivery_id: Some(verified.id),
+            tickets: ids
+                .into_iter()
+                .map(|id| TicketRef {
+                    id,
+                    escalated_at: verified.timestamp,
+                    snapshot: None,
+                })
+                .collect(),
+        })
+    }
+
+    fn accept_outbound(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+        let Some(org) = &self.cfg.org_id else {
+            return Err(HookError::Forbidden(
+                "this connector takes no outbound messages (no organization_id)".into(),
+            ));
+        };
+        if let Some(expected) = &self.cfg.endpoint_token {
+            let given = inbound
+                .query
+                .and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "token")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_default();
+            let same: bool = given
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes())
+                .into();
+            if !same {
+                return Err(HookError::Unauthorized(
+                    "the endpoint URL's `token` is missing or wrong".into(),
+                ));
+            }
+        }
+        let msg = webhook::parse_outbound(inbound.body)?;
+        if msg.organization_id.get(..15) != Some(org.as_str()) {
+            return Err(HookError::Forbidden(
+                "the message comes from another Salesforce org than this connector's organization_id"
+                    .into(),
+            ));
+        }
+        Ok(Delivery {
+            delivery_id: msg.notifications.first().map(|n| n.id.clone()),
+            tickets: msg
+                .notifications
+                .into_iter()
+                .map(|n| TicketRef {
+                    id: n.case_id,
+                    escalated_at: n.last_modified.unwrap_or(inbound.now),
+                    snapshot: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// The reason text field's value: reasons, then flags.
+    pub fn reason_text(v: &Verdict) -> String {
+        let mut parts: Vec<&str> = v.reasons.iter().map(|r| r.name()).collect();
+        for (flag, on) in [("late", v.flags.late), ("kb_gap", v.flags.kb_gap)] {
+            if on {
+                parts.push(flag);
+            }
+        }
+        parts.join(", ").chars().take(REASON_MAX_CHARS).collect()
+    }
+}
+
+/// The note cut to fit a CaseComment: at a character boundary, with a marker.
+pub fn truncate_comment(note: &str) -> String {
+    if note.len() <= COMMENT_MAX_BYTES {
+        return note.to_string();
+    }
+    let mut end = COMMENT_MAX_BYTES - TRUNCATED.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED}", &note[..end])
+}
+
+/// What an earlier verdict comment says: its outcome and its reasons (`a, b`), from its first
+/// line `escalation-gate verdict: BAD escalation (a, b)`.
+pub fn earlier_verdict(comment: &str) -> Option<(Outcome, String)> {
+    let first = comment.lines().next()?;
+    let rest = first.strip_prefix(HEADING)?.strip_prefix(": ")?;
+    if rest.starts_with("GOOD") {
+        Some((Outcome::Good, String::new()))
+    } else if let Some(r) = rest.strip_prefix("BAD escalation") {
+        let reasons = r
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .to_string();
+        Some((Outcome::Bad, reasons))
+    } else {
+        None
+    }
+}
+
+#[async_trait]
+impl Helpdesk for Salesforce {
+    fn kind(&self) -> &'static str {
+        "salesforce"
+    }
+
+    fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+        if webhook::is_signed_json(inbound.headers) {
+            self.accept_signed(inbound)
+        } else {
+            self.accept_outbound(inbound)
+        }
+    }
+
+    async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
+        let api = self.api()?;
+        let mut case = api
+            .case(&t.id, &self.case_fields())
+            .await?
+            .ok_or_else(|| HelpdeskError::Unusable(format!("Case {} does not exist", t.id)))?;
+        if self.cfg.partner == PartnerSource::Account
+            && let Some(account) = case.get("AccountId").and_then(Value::as_str)
+            && !account.is_empty()
+            && account.bytes().all(|b| b.is_ascii_alphanumeric())
+            && let Some(name) = api.account_name(account).await?
+            && let Some(obj) = case.as_object_mut()
+        {
+            obj.insert("Account".into(), serde_json::json!({ "Name": name }));
+        }
+        let escalation = self.escalation_from_snapshot(&case, t.escalated_at)?;
+        Ok(Loaded {
+            escalation,
+            judged: self.judged(&case),
+            version: None,
+        })
+    }
+
+    fn escalation_from_snapshot(
+        &self,
+        snapshot: &Value,
+        escalated_at: DateTime<Utc>,
+    ) -> Result<Escalation, HelpdeskError> {
+        map_case(&self.connector, &self.cfg, snapshot, escalated_at)
+    }
+
+    async fn write_back(
+        &self,
+        loaded: &Loaded,
+        verdict: &Verdict,
+        note: &str,
+    ) -> Result<Written, HelpdeskError> {
+        let id = &loaded.escalation.ticket_id;
+        let vf = &self.cfg.verdict_fields;
+        let comment = truncate_comment(note);
+        if self.cfg.write_back == WriteBackMode::Log {
+            tracing::info!(
+                connector = %self.connector,
+                ticket = %id,
+                verdict = verdict.outcome.as_str(),
+                reasons = %Self::reason_text(verdict),
+                comment_bytes = comment.len(),
+                "Would write the verdict (write_back = \"log\")"
+            );
+            return Ok(Written::Logged);
+        }
+        let api = self.api()?;
+        let earlier = api
+            .comments(id)
+            .await?
+            .iter()
+            .find_map(|c| earlier_verdict(c));
+        let (outcome, reasons) = match earlier {
+            Some((outcome, reasons)) => {
+                tracing::info!(ticket = %id, "A verdict comment is already on the Case; writing only the fields");
+                // The fields follow the comment, the evidence on record.
+                if outcome == verdict.outcome {
+                    (outcome, Self::reason_text(verdict))
+                } else {
+                    (outcome, reasons)
+                }
+            }
+            None => {
+                api.add_comment(id, &comment).await?;
+                (verdict.outcome, Self::reason_text(verdict))
+            }
+        };
+        let mut fields = Map::new();
+        fields.insert(
+            vf.verdict.clone(),
+            Value::String(match outcome {
+                Outcome::Good => vf.good.clone(),
+                Outcome::Bad => vf.bad.clone(),
+            }),
+        );
+        if !vf.reason.is_empty() {
+            fields.insert(vf.reason.clone(), Value::String(reasons));
+        }
+        api.update_case(id, &fields).await?;
+        Ok(Written::Now)
+    }
+
+    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
+        let api = self.api.clone()?;
+        let base = api.base().as_str().trim_end_matches('/').to_string();
+        Some(Arc::new(Knowledge {
+            api,
+            channel: self.cfg.knowledge.channel.clone(),
+            url_template: self
+                .cfg
+                .knowledge
+                .article_url
+                .clone()
+                .unwrap_or_else(|| format!("{base}/{{id}}")),
+            default_locale: crate::config::DEFAULT_LOCALE.into(),
+        }))
+    }
+
+    fn reject(&self, inbound: &Inbound<'_>, err: &HookError) -> Response {
+        if webhook::is_signed_json(inbound.headers) {
+            return default_reject(err);
+        }
+        let status = match err {
+            HookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HookError::Forbidden(_) => StatusCode::FORBIDDEN,
+            HookError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        };
+        webhook::fault(status, true, &err.to_string())
+    }
+
+    /// Outbound messages: the `Ack` only when every notification was judged and written;
+    /// otherwise a SOAP fault (500), so Salesforce delivers the message again.
+    fn respond(&self, inbound: &Inbound<'_>, outcomes: &[TicketOutcome]) -> Response {
+        if webhook::is_signed_json(inbound.headers) {
+            return default_respond(outcomes);
+        }
+        let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+        if failed.is_empty() {
+            return webhook::ack();
+        }
+        let retryable = failed
+            .iter()
+            .any(|o| o.result.as_ref().is_err_and(|e| e.retryable()));
+        webhook::fault(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            !retryable,
+            &format!(
+                "{} of {} notifications not finished; deliver the message again",
+                failed.len(),
+                outcomes.len()
+            ),
+        )
+    }
+}
+
+/// Maps a Case (as `GET /sobjects/Case/{id}` returns it, with `Account.Name` added when the
+/// partner is the Account) to an escalation.
+pub fn map_case(
+    connector: &str,
+    cfg: &ValidSalesforce,
+    case: &Value,
+    escalated_at: DateTime<Utc>,
+) -> Result<Escalation, HelpdeskError> {
+    let unusable = |m: &str| HelpdeskError::Unusable(m.to_string());
+    let s = |k: &str| case.get(k).and_then(Value::as_str);
+    let id = s("Id")
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| unusable("the Case has no Id"))?
+        .to_string();
+    let opened_at = s("CreatedDate")
+        .and_then(webhook::parse_datetime)
+        .ok_or_else(|| unusable("the Case has no valid CreatedDate"))?;
+    let mut handoff = BTreeMap::new();
+    for (api_name, name) in &cfg.fields {
+        let value = match case.get(api_name) {
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => String::new(),
+        };
+        if !value.is_empty() {
+            handoff.insert(name.clone(), value);
+        }
+    }
+    let partner = match &cfg.partner {
+        PartnerSource::Account => case
+            .get("Account")
+            .and_then(|a| a.get("Name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        PartnerSource::Field { field } => handoff.get(field).cloned(),
+    }
+    .filter(|p| !p.trim().is_empty())
+    .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
+    let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
+    let url = match &cfg.base {
+        Some(base) => format!(
+            "{}/lightning/r/Case/{id}/view",
+            base.as_str().trim_end_matches('/')
+        ),
+        None => String::new(),
+    };
+    Ok(Escalation {
+        connector: connector.to_string(),
+        ticket_id: id,
+        partner,
+        subject: s("Subject").unwrap_or("").to_string(),
+        description: s("Description").unwrap_or("").to_string(),
+        requester: Requester {
+            email: s("ContactEmail")
+                .or_else(|| s("SuppliedEmail"))
+                .map(str::to_string),
+            locale: cfg
+                .locale_field
+                .as_deref()
+                .and_then(s)
+                .filter(|l| !l.is_empty())
+                .map(locale_of),
+        },
+        product: field(&cfg.product_field),
+        version: field(&cfg.version_field),
+        channel: s("Origin").map(str::to_string),
+        issue_type: s("Type").map(str::to_string),
+        opened_at,
+        escalated_at,
+        tried_articles: field(&cfg.tried_articles_field)
+            .map(|v| {
+                v.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        handoff,
+        url,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_cut_at_a_char_boundary() {
+        let short = "escalation-gate verdict: GOOD escalation";
+        assert_eq!(truncate_comment(short), short);
+        let long = "é".repeat(3000); // 6,000 bytes
+        let cut = truncate_comment(&long);
+        assert!(cut.len() <= COMMENT_MAX_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(TRUNCATED));
+        assert!(cut.len() > COMMENT_MAX_BYTES - 4 - TRUNCATED.len());
+        let exact = "a".repeat(COMMENT_MAX_BYTES);
+        assert_eq!(truncate_comment(&exact), exact);
+    }
+
+    #[test]
+    fn earlier_verdicts_are_read_from_the_heading() {
+        assert_eq!(
+            earlier_verdict(
+                "escalation-gate verdict: BAD escalation (missing_handoff, kb_resolvable)\n\nmore"
+            ),
+            Some((Outcome::Bad, "missing_handoff, kb_resolvable".into()))
+        );
+        assert_eq!(
+            earlier_verdict("escalation-gate verdict: GOOD escalation\n"),
+            Some((Outcome::Good, String::new()))
+        );
+        assert_eq!(earlier_verdict("Customer called back"), None);
+    }
+}

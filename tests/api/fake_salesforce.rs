@@ -1,0 +1,596 @@
+//! A fake Salesforce org on loopback, following the documented shapes: the OAuth token endpoint
+//! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204), `sobjects/Account`
+//! GET, `sobjects/CaseComment` POST (201), SOQL `query` for CaseComments, the Knowledge articles
+//! list and detail (online articles in the `Accept-Language` only), error arrays
+//! (`INVALID_SESSION_ID` 401, `REQUEST_LIMIT_EXCEEDED` 403, ...). Every request is recorded.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use serde_json::{Map, Value, json};
+
+pub const API: &str = "/services/data/v62.0";
+
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: String,
+    pub parent: String,
+    pub body: String,
+    pub published: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeArticle {
+    pub id: String,
+    pub number: String,
+    pub title: String,
+    pub url_name: String,
+    pub summary: String,
+    pub answer_html: String,
+    /// `en_US`, `de`, ...
+    pub language: String,
+    /// `Online`, `Draft`, `Archived`.
+    pub status: String,
+    pub last_published: String,
+}
+
+/// An answer to give instead of the real one, `times` times, to requests whose method and path
+/// match.
+#[derive(Debug, Clone)]
+pub struct Fail {
+    pub method: &'static str,
+    pub path_contains: String,
+    pub status: u16,
+    pub error_code: &'static str,
+    pub times: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtClient {
+    pub client_id: String,
+    pub username: String,
+    pub audience: String,
+    /// The RSA public key (PKCS#1 DER) assertions must be signed with.
+    pub public_key: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct State_ {
+    pub cases: HashMap<String, Map<String, Value>>,
+    pub accounts: HashMap<String, String>,
+    pub comments: Vec<Comment>,
+    pub articles: Vec<FakeArticle>,
+    pub client: Option<(String, String)>,
+    pub jwt: Option<JwtClient>,
+    pub tokens: HashSet<String>,
+    /// The grant of every token issued.
+    pub grants: Vec<String>,
+    pub fails: Vec<Fail>,
+    /// `METHOD path` of every request, in order, with the status answered.
+    pub log: Vec<(String, u16)>,
+    issued: usize,
+}
+
+pub type Shared = Arc<Mutex<State_>>;
+
+pub struct FakeSalesforce {
+    pub base: String,
+    pub state: Shared,
+}
+
+impl FakeSalesforce {
+    pub async fn start(state: State_) -> FakeSalesforce {
+        let state: Shared = Arc::new(Mutex::new(state));
+        let app = Router::new()
+            .route("/services/oauth2/token", post(token))
+            .route(
+                &format!("{API}/sobjects/Case/{{id}}"),
+                get(get_case).patch(patch_case),
+            )
+            .route(&format!("{API}/sobjects/Account/{{id}}"), get(get_account))
+            .route(&format!("{API}/sobjects/CaseComment"), post(add_comment))
+            .route(&format!("{API}/query"), get(query))
+            .route(&format!("{API}/support/knowledgeArticles"), get(articles))
+            .route(
+                &format!("{API}/support/knowledgeArticles/{{id}}"),
+                get(article),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeSalesforce { base, state }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State_> {
+        self.state.lock().unwrap()
+    }
+
+    /// Every issued token stops working (the org's session timeout passed).
+    pub fn expire_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
+    pub fn fail(&self, f: Fail) {
+        self.lock().fails.push(f);
+    }
+
+    /// How many requests matched `method` and a path containing `part`.
+    pub fn count(&self, method: &str, part: &str) -> usize {
+        self.lock()
+            .log
+            .iter()
+            .filter(|(l, _)| l.starts_with(&format!("{method} ")) && l.contains(part))
+            .count()
+    }
+
+    pub fn comments_on(&self, case: &str) -> Vec<Comment> {
+        self.lock()
+            .comments
+            .iter()
+            .filter(|c| c.parent == case)
+            .cloned()
+            .collect()
+    }
+
+    pub fn field(&self, case: &str, field: &str) -> Value {
+        self.lock().cases[case]
+            .get(field)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn errors(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!([{ "message": message, "errorCode": code, "fields": [] }])),
+    )
+        .into_response()
+}
+
+/// Records the request; answers 401 without a valid token, or an injected failure.
+fn gate(
+    state: &Shared,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), Box<Response>> {
+    let mut s = state.lock().unwrap();
+    let line = format!("{method} {path}");
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !s.tokens.contains(token) {
+        s.log.push((line, 401));
+        return Err(Box::new(errors(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )));
+    }
+    if let Some(f) = s
+        .fails
+        .iter_mut()
+        .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains))
+    {
+        f.times -= 1;
+        let (status, code) = (f.status, f.error_code);
+        s.log.push((line, status));
+        let status = StatusCode::from_u16(status).unwrap();
+        return Err(Box::new(errors(status, code, "Injected failure")));
+    }
+    s.log.push((line, 200));
+    Ok(())
+}
+
+async fn token(State(state): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let mut s = state.lock().unwrap();
+    s.log.push(("POST /services/oauth2/token".into(), 200));
+    let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
+    let ok = match grant {
+        "client_credentials" => s.client.as_ref().is_some_and(|(id, secret)| {
+            form.get("client_id") == Some(id) && form.get("client_secret") == Some(secret)
+        }),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => match (&s.jwt, form.get("assertion")) {
+            (Some(client), Some(a)) => verify_assertion(client, a),
+            _ => false,
+        },
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "unsupported_grant_type", "error_description": "grant type not supported"})),
+            )
+                .into_response();
+        }
+    };
+    if !ok {
+        let (error, description) = if grant == "client_credentials" {
+            ("invalid_client", "invalid client credentials")
+        } else {
+            ("invalid_grant", "invalid assertion")
+        };
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response();
+    }
+    s.issued += 1;
+    let token = format!("00D000000000062!fake-token-{}", s.issued);
+    s.tokens.insert(token.clone());
+    s.grants.push(grant.to_string());
+    axum::Json(json!({
+        "access_token": token,
+        "signature": "c2lnbmF0dXJl",
+        "scope": "api",
+        "instance_url": "https://acme.my.salesforce.com",
+        "id": "https://login.salesforce.com/id/00D000000000062EAA/005000000000001AAA",
+        "token_type": "Bearer",
+        "issued_at": "1714730000000"
+    }))
+    .into_response()
+}
+
+/// RS256 over `header.claims` with the client's public key; iss, sub, aud and a short exp.
+fn verify_assertion(client: &JwtClient, assertion: &str) -> bool {
+    let parts: Vec<&str> = assertion.split('.').collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    let Ok(sig) = B64URL.decode(parts[2]) else {
+        return false;
+    };
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        &client.public_key,
+    );
+    if key
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .is_err()
+    {
+        return false;
+    }
+    let header: Value =
+        serde_json::from_slice(&B64URL.decode(parts[0]).unwrap_or_default()).unwrap_or(Value::Null);
+    let claims: Value =
+        serde_json::from_slice(&B64URL.decode(parts[1]).unwrap_or_default()).unwrap_or(Value::Null);
+    let now = chrono::Utc::now().timestamp();
+    let exp = claims["exp"].as_i64().unwrap_or(0);
+    header["alg"] == "RS256"
+        && claims["iss"] == client.client_id.as_str()
+        && claims["sub"] == client.username.as_str()
+        && claims["aud"] == client.audience.as_str()
+        && exp > now
+        && exp <= now + 300
+}
+
+async fn get_case(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("{API}/sobjects/Case/{id}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let s = state.lock().unwrap();
+    let Some(case) = s.cases.get(&id) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    let mut out = Map::new();
+    out.insert(
+        "attributes".into(),
+        json!({"type": "Case", "url": format!("{API}/sobjects/Case/{id}")}),
+    );
+    match q.get("fields") {
+        Some(fields) => {
+            for f in fields.split(',') {
+                match case.get(f) {
+                    Some(v) => {
+                        out.insert(f.to_string(), v.clone());
+                    }
+                    None => {
+                        return errors(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_FIELD",
+                            &format!("No such column '{f}' on entity 'Case'."),
+                        );
+                    }
+                }
+            }
+        }
+        None => out.extend(case.clone()),
+    }
+    axum::Json(Value::Object(out)).into_response()
+}
+
+async fn patch_case(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Map<String, Value>>,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "PATCH",
+        &format!("{API}/sobjects/Case/{id}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let mut s = state.lock().unwrap();
+    let Some(case) = s.cases.get_mut(&id) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    for (k, v) in &body {
+        if !case.contains_key(k) {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                &format!("No such column '{k}' on sobject of type Case"),
+            );
+        }
+        if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad")) {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                "bad value for restricted picklist field",
+            );
+        }
+    }
+    case.extend(body);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_account(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("{API}/sobjects/Account/{id}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let s = state.lock().unwrap();
+    match s.accounts.get(&id) {
+        Some(name) => axum::Json(json!({
+            "attributes": {"type": "Account", "url": format!("{API}/sobjects/Account/{id}")},
+            "Name": name
+        }))
+        .into_response(),
+        None => errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        ),
+    }
+}
+
+async fn add_comment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Map<String, Value>>,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "POST",
+        &format!("{API}/sobjects/CaseComment"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let mut s = state.lock().unwrap();
+    let parent = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
+    if !s.cases.contains_key(parent) {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Parent ID: id value of incorrect type",
+        );
+    }
+    let text = body
+        .get("CommentBody")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if text.len() > 4000 {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "STRING_TOO_LONG",
+            "Body: data value too large",
+        );
+    }
+    let id = format!("00a{:015}", s.comments.len() + 1);
+    let comment = Comment {
+        id: id.clone(),
+        parent: parent.to_string(),
+        body: text.to_string(),
+        published: body
+            .get("IsPublished")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+    };
+    s.comments.push(comment);
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"id": id, "success": true, "errors": []})),
+    )
+        .into_response()
+}
+
+async fn query(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(&state, "GET", &format!("{API}/query"), &headers) {
+        return *r;
+    }
+    let soql = q.get("q").cloned().unwrap_or_default();
+    let re = regex::Regex::new(
+        r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate$",
+    )
+    .unwrap();
+    let Some(caps) = re.captures(&soql) else {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "unexpected token",
+        );
+    };
+    let s = state.lock().unwrap();
+    let records: Vec<Value> = s
+        .comments
+        .iter()
+        .filter(|c| c.parent == caps[1])
+        .map(|c| {
+            json!({
+                "attributes": {"type": "CaseComment", "url": format!("{API}/sobjects/CaseComment/{}", c.id)},
+                "Id": c.id,
+                "CommentBody": c.body,
+            })
+        })
+        .collect();
+    axum::Json(json!({"totalSize": records.len(), "done": true, "records": records}))
+        .into_response()
+}
+
+/// `en-US` → `en_US`.
+fn language(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| l.replace('-', "_"))
+}
+
+fn summary(a: &FakeArticle) -> Value {
+    json!({
+        "id": a.id,
+        "articleNumber": a.number,
+        "title": a.title,
+        "urlName": a.url_name,
+        "summary": a.summary,
+        "lastPublishedDate": a.last_published,
+        "url": format!("{API}/support/knowledgeArticles/{}", a.id),
+        "viewCount": 0, "viewScore": 0.0, "upVoteCount": 0, "downVoteCount": 0,
+        "categoryGroups": []
+    })
+}
+
+async fn articles(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("{API}/support/knowledgeArticles"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let Some(lang) = language(&headers) else {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            "Accept-Language header is required",
+        );
+    };
+    let words: Vec<String> = q
+        .get("q")
+        .map(|s| {
+            s.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.len() > 3)
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    let size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let s = state.lock().unwrap();
+    let mut hits: Vec<(usize, &FakeArticle)> = s
+        .articles
+        .iter()
+        .filter(|a| a.status == "Online" && a.language.eq_ignore_ascii_case(&lang))
+        .map(|a| {
+            let text = format!("{} {} {}", a.title, a.summary, a.answer_html).to_lowercase();
+            (
+                words.iter().filter(|w| text.contains(w.as_str())).count(),
+                a,
+            )
+        })
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+    let list: Vec<Value> = hits.iter().take(size).map(|(_, a)| summary(a)).collect();
+    axum::Json(json!({
+        "articles": list,
+        "currentPageUrl": format!("{API}/support/knowledgeArticles?pageNumber=1"),
+        "nextPageUrl": null,
+        "pageNumber": 1
+    }))
+    .into_response()
+}
+
+async fn article(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("{API}/support/knowledgeArticles/{id}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let lang = language(&headers).unwrap_or_default();
+    let s = state.lock().unwrap();
+    match s
+        .articles
+        .iter()
+        .find(|a| a.id == id && a.status == "Online" && a.language.eq_ignore_ascii_case(&lang))
+    {
+        Some(a) => {
+            let mut v = summary(a);
+            v["layoutItems"] = json!([
+                {"type": "RICH_TEXT_AREA", "name": "Answer__c", "label": "Answer", "value": a.answer_html},
+                {"type": "CHECKBOX", "name": "IsVisibleInPkb", "label": "Visible", "value": "true"}
+            ]);
+            v["versionNumber"] = json!(1);
+            axum::Json(v).into_response()
+        }
+        None => errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        ),
+    }
+}
