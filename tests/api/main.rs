@@ -4,4 +4,7 @@ mod cli;
 mod config;
 mod fake_zendesk;
 mod helpers;
+mod smtp;
+mod survey;
+mod webdriver;
 mod zendesk;
