@@ -225,10 +225,10 @@ impl SurveyFile {
             ));
         }
         for (i, k) in self.link_secrets.iter().enumerate() {
-            if secrecy::ExposeSecret::expose_secret(k).len() < 32 {
+            if secrecy::ExposeSecret::expose_secret(k).len() < 24 {
                 problems.push(Problem::new(
                     format!("survey.link_secrets[{i}]"),
-                    "must be at least 32 characters (e.g. `openssl rand -base64 32`)",
+                    "must be at least 24 characters (make one with `openssl rand -base64 32`)",
                 ));
             }
         }
