@@ -15,6 +15,7 @@ use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
 use crate::kb::local::LocalIndex;
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
+use crate::survey::Survey;
 
 pub struct Connector {
     pub id: String,
@@ -22,6 +23,8 @@ pub struct Connector {
     pub kb: Arc<dyn KnowledgeBase>,
     pub policy: Policy,
     pub max_candidates: usize,
+    /// The blind survey, when the connector has a `[survey]` table.
+    pub survey: Option<Arc<Survey>>,
 }
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
@@ -44,12 +47,27 @@ impl Connector {
                 format!("connector {id}: its helpdesk has no knowledge base API configured")
             })?,
         };
+        let survey = match valid.survey {
+            None => None,
+            Some(settings) => {
+                let desk = helpdesk.survey_desk(&settings.fields).with_context(|| {
+                    format!(
+                        "connector {id}: its helpdesk ({}) does not support the survey",
+                        helpdesk.kind()
+                    )
+                })?;
+                Some(Arc::new(Survey::build(&id, settings, desk).with_context(
+                    || format!("connector {id}: building the survey"),
+                )?))
+            }
+        };
         Ok(Connector {
             id,
             helpdesk,
             kb,
             policy: valid.policy,
             max_candidates: valid.max_candidates,
+            survey,
         })
     }
 
@@ -78,6 +96,7 @@ impl Connector {
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
             if let Some(outcome) = loaded.judged.clone() {
                 tracing::info!(verdict = %outcome, "Ticket already carries a verdict; nothing written");
+                self.mark_for_survey(&loaded.escalation, Written::Already).await?;
                 return Ok(Processed {
                     outcome,
                     written: Written::Already,
@@ -90,6 +109,7 @@ impl Connector {
             if written != Written::Already {
                 m::verdict(&self.id, &loaded.escalation.partner, &verdict);
             }
+            self.mark_for_survey(&loaded.escalation, written).await?;
             tracing::info!(
                 verdict = verdict.outcome.as_str(),
                 reasons = ?verdict.reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -104,5 +124,24 @@ impl Connector {
         }
         .instrument(span)
         .await
+    }
+
+    /// Marks a judged escalation for the blind survey once it is solved (a redelivery marks it
+    /// again: adding a tag twice changes nothing).
+    async fn mark_for_survey(
+        &self,
+        esc: &Escalation,
+        written: Written,
+    ) -> Result<(), ProcessError> {
+        let Some(survey) = &self.survey else {
+            return Ok(());
+        };
+        if written == Written::Logged {
+            return Ok(());
+        }
+        survey
+            .mark_pending(&esc.ticket_id, &esc.partner)
+            .await
+            .map_err(ProcessError::from)
     }
 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod kb;
 pub mod metrics;
 pub mod server;
+pub mod survey;
 pub mod telemetry;
 
 use std::collections::HashMap;

@@ -16,10 +16,24 @@ pub const KB_ARTICLES: &str = "escalation_gate_kb_resolvable_articles_total";
 pub const UPSTREAM_CALLS: &str = "escalation_gate_upstream_requests_total";
 pub const UPSTREAM_ERRORS: &str = "escalation_gate_upstream_errors_total";
 pub const UPSTREAM_SECONDS: &str = "escalation_gate_upstream_request_duration_seconds";
+pub const SURVEYS_REQUESTED: &str = "escalation_gate_surveys_requested_total";
+pub const SURVEYS_SKIPPED: &str = "escalation_gate_surveys_skipped_total";
+pub const SURVEYS_SENT: &str = "escalation_gate_surveys_sent_total";
+pub const SURVEYS_ANSWERED: &str = "escalation_gate_surveys_answered_total";
+pub const SURVEY_ANSWER_UPDATES: &str = "escalation_gate_survey_answer_updates_total";
+pub const SURVEY_CSAT: &str = "escalation_gate_survey_csat";
+pub const SURVEY_CES: &str = "escalation_gate_survey_ces";
+pub const SURVEY_ABOUT: &str = "escalation_gate_survey_about_total";
+pub const SURVEY_OPT_OUTS: &str = "escalation_gate_survey_opt_outs_total";
+pub const SURVEY_REFUSED: &str = "escalation_gate_survey_refused_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// CSAT is 1–5 and CES 1–7: one bucket per answer.
+const CSAT_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0];
+const CES_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -31,6 +45,16 @@ pub fn handle() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Full(UPSTREAM_SECONDS.into()),
                     LATENCY_BUCKETS,
+                )
+                .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(SURVEY_CSAT.into()),
+                    CSAT_BUCKETS,
+                )
+                .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(SURVEY_CES.into()),
+                    CES_BUCKETS,
                 )
                 .expect("static buckets are valid")
                 .build_recorder();
@@ -88,6 +112,64 @@ pub fn upstream_call(service: &'static str, call: &'static str, status: &str, se
 pub fn upstream_error(service: &'static str, call: &'static str, code: &str) {
     counter!(UPSTREAM_ERRORS, "helpdesk" => service, "call" => call, "code" => code.to_string())
         .increment(1);
+}
+
+/// A `solved` event that reached the survey rules.
+pub fn survey_requested(connector: &str, partner: &str) {
+    counter!(SURVEYS_REQUESTED, "connector" => connector.to_string(), "partner" => partner.to_string())
+        .increment(1);
+}
+
+pub fn survey_skipped(connector: &str, partner: &str, reason: &'static str) {
+    counter!(SURVEYS_SKIPPED, "connector" => connector.to_string(), "partner" => partner.to_string(), "reason" => reason)
+        .increment(1);
+}
+
+/// `channel`: `smtp` or `webhook`.
+pub fn survey_sent(connector: &str, partner: &str, channel: &'static str) {
+    counter!(SURVEYS_SENT, "connector" => connector.to_string(), "partner" => partner.to_string(), "channel" => channel)
+        .increment(1);
+}
+
+/// A recorded answer. Only a ticket's first answer is counted in the answers and histograms; a
+/// later one (which replaces it in the sink) is counted as an update.
+pub fn survey_answered(
+    connector: &str,
+    partner: &str,
+    escalated: bool,
+    answer: &crate::survey::Answer,
+    first: bool,
+) {
+    let labels = [
+        ("connector", connector.to_string()),
+        ("partner", partner.to_string()),
+    ];
+    if !first {
+        counter!(SURVEY_ANSWER_UPDATES, &labels).increment(1);
+        return;
+    }
+    let escalated = if escalated { "true" } else { "false" };
+    counter!(
+        SURVEYS_ANSWERED,
+        &labels_with(&labels, "escalated", escalated)
+    )
+    .increment(1);
+    histogram!(SURVEY_CSAT, &labels_with(&labels, "escalated", escalated))
+        .record(f64::from(answer.csat));
+    if let Some(ces) = answer.ces {
+        histogram!(SURVEY_CES, &labels).record(f64::from(ces));
+    }
+    let about = answer.about.map_or("unsaid", |a| a.as_str());
+    counter!(SURVEY_ABOUT, &labels_with(&labels, "about", about)).increment(1);
+}
+
+pub fn survey_opt_out(connector: &str) {
+    counter!(SURVEY_OPT_OUTS, "connector" => connector.to_string()).increment(1);
+}
+
+/// A survey page or answer refused (`forged`, `expired`, `honeypot`, `too_fast`, ...).
+pub fn survey_refused(connector: &str, reason: &'static str) {
+    counter!(SURVEY_REFUSED, "connector" => connector.to_string(), "reason" => reason).increment(1);
 }
 
 fn labels_with(

@@ -18,7 +18,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::connector::Connectors;
-use crate::helpdesk::{Inbound, TicketOutcome, json_error};
+use crate::helpdesk::{Event, Inbound, TicketOutcome, json_error};
 use crate::metrics as m;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,6 +48,12 @@ struct AppState {
     settings: ServerSettings,
 }
 
+impl axum::extract::FromRef<AppState> for Connectors {
+    fn from_ref(state: &AppState) -> Connectors {
+        Arc::clone(&state.connectors)
+    }
+}
+
 pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     let state = AppState {
         connectors,
@@ -58,6 +64,7 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
         .route("/hooks/{connector}", post(hook))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::survey::web::routes())
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -129,8 +136,9 @@ async fn hook(
             body: &body,
             now: Utc::now(),
         };
-        let delivery = match connector.helpdesk.accept(&inbound) {
-            Ok(d) => d,
+        let (delivery, solved) = match connector.helpdesk.accept_event(&inbound) {
+            Ok(Event::Escalated(d)) => (d, false),
+            Ok(Event::Solved(d)) => (d, true),
             Err(e) => {
                 m::webhook(&connector.id, "rejected");
                 tracing::warn!(error = %e, "Webhook refused");
@@ -139,6 +147,9 @@ async fn hook(
         };
         if let Some(d) = &delivery.delivery_id {
             tracing::Span::current().record("delivery", d.as_str());
+        }
+        if solved {
+            return solved_cases(&state, &connector, delivery).await;
         }
         // The work runs in its own task: a caller that hangs up does not cut a write-back short.
         let work = {
@@ -191,4 +202,52 @@ fn retry_later(secs: u64) -> Response {
     resp.headers_mut()
         .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
     resp
+}
+
+/// A `solved` delivery: the blind survey for each case, in its own task like the escalations.
+async fn solved_cases(
+    state: &AppState,
+    connector: &Arc<crate::connector::Connector>,
+    delivery: crate::helpdesk::Delivery,
+) -> Response {
+    let Some(survey) = connector.survey.clone() else {
+        m::webhook(&connector.id, "rejected");
+        tracing::warn!("Solved event for a connector without a survey");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "no_survey",
+            "this connector has no [survey] table; the `solved` event is not served",
+        );
+    };
+    let work = tokio::spawn(
+        async move {
+            let mut outcomes = Vec::with_capacity(delivery.tickets.len());
+            for t in &delivery.tickets {
+                let result = survey.on_solved(&t.id, Utc::now()).await;
+                if let Err(e) = &result {
+                    tracing::error!(ticket = %t.id, error = %e, retryable = e.retryable(), "Survey not finished");
+                }
+                outcomes.push((t.id.clone(), result));
+            }
+            outcomes
+        }
+        .in_current_span(),
+    );
+    match tokio::time::timeout(state.settings.request_timeout, work).await {
+        Ok(Ok(outcomes)) => {
+            let all_ok = outcomes.iter().all(|(_, r)| r.is_ok());
+            m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
+            crate::survey::respond(outcomes)
+        }
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "Survey task failed");
+            m::webhook(&connector.id, "retry");
+            retry_later(60)
+        }
+        Err(_) => {
+            tracing::warn!("Survey still under way at the time limit; asking for redelivery");
+            m::webhook(&connector.id, "retry");
+            retry_later(30)
+        }
+    }
 }

@@ -62,6 +62,8 @@ pub struct ConnectorFile {
     pub knowledge_base: KnowledgeBaseFile,
     #[serde(default)]
     pub verdict: VerdictFile,
+    /// The blind CSAT survey; absent: no survey.
+    pub survey: Option<crate::survey::config::SurveyFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +146,7 @@ pub struct ValidConnector {
     pub policy: Policy,
     pub kb_backend: KbBackend,
     pub max_candidates: usize,
+    pub survey: Option<crate::survey::config::SurveySettings>,
 }
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
@@ -363,6 +366,9 @@ fn validate(
             ));
         }
     }
+    let survey = file
+        .survey
+        .and_then(|s| s.validate(&known_fields, base, problems));
     Some(ValidConnector {
         id: id.to_string(),
         file: PathBuf::new(),
@@ -382,6 +388,7 @@ fn validate(
         },
         kb_backend,
         max_candidates,
+        survey,
     })
 }
 

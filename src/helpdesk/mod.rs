@@ -85,6 +85,15 @@ pub struct Delivery {
     pub tickets: Vec<TicketRef>,
 }
 
+/// What a verified call asks for, by event.
+#[derive(Debug)]
+pub enum Event {
+    /// Judge the escalations (the original path).
+    Escalated(Delivery),
+    /// The cases were solved: run the blind survey for them.
+    Solved(Delivery),
+}
+
 /// A ticket named by a verified call.
 #[derive(Debug, Clone)]
 pub struct TicketRef {
@@ -225,6 +234,20 @@ pub trait Helpdesk: Send + Sync {
 
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
+
+    /// Like [`Helpdesk::accept`], for helpdesks whose calls also carry other events (a solved
+    /// case for the blind survey). By default every call is an escalation.
+    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
+        self.accept(inbound).map(Event::Escalated)
+    }
+
+    /// What the blind survey reads and writes through this helpdesk; `None`: not supported.
+    fn survey_desk(
+        &self,
+        _fields: &crate::survey::config::SurveyFields,
+    ) -> Option<Arc<dyn crate::survey::SurveyDesk>> {
+        None
+    }
 
     /// The answer to a refused call. `inbound` tells which kind of call it was, for helpdesks
     /// that take several (Salesforce: SOAP outbound messages and signed JSON).

@@ -219,3 +219,64 @@ fn validate_prints_file_key_and_problem_and_fails() {
             .contains("good.toml: ok")
     );
 }
+
+#[test]
+fn survey_problems_name_their_keys() {
+    let text = format!(
+        "{VALID}{}",
+        r#"
+[survey]
+public_url = "not a url"
+link_secrets = ["${ZD_SECRET}"]
+company = " "
+cases = []
+end_customer_field = "end_customer"
+link_valid_days = 0
+
+[survey.partner_domains]
+"Acme IT" = ["@acme-it.example", "bad domain"]
+
+[survey.delivery]
+kind = "email"
+from = "not an address"
+smtp_host = "smtp.example"
+username = "survey"
+
+[survey.sink]
+kind = "webhook"
+url = "https://vendor.example/csat"
+secret = "${ZD_TOKEN}"
+"#
+    );
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "survey.public_url",
+        "survey.link_secrets[0]",
+        "survey.company",
+        "survey.cases",
+        "survey.end_customer_field",
+        "survey.link_valid_days",
+        "survey.partner_domains.Acme IT[1]",
+        "survey.delivery.from",
+        "survey.delivery.password",
+        "survey.sink.secret",
+    ] {
+        assert!(keys.contains(&key), "{key} missing in {found:?}");
+    }
+    assert!(
+        !keys.contains(&"survey.partner_domains.Acme IT[0]"),
+        "a leading @ is tolerated"
+    );
+    // A literal secret is refused like any other.
+    let literal = text.replace(
+        "link_secrets = [\"${ZD_SECRET}\"]",
+        "link_secrets = [\"literal\"]",
+    );
+    assert!(
+        problems(&literal)
+            .iter()
+            .any(|p| p.key == "survey.link_secrets[0]"
+                && p.message.contains("environment reference"))
+    );
+}

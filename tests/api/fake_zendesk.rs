@@ -19,6 +19,7 @@
 //! | `GET`/`PUT` (add)/`POST` (set, 201)/`DELETE` (remove) `/api/v2/tickets/{id}/tags` | `{"tags"}` (S `TagsByObjectIdResponse`) |
 //! | `GET /api/v2/organizations/{id}` | 200 `{"organization"}` |
 //! | `GET /api/v2/users/{id}`, `GET /api/v2/users/me`, `PUT /api/v2/users/{id}` | 200 `{"user"}` |
+//! | `GET /api/v2/users/search?query=` | 200 `{"users","count","next_page","previous_page"}` (S `UsersResponse`) |
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
 //! | `GET /api/v2/help_center/articles/search` | 200 `{"results","count","next_page","previous_page","page","per_page","page_count"}` |
 //! | `POST /oauth/tokens` (client_credentials) | 201 `{"access_token","token_type":"bearer","scope"}` |
@@ -65,6 +66,12 @@
 //! Results are ordered by id unless `sort_by` (`created_at`, `updated_at`, `status`,
 //! `priority`, `ticket_type`) is given; `sort_order` defaults to `desc`. Offset pagination with
 //! `page` and `per_page` (default and maximum 100); `count` is the total.
+//!
+//! # User search subset (`/api/v2/users/search`)
+//! `query` is required (else 400). `email:ADDRESS` matches the address exactly
+//! (case-insensitive); any other text matches users whose name or e-mail contains it, as
+//! Zendesk's "partial or full value of any user property" does. Ordered by id, one page of at
+//! most 100. (`external_id` is not served.)
 //!
 //! # Help Center search
 //! At least one of `query`, `section`, `label_names` (or `category`, accepted and ignored as
@@ -622,6 +629,7 @@ impl Inner {
         match (method.as_str(), rest) {
             ("GET", ["search"]) => self.search(&query),
             ("GET", ["users", "me"]) => self.show_user(AGENT_USER_ID),
+            ("GET", ["users", "search"]) => self.search_users(&query),
             ("GET", ["organizations", id]) => with_id(id, |id| self.show_organization(id)),
             ("GET", ["users", id]) => with_id(id, |id| self.show_user(id)),
             ("PUT", ["users", id]) => with_id(id, |id| self.update_user(id, body)),
@@ -1236,6 +1244,34 @@ impl Inner {
             Some(user) => Reply::json(200, json!({"user": user})),
             None => not_found(),
         }
+    }
+
+    fn search_users(&self, query: &[(String, String)]) -> Reply {
+        let Some(text) = query_param(query, "query") else {
+            return bad_request("query parameter is required");
+        };
+        let text = text.trim().trim_matches('"').to_lowercase();
+        let field = |u: &Value, k: &str| {
+            u.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase()
+        };
+        let users: Vec<Value> = self
+            .users
+            .values()
+            .filter(|u| match text.strip_prefix("email:") {
+                Some(email) => field(u, "email") == email.trim_matches('"'),
+                None => field(u, "email").contains(&text) || field(u, "name").contains(&text),
+            })
+            .take(100)
+            .cloned()
+            .collect();
+        let count = users.len();
+        Reply::json(
+            200,
+            json!({"users": users, "count": count, "next_page": null, "previous_page": null}),
+        )
     }
 
     fn update_user(&mut self, id: u64, body: &[u8]) -> Reply {

@@ -26,6 +26,11 @@ pub const STEPS: u64 = 1001;
 pub const ENVIRONMENT: u64 = 1002;
 pub const PRODUCT: u64 = 1003;
 pub const TRIED: u64 = 1004;
+/// Survey fields of the test connector (mapped for every test; only survey tests use them).
+pub const END_CUSTOMER: u64 = 1005;
+pub const CSAT: u64 = 1006;
+pub const CES: u64 = 1007;
+pub const ABOUT: u64 = 1008;
 
 /// Logs are silent unless `TEST_LOG=1`.
 fn init_logs() {
@@ -55,6 +60,9 @@ pub struct Options {
     /// `[helpdesk.auth]` table.
     pub auth_toml: String,
     pub settings: ServerSettings,
+    /// More environment variables for `${VAR}` references in `extra_toml`. `APP_URL` (the
+    /// service's own address) is always set.
+    pub vars: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -67,6 +75,7 @@ impl Default for Options {
                 max_body_bytes: 16 * 1024,
                 request_timeout: Duration::from_secs(20),
             },
+            vars: Vec::new(),
         }
     }
 }
@@ -94,6 +103,10 @@ max_retry_wait_secs = 3
 {ENVIRONMENT} = "environment"
 {PRODUCT} = "product"
 {TRIED} = "tried_articles"
+{END_CUSTOMER} = "end_customer_email"
+{CSAT} = "csat_score"
+{CES} = "ces_score"
+{ABOUT} = "csat_about"
 
 [[handoff.rules]]
 field = "steps"
@@ -119,7 +132,10 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     init_logs();
     let zendesk = FakeZendesk::start().await;
     let (email, token) = zendesk.api_token();
-    let vars: HashMap<&str, String> = HashMap::from([
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("APP_URL", address.clone()),
         ("ZD_URL", zendesk.url()),
         ("ZD_EMAIL", email.to_string()),
         ("ZD_TOKEN", token.to_string()),
@@ -127,14 +143,13 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         ("ZD_SECRET", SECRET.to_string()),
         ("ZD_OLD_SECRET", "retired-secret".to_string()),
     ]);
+    vars.extend(opts.vars.iter().cloned());
     let env = |name: &str| vars.get(name).cloned();
     let text = connector_toml(&opts.auth_toml, &opts.extra_toml);
     let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &env)
         .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
     let connector = Connector::build(valid).expect("connector builds");
     seed_directory(&zendesk);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(escalation_gate::run(
         vec![connector],

@@ -6,4 +6,7 @@ mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;
 mod salesforce;
+mod smtp;
+mod survey;
+mod webdriver;
 mod zendesk;

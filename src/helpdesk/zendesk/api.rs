@@ -98,6 +98,87 @@ impl ZendeskApi {
         }
     }
 
+    /// `PUT /api/v2/tickets/{id}.json`: a partial update (`{"ticket": {...}}`), conditional on
+    /// `updated_stamp` when given.
+    pub async fn update_ticket(
+        &self,
+        id: &str,
+        mut ticket: Value,
+        updated_stamp: Option<&str>,
+    ) -> Result<Update, UpstreamError> {
+        if let Some(stamp) = updated_stamp {
+            ticket["safe_update"] = json!(true);
+            ticket["updated_stamp"] = json!(stamp);
+        }
+        let url = self.url(&format!("/api/v2/tickets/{id}.json"));
+        let body = json!({ "ticket": ticket });
+        let resp = self
+            .upstream
+            .send("update_ticket", |c| {
+                self.authed(c.put(url.clone())).json(&body)
+            })
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(Update::Applied),
+            StatusCode::CONFLICT => Ok(Update::Conflict),
+            _ => Err(rejected("update_ticket", resp).await),
+        }
+    }
+
+    /// `GET /api/v2/search.json?query=...`: the first page of results (up to 100).
+    pub async fn search_tickets(&self, query: &str) -> Result<Vec<Value>, UpstreamError> {
+        let url = self.url("/api/v2/search.json");
+        let resp = self
+            .upstream
+            .send("search", |c| {
+                self.authed(c.get(url.clone()))
+                    .query(&[("query", query), ("per_page", "100")])
+            })
+            .await?;
+        let body = json_of("search", resp).await?;
+        Ok(body
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// `GET /api/v2/users/search.json?query=email:...`: the users with this address.
+    pub async fn users_by_email(&self, email: &str) -> Result<Vec<Value>, UpstreamError> {
+        let url = self.url("/api/v2/users/search.json");
+        let query = format!("email:{email}");
+        let resp = self
+            .upstream
+            .send("search_users", |c| {
+                self.authed(c.get(url.clone()))
+                    .query(&[("query", query.as_str())])
+            })
+            .await?;
+        let body = json_of("search_users", resp).await?;
+        Ok(body
+            .get("users")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// `PUT /api/v2/users/{id}.json` with `{"user": {...}}`.
+    pub async fn update_user(&self, id: &str, user: Value) -> Result<(), UpstreamError> {
+        let url = self.url(&format!("/api/v2/users/{id}.json"));
+        let body = json!({ "user": user });
+        let resp = self
+            .upstream
+            .send("update_user", |c| {
+                self.authed(c.put(url.clone())).json(&body)
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(rejected("update_user", resp).await)
+        }
+    }
+
     /// `GET /api/v2/help_center/articles/search.json`.
     pub async fn search_articles(
         &self,

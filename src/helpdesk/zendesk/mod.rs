@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod survey;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -14,18 +15,22 @@ use serde_json::Value;
 
 use self::api::{HelpCenter, Update, ZendeskApi};
 use self::config::{PartnerSource, TicketSource, ValidZendesk, WriteBackMode};
-use super::{Delivery, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written};
+use super::{
+    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written,
+};
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
 use crate::http::{Upstream, UpstreamError};
 use crate::kb::KnowledgeBase;
+use crate::survey::SurveyDesk;
+use crate::survey::config::SurveyFields;
 
 /// How often a write that lost a `safe_update` race is re-read and tried again.
 const CONFLICT_ATTEMPTS: usize = 3;
 
 pub struct Zendesk {
     connector: String,
-    cfg: ValidZendesk,
+    cfg: Arc<ValidZendesk>,
     api: Option<Arc<ZendeskApi>>,
 }
 
@@ -41,7 +46,7 @@ impl Zendesk {
         };
         Ok(Zendesk {
             connector: connector.to_string(),
-            cfg,
+            cfg: Arc::new(cfg),
             api,
         })
     }
@@ -116,6 +121,15 @@ impl Helpdesk for Zendesk {
     }
 
     fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+        match self.accept_event(inbound)? {
+            Event::Escalated(d) => Ok(d),
+            Event::Solved(_) => Err(HookError::BadRequest(
+                "a `solved` event is not an escalation".into(),
+            )),
+        }
+    }
+
+    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
         let escalated_at = webhook::verify(
             &self.cfg.signing_secrets,
             inbound.headers,
@@ -127,7 +141,7 @@ impl Helpdesk for Zendesk {
             inbound.body,
             self.cfg.ticket_source == TicketSource::WebhookBody,
         )?;
-        Ok(Delivery {
+        let delivery = Delivery {
             delivery_id: inbound
                 .headers
                 .get(webhook::INVOCATION_ID)
@@ -138,6 +152,10 @@ impl Helpdesk for Zendesk {
                 escalated_at,
                 snapshot: body.snapshot,
             }],
+        };
+        Ok(match body.event.as_str() {
+            "solved" => Event::Solved(delivery),
+            _ => Event::Escalated(delivery),
         })
     }
 
@@ -204,6 +222,16 @@ impl Helpdesk for Zendesk {
         self.api
             .clone()
             .map(|api| Arc::new(HelpCenter(api)) as Arc<dyn KnowledgeBase>)
+    }
+
+    fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
+        let api = self.api.clone()?;
+        Some(Arc::new(survey::ZendeskSurvey {
+            connector: self.connector.clone(),
+            cfg: Arc::clone(&self.cfg),
+            api,
+            fields: fields.clone(),
+        }))
     }
 }
 

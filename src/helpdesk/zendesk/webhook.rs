@@ -88,7 +88,7 @@ pub fn verify(
 #[derive(Debug, Clone, PartialEq)]
 pub struct TriggerBody {
     pub ticket_id: String,
-    /// `escalated` unless the body says otherwise.
+    /// `escalated` unless the body says otherwise; `solved` asks for the blind survey.
     pub event: String,
     /// The whole body, when it carries the ticket (`{"ticket": {...}, "users": [...], ...}`).
     pub snapshot: Option<Value>,
@@ -133,12 +133,13 @@ pub fn parse_body(body: &[u8], want_snapshot: bool) -> Result<TriggerBody, HookE
             )));
         }
     };
-    if event != "escalated" {
+    if event != "escalated" && event != "solved" {
         return Err(HookError::BadRequest(format!(
-            "unknown event `{event}` (known: escalated)"
+            "unknown event `{event}` (known: escalated, solved)"
         )));
     }
-    let snapshot = if want_snapshot {
+    // A solved case is always read through the API: its state is what counts.
+    let snapshot = if want_snapshot && event == "escalated" {
         if !obj.get("ticket").is_some_and(Value::is_object) {
             return Err(HookError::BadRequest(
                 "this connector takes the ticket from the body: a `ticket` object is missing"
@@ -288,5 +289,7 @@ mod tests {
         assert_eq!(snap.ticket_id, "5");
         assert!(snap.snapshot.is_some());
         assert!(parse_body(br#"{"ticket_id": 5}"#, true).is_err());
+        let solved = parse_body(br#"{"ticket_id": "5", "event": " Solved "}"#, true).unwrap();
+        assert_eq!((solved.event.as_str(), solved.snapshot), ("solved", None));
     }
 }

@@ -1,0 +1,258 @@
+//! The blind survey's reads and writes on Zendesk: the case with its requester, the customer's
+//! user record (opt-out in a user field), earlier surveys through the Search API, and tags, a
+//! note and custom fields on the ticket.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::api::{Update, ZendeskApi};
+use super::config::ValidZendesk;
+use super::map_ticket;
+use crate::helpdesk::HelpdeskError;
+use crate::survey::config::SurveyFields;
+use crate::survey::rules::{Person, SurveyCase};
+use crate::survey::{Answer, SurveyDesk, Tagged};
+
+pub struct ZendeskSurvey {
+    pub(super) connector: String,
+    pub(super) cfg: Arc<ValidZendesk>,
+    pub(super) api: Arc<ZendeskApi>,
+    pub(super) fields: SurveyFields,
+}
+
+impl ZendeskSurvey {
+    /// The custom field id mapped to `name` in `[helpdesk.fields]`.
+    fn field_id(&self, name: &Option<String>) -> Option<u64> {
+        let name = name.as_ref()?;
+        self.cfg
+            .fields
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(id, _)| *id)
+    }
+
+    fn person(&self, user: &Value) -> Person {
+        let text = |k: &str| user.get(k).and_then(Value::as_str).map(str::to_string);
+        Person {
+            id: match user.get("id") {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            },
+            email: text("email"),
+            name: text("name"),
+            locale: text("locale").map(|l| l.to_ascii_lowercase()),
+            is_agent: matches!(
+                user.get("role").and_then(Value::as_str),
+                Some("agent" | "admin")
+            ),
+            opted_out: user
+                .get("user_fields")
+                .and_then(|f| f.get(&self.fields.opt_out))
+                .is_some_and(truthy),
+        }
+    }
+
+    async fn tags_of(&self, ticket: &str) -> Result<(Vec<String>, Option<String>), HelpdeskError> {
+        let snap =
+            self.api.ticket(ticket).await?.ok_or_else(|| {
+                HelpdeskError::Unusable(format!("ticket {ticket} does not exist"))
+            })?;
+        Ok((
+            tag_list(&snap["ticket"]),
+            snap["ticket"]["updated_at"].as_str().map(str::to_string),
+        ))
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.as_str(), "true" | "1" | "yes"),
+        Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
+}
+
+fn tag_list(ticket: &Value) -> Vec<String> {
+    ticket
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+#[async_trait]
+impl SurveyDesk for ZendeskSurvey {
+    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, HelpdeskError> {
+        let Some(snap) = self.api.ticket(ticket).await? else {
+            return Ok(None);
+        };
+        let esc = map_ticket(&self.connector, &self.cfg, &snap, Utc::now())?;
+        let t = &snap["ticket"];
+        let tags = tag_list(t);
+        let requester = t
+            .get("requester_id")
+            .and_then(Value::as_u64)
+            .and_then(|id| {
+                snap.get("users")?
+                    .as_array()?
+                    .iter()
+                    .find(|u| u.get("id").and_then(Value::as_u64) == Some(id))
+            })
+            .map(|u| self.person(u))
+            .unwrap_or_default();
+        let marked = [
+            &self.cfg.tags.good,
+            &self.cfg.tags.bad,
+            &self.fields.tags.pending,
+        ];
+        Ok(Some(SurveyCase {
+            ticket_id: esc.ticket_id.clone(),
+            solved: t.get("status").and_then(Value::as_str) == Some("solved"),
+            escalated: marked.iter().any(|m| tags.contains(m)),
+            ticket_type: t
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase),
+            subject: esc.subject.clone(),
+            end_customer_email: self
+                .fields
+                .end_customer
+                .as_ref()
+                .and_then(|n| esc.handoff.get(n))
+                .cloned(),
+            version: t
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            partner: esc.partner,
+            tags,
+            requester,
+        }))
+    }
+
+    async fn find_customer(&self, email: &str) -> Result<Option<Person>, HelpdeskError> {
+        let users = self.api.users_by_email(email).await?;
+        Ok(users
+            .iter()
+            .find(|u| {
+                u.get("email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|u| self.person(u)))
+    }
+
+    async fn surveyed_recently(
+        &self,
+        email: &str,
+        days: u32,
+        except_ticket: &str,
+    ) -> Result<bool, HelpdeskError> {
+        let t = &self.fields.tags;
+        let base = format!(
+            "type:ticket tags:{} tags:{} updated>{days}days",
+            t.sent, t.sending
+        );
+        let email = email.replace('"', "");
+        let mut queries = vec![format!("{base} requester:\"{email}\"")];
+        if let Some(id) = self.field_id(&self.fields.end_customer) {
+            queries.push(format!("{base} custom_field_{id}:\"{email}\""));
+        }
+        for q in queries {
+            let found = self.api.search_tickets(&q).await?;
+            if found.iter().any(|r| {
+                let id = match r.get("id") {
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                id != except_ticket
+            }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn tag(
+        &self,
+        ticket: &str,
+        add: &[String],
+        remove: &[String],
+        version: Option<&str>,
+    ) -> Result<Tagged, HelpdeskError> {
+        let mut body = json!({});
+        if !add.is_empty() {
+            body["additional_tags"] = json!(add);
+        }
+        if !remove.is_empty() {
+            body["remove_tags"] = json!(remove);
+        }
+        Ok(match self.api.update_ticket(ticket, body, version).await? {
+            Update::Applied => Tagged::Applied,
+            Update::Conflict => Tagged::Conflict,
+        })
+    }
+
+    async fn record_answer(
+        &self,
+        ticket: &str,
+        answer: &Answer,
+        note: &str,
+    ) -> Result<bool, HelpdeskError> {
+        let (tags, _) = self.tags_of(ticket).await?;
+        let t = &self.fields.tags;
+        let first = !tags.contains(&t.answered);
+        let score_tag = |s: u8| format!("{}{s}", t.score_prefix);
+        let mut custom = Vec::new();
+        if let Some(id) = self.field_id(&self.fields.csat) {
+            custom.push(json!({"id": id, "value": answer.csat}));
+        }
+        if let Some(id) = self.field_id(&self.fields.ces) {
+            custom.push(json!({"id": id, "value": answer.ces}));
+        }
+        if let Some(id) = self.field_id(&self.fields.about) {
+            custom.push(json!({"id": id, "value": answer.about.map(|a| a.as_str())}));
+        }
+        let mut body = json!({
+            "comment": {"body": note, "public": false},
+            "additional_tags": [t.answered.clone(), score_tag(answer.csat)],
+            "remove_tags": (1..=5).filter(|s| *s != answer.csat).map(score_tag).collect::<Vec<_>>(),
+        });
+        if !custom.is_empty() {
+            body["custom_fields"] = json!(custom);
+        }
+        self.api.update_ticket(ticket, body, None).await?;
+        Ok(first)
+    }
+
+    async fn mark_answered(&self, ticket: &str) -> Result<bool, HelpdeskError> {
+        let (tags, _) = self.tags_of(ticket).await?;
+        let answered = &self.fields.tags.answered;
+        if tags.contains(answered) {
+            return Ok(false);
+        }
+        self.tag(ticket, std::slice::from_ref(answered), &[], None)
+            .await?;
+        Ok(true)
+    }
+
+    async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError> {
+        if customer.is_empty() || !customer.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(HelpdeskError::Unusable("not a Zendesk user id".into()));
+        }
+        self.api
+            .update_user(
+                customer,
+                json!({"user_fields": {self.fields.opt_out.clone(): true}}),
+            )
+            .await?;
+        Ok(())
+    }
+}

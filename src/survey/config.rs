@@ -1,0 +1,467 @@
+//! The `[survey]` table of a connector file, and its validation (no network).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::Duration;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::email::Templates;
+use super::rules::{CaseKind, Rules};
+use super::token::Keys;
+use crate::config::Problem;
+use crate::http::RetrySettings;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyFile {
+    /// Base URL of this service as customers reach it; links point to `{public_url}/survey/...`.
+    pub public_url: String,
+    /// Keys that sign the links (`${ENV}` references); the first signs, all verify.
+    pub link_secrets: Vec<SecretString>,
+    /// The vendor's name, as the customer knows it (the e-mail and page say "{company}").
+    pub company: String,
+    /// Partners surveyed (as the connector names them); empty: every named partner.
+    #[serde(default)]
+    pub partners: Vec<String>,
+    /// Which cases: `escalated` (the partner escalated to the vendor), `not_escalated` (the partner
+    /// solved it alone).
+    #[serde(default = "default_cases")]
+    pub cases: Vec<CaseKind>,
+    /// Ticket types surveyed (`question`, `incident`, ...); empty: all.
+    #[serde(default)]
+    pub ticket_types: Vec<String>,
+    /// A customer is asked at most once in this many days.
+    pub throttle_days: Option<u32>,
+    pub link_valid_days: Option<u32>,
+    /// An answer posted sooner after the page was shown is taken for a bot.
+    pub min_seconds_on_page: Option<u64>,
+    /// Partner → its own e-mail domains: never surveyed (for any partner).
+    #[serde(default)]
+    pub partner_domains: BTreeMap<String, Vec<String>>,
+    /// A field (a name mapped in `[helpdesk.fields]`) holding the end customer's e-mail address,
+    /// for cases whose requester is the partner's agent.
+    pub end_customer_field: Option<String>,
+    /// The customer record's field that keeps an opt-out (Zendesk: a checkbox user field key).
+    pub opt_out_field: Option<String>,
+    #[serde(default)]
+    pub tags: SurveyTags,
+    pub delivery: DeliveryFile,
+    pub sink: SinkFile,
+}
+
+fn default_cases() -> Vec<CaseKind> {
+    vec![CaseKind::Escalated, CaseKind::NotEscalated]
+}
+
+/// Tags the ticket carries; the ticket is the survey's state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SurveyTags {
+    /// Added when an escalation is judged: the case is to be surveyed once solved.
+    pub pending: String,
+    /// Set while the survey goes out (a claim against a concurrent delivery).
+    pub sending: String,
+    pub sent: String,
+    /// `{skipped}` plus `{skipped}_{reason}`.
+    pub skipped: String,
+    pub answered: String,
+    /// `{score_prefix}{1..5}` (ticket sink only).
+    pub score_prefix: String,
+}
+
+impl Default for SurveyTags {
+    fn default() -> Self {
+        SurveyTags {
+            pending: "csat_blind_pending".into(),
+            sending: "csat_blind_sending".into(),
+            sent: "csat_blind_sent".into(),
+            skipped: "csat_blind_skipped".into(),
+            answered: "csat_blind_answered".into(),
+            score_prefix: "csat_blind_score_".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeliveryFile {
+    /// An e-mail from the vendor over SMTP.
+    Email {
+        /// `Name <address>`.
+        from: String,
+        reply_to: Option<String>,
+        smtp_host: String,
+        smtp_port: Option<u16>,
+        /// `starttls` (default, port 587), `tls` (port 465) or `none` (a local relay only).
+        #[serde(default)]
+        tls: TlsMode,
+        username: Option<String>,
+        password: Option<SecretString>,
+        timeout_secs: Option<u64>,
+        /// Folder (relative to the connectors folder) with `{locale}.subject.txt`,
+        /// `{locale}.txt` and `{locale}.html` overriding the built-in wording.
+        templates: Option<String>,
+    },
+    /// A Standard Webhooks-signed POST to the team's own survey tool.
+    Webhook {
+        url: String,
+        /// `whsec_...` (`${ENV}` reference).
+        secret: SecretString,
+    },
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkFile {
+    /// An internal note plus fields and tags on the ticket.
+    Ticket {
+        /// Names mapped in `[helpdesk.fields]` that receive the scores.
+        csat_field: Option<String>,
+        ces_field: Option<String>,
+        about_field: Option<String>,
+    },
+    /// A Standard Webhooks-signed POST to a vendor-only system (partners never see the answer).
+    Webhook { url: String, secret: SecretString },
+}
+
+/// A validated `[survey]` table.
+#[derive(Debug)]
+pub struct SurveySettings {
+    pub public_url: reqwest::Url,
+    pub keys: Keys,
+    pub company: String,
+    pub rules: Rules,
+    pub link_valid: Duration,
+    pub min_on_page: Duration,
+    pub fields: SurveyFields,
+    pub tags: SurveyTags,
+    /// Always set after validation; taken when the survey is built.
+    pub delivery: Option<Delivery>,
+    pub sink: Sink,
+    pub retry: RetrySettings,
+}
+
+/// What the helpdesk side needs to know to read and write survey data: names, not ids.
+#[derive(Debug, Clone, Default)]
+pub struct SurveyFields {
+    pub end_customer: Option<String>,
+    pub opt_out: String,
+    pub csat: Option<String>,
+    pub ces: Option<String>,
+    pub about: Option<String>,
+    pub tags: SurveyTags,
+}
+
+#[derive(Debug)]
+pub enum Delivery {
+    Email(EmailSettings),
+    Webhook(WebhookTarget),
+}
+
+#[derive(Debug)]
+pub struct EmailSettings {
+    pub from: lettre::message::Mailbox,
+    pub reply_to: Option<lettre::message::Mailbox>,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<(String, SecretString)>,
+    pub timeout: std::time::Duration,
+    pub templates: Templates,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: reqwest::Url,
+    pub secret: super::webhooks::WebhookSecret,
+}
+
+#[derive(Debug)]
+pub enum Sink {
+    Ticket,
+    Webhook(WebhookTarget),
+}
+
+pub const DEFAULT_THROTTLE_DAYS: u32 = 30;
+pub const DEFAULT_LINK_VALID_DAYS: u32 = 30;
+pub const DEFAULT_MIN_SECONDS_ON_PAGE: u64 = 3;
+pub const DEFAULT_OPT_OUT_FIELD: &str = "csat_blind_opt_out";
+
+impl SurveyFile {
+    /// `known_fields` are the names `[helpdesk.fields]` maps; `base` resolves template folders.
+    pub fn validate(
+        self,
+        known_fields: &[String],
+        base: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Option<SurveySettings> {
+        let start = problems.len();
+        let key = |k: &str| format!("survey.{k}");
+        let public_url = match reqwest::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            _ => {
+                problems.push(Problem::new(
+                    key("public_url"),
+                    format!("`{}` is not an http(s) URL", self.public_url),
+                ));
+                None
+            }
+        };
+        if self.link_secrets.is_empty() {
+            problems.push(Problem::new(
+                key("link_secrets"),
+                "at least one key is needed to sign the survey links",
+            ));
+        }
+        for (i, k) in self.link_secrets.iter().enumerate() {
+            if secrecy::ExposeSecret::expose_secret(k).len() < 24 {
+                problems.push(Problem::new(
+                    format!("survey.link_secrets[{i}]"),
+                    "must be at least 24 characters (make one with `openssl rand -base64 32`)",
+                ));
+            }
+        }
+        if self.company.trim().is_empty() {
+            problems.push(Problem::new(key("company"), "must not be empty"));
+        }
+        if self.cases.is_empty() {
+            problems.push(Problem::new(
+                key("cases"),
+                "name at least one of `escalated`, `not_escalated`",
+            ));
+        }
+        let throttle = self.throttle_days.unwrap_or(DEFAULT_THROTTLE_DAYS);
+        if throttle > 3650 {
+            problems.push(Problem::new(
+                key("throttle_days"),
+                format!("must be 0 to 3650, found {throttle}"),
+            ));
+        }
+        let valid = self.link_valid_days.unwrap_or(DEFAULT_LINK_VALID_DAYS);
+        if !(1..=365).contains(&valid) {
+            problems.push(Problem::new(
+                key("link_valid_days"),
+                format!("must be 1 to 365, found {valid}"),
+            ));
+        }
+        let min_on_page = self
+            .min_seconds_on_page
+            .unwrap_or(DEFAULT_MIN_SECONDS_ON_PAGE);
+        if min_on_page > 600 {
+            problems.push(Problem::new(
+                key("min_seconds_on_page"),
+                format!("must be 0 to 600, found {min_on_page}"),
+            ));
+        }
+        let mut domains = Vec::new();
+        for (partner, list) in &self.partner_domains {
+            for (i, d) in list.iter().enumerate() {
+                let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+                if d.is_empty() || !d.contains('.') || d.contains(['@', ' ', '/']) {
+                    problems.push(Problem::new(
+                        format!("survey.partner_domains.{partner}[{i}]"),
+                        format!("`{d}` is not a domain such as `partner.example`"),
+                    ));
+                }
+                domains.push(d);
+            }
+        }
+        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
+            if let Some(name) = v
+                && !known_fields.contains(name)
+            {
+                problems.push(Problem::new(
+                    key(k),
+                    format!("`{name}` is not a name mapped in [helpdesk.fields]"),
+                ));
+            }
+        };
+        mapped("end_customer_field", &self.end_customer_field, problems);
+        let tags = &self.tags;
+        for (k, v) in [
+            ("tags.pending", &tags.pending),
+            ("tags.sending", &tags.sending),
+            ("tags.sent", &tags.sent),
+            ("tags.skipped", &tags.skipped),
+            ("tags.answered", &tags.answered),
+            ("tags.score_prefix", &tags.score_prefix),
+        ] {
+            if v.is_empty() || v.contains(char::is_whitespace) {
+                problems.push(Problem::new(
+                    key(k),
+                    "a tag must be non-empty and contain no spaces",
+                ));
+            }
+        }
+        let delivery = match self.delivery {
+            DeliveryFile::Email {
+                from,
+                reply_to,
+                smtp_host,
+                smtp_port,
+                tls,
+                username,
+                password,
+                timeout_secs,
+                templates,
+            } => {
+                let mailbox = |k: &str, v: &str, problems: &mut Vec<Problem>| match v.parse() {
+                    Ok(m) => Some(m),
+                    Err(_) => {
+                        problems.push(Problem::new(
+                            format!("survey.delivery.{k}"),
+                            format!("`{v}` is not an address like `Name <survey@vendor.example>`"),
+                        ));
+                        None
+                    }
+                };
+                let from = mailbox("from", &from, problems);
+                let reply_to = reply_to.and_then(|r| mailbox("reply_to", &r, problems));
+                if smtp_host.trim().is_empty() {
+                    problems.push(Problem::new(
+                        "survey.delivery.smtp_host",
+                        "must not be empty",
+                    ));
+                }
+                let credentials = match (username, password) {
+                    (Some(u), Some(p)) => Some((u, p)),
+                    (None, None) => None,
+                    _ => {
+                        problems.push(Problem::new(
+                            "survey.delivery.password",
+                            "give both `username` and `password`, or neither",
+                        ));
+                        None
+                    }
+                };
+                let timeout = timeout_secs.unwrap_or(10);
+                if !(1..=60).contains(&timeout) {
+                    problems.push(Problem::new(
+                        "survey.delivery.timeout_secs",
+                        format!("must be 1 to 60, found {timeout}"),
+                    ));
+                }
+                let templates = match templates {
+                    None => Templates::builtin(),
+                    Some(dir) => Templates::load(&base.join(&dir))
+                        .map_err(|e| {
+                            problems.push(Problem::new("survey.delivery.templates", e));
+                        })
+                        .unwrap_or_else(|_| Templates::builtin()),
+                };
+                from.map(|from| {
+                    Delivery::Email(EmailSettings {
+                        from,
+                        reply_to,
+                        host: smtp_host,
+                        port: smtp_port.unwrap_or(match tls {
+                            TlsMode::Starttls => 587,
+                            TlsMode::Tls => 465,
+                            TlsMode::None => 25,
+                        }),
+                        tls,
+                        credentials,
+                        timeout: std::time::Duration::from_secs(timeout),
+                        templates,
+                    })
+                })
+            }
+            DeliveryFile::Webhook { url, secret } => {
+                webhook_target("survey.delivery", &url, secret, problems).map(Delivery::Webhook)
+            }
+        };
+        let (sink, csat, ces, about) = match self.sink {
+            SinkFile::Ticket {
+                csat_field,
+                ces_field,
+                about_field,
+            } => {
+                mapped("sink.csat_field", &csat_field, problems);
+                mapped("sink.ces_field", &ces_field, problems);
+                mapped("sink.about_field", &about_field, problems);
+                (Some(Sink::Ticket), csat_field, ces_field, about_field)
+            }
+            SinkFile::Webhook { url, secret } => (
+                webhook_target("survey.sink", &url, secret, problems).map(Sink::Webhook),
+                None,
+                None,
+                None,
+            ),
+        };
+        if problems.len() != start {
+            return None;
+        }
+        Some(SurveySettings {
+            public_url: public_url?,
+            keys: Keys::new(self.link_secrets),
+            company: self.company.trim().to_string(),
+            rules: Rules {
+                partners: self.partners,
+                cases: self.cases,
+                ticket_types: self
+                    .ticket_types
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .collect(),
+                throttle_days: throttle,
+                partner_domains: domains,
+            },
+            link_valid: Duration::days(valid as i64),
+            min_on_page: Duration::seconds(min_on_page as i64),
+            fields: SurveyFields {
+                end_customer: self.end_customer_field,
+                opt_out: self
+                    .opt_out_field
+                    .unwrap_or_else(|| DEFAULT_OPT_OUT_FIELD.into()),
+                csat,
+                ces,
+                about,
+                tags: self.tags.clone(),
+            },
+            tags: self.tags,
+            delivery: Some(delivery?),
+            sink: sink?,
+            retry: RetrySettings::from_file(Some(5), Some(2), Some(3), "survey", problems),
+        })
+    }
+}
+
+fn webhook_target(
+    key: &str,
+    url: &str,
+    secret: SecretString,
+    problems: &mut Vec<Problem>,
+) -> Option<WebhookTarget> {
+    let url = match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+        _ => {
+            problems.push(Problem::new(
+                format!("{key}.url"),
+                format!("`{url}` is not an http(s) URL"),
+            ));
+            None
+        }
+    };
+    let secret = match super::webhooks::WebhookSecret::parse(&secret) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            problems.push(Problem::new(format!("{key}.secret"), e));
+            None
+        }
+    };
+    Some(WebhookTarget {
+        url: url?,
+        secret: secret?,
+    })
+}

@@ -1,0 +1,528 @@
+//! The customer-facing pages. Mail scanners follow every link in a message, so **a GET never
+//! records anything**: a rating link opens a small form with the clicked score pre-selected, and
+//! only its POST records (after a honeypot and a minimum time on the page). Works without
+//! JavaScript; every value shown is escaped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::email::escape_html;
+use super::token::{Claims, Purpose, TokenError};
+use super::{About, Answer, MAX_COMMENT_CHARS, Survey};
+use crate::connector::Connectors;
+use crate::metrics as m;
+
+/// The survey routes; the state must give the connectors.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Connectors: FromRef<S>,
+{
+    Router::new()
+        .route(
+            "/survey/{connector}/r",
+            axum::routing::get(rating_page).post(answer),
+        )
+        .route(
+            "/survey/{connector}/unsubscribe",
+            axum::routing::get(unsubscribe_page).post(unsubscribe),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    t: Option<String>,
+}
+
+/// The answer form as posted.
+#[derive(Debug, Default, Deserialize)]
+pub struct AnswerForm {
+    /// The rating link's token.
+    t: Option<String>,
+    /// The page token (when the page was issued).
+    p: Option<String>,
+    csat: Option<String>,
+    ces: Option<String>,
+    about: Option<String>,
+    comment: Option<String>,
+    /// Honeypot: people never see it; bots fill it.
+    website: Option<String>,
+}
+
+fn survey_of(connectors: &Connectors, id: &str) -> Option<Arc<Survey>> {
+    connectors.get(id).and_then(|c| c.survey.clone())
+}
+
+async fn rating_page(
+    State(connectors): State<Connectors>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    let Some(survey) = survey_of(&connectors, &id) else {
+        return not_found();
+    };
+    let now = Utc::now();
+    let claims = match verify(&survey, q.t.as_deref(), Purpose::Rate, now) {
+        Ok(c) => c,
+        Err(e) => return refused(&survey, e),
+    };
+    let token = q.t.unwrap_or_default();
+    let form = FormState {
+        csat: Some(claims.score),
+        ..FormState::default()
+    };
+    page(
+        StatusCode::OK,
+        &survey.settings.company,
+        "How did we do?",
+        &form_html(&survey, &claims, &token, &form, None, now),
+    )
+}
+
+async fn answer(
+    State(connectors): State<Connectors>,
+    Path(id): Path<String>,
+    form: Result<Form<AnswerForm>, FormRejection>,
+) -> Response {
+    let Some(survey) = survey_of(&connectors, &id) else {
+        return not_found();
+    };
+    let company = &survey.settings.company;
+    let Ok(Form(f)) = form else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            company,
+            "Something went wrong",
+            "The answer could not be read. Please open the link in the e-mail again.",
+        );
+    };
+    let now = Utc::now();
+    let claims = match verify(&survey, f.t.as_deref(), Purpose::Rate, now) {
+        Ok(c) => c,
+        Err(e) => return refused(&survey, e),
+    };
+    let token = f.t.clone().unwrap_or_default();
+    let state = FormState::from(&f);
+    // A bot that fills the hidden field is thanked and ignored.
+    if f.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+        m::survey_refused(&survey.connector, "honeypot");
+        tracing::info!(ticket = %claims.ticket, "Survey answer ignored: honeypot filled");
+        return thanks(company);
+    }
+    let on_page =
+        f.p.as_deref()
+            .and_then(|p| {
+                survey
+                    .settings
+                    .keys
+                    .verify(p, Purpose::Page, &survey.connector, now)
+                    .ok()
+            })
+            .filter(|p| p.ticket == claims.ticket)
+            .and_then(|p| p.issued)
+            .and_then(|i| DateTime::from_timestamp(i, 0));
+    let Some(issued) = on_page else {
+        m::survey_refused(&survey.connector, "no_page");
+        return page(
+            StatusCode::BAD_REQUEST,
+            company,
+            "How did we do?",
+            &form_html(
+                &survey,
+                &claims,
+                &token,
+                &state,
+                Some("Please send your answer from this page."),
+                now,
+            ),
+        );
+    };
+    if now - issued < survey.settings.min_on_page {
+        m::survey_refused(&survey.connector, "too_fast");
+        return page(
+            StatusCode::BAD_REQUEST,
+            company,
+            "How did we do?",
+            &form_html(
+                &survey,
+                &claims,
+                &token,
+                &state,
+                Some("That was quick! Please check your answer and send it again."),
+                now,
+            ),
+        );
+    }
+    let answer = match state.answer() {
+        Ok(a) => a,
+        Err(problem) => {
+            return page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                company,
+                "How did we do?",
+                &form_html(&survey, &claims, &token, &state, Some(problem), now),
+            );
+        }
+    };
+    match survey.record(&claims, &answer).await {
+        Ok(()) => thanks(company),
+        Err(e) => {
+            tracing::error!(ticket = %claims.ticket, error = %e, "Survey answer not recorded");
+            let mut resp = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                company,
+                "Please try again",
+                &format!(
+                    "<p>Your answer could not be saved just now. Please try again in a minute.</p>{}",
+                    form_html(&survey, &claims, &token, &state, None, now)
+                ),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            resp
+        }
+    }
+}
+
+async fn unsubscribe_page(
+    State(connectors): State<Connectors>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    let Some(survey) = survey_of(&connectors, &id) else {
+        return not_found();
+    };
+    if let Err(e) = verify(&survey, q.t.as_deref(), Purpose::Unsubscribe, Utc::now()) {
+        return refused(&survey, e);
+    }
+    let company = escape_html(&survey.settings.company);
+    let token = escape_html(q.t.as_deref().unwrap_or_default());
+    page(
+        StatusCode::OK,
+        &survey.settings.company,
+        "Unsubscribe",
+        &format!(
+            "<p>Do you want to stop receiving satisfaction surveys from {company}?</p>\
+             <form method=\"post\" action=\"unsubscribe?t={token}\">\
+             <input type=\"hidden\" name=\"t\" value=\"{token}\">\
+             <button type=\"submit\">Yes, unsubscribe me</button></form>"
+        ),
+    )
+}
+
+/// The unsubscribe POST: from the confirmation page, or a mail client's one-click
+/// `List-Unsubscribe=One-Click` (RFC 8058), the token in the query.
+async fn unsubscribe(
+    State(connectors): State<Connectors>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let Some(survey) = survey_of(&connectors, &id) else {
+        return not_found();
+    };
+    let from_form = form.ok().and_then(|Form(f)| f.get("t").cloned());
+    let token = q.t.or(from_form);
+    let claims = match verify(&survey, token.as_deref(), Purpose::Unsubscribe, Utc::now()) {
+        Ok(c) => c,
+        Err(e) => return refused(&survey, e),
+    };
+    match survey.unsubscribe(&claims).await {
+        Ok(true) => message(
+            StatusCode::OK,
+            &survey.settings.company,
+            "You are unsubscribed",
+            "You will not receive satisfaction surveys from us any more.",
+        ),
+        Ok(false) => message(
+            StatusCode::OK,
+            &survey.settings.company,
+            "Nothing to unsubscribe",
+            "We keep no record for this address, so no more surveys will reach it from this case.",
+        ),
+        Err(e) => {
+            tracing::error!(ticket = %claims.ticket, error = %e, "Opt-out not recorded");
+            let mut resp = message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &survey.settings.company,
+                "Please try again",
+                "We could not record this just now. Please try again in a minute.",
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            resp
+        }
+    }
+}
+
+fn verify(
+    survey: &Survey,
+    token: Option<&str>,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> Result<Claims, TokenError> {
+    survey
+        .settings
+        .keys
+        .verify(token.unwrap_or_default(), purpose, &survey.connector, now)
+}
+
+fn refused(survey: &Survey, e: TokenError) -> Response {
+    m::survey_refused(&survey.connector, e.reason());
+    tracing::info!(reason = e.reason(), "Survey link refused");
+    let company = &survey.settings.company;
+    match e {
+        TokenError::Expired => message(
+            StatusCode::GONE,
+            company,
+            "This survey has closed",
+            "Thank you for following the link. This survey is no longer open for answers.",
+        ),
+        _ => message(
+            StatusCode::BAD_REQUEST,
+            company,
+            "This link does not work",
+            "Sorry, this link is not valid. Please use the link exactly as it is in the e-mail.",
+        ),
+    }
+}
+
+/// What the form shows (pre-selected or as posted).
+#[derive(Debug, Default)]
+struct FormState {
+    csat: Option<u8>,
+    ces: Option<u8>,
+    about: Option<About>,
+    comment: String,
+    csat_invalid: bool,
+    ces_invalid: bool,
+}
+
+impl From<&AnswerForm> for FormState {
+    fn from(f: &AnswerForm) -> Self {
+        let score = |v: &Option<String>, max: u8| -> (Option<u8>, bool) {
+            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => (None, false),
+                Some(s) => match s.parse::<u8>() {
+                    Ok(n) if (1..=max).contains(&n) => (Some(n), false),
+                    _ => (None, true),
+                },
+            }
+        };
+        let (csat, csat_invalid) = score(&f.csat, 5);
+        let (ces, ces_invalid) = score(&f.ces, 7);
+        FormState {
+            csat,
+            ces,
+            about: f.about.as_deref().and_then(About::parse),
+            comment: f
+                .comment
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(MAX_COMMENT_CHARS)
+                .collect(),
+            csat_invalid,
+            ces_invalid,
+        }
+    }
+}
+
+impl FormState {
+    fn answer(&self) -> Result<Answer, &'static str> {
+        if self.csat_invalid || self.ces_invalid {
+            return Err("Please choose one of the given answers.");
+        }
+        let csat = self
+            .csat
+            .ok_or("Please choose how satisfied you are (1 to 5).")?;
+        let comment = self.comment.trim();
+        Ok(Answer {
+            csat,
+            ces: self.ces,
+            about: self.about,
+            comment: (!comment.is_empty()).then(|| comment.to_string()),
+        })
+    }
+}
+
+const CSAT_LABELS: [&str; 5] = [
+    "Very dissatisfied",
+    "Dissatisfied",
+    "Neutral",
+    "Satisfied",
+    "Very satisfied",
+];
+const CES_LABELS: [&str; 7] = [
+    "Strongly disagree",
+    "Disagree",
+    "Somewhat disagree",
+    "Neither agree nor disagree",
+    "Somewhat agree",
+    "Agree",
+    "Strongly agree",
+];
+
+fn form_html(
+    survey: &Survey,
+    claims: &Claims,
+    token: &str,
+    s: &FormState,
+    problem: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
+    let page_token = survey.settings.keys.sign(&Claims {
+        purpose: Purpose::Page,
+        score: 0,
+        expires: (now + chrono::Duration::days(1)).timestamp(),
+        issued: Some(now.timestamp()),
+        ..claims.clone()
+    });
+    let radios = |name: &str, labels: &[&str], chosen: Option<u8>| -> String {
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                let v = i + 1;
+                let checked = if chosen == Some(v as u8) { " checked" } else { "" };
+                format!(
+                    "<div class=\"opt\"><input type=\"radio\" id=\"{name}-{v}\" name=\"{name}\" value=\"{v}\"{checked}>\
+                     <label for=\"{name}-{v}\">{v} &ndash; {label}</label></div>"
+                )
+            })
+            .collect()
+    };
+    let about = [
+        (About::Product, "The product"),
+        (About::Support, "The support I got"),
+        (About::Both, "Both equally"),
+    ]
+    .iter()
+    .map(|(a, label)| {
+        let v = a.as_str();
+        let checked = if s.about == Some(*a) { " checked" } else { "" };
+        format!(
+            "<div class=\"opt\"><input type=\"radio\" id=\"about-{v}\" name=\"about\" value=\"{v}\"{checked}>\
+             <label for=\"about-{v}\">{label}</label></div>"
+        )
+    })
+    .collect::<String>();
+    let problem = problem
+        .map(|p| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape_html(p)))
+        .unwrap_or_default();
+    format!(
+        r#"{problem}<p>Thank you for taking a moment. Your answer about case #{ticket} goes to {company} only.</p>
+<form method="post" action="r">
+<input type="hidden" name="t" value="{token}">
+<input type="hidden" name="p" value="{page_token}">
+<fieldset><legend>How satisfied are you with the support you received?</legend>
+{csat}</fieldset>
+<fieldset><legend>&ldquo;{company} made it easy to handle my issue.&rdquo; (optional)</legend>
+{ces}</fieldset>
+<fieldset><legend>Was this rating mostly about the product or about the support you got? (optional)</legend>
+{about}</fieldset>
+<p><label for="comment">Anything you would like to add? (optional)</label><br>
+<textarea id="comment" name="comment" rows="4" cols="50" maxlength="{max}">{comment}</textarea></p>
+<div class="hp" aria-hidden="true"><label for="website">Leave this field empty</label>
+<input type="text" id="website" name="website" tabindex="-1" autocomplete="off"></div>
+<p><button type="submit">Send my answer</button></p>
+</form>"#,
+        ticket = escape_html(&claims.ticket),
+        company = escape_html(&survey.settings.company),
+        token = escape_html(token),
+        page_token = escape_html(&page_token),
+        csat = radios("csat", &CSAT_LABELS, s.csat),
+        ces = radios("ces", &CES_LABELS, s.ces),
+        max = MAX_COMMENT_CHARS,
+        comment = escape_html(&s.comment),
+    )
+}
+
+fn thanks(company: &str) -> Response {
+    message(
+        StatusCode::OK,
+        company,
+        "Thank you!",
+        "Your answer was received. If you change your mind, open the link in the e-mail again: a later answer replaces this one.",
+    )
+}
+
+fn not_found() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "",
+        "Not found",
+        "There is no survey here.",
+    )
+}
+
+fn message(status: StatusCode, company: &str, title: &str, text: &str) -> Response {
+    page(
+        status,
+        company,
+        title,
+        &format!("<p>{}</p>", escape_html(text)),
+    )
+}
+
+/// A complete page. `body` is HTML already escaped by its maker.
+fn page(status: StatusCode, company: &str, title: &str, body: &str) -> Response {
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{title}</title>
+<style>
+body {{ font-family: Arial, sans-serif; color: #222; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+fieldset {{ border: 1px solid #bbb; border-radius: 6px; margin: 1rem 0; padding: 0.5rem 1rem; }}
+legend {{ font-weight: bold; padding: 0 0.25rem; }}
+.opt {{ margin: 0.25rem 0; }}
+input[type=radio] {{ width: 1.2rem; height: 1.2rem; vertical-align: middle; }}
+button {{ font-size: 1rem; padding: 0.6rem 1.2rem; }}
+.problem {{ color: #a00; font-weight: bold; }}
+.hp {{ position: absolute; left: -10000px; top: auto; width: 1px; height: 1px; overflow: hidden; }}
+</style>
+</head>
+<body>
+<main>
+<p>{company}</p>
+<h1>{title}</h1>
+{body}
+</main>
+</body>
+</html>
+"#,
+        title = escape_html(title),
+        company = escape_html(company),
+    );
+    let mut resp = (status, html).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    resp
+}

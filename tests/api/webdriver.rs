@@ -1,0 +1,175 @@
+//! A minimal W3C WebDriver client (the few commands the browser test needs) over reqwest,
+//! driving Debian's `chromedriver` with headless `chromium`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` (with the reason) when Chromium or chromedriver is not installed.
+    pub async fn start() -> Result<Browser, String> {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            if !std::path::Path::new(bin).exists() {
+                return Err(format!(
+                    "{bin} is not installed (apt-get install chromium chromium-driver)"
+                ));
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("chromedriver does not start: {e}"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        // Readiness, not a timing assertion: poll /status a bounded number of times.
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/status")).send().await
+                && r.status().is_success()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Browser {
+            driver,
+            base,
+            session: String::new(),
+            client,
+            _profile: profile,
+        };
+        if !ready {
+            return Err("chromedriver did not answer /status".into());
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", browser._profile.path().display()),
+                ]
+            }
+        }}});
+        let v = browser.call("POST", "/session", caps).await?;
+        browser.session = v["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("no session: {v}"))?
+            .to_string();
+        Ok(browser)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "GET" => self.client.get(url),
+            "DELETE" => self.client.delete(url),
+            _ => self.client.post(url).json(&body),
+        };
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("webdriver {method} {path}: {status}: {v}"));
+        }
+        Ok(v["value"].clone())
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("/session/{}{path}", self.session)
+    }
+
+    pub async fn goto(&self, url: &str) -> Result<(), String> {
+        self.call("POST", &self.at("/url"), json!({"url": url}))
+            .await
+            .map(drop)
+    }
+
+    pub async fn find(&self, css: &str) -> Result<String, String> {
+        let v = self
+            .call(
+                "POST",
+                &self.at("/element"),
+                json!({"using": "css selector", "value": css}),
+            )
+            .await?;
+        v[ELEMENT]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no element {css}"))
+    }
+
+    pub async fn click(&self, css: &str) -> Result<(), String> {
+        let id = self.find(css).await?;
+        self.call("POST", &self.at(&format!("/element/{id}/click")), json!({}))
+            .await
+            .map(drop)
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<(), String> {
+        let id = self.find(css).await?;
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/value")),
+            json!({"text": text}),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn is_selected(&self, css: &str) -> Result<bool, String> {
+        let id = self.find(css).await?;
+        let v = self
+            .call(
+                "GET",
+                &self.at(&format!("/element/{id}/selected")),
+                Value::Null,
+            )
+            .await?;
+        Ok(v.as_bool().unwrap_or(false))
+    }
+
+    pub async fn source(&self) -> Result<String, String> {
+        let v = self.call("GET", &self.at("/source"), Value::Null).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn quit(mut self) {
+        if !self.session.is_empty() {
+            let _ = self.call("DELETE", &self.at(""), Value::Null).await;
+            self.session.clear();
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
