@@ -30,6 +30,17 @@ pub struct Connector {
 /// Connectors by id, as `/hooks/{id}` routes to them.
 pub type Connectors = Arc<HashMap<String, Arc<Connector>>>;
 
+/// The query and the locale an escalation's knowledge base is searched with: the cleaned case
+/// text, and the requester's locale or the connector's default. `eval` searches with the same.
+pub fn kb_query(esc: &Escalation, default_locale: &str) -> (String, String) {
+    let locale = esc
+        .requester
+        .locale
+        .clone()
+        .unwrap_or_else(|| default_locale.to_string());
+    (clean_query(&esc.case_text()), locale)
+}
+
 impl Connector {
     /// Builds clients and the embedded index (reads the article folder; no network).
     pub fn build(valid: ValidConnector) -> anyhow::Result<Connector> {
@@ -73,12 +84,7 @@ impl Connector {
 
     /// Searches the knowledge base and judges the escalation.
     pub async fn judge(&self, esc: &Escalation) -> Result<Verdict, KbError> {
-        let locale = esc
-            .requester
-            .locale
-            .clone()
-            .unwrap_or_else(|| self.policy.kb.default_locale.clone());
-        let query = clean_query(&esc.case_text());
+        let (query, locale) = kb_query(esc, &self.policy.kb.default_locale);
         let candidates = self
             .kb
             .search(&query, Some(&locale), self.max_candidates)

@@ -5,6 +5,7 @@ pub mod assess;
 pub mod config;
 pub mod connector;
 pub mod escalation;
+pub mod eval;
 pub mod helpdesk;
 pub mod http;
 pub mod kb;

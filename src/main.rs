@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 use escalation_gate::assess::note;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::Connector;
+use escalation_gate::eval;
 use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
@@ -59,6 +61,32 @@ enum Command {
         /// When the ticket was escalated (RFC 3339); default: the ticket's `updated_at`.
         #[arg(long)]
         escalated_at: Option<DateTime<Utc>>,
+    },
+    /// Measure the knowledge-base judgement on labelled cases, through the service's own path.
+    ///
+    /// Builds the embedded index from ARTICLES (JSON lines `{id, title, body, locale}`), judges
+    /// every case of CASES (JSON lines `{id, text, label, article_ids, split}`) and prints the
+    /// search's P@1 and MRR and the judge's precision/recall figures.
+    Eval {
+        /// The knowledge base, as JSON lines.
+        #[arg(long)]
+        articles: PathBuf,
+        /// The labelled cases, as JSON lines.
+        #[arg(long)]
+        cases: PathBuf,
+        /// Only the cases of this split (default: all).
+        #[arg(long, value_enum)]
+        split: Option<eval::Split>,
+        /// Article ids (one a line) to remove from the knowledge base; a case whose every
+        /// answer is withheld counts as not resolvable.
+        #[arg(long)]
+        withhold: Option<PathBuf>,
+        /// Also write the figures to this file as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The judge's threshold (default: the connector default).
+        #[arg(long, default_value_t = escalation_gate::assess::kb::rescore::DEFAULT_THRESHOLD)]
+        threshold: f64,
     },
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate {
@@ -139,6 +167,24 @@ fn main() -> ExitCode {
             escalated_at,
         } => check(&dir.connectors, &connector, &file, escalated_at),
         Command::Validate { dir } => validate(&dir.connectors),
+        Command::Eval {
+            articles,
+            cases,
+            split,
+            withhold,
+            json,
+            threshold,
+        } => run_eval(
+            &articles,
+            &cases,
+            withhold.as_deref(),
+            json.as_deref(),
+            eval::Options {
+                split,
+                threshold,
+                ..eval::Options::default()
+            },
+        ),
         Command::Send {
             file,
             url,
@@ -280,6 +326,40 @@ fn check(
         "note": note::render(&esc, &verdict),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_eval(
+    articles: &Path,
+    cases: &Path,
+    withhold: Option<&Path>,
+    json: Option<&Path>,
+    options: eval::Options,
+) -> anyhow::Result<ExitCode> {
+    if !(options.threshold > 0.0 && options.threshold <= 1.0) {
+        bail!(
+            "--threshold must be above 0 and at most 1, found {}",
+            options.threshold
+        );
+    }
+    let data = eval::load(articles, cases, withhold)?;
+    let total = data
+        .cases
+        .iter()
+        .filter(|c| options.split.is_none_or(|s| s == c.split))
+        .count();
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = eval::evaluate(&data, &options, || bar.inc(1))?;
+    bar.finish_and_clear();
+    print!("{report}");
+    if let Some(out) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod eval;
 mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;

@@ -1,0 +1,807 @@
+//! Measures the knowledge-base judgement on labelled cases (the `eval` command).
+//!
+//! Every case goes through the path the service takes for an escalation: the embedded index
+//! ([`LocalIndex`]) built from the articles, the query and locale of [`kb_query`], the connector's
+//! default candidate count, and [`kb::judge`] (candidate filtering, re-score, threshold). Nothing
+//! of the judgement is re-implemented here; this module only reads the files, reads the
+//! [`KbFindings`](crate::assess::kb::KbFindings) and scores them.
+//!
+//! Scoring (see the data's README): a case is judged `kb_resolvable` with one article. A true
+//! positive is a case judged resolvable with one of its answer articles; anything else judged
+//! resolvable is a false positive; recall is true positives over resolvable cases. The curve
+//! sweeps the threshold over every distinct confidence of the best eligible article.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::assess::kb::{self, KbSettings};
+use crate::config::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
+use crate::connector::kb_query;
+use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::kb::local::{LocalIndex, LocalKbError};
+use crate::kb::{Article, KbError};
+
+/// The precisions the report gives the recall at.
+pub const MIN_PRECISIONS: [f64; 3] = [0.80, 0.90, 0.95];
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    #[error("building the index: {0}")]
+    Index(#[from] LocalKbError),
+    #[error("searching the index: {0}")]
+    Search(#[from] KbError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Dev,
+    Test,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    Resolvable,
+    NotResolvable,
+}
+
+/// One line of an articles file.
+#[derive(Debug, Clone, Deserialize)]
+struct ArticleLine {
+    id: String,
+    title: String,
+    body: String,
+    locale: String,
+}
+
+/// One line of a cases file.
+#[derive(Debug, Clone, Deserialize)]
+struct CaseLine {
+    id: String,
+    text: String,
+    label: Label,
+    #[serde(default)]
+    article_ids: Vec<String>,
+    split: Split,
+}
+
+/// A labelled case, with the line it came from.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub id: String,
+    pub text: String,
+    pub label: Label,
+    /// The articles that answer the case (empty when it is not resolvable).
+    pub article_ids: Vec<String>,
+    pub split: Split,
+    pub line: usize,
+}
+
+/// Articles, cases and withheld ids as read from their files.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub articles: Vec<Article>,
+    pub cases: Vec<Case>,
+    /// Article ids to remove from the knowledge base (the withheld protocol).
+    pub withheld: Vec<String>,
+}
+
+/// When every article was published, and when every case was escalated: articles always predate
+/// the case, so the judge's publication filter keeps them all.
+fn published_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn escalated_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2000, 1, 2, 0, 0, 0).unwrap()
+}
+
+fn read(path: &Path) -> Result<String, EvalError> {
+    std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Non-blank lines with their 1-based numbers.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+fn line_error(path: &Path, line: usize, message: impl Into<String>) -> EvalError {
+    EvalError::Line {
+        path: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// Reads a JSON-lines file of `{id, title, body, locale}` articles.
+pub fn read_articles(path: &Path) -> Result<Vec<Article>, EvalError> {
+    let text = read(path)?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (n, l) in lines(&text) {
+        let a: ArticleLine = serde_json::from_str(l)
+            .map_err(|e| line_error(path, n, format!("not an article: {e}")))?;
+        if a.id.trim().is_empty() {
+            return Err(line_error(path, n, "the article id is empty"));
+        }
+        if !seen.insert(a.id.clone()) {
+            return Err(line_error(path, n, format!("article `{}` again", a.id)));
+        }
+        out.push(Article {
+            url: format!("https://kb.invalid/{}", a.id),
+            id: a.id,
+            title: a.title,
+            body: a.body,
+            locale: a.locale.to_ascii_lowercase(),
+            published_at: Some(published_at()),
+            draft: false,
+        });
+    }
+    if out.is_empty() {
+        return Err(EvalError::File {
+            path: path.to_path_buf(),
+            message: "no articles".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a JSON-lines file of `{id, text, label, article_ids, split}` cases.
+pub fn read_cases(path: &Path) -> Result<Vec<Case>, EvalError> {
+    let text = read(path)?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (n, l) in lines(&text) {
+        let c: CaseLine =
+            serde_json::from_str(l).map_err(|e| line_error(path, n, format!("not a case: {e}")))?;
+        if !seen.insert(c.id.clone()) {
+            return Err(line_error(path, n, format!("case `{}` again", c.id)));
+        }
+        if c.label == Label::Resolvable && c.article_ids.is_empty() {
+            return Err(line_error(
+                path,
+                n,
+                format!("case `{}` is resolvable but names no article", c.id),
+            ));
+        }
+        out.push(Case {
+            id: c.id,
+            text: c.text,
+            label: c.label,
+            article_ids: c.article_ids,
+            split: c.split,
+            line: n,
+        });
+    }
+    if out.is_empty() {
+        return Err(EvalError::File {
+            path: path.to_path_buf(),
+            message: "no cases".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a file of article ids, one a line (`#` starts a comment).
+pub fn read_withheld(path: &Path) -> Result<Vec<(usize, String)>, EvalError> {
+    let text = read(path)?;
+    Ok(lines(&text)
+        .filter(|(_, l)| !l.starts_with('#'))
+        .map(|(n, l)| (n, l.to_string()))
+        .collect())
+}
+
+/// Reads the three files and checks that every id they name is an article.
+pub fn load(articles: &Path, cases: &Path, withheld: Option<&Path>) -> Result<Dataset, EvalError> {
+    let articles_v = read_articles(articles)?;
+    let known: HashSet<&str> = articles_v.iter().map(|a| a.id.as_str()).collect();
+    let cases_v = read_cases(cases)?;
+    for c in &cases_v {
+        if let Some(id) = c.article_ids.iter().find(|id| !known.contains(id.as_str())) {
+            return Err(line_error(
+                cases,
+                c.line,
+                format!(
+                    "case `{}` names article `{id}`, which is not in {}",
+                    c.id,
+                    articles.display()
+                ),
+            ));
+        }
+    }
+    let mut withheld_v = Vec::new();
+    if let Some(path) = withheld {
+        for (n, id) in read_withheld(path)? {
+            if !known.contains(id.as_str()) {
+                return Err(line_error(
+                    path,
+                    n,
+                    format!("article `{id}` is not in {}", articles.display()),
+                ));
+            }
+            withheld_v.push(id);
+        }
+    }
+    Ok(Dataset {
+        articles: articles_v,
+        cases: cases_v,
+        withheld: withheld_v,
+    })
+}
+
+/// The escalation a case becomes: its whole text as the description and its first line as the
+/// subject, so that [`Escalation::case_text`] gives back exactly the case's text.
+pub fn escalation(case: &Case) -> Escalation {
+    let subject = case
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string();
+    Escalation {
+        connector: "eval".into(),
+        ticket_id: case.id.clone(),
+        partner: UNKNOWN_PARTNER.into(),
+        subject,
+        description: case.text.clone(),
+        handoff: BTreeMap::new(),
+        requester: Requester::default(),
+        product: None,
+        version: None,
+        channel: None,
+        issue_type: None,
+        opened_at: escalated_at(),
+        escalated_at: escalated_at(),
+        tried_articles: Vec::new(),
+        url: String::new(),
+    }
+}
+
+/// What the evaluation is run with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only the cases of this split (all cases when `None`).
+    pub split: Option<Split>,
+    /// The threshold the judge decides with (the connector default unless told otherwise).
+    pub threshold: f64,
+    /// Candidates asked from the index per case (the connector default).
+    pub max_candidates: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            split: None,
+            threshold: kb::rescore::DEFAULT_THRESHOLD,
+            max_candidates: DEFAULT_MAX_CANDIDATES,
+        }
+    }
+}
+
+/// What the judge did with one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseOutcome {
+    pub id: String,
+    pub resolvable: bool,
+    /// 1-based rank of the first answer article among the search's candidates (resolvable cases).
+    pub search_rank: Option<usize>,
+    /// The best eligible article after the re-score, and its confidence.
+    pub best: Option<(String, f64)>,
+    /// Whether that article answers the case.
+    pub correct: bool,
+    /// Whether the judge, at the threshold, made the case `kb_resolvable`.
+    pub judged_resolvable: bool,
+}
+
+/// The best eligible article of one case after the re-score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    pub confidence: f64,
+    /// The article answers the case.
+    pub correct: bool,
+}
+
+/// One threshold of the sweep: the cases whose best confidence is at or above it are judged
+/// resolvable.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Point {
+    pub threshold: f64,
+    pub judged: usize,
+    pub correct: usize,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+impl Point {
+    pub fn f1(&self) -> f64 {
+        if self.precision + self.recall == 0.0 {
+            0.0
+        } else {
+            2.0 * self.precision * self.recall / (self.precision + self.recall)
+        }
+    }
+}
+
+/// The precision/recall curve: one point per distinct confidence, highest threshold first.
+/// Cases with equal confidence enter together. `positives` is the number of resolvable cases.
+pub fn sweep(predictions: &[Prediction], positives: usize) -> Vec<Point> {
+    let mut sorted = predictions.to_vec();
+    sorted.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut points = Vec::new();
+    let (mut judged, mut correct) = (0usize, 0usize);
+    for (i, p) in sorted.iter().enumerate() {
+        judged += 1;
+        correct += usize::from(p.correct);
+        let last_of_tie = sorted
+            .get(i + 1)
+            .is_none_or(|next| next.confidence != p.confidence);
+        if last_of_tie {
+            points.push(Point {
+                threshold: p.confidence,
+                judged,
+                correct,
+                precision: correct as f64 / judged as f64,
+                recall: ratio(correct, positives),
+            });
+        }
+    }
+    points
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The point of best F1 (the highest threshold among equals); `None` on an empty curve.
+pub fn best_f1(points: &[Point]) -> Option<Point> {
+    points
+        .iter()
+        .fold(None::<Point>, |best, p| match best {
+            Some(b) if b.f1() >= p.f1() => Some(b),
+            _ => Some(*p),
+        })
+        .filter(|p| p.f1() > 0.0)
+}
+
+/// The point of highest recall whose precision is at least `min_precision` (the highest threshold
+/// among equals); `None` when no threshold reaches that precision with any recall.
+pub fn recall_at_precision(points: &[Point], min_precision: f64) -> Option<Point> {
+    points
+        .iter()
+        .filter(|p| p.precision >= min_precision && p.correct > 0)
+        .fold(None::<Point>, |best, p| match best {
+            Some(b) if b.recall >= p.recall => Some(b),
+            _ => Some(*p),
+        })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecallAt {
+    pub min_precision: f64,
+    pub recall: f64,
+    /// The threshold that gives it; `None` when no threshold reaches the precision.
+    pub threshold: Option<f64>,
+    pub precision: Option<f64>,
+}
+
+/// What the judge decided at its own threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AtThreshold {
+    pub threshold: f64,
+    /// Whether it is the connector default (`DEFAULT_THRESHOLD`).
+    pub is_default: bool,
+    pub judged: usize,
+    pub correct: usize,
+    /// `None` when no case was judged resolvable.
+    pub precision: Option<f64>,
+    pub recall: f64,
+}
+
+/// The figures of one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub cases: usize,
+    pub resolvable: usize,
+    pub articles: usize,
+    pub withheld_articles: usize,
+    /// Resolvable cases turned `not_resolvable` because all their articles are withheld.
+    pub turned_not_resolvable: usize,
+    pub max_candidates: usize,
+    /// Precision at 1 of the search step, over resolvable cases.
+    pub search_p_at_1: f64,
+    /// Mean reciprocal rank of the first answer article among the candidates (0 when missing).
+    pub search_mrr: f64,
+    /// Share of resolvable cases whose best article after the re-score answers them.
+    pub judge_p_at_1: f64,
+    pub best_f1: Option<f64>,
+    pub best_f1_point: Option<Point>,
+    pub recall_at: Vec<RecallAt>,
+    pub at_threshold: AtThreshold,
+    /// What the judge did with each case, in file order.
+    pub per_case: Vec<CaseOutcome>,
+}
+
+/// Runs every case (of the split) through the search and the judge. `progress` is called once per
+/// case.
+pub fn evaluate(
+    data: &Dataset,
+    options: &Options,
+    mut progress: impl FnMut(),
+) -> Result<Report, EvalError> {
+    let withheld: HashSet<&str> = data.withheld.iter().map(String::as_str).collect();
+    let articles: Vec<Article> = data
+        .articles
+        .iter()
+        .filter(|a| !withheld.contains(a.id.as_str()))
+        .cloned()
+        .collect();
+    let n_articles = articles.len();
+    let index = LocalIndex::build(articles)?;
+    let settings = KbSettings {
+        threshold: options.threshold,
+        gap_below: DEFAULT_GAP_BELOW,
+        default_locale: DEFAULT_LOCALE.into(),
+    };
+    let mut outcomes = Vec::new();
+    let mut turned = 0;
+    for case in data
+        .cases
+        .iter()
+        .filter(|c| options.split.is_none_or(|s| s == c.split))
+    {
+        let answers: HashSet<&str> = case
+            .article_ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !withheld.contains(id))
+            .collect();
+        let resolvable = case.label == Label::Resolvable && !answers.is_empty();
+        if case.label == Label::Resolvable && !resolvable {
+            turned += 1;
+        }
+        let esc = escalation(case);
+        let (query, locale) = kb_query(&esc, &settings.default_locale);
+        let candidates = index.search_sync(&query, Some(&locale), options.max_candidates)?;
+        let findings = kb::judge(&esc, &candidates, &settings);
+        // No article is ever tried here, so the best eligible article is `resolvable_by` when it
+        // reaches the threshold and `best_other` when it does not.
+        let best = findings
+            .resolvable_by
+            .as_ref()
+            .or(findings.best_other.as_ref());
+        let correct = best.is_some_and(|m| answers.contains(m.article_id.as_str()));
+        outcomes.push(CaseOutcome {
+            id: case.id.clone(),
+            resolvable,
+            search_rank: if resolvable {
+                candidates
+                    .iter()
+                    .position(|a| answers.contains(a.id.as_str()))
+                    .map(|i| i + 1)
+            } else {
+                None
+            },
+            best: best.map(|m| (m.article_id.clone(), m.confidence)),
+            correct,
+            judged_resolvable: findings.resolvable_by.is_some(),
+        });
+        progress();
+    }
+    Ok(score(
+        outcomes,
+        options,
+        n_articles,
+        data.withheld.len(),
+        turned,
+    ))
+}
+
+/// The figures, from what the judge did with each case.
+pub fn score(
+    outcomes: Vec<CaseOutcome>,
+    options: &Options,
+    articles: usize,
+    withheld_articles: usize,
+    turned_not_resolvable: usize,
+) -> Report {
+    let resolvable = outcomes.iter().filter(|o| o.resolvable).count();
+    let ranks: Vec<Option<usize>> = outcomes
+        .iter()
+        .filter(|o| o.resolvable)
+        .map(|o| o.search_rank)
+        .collect();
+    let at_1 = ranks.iter().filter(|r| **r == Some(1)).count();
+    let rr: f64 = ranks.iter().flatten().map(|r| 1.0 / *r as f64).sum();
+    let judge_at_1 = outcomes
+        .iter()
+        .filter(|o| o.resolvable && o.correct)
+        .count();
+    let predictions: Vec<Prediction> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.best.as_ref().map(|(_, confidence)| Prediction {
+                confidence: *confidence,
+                correct: o.correct,
+            })
+        })
+        .collect();
+    let points = sweep(&predictions, resolvable);
+    let best = best_f1(&points);
+    let recall_at = MIN_PRECISIONS
+        .iter()
+        .map(|&min| {
+            let p = recall_at_precision(&points, min);
+            RecallAt {
+                min_precision: min,
+                recall: p.map_or(0.0, |p| p.recall),
+                threshold: p.map(|p| p.threshold),
+                precision: p.map(|p| p.precision),
+            }
+        })
+        .collect();
+    let judged = outcomes.iter().filter(|o| o.judged_resolvable).count();
+    let judged_correct = outcomes
+        .iter()
+        .filter(|o| o.judged_resolvable && o.correct)
+        .count();
+    Report {
+        cases: outcomes.len(),
+        resolvable,
+        articles,
+        withheld_articles,
+        turned_not_resolvable,
+        max_candidates: options.max_candidates,
+        search_p_at_1: ratio(at_1, resolvable),
+        search_mrr: if resolvable == 0 {
+            0.0
+        } else {
+            rr / resolvable as f64
+        },
+        judge_p_at_1: ratio(judge_at_1, resolvable),
+        best_f1: best.map(|p| p.f1()),
+        best_f1_point: best,
+        recall_at,
+        at_threshold: AtThreshold {
+            threshold: options.threshold,
+            is_default: options.threshold == kb::rescore::DEFAULT_THRESHOLD,
+            judged,
+            correct: judged_correct,
+            precision: (judged > 0).then(|| ratio(judged_correct, judged)),
+            recall: ratio(judged_correct, resolvable),
+        },
+        per_case: outcomes,
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = 30;
+        writeln!(f, "{:w$}{}", "cases", self.cases)?;
+        writeln!(f, "{:w$}{}", "resolvable", self.resolvable)?;
+        writeln!(
+            f,
+            "{:w$}{} ({} withheld; {} cases turned not_resolvable)",
+            "articles in the index",
+            self.articles,
+            self.withheld_articles,
+            self.turned_not_resolvable
+        )?;
+        writeln!(
+            f,
+            "{:w$}{:.3}   (top {} candidates)",
+            "search P@1", self.search_p_at_1, self.max_candidates
+        )?;
+        writeln!(f, "{:w$}{:.3}", "search MRR", self.search_mrr)?;
+        writeln!(f, "{:w$}{:.3}", "judge P@1 (re-scored)", self.judge_p_at_1)?;
+        match &self.best_f1_point {
+            Some(p) => writeln!(
+                f,
+                "{:w$}{:.3} (P {:.3} / R {:.3}) at confidence >= {:.4}",
+                "best F1",
+                p.f1(),
+                p.precision,
+                p.recall,
+                p.threshold
+            )?,
+            None => writeln!(f, "{:w$}{:.3}", "best F1", 0.0)?,
+        }
+        for r in &self.recall_at {
+            let label = format!("recall at P >= {:.2}", r.min_precision);
+            match (r.threshold, r.precision) {
+                (Some(t), Some(p)) => writeln!(
+                    f,
+                    "{label:w$}{:.3} (P {p:.3}) at confidence >= {t:.4}",
+                    r.recall
+                )?,
+                _ => writeln!(f, "{label:w$}{:.3} (no threshold reaches it)", r.recall)?,
+            }
+        }
+        let t = &self.at_threshold;
+        let label = format!(
+            "at threshold {:.4}{}",
+            t.threshold,
+            if t.is_default { " (default)" } else { "" }
+        );
+        let precision = t
+            .precision
+            .map_or_else(|| "n/a".to_string(), |p| format!("{p:.3}"));
+        writeln!(
+            f,
+            "{label:w$}P {precision} / R {:.3} ({} judged kb_resolvable, {} with a right article)",
+            t.recall, t.judged, t.correct
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(confidence: f64, correct: bool) -> Prediction {
+        Prediction {
+            confidence,
+            correct,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn sweep_counts_ties_together() {
+        // Sorted: 0.9 ✓ | 0.7 ✓, 0.7 ✗ (tie) | 0.5 ✓ | 0.2 ✗; 5 resolvable cases.
+        let preds = [
+            p(0.7, false),
+            p(0.9, true),
+            p(0.2, false),
+            p(0.7, true),
+            p(0.5, true),
+        ];
+        let points = sweep(&preds, 5);
+        let got: Vec<_> = points
+            .iter()
+            .map(|p| (p.threshold, p.judged, p.correct))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(0.9, 1, 1), (0.7, 3, 2), (0.5, 4, 3), (0.2, 5, 3)]
+        );
+        // Precision 1, 2/3, 3/4, 3/5; recall 1/5, 2/5, 3/5, 3/5.
+        assert!(close(points[1].precision, 2.0 / 3.0));
+        assert!(close(points[2].recall, 0.6));
+        // F1: 1/3, 0.5, 2*0.75*0.6/1.35 = 0.6667, 0.6 -> the 0.5 threshold.
+        let best = best_f1(&points).unwrap();
+        assert_eq!(best.threshold, 0.5);
+        assert!(close(best.f1(), 2.0 / 3.0));
+        // P >= 0.9 only at 0.9 (recall 0.2); P >= 0.75 reaches 0.5 (recall 0.6), not through the
+        // tie at 0.7 alone: the tie cannot be split.
+        assert_eq!(recall_at_precision(&points, 0.9).unwrap().threshold, 0.9);
+        assert!(close(
+            recall_at_precision(&points, 0.9).unwrap().recall,
+            0.2
+        ));
+        assert_eq!(recall_at_precision(&points, 0.75).unwrap().threshold, 0.5);
+        assert_eq!(recall_at_precision(&points, 0.6).unwrap().threshold, 0.5);
+    }
+
+    #[test]
+    fn a_tie_of_right_and_wrong_at_the_top_caps_precision() {
+        let points = sweep(&[p(0.8, true), p(0.8, false)], 2);
+        assert_eq!(points.len(), 1);
+        assert!(close(points[0].precision, 0.5));
+        assert!(recall_at_precision(&points, 0.8).is_none());
+    }
+
+    #[test]
+    fn all_wrong_and_empty() {
+        let points = sweep(&[p(0.9, false), p(0.3, false)], 4);
+        assert_eq!(points.len(), 2);
+        assert!(best_f1(&points).is_none());
+        assert!(recall_at_precision(&points, 0.0).is_none());
+        assert!(sweep(&[], 3).is_empty());
+        assert!(best_f1(&[]).is_none());
+        assert!(recall_at_precision(&[], 0.8).is_none());
+        // No resolvable case: recall is 0, not NaN.
+        assert_eq!(sweep(&[p(0.5, false)], 0)[0].recall, 0.0);
+    }
+
+    fn outcome(
+        id: &str,
+        resolvable: bool,
+        rank: Option<usize>,
+        best: Option<(&str, f64)>,
+        correct: bool,
+        judged: bool,
+    ) -> CaseOutcome {
+        CaseOutcome {
+            id: id.into(),
+            resolvable,
+            search_rank: rank,
+            best: best.map(|(a, c)| (a.into(), c)),
+            correct,
+            judged_resolvable: judged,
+        }
+    }
+
+    #[test]
+    fn score_reports_search_and_threshold_figures() {
+        let options = Options {
+            threshold: 0.6,
+            ..Options::default()
+        };
+        let r = score(
+            vec![
+                outcome("a", true, Some(1), Some(("x", 0.9)), true, true),
+                outcome("b", true, Some(4), Some(("y", 0.7)), false, true),
+                outcome("c", true, None, Some(("z", 0.1)), false, false),
+                outcome("d", false, None, Some(("w", 0.5)), false, false),
+                outcome("e", false, None, None, false, false),
+            ],
+            &options,
+            10,
+            0,
+            0,
+        );
+        assert_eq!((r.cases, r.resolvable), (5, 3));
+        assert!(close(r.search_p_at_1, 1.0 / 3.0));
+        assert!(close(r.search_mrr, (1.0 + 0.25) / 3.0));
+        assert!(close(r.judge_p_at_1, 1.0 / 3.0));
+        assert_eq!(r.at_threshold.judged, 2);
+        assert_eq!(r.at_threshold.precision, Some(0.5));
+        assert!(close(r.at_threshold.recall, 1.0 / 3.0));
+        assert!(!r.at_threshold.is_default);
+        // Curve: 0.9 (1/1), 0.7 (1/2), 0.5 (1/3), 0.1 (1/4); recall 1/3 throughout.
+        assert!(close(r.recall_at[1].recall, 1.0 / 3.0));
+        assert_eq!(r.recall_at[1].threshold, Some(0.9));
+        assert!(close(r.best_f1.unwrap(), 0.5));
+    }
+
+    #[test]
+    fn the_escalation_gives_back_the_case_text() {
+        for text in [
+            "Title?\n\n\n\nBody line\nmore",
+            "  \nSecond line first\nrest",
+            "one line",
+            "",
+        ] {
+            let case = Case {
+                id: "c".into(),
+                text: text.into(),
+                label: Label::NotResolvable,
+                article_ids: vec![],
+                split: Split::Dev,
+                line: 1,
+            };
+            let esc = escalation(&case);
+            assert_eq!(esc.case_text(), text);
+        }
+    }
+}
