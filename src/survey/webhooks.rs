@@ -2,18 +2,11 @@
 //! `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")), the key being the base64 part of
 //! `whsec_...`. Used for the survey request (instead of e-mail) and the answer sink.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
-use sha2::Sha256;
 
 use super::config::WebhookTarget;
+use crate::http::standard_webhooks::{self, ID, SECRET_PREFIX, SIGNATURE, TIMESTAMP};
 use crate::http::{Upstream, UpstreamError};
-
-pub const ID: &str = "webhook-id";
-pub const TIMESTAMP: &str = "webhook-timestamp";
-pub const SIGNATURE: &str = "webhook-signature";
 
 /// A decoded `whsec_` key.
 #[derive(Clone)]
@@ -28,12 +21,12 @@ impl std::fmt::Debug for WebhookSecret {
 impl WebhookSecret {
     pub fn parse(secret: &SecretString) -> Result<WebhookSecret, String> {
         let raw = secret.expose_secret();
-        let b64 = raw.strip_prefix("whsec_").ok_or_else(|| {
-            "must be a Standard Webhooks key `whsec_` + base64 (24 to 64 bytes)".to_string()
-        })?;
-        let key = BASE64
-            .decode(b64)
-            .map_err(|_| "the part after `whsec_` is not base64".to_string())?;
+        if !raw.starts_with(SECRET_PREFIX) {
+            return Err(
+                "must be a Standard Webhooks key `whsec_` + base64 (24 to 64 bytes)".into(),
+            );
+        }
+        let key = standard_webhooks::decode_secret(raw)?;
         if !(24..=64).contains(&key.len()) {
             return Err(format!(
                 "the key is {} bytes; Standard Webhooks keys are 24 to 64 bytes",
@@ -47,14 +40,7 @@ impl WebhookSecret {
 
     /// The `webhook-signature` value for this message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret())
-            .expect("HMAC takes keys of any length");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+        standard_webhooks::sign(self.0.expose_secret(), id, timestamp, body)
     }
 }
 
