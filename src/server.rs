@@ -149,7 +149,7 @@ async fn hook(
             tracing::Span::current().record("delivery", d.as_str());
         }
         if solved {
-            return solved_cases(&state, &connector, delivery).await;
+            return solved_cases(&state, &connector, &inbound, delivery).await;
         }
         // The work runs in its own task: a caller that hangs up does not cut a write-back short.
         let work = {
@@ -208,6 +208,7 @@ fn retry_later(secs: u64) -> Response {
 async fn solved_cases(
     state: &AppState,
     connector: &Arc<crate::connector::Connector>,
+    inbound: &Inbound<'_>,
     delivery: crate::helpdesk::Delivery,
 ) -> Response {
     let Some(survey) = connector.survey.clone() else {
@@ -237,7 +238,7 @@ async fn solved_cases(
         Ok(Ok(outcomes)) => {
             let all_ok = outcomes.iter().all(|(_, r)| r.is_ok());
             m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
-            crate::survey::respond(outcomes)
+            connector.helpdesk.respond_solved(inbound, outcomes)
         }
         Ok(Err(join)) => {
             tracing::error!(error = %join, "Survey task failed");

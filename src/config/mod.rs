@@ -369,6 +369,9 @@ fn validate(
     let survey = file
         .survey
         .and_then(|s| s.validate(&known_fields, base, problems));
+    if let (Some(h), Some(s)) = (&helpdesk, &survey) {
+        h.check_survey(&s.fields, problems);
+    }
     Some(ValidConnector {
         id: id.to_string(),
         file: PathBuf::new(),

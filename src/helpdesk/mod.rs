@@ -58,6 +58,18 @@ impl HelpdeskConfig {
 }
 
 impl ValidHelpdesk {
+    /// Checks the `[survey]` names this helpdesk reads and writes (no network).
+    pub fn check_survey(
+        &self,
+        fields: &crate::survey::config::SurveyFields,
+        problems: &mut Vec<Problem>,
+    ) {
+        match self {
+            ValidHelpdesk::Zendesk(_) => {}
+            ValidHelpdesk::Salesforce(c) => c.check_survey(fields, problems),
+        }
+    }
+
     /// Builds the runtime helpdesk (HTTP clients; no call is made yet).
     pub fn build(self, connector: &str) -> Result<Arc<dyn Helpdesk>, reqwest::Error> {
         match self {
@@ -260,6 +272,18 @@ pub trait Helpdesk: Send + Sync {
     fn respond(&self, inbound: &Inbound<'_>, outcomes: &[TicketOutcome]) -> Response {
         let _ = inbound;
         default_respond(outcomes)
+    }
+
+    /// The answer to a `solved` delivery once every case was tried (see
+    /// [`crate::survey::respond`]); helpdesks that take several kinds of call answer each in
+    /// its own form.
+    fn respond_solved(
+        &self,
+        inbound: &Inbound<'_>,
+        outcomes: Vec<(String, Result<crate::survey::SurveyResult, HelpdeskError>)>,
+    ) -> Response {
+        let _ = inbound;
+        crate::survey::respond(outcomes)
     }
 }
 

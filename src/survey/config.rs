@@ -156,7 +156,9 @@ pub struct SurveySettings {
 #[derive(Debug, Clone, Default)]
 pub struct SurveyFields {
     pub end_customer: Option<String>,
-    pub opt_out: String,
+    /// The customer record's opt-out field; `None`: the helpdesk's default (Zendesk:
+    /// [`DEFAULT_OPT_OUT_FIELD`], Salesforce: the Contact's `HasOptedOutOfEmail`).
+    pub opt_out: Option<String>,
     pub csat: Option<String>,
     pub ces: Option<String>,
     pub about: Option<String>,
@@ -196,6 +198,7 @@ pub enum Sink {
 pub const DEFAULT_THROTTLE_DAYS: u32 = 30;
 pub const DEFAULT_LINK_VALID_DAYS: u32 = 30;
 pub const DEFAULT_MIN_SECONDS_ON_PAGE: u64 = 3;
+/// Zendesk's default opt-out user field.
 pub const DEFAULT_OPT_OUT_FIELD: &str = "csat_blind_opt_out";
 
 impl SurveyFile {
@@ -421,9 +424,7 @@ impl SurveyFile {
             min_on_page: Duration::seconds(min_on_page as i64),
             fields: SurveyFields {
                 end_customer: self.end_customer_field,
-                opt_out: self
-                    .opt_out_field
-                    .unwrap_or_else(|| DEFAULT_OPT_OUT_FIELD.into()),
+                opt_out: self.opt_out_field,
                 csat,
                 ces,
                 about,

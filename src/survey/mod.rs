@@ -454,7 +454,12 @@ impl Survey {
                             .map(|n| email::one_line(n, 80))
                             .unwrap_or_else(|| "there".into()),
                     ),
-                    ("ticket_id", case.ticket_id.clone()),
+                    (
+                        "ticket_id",
+                        case.number
+                            .clone()
+                            .unwrap_or_else(|| case.ticket_id.clone()),
+                    ),
                     ("subject", email::one_line(&case.subject, 120)),
                     ("unsubscribe_url", unsubscribe.clone()),
                 ]);

@@ -44,6 +44,9 @@ pub struct Person {
 #[derive(Debug, Clone)]
 pub struct SurveyCase {
     pub ticket_id: String,
+    /// The number the customer knows the case by, when it is not the id (Salesforce's
+    /// `CaseNumber`).
+    pub number: Option<String>,
     /// Whether the helpdesk shows the case as solved now.
     pub solved: bool,
     pub partner: String,
@@ -217,6 +220,7 @@ mod tests {
     fn case() -> SurveyCase {
         SurveyCase {
             ticket_id: "1".into(),
+            number: None,
             solved: true,
             partner: "Acme IT".into(),
             escalated: true,

@@ -280,3 +280,35 @@ secret = "${ZD_TOKEN}"
                 && p.message.contains("environment reference"))
     );
 }
+
+#[test]
+fn salesforce_survey_names_must_be_api_names() {
+    let text = std::fs::read_to_string("connectors/examples/salesforce.toml")
+        .unwrap()
+        .replace(
+            r#"opt_out_field = "HasOptedOutOfEmail""#,
+            r#"opt_out_field = "Email Opt Out""#,
+        )
+        .replace(
+            r#"status = "Blind_Survey_Status__c""#,
+            r#"status = "Blind Survey Status""#,
+        );
+    let env = |name: &str| {
+        Some(if name.ends_with("SIGNING_SECRET") {
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+        } else {
+            format!("value-of-{name}-long-enough-for-any-key")
+        })
+    };
+    let found = config::parse("acme-sf", &text, Path::new("connectors"), &env).unwrap_err();
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["helpdesk.survey_fields.status"], "{found:?}");
+    // With the helpdesk table valid, the survey's Contact field is checked too.
+    let text = text.replace(
+        r#"status = "Blind Survey Status""#,
+        r#"status = "Blind_Survey_Status__c""#,
+    );
+    let found = config::parse("acme-sf", &text, Path::new("connectors"), &env).unwrap_err();
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["survey.opt_out_field"], "{found:?}");
+}

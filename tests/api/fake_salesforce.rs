@@ -1,6 +1,8 @@
 //! A fake Salesforce org on loopback, following the documented shapes: the OAuth token endpoint
 //! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204), `sobjects/Account`
-//! GET, `sobjects/CaseComment` POST (201), SOQL `query` for CaseComments, the Knowledge articles
+//! GET, `sobjects/Contact` GET and PATCH, `sobjects/CaseComment` POST (201), SOQL `query` for
+//! CaseComments, Contacts by e-mail and recently surveyed Cases, `If-Unmodified-Since` on a
+//! PATCH (412 when `LastModifiedDate` is later; every PATCH sets it), the Knowledge articles
 //! list and detail (online articles in the `Accept-Language` only), error arrays
 //! (`INVALID_SESSION_ID` 401, `REQUEST_LIMIT_EXCEEDED` 403, ...). Every request is recorded.
 
@@ -64,6 +66,7 @@ pub struct JwtClient {
 #[derive(Default)]
 pub struct State_ {
     pub cases: HashMap<String, Map<String, Value>>,
+    pub contacts: HashMap<String, Map<String, Value>>,
     pub accounts: HashMap<String, String>,
     pub comments: Vec<Comment>,
     pub articles: Vec<FakeArticle>,
@@ -95,6 +98,10 @@ impl FakeSalesforce {
                 get(get_case).patch(patch_case),
             )
             .route(&format!("{API}/sobjects/Account/{{id}}"), get(get_account))
+            .route(
+                &format!("{API}/sobjects/Contact/{{id}}"),
+                get(get_contact).patch(patch_contact),
+            )
             .route(&format!("{API}/sobjects/CaseComment"), post(add_comment))
             .route(&format!("{API}/query"), get(query))
             .route(&format!("{API}/support/knowledgeArticles"), get(articles))
@@ -138,6 +145,13 @@ impl FakeSalesforce {
             .filter(|c| c.parent == case)
             .cloned()
             .collect()
+    }
+
+    pub fn contact_field(&self, contact: &str, field: &str) -> Value {
+        self.lock().contacts[contact]
+            .get(field)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     pub fn field(&self, case: &str, field: &str) -> Value {
@@ -361,7 +375,145 @@ async fn patch_case(
             );
         }
     }
+    if let Some(since) = headers.get("if-unmodified-since") {
+        let Some(since) = since
+            .to_str()
+            .ok()
+            .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
+        else {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "INVALID_HEADER_TYPE",
+                "If-Unmodified-Since is not a valid HTTP date",
+            );
+        };
+        let modified = case
+            .get("LastModifiedDate")
+            .and_then(Value::as_str)
+            .and_then(sf_datetime);
+        if modified.is_some_and(|m| m > since) {
+            return errors(
+                StatusCode::PRECONDITION_FAILED,
+                "PRECONDITION_FAILED",
+                "The record has been modified since the If-Unmodified-Since date",
+            );
+        }
+    }
     case.extend(body);
+    case.insert("LastModifiedDate".into(), json!(sf_now()));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Salesforce's date-time form: `2024-05-03T09:00:00.000+0000`.
+pub fn sf_now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string()
+}
+
+fn sf_datetime(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s))
+        .ok()
+}
+
+async fn get_contact(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("{API}/sobjects/Contact/{id}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let s = state.lock().unwrap();
+    let Some(contact) = s.contacts.get(&id) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    match select(contact, q.get("fields").map(String::as_str), "Contact") {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// The record with only `fields` (all without), or INVALID_FIELD for an unknown one.
+fn select(
+    record: &Map<String, Value>,
+    fields: Option<&str>,
+    object: &str,
+) -> Result<Value, Box<Response>> {
+    let mut out = Map::new();
+    out.insert("attributes".into(), json!({ "type": object }));
+    match fields {
+        Some(fields) => {
+            for f in fields.split(',').map(str::trim) {
+                match record.get(f) {
+                    Some(v) => {
+                        out.insert(f.to_string(), v.clone());
+                    }
+                    None => {
+                        return Err(Box::new(errors(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_FIELD",
+                            &format!("No such column '{f}' on entity '{object}'."),
+                        )));
+                    }
+                }
+            }
+        }
+        None => out.extend(record.clone()),
+    }
+    Ok(Value::Object(out))
+}
+
+async fn patch_contact(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Map<String, Value>>,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "PATCH",
+        &format!("{API}/sobjects/Contact/{id}"),
+        &headers,
+    ) {
+        return *r;
+    }
+    let mut s = state.lock().unwrap();
+    let Some(contact) = s.contacts.get_mut(&id) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    for (k, v) in &body {
+        if !contact.contains_key(k) {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                &format!("No such column '{k}' on sobject of type Contact"),
+            );
+        }
+        if k == "HasOptedOutOfEmail" && !v.is_boolean() {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize instance of boolean",
+            );
+        }
+    }
+    contact.extend(body);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -453,6 +605,12 @@ async fn query(
         return *r;
     }
     let soql = q.get("q").cloned().unwrap_or_default();
+    if soql.contains(" FROM Contact ") {
+        return query_contacts(&state, &soql);
+    }
+    if soql.starts_with("SELECT Id FROM Case ") {
+        return query_cases(&state, &soql);
+    }
     let re = regex::Regex::new(
         r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate$",
     )
@@ -479,6 +637,127 @@ async fn query(
         .collect();
     axum::Json(json!({"totalSize": records.len(), "done": true, "records": records}))
         .into_response()
+}
+
+fn malformed(detail: &str) -> Response {
+    errors(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", detail)
+}
+
+/// A SOQL string literal's value: `\'` and `\\` unescaped.
+fn unquote(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const LITERAL: &str = r"'((?:[^'\\]|\\.)*)'";
+
+fn records(list: Vec<Value>) -> Response {
+    axum::Json(json!({"totalSize": list.len(), "done": true, "records": list})).into_response()
+}
+
+/// `SELECT f, ... FROM Contact WHERE Email = '...' LIMIT n` (e-mail compared without case).
+fn query_contacts(state: &Shared, soql: &str) -> Response {
+    let re = regex::Regex::new(&format!(
+        r"^SELECT ([A-Za-z_, ]+) FROM Contact WHERE Email = {LITERAL} LIMIT (\d+)$"
+    ))
+    .unwrap();
+    let Some(caps) = re.captures(soql) else {
+        return malformed("unexpected token in the Contact query");
+    };
+    let email = unquote(&caps[2]);
+    let limit: usize = caps[3].parse().unwrap();
+    let s = state.lock().unwrap();
+    let mut ids: Vec<&String> = s.contacts.keys().collect();
+    ids.sort();
+    let mut out = Vec::new();
+    for id in ids.into_iter().take(limit) {
+        let c = &s.contacts[id];
+        if c.get("Email")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+        {
+            match select(c, Some(&caps[1]), "Contact") {
+                Ok(v) => out.push(v),
+                Err(r) => return *r,
+            }
+        }
+    }
+    records(out)
+}
+
+/// `SELECT Id FROM Case WHERE S IN ('a', 'b', 'c') AND T = LAST_N_DAYS:n AND (F = '...' OR ...)
+/// LIMIT n`. LAST_N_DAYS:n starts at midnight (UTC here) n days ago.
+fn query_cases(state: &Shared, soql: &str) -> Response {
+    let re = regex::Regex::new(&format!(
+        r"^SELECT Id FROM Case WHERE (\w+) IN \({LITERAL}, {LITERAL}, {LITERAL}\) AND (\w+) = LAST_N_DAYS:(\d+) AND \((.+)\) LIMIT (\d+)$"
+    ))
+    .unwrap();
+    let Some(caps) = re.captures(soql) else {
+        return malformed("unexpected token in the Case query");
+    };
+    let status_field = &caps[1];
+    let statuses = [unquote(&caps[2]), unquote(&caps[3]), unquote(&caps[4])];
+    let at_field = &caps[5];
+    let days: i64 = caps[6].parse().unwrap();
+    let clause = regex::Regex::new(&format!(r"^(\w+) = {LITERAL}$")).unwrap();
+    let mut who = Vec::new();
+    for part in caps[7].split(" OR ") {
+        let Some(c) = clause.captures(part) else {
+            return malformed("unexpected token in the OR list");
+        };
+        who.push((c[1].to_string(), unquote(&c[2])));
+    }
+    let limit: usize = caps[8].parse().unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::days(days))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let s = state.lock().unwrap();
+    let mut ids: Vec<&String> = s.cases.keys().collect();
+    ids.sort();
+    let mut out = Vec::new();
+    for id in ids {
+        let c = &s.cases[id];
+        for f in [status_field, at_field]
+            .into_iter()
+            .chain(who.iter().map(|(f, _)| f.as_str()))
+        {
+            if !c.contains_key(f) {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_FIELD",
+                    &format!("No such column '{f}' on entity 'Case'."),
+                );
+            }
+        }
+        let status_ok = c
+            .get(status_field)
+            .and_then(Value::as_str)
+            .is_some_and(|v| statuses.iter().any(|s| s == v));
+        let recent = c
+            .get(at_field)
+            .and_then(Value::as_str)
+            .and_then(sf_datetime)
+            .is_some_and(|t| t >= since);
+        let matches = who.iter().any(|(f, v)| {
+            c.get(f)
+                .and_then(Value::as_str)
+                .is_some_and(|x| x.eq_ignore_ascii_case(v))
+        });
+        if status_ok && recent && matches && out.len() < limit {
+            out.push(json!({"attributes": {"type": "Case"}, "Id": id}));
+        }
+    }
+    records(out)
 }
 
 /// `en-US` → `en_US`.

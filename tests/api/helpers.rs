@@ -318,3 +318,78 @@ impl TestApp {
         self.server.take().expect("server still running")
     }
 }
+
+// Survey helpers, shared by the Zendesk and the Salesforce survey tests.
+
+/// The test connector's minimum time on the answer page.
+pub const MIN_ON_PAGE: Duration = Duration::from_millis(1100);
+
+pub fn email_delivery(port: u16) -> String {
+    format!(
+        "kind = \"email\"\nfrom = \"Ledgerly Support <survey@ledgerly.example>\"\n\
+         smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\ntimeout_secs = 5\n"
+    )
+}
+
+pub async fn survey_of(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["results"][0]["survey"].as_str().unwrap().to_string()
+}
+
+/// The value of `name="{field}" value="..."` in a page.
+pub fn hidden(page: &str, field: &str) -> String {
+    let marker = format!("name=\"{field}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {field} in {page}"))
+        + marker.len();
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+}
+
+pub fn metric_line<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+}
+
+pub fn metric_value(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metric_line(metrics, name, labels)
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The five rating links of a survey mail of `connector`.
+pub fn rating_links_to(mail: &crate::smtp::Mail, connector: &str) -> Vec<String> {
+    mail.html_links()
+        .into_iter()
+        .filter(|l| l.contains(&format!("/survey/{connector}/r?")))
+        .collect()
+}
+
+/// Opens the page of a rating link and posts an answer from it (to the form's own URL) as a
+/// person would, after the minimum time on the page.
+pub async fn answer_at(
+    client: &reqwest::Client,
+    link: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let page = client.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let mut fields = vec![
+        ("t".to_string(), hidden(&page, "t")),
+        ("p".to_string(), hidden(&page, "p")),
+        ("website".to_string(), String::new()),
+    ];
+    fields.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    tokio::time::sleep(MIN_ON_PAGE).await;
+    let post_to = link.split('?').next().unwrap();
+    client.post(post_to).form(&fields).send().await.unwrap()
+}

@@ -11,23 +11,23 @@ use serde_json::{Map, Value, json};
 
 use crate::fake_salesforce::{Fail, FakeArticle, FakeSalesforce, JwtClient, State_};
 
-const ORG: &str = "00D000000000062EAA";
+pub const ORG: &str = "00D000000000062EAA";
 const CLIENT_ID: &str = "3MVG9fakeClientId";
 const CLIENT_SECRET: &str = "fake-client-secret";
-const ENDPOINT_TOKEN: &str = "s3cr3t-endpoint-token";
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const ENDPOINT_TOKEN: &str = "s3cr3t-endpoint-token";
+pub const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const USERNAME: &str = "integration@acme.example";
 const JWT_KEY: &str = include_str!("fixtures/jwt-test-key.pem");
 
-const GOOD: &str = "500000000000001AAA";
-const MISSING: &str = "500000000000002AAA";
-const KB: &str = "500000000000003AAA";
-const BOTH: &str = "500000000000004AAA";
-const ACCOUNT: &str = "001000000000001AAA";
+pub const GOOD: &str = "500000000000001AAA";
+pub const MISSING: &str = "500000000000002AAA";
+pub const KB: &str = "500000000000003AAA";
+pub const BOTH: &str = "500000000000004AAA";
+pub const ACCOUNT: &str = "001000000000001AAA";
 
 const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
 
-fn case(id: &str, subject: &str, description: &str, handoff: bool) -> Map<String, Value> {
+pub fn case(id: &str, subject: &str, description: &str, handoff: bool) -> Map<String, Value> {
     let v = |s: &str| if handoff { json!(s) } else { Value::Null };
     let json = json!({
         "Id": id,
@@ -100,7 +100,7 @@ fn demo_articles() -> Vec<FakeArticle> {
     out
 }
 
-fn org() -> State_ {
+pub fn org() -> State_ {
     let mut s = State_::default();
     for (id, subject, text, handoff) in [
         (GOOD, PDF_SUBJECT, PDF_TEXT, true),
@@ -135,7 +135,7 @@ fn org() -> State_ {
     s
 }
 
-fn env(name: &str) -> Option<String> {
+pub fn env(name: &str) -> Option<String> {
     match name {
         "SF_CLIENT_SECRET" => Some(CLIENT_SECRET.into()),
         "SF_ENDPOINT_TOKEN" => Some(ENDPOINT_TOKEN.into()),
@@ -145,14 +145,15 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-const CLIENT_CREDENTIALS: &str = r#"
+pub const CLIENT_CREDENTIALS: &str = r#"
 [helpdesk.auth]
 grant = "client_credentials"
 client_id = "3MVG9fakeClientId"
 client_secret = "${SF_CLIENT_SECRET}"
 "#;
 
-fn connector_toml(base: &str, auth: &str) -> String {
+/// The test connector; `fields` go into `[helpdesk.fields]`, `extra` at the end.
+pub fn connector_toml(base: &str, auth: &str, fields: &str, extra: &str) -> String {
     format!(
         r#"
 [helpdesk]
@@ -176,7 +177,7 @@ Environment__c = "environment"
 Severity__c = "severity"
 Product__c = "product"
 Version__c = "version"
-
+{fields}
 [[handoff.rules]]
 field = "steps_to_reproduce"
 rule = "min_length"
@@ -194,24 +195,45 @@ values = ["low", "normal", "high", "urgent"]
 [knowledge_base]
 backend = "helpdesk"
 default_locale = "en-us"
+{extra}
 "#
     )
 }
 
-struct App {
-    url: String,
-    http: reqwest::Client,
-    fake: FakeSalesforce,
+pub struct App {
+    /// `{service}/hooks/acme-sf`.
+    pub url: String,
+    /// `{service}`.
+    pub address: String,
+    pub http: reqwest::Client,
+    pub fake: FakeSalesforce,
 }
 
 async fn spawn_with(state: State_, auth: &str, settings: ServerSettings) -> App {
+    spawn_connector(state, auth, settings, "", "", &env).await
+}
+
+/// The service with the test connector (`fields` and `extra` as in [`connector_toml`]);
+/// `APP_URL` is the service's own address, other variables come from `env`.
+pub async fn spawn_connector(
+    state: State_,
+    auth: &str,
+    settings: ServerSettings,
+    fields: &str,
+    extra: &str,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> App {
     let fake = FakeSalesforce::start(state).await;
-    let text = connector_toml(&fake.base, auth);
-    let valid = escalation_gate::config::parse("acme-sf", &text, Path::new("connectors"), &env)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let text = connector_toml(&fake.base, auth, fields, extra);
+    let vars = |name: &str| match name {
+        "APP_URL" => Some(address.clone()),
+        other => env(other),
+    };
+    let valid = escalation_gate::config::parse("acme-sf", &text, Path::new("connectors"), &vars)
         .unwrap_or_else(|p| panic!("{p:?}"));
     let connector = Connector::build(valid).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/acme-sf", listener.local_addr().unwrap());
     tokio::spawn(escalation_gate::run(
         vec![connector],
         settings,
@@ -219,7 +241,8 @@ async fn spawn_with(state: State_, auth: &str, settings: ServerSettings) -> App 
         std::future::pending(),
     ));
     App {
-        url,
+        url: format!("{address}/hooks/acme-sf"),
+        address,
         http: reqwest::Client::new(),
         fake,
     }
@@ -230,7 +253,7 @@ async fn spawn() -> App {
 }
 
 /// An outbound message as Salesforce sends it.
-fn envelope(org: &str, cases: &[&str]) -> String {
+pub fn envelope(org: &str, cases: &[&str]) -> String {
     let notes: String = cases
         .iter()
         .enumerate()
@@ -265,7 +288,7 @@ fn envelope(org: &str, cases: &[&str]) -> String {
 }
 
 impl App {
-    async fn post_xml(&self, query: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+    pub async fn post_xml(&self, query: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
         let resp = self
             .http
             .post(format!("{}{query}", self.url))
@@ -283,7 +306,7 @@ impl App {
             .await
     }
 
-    async fn signed(&self, body: &str, id: &str, ts: i64, sig: &str) -> (u16, Value) {
+    pub async fn signed(&self, body: &str, id: &str, ts: i64, sig: &str) -> (u16, Value) {
         let resp = self
             .http
             .post(&self.url)

@@ -1,8 +1,6 @@
 //! The blind CSAT survey end to end: a solved partner case on the fake Zendesk, one e-mail on a
 //! real SMTP server (aiosmtpd), the answer page, the answer in the sink and in /metrics.
 
-use std::time::Duration;
-
 use escalation_gate::survey::token::{Claims, Keys, Purpose};
 use escalation_gate::survey::webhooks::WebhookSecret;
 use secrecy::SecretString;
@@ -17,8 +15,6 @@ const OLD_KEY: &str = "old-survey-key-0123456789abcdef0123456789";
 const CUSTOMER: &str = "dana@customer.example";
 const PARTNER_AGENT_ID: u64 = 9002;
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-/// The test connector's minimum time on the answer page.
-const MIN_ON_PAGE: Duration = Duration::from_millis(1100);
 
 fn survey_toml(delivery: &str, sink: &str) -> String {
     format!(
@@ -41,13 +37,6 @@ end_customer_field = "end_customer_email"
 [survey.sink]
 {sink}
 "#
-    )
-}
-
-fn email_delivery(port: u16) -> String {
-    format!(
-        "kind = \"email\"\nfrom = \"Ledgerly Support <survey@ledgerly.example>\"\n\
-         smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\ntimeout_secs = 5\n"
     )
 }
 
@@ -131,65 +120,13 @@ impl TestApp {
     }
 }
 
-async fn survey_of(resp: reqwest::Response) -> String {
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    body["results"][0]["survey"].as_str().unwrap().to_string()
-}
-
-/// The value of `name="{field}" value="..."` in a page.
-fn hidden(page: &str, field: &str) -> String {
-    let marker = format!("name=\"{field}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {field} in {page}"))
-        + marker.len();
-    page[start..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&")
-}
-
 fn rating_links(mail: &Mail) -> Vec<String> {
-    mail.html_links()
-        .into_iter()
-        .filter(|l| l.contains("/survey/acme/r?"))
-        .collect()
-}
-
-fn metric_line<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
-}
-
-fn metric_value(metrics: &str, name: &str, labels: &[&str]) -> f64 {
-    metric_line(metrics, name, labels)
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    rating_links_to(mail, CONNECTOR)
 }
 
 /// Opens the page of a link and posts an answer as a person would, after the minimum time.
 async fn answer(app: &TestApp, link: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    let page = app.client.get(link).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
-    let mut fields = vec![
-        ("t".to_string(), hidden(&page, "t")),
-        ("p".to_string(), hidden(&page, "p")),
-        ("website".to_string(), String::new()),
-    ];
-    fields.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    tokio::time::sleep(MIN_ON_PAGE).await;
-    app.client
-        .post(format!("{}/survey/acme/r", app.address))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap()
+    answer_at(&app.client, link, form).await
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
@@ -131,6 +132,42 @@ async fn json_of(call: &'static str, resp: Response) -> Result<Value, UpstreamEr
         call,
         detail: format!("body is not JSON: {}", e.without_url()),
     })
+}
+
+/// How a conditional update ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    Applied,
+    /// 412: the record changed since the given time.
+    Conflict,
+}
+
+/// An HTTP date (`Mon, 30 Nov 2020 08:34:54 GMT`), rounded up to the next whole second.
+pub fn http_date(t: DateTime<Utc>) -> String {
+    let whole = t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0);
+    DateTime::from_timestamp(whole, 0)
+        .unwrap_or(t)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// A SOQL string literal: quotes and backslashes escaped.
+pub fn soql_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// Salesforce's language code (`en_US`) as a locale (`en-us`), and back.
@@ -292,15 +329,103 @@ impl SalesforceApi {
         case_id: &str,
         fields: &Map<String, Value>,
     ) -> Result<(), UpstreamError> {
-        let url = self.url(&format!("/sobjects/Case/{case_id}"));
-        let resp = self
-            .send("update_case", |c| c.patch(url.clone()).json(fields))
-            .await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(rejected("update_case", resp).await)
+        self.update("update_case", "Case", case_id, fields, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `PATCH /sobjects/Case/{id}` with `If-Unmodified-Since` (Salesforce's weak conditional
+    /// request, compared to the record's `LastModifiedDate`): 412 means the Case changed since.
+    /// The header has whole seconds; `since` is rounded up, so a change within the second of
+    /// `since` itself goes unseen.
+    pub async fn update_case_if_unmodified(
+        &self,
+        case_id: &str,
+        fields: &Map<String, Value>,
+        since: DateTime<Utc>,
+    ) -> Result<Update, UpstreamError> {
+        self.update("update_case", "Case", case_id, fields, Some(since))
+            .await
+    }
+
+    /// `PATCH /sobjects/Contact/{id}` (204).
+    pub async fn update_contact(
+        &self,
+        contact_id: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), UpstreamError> {
+        match self
+            .update("update_contact", "Contact", contact_id, fields, None)
+            .await?
+        {
+            Update::Applied => Ok(()),
+            Update::Conflict => Err(UpstreamError::Invalid {
+                call: "update_contact",
+                detail: "412 to an unconditional update".into(),
+            }),
         }
+    }
+
+    async fn update(
+        &self,
+        call: &'static str,
+        object: &str,
+        id: &str,
+        fields: &Map<String, Value>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Update, UpstreamError> {
+        let url = self.url(&format!("/sobjects/{object}/{id}"));
+        let since = since.map(http_date);
+        let resp = self
+            .send(call, |c| {
+                let req = c.patch(url.clone()).json(fields);
+                match &since {
+                    Some(s) => req.header(reqwest::header::IF_UNMODIFIED_SINCE, s.as_str()),
+                    None => req,
+                }
+            })
+            .await?;
+        if resp.status() == StatusCode::PRECONDITION_FAILED && since.is_some() {
+            return Ok(Update::Conflict);
+        }
+        if resp.status().is_success() {
+            Ok(Update::Applied)
+        } else {
+            Err(rejected(call, resp).await)
+        }
+    }
+
+    /// `GET /sobjects/Contact/{id}?fields=...`; `None` when there is no such Contact.
+    pub async fn contact(&self, id: &str, fields: &[&str]) -> Result<Option<Value>, UpstreamError> {
+        let url = self.url(&format!("/sobjects/Contact/{id}"));
+        let fields = fields.join(",");
+        let resp = self
+            .send("get_contact", |c| {
+                c.get(url.clone()).query(&[("fields", fields.as_str())])
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        json_of("get_contact", resp).await.map(Some)
+    }
+
+    /// The records of one SOQL query's first page (`GET /query?q=...`); callers `LIMIT` it.
+    pub async fn query(&self, call: &'static str, soql: &str) -> Result<Vec<Value>, UpstreamError> {
+        let url = self.url("/query");
+        let page = json_of(
+            call,
+            self.send(call, |c| c.get(url.clone()).query(&[("q", soql)]))
+                .await?,
+        )
+        .await?;
+        page.get("records")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| UpstreamError::Invalid {
+                call,
+                detail: "no `records` array".into(),
+            })
     }
 
     /// `GET /support/knowledgeArticles?q=...` in the language of `locale` (online articles only),
@@ -454,6 +579,25 @@ impl KnowledgeBase for Knowledge {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn http_dates_round_up_to_the_second() {
+        let t = Utc.with_ymd_and_hms(2020, 11, 30, 8, 34, 54).unwrap();
+        assert_eq!(http_date(t), "Mon, 30 Nov 2020 08:34:54 GMT");
+        let later = t + chrono::Duration::milliseconds(1);
+        assert_eq!(http_date(later), "Mon, 30 Nov 2020 08:34:55 GMT");
+    }
+
+    #[test]
+    fn soql_literals_escape_quotes_and_backslashes() {
+        assert_eq!(soql_quote("dana@x.example"), "'dana@x.example'");
+        assert_eq!(
+            soql_quote("o'hara\\' OR Id != '"),
+            "'o\\'hara\\\\\\' OR Id != \\''"
+        );
+    }
+
     use super::*;
 
     #[test]

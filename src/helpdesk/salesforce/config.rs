@@ -52,6 +52,8 @@ pub struct SalesforceConfig {
     pub write_back: WriteBackMode,
     #[serde(default)]
     pub verdict_fields: VerdictFields,
+    #[serde(default)]
+    pub survey_fields: SurveyCaseFields,
     /// Case field API name → hand-off field name.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
@@ -118,6 +120,27 @@ impl Default for VerdictFields {
             reason: "Escalation_Quality_Reason__c".into(),
             good: "Good".into(),
             bad: "Bad".into(),
+        }
+    }
+}
+
+/// The Case fields the blind survey (`[survey]`) records what happened in: the Case is the
+/// survey's state, as tags are on Zendesk.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct SurveyCaseFields {
+    /// A Text field: `csat_blind_pending`, `_sending`, `_sent`, `_skipped_<reason>` or
+    /// `_answered` (the `[survey.tags]` names). Read first, so a redelivery sends nothing twice.
+    pub status: String,
+    /// A Date/Time field: when the survey went out; the throttle searches it with SOQL.
+    pub sent_at: String,
+}
+
+impl Default for SurveyCaseFields {
+    fn default() -> Self {
+        SurveyCaseFields {
+            status: "Blind_Survey_Status__c".into(),
+            sent_at: "Blind_Survey_Sent_At__c".into(),
         }
     }
 }
@@ -189,6 +212,7 @@ pub struct ValidSalesforce {
     pub token_max_age: std::time::Duration,
     pub write_back: WriteBackMode,
     pub verdict_fields: VerdictFields,
+    pub survey_fields: SurveyCaseFields,
     pub fields: BTreeMap<String, String>,
     pub partner: PartnerSource,
     pub product_field: Option<String>,
@@ -251,6 +275,9 @@ impl SalesforceConfig {
         if !vf.reason.is_empty() {
             api_name(key("verdict_fields.reason"), &vf.reason, problems);
         }
+        let sf = &self.survey_fields;
+        api_name(key("survey_fields.status"), &sf.status, problems);
+        api_name(key("survey_fields.sent_at"), &sf.sent_at, problems);
         if vf.good.trim().is_empty() || vf.bad.trim().is_empty() || vf.good == vf.bad {
             problems.push(Problem::new(
                 key("verdict_fields"),
@@ -414,6 +441,7 @@ impl SalesforceConfig {
             token_max_age: std::time::Duration::from_secs(max_age),
             write_back: self.write_back,
             verdict_fields: self.verdict_fields,
+            survey_fields: self.survey_fields,
             fields: self.fields,
             partner: self.partner,
             product_field: self.product_field,
@@ -424,6 +452,24 @@ impl SalesforceConfig {
             retry,
             knowledge_search,
         })
+    }
+}
+
+impl ValidSalesforce {
+    /// The `[survey]` names a Salesforce connector writes: the opt-out is a Contact field.
+    pub fn check_survey(
+        &self,
+        fields: &crate::survey::config::SurveyFields,
+        problems: &mut Vec<Problem>,
+    ) {
+        if let Some(f) = &fields.opt_out
+            && !API_NAME.is_match(f)
+        {
+            problems.push(Problem::new(
+                "survey.opt_out_field",
+                format!("`{f}` is not a Contact field API name (e.g. `HasOptedOutOfEmail`)"),
+            ));
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod config;
 pub mod oauth;
+pub mod survey;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -30,8 +31,9 @@ use subtle::ConstantTimeEq;
 use self::api::{Knowledge, SalesforceApi, locale_of};
 use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
+use self::webhook::CaseEvent;
 use super::{
-    Delivery, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketOutcome, TicketRef,
+    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketOutcome, TicketRef,
     Written, default_reject, default_respond,
 };
 use crate::assess::note::HEADING;
@@ -39,6 +41,8 @@ use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
 use crate::http::{Upstream, standard_webhooks};
 use crate::kb::KnowledgeBase;
+use crate::survey::config::SurveyFields;
+use crate::survey::{SurveyDesk, SurveyResult};
 
 /// A CaseComment holds at most 4,000 bytes.
 pub const COMMENT_MAX_BYTES: usize = 4000;
@@ -62,7 +66,7 @@ const CASE_FIELDS: &[&str] = &[
 
 pub struct Salesforce {
     connector: String,
-    cfg: ValidSalesforce,
+    cfg: Arc<ValidSalesforce>,
     api: Option<Arc<SalesforceApi>>,
 }
 
@@ -84,7 +88,7 @@ impl Salesforce {
         };
         Ok(Salesforce {
             connector: connector.to_string(),
-            cfg,
+            cfg: Arc::new(cfg),
             api,
         })
     }
@@ -97,13 +101,7 @@ impl Salesforce {
 
     /// The Case fields to read: the standard ones, every mapped one, the locale and the verdict.
     pub fn case_fields(&self) -> Vec<String> {
-        let mut f: Vec<String> = CASE_FIELDS.iter().map(|s| s.to_string()).collect();
-        f.extend(self.cfg.fields.keys().cloned());
-        f.extend(self.cfg.locale_field.clone());
-        f.push(self.cfg.verdict_fields.verdict.clone());
-        let mut seen = std::collections::HashSet::new();
-        f.retain(|x| seen.insert(x.clone()));
-        f
+        case_fields(&self.cfg, &[])
     }
 
     fn judged(&self, case: &Value) -> Option<String> {
@@ -117,7 +115,7 @@ impl Salesforce {
         }
     }
 
-    fn accept_signed(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+    fn accept_signed(&self, inbound: &Inbound<'_>) -> Result<(Delivery, CaseEvent), HookError> {
         if self.cfg.signing_secrets.is_empty() {
             return Err(HookError::Unauthorized(
                 "this connector takes no signed JSON (no signing_secrets)".into(),
@@ -131,8 +129,8 @@ impl Salesforce {
             self.cfg.tolerance,
         )
         .map_err(|e| HookError::Unauthorized(e.to_string()))?;
-        let ids = webhook::parse_signed_body(inbound.body)?;
-        Ok(Delivery {
+        let (ids, event) = webhook::parse_signed_body(inbound.body)?;
+        let delivery = Delivery {
             delivery_id: Some(verified.id),
             tickets: ids
                 .into_iter()
@@ -142,24 +140,27 @@ impl Salesforce {
                     snapshot: None,
                 })
                 .collect(),
-        })
+        };
+        Ok((delivery, event))
     }
 
-    fn accept_outbound(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
+    /// An outbound message; its endpoint URL's `&event=solved` makes it a `solved` event (a
+    /// second outbound message, sent from the flow's scheduled path).
+    fn accept_outbound(&self, inbound: &Inbound<'_>) -> Result<(Delivery, CaseEvent), HookError> {
         let Some(org) = &self.cfg.org_id else {
             return Err(HookError::Forbidden(
                 "this connector takes no outbound messages (no organization_id)".into(),
             ));
         };
+        let param = |name: &str| {
+            inbound.query.and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            })
+        };
         if let Some(expected) = &self.cfg.endpoint_token {
-            let given = inbound
-                .query
-                .and_then(|q| {
-                    form_urlencoded::parse(q.as_bytes())
-                        .find(|(k, _)| k == "token")
-                        .map(|(_, v)| v.into_owned())
-                })
-                .unwrap_or_default();
+            let given = param("token").unwrap_or_default();
             let same: bool = given
                 .as_bytes()
                 .ct_eq(expected.expose_secret().as_bytes())
@@ -170,6 +171,7 @@ impl Salesforce {
                 ));
             }
         }
+        let event = CaseEvent::parse(param("event").as_deref())?;
         let msg = webhook::parse_outbound(inbound.body)?;
         if msg.organization_id.get(..15) != Some(org.as_str()) {
             return Err(HookError::Forbidden(
@@ -177,7 +179,7 @@ impl Salesforce {
                     .into(),
             ));
         }
-        Ok(Delivery {
+        let delivery = Delivery {
             delivery_id: msg.notifications.first().map(|n| n.id.clone()),
             tickets: msg
                 .notifications
@@ -188,7 +190,8 @@ impl Salesforce {
                     snapshot: None,
                 })
                 .collect(),
-        })
+        };
+        Ok((delivery, event))
     }
 
     /// The reason text field's value: reasons, then flags.
@@ -201,6 +204,42 @@ impl Salesforce {
         }
         parts.join(", ").chars().take(REASON_MAX_CHARS).collect()
     }
+}
+
+/// The Case fields to read: the standard ones, every mapped one, the locale, the verdict and
+/// `extra`.
+pub fn case_fields(cfg: &ValidSalesforce, extra: &[String]) -> Vec<String> {
+    let mut f: Vec<String> = CASE_FIELDS.iter().map(|s| s.to_string()).collect();
+    f.extend(cfg.fields.keys().cloned());
+    f.extend(cfg.locale_field.clone());
+    f.push(cfg.verdict_fields.verdict.clone());
+    f.extend(extra.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    f.retain(|x| seen.insert(x.clone()));
+    f
+}
+
+/// Reads a Case with [`case_fields`], and its Account's name as `Account.Name` when the
+/// partner is the Account; `None` when there is no such Case.
+pub async fn read_case(
+    api: &SalesforceApi,
+    cfg: &ValidSalesforce,
+    id: &str,
+    extra: &[String],
+) -> Result<Option<Value>, HelpdeskError> {
+    let Some(mut case) = api.case(id, &case_fields(cfg, extra)).await? else {
+        return Ok(None);
+    };
+    if cfg.partner == PartnerSource::Account
+        && let Some(account) = case.get("AccountId").and_then(Value::as_str)
+        && !account.is_empty()
+        && account.bytes().all(|b| b.is_ascii_alphanumeric())
+        && let Some(name) = api.account_name(account).await?
+        && let Some(obj) = case.as_object_mut()
+    {
+        obj.insert("Account".into(), serde_json::json!({ "Name": name }));
+    }
+    Ok(Some(case))
 }
 
 /// The note cut to fit a CaseComment: at a character boundary, with a marker.
@@ -241,28 +280,30 @@ impl Helpdesk for Salesforce {
     }
 
     fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
-        if webhook::is_signed_json(inbound.headers) {
-            self.accept_signed(inbound)
-        } else {
-            self.accept_outbound(inbound)
+        match self.accept_event(inbound)? {
+            Event::Escalated(d) => Ok(d),
+            Event::Solved(_) => Err(HookError::BadRequest(
+                "a `solved` event is not an escalation".into(),
+            )),
         }
     }
 
+    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
+        let (delivery, event) = if webhook::is_signed_json(inbound.headers) {
+            self.accept_signed(inbound)?
+        } else {
+            self.accept_outbound(inbound)?
+        };
+        Ok(match event {
+            CaseEvent::Escalated => Event::Escalated(delivery),
+            CaseEvent::Solved => Event::Solved(delivery),
+        })
+    }
+
     async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
-        let api = self.api()?;
-        let mut case = api
-            .case(&t.id, &self.case_fields())
+        let case = read_case(self.api()?, &self.cfg, &t.id, &[])
             .await?
             .ok_or_else(|| HelpdeskError::Unusable(format!("Case {} does not exist", t.id)))?;
-        if self.cfg.partner == PartnerSource::Account
-            && let Some(account) = case.get("AccountId").and_then(Value::as_str)
-            && !account.is_empty()
-            && account.bytes().all(|b| b.is_ascii_alphanumeric())
-            && let Some(name) = api.account_name(account).await?
-            && let Some(obj) = case.as_object_mut()
-        {
-            obj.insert("Account".into(), serde_json::json!({ "Name": name }));
-        }
         let escalation = self.escalation_from_snapshot(&case, t.escalated_at)?;
         Ok(Loaded {
             escalation,
@@ -361,6 +402,45 @@ impl Helpdesk for Salesforce {
             HookError::BadRequest(_) => StatusCode::BAD_REQUEST,
         };
         webhook::fault(status, true, &err.to_string())
+    }
+
+    /// Outbound messages: the `Ack` only when every case's survey was decided and recorded;
+    /// otherwise a SOAP fault (500), so Salesforce delivers the message again.
+    fn respond_solved(
+        &self,
+        inbound: &Inbound<'_>,
+        outcomes: Vec<(String, Result<SurveyResult, HelpdeskError>)>,
+    ) -> Response {
+        if webhook::is_signed_json(inbound.headers) {
+            return crate::survey::respond(outcomes);
+        }
+        let failed: Vec<_> = outcomes
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .collect();
+        if failed.is_empty() {
+            return webhook::ack();
+        }
+        let retryable = failed.iter().any(|e| e.retryable());
+        webhook::fault(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            !retryable,
+            &format!(
+                "{} of {} surveys not finished; deliver the message again",
+                failed.len(),
+                outcomes.len()
+            ),
+        )
+    }
+
+    fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
+        let api = self.api.clone()?;
+        Some(Arc::new(survey::SalesforceSurvey {
+            connector: self.connector.clone(),
+            cfg: Arc::clone(&self.cfg),
+            api,
+            fields: fields.clone(),
+        }))
     }
 
     /// Outbound messages: the `Ack` only when every notification was judged and written;

@@ -389,8 +389,30 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// The body of signed JSON: `{"case_id": "500..."}` or `{"case_ids": ["500...", ...]}`.
-pub fn parse_signed_body(body: &[u8]) -> Result<Vec<String>, HookError> {
+/// What a call asks for: judge escalated Cases, or survey solved ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseEvent {
+    Escalated,
+    Solved,
+}
+
+impl CaseEvent {
+    /// `escalated` (the default when absent) or `solved`, any case, spaces around ignored.
+    pub fn parse(value: Option<&str>) -> Result<CaseEvent, HookError> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("escalated") => Ok(CaseEvent::Escalated),
+            Some("solved") => Ok(CaseEvent::Solved),
+            Some(other) => Err(bad(format!(
+                "unknown event `{}` (known: escalated, solved)",
+                other.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// The body of signed JSON: `{"case_id": "500..."}` or `{"case_ids": ["500...", ...]}`, with
+/// an optional `"event": "escalated" | "solved"`.
+pub fn parse_signed_body(body: &[u8]) -> Result<(Vec<String>, CaseEvent), HookError> {
     let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8 text"))?;
     let value: Value =
         serde_json::from_str(text).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
@@ -410,14 +432,21 @@ pub fn parse_signed_body(body: &[u8]) -> Result<Vec<String>, HookError> {
             ids.len()
         )));
     }
-    ids.into_iter()
+    let event = match obj.get("event") {
+        None => CaseEvent::Escalated,
+        Some(Value::String(s)) => CaseEvent::parse(Some(s))?,
+        Some(_) => return Err(bad("`event` must be a string")),
+    };
+    let ids = ids
+        .into_iter()
         .map(|v| match v.as_str().map(str::trim) {
             Some(id) if is_case_id(id) => Ok(id.to_string()),
             _ => Err(bad(
                 "a Case id must be 15 or 18 letters and digits starting with 500",
             )),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ids, event))
 }
 
 fn xml_escape(s: &str) -> String {
@@ -564,13 +593,20 @@ mod tests {
     fn signed_bodies() {
         assert_eq!(
             parse_signed_body(br#"{"case_id": " 500000000000001AAA "}"#).unwrap(),
-            ["500000000000001AAA"]
+            (vec!["500000000000001AAA".to_string()], CaseEvent::Escalated)
         );
         assert_eq!(
             parse_signed_body(br#"{"case_ids": ["500000000000001", "500000000000002AAA"]}"#)
                 .unwrap()
+                .0
                 .len(),
             2
+        );
+        assert_eq!(
+            parse_signed_body(br#"{"case_id": "500000000000001AAA", "event": " Solved "}"#)
+                .unwrap()
+                .1,
+            CaseEvent::Solved
         );
         for (body, want) in [
             (&br#"{}"#[..], "no `case_id`"),
@@ -578,6 +614,11 @@ mod tests {
             (br#"{"case_ids": []}"#, "1 to 100"),
             (br#"{"case_ids": "x"}"#, "array"),
             (b"nope", "not valid JSON"),
+            (
+                br#"{"case_id": "500000000000001", "event": "deleted"}"#,
+                "unknown event",
+            ),
+            (br#"{"case_id": "500000000000001", "event": 1}"#, "a string"),
             (b"\xff", "UTF-8"),
         ] {
             let err = parse_signed_body(body).unwrap_err().to_string();

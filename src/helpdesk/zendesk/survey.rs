@@ -12,7 +12,7 @@ use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
 use super::map_ticket;
 use crate::helpdesk::HelpdeskError;
-use crate::survey::config::SurveyFields;
+use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
 use crate::survey::rules::{Person, SurveyCase};
 use crate::survey::{Answer, SurveyDesk, Tagged};
 
@@ -24,6 +24,14 @@ pub struct ZendeskSurvey {
 }
 
 impl ZendeskSurvey {
+    /// The checkbox user field that keeps the opt-out.
+    fn opt_out_field(&self) -> &str {
+        self.fields
+            .opt_out
+            .as_deref()
+            .unwrap_or(DEFAULT_OPT_OUT_FIELD)
+    }
+
     /// The custom field id mapped to `name` in `[helpdesk.fields]`.
     fn field_id(&self, name: &Option<String>) -> Option<u64> {
         let name = name.as_ref()?;
@@ -50,7 +58,7 @@ impl ZendeskSurvey {
             ),
             opted_out: user
                 .get("user_fields")
-                .and_then(|f| f.get(&self.fields.opt_out))
+                .and_then(|f| f.get(self.opt_out_field()))
                 .is_some_and(truthy),
         }
     }
@@ -114,6 +122,7 @@ impl SurveyDesk for ZendeskSurvey {
         ];
         Ok(Some(SurveyCase {
             ticket_id: esc.ticket_id.clone(),
+            number: None,
             solved: t.get("status").and_then(Value::as_str) == Some("solved"),
             escalated: marked.iter().any(|m| tags.contains(m)),
             ticket_type: t
@@ -250,7 +259,7 @@ impl SurveyDesk for ZendeskSurvey {
         self.api
             .update_user(
                 customer,
-                json!({"user_fields": {self.fields.opt_out.clone(): true}}),
+                json!({"user_fields": {self.opt_out_field(): true}}),
             )
             .await?;
         Ok(())

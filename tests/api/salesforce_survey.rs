@@ -1,0 +1,388 @@
+//! The blind CSAT survey on Salesforce end to end: a closed partner Case on the fake org, one
+//! e-mail on the real SMTP server, the opt-out on the Contact, the answer on the Case.
+
+use escalation_gate::helpdesk::salesforce::webhook::ACK;
+use escalation_gate::http::standard_webhooks;
+use escalation_gate::server::ServerSettings;
+use serde_json::{Value, json};
+
+use crate::fake_salesforce::{Fail, sf_now};
+use crate::helpers::{answer_at, email_delivery, metric_value, rating_links_to, survey_of};
+use crate::salesforce::{
+    App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, SIGNING_SECRET, env, org,
+    spawn_connector,
+};
+use crate::smtp::SmtpServer;
+
+const CONNECTOR: &str = "acme-sf";
+const KEY: &str = "sf-survey-key-0123456789abcdef0123456789";
+const CONTACT: &str = "003000000000001AAA";
+const CUSTOMER: &str = "dana.reyes@northwind.example";
+const CUSTOMER_ACCOUNT: &str = "001000000000009AAA";
+const STATUS: &str = "Blind_Survey_Status__c";
+const SENT_AT: &str = "Blind_Survey_Sent_At__c";
+
+/// Survey fields mapped in `[helpdesk.fields]`.
+const SURVEY_FIELDS: &str = r#"
+Blind_CSAT__c = "csat_score"
+Blind_CES__c = "ces_score"
+Blind_CSAT_About__c = "csat_about"
+End_Customer_Email__c = "end_customer_email"
+"#;
+
+fn survey_toml(port: u16) -> String {
+    format!(
+        r#"
+[survey]
+public_url = "${{APP_URL}}"
+link_secrets = ["${{SURVEY_KEY}}"]
+company = "Ledgerly"
+partners = ["Acme IT Services"]
+throttle_days = 30
+min_seconds_on_page = 1
+end_customer_field = "end_customer_email"
+
+[survey.partner_domains]
+"Acme IT Services" = ["acme-it.example"]
+
+[survey.delivery]
+{}
+[survey.sink]
+kind = "ticket"
+csat_field = "csat_score"
+ces_field = "ces_score"
+about_field = "csat_about"
+"#,
+        email_delivery(port)
+    )
+}
+
+/// The test org with the survey's Case fields, every Case closed and judged, and its Contact.
+fn survey_org() -> crate::fake_salesforce::State_ {
+    let mut s = org();
+    for case in s.cases.values_mut() {
+        for (k, v) in [
+            ("IsClosed", json!(true)),
+            ("ContactId", json!(CONTACT)),
+            ("LastModifiedDate", json!("2024-05-04T09:00:00.000+0000")),
+            ("Escalation_Quality__c", json!("Good")),
+            (STATUS, Value::Null),
+            (SENT_AT, Value::Null),
+            ("Blind_CSAT__c", Value::Null),
+            ("Blind_CES__c", Value::Null),
+            ("Blind_CSAT_About__c", Value::Null),
+            ("End_Customer_Email__c", Value::Null),
+        ] {
+            case.insert(k.into(), v);
+        }
+    }
+    s.contacts.insert(
+        CONTACT.into(),
+        json!({
+            "Id": CONTACT,
+            "Email": CUSTOMER,
+            "Name": "Dana Reyes",
+            "AccountId": CUSTOMER_ACCOUNT,
+            "HasOptedOutOfEmail": false,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    s
+}
+
+async fn spawn_survey(smtp: &SmtpServer) -> App {
+    let vars = |name: &str| match name {
+        "SURVEY_KEY" => Some(KEY.to_string()),
+        other => env(other),
+    };
+    spawn_connector(
+        survey_org(),
+        CLIENT_CREDENTIALS,
+        ServerSettings::default(),
+        SURVEY_FIELDS,
+        &survey_toml(smtp.port),
+        &vars,
+    )
+    .await
+}
+
+/// Signed JSON as the scheduled path's Apex action sends it.
+async fn post_event(app: &App, case: &str, event: &str) -> reqwest::Response {
+    let key = standard_webhooks::decode_secret(SIGNING_SECRET).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let body = format!(r#"{{"case_id": "{case}", "event": "{event}"}}"#);
+    let sig = standard_webhooks::sign(&key, &id, now, body.as_bytes());
+    app.http
+        .post(&app.url)
+        .header("content-type", "application/json")
+        .header(standard_webhooks::ID, &id)
+        .header(standard_webhooks::TIMESTAMP, now.to_string())
+        .header(standard_webhooks::SIGNATURE, sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn solved(app: &App, case: &str) -> String {
+    survey_of(post_event(app, case, "solved").await).await
+}
+
+/// Changes a Case as a user would (its `LastModifiedDate` moves).
+fn edit(app: &App, case: &str, field: &str, value: Value) {
+    let mut s = app.fake.lock();
+    let c = s.cases.get_mut(case).unwrap();
+    c.insert(field.into(), value);
+    c.insert("LastModifiedDate".into(), json!(sf_now()));
+}
+
+#[tokio::test]
+async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_nothing() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    // The escalation path marks the open Case for the survey.
+    edit(&app, GOOD, "IsClosed", json!(false));
+    edit(&app, GOOD, "Escalation_Quality__c", Value::Null);
+    let resp = post_event(&app, GOOD, "escalated").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_pending"));
+    assert!(smtp.messages().is_empty(), "no survey on escalation");
+
+    edit(&app, GOOD, "IsClosed", json!(true));
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.rcpt_tos, vec![CUSTOMER.to_string()]);
+    // The customer knows the Case by its number, not its record id.
+    assert_eq!(
+        mail.header("Subject"),
+        Some("How did we do with your case #0000001?")
+    );
+    assert!(mail.text.contains("Hello Dana Reyes"), "{}", mail.text);
+    assert_eq!(rating_links_to(mail, CONNECTOR).len(), 5);
+    assert!(
+        mail.header("List-Unsubscribe")
+            .unwrap()
+            .starts_with(&format!(
+                "<{}/survey/{CONNECTOR}/unsubscribe?t=",
+                app.address
+            ))
+    );
+    assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_sent"));
+    assert!(app.fake.field(GOOD, SENT_AT).is_string());
+
+    // Redelivery (a retried callout, a second scheduled run) sends nothing twice.
+    let patches = app.fake.count("PATCH", "/sobjects/Case/");
+    assert_eq!(solved(&app, GOOD).await, "already");
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(app.fake.count("PATCH", "/sobjects/Case/"), patches);
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric_value(
+            &metrics,
+            "escalation_gate_surveys_sent_total",
+            &["connector=\"acme-sf\"", "partner=\"Acme IT Services\""]
+        ) >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_solved_outbound_message_is_acknowledged_and_surveys_once() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    let query = format!("?token={ENDPOINT_TOKEN}&event=solved");
+    for _ in 0..2 {
+        let (status, body) = app
+            .post_xml(&query, crate::salesforce::envelope(ORG, &[GOOD]))
+            .await;
+        assert_eq!((status, body.as_str()), (200, ACK));
+    }
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_sent"));
+    // No verdict is written by a solved event.
+    assert!(app.fake.comments_on(GOOD).is_empty());
+    // An unknown event is refused with a SOAP fault.
+    let (status, body) = app
+        .post_xml(
+            &format!("?token={ENDPOINT_TOKEN}&event=deleted"),
+            crate::salesforce::envelope(ORG, &[GOOD]),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown event"), "{body}");
+}
+
+#[tokio::test]
+async fn a_customer_surveyed_recently_is_throttled_through_soql() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    assert_eq!(solved(&app, BOTH).await, "skipped:throttled");
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(
+        app.fake.field(BOTH, STATUS),
+        json!("csat_blind_skipped_throttled")
+    );
+    // Recorded for good: the redelivery does nothing.
+    assert_eq!(solved(&app, BOTH).await, "already");
+    // A survey sent longer ago than throttle_days does not count.
+    edit(&app, GOOD, SENT_AT, json!("2020-01-01T00:00:00.000+0000"));
+    assert_eq!(solved(&app, KB).await, "sent");
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_writes_has_opted_out_of_email_on_the_contact() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    let url = smtp.messages()[0]
+        .header("List-Unsubscribe")
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    // A scanner's GET writes nothing.
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(app.fake.count("PATCH", "/sobjects/Contact/"), 0);
+    // RFC 8058 one-click.
+    let resp = app
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        app.fake.contact_field(CONTACT, "HasOptedOutOfEmail"),
+        json!(true)
+    );
+    assert_eq!(solved(&app, BOTH).await, "skipped:opted_out");
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_from_the_survey_page_lands_on_the_case() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    let links = rating_links_to(&smtp.messages()[0], CONNECTOR);
+    let resp = answer_at(
+        &app.http,
+        &links[3],
+        &[
+            ("csat", "4"),
+            ("ces", "6"),
+            ("about", "support"),
+            ("comment", "Quick and kind"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Thank you!"));
+    let comments = app.fake.comments_on(GOOD);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(!comments[0].published, "an internal comment");
+    assert!(
+        comments[0].body.contains("CSAT: 4/5"),
+        "{}",
+        comments[0].body
+    );
+    assert!(comments[0].body.contains("Quick and kind"));
+    assert_eq!(app.fake.field(GOOD, "Blind_CSAT__c"), json!(4));
+    assert_eq!(app.fake.field(GOOD, "Blind_CES__c"), json!(6));
+    assert_eq!(
+        app.fake.field(GOOD, "Blind_CSAT_About__c"),
+        json!("support")
+    );
+    assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_answered"));
+    // An answered Case still counts as surveyed.
+    assert_eq!(solved(&app, GOOD).await, "already");
+    // A later answer replaces the score.
+    let resp = answer_at(&app.http, &links[1], &[("csat", "2")]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.fake.field(GOOD, "Blind_CSAT__c"), json!(2));
+    assert_eq!(app.fake.comments_on(GOOD).len(), 2);
+}
+
+#[tokio::test]
+async fn a_claim_that_meets_a_change_reads_the_case_again_and_sends_once() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    app.fake.fail(Fail {
+        method: "PATCH",
+        path_contains: GOOD.into(),
+        status: 412,
+        error_code: "PRECONDITION_FAILED",
+        times: 1,
+    });
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    assert_eq!(smtp.messages().len(), 1);
+    let log = app.fake.lock().log.clone();
+    assert!(
+        log.iter()
+            .any(|(l, s)| *s == 412 && l.starts_with("PATCH ")),
+        "{log:?}"
+    );
+    assert_eq!(
+        app.fake.count("GET", &format!("/sobjects/Case/{GOOD}")),
+        2,
+        "read again after the 412"
+    );
+}
+
+#[tokio::test]
+async fn a_reopened_case_gets_nothing_and_is_asked_after_the_next_close() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    edit(&app, GOOD, "IsClosed", json!(false));
+    assert_eq!(solved(&app, GOOD).await, "skipped:not_solved");
+    assert_eq!(
+        app.fake.count("PATCH", "/sobjects/Case/"),
+        0,
+        "nothing recorded"
+    );
+    edit(&app, GOOD, "IsClosed", json!(true));
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_contact_of_the_partner_account_is_the_partner_agent() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    app.fake
+        .lock()
+        .contacts
+        .get_mut(CONTACT)
+        .unwrap()
+        .insert("AccountId".into(), json!(crate::salesforce::ACCOUNT));
+    assert_eq!(solved(&app, GOOD).await, "skipped:partner_agent");
+    // The end-customer field names the customer: the mail goes there.
+    edit(
+        &app,
+        BOTH,
+        "End_Customer_Email__c",
+        json!("lee@customer.example"),
+    );
+    assert_eq!(solved(&app, BOTH).await, "sent");
+    assert_eq!(
+        smtp.messages()[0].rcpt_tos,
+        vec!["lee@customer.example".to_string()]
+    );
+}
