@@ -304,11 +304,7 @@ async fn get_case(
     }
     let s = state.lock().unwrap();
     let Some(case) = s.cases.get(&id) else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        );
+        return not_found();
     };
     let mut out = Map::new();
     out.insert(
@@ -353,20 +349,12 @@ async fn patch_case(
     }
     let mut s = state.lock().unwrap();
     let Some(case) = s.cases.get_mut(&id) else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        );
+        return not_found();
     };
+    if let Some(r) = unknown_field(case, &body, "Case") {
+        return r;
+    }
     for (k, v) in &body {
-        if !case.contains_key(k) {
-            return errors(
-                StatusCode::BAD_REQUEST,
-                "INVALID_FIELD",
-                &format!("No such column '{k}' on sobject of type Case"),
-            );
-        }
         if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad")) {
             return errors(
                 StatusCode::BAD_REQUEST,
@@ -404,6 +392,29 @@ async fn patch_case(
     StatusCode::NO_CONTENT.into_response()
 }
 
+fn not_found() -> Response {
+    errors(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+/// A PATCH naming a field the record does not have, refused as Salesforce does.
+fn unknown_field(
+    record: &Map<String, Value>,
+    body: &Map<String, Value>,
+    sobject: &str,
+) -> Option<Response> {
+    body.keys().find(|k| !record.contains_key(*k)).map(|k| {
+        errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+            &format!("No such column '{k}' on sobject of type {sobject}"),
+        )
+    })
+}
+
 /// Salesforce's date-time form: `2024-05-03T09:00:00.000+0000`.
 pub fn sf_now() -> String {
     chrono::Utc::now()
@@ -433,11 +444,7 @@ async fn get_contact(
     }
     let s = state.lock().unwrap();
     let Some(contact) = s.contacts.get(&id) else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        );
+        return not_found();
     };
     match select(contact, q.get("fields").map(String::as_str), "Contact") {
         Ok(v) => axum::Json(v).into_response(),
@@ -491,20 +498,12 @@ async fn patch_contact(
     }
     let mut s = state.lock().unwrap();
     let Some(contact) = s.contacts.get_mut(&id) else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        );
+        return not_found();
     };
+    if let Some(r) = unknown_field(contact, &body, "Contact") {
+        return r;
+    }
     for (k, v) in &body {
-        if !contact.contains_key(k) {
-            return errors(
-                StatusCode::BAD_REQUEST,
-                "INVALID_FIELD",
-                &format!("No such column '{k}' on sobject of type Contact"),
-            );
-        }
         if k == "HasOptedOutOfEmail" && !v.is_boolean() {
             return errors(
                 StatusCode::BAD_REQUEST,
@@ -537,11 +536,7 @@ async fn get_account(
             "Name": name
         }))
         .into_response(),
-        None => errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        ),
+        None => not_found(),
     }
 }
 
@@ -866,10 +861,6 @@ async fn article(
             v["versionNumber"] = json!(1);
             axum::Json(v).into_response()
         }
-        None => errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        ),
+        None => not_found(),
     }
 }
