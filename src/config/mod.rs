@@ -52,6 +52,39 @@ impl Problem {
     }
 }
 
+/// Records a hand-off field name a helpdesk maps; a name mapped twice is a problem at `key`.
+pub fn map_field_name(
+    key: String,
+    name: &str,
+    known: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) {
+    if known.iter().any(|n| n == name) {
+        problems.push(Problem::new(
+            key,
+            format!("the name `{name}` is mapped twice"),
+        ));
+    }
+    known.push(name.to_string());
+}
+
+/// A setting that names a mapped field (`product_field`, ...) must name one of `known`.
+pub fn require_mapped(
+    key: String,
+    name: Option<&str>,
+    known: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(name) = name
+        && !known.iter().any(|n| n == name)
+    {
+        problems.push(Problem::new(
+            key,
+            format!("`{name}` is not a name mapped in [helpdesk.fields]"),
+        ));
+    }
+}
+
 /// The connector file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,7 @@ use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::{KbBackend, Problem};
+use crate::config::{KbBackend, Problem, map_field_name, require_mapped};
 use crate::http::RetrySettings;
 use crate::http::standard_webhooks;
 
@@ -243,23 +243,10 @@ impl SalesforceConfig {
         };
         for (api, name) in &self.fields {
             api_name(key(&format!("fields.{api}")), api, problems);
-            if known_fields.contains(name) {
-                problems.push(Problem::new(
-                    key(&format!("fields.{api}")),
-                    format!("the name `{name}` is mapped twice"),
-                ));
-            }
-            known_fields.push(name.clone());
+            map_field_name(key(&format!("fields.{api}")), name, known_fields, problems);
         }
         let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
-            if let Some(name) = v
-                && !self.fields.values().any(|n| n == name)
-            {
-                problems.push(Problem::new(
-                    key(k),
-                    format!("`{name}` is not a name mapped in [helpdesk.fields]"),
-                ));
-            }
+            require_mapped(key(k), v.as_deref(), known_fields, problems)
         };
         mapped("product_field", &self.product_field, problems);
         mapped("version_field", &self.version_field, problems);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::{KbBackend, Problem};
+use crate::config::{KbBackend, Problem, map_field_name, require_mapped};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]
@@ -149,23 +149,10 @@ impl ZendeskConfig {
                     "keys are Zendesk custom field ids (numbers)",
                 )),
             }
-            if known_fields.contains(name) {
-                problems.push(Problem::new(
-                    key(&format!("fields.{id}")),
-                    format!("the name `{name}` is mapped twice"),
-                ));
-            }
-            known_fields.push(name.clone());
+            map_field_name(key(&format!("fields.{id}")), name, known_fields, problems);
         }
         let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
-            if let Some(name) = v
-                && !self.fields.values().any(|n| n == name)
-            {
-                problems.push(Problem::new(
-                    key(k),
-                    format!("`{name}` is not a name mapped in [helpdesk.fields]"),
-                ));
-            }
+            require_mapped(key(k), v.as_deref(), known_fields, problems)
         };
         mapped("product_field", &self.product_field, problems);
         mapped("version_field", &self.version_field, problems);
