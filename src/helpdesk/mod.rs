@@ -223,8 +223,9 @@ pub trait Helpdesk: Send + Sync {
     /// `zendesk`, `salesforce`, ...: the `helpdesk` label of upstream metrics.
     fn kind(&self) -> &'static str;
 
-    /// Verifies an inbound call and names the tickets it asks about. No I/O.
-    fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError>;
+    /// Verifies an inbound call and says what it asks for: the tickets it escalates, or the
+    /// cases solved (for the blind survey). No I/O.
+    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError>;
 
     /// Reads a ticket and maps it to an escalation.
     async fn load(&self, ticket: &TicketRef) -> Result<Loaded, HelpdeskError>;
@@ -246,12 +247,6 @@ pub trait Helpdesk: Send + Sync {
 
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
-
-    /// Like [`Helpdesk::accept`], for helpdesks whose calls also carry other events (a solved
-    /// case for the blind survey). By default every call is an escalation.
-    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
-        self.accept(inbound).map(Event::Escalated)
-    }
 
     /// What the blind survey reads and writes through this helpdesk; `None`: not supported.
     fn survey_desk(

@@ -279,15 +279,6 @@ impl Helpdesk for Salesforce {
         "salesforce"
     }
 
-    fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
-        match self.accept_event(inbound)? {
-            Event::Escalated(d) => Ok(d),
-            Event::Solved(_) => Err(HookError::BadRequest(
-                "a `solved` event is not an escalation".into(),
-            )),
-        }
-    }
-
     fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
         let (delivery, event) = if webhook::is_signed_json(inbound.headers) {
             self.accept_signed(inbound)?

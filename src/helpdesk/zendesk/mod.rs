@@ -120,15 +120,6 @@ impl Helpdesk for Zendesk {
         "zendesk"
     }
 
-    fn accept(&self, inbound: &Inbound<'_>) -> Result<Delivery, HookError> {
-        match self.accept_event(inbound)? {
-            Event::Escalated(d) => Ok(d),
-            Event::Solved(_) => Err(HookError::BadRequest(
-                "a `solved` event is not an escalation".into(),
-            )),
-        }
-    }
-
     fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
         let escalated_at = webhook::verify(
             &self.cfg.signing_secrets,
