@@ -393,3 +393,33 @@ pub async fn answer_at(
     let post_to = link.split('?').next().unwrap();
     client.post(post_to).form(&fields).send().await.unwrap()
 }
+
+/// The `[survey]` table of the test connectors (Zendesk and Salesforce alike): partner
+/// `Acme IT Services` with its domain, links signed with `SURVEY_KEY` (and `SURVEY_OLD_KEY`, being
+/// rotated out), and the given delivery and sink tables.
+pub fn survey_toml(delivery: &str, sink: &str) -> String {
+    format!(
+        r#"
+[survey]
+public_url = "${{APP_URL}}"
+link_secrets = ["${{SURVEY_KEY}}", "${{SURVEY_OLD_KEY}}"]
+company = "Ledgerly"
+partners = ["{PARTNER}"]
+throttle_days = 30
+min_seconds_on_page = 1
+end_customer_field = "end_customer_email"
+
+[survey.partner_domains]
+"{PARTNER}" = ["acme-it.example"]
+
+[survey.delivery]
+{delivery}
+
+[survey.sink]
+{sink}
+"#
+    )
+}
+
+/// The ticket sink: the answer as an internal note and three mapped fields.
+pub const TICKET_SINK: &str = "kind = \"ticket\"\ncsat_field = \"csat_score\"\nces_field = \"ces_score\"\nabout_field = \"csat_about\"\n";

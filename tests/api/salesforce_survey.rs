@@ -7,7 +7,9 @@ use escalation_gate::server::ServerSettings;
 use serde_json::{Value, json};
 
 use crate::fake_salesforce::{Fail, sf_now};
-use crate::helpers::{answer_at, email_delivery, metric_value, rating_links_to, survey_of};
+use crate::helpers::{
+    TICKET_SINK, answer_at, email_delivery, metric_value, rating_links_to, survey_of, survey_toml,
+};
 use crate::salesforce::{
     App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, SIGNING_SECRET, env, org,
     spawn_connector,
@@ -29,33 +31,6 @@ Blind_CES__c = "ces_score"
 Blind_CSAT_About__c = "csat_about"
 End_Customer_Email__c = "end_customer_email"
 "#;
-
-fn survey_toml(port: u16) -> String {
-    format!(
-        r#"
-[survey]
-public_url = "${{APP_URL}}"
-link_secrets = ["${{SURVEY_KEY}}"]
-company = "Ledgerly"
-partners = ["Acme IT Services"]
-throttle_days = 30
-min_seconds_on_page = 1
-end_customer_field = "end_customer_email"
-
-[survey.partner_domains]
-"Acme IT Services" = ["acme-it.example"]
-
-[survey.delivery]
-{}
-[survey.sink]
-kind = "ticket"
-csat_field = "csat_score"
-ces_field = "ces_score"
-about_field = "csat_about"
-"#,
-        email_delivery(port)
-    )
-}
 
 /// The test org with the survey's Case fields, every Case closed and judged, and its Contact.
 fn survey_org() -> crate::fake_salesforce::State_ {
@@ -94,7 +69,7 @@ fn survey_org() -> crate::fake_salesforce::State_ {
 
 async fn spawn_survey(smtp: &SmtpServer) -> App {
     let vars = |name: &str| match name {
-        "SURVEY_KEY" => Some(KEY.to_string()),
+        "SURVEY_KEY" | "SURVEY_OLD_KEY" => Some(KEY.to_string()),
         other => env(other),
     };
     spawn_connector(
@@ -102,7 +77,7 @@ async fn spawn_survey(smtp: &SmtpServer) -> App {
         CLIENT_CREDENTIALS,
         ServerSettings::default(),
         SURVEY_FIELDS,
-        &survey_toml(smtp.port),
+        &survey_toml(&email_delivery(smtp.port), TICKET_SINK),
         &vars,
     )
     .await

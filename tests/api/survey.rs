@@ -16,32 +16,6 @@ const CUSTOMER: &str = "dana@customer.example";
 const PARTNER_AGENT_ID: u64 = 9002;
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn survey_toml(delivery: &str, sink: &str) -> String {
-    format!(
-        r#"
-[survey]
-public_url = "${{APP_URL}}"
-link_secrets = ["${{SURVEY_KEY}}", "${{SURVEY_OLD_KEY}}"]
-company = "Ledgerly"
-partners = ["{PARTNER}"]
-throttle_days = 30
-min_seconds_on_page = 1
-end_customer_field = "end_customer_email"
-
-[survey.partner_domains]
-"{PARTNER}" = ["acme-it.example"]
-
-[survey.delivery]
-{delivery}
-
-[survey.sink]
-{sink}
-"#
-    )
-}
-
-const TICKET_SINK: &str = "kind = \"ticket\"\ncsat_field = \"csat_score\"\nces_field = \"ces_score\"\nabout_field = \"csat_about\"\n";
-
 async fn survey_app_with(
     delivery: String,
     sink: &str,
