@@ -76,26 +76,15 @@ impl ZendeskApi {
         tags: &[String],
         updated_stamp: &str,
     ) -> Result<Update, UpstreamError> {
-        let url = self.url(&format!("/api/v2/tickets/{id}.json"));
-        let body = json!({
-            "ticket": {
+        self.update_ticket(
+            id,
+            json!({
                 "comment": { "body": note, "public": false },
                 "additional_tags": tags,
-                "safe_update": true,
-                "updated_stamp": updated_stamp,
-            }
-        });
-        let resp = self
-            .upstream
-            .send("update_ticket", |c| {
-                self.authed(c.put(url.clone())).json(&body)
-            })
-            .await?;
-        match resp.status() {
-            s if s.is_success() => Ok(Update::Applied),
-            StatusCode::CONFLICT => Ok(Update::Conflict),
-            _ => Err(rejected("update_ticket", resp).await),
-        }
+            }),
+            Some(updated_stamp),
+        )
+        .await
     }
 
     /// `PUT /api/v2/tickets/{id}.json`: a partial update (`{"ticket": {...}}`), conditional on
