@@ -111,6 +111,15 @@ async fn answer(
     };
     let token = f.t.clone().unwrap_or_default();
     let state = FormState::from(&f);
+    // The form again, as the customer filled it, with what to change.
+    let again = |status: StatusCode, problem: &str| {
+        page(
+            status,
+            company,
+            "How did we do?",
+            &form_html(&survey, &claims, &token, &state, Some(problem), now),
+        )
+    };
     // A bot that fills the hidden field is thanked and ignored.
     if f.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
         m::survey_refused(&survey.connector, "honeypot");
@@ -131,46 +140,21 @@ async fn answer(
             .and_then(|i| DateTime::from_timestamp(i, 0));
     let Some(issued) = on_page else {
         m::survey_refused(&survey.connector, "no_page");
-        return page(
+        return again(
             StatusCode::BAD_REQUEST,
-            company,
-            "How did we do?",
-            &form_html(
-                &survey,
-                &claims,
-                &token,
-                &state,
-                Some("Please send your answer from this page."),
-                now,
-            ),
+            "Please send your answer from this page.",
         );
     };
     if now - issued < survey.settings.min_on_page {
         m::survey_refused(&survey.connector, "too_fast");
-        return page(
+        return again(
             StatusCode::BAD_REQUEST,
-            company,
-            "How did we do?",
-            &form_html(
-                &survey,
-                &claims,
-                &token,
-                &state,
-                Some("That was quick! Please check your answer and send it again."),
-                now,
-            ),
+            "That was quick! Please check your answer and send it again.",
         );
     }
     let answer = match state.answer() {
         Ok(a) => a,
-        Err(problem) => {
-            return page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                company,
-                "How did we do?",
-                &form_html(&survey, &claims, &token, &state, Some(problem), now),
-            );
-        }
+        Err(problem) => return again(StatusCode::UNPROCESSABLE_ENTITY, problem),
     };
     match survey.record(&claims, &answer).await {
         Ok(()) => thanks(company),
