@@ -165,6 +165,16 @@ pub struct SurveyFields {
     pub tags: SurveyTags,
 }
 
+impl SurveyFields {
+    /// The end customer's address from the configured hand-off field, if the case has one.
+    pub fn end_customer_of(&self, esc: &crate::escalation::Escalation) -> Option<String> {
+        self.end_customer
+            .as_ref()
+            .and_then(|n| esc.handoff.get(n))
+            .cloned()
+    }
+}
+
 #[derive(Debug)]
 pub enum Delivery {
     Email(EmailSettings),

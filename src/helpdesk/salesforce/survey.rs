@@ -192,12 +192,7 @@ impl SurveyDesk for SalesforceSurvey {
                 || tags.contains(&self.fields.tags.pending),
             ticket_type: text(&case, "Type").map(str::to_ascii_lowercase),
             subject: esc.subject.clone(),
-            end_customer_email: self
-                .fields
-                .end_customer
-                .as_ref()
-                .and_then(|n| esc.handoff.get(n))
-                .cloned(),
+            end_customer_email: self.fields.end_customer_of(&esc),
             version: text(&case, "LastModifiedDate").map(str::to_string),
             partner: esc.partner,
             tags,

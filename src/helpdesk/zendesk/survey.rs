@@ -130,12 +130,7 @@ impl SurveyDesk for ZendeskSurvey {
                 .and_then(Value::as_str)
                 .map(str::to_ascii_lowercase),
             subject: esc.subject.clone(),
-            end_customer_email: self
-                .fields
-                .end_customer
-                .as_ref()
-                .and_then(|n| esc.handoff.get(n))
-                .cloned(),
+            end_customer_email: self.fields.end_customer_of(&esc),
             version: t
                 .get("updated_at")
                 .and_then(Value::as_str)
