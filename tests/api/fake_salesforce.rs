@@ -91,8 +91,7 @@ pub struct FakeSalesforce {
 impl FakeSalesforce {
     pub async fn start(state: State_) -> FakeSalesforce {
         let state: Shared = Arc::new(Mutex::new(state));
-        let app = Router::new()
-            .route("/services/oauth2/token", post(token))
+        let api = Router::new()
             .route(
                 &format!("{API}/sobjects/Case/{{id}}"),
                 get(get_case).patch(patch_case),
@@ -109,6 +108,13 @@ impl FakeSalesforce {
                 &format!("{API}/support/knowledgeArticles/{{id}}"),
                 get(article),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authorize,
+            ));
+        let app = Router::new()
+            .route("/services/oauth2/token", post(token))
+            .merge(api)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -207,6 +213,20 @@ fn gate(
     Ok(())
 }
 
+/// Every REST call passes the session check and the injected failures first, as the org would
+/// refuse it before looking at the resource.
+async fn authorize(
+    State(state): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+    if let Err(r) = gate(&state, &method, &path, req.headers()) {
+        return *r;
+    }
+    next.run(req).await
+}
+
 async fn token(State(state): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
     let mut s = state.lock().unwrap();
     s.log.push(("POST /services/oauth2/token".into(), 200));
@@ -292,16 +312,7 @@ async fn get_case(
     State(state): State<Shared>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "GET",
-        &format!("{API}/sobjects/Case/{id}"),
-        &headers,
-    ) {
-        return *r;
-    }
     let s = state.lock().unwrap();
     let Some(case) = s.cases.get(&id) else {
         return not_found();
@@ -339,14 +350,6 @@ async fn patch_case(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Map<String, Value>>,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "PATCH",
-        &format!("{API}/sobjects/Case/{id}"),
-        &headers,
-    ) {
-        return *r;
-    }
     let mut s = state.lock().unwrap();
     let Some(case) = s.cases.get_mut(&id) else {
         return not_found();
@@ -432,16 +435,7 @@ async fn get_contact(
     State(state): State<Shared>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "GET",
-        &format!("{API}/sobjects/Contact/{id}"),
-        &headers,
-    ) {
-        return *r;
-    }
     let s = state.lock().unwrap();
     let Some(contact) = s.contacts.get(&id) else {
         return not_found();
@@ -485,17 +479,8 @@ fn select(
 async fn patch_contact(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     axum::Json(body): axum::Json<Map<String, Value>>,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "PATCH",
-        &format!("{API}/sobjects/Contact/{id}"),
-        &headers,
-    ) {
-        return *r;
-    }
     let mut s = state.lock().unwrap();
     let Some(contact) = s.contacts.get_mut(&id) else {
         return not_found();
@@ -516,19 +501,7 @@ async fn patch_contact(
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn get_account(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "GET",
-        &format!("{API}/sobjects/Account/{id}"),
-        &headers,
-    ) {
-        return *r;
-    }
+async fn get_account(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let s = state.lock().unwrap();
     match s.accounts.get(&id) {
         Some(name) => axum::Json(json!({
@@ -542,17 +515,8 @@ async fn get_account(
 
 async fn add_comment(
     State(state): State<Shared>,
-    headers: HeaderMap,
     axum::Json(body): axum::Json<Map<String, Value>>,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "POST",
-        &format!("{API}/sobjects/CaseComment"),
-        &headers,
-    ) {
-        return *r;
-    }
     let mut s = state.lock().unwrap();
     let parent = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
     if !s.cases.contains_key(parent) {
@@ -591,14 +555,7 @@ async fn add_comment(
         .into_response()
 }
 
-async fn query(
-    State(state): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&state, "GET", &format!("{API}/query"), &headers) {
-        return *r;
-    }
+async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let soql = q.get("q").cloned().unwrap_or_default();
     if soql.contains(" FROM Contact ") {
         return query_contacts(&state, &soql);
@@ -782,14 +739,6 @@ async fn articles(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "GET",
-        &format!("{API}/support/knowledgeArticles"),
-        &headers,
-    ) {
-        return *r;
-    }
     let Some(lang) = language(&headers) else {
         return errors(
             StatusCode::BAD_REQUEST,
@@ -837,14 +786,6 @@ async fn article(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(
-        &state,
-        "GET",
-        &format!("{API}/support/knowledgeArticles/{id}"),
-        &headers,
-    ) {
-        return *r;
-    }
     let lang = language(&headers).unwrap_or_default();
     let s = state.lock().unwrap();
     match s
