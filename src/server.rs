@@ -151,39 +151,26 @@ async fn hook(
         if solved {
             return solved_cases(&state, &connector, &inbound, delivery).await;
         }
-        // The work runs in its own task: a caller that hangs up does not cut a write-back short.
-        let work = {
+        let outcomes = {
             let connector = Arc::clone(&connector);
-            tokio::spawn(
+            run_tickets(&state, &connector.id.clone(), "Escalation", delivery, move |t| {
+                let connector = Arc::clone(&connector);
                 async move {
-                    let mut outcomes = Vec::with_capacity(delivery.tickets.len());
-                    for t in &delivery.tickets {
-                        let result = connector.process(t).await;
-                        if let Err(e) = &result {
-                            tracing::error!(ticket = %t.id, error = %e, retryable = e.retryable(), "Escalation not finished");
-                        }
-                        outcomes.push(TicketOutcome {
-                            ticket: t.id.clone(),
-                            result,
-                        });
+                    let result = connector.process(&t).await;
+                    if let Err(e) = &result {
+                        tracing::error!(ticket = %t.id, error = %e, retryable = e.retryable(), "Escalation not finished");
                     }
-                    outcomes
+                    TicketOutcome {
+                        ticket: t.id.clone(),
+                        result,
+                    }
                 }
-                .in_current_span(),
-            )
+            })
+            .await
         };
-        let outcomes = match tokio::time::timeout(state.settings.request_timeout, work).await {
-            Ok(Ok(outcomes)) => outcomes,
-            Ok(Err(join)) => {
-                tracing::error!(error = %join, "Escalation task failed");
-                m::webhook(&connector.id, "retry");
-                return retry_later(60);
-            }
-            Err(_) => {
-                tracing::warn!("Escalation still under way at the time limit; asking for redelivery");
-                m::webhook(&connector.id, "retry");
-                return retry_later(30);
-            }
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(resp) => return resp,
         };
         let all_ok = outcomes.iter().all(|o| o.result.is_ok());
         m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
@@ -220,35 +207,66 @@ async fn solved_cases(
             "this connector has no [survey] table; the `solved` event is not served",
         );
     };
+    let outcomes = run_tickets(state, &connector.id, "Survey", delivery, move |t| {
+        let survey = Arc::clone(&survey);
+        async move {
+            let result = survey.on_solved(&t.id, Utc::now()).await;
+            if let Err(e) = &result {
+                tracing::error!(ticket = %t.id, error = %e, retryable = e.retryable(), "Survey not finished");
+            }
+            (t.id.clone(), result)
+        }
+    })
+    .await;
+    match outcomes {
+        Ok(outcomes) => {
+            let all_ok = outcomes.iter().all(|(_, r)| r.is_ok());
+            m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
+            connector.helpdesk.respond_solved(inbound, outcomes)
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// Runs `each` for every ticket of the delivery, one after the other, in a task of its own (a
+/// caller that hangs up does not cut a write-back short) and within the request time limit. When
+/// the work fails or is still under way at the limit, the `Err` is the answer that asks the
+/// caller to deliver again (the work goes on; the redelivery finds it done).
+async fn run_tickets<T, Fut>(
+    state: &AppState,
+    connector: &str,
+    what: &'static str,
+    delivery: crate::helpdesk::Delivery,
+    each: impl Fn(crate::helpdesk::TicketRef) -> Fut + Send + 'static,
+) -> Result<Vec<T>, Response>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+{
     let work = tokio::spawn(
         async move {
             let mut outcomes = Vec::with_capacity(delivery.tickets.len());
-            for t in &delivery.tickets {
-                let result = survey.on_solved(&t.id, Utc::now()).await;
-                if let Err(e) = &result {
-                    tracing::error!(ticket = %t.id, error = %e, retryable = e.retryable(), "Survey not finished");
-                }
-                outcomes.push((t.id.clone(), result));
+            for t in delivery.tickets {
+                outcomes.push(each(t).await);
             }
             outcomes
         }
         .in_current_span(),
     );
     match tokio::time::timeout(state.settings.request_timeout, work).await {
-        Ok(Ok(outcomes)) => {
-            let all_ok = outcomes.iter().all(|(_, r)| r.is_ok());
-            m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
-            connector.helpdesk.respond_solved(inbound, outcomes)
-        }
+        Ok(Ok(outcomes)) => Ok(outcomes),
         Ok(Err(join)) => {
-            tracing::error!(error = %join, "Survey task failed");
-            m::webhook(&connector.id, "retry");
-            retry_later(60)
+            tracing::error!(error = %join, work = what, "Task failed");
+            m::webhook(connector, "retry");
+            Err(retry_later(60))
         }
         Err(_) => {
-            tracing::warn!("Survey still under way at the time limit; asking for redelivery");
-            m::webhook(&connector.id, "retry");
-            retry_later(30)
+            tracing::warn!(
+                work = what,
+                "Still under way at the time limit; asking for redelivery"
+            );
+            m::webhook(connector, "retry");
+            Err(retry_later(30))
         }
     }
 }

@@ -581,3 +581,39 @@ async fn shutdown_finishes_requests_under_way() {
     server.await.unwrap().unwrap();
     assert_eq!(app.notes(19).len(), 1);
 }
+
+#[tokio::test]
+async fn work_past_the_time_limit_asks_for_redelivery_and_still_finishes() {
+    let app = spawn_with(Options {
+        settings: escalation_gate::server::ServerSettings {
+            request_timeout: Duration::from_secs(1),
+            ..Options::default().settings
+        },
+        ..Options::default()
+    })
+    .await;
+    app.zendesk
+        .put_ticket(novel_ticket(20, &complete_handoff()));
+    app.zendesk.fail_next(
+        "GET /api/v2/tickets/20",
+        vec![Failure::RateLimited {
+            retry_after_secs: 2,
+        }],
+    );
+
+    let resp = app.escalate(20).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(json_of(resp).await["error"], "retry_later");
+    // The work goes on after the answer: the note lands once, and a redelivery writes nothing.
+    for _ in 0..200 {
+        if !app.notes(20).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.notes(20).len(), 1, "the work finished after the answer");
+    let again = json_of(app.escalate(20).await).await;
+    assert_eq!(again["results"][0]["written"], "already");
+    assert_eq!(app.notes(20).len(), 1);
+}
