@@ -97,6 +97,9 @@ pub enum DeliveryFile {
         /// `starttls` (default, port 587), `tls` (port 465) or `none` (a local relay only).
         #[serde(default)]
         tls: TlsMode,
+        /// PEM file (relative to the connectors folder) of root certificates to trust for the
+        /// mail server besides the public ones: a relay whose certificate a private CA signed.
+        ca_file: Option<String>,
         username: Option<String>,
         password: Option<SecretString>,
         timeout_secs: Option<u64>,
@@ -188,6 +191,8 @@ pub struct EmailSettings {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
+    /// Extra trusted root certificates (PEM, checked to hold at least one).
+    pub ca_pem: Option<Vec<u8>>,
     pub credentials: Option<(String, SecretString)>,
     pub timeout: std::time::Duration,
     pub templates: Templates,
@@ -324,6 +329,7 @@ impl SurveyFile {
                 smtp_host,
                 smtp_port,
                 tls,
+                ca_file,
                 username,
                 password,
                 timeout_secs,
@@ -358,6 +364,13 @@ impl SurveyFile {
                         None
                     }
                 };
+                let ca_pem = ca_file.and_then(|f| match read_ca_file(&base.join(&f), tls) {
+                    Ok(pem) => Some(pem),
+                    Err(e) => {
+                        problems.push(Problem::new("survey.delivery.ca_file", e));
+                        None
+                    }
+                });
                 let timeout = timeout_secs.unwrap_or(10);
                 if !(1..=60).contains(&timeout) {
                     problems.push(Problem::new(
@@ -384,6 +397,7 @@ impl SurveyFile {
                             TlsMode::None => 25,
                         }),
                         tls,
+                        ca_pem,
                         credentials,
                         timeout: std::time::Duration::from_secs(timeout),
                         templates,
@@ -475,4 +489,22 @@ fn webhook_target(
         url: url?,
         secret: secret?,
     })
+}
+
+/// Reads a `ca_file`: it must hold at least one PEM certificate, for a mode that uses TLS.
+fn read_ca_file(path: &std::path::Path, tls: TlsMode) -> Result<Vec<u8>, String> {
+    if tls == TlsMode::None {
+        return Err(
+            "needs `tls = \"starttls\"` or `tls = \"tls\"`: with `none` nothing is verified".into(),
+        );
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let has_certificate = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+    if !has_certificate || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+        return Err(format!(
+            "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+            path.display()
+        ));
+    }
+    Ok(pem)
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -334,14 +335,26 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// Builds the transport; no connection is made until the first message.
+    /// With `starttls` the session must switch to TLS before anything else (credentials
+    /// included) is sent; with `tls` it is TLS from the first byte. The server's certificate is
+    /// checked against the public roots plus the connector's `ca_file`.
     pub fn new(s: EmailSettings) -> Result<Mailer, lettre::transport::smtp::Error> {
-        let mut builder = match s.tls {
-            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)?,
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)?,
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-        }
-        .port(s.port)
-        .timeout(Some(s.timeout));
+        let parameters = || {
+            let mut parameters = TlsParameters::builder(s.host.clone());
+            if let Some(pem) = &s.ca_pem {
+                parameters = parameters.add_root_certificate(Certificate::from_pem(pem)?);
+            }
+            parameters.build_rustls()
+        };
+        let tls = match s.tls {
+            TlsMode::Starttls => Tls::Required(parameters()?),
+            TlsMode::Tls => Tls::Wrapper(parameters()?),
+            TlsMode::None => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+            .tls(tls)
+            .port(s.port)
+            .timeout(Some(s.timeout));
         if let Some((user, password)) = &s.credentials {
             builder = builder.credentials(Credentials::new(
                 user.clone(),

@@ -11,6 +11,7 @@ fn env(name: &str) -> Option<String> {
         ("ZD_URL", "https://acme.zendesk.com"),
         ("ZD_TOKEN", "t0ken"),
         ("ZD_SECRET", "s3cret"),
+        ("SURVEY_KEY", "a-link-secret-of-32-characters!"),
     ])
     .get(name)
     .map(|v| v.to_string())
@@ -279,6 +280,60 @@ secret = "${ZD_TOKEN}"
             .any(|p| p.key == "survey.link_secrets[0]"
                 && p.message.contains("environment reference"))
     );
+}
+
+#[test]
+fn a_ca_file_must_hold_a_certificate_and_needs_tls() {
+    let with = |tls: &str, ca_file: &str| {
+        format!(
+            "{VALID}{}",
+            r#"
+[survey]
+public_url = "https://gate.example"
+link_secrets = ["${SURVEY_KEY}"]
+company = "Ledgerly"
+end_customer_field = "steps"
+
+[survey.delivery]
+kind = "email"
+from = "Ledgerly <survey@ledgerly.example>"
+smtp_host = "smtp.ledgerly.example"
+TLS_AND_CA
+
+[survey.sink]
+kind = "ticket"
+"#
+            .replace(
+                "TLS_AND_CA",
+                &format!("tls = \"{tls}\"\nca_file = \"{ca_file}\""),
+            )
+        )
+    };
+    let ca = "tests/api/fixtures/smtp-tls/ca.pem";
+    for tls in ["starttls", "tls"] {
+        assert_eq!(problems(&with(tls, ca)), vec![], "{tls}");
+    }
+    for (tls, file, words) in [
+        ("none", ca, "needs `tls"),
+        (
+            "starttls",
+            "tests/api/fixtures/smtp-tls/missing.pem",
+            "cannot read",
+        ),
+        (
+            "starttls",
+            "tests/api/fixtures/smtp-tls/server.key",
+            "no PEM certificate",
+        ),
+    ] {
+        let found = problems(&with(tls, file));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.key == "survey.delivery.ca_file" && p.message.contains(words)),
+            "{tls} {file}: {found:?}"
+        );
+    }
 }
 
 #[test]

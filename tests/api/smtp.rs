@@ -21,6 +21,10 @@ pub struct Mail {
     pub text: String,
     pub html: String,
     pub raw: String,
+    /// The message came over TLS (STARTTLS or TLS from the first byte).
+    pub tls: bool,
+    /// The user that authenticated, if the server asked for AUTH.
+    pub auth_user: Option<String>,
 }
 
 impl Mail {
@@ -55,11 +59,17 @@ impl SmtpServer {
     /// Starts the server; panics with a hint when Python or aiosmtpd is missing (`scripts/test`
     /// installs it).
     pub fn start() -> SmtpServer {
+        SmtpServer::start_with(&[])
+    }
+
+    /// Starts the server with options of `tests/smtp_sink.py` (`--starttls`, `--tls`, `--auth`).
+    pub fn start_with(options: &[&str]) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(dir.path())
+            .args(options)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -106,6 +116,8 @@ impl SmtpServer {
                     text: s("text"),
                     html: s("html"),
                     raw: s("raw"),
+                    tls: v["tls"].as_bool().unwrap_or(false),
+                    auth_user: v["auth_user"].as_str().map(str::to_string),
                 }
             })
             .collect()

@@ -718,6 +718,96 @@ async fn smtp_down_marks_nothing_sent_and_asks_for_a_retry() {
     app.shut_down().await;
 }
 
+/// The test CA and the mail server's certificate it signed (for 127.0.0.1).
+fn tls_fixture(name: &str) -> String {
+    format!(
+        "{}/tests/api/fixtures/smtp-tls/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A sink that speaks TLS the way `mode` (`--starttls` or `--tls`) says, with the test certificate.
+fn tls_smtp(mode: &str, more: &[&str]) -> SmtpServer {
+    let (cert, key) = (tls_fixture("server.pem"), tls_fixture("server.key"));
+    let mut options = vec![mode, cert.as_str(), key.as_str()];
+    options.extend(more);
+    SmtpServer::start_with(&options)
+}
+
+/// E-mail delivery in TLS mode `tls`, with extra keys.
+fn tls_delivery(port: u16, tls: &str, extra: &str) -> String {
+    email_delivery(port).replace("tls = \"none\"", &format!("tls = \"{tls}\"\n{extra}"))
+}
+
+/// Solves case `id` and returns the HTTP status of the solved event.
+async fn solve(app: &TestApp, id: u64) -> u16 {
+    app.zendesk.put_ticket(solved_case(id, "Mail over TLS"));
+    app.solved(id).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn starttls_with_the_connectors_ca_authenticates_only_after_the_switch() {
+    let smtp = tls_smtp("--starttls", &["--auth", "survey-bot:mail-password"]);
+    let extra = format!(
+        "ca_file = \"{}\"\nusername = \"survey-bot\"\npassword = \"${{SMTP_PASSWORD}}\"",
+        tls_fixture("ca.pem")
+    );
+    let app = survey_app_with(
+        tls_delivery(smtp.port, "starttls", &extra),
+        TICKET_SINK,
+        vec![("SMTP_PASSWORD", "mail-password".to_string())],
+    )
+    .await;
+    assert_eq!(solve(&app, 30).await, 200);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls, "the message went over TLS");
+    assert_eq!(mails[0].auth_user.as_deref(), Some("survey-bot"));
+    assert!(app.tags(30).contains(&"csat_blind_sent".to_string()));
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn tls_from_the_first_byte_with_the_connectors_ca() {
+    let smtp = tls_smtp("--tls", &[]);
+    let extra = format!("ca_file = \"{}\"", tls_fixture("ca.pem"));
+    let app = survey_app_with(tls_delivery(smtp.port, "tls", &extra), TICKET_SINK, vec![]).await;
+    assert_eq!(solve(&app, 31).await, 200);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_mail_server_that_cannot_be_trusted_gets_nothing_and_the_survey_waits() {
+    // A certificate from a CA the connector does not name, and a server that offers no STARTTLS
+    // at all: neither gets the message nor the password, and nothing is marked sent.
+    let untrusted = tls_smtp("--starttls", &[]);
+    let plain = SmtpServer::start_with(&["--auth", "survey-bot:mail-password"]);
+    for (id, smtp) in [(32, &untrusted), (33, &plain)] {
+        let app = survey_app_with(
+            tls_delivery(
+                smtp.port,
+                "starttls",
+                "username = \"survey-bot\"\npassword = \"${SMTP_PASSWORD}\"",
+            ),
+            TICKET_SINK,
+            vec![("SMTP_PASSWORD", "mail-password".to_string())],
+        )
+        .await;
+        assert_eq!(solve(&app, id).await, 503, "case {id}");
+        assert!(smtp.messages().is_empty(), "case {id}");
+        let tags = app.tags(id);
+        assert!(
+            tags.contains(&"csat_blind_pending".to_string())
+                && !tags.iter().any(|t| t.starts_with("csat_blind_s")),
+            "case {id}: {tags:?}"
+        );
+        app.shut_down().await;
+    }
+}
+
 /// A receiver for Standard Webhooks POSTs: records headers and bodies.
 async fn webhook_receiver() -> (
     String,
