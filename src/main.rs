@@ -113,9 +113,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum InstallTarget {
-    /// Salesforce metadata: the custom Case fields, the outbound message and the flow that sends
-    /// it when a Case is escalated, the remote site, and a package.xml (deploy with
-    /// `sf project deploy start --manifest package.xml`).
+    /// Salesforce metadata: the custom Case fields, a permission set for the integration user,
+    /// the outbound message and the flow that sends it when a Case is escalated, the remote site,
+    /// and a package.xml (deploy with `sf project deploy start --manifest package.xml`).
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -123,6 +123,10 @@ enum InstallTarget {
         /// Where escalation-gate is reachable from Salesforce.
         #[arg(long, default_value = "https://escalation-gate.example.com")]
         url: String,
+        /// Also the blind survey: its Case fields, a `solved` outbound message and a flow that
+        /// sends it a day after a Case is closed.
+        #[arg(long)]
+        survey: bool,
         /// Write the files into this folder instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -195,9 +199,10 @@ fn main() -> ExitCode {
                 InstallTarget::Salesforce {
                     connector,
                     url,
+                    survey,
                     out,
                 },
-        } => install_salesforce(&connector, &url, out.as_deref()),
+        } => install_salesforce(&connector, &url, survey, out.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -396,141 +401,12 @@ fn send(file: &Path, url: &str, secret_env: &str) -> anyhow::Result<ExitCode> {
 
 /// The Salesforce metadata for one connector, as (path, content) pairs of a Metadata API
 /// source folder.
-fn salesforce_metadata(connector: &str, url: &str) -> Vec<(String, String)> {
-    let url = url.trim_end_matches('/');
-    let host = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "escalation-gate.example.com".into());
-    let name: String = connector
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let endpoint = format!("{url}/hooks/{connector}?token=REPLACE_WITH_SF_ENDPOINT_TOKEN");
-    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
-    vec![
-        (
-            "package.xml".into(),
-            format!(
-                r#"{xml}
-<Package xmlns="http://soap.sforce.com/2006/04/metadata">
-    <types><members>Case.Escalation_Quality__c</members><members>Case.Escalation_Quality_Reason__c</members><name>CustomField</name></types>
-    <types><members>Case.Escalation_Gate_{name}</members><name>WorkflowOutboundMessage</name></types>
-    <types><members>Escalation_Gate_{name}_Notify</members><name>Flow</name></types>
-    <types><members>Escalation_Gate</members><name>RemoteSiteSetting</name></types>
-    <version>62.0</version>
-</Package>
-"#
-            ),
-        ),
-        (
-            "objects/Case/fields/Escalation_Quality__c.field-meta.xml".into(),
-            format!(
-                r#"{xml}
-<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">
-    <fullName>Escalation_Quality__c</fullName>
-    <label>Escalation Quality</label>
-    <description>Written by escalation-gate: was the partner's escalation good or bad.</description>
-    <type>Picklist</type>
-    <valueSet>
-        <restricted>true</restricted>
-        <valueSetDefinition>
-            <sorted>false</sorted>
-            <value><fullName>Good</fullName><default>false</default><label>Good</label></value>
-            <value><fullName>Bad</fullName><default>false</default><label>Bad</label></value>
-        </valueSetDefinition>
-    </valueSet>
-    <trackHistory>true</trackHistory>
-</CustomField>
-"#
-            ),
-        ),
-        (
-            "objects/Case/fields/Escalation_Quality_Reason__c.field-meta.xml".into(),
-            format!(
-                r#"{xml}
-<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">
-    <fullName>Escalation_Quality_Reason__c</fullName>
-    <label>Escalation Quality Reason</label>
-    <description>Written by escalation-gate: the reasons and flags of the verdict.</description>
-    <type>Text</type>
-    <length>255</length>
-</CustomField>
-"#
-            ),
-        ),
-        (
-            "workflows/Case.workflow-meta.xml".into(),
-            format!(
-                r#"{xml}
-<Workflow xmlns="http://soap.sforce.com/2006/04/metadata">
-    <outboundMessages>
-        <fullName>Escalation_Gate_{name}</fullName>
-        <apiVersion>62.0</apiVersion>
-        <description>Sends escalated Cases to escalation-gate (connector {connector}).</description>
-        <endpointUrl>{endpoint}</endpointUrl>
-        <fields>Id</fields>
-        <fields>LastModifiedDate</fields>
-        <includeSessionId>false</includeSessionId>
-        <integrationUser>REPLACE_WITH_INTEGRATION_USERNAME</integrationUser>
-        <name>Escalation Gate {connector}</name>
-        <protected>false</protected>
-        <useDeadLetterQueue>false</useDeadLetterQueue>
-    </outboundMessages>
-</Workflow>
-"#
-            ),
-        ),
-        (
-            format!("flows/Escalation_Gate_{name}_Notify.flow-meta.xml"),
-            format!(
-                r#"{xml}
-<Flow xmlns="http://soap.sforce.com/2006/04/metadata">
-    <apiVersion>62.0</apiVersion>
-    <label>Escalation Gate {connector}: notify on escalation</label>
-    <processType>AutoLaunchedFlow</processType>
-    <status>Active</status>
-    <actionCalls>
-        <name>Send_to_escalation_gate</name>
-        <label>Send to escalation-gate</label>
-        <locationX>176</locationX>
-        <locationY>323</locationY>
-        <actionName>Case.Escalation_Gate_{name}</actionName>
-        <actionType>outboundMessage</actionType>
-        <inputParameters><name>recordId</name><value><elementReference>$Record.Id</elementReference></value></inputParameters>
-    </actionCalls>
-    <start>
-        <locationX>50</locationX>
-        <locationY>0</locationY>
-        <object>Case</object>
-        <recordTriggerType>CreateAndUpdate</recordTriggerType>
-        <triggerType>RecordAfterSave</triggerType>
-        <doesRequireRecordChangedToMeetCriteria>true</doesRequireRecordChangedToMeetCriteria>
-        <filterLogic>and</filterLogic>
-        <filters><field>IsEscalated</field><operator>EqualTo</operator><value><booleanValue>true</booleanValue></value></filters>
-        <connector><targetReference>Send_to_escalation_gate</targetReference></connector>
-    </start>
-</Flow>
-"#
-            ),
-        ),
-        (
-            "remoteSiteSettings/Escalation_Gate.remoteSite-meta.xml".into(),
-            format!(
-                r#"{xml}
-<RemoteSiteSetting xmlns="http://soap.sforce.com/2006/04/metadata">
-    <description>escalation-gate, for the signed JSON path (Flow HTTP Callout or Apex).</description>
-    <disableProtocolSecurity>false</disableProtocolSecurity>
-    <isActive>true</isActive>
-    <url>https://{host}</url>
-</RemoteSiteSetting>
-"#
-            ),
-        ),
-    ]
-}
-
-fn install_salesforce(connector: &str, url: &str, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn install_salesforce(
+    connector: &str,
+    url: &str,
+    survey: bool,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     if connector.is_empty()
         || !connector
             .chars()
@@ -538,7 +414,7 @@ fn install_salesforce(connector: &str, url: &str, out: Option<&Path>) -> anyhow:
     {
         bail!("`{connector}` is not a connector id: letters, digits, - and _ only");
     }
-    let files = salesforce_metadata(connector, url);
+    let files = escalation_gate::helpdesk::salesforce::install::metadata(connector, url, survey);
     match out {
         Some(dir) => {
             for (path, content) in &files {
@@ -564,28 +440,4 @@ fn install_salesforce(connector: &str, url: &str, out: Option<&Path>) -> anyhow:
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn salesforce_metadata_names_the_connector_endpoint() {
-        let files = salesforce_metadata("acme-sf", "https://gate.example.org/");
-        let get = |p: &str| &files.iter().find(|(path, _)| path == p).unwrap().1;
-        assert!(
-            get("workflows/Case.workflow-meta.xml")
-                .contains("<endpointUrl>https://gate.example.org/hooks/acme-sf?token=")
-        );
-        assert!(
-            get("remoteSiteSettings/Escalation_Gate.remoteSite-meta.xml")
-                .contains("<url>https://gate.example.org</url>")
-        );
-        assert!(files.iter().any(
-            |(p, c)| p.starts_with("flows/Escalation_Gate_acme_sf_Notify")
-                && c.contains("<actionName>Case.Escalation_Gate_acme_sf</actionName>")
-        ));
-        assert!(get("package.xml").contains("Case.Escalation_Quality__c"));
-    }
 }

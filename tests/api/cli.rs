@@ -152,3 +152,51 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`DEMO_SIGNING_SECRET` is not set"));
 }
+
+#[test]
+fn install_salesforce_writes_the_survey_metadata_and_refuses_a_bad_connector_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "install",
+            "salesforce",
+            "--connector",
+            "acme-sf",
+            "--url",
+            "https://gate.example.org",
+            "--survey",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("sf project deploy start --manifest"),
+        "{stdout}"
+    );
+    for file in [
+        "package.xml",
+        "objects/Case/fields/Blind_Survey_Status__c.field-meta.xml",
+        "permissionsets/Escalation_Gate.permissionset-meta.xml",
+        "flows/Escalation_Gate_acme_sf_Survey.flow-meta.xml",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} written");
+        assert!(stdout.contains(file), "{file} reported");
+    }
+    let bad = bin()
+        .args(["install", "salesforce", "--connector", "acme sf"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not a connector id"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

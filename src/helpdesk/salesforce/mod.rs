@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod config;
+pub mod install;
 pub mod oauth;
 pub mod survey;
 pub mod webhook;

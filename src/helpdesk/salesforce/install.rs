@@ -1,0 +1,366 @@
+//! `escalation-gate install salesforce`: a Metadata API source folder that sets an org up for
+//! one connector. The field names are the defaults of `connectors/examples/salesforce.toml`.
+
+const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+const API_VERSION: &str = "62.0";
+
+/// A custom Case field: API name, label, description and its type's elements.
+struct Field {
+    name: &'static str,
+    label: &'static str,
+    description: &'static str,
+    shape: &'static str,
+}
+
+const VERDICT_FIELDS: &[Field] = &[
+    Field {
+        name: "Escalation_Quality__c",
+        label: "Escalation Quality",
+        description: "Written by escalation-gate: was the partner's escalation good or bad.",
+        shape: r#"<type>Picklist</type>
+    <valueSet>
+        <restricted>true</restricted>
+        <valueSetDefinition>
+            <sorted>false</sorted>
+            <value><fullName>Good</fullName><default>false</default><label>Good</label></value>
+            <value><fullName>Bad</fullName><default>false</default><label>Bad</label></value>
+        </valueSetDefinition>
+    </valueSet>
+    <trackHistory>true</trackHistory>"#,
+    },
+    Field {
+        name: "Escalation_Quality_Reason__c",
+        label: "Escalation Quality Reason",
+        description: "Written by escalation-gate: the reasons and flags of the verdict.",
+        shape: "<type>Text</type>\n    <length>255</length>",
+    },
+];
+
+const SURVEY_FIELDS: &[Field] = &[
+    Field {
+        name: "Blind_Survey_Status__c",
+        label: "Blind Survey Status",
+        description: "Written by escalation-gate: csat_blind_pending, _sending, _sent, _skipped_(reason) or _answered.",
+        shape: "<type>Text</type>\n    <length>255</length>",
+    },
+    Field {
+        name: "Blind_Survey_Sent_At__c",
+        label: "Blind Survey Sent At",
+        description: "Written by escalation-gate: when the blind survey went out (the throttle searches it).",
+        shape: "<type>DateTime</type>",
+    },
+    Field {
+        name: "Blind_CSAT__c",
+        label: "Blind CSAT",
+        description: "Written by escalation-gate: the end customer's satisfaction, 1 to 5.",
+        shape: "<type>Number</type>\n    <precision>1</precision>\n    <scale>0</scale>",
+    },
+    Field {
+        name: "Blind_CES__c",
+        label: "Blind CES",
+        description: "Written by escalation-gate: the end customer's effort score, 1 to 5.",
+        shape: "<type>Number</type>\n    <precision>1</precision>\n    <scale>0</scale>",
+    },
+    Field {
+        name: "Blind_CSAT_About__c",
+        label: "Blind CSAT About",
+        description: "Written by escalation-gate: what the answer was about (product or support).",
+        shape: "<type>Text</type>\n    <length>20</length>",
+    },
+];
+
+/// The files, as (path in the folder, content). With `survey`, also the blind survey's fields,
+/// its `solved` outbound message and the flow that sends it a day after a Case is closed.
+pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String)> {
+    let url = url.trim_end_matches('/');
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "escalation-gate.example.com".into());
+    let name: String = connector
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let endpoint = format!("{url}/hooks/{connector}?token=REPLACE_WITH_SF_ENDPOINT_TOKEN");
+    let fields: Vec<&Field> = VERDICT_FIELDS
+        .iter()
+        .chain(if survey { SURVEY_FIELDS } else { &[] })
+        .collect();
+    let mut messages = vec![outbound_message(
+        &format!("Escalation_Gate_{name}"),
+        &format!("Sends escalated Cases to escalation-gate (connector {connector})."),
+        &endpoint,
+        &format!("Escalation Gate {connector}"),
+    )];
+    let mut flows = vec![flow(
+        &format!("Escalation_Gate_{name}_Notify"),
+        &format!("Escalation Gate {connector}: notify on escalation"),
+        "IsEscalated",
+        &format!("Case.Escalation_Gate_{name}"),
+        None,
+    )];
+    if survey {
+        messages.push(outbound_message(
+            &format!("Escalation_Gate_{name}_Solved"),
+            &format!("Tells escalation-gate (connector {connector}) that a Case was solved, for the blind survey."),
+            &format!("{endpoint}&amp;event=solved"),
+            &format!("Escalation Gate {connector} solved"),
+        ));
+        flows.push(flow(
+            &format!("Escalation_Gate_{name}_Survey"),
+            &format!("Escalation Gate {connector}: blind survey a day after closing"),
+            "IsClosed",
+            &format!("Case.Escalation_Gate_{name}_Solved"),
+            Some("ClosedDate"),
+        ));
+    }
+    let members = |kind: &str, names: Vec<String>| {
+        let m: String = names
+            .iter()
+            .map(|n| format!("<members>{n}</members>"))
+            .collect();
+        format!("    <types>{m}<name>{kind}</name></types>\n")
+    };
+    let package = format!(
+        "{XML}\n<Package xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n{}{}{}{}{}    <version>{API_VERSION}</version>\n</Package>\n",
+        members(
+            "CustomField",
+            fields.iter().map(|f| format!("Case.{}", f.name)).collect()
+        ),
+        members(
+            "WorkflowOutboundMessage",
+            messages.iter().map(|(n, _)| format!("Case.{n}")).collect()
+        ),
+        members("Flow", flows.iter().map(|(n, _)| n.clone()).collect()),
+        members("PermissionSet", vec!["Escalation_Gate".into()]),
+        members("RemoteSiteSetting", vec!["Escalation_Gate".into()]),
+    );
+    let mut files = vec![("package.xml".to_string(), package)];
+    for f in &fields {
+        files.push((
+            format!("objects/Case/fields/{}.field-meta.xml", f.name),
+            format!(
+                "{XML}\n<CustomField xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <fullName>{}</fullName>\n    <label>{}</label>\n    <description>{}</description>\n    {}\n</CustomField>\n",
+                f.name, f.label, f.description, f.shape
+            ),
+        ));
+    }
+    let permissions: String = fields
+        .iter()
+        .map(|f| {
+            format!(
+                "    <fieldPermissions><editable>true</editable><field>Case.{}</field><readable>true</readable></fieldPermissions>\n",
+                f.name
+            )
+        })
+        .collect();
+    files.push((
+        "permissionsets/Escalation_Gate.permissionset-meta.xml".into(),
+        format!(
+            "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Escalation Gate</label>\n    <description>For escalation-gate's integration user: reads and writes the fields it owns on Case.</description>\n{permissions}</PermissionSet>\n"
+        ),
+    ));
+    let outbound: String = messages.iter().map(|(_, xml)| xml.as_str()).collect();
+    files.push((
+        "workflows/Case.workflow-meta.xml".into(),
+        format!(
+            "{XML}\n<Workflow xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n{outbound}</Workflow>\n"
+        ),
+    ));
+    for (flow_name, xml) in flows {
+        files.push((format!("flows/{flow_name}.flow-meta.xml"), xml));
+    }
+    files.push((
+        "remoteSiteSettings/Escalation_Gate.remoteSite-meta.xml".into(),
+        format!(
+            r#"{XML}
+<RemoteSiteSetting xmlns="http://soap.sforce.com/2006/04/metadata">
+    <description>escalation-gate, for the signed JSON path (Flow HTTP Callout or Apex).</description>
+    <disableProtocolSecurity>false</disableProtocolSecurity>
+    <isActive>true</isActive>
+    <url>https://{host}</url>
+</RemoteSiteSetting>
+"#
+        ),
+    ));
+    files
+}
+
+/// An outbound message on Case with the fields the connector reads (`Id`, `LastModifiedDate`).
+fn outbound_message(
+    full_name: &str,
+    description: &str,
+    endpoint: &str,
+    label: &str,
+) -> (String, String) {
+    (
+        full_name.to_string(),
+        format!(
+            r#"    <outboundMessages>
+        <fullName>{full_name}</fullName>
+        <apiVersion>{API_VERSION}</apiVersion>
+        <description>{description}</description>
+        <endpointUrl>{endpoint}</endpointUrl>
+        <fields>Id</fields>
+        <fields>LastModifiedDate</fields>
+        <includeSessionId>false</includeSessionId>
+        <integrationUser>REPLACE_WITH_INTEGRATION_USERNAME</integrationUser>
+        <name>{label}</name>
+        <protected>false</protected>
+        <useDeadLetterQueue>false</useDeadLetterQueue>
+    </outboundMessages>
+"#
+        ),
+    )
+}
+
+/// A record-triggered flow on Case that sends `action` (an outbound message) when `when`
+/// becomes true: at once, or on a scheduled path a day after the `later` date field.
+fn flow(
+    name: &str,
+    label: &str,
+    when: &str,
+    action: &str,
+    later: Option<&str>,
+) -> (String, String) {
+    let go = "<connector><targetReference>Send_to_escalation_gate</targetReference></connector>";
+    let path = match later {
+        None => go.to_string(),
+        Some(field) => format!(
+            r#"<scheduledPaths>
+            <name>A_day_after_{field}</name>
+            <label>A day after {field}</label>
+            {go}
+            <offsetNumber>1</offsetNumber>
+            <offsetUnit>Days</offsetUnit>
+            <timeSource>RecordField</timeSource>
+            <timeSourceField>{field}</timeSourceField>
+        </scheduledPaths>"#
+        ),
+    };
+    (
+        name.to_string(),
+        format!(
+            r#"{XML}
+<Flow xmlns="http://soap.sforce.com/2006/04/metadata">
+    <apiVersion>{API_VERSION}</apiVersion>
+    <label>{label}</label>
+    <processType>AutoLaunchedFlow</processType>
+    <status>Active</status>
+    <actionCalls>
+        <name>Send_to_escalation_gate</name>
+        <label>Send to escalation-gate</label>
+        <locationX>176</locationX>
+        <locationY>323</locationY>
+        <actionName>{action}</actionName>
+        <actionType>outboundMessage</actionType>
+        <inputParameters><name>recordId</name><value><elementReference>$Record.Id</elementReference></value></inputParameters>
+    </actionCalls>
+    <start>
+        <locationX>50</locationX>
+        <locationY>0</locationY>
+        <object>Case</object>
+        <recordTriggerType>CreateAndUpdate</recordTriggerType>
+        <triggerType>RecordAfterSave</triggerType>
+        <doesRequireRecordChangedToMeetCriteria>true</doesRequireRecordChangedToMeetCriteria>
+        <filterLogic>and</filterLogic>
+        <filters><field>{when}</field><operator>EqualTo</operator><value><booleanValue>true</booleanValue></value></filters>
+        {path}
+    </start>
+</Flow>
+"#
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(files: &'a [(String, String)], path: &str) -> &'a str {
+        &files
+            .iter()
+            .find(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .1
+    }
+
+    #[test]
+    fn the_metadata_names_the_connector_endpoint() {
+        let files = metadata("acme-sf", "https://gate.example.org/", false);
+        assert!(
+            get(&files, "workflows/Case.workflow-meta.xml")
+                .contains("<endpointUrl>https://gate.example.org/hooks/acme-sf?token=")
+        );
+        assert!(
+            get(
+                &files,
+                "remoteSiteSettings/Escalation_Gate.remoteSite-meta.xml"
+            )
+            .contains("<url>https://gate.example.org</url>")
+        );
+        let notify = get(&files, "flows/Escalation_Gate_acme_sf_Notify.flow-meta.xml");
+        assert!(notify.contains("<actionName>Case.Escalation_Gate_acme_sf</actionName>"));
+        assert!(notify.contains("<field>IsEscalated</field>"));
+        assert!(!notify.contains("scheduledPaths"));
+        let package = get(&files, "package.xml");
+        assert!(package.contains("<members>Case.Escalation_Quality__c</members>"));
+        assert!(!package.contains("Blind_Survey_Status__c"));
+        assert!(!files.iter().any(|(p, _)| p.contains("Survey")));
+    }
+
+    #[test]
+    fn with_the_survey_every_file_is_in_the_manifest_and_the_user_may_write_every_field() {
+        let files = metadata("acme-sf", "https://gate.example.org", true);
+        let package = get(&files, "package.xml");
+        let permissions = get(
+            &files,
+            "permissionsets/Escalation_Gate.permissionset-meta.xml",
+        );
+        for f in VERDICT_FIELDS.iter().chain(SURVEY_FIELDS) {
+            assert!(
+                get(
+                    &files,
+                    &format!("objects/Case/fields/{}.field-meta.xml", f.name)
+                )
+                .contains(f.name)
+            );
+            assert!(package.contains(&format!("<members>Case.{}</members>", f.name)));
+            assert!(permissions.contains(&format!(
+                "<editable>true</editable><field>Case.{}</field>",
+                f.name
+            )));
+        }
+        let workflow = get(&files, "workflows/Case.workflow-meta.xml");
+        assert_eq!(workflow.matches("<outboundMessages>").count(), 2);
+        assert!(
+            workflow
+                .contains("/hooks/acme-sf?token=REPLACE_WITH_SF_ENDPOINT_TOKEN&amp;event=solved")
+        );
+        assert!(package.contains("<members>Case.Escalation_Gate_acme_sf_Solved</members>"));
+        let survey = get(&files, "flows/Escalation_Gate_acme_sf_Survey.flow-meta.xml");
+        assert!(survey.contains("<field>IsClosed</field>"));
+        assert!(survey.contains("<timeSourceField>ClosedDate</timeSourceField>"));
+        assert!(survey.contains("<actionName>Case.Escalation_Gate_acme_sf_Solved</actionName>"));
+        assert!(package.contains("<members>Escalation_Gate_acme_sf_Survey</members>"));
+        // Every file is well-formed XML.
+        for (path, xml) in &files {
+            let mut reader = quick_xml::Reader::from_str(xml);
+            loop {
+                match reader.read_event() {
+                    Ok(quick_xml::events::Event::Eof) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("{path}: {e}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_survey_field_names_are_the_connector_defaults() {
+        let defaults = super::super::config::SurveyCaseFields::default();
+        let names: Vec<&str> = SURVEY_FIELDS.iter().map(|f| f.name).collect();
+        assert!(names.contains(&defaults.status.as_str()));
+        assert!(names.contains(&defaults.sent_at.as_str()));
+    }
+}
