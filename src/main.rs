@@ -429,7 +429,9 @@ fn install_salesforce(
             }
             println!(
                 "Replace REPLACE_WITH_SF_ENDPOINT_TOKEN and REPLACE_WITH_INTEGRATION_USERNAME, then deploy: \
-                 sf project deploy start --manifest {}",
+                 sf project deploy start --manifest {}\n\
+                 and assign the permission set to the integration user: \
+                 sf org assign permset --name Escalation_Gate --on-behalf-of <integration username>",
                 dir.join("package.xml").display()
             );
         }
