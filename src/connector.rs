@@ -102,7 +102,6 @@ impl Connector {
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
             if let Some(outcome) = loaded.judged.clone() {
                 tracing::info!(verdict = %outcome, "Ticket already carries a verdict; nothing written");
-                self.mark_for_survey(&loaded.escalation, Written::Already).await?;
                 return Ok(Processed {
                     outcome,
                     written: Written::Already,
@@ -111,11 +110,17 @@ impl Connector {
             }
             let verdict = self.judge(&loaded.escalation).await?;
             let text = note::render(&loaded.escalation, &verdict);
-            let written = self.helpdesk.write_back(&loaded, &verdict, &text).await?;
+            let pending = self
+                .survey
+                .as_ref()
+                .and_then(|s| s.pending_mark(&loaded.escalation.partner));
+            let written = self
+                .helpdesk
+                .write_back(&loaded, &verdict, &text, pending)
+                .await?;
             if written != Written::Already {
                 m::verdict(&self.id, &loaded.escalation.partner, &verdict);
             }
-            self.mark_for_survey(&loaded.escalation, written).await?;
             tracing::info!(
                 verdict = verdict.outcome.as_str(),
                 reasons = ?verdict.reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -130,24 +135,5 @@ impl Connector {
         }
         .instrument(span)
         .await
-    }
-
-    /// Marks a judged escalation for the blind survey once it is solved (a redelivery marks it
-    /// again: adding a tag twice changes nothing).
-    async fn mark_for_survey(
-        &self,
-        esc: &Escalation,
-        written: Written,
-    ) -> Result<(), ProcessError> {
-        let Some(survey) = &self.survey else {
-            return Ok(());
-        };
-        if written == Written::Logged {
-            return Ok(());
-        }
-        survey
-            .mark_pending(&esc.ticket_id, &esc.partner)
-            .await
-            .map_err(ProcessError::from)
     }
 }

@@ -377,7 +377,7 @@ fn validate(
         ));
     }
     let mut known_fields = Vec::new();
-    let helpdesk = file
+    let mut helpdesk = file
         .helpdesk
         .validate(&kb_backend, &mut known_fields, problems);
     for (key, field) in rules.iter().map(|r| ("handoff.rules", &r.field)).chain(
@@ -402,8 +402,8 @@ fn validate(
     let survey = file
         .survey
         .and_then(|s| s.validate(&known_fields, base, problems));
-    if let (Some(h), Some(s)) = (&helpdesk, &survey) {
-        h.check_survey(&s.fields, problems);
+    if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
+        h.with_survey(&s.fields, problems);
     }
     Some(ValidConnector {
         id: id.to_string(),

@@ -58,15 +58,16 @@ impl HelpdeskConfig {
 }
 
 impl ValidHelpdesk {
-    /// Checks the `[survey]` names this helpdesk reads and writes (no network).
-    pub fn check_survey(
-        &self,
+    /// Takes the connector's `[survey]` in and checks the names this helpdesk reads and writes
+    /// (no network).
+    pub fn with_survey(
+        &mut self,
         fields: &crate::survey::config::SurveyFields,
         problems: &mut Vec<Problem>,
     ) {
         match self {
             ValidHelpdesk::Zendesk(_) => {}
-            ValidHelpdesk::Salesforce(c) => c.check_survey(fields, problems),
+            ValidHelpdesk::Salesforce(c) => c.with_survey(fields, problems),
         }
     }
 
@@ -124,6 +125,9 @@ pub struct Loaded {
     pub judged: Option<String>,
     /// The helpdesk's version of the ticket, for a conditional write.
     pub version: Option<String>,
+    /// The ticket already records a survey in a single status (Salesforce): the pending mark
+    /// is not written over it. Tags (Zendesk) sit side by side, so there it is always false.
+    pub survey_recorded: bool,
 }
 
 /// How a write-back ended.
@@ -237,12 +241,15 @@ pub trait Helpdesk: Send + Sync {
         escalated_at: DateTime<Utc>,
     ) -> Result<Escalation, HelpdeskError>;
 
-    /// Writes the verdict's tags or fields and one internal note, unless already there.
+    /// Writes the verdict's tags or fields and one internal note, unless already there. With
+    /// `survey_pending` (the survey's pending mark, e.g. `csat_blind_pending`), the same write
+    /// marks the ticket for the blind survey, so a verdict never lands without its mark.
     async fn write_back(
         &self,
         loaded: &Loaded,
         verdict: &Verdict,
         note: &str,
+        survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError>;
 
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.

@@ -191,20 +191,13 @@ impl Survey {
         })
     }
 
-    /// The escalation path: mark the case for a survey once solved.
-    pub async fn mark_pending(&self, ticket: &str, partner: &str) -> Result<(), HelpdeskError> {
-        if !self.settings.rules.surveys(partner, true) {
-            return Ok(());
-        }
-        self.desk
-            .tag(
-                ticket,
-                std::slice::from_ref(&self.settings.tags.pending),
-                &[],
-                None,
-            )
-            .await?;
-        Ok(())
+    /// The pending mark the escalation's verdict write carries, when the survey applies to
+    /// this partner's cases (a redelivery adds nothing: the verdict and its mark are one write).
+    pub fn pending_mark(&self, partner: &str) -> Option<&str> {
+        self.settings
+            .rules
+            .surveys(partner, true)
+            .then_some(self.settings.tags.pending.as_str())
     }
 
     /// The `solved` event: re-read the case, apply the rules, send at most once, record it.

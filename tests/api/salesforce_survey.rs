@@ -124,6 +124,13 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
     let resp = post_event(&app, GOOD, "escalated").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_pending"));
+    // The mark travels in the verdict's own PATCH, and a redelivery writes nothing.
+    let case = format!("/sobjects/Case/{GOOD}");
+    assert_eq!(app.fake.count("PATCH", &case), 1);
+    assert!(app.fake.field(GOOD, "Escalation_Quality__c").is_string());
+    let resp = post_event(&app, GOOD, "escalated").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(app.fake.count("PATCH", &case), 1);
     assert!(smtp.messages().is_empty(), "no survey on escalation");
 
     edit(&app, GOOD, "IsClosed", json!(true));
@@ -173,6 +180,20 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
         ) >= 1.0,
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn an_escalation_never_marks_over_a_survey_already_recorded() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    // Surveyed when first solved, then re-opened and escalated.
+    edit(&app, GOOD, "IsClosed", json!(false));
+    edit(&app, GOOD, "Escalation_Quality__c", Value::Null);
+    edit(&app, GOOD, STATUS, json!("csat_blind_sent"));
+    let resp = post_event(&app, GOOD, "escalated").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert!(app.fake.field(GOOD, "Escalation_Quality__c").is_string());
+    assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_sent"));
 }
 
 #[tokio::test]

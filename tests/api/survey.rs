@@ -117,11 +117,16 @@ async fn a_solved_partner_case_sends_exactly_one_email_with_working_links() {
     t["tags"] = json!(["partner_escalation"]);
     app.zendesk.put_ticket(t);
     assert_eq!(app.escalate(1).await.status(), 200);
+    let tags = app.tags(1);
     assert!(
-        app.tags(1).contains(&"csat_blind_pending".to_string()),
-        "{:?}",
-        app.tags(1)
+        tags.contains(&"csat_blind_pending".to_string())
+            && tags.contains(&"escalation_good".to_string()),
+        "{tags:?}"
     );
+    // The mark travels in the verdict's own write, and a redelivery writes nothing.
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/1"), 1);
+    assert_eq!(app.escalate(1).await.status(), 200);
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/1"), 1);
     assert!(smtp.messages().is_empty(), "no survey on escalation");
 
     app.agent_update(1, json!({"status": "solved"})).await;

@@ -222,6 +222,9 @@ pub struct ValidSalesforce {
     pub knowledge: KnowledgeFile,
     pub retry: RetrySettings,
     pub knowledge_search: bool,
+    /// The connector has a `[survey]`: the Case's survey status is read with it, and the
+    /// escalation's pending mark goes into the verdict write.
+    pub survey: bool,
 }
 
 impl SalesforceConfig {
@@ -438,17 +441,20 @@ impl SalesforceConfig {
             knowledge: self.knowledge,
             retry,
             knowledge_search,
+            survey: false,
         })
     }
 }
 
 impl ValidSalesforce {
-    /// The `[survey]` names a Salesforce connector writes: the opt-out is a Contact field.
-    pub fn check_survey(
-        &self,
+    /// Takes the `[survey]` in: checks the names a Salesforce connector writes (the opt-out is
+    /// a Contact field).
+    pub fn with_survey(
+        &mut self,
         fields: &crate::survey::config::SurveyFields,
         problems: &mut Vec<Problem>,
     ) {
+        self.survey = true;
         if let Some(f) = &fields.opt_out
             && !API_NAME.is_match(f)
         {

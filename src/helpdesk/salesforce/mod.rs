@@ -293,7 +293,13 @@ impl Helpdesk for Salesforce {
     }
 
     async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
-        let case = read_case(self.api()?, &self.cfg, &t.id, &[])
+        let status = &self.cfg.survey_fields.status;
+        let extra = if self.cfg.survey {
+            std::slice::from_ref(status)
+        } else {
+            &[]
+        };
+        let case = read_case(self.api()?, &self.cfg, &t.id, extra)
             .await?
             .ok_or_else(|| HelpdeskError::Unusable(format!("Case {} does not exist", t.id)))?;
         let escalation = self.escalation_from_snapshot(&case, t.escalated_at)?;
@@ -301,6 +307,10 @@ impl Helpdesk for Salesforce {
             escalation,
             judged: self.judged(&case),
             version: None,
+            survey_recorded: case
+                .get(status)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.trim().is_empty()),
         })
     }
 
@@ -317,6 +327,7 @@ impl Helpdesk for Salesforce {
         loaded: &Loaded,
         verdict: &Verdict,
         note: &str,
+        survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError> {
         let id = &loaded.escalation.ticket_id;
         let vf = &self.cfg.verdict_fields;
@@ -327,6 +338,7 @@ impl Helpdesk for Salesforce {
                 ticket = %id,
                 verdict = verdict.outcome.as_str(),
                 reasons = %Self::reason_text(verdict),
+                survey_pending = ?survey_pending,
                 comment_bytes = comment.len(),
                 "Would write the verdict (write_back = \"log\")"
             );
@@ -363,6 +375,13 @@ impl Helpdesk for Salesforce {
         );
         if !vf.reason.is_empty() {
             fields.insert(vf.reason.clone(), Value::String(reasons));
+        }
+        if let Some(mark) = survey_pending.filter(|_| !loaded.survey_recorded) {
+            // Marked at escalation: never over a survey already recorded.
+            fields.insert(
+                self.cfg.survey_fields.status.clone(),
+                Value::String(mark.into()),
+            );
         }
         api.update_case(id, &fields).await?;
         Ok(Written::Now)

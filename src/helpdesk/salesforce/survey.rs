@@ -264,15 +264,6 @@ impl SurveyDesk for SalesforceSurvey {
                 .iter()
                 .find(|a| a.starts_with(&skipped))
                 .unwrap_or(first);
-            if *value == t.pending
-                && self
-                    .status(ticket)
-                    .await?
-                    .is_some_and(|s| !self.tags_of(Some(&s)).contains(&t.pending))
-            {
-                // Marked at escalation: never over a survey already recorded.
-                return Ok(Tagged::Applied);
-            }
             fields.insert(self.status_field().into(), json!(value));
             if *value == t.sending {
                 fields.insert(

@@ -103,6 +103,7 @@ impl Zendesk {
                 .get("updated_at")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            survey_recorded: false,
         })
     }
 
@@ -170,8 +171,10 @@ impl Helpdesk for Zendesk {
         loaded: &Loaded,
         verdict: &Verdict,
         note: &str,
+        survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError> {
-        let tags = self.tags_for(verdict);
+        let mut tags = self.tags_for(verdict);
+        tags.extend(survey_pending.map(str::to_string));
         let id = &loaded.escalation.ticket_id;
         if self.cfg.write_back == WriteBackMode::Log {
             tracing::info!(
