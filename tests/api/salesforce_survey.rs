@@ -114,15 +114,20 @@ fn edit(app: &App, case: &str, field: &str, value: Value) {
     c.insert("LastModifiedDate".into(), json!(sf_now()));
 }
 
+/// Re-opens `case` without a verdict and delivers its escalation (answered 200).
+async fn escalate_open(app: &App, case: &str) {
+    edit(app, case, "IsClosed", json!(false));
+    edit(app, case, "Escalation_Quality__c", Value::Null);
+    let resp = post_event(app, case, "escalated").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_nothing() {
     let smtp = SmtpServer::start();
     let app = spawn_survey(&smtp).await;
     // The escalation path marks the open Case for the survey.
-    edit(&app, GOOD, "IsClosed", json!(false));
-    edit(&app, GOOD, "Escalation_Quality__c", Value::Null);
-    let resp = post_event(&app, GOOD, "escalated").await;
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    escalate_open(&app, GOOD).await;
     assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_pending"));
     // The mark travels in the verdict's own PATCH, and a redelivery writes nothing.
     let case = format!("/sobjects/Case/{GOOD}");
@@ -187,11 +192,8 @@ async fn an_escalation_never_marks_over_a_survey_already_recorded() {
     let smtp = SmtpServer::start();
     let app = spawn_survey(&smtp).await;
     // Surveyed when first solved, then re-opened and escalated.
-    edit(&app, GOOD, "IsClosed", json!(false));
-    edit(&app, GOOD, "Escalation_Quality__c", Value::Null);
     edit(&app, GOOD, STATUS, json!("csat_blind_sent"));
-    let resp = post_event(&app, GOOD, "escalated").await;
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    escalate_open(&app, GOOD).await;
     assert!(app.fake.field(GOOD, "Escalation_Quality__c").is_string());
     assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_sent"));
 }
