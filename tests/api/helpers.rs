@@ -331,6 +331,11 @@ pub fn email_delivery(port: u16) -> String {
     )
 }
 
+/// The body of a GET, as text.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub async fn survey_of(resp: reqwest::Response) -> String {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();

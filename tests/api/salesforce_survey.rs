@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::fake_salesforce::{Fail, sf_now};
 use crate::helpers::{
-    TICKET_SINK, answer_at, email_delivery, metric_value, rating_links_to, survey_of, survey_toml,
+    TICKET_SINK, answer_at, email_delivery, get_text, metric_value, rating_links_to, survey_of,
+    survey_toml,
 };
 use crate::salesforce::{
     App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, SIGNING_SECRET, env, org,
@@ -168,15 +169,7 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(app.fake.count("PATCH", "/sobjects/Case/"), patches);
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&app.http, &format!("{}/metrics", app.address)).await;
     assert!(
         metric_value(
             &metrics,

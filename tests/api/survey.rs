@@ -353,15 +353,7 @@ async fn too_fast_honeypot_and_missing_page_token_record_nothing() {
     app.zendesk.put_ticket(solved_case(4, "Bot case"));
     assert_eq!(survey_of(app.solved(4).await).await, "sent");
     let link = &rating_links(&smtp.messages()[0])[4];
-    let page = app
-        .client
-        .get(link)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&app.client, link).await;
     let (t, p) = (hidden(&page, "t"), hidden(&page, "p"));
     let before = app.puts();
     let post = |form: Vec<(&'static str, String)>| {
@@ -720,6 +712,62 @@ async fn smtp_down_marks_nothing_sent_and_asks_for_a_retry() {
         !tags.iter().any(|t| t.starts_with("csat_blind_s")),
         "{tags:?}"
     );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn each_customer_gets_the_wording_of_their_locale_and_english_is_the_fallback() {
+    let smtp = SmtpServer::start();
+    let templates = format!(
+        "{}/tests/api/fixtures/survey-templates",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let delivery = format!("{}templates = \"{templates}\"\n", email_delivery(smtp.port));
+    let app = survey_app_with(delivery, TICKET_SINK, vec![]).await;
+    let customers = [
+        (40, 9005, "Ines Kunde", "ines@customer.example", "de-DE"),
+        (41, 9006, "Lou Client", "lou@customer.example", "fr-FR"),
+    ];
+    for (ticket_id, user, name, email, locale) in customers {
+        app.zendesk
+            .put_user(json!({"id": user, "name": name, "email": email, "locale": locale}));
+        let mut fields = complete_handoff();
+        fields.push((END_CUSTOMER, email));
+        let mut t = ticket(ticket_id, "Kalender <sync> steht", "x", &fields);
+        t["status"] = json!("solved");
+        t["tags"] = json!(["partner_escalation", "csat_blind_pending"]);
+        app.zendesk.put_ticket(t);
+        assert_eq!(survey_of(app.solved(ticket_id).await).await, "sent");
+    }
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2);
+    let (german, other) = (&mails[0], &mails[1]);
+    assert_eq!(
+        german.header("Subject"),
+        Some("Wie zufrieden waren Sie mit Fall #40?")
+    );
+    assert!(german.text.contains("Hallo Ines Kunde"), "{}", german.text);
+    assert!(
+        german
+            .html
+            .contains("(&bdquo;Kalender &lt;sync&gt; steht&ldquo;)"),
+        "{}",
+        german.html
+    );
+    // The German links work like the built-in ones: each opens its page with its score.
+    let ratings: Vec<String> = german
+        .html_links()
+        .into_iter()
+        .filter(|l| l.contains("/survey/acme/r?"))
+        .collect();
+    assert_eq!(ratings.len(), 5);
+    let page = get_text(&app.client, &ratings[3]).await;
+    assert!(page.contains("id=\"csat-4\" name=\"csat\" value=\"4\" checked"));
+    assert_eq!(
+        other.header("Subject"),
+        Some("How did we do with your case #41?")
+    );
+    assert!(other.text.contains("Hello Lou Client"), "{}", other.text);
     app.shut_down().await;
 }
 
