@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::assess::kb::rescore::clean_query;
 use crate::assess::{Policy, Verdict, assess, note};
-use crate::config::{KbBackend, ValidConnector};
+use crate::config::{KbBackend, SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
 use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
 use crate::kb::local::LocalIndex;
@@ -25,6 +25,8 @@ pub struct Connector {
     pub max_candidates: usize,
     /// The blind survey, when the connector has a `[survey]` table.
     pub survey: Option<Arc<Survey>>,
+    /// The sweep for escalations whose webhook never arrived, when it has a `[sweep]` table.
+    pub sweep: Option<SweepSettings>,
 }
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
@@ -79,6 +81,7 @@ impl Connector {
             policy: valid.policy,
             max_candidates: valid.max_candidates,
             survey,
+            sweep: valid.sweep,
         })
     }
 

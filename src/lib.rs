@@ -12,6 +12,7 @@ pub mod kb;
 pub mod metrics;
 pub mod server;
 pub mod survey;
+pub mod sweep;
 pub mod telemetry;
 
 use std::collections::HashMap;
@@ -42,7 +43,16 @@ pub async fn run(
         connectors = ?by_id.keys().collect::<Vec<_>>(),
         "Listening"
     );
-    axum::serve(listener, server::router(by_id, settings))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweeps = sweep::spawn(&by_id, stopped.clone());
+    let served = axum::serve(listener, server::router(by_id, settings))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    for s in sweeps {
+        let _ = s.await;
+    }
+    served
 }

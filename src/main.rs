@@ -88,6 +88,18 @@ enum Command {
         #[arg(long, default_value_t = escalation_gate::assess::kb::rescore::DEFAULT_THRESHOLD)]
         threshold: f64,
     },
+    /// Run a connector's `[sweep]` once now and print what it did as JSON: the escalated
+    /// tickets without a verdict it found, and how many it judged (and wrote back).
+    ///
+    /// `serve` sweeps on its own every `every_minutes`; this is for a first catch-up after
+    /// installing, or a scheduler of your own.
+    Sweep {
+        /// The connector to sweep.
+        #[arg(long)]
+        connector: String,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate {
         #[command(flatten)]
@@ -171,6 +183,7 @@ fn main() -> ExitCode {
             escalated_at,
         } => check(&dir.connectors, &connector, &file, escalated_at),
         Command::Validate { dir } => validate(&dir.connectors),
+        Command::Sweep { connector, dir } => sweep(&dir.connectors, &connector),
         Command::Eval {
             articles,
             cases,
@@ -292,12 +305,8 @@ fn print_errors(errors: &[ConfigError]) {
     println!("{} problem(s)", errors.len());
 }
 
-fn check(
-    dir: &Path,
-    name: &str,
-    file: &Path,
-    escalated_at: Option<DateTime<Utc>>,
-) -> anyhow::Result<ExitCode> {
+/// Loads and builds one connector of `dir` by name.
+fn one_connector(dir: &Path, name: &str) -> anyhow::Result<Connector> {
     let path = dir.join(format!("{name}.toml"));
     if !path.is_file() {
         bail!("no connector `{name}`: {} does not exist", path.display());
@@ -306,7 +315,29 @@ fn check(
         print_errors(&errors);
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
-    let connector = Connector::build(valid)?;
+    Connector::build(valid)
+}
+
+fn sweep(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    let connector = one_connector(dir, name)?;
+    let report = runtime()?
+        .block_on(escalation_gate::sweep::sweep_once(&connector, Utc::now()))
+        .with_context(|| format!("connector `{name}` has no [sweep] table"))??;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check(
+    dir: &Path,
+    name: &str,
+    file: &Path,
+    escalated_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let connector = one_connector(dir, name)?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let snapshot: serde_json::Value =

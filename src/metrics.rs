@@ -26,6 +26,8 @@ pub const SURVEY_CES: &str = "escalation_gate_survey_ces";
 pub const SURVEY_ABOUT: &str = "escalation_gate_survey_about_total";
 pub const SURVEY_OPT_OUTS: &str = "escalation_gate_survey_opt_outs_total";
 pub const SURVEY_REFUSED: &str = "escalation_gate_survey_refused_total";
+pub const SWEEP_RUNS: &str = "escalation_gate_sweep_runs_total";
+pub const SWEEP_TICKETS: &str = "escalation_gate_sweep_tickets_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -180,4 +182,15 @@ fn labels_with(
     let mut l = base.to_vec();
     l.push((key, value.to_string()));
     l
+}
+
+/// One sweep run and how it ended (`ok`, `error`).
+pub fn sweep_run(connector: &str, outcome: &'static str) {
+    counter!(SWEEP_RUNS, "connector" => connector.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// A ticket a sweep found, and what became of it (`judged`, `already`, `failed`).
+pub fn sweep_ticket(connector: &str, outcome: &'static str) {
+    counter!(SWEEP_TICKETS, "connector" => connector.to_string(), "outcome" => outcome)
+        .increment(1);
 }

@@ -97,6 +97,63 @@ pub struct ConnectorFile {
     pub verdict: VerdictFile,
     /// The blind CSAT survey; absent: no survey.
     pub survey: Option<crate::survey::config::SurveyFile>,
+    /// The sweep for escalations whose webhook never arrived; absent: no sweep.
+    pub sweep: Option<SweepFile>,
+}
+
+/// `[sweep]`: every `every_minutes`, ask the helpdesk for escalated tickets changed in the last
+/// `lookback_hours` that carry no verdict, and judge them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    pub every_minutes: Option<u64>,
+    pub lookback_hours: Option<u64>,
+    /// Zendesk: the search terms that find escalated tickets, e.g. `tags:partner_escalation`
+    /// (Salesforce Cases are found by `IsEscalated`).
+    pub query: Option<String>,
+}
+
+/// A validated `[sweep]`.
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    pub every: std::time::Duration,
+    pub lookback: Duration,
+    pub query: Option<String>,
+}
+
+pub const DEFAULT_SWEEP_EVERY_MINUTES: u64 = 15;
+pub const DEFAULT_SWEEP_LOOKBACK_HOURS: u64 = 24;
+
+impl SweepFile {
+    fn validate(
+        self,
+        helpdesk: &ValidHelpdesk,
+        problems: &mut Vec<Problem>,
+    ) -> Option<SweepSettings> {
+        let start = problems.len();
+        let every = self.every_minutes.unwrap_or(DEFAULT_SWEEP_EVERY_MINUTES);
+        if !(1..=1440).contains(&every) {
+            problems.push(Problem::new(
+                "sweep.every_minutes",
+                format!("must be 1 to 1440, found {every}"),
+            ));
+        }
+        let lookback = self.lookback_hours.unwrap_or(DEFAULT_SWEEP_LOOKBACK_HOURS);
+        if !(1..=720).contains(&lookback) {
+            problems.push(Problem::new(
+                "sweep.lookback_hours",
+                format!("must be 1 to 720, found {lookback}"),
+            ));
+        }
+        if let Err(e) = helpdesk.can_sweep(self.query.as_deref()) {
+            problems.push(e);
+        }
+        (problems.len() == start).then(|| SweepSettings {
+            every: std::time::Duration::from_secs(every * 60),
+            lookback: Duration::hours(lookback as i64),
+            query: self.query.map(|q| q.trim().to_string()),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +237,7 @@ pub struct ValidConnector {
     pub kb_backend: KbBackend,
     pub max_candidates: usize,
     pub survey: Option<crate::survey::config::SurveySettings>,
+    pub sweep: Option<SweepSettings>,
 }
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
@@ -405,6 +463,10 @@ fn validate(
     if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
         h.with_survey(&s.fields, problems);
     }
+    let sweep = match (file.sweep, &helpdesk) {
+        (Some(s), Some(h)) => s.validate(h, problems),
+        _ => None,
+    };
     Some(ValidConnector {
         id: id.to_string(),
         file: PathBuf::new(),
@@ -425,6 +487,7 @@ fn validate(
         kb_backend,
         max_candidates,
         survey,
+        sweep,
     })
 }
 

@@ -71,6 +71,33 @@ impl ValidHelpdesk {
         }
     }
 
+    /// Whether this helpdesk can be swept with `query`: it needs its API, and Zendesk needs the
+    /// search terms that find escalated tickets.
+    pub fn can_sweep(&self, query: Option<&str>) -> Result<(), Problem> {
+        let query = query.map(str::trim).filter(|q| !q.is_empty());
+        let (api, needs_query) = match self {
+            ValidHelpdesk::Zendesk(c) => (c.base_url.is_some() && c.auth.is_some(), true),
+            ValidHelpdesk::Salesforce(c) => (c.base.is_some() && c.auth.is_some(), false),
+        };
+        if !api {
+            return Err(Problem::new(
+                "sweep",
+                "the sweep reads the helpdesk's API: configure its URL and [helpdesk.auth]",
+            ));
+        }
+        match (needs_query, query) {
+            (true, None) => Err(Problem::new(
+                "sweep.query",
+                "give the Zendesk search terms that find escalated tickets, e.g. `tags:partner_escalation`",
+            )),
+            (false, Some(_)) => Err(Problem::new(
+                "sweep.query",
+                "Salesforce Cases are found by `IsEscalated`; remove `query`",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds the runtime helpdesk (HTTP clients; no call is made yet).
     pub fn build(self, connector: &str) -> Result<Arc<dyn Helpdesk>, reqwest::Error> {
         match self {
@@ -116,6 +143,9 @@ pub struct TicketRef {
     /// The ticket itself, when the connector takes it from the signed body.
     pub snapshot: Option<serde_json::Value>,
 }
+
+/// How many Cases one sweep takes at most (one SOQL page).
+pub const SWEEP_PAGE: usize = 200;
 
 /// A ticket read from the helpdesk, ready to judge.
 #[derive(Debug, Clone)]
@@ -251,6 +281,15 @@ pub trait Helpdesk: Send + Sync {
         note: &str,
         survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError>;
+
+    /// Escalated tickets changed since `since` that carry no verdict, oldest change first (at
+    /// most one page: 100 on Zendesk, [`SWEEP_PAGE`] on Salesforce); `query` narrows them where
+    /// the helpdesk needs it (Zendesk search terms). Each one's `escalated_at` is its last change.
+    async fn unjudged(
+        &self,
+        query: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TicketRef>, HelpdeskError>;
 
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;

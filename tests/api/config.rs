@@ -103,6 +103,10 @@ fn every_problem_names_its_key() {
         (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\nmax_retries = 11\n\n[helpdesk.fields]"), "helpdesk.http.max_retries", "0 to 10"),
         (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\nmax_retry_wait_secs = 301\n\n[helpdesk.fields]"), "helpdesk.http.max_retry_wait_secs", "0 to 300"),
         (VALID.replace("[knowledge_base]\nbackend = \"helpdesk\"\n", ""), "", "missing field `knowledge_base`"),
+        (format!("{VALID}\n[sweep]\nquery = \"tags:x\"\nevery_minutes = 0\n"), "sweep.every_minutes", "1 to 1440"),
+        (format!("{VALID}\n[sweep]\nquery = \"tags:x\"\nlookback_hours = 721\n"), "sweep.lookback_hours", "1 to 720"),
+        (format!("{VALID}\n[sweep]\nevery_minutes = 15\n"), "sweep.query", "search terms that find escalated tickets"),
+        (format!("{VALID}\n[sweep]\nquery = \"tags:x\"\nlimit = 3\n"), "sweep.limit", "unknown field `limit`"),
     ];
     let mut wrong = Vec::new();
     for (text, key, words) in cases {
@@ -366,4 +370,48 @@ fn salesforce_survey_names_must_be_api_names() {
     let found = config::parse("acme-sf", &text, Path::new("connectors"), &env).unwrap_err();
     let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["survey.opt_out_field"], "{found:?}");
+}
+
+#[test]
+fn the_sweep_needs_the_api_and_the_query_its_helpdesk_uses() {
+    let env = |name: &str| {
+        Some(if name.ends_with("SIGNING_SECRET") {
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+        } else {
+            format!("value-of-{name}-long-enough-for-any-key")
+        })
+    };
+    let parse = |file: &str, from: &str, to: &str| {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(from), "{file} has `{from}`");
+        match config::parse("x", &text.replace(from, to), Path::new("connectors"), &env) {
+            Ok(_) => vec![],
+            Err(p) => p,
+        }
+    };
+    let sf = "connectors/examples/salesforce.toml";
+    assert_eq!(parse(sf, "", ""), vec![]);
+    let found = parse(
+        sf,
+        "lookback_hours = 24\n",
+        "lookback_hours = 24\nquery = \"x\"\n",
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.key == "sweep.query" && p.message.contains("IsEscalated")),
+        "{found:?}"
+    );
+    // The demo takes tickets from the webhook body and has no API to search.
+    let found = parse(
+        "connectors/demo.toml",
+        "[verdict]",
+        "[sweep]\nquery = \"tags:x\"\n\n[verdict]",
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.key == "sweep" && p.message.contains("API")),
+        "{found:?}"
+    );
 }

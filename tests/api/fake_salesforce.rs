@@ -563,6 +563,9 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
     if soql.starts_with("SELECT Id FROM Case ") {
         return query_cases(&state, &soql);
     }
+    if soql.starts_with("SELECT Id, LastModifiedDate FROM Case ") {
+        return query_escalated(&state, &soql);
+    }
     let re = regex::Regex::new(
         r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate$",
     )
@@ -643,6 +646,50 @@ fn query_contacts(state: &Shared, soql: &str) -> Response {
         }
     }
     records(out)
+}
+
+/// `SELECT Id, LastModifiedDate FROM Case WHERE IsEscalated = true AND V = null AND
+/// LastModifiedDate > DATETIME ORDER BY LastModifiedDate LIMIT n` (a datetime literal is
+/// unquoted, e.g. `2024-05-03T09:00:00Z`). A Case without `IsEscalated` counts as not escalated.
+fn query_escalated(state: &Shared, soql: &str) -> Response {
+    let re = regex::Regex::new(
+        r"^SELECT Id, LastModifiedDate FROM Case WHERE IsEscalated = true AND (\w+) = null AND LastModifiedDate > (\S+) ORDER BY LastModifiedDate LIMIT (\d+)$",
+    )
+    .unwrap();
+    let Some(caps) = re.captures(soql) else {
+        return malformed("unexpected token in the escalated Case query");
+    };
+    let verdict = &caps[1];
+    let Ok(since) = chrono::DateTime::parse_from_rfc3339(&caps[2]) else {
+        return malformed("a datetime literal is like 2024-05-03T09:00:00Z");
+    };
+    let limit: usize = caps[3].parse().unwrap();
+    let changed = |c: &Map<String, Value>| {
+        c.get("LastModifiedDate")
+            .and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
+    };
+    let s = state.lock().unwrap();
+    let mut found: Vec<(chrono::DateTime<chrono::FixedOffset>, &Map<String, Value>)> = s
+        .cases
+        .values()
+        .filter(|c| c.get("IsEscalated") == Some(&json!(true)))
+        .filter(|c| c.get(verdict).is_none_or(Value::is_null))
+        .filter_map(|c| changed(c).filter(|t| *t > since).map(|t| (t, c)))
+        .collect();
+    found.sort_by_key(|(t, _)| *t);
+    let list: Vec<Value> = found
+        .into_iter()
+        .take(limit)
+        .map(|(_, c)| {
+            json!({
+                "attributes": {"type": "Case", "url": format!("{API}/sobjects/Case/{}", c["Id"].as_str().unwrap_or_default())},
+                "Id": c["Id"],
+                "LastModifiedDate": c["LastModifiedDate"],
+            })
+        })
+        .collect();
+    records(list)
 }
 
 /// `SELECT Id FROM Case WHERE S IN ('a', 'b', 'c') AND T = LAST_N_DAYS:n AND (F = '...' OR ...)

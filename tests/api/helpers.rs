@@ -63,6 +63,8 @@ pub struct Options {
     /// More environment variables for `${VAR}` references in `extra_toml`. `APP_URL` (the
     /// service's own address) is always set.
     pub vars: Vec<(&'static str, String)>,
+    /// Tickets on the fake Zendesk before the service starts.
+    pub tickets: Vec<Value>,
 }
 
 impl Default for Options {
@@ -76,6 +78,7 @@ impl Default for Options {
                 request_timeout: Duration::from_secs(20),
             },
             vars: Vec::new(),
+            tickets: Vec::new(),
         }
     }
 }
@@ -150,6 +153,9 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
     let connector = Connector::build(valid).expect("connector builds");
     seed_directory(&zendesk);
+    for t in opts.tickets {
+        zendesk.put_ticket(t);
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(escalation_gate::run(
         vec![connector],
@@ -168,7 +174,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     }
 }
 
-fn seed_directory(zd: &FakeZendesk) {
+pub fn seed_directory(zd: &FakeZendesk) {
     zd.put_organization(json!({"id": ORG_ID, "name": PARTNER}));
     zd.put_user(json!({
         "id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example", "locale": "en-US",

@@ -10,5 +10,6 @@ mod salesforce;
 mod salesforce_survey;
 mod smtp;
 mod survey;
+mod sweep;
 mod webdriver;
 mod zendesk;

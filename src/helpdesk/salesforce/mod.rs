@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -34,8 +34,8 @@ use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use self::webhook::CaseEvent;
 use super::{
-    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketOutcome, TicketRef,
-    Written, default_reject, default_respond,
+    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SWEEP_PAGE,
+    TicketOutcome, TicketRef, Written, default_reject, default_respond,
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
@@ -385,6 +385,30 @@ impl Helpdesk for Salesforce {
         }
         api.update_case(id, &fields).await?;
         Ok(Written::Now)
+    }
+
+    async fn unjudged(
+        &self,
+        _query: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TicketRef>, HelpdeskError> {
+        let soql = format!(
+            "SELECT Id, LastModifiedDate FROM Case WHERE IsEscalated = true AND {} = null \
+             AND LastModifiedDate > {} ORDER BY LastModifiedDate LIMIT {SWEEP_PAGE}",
+            self.cfg.verdict_fields.verdict,
+            since.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        let found = self.api()?.query("sweep", &soql).await?;
+        Ok(found
+            .iter()
+            .filter_map(|r| {
+                Some(TicketRef {
+                    id: r.get("Id")?.as_str()?.to_string(),
+                    escalated_at: webhook::parse_datetime(r.get("LastModifiedDate")?.as_str()?)?,
+                    snapshot: None,
+                })
+            })
+            .collect())
     }
 
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {

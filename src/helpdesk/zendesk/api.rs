@@ -114,14 +114,20 @@ impl ZendeskApi {
         }
     }
 
-    /// `GET /api/v2/search.json?query=...`: the first page of results (up to 100).
-    pub async fn search_tickets(&self, query: &str) -> Result<Vec<Value>, UpstreamError> {
+    /// `GET /api/v2/search.json?query=...`: the first page of results (up to 100), with more
+    /// parameters such as `sort_by`.
+    pub async fn search_tickets(
+        &self,
+        query: &str,
+        more: &[(&str, &str)],
+    ) -> Result<Vec<Value>, UpstreamError> {
         let url = self.url("/api/v2/search.json");
         let resp = self
             .upstream
             .send("search", |c| {
                 self.authed(c.get(url.clone()))
                     .query(&[("query", query), ("per_page", "100")])
+                    .query(more)
             })
             .await?;
         let body = json_of("search", resp).await?;

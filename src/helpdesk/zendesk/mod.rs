@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use self::api::{HelpCenter, Update, ZendeskApi};
@@ -210,6 +210,37 @@ impl Helpdesk for Zendesk {
             last: "the ticket kept changing while writing".into(),
             retry_after: None,
         }))
+    }
+
+    async fn unjudged(
+        &self,
+        query: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TicketRef>, HelpdeskError> {
+        let t = &self.cfg.tags;
+        let q = format!(
+            "type:ticket {} updated>{} -tags:{} -tags:{}",
+            query.unwrap_or_default(),
+            since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            t.good,
+            t.bad
+        );
+        let found = self
+            .api()?
+            .search_tickets(&q, &[("sort_by", "updated_at"), ("sort_order", "asc")])
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|r| {
+                Some(TicketRef {
+                    id: r.get("id")?.as_u64()?.to_string(),
+                    escalated_at: DateTime::parse_from_rfc3339(r.get("updated_at")?.as_str()?)
+                        .ok()?
+                        .with_timezone(&Utc),
+                    snapshot: None,
+                })
+            })
+            .collect())
     }
 
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {

@@ -170,7 +170,7 @@ impl SurveyDesk for ZendeskSurvey {
             queries.push(format!("{base} custom_field_{id}:\"{email}\""));
         }
         for q in queries {
-            let found = self.api.search_tickets(&q).await?;
+            let found = self.api.search_tickets(&q, &[]).await?;
             if found.iter().any(|r| {
                 let id = match r.get("id") {
                     Some(Value::Number(n)) => n.to_string(),

@@ -1,0 +1,113 @@
+//! The sweep: webhooks can be lost (a helpdesk that gives up retrying, a trigger that misfired),
+//! so every `every_minutes` each connector with a `[sweep]` asks its helpdesk for escalated
+//! tickets changed in the last `lookback_hours` that carry no verdict, and judges them the way a
+//! webhook would have. The helpdesk's search is the queue: no state is kept here, and instances
+//! that sweep side by side only find tickets already judged (the write is conditional).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::connector::{Connector, Connectors};
+use crate::helpdesk::{HelpdeskError, Written};
+use crate::metrics as m;
+
+/// What one sweep of one connector did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Escalated tickets without a verdict that the helpdesk returned.
+    pub found: usize,
+    /// Judged and written (or logged, with `write_back = "log"`) now.
+    pub judged: usize,
+    /// Judged meanwhile by a webhook or another instance.
+    pub already: usize,
+    /// Could not be judged now (the next sweep tries again).
+    pub failed: usize,
+}
+
+/// Sweeps `connector` once, as of `now`. `None` when the connector has no `[sweep]`.
+pub async fn sweep_once(
+    connector: &Connector,
+    now: DateTime<Utc>,
+) -> Option<Result<SweepReport, HelpdeskError>> {
+    let settings = connector.sweep.as_ref()?;
+    let span = tracing::info_span!("sweep", connector = %connector.id);
+    Some(
+        async {
+            let found = match connector
+                .helpdesk
+                .unjudged(settings.query.as_deref(), now - settings.lookback)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    m::sweep_run(&connector.id, "error");
+                    tracing::warn!(error = %e, "Sweep could not list the escalations without a verdict");
+                    return Err(e);
+                }
+            };
+            let mut report = SweepReport {
+                found: found.len(),
+                ..SweepReport::default()
+            };
+            for ticket in &found {
+                let outcome = match connector.process(ticket).await {
+                    Ok(p) if p.written == Written::Already => {
+                        report.already += 1;
+                        "already"
+                    }
+                    Ok(_) => {
+                        report.judged += 1;
+                        "judged"
+                    }
+                    Err(e) => {
+                        tracing::warn!(ticket = %ticket.id, error = %e, "Sweep could not judge the ticket; the next sweep tries again");
+                        report.failed += 1;
+                        "failed"
+                    }
+                };
+                m::sweep_ticket(&connector.id, outcome);
+            }
+            m::sweep_run(&connector.id, "ok");
+            if report.found > 0 {
+                tracing::info!(found = report.found, judged = report.judged, already = report.already, failed = report.failed, "Sweep done");
+            }
+            Ok(report)
+        }
+        .instrument(span)
+        .await,
+    )
+}
+
+/// Starts one sweep loop per connector with a `[sweep]`: the first sweep at once, then every
+/// `every_minutes`. Each loop ends when `stop` turns true (a sweep under way finishes first).
+pub fn spawn(connectors: &Connectors, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    connectors
+        .values()
+        .filter(|c| c.sweep.is_some())
+        .map(|c| {
+            let connector = Arc::clone(c);
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let every = connector
+                    .sweep
+                    .as_ref()
+                    .map(|s| s.every)
+                    .unwrap_or_default();
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    let _ = sweep_once(&connector, Utc::now()).await;
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! The sweep: escalations whose webhook never arrived are found through the helpdesk's own
+//! search and judged, by `serve` on its own and by the `sweep` command.
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::fake_zendesk::FakeZendesk;
+use crate::helpers::*;
+
+const SWEEP: &str = "[sweep]\nquery = \"tags:partner_escalation\"\nlookback_hours = 24\n";
+
+/// A ticket last changed `hours` ago, with `tags`.
+fn changed(id: u64, hours: i64, tags: &[&str]) -> Value {
+    let mut t = ticket(
+        id,
+        "Invoices export fails",
+        "Exporting invoices to PDF fails with error LX-5521 since 4.2.1.",
+        &complete_handoff(),
+    );
+    t["tags"] = json!(tags);
+    t["updated_at"] = json!(
+        (Utc::now() - chrono::Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    t
+}
+
+/// The escalated tickets of the tests: one whose webhook was lost, and three the sweep leaves:
+/// already judged, not escalated, and changed before the look-back.
+fn tickets() -> Vec<Value> {
+    vec![
+        changed(50, 2, &["partner_escalation"]),
+        changed(51, 1, &["partner_escalation", "escalation_good"]),
+        changed(52, 1, &[]),
+        changed(53, 72, &["partner_escalation"]),
+    ]
+}
+
+fn verdict_tags(zendesk: &FakeZendesk, id: u64) -> Vec<String> {
+    zendesk.ticket(id)["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .filter(|t| t.starts_with("escalation_"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn untouched(zendesk: &FakeZendesk) {
+    for id in [51, 52, 53] {
+        assert_eq!(
+            zendesk.count(&format!("PUT /api/v2/tickets/{id}")),
+            0,
+            "ticket {id}"
+        );
+    }
+    assert!(verdict_tags(zendesk, 52).is_empty());
+    assert!(verdict_tags(zendesk, 53).is_empty());
+}
+
+/// Waits (up to 10 s) until `connector`'s first sweep has finished; returns the metrics then.
+async fn after_first_sweep(client: &reqwest::Client, metrics_url: &str, connector: &str) -> String {
+    let label = format!("connector=\"{connector}\"");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = get_text(client, metrics_url).await;
+        let runs = metric_value(
+            &metrics,
+            "escalation_gate_sweep_runs_total",
+            &[&label, "outcome=\"ok\""],
+        );
+        if runs >= 1.0 {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the first sweep runs at start: {metrics}");
+}
+
+#[tokio::test]
+async fn serve_judges_an_escalation_whose_webhook_never_came() {
+    let app = spawn_with(Options {
+        extra_toml: SWEEP.into(),
+        tickets: tickets(),
+        ..Options::default()
+    })
+    .await;
+    let metrics = after_first_sweep(&app.client, &format!("{}/metrics", app.address), "acme").await;
+    assert!(verdict_tags(&app.zendesk, 50).contains(&"escalation_good".to_string()));
+    assert_eq!(app.notes(50).len(), 1);
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/50"), 1);
+    untouched(&app.zendesk);
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_sweep_tickets_total",
+            &["connector=\"acme\"", "outcome=\"judged\""],
+        ),
+        1.0,
+        "{metrics}"
+    );
+    // The webhook arriving late finds the verdict and writes nothing.
+    assert_eq!(app.escalate(50).await.status(), 200);
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/50"), 1);
+    app.shut_down().await;
+}
+
+/// Runs `escalation-gate sweep` on a connectors folder holding `acme.toml`.
+async fn sweep_command(zendesk: &FakeZendesk, extra: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n";
+    std::fs::write(dir.path().join("acme.toml"), connector_toml(auth, extra)).unwrap();
+    let (email, token) = zendesk.api_token();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args(["sweep", "--connector", "acme", "--connectors"])
+        .arg(dir.path())
+        .env("ZD_URL", zendesk.url())
+        .env("ZD_EMAIL", email)
+        .env("ZD_TOKEN", token)
+        .env("ZD_SECRET", SECRET)
+        .env("ZD_OLD_SECRET", "retired-secret")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_sweep_command_judges_once_and_reports_what_it_did() {
+    let zendesk = FakeZendesk::start().await;
+    seed_directory(&zendesk);
+    for t in tickets() {
+        zendesk.put_ticket(t);
+    }
+    let report = |out: &std::process::Output| -> Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("sweep prints JSON")
+    };
+    let first = report(&sweep_command(&zendesk, SWEEP).await);
+    assert_eq!(
+        first,
+        json!({"found": 1, "judged": 1, "already": 0, "failed": 0})
+    );
+    assert!(verdict_tags(&zendesk, 50).contains(&"escalation_good".to_string()));
+    untouched(&zendesk);
+    let again = report(&sweep_command(&zendesk, SWEEP).await);
+    assert_eq!(again["found"], 0);
+    assert_eq!(zendesk.count("PUT /api/v2/tickets/50"), 1);
+
+    let none = sweep_command(&zendesk, "").await;
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("has no [sweep] table"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+}
+
+#[tokio::test]
+async fn serve_judges_a_salesforce_case_whose_outbound_message_never_came() {
+    use crate::salesforce::{
+        BOTH, CLIENT_CREDENTIALS, GOOD, KB, MISSING, env, org, spawn_connector,
+    };
+    let mut state = org();
+    let ago = |hours: i64| {
+        json!(
+            (Utc::now() - chrono::Duration::hours(hours))
+                .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                .to_string()
+        )
+    };
+    // GOOD lost its message; KB is judged already; MISSING is not escalated; BOTH changed
+    // before the look-back.
+    for (case, escalated, verdict, hours) in [
+        (GOOD, true, Value::Null, 2),
+        (KB, true, json!("Good"), 1),
+        (MISSING, false, Value::Null, 1),
+        (BOTH, true, Value::Null, 72),
+    ] {
+        let c = state.cases.get_mut(case).unwrap();
+        c.insert("IsEscalated".into(), json!(escalated));
+        c.insert("Escalation_Quality__c".into(), verdict);
+        c.insert("LastModifiedDate".into(), ago(hours));
+    }
+    let app = spawn_connector(
+        state,
+        CLIENT_CREDENTIALS,
+        Default::default(),
+        "",
+        "[sweep]\nlookback_hours = 24\n",
+        &env,
+    )
+    .await;
+    after_first_sweep(&app.http, &format!("{}/metrics", app.address), "acme-sf").await;
+    assert_eq!(app.fake.field(GOOD, "Escalation_Quality__c"), json!("Good"));
+    assert_eq!(app.fake.comments_on(GOOD).len(), 1);
+    for case in [KB, MISSING, BOTH] {
+        assert_eq!(
+            app.fake.count("PATCH", &format!("sobjects/Case/{case}")),
+            0,
+            "{case}"
+        );
+        assert!(app.fake.comments_on(case).is_empty(), "{case}");
+    }
+}
