@@ -189,7 +189,7 @@ pub fn sweep_run(connector: &str, outcome: &'static str) {
     counter!(SWEEP_RUNS, "connector" => connector.to_string(), "outcome" => outcome).increment(1);
 }
 
-/// A ticket a sweep found, and what became of it (`judged`, `already`, `failed`).
+/// A ticket a sweep found, and what became of it (`judged`, `logged`, `already`, `failed`).
 pub fn sweep_ticket(connector: &str, outcome: &'static str) {
     counter!(SWEEP_TICKETS, "connector" => connector.to_string(), "outcome" => outcome)
         .increment(1);

@@ -21,8 +21,10 @@ use crate::metrics as m;
 pub struct SweepReport {
     /// Escalated tickets without a verdict that the helpdesk returned.
     pub found: usize,
-    /// Judged and written (or logged, with `write_back = "log"`) now.
+    /// Judged and written now.
     pub judged: usize,
+    /// Judged and only logged (`write_back = "log"`): the next sweep finds them again.
+    pub logged: usize,
     /// Judged meanwhile by a webhook or another instance.
     pub already: usize,
     /// Could not be judged now (the next sweep tries again).
@@ -60,6 +62,10 @@ pub async fn sweep_once(
                         report.already += 1;
                         "already"
                     }
+                    Ok(p) if p.written == Written::Logged => {
+                        report.logged += 1;
+                        "logged"
+                    }
                     Ok(_) => {
                         report.judged += 1;
                         "judged"
@@ -74,7 +80,7 @@ pub async fn sweep_once(
             }
             m::sweep_run(&connector.id, "ok");
             if report.found > 0 {
-                tracing::info!(found = report.found, judged = report.judged, already = report.already, failed = report.failed, "Sweep done");
+                tracing::info!(found = report.found, judged = report.judged, logged = report.logged, already = report.already, failed = report.failed, "Sweep done");
             }
             Ok(report)
         }

@@ -107,11 +107,16 @@ async fn serve_judges_an_escalation_whose_webhook_never_came() {
     app.shut_down().await;
 }
 
-/// Runs `escalation-gate sweep` on a connectors folder holding `acme.toml`.
-async fn sweep_command(zendesk: &FakeZendesk, extra: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
+/// The test connector's file with `extra` appended.
+fn connector_file(extra: &str) -> String {
     let auth = "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n";
-    std::fs::write(dir.path().join("acme.toml"), connector_toml(auth, extra)).unwrap();
+    connector_toml(auth, extra)
+}
+
+/// Runs `escalation-gate sweep` on a connectors folder holding `text` as `acme.toml`.
+async fn sweep_command(zendesk: &FakeZendesk, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
     let (email, token) = zendesk.api_token();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
         .args(["sweep", "--connector", "acme", "--connectors"])
@@ -141,18 +146,18 @@ async fn the_sweep_command_judges_once_and_reports_what_it_did() {
         );
         serde_json::from_slice(&out.stdout).expect("sweep prints JSON")
     };
-    let first = report(&sweep_command(&zendesk, SWEEP).await);
+    let first = report(&sweep_command(&zendesk, &connector_file(SWEEP)).await);
     assert_eq!(
         first,
-        json!({"found": 1, "judged": 1, "already": 0, "failed": 0})
+        json!({"found": 1, "judged": 1, "logged": 0, "already": 0, "failed": 0})
     );
     assert!(verdict_tags(&zendesk, 50).contains(&"escalation_good".to_string()));
     untouched(&zendesk);
-    let again = report(&sweep_command(&zendesk, SWEEP).await);
+    let again = report(&sweep_command(&zendesk, &connector_file(SWEEP)).await);
     assert_eq!(again["found"], 0);
     assert_eq!(zendesk.count("PUT /api/v2/tickets/50"), 1);
 
-    let none = sweep_command(&zendesk, "").await;
+    let none = sweep_command(&zendesk, &connector_file("")).await;
     assert!(!none.status.success());
     assert!(
         String::from_utf8_lossy(&none.stderr).contains("has no [sweep] table"),
@@ -207,4 +212,31 @@ async fn serve_judges_a_salesforce_case_whose_outbound_message_never_came() {
         );
         assert!(app.fake.comments_on(case).is_empty(), "{case}");
     }
+}
+
+#[tokio::test]
+async fn in_log_mode_the_sweep_writes_nothing_and_finds_the_ticket_again() {
+    let zendesk = FakeZendesk::start().await;
+    seed_directory(&zendesk);
+    for t in tickets() {
+        zendesk.put_ticket(t);
+    }
+    let text = connector_file(SWEEP).replace(
+        "product_field = \"product\"",
+        "product_field = \"product\"\nwrite_back = \"log\"",
+    );
+    for _ in 0..2 {
+        let out = sweep_command(&zendesk, &text).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report,
+            json!({"found": 1, "judged": 0, "logged": 1, "already": 0, "failed": 0})
+        );
+    }
+    assert_eq!(zendesk.count("PUT /api/v2"), 0);
 }
