@@ -107,6 +107,16 @@ async fn serve_judges_an_escalation_whose_webhook_never_came() {
     app.shut_down().await;
 }
 
+/// A fake Zendesk holding the directory and [`tickets`].
+async fn seeded_zendesk() -> FakeZendesk {
+    let zendesk = FakeZendesk::start().await;
+    seed_directory(&zendesk);
+    for t in tickets() {
+        zendesk.put_ticket(t);
+    }
+    zendesk
+}
+
 /// The test connector's file with `extra` appended.
 fn connector_file(extra: &str) -> String {
     let auth = "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n";
@@ -133,11 +143,7 @@ async fn sweep_command(zendesk: &FakeZendesk, text: &str) -> std::process::Outpu
 
 #[tokio::test]
 async fn the_sweep_command_judges_once_and_reports_what_it_did() {
-    let zendesk = FakeZendesk::start().await;
-    seed_directory(&zendesk);
-    for t in tickets() {
-        zendesk.put_ticket(t);
-    }
+    let zendesk = seeded_zendesk().await;
     let report = |out: &std::process::Output| -> Value {
         assert!(
             out.status.success(),
@@ -216,11 +222,7 @@ async fn serve_judges_a_salesforce_case_whose_outbound_message_never_came() {
 
 #[tokio::test]
 async fn in_log_mode_the_sweep_writes_nothing_and_finds_the_ticket_again() {
-    let zendesk = FakeZendesk::start().await;
-    seed_directory(&zendesk);
-    for t in tickets() {
-        zendesk.put_ticket(t);
-    }
+    let zendesk = seeded_zendesk().await;
     let text = connector_file(SWEEP).replace(
         "product_field = \"product\"",
         "product_field = \"product\"\nwrite_back = \"log\"",
