@@ -101,7 +101,8 @@ impl Connector {
         let span =
             tracing::info_span!("ticket", ticket = %ticket.id, partner = tracing::field::Empty);
         async {
-            let loaded = self.helpdesk.load(ticket).await?;
+            let mut loaded = self.helpdesk.load(ticket).await?;
+            loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
             if let Some(outcome) = loaded.judged.clone() {
                 tracing::info!(verdict = %outcome, "Ticket already carries a verdict; nothing written");

@@ -26,6 +26,8 @@ pub struct Escalation {
     pub issue_type: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub escalated_at: DateTime<Utc>,
+    /// Nothing said when it was escalated (the sweep found it): `escalated_at` is the opening.
+    pub escalated_at_unknown: bool,
     /// Knowledge-base article ids or URLs the partner says it already tried.
     pub tried_articles: Vec<String>,
     /// The ticket as a person opens it in the helpdesk.

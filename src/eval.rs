@@ -279,6 +279,7 @@ pub fn escalation(case: &Case) -> Escalation {
         issue_type: None,
         opened_at: escalated_at(),
         escalated_at: escalated_at(),
+        escalated_at_unknown: false,
         tried_articles: Vec::new(),
         url: String::new(),
     }

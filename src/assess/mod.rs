@@ -137,6 +137,7 @@ pub(crate) mod tests {
             issue_type: None,
             opened_at: Utc.with_ymd_and_hms(2024, 5, 1, 9, 0, 0).unwrap(),
             escalated_at: Utc.with_ymd_and_hms(2024, 5, 2, 9, 0, 0).unwrap(),
+            escalated_at_unknown: false,
             tried_articles: vec![],
             url: "https://acme.zendesk.com/agent/tickets/42".into(),
         }

@@ -67,8 +67,13 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
                 Excluded::Draft => "a draft".to_string(),
                 Excluded::OtherLocale { locale } => format!("in another locale ({locale})"),
                 Excluded::PublishedAfterEscalation { published_at } => format!(
-                    "published {} UTC, after the escalation",
-                    published_at.format("%Y-%m-%d %H:%M")
+                    "published {} UTC, after the {}",
+                    published_at.format("%Y-%m-%d %H:%M"),
+                    if esc.escalated_at_unknown {
+                        "ticket was opened"
+                    } else {
+                        "escalation"
+                    }
                 ),
                 Excluded::NoPublicationDate => "no publication date".to_string(),
             };
@@ -90,11 +95,21 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
     if !flags.is_empty() {
         let _ = writeln!(s, "\nFlags: {}.", flags.join("; "));
     }
+    let when = if esc.escalated_at_unknown {
+        format!(
+            "escalation time unknown (found by the sweep), so the opening {} UTC stands in",
+            esc.opened_at.format("%Y-%m-%d %H:%M")
+        )
+    } else {
+        format!(
+            "escalated {} UTC",
+            esc.escalated_at.format("%Y-%m-%d %H:%M")
+        )
+    };
     let _ = write!(
         s,
-        "\nPartner: {} · escalated {} UTC · escalation-gate {}",
+        "\nPartner: {} · {when} · escalation-gate {}",
         esc.partner,
-        esc.escalated_at.format("%Y-%m-%d %H:%M"),
         env!("CARGO_PKG_VERSION")
     );
     s

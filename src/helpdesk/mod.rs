@@ -138,8 +138,12 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct TicketRef {
     pub id: String,
-    /// When the helpdesk escalated it (from the signed call).
+    /// When the helpdesk escalated it (from the signed call); the ticket's creation when that
+    /// is not known.
     pub escalated_at: DateTime<Utc>,
+    /// The sweep found the ticket: nothing says when it was escalated, so `escalated_at` is
+    /// its creation (no article published after it counts, and it is never flagged late).
+    pub escalated_at_unknown: bool,
     /// The ticket itself, when the connector takes it from the signed body.
     pub snapshot: Option<serde_json::Value>,
 }
@@ -284,7 +288,8 @@ pub trait Helpdesk: Send + Sync {
 
     /// Escalated tickets changed since `since` that carry no verdict, oldest change first (at
     /// most one page: 100 on Zendesk, [`SWEEP_PAGE`] on Salesforce); `query` narrows them where
-    /// the helpdesk needs it (Zendesk search terms). Each one's `escalated_at` is its last change.
+    /// the helpdesk needs it (Zendesk search terms). Their escalation time is unknown: each
+    /// one's `escalated_at` is its creation.
     async fn unjudged(
         &self,
         query: Option<&str>,

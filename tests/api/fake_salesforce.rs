@@ -563,7 +563,7 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
     if soql.starts_with("SELECT Id FROM Case ") {
         return query_cases(&state, &soql);
     }
-    if soql.starts_with("SELECT Id, LastModifiedDate FROM Case ") {
+    if soql.starts_with("SELECT Id, CreatedDate FROM Case ") {
         return query_escalated(&state, &soql);
     }
     let re = regex::Regex::new(
@@ -648,12 +648,12 @@ fn query_contacts(state: &Shared, soql: &str) -> Response {
     records(out)
 }
 
-/// `SELECT Id, LastModifiedDate FROM Case WHERE IsEscalated = true AND V = null AND
+/// `SELECT Id, CreatedDate FROM Case WHERE IsEscalated = true AND V = null AND
 /// LastModifiedDate > DATETIME ORDER BY LastModifiedDate LIMIT n` (a datetime literal is
 /// unquoted, e.g. `2024-05-03T09:00:00Z`). A Case without `IsEscalated` counts as not escalated.
 fn query_escalated(state: &Shared, soql: &str) -> Response {
     let re = regex::Regex::new(
-        r"^SELECT Id, LastModifiedDate FROM Case WHERE IsEscalated = true AND (\w+) = null AND LastModifiedDate > (\S+) ORDER BY LastModifiedDate LIMIT (\d+)$",
+        r"^SELECT Id, CreatedDate FROM Case WHERE IsEscalated = true AND (\w+) = null AND LastModifiedDate > (\S+) ORDER BY LastModifiedDate LIMIT (\d+)$",
     )
     .unwrap();
     let Some(caps) = re.captures(soql) else {
@@ -685,7 +685,7 @@ fn query_escalated(state: &Shared, soql: &str) -> Response {
             json!({
                 "attributes": {"type": "Case", "url": format!("{API}/sobjects/Case/{}", c["Id"].as_str().unwrap_or_default())},
                 "Id": c["Id"],
-                "LastModifiedDate": c["LastModifiedDate"],
+                "CreatedDate": c["CreatedDate"],
             })
         })
         .collect();

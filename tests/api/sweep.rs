@@ -152,12 +152,44 @@ async fn the_sweep_command_judges_once_and_reports_what_it_did() {
         );
         serde_json::from_slice(&out.stdout).expect("sweep prints JSON")
     };
+    // An article that answers ticket 50, written after it was opened (while the vendor worked
+    // it) and before its last change: it must not make the escalation bad.
+    zendesk.put_article(article(
+        360050,
+        "Invoices export fails: exporting invoices to PDF fails with error LX-5521",
+        "Since 4.2.1, exporting invoices to PDF fails with error LX-5521. The export of invoices \
+         to PDF works again in 4.2.2: install it, or split the invoice and export the parts.",
+        &(Utc::now() - chrono::Duration::hours(3)).to_rfc3339_opts(SecondsFormat::Secs, true),
+    ));
+    for (id, title, body) in [
+        (
+            360051,
+            "Invoice PDFs show empty boxes instead of characters",
+            "Choose a Unicode font such as Noto Sans in the invoice template and export again.",
+        ),
+        (
+            360052,
+            "Calendar sync stops with error E1234 after a password change",
+            "Disconnect the calendar and connect it again after changing the mailbox password.",
+        ),
+    ] {
+        zendesk.put_article(article(id, title, body, "2023-11-03T00:00:00Z"));
+    }
     let first = report(&sweep_command(&zendesk, &connector_file(SWEEP)).await);
     assert_eq!(
         first,
         json!({"found": 1, "judged": 1, "logged": 0, "already": 0, "failed": 0})
     );
     assert!(verdict_tags(&zendesk, 50).contains(&"escalation_good".to_string()));
+    let note = zendesk.comments(50)[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("after the ticket was opened")
+            && note.contains("escalation time unknown (found by the sweep)"),
+        "{note}"
+    );
     untouched(&zendesk);
     let again = report(&sweep_command(&zendesk, &connector_file(SWEEP)).await);
     assert_eq!(again["found"], 0);

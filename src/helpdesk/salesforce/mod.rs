@@ -138,6 +138,7 @@ impl Salesforce {
                 .map(|id| TicketRef {
                     id,
                     escalated_at: verified.timestamp,
+                    escalated_at_unknown: false,
                     snapshot: None,
                 })
                 .collect(),
@@ -188,6 +189,7 @@ impl Salesforce {
                 .map(|n| TicketRef {
                     id: n.case_id,
                     escalated_at: n.last_modified.unwrap_or(inbound.now),
+                    escalated_at_unknown: false,
                     snapshot: None,
                 })
                 .collect(),
@@ -393,7 +395,7 @@ impl Helpdesk for Salesforce {
         since: DateTime<Utc>,
     ) -> Result<Vec<TicketRef>, HelpdeskError> {
         let soql = format!(
-            "SELECT Id, LastModifiedDate FROM Case WHERE IsEscalated = true AND {} = null \
+            "SELECT Id, CreatedDate FROM Case WHERE IsEscalated = true AND {} = null \
              AND LastModifiedDate > {} ORDER BY LastModifiedDate LIMIT {SWEEP_PAGE}",
             self.cfg.verdict_fields.verdict,
             since.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -404,7 +406,8 @@ impl Helpdesk for Salesforce {
             .filter_map(|r| {
                 Some(TicketRef {
                     id: r.get("Id")?.as_str()?.to_string(),
-                    escalated_at: webhook::parse_datetime(r.get("LastModifiedDate")?.as_str()?)?,
+                    escalated_at: webhook::parse_datetime(r.get("CreatedDate")?.as_str()?)?,
+                    escalated_at_unknown: true,
                     snapshot: None,
                 })
             })
@@ -573,6 +576,7 @@ pub fn map_case(
         issue_type: s("Type").map(str::to_string),
         opened_at,
         escalated_at,
+        escalated_at_unknown: false,
         tried_articles: field(&cfg.tried_articles_field)
             .map(|v| {
                 v.split(|c: char| c.is_whitespace() || c == ',' || c == ';')

@@ -142,6 +142,7 @@ impl Helpdesk for Zendesk {
             tickets: vec![TicketRef {
                 id: body.ticket_id,
                 escalated_at,
+                escalated_at_unknown: false,
                 snapshot: body.snapshot,
             }],
         };
@@ -234,9 +235,10 @@ impl Helpdesk for Zendesk {
             .filter_map(|r| {
                 Some(TicketRef {
                     id: r.get("id")?.as_u64()?.to_string(),
-                    escalated_at: DateTime::parse_from_rfc3339(r.get("updated_at")?.as_str()?)
+                    escalated_at: DateTime::parse_from_rfc3339(r.get("created_at")?.as_str()?)
                         .ok()?
                         .with_timezone(&Utc),
+                    escalated_at_unknown: true,
                     snapshot: None,
                 })
             })
@@ -363,6 +365,7 @@ pub fn map_ticket(
         issue_type: t.get("type").and_then(Value::as_str).map(str::to_string),
         opened_at,
         escalated_at,
+        escalated_at_unknown: false,
         tried_articles: field(&cfg.tried_articles_field)
             .map(|s| {
                 s.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
