@@ -8,8 +8,9 @@
 //! field is still empty, the Case is judged again, and `write_back` finds the earlier comment by
 //! its heading (`escalation-gate verdict`, read with SOQL) and writes only the field, with the
 //! outcome that comment states. Salesforce has no conditional insert for comments, so two
-//! deliveries of one Case racing each other could still both add one; outbound messages for a
-//! Case are queued one after the other, which makes that rare.
+//! deliveries of one Case racing each other could still both add one (the fields end the same);
+//! outbound messages for a Case are queued one after the other, which makes that rare. Sweeps of
+//! several instances that start together (after a deploy) can meet on a Case the same way.
 
 pub mod api;
 pub mod config;
