@@ -12,6 +12,7 @@ use crate::assess::{Policy, Verdict, assess, note};
 use crate::config::{KbBackend, SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
 use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
+use crate::kb::http::HttpKb;
 use crate::kb::local::LocalIndex;
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
@@ -55,6 +56,10 @@ impl Connector {
             KbBackend::Local(dir) => Arc::new(
                 LocalIndex::from_dir(dir)
                     .with_context(|| format!("connector {id}: building the knowledge base"))?,
+            ),
+            KbBackend::Http(settings) => Arc::new(
+                HttpKb::new((**settings).clone())
+                    .with_context(|| format!("connector {id}: building the HTTP client"))?,
             ),
             KbBackend::Helpdesk => helpdesk.knowledge_base().with_context(|| {
                 format!("connector {id}: its helpdesk has no knowledge base API configured")

@@ -15,6 +15,9 @@ use crate::assess::handoff::{FieldRule, HandoffRules, Override, Rule, Scope};
 use crate::assess::kb::KbSettings;
 use crate::assess::kb::rescore::DEFAULT_THRESHOLD;
 use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
+use crate::http::RetrySettings;
+use crate::kb::http::{HttpKbSettings, Pointers};
+use secrecy::{ExposeSecret, SecretString};
 pub use vars::Env;
 
 /// One problem in one connector file.
@@ -201,6 +204,32 @@ pub enum KbBackendFile {
     Local,
     /// The helpdesk's own knowledge base (Zendesk Help Center, ...).
     Helpdesk,
+    /// Any HTTP search API answering JSON, described in `[knowledge_base.http]`.
+    Http,
+}
+
+/// `[knowledge_base.http]`: a search API that answers JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpKbFile {
+    /// The search endpoint; called with GET.
+    pub url: String,
+    /// Query-string names of the search text (default `q`), the locale and the limit (neither
+    /// sent when absent).
+    pub query_param: Option<String>,
+    pub locale_param: Option<String>,
+    pub limit_param: Option<String>,
+    /// A header carrying `auth_scheme` (if any) and `auth_token` (`${ENV}`), e.g.
+    /// `Authorization: Bearer …`.
+    pub auth_header: Option<String>,
+    pub auth_scheme: Option<String>,
+    pub auth_token: Option<SecretString>,
+    /// JSON pointer to the results array (default `/results`; `""`: the answer is the array).
+    pub results: Option<String>,
+    pub fields: Pointers,
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub max_retry_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +237,7 @@ pub enum KbBackendFile {
 pub struct KnowledgeBaseFile {
     pub backend: KbBackendFile,
     pub path: Option<PathBuf>,
+    pub http: Option<HttpKbFile>,
     pub threshold: Option<f64>,
     pub gap_below: Option<f64>,
     pub max_candidates: Option<usize>,
@@ -225,6 +255,96 @@ pub struct VerdictFile {
 pub enum KbBackend {
     Local(PathBuf),
     Helpdesk,
+    Http(Box<crate::kb::http::HttpKbSettings>),
+}
+
+impl HttpKbFile {
+    fn validate(
+        &self,
+        default_locale: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<HttpKbSettings> {
+        let start = problems.len();
+        let key = |k: &str| format!("knowledge_base.http.{k}");
+        let url = match reqwest::Url::parse(&self.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                problems.push(Problem::new(
+                    key("url"),
+                    format!("`{}` is not an http(s) URL", self.url),
+                ));
+                None
+            }
+        };
+        let auth = match (&self.auth_header, &self.auth_token) {
+            (Some(name), Some(token)) => {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    problems.push(Problem::new(
+                        key("auth_header"),
+                        format!("`{name}` is not a header name"),
+                    ));
+                }
+                let value = match &self.auth_scheme {
+                    Some(scheme) => format!("{scheme} {}", token.expose_secret()),
+                    None => token.expose_secret().to_string(),
+                };
+                Some((name.clone(), SecretString::from(value)))
+            }
+            (None, None) => None,
+            _ => {
+                problems.push(Problem::new(
+                    key("auth_token"),
+                    "give both `auth_header` and `auth_token`, or neither",
+                ));
+                None
+            }
+        };
+        let results = self.results.clone().unwrap_or_else(|| "/results".into());
+        let f = &self.fields;
+        let mut pointer = |k: &str, p: &str| {
+            if !(p.is_empty() || p.starts_with('/')) {
+                problems.push(Problem::new(
+                    key(k),
+                    format!("`{p}` is not a JSON pointer (like `/title` or `/data/0/name`)"),
+                ));
+            }
+        };
+        pointer("results", &results);
+        for (k, p) in [
+            ("fields.id", Some(&f.id)),
+            ("fields.title", Some(&f.title)),
+            ("fields.body", Some(&f.body)),
+            ("fields.url", Some(&f.url)),
+            ("fields.locale", f.locale.as_ref()),
+            ("fields.published_at", f.published_at.as_ref()),
+            ("fields.draft", f.draft.as_ref()),
+        ] {
+            if let Some(p) = p {
+                pointer(k, p);
+            }
+        }
+        let retry = RetrySettings::from_file(
+            self.timeout_secs,
+            self.max_retries,
+            self.max_retry_wait_secs,
+            "knowledge_base.http",
+            problems,
+        );
+        if problems.len() != start {
+            return None;
+        }
+        Some(HttpKbSettings {
+            url: url?,
+            query_param: self.query_param.clone().unwrap_or_else(|| "q".into()),
+            locale_param: self.locale_param.clone(),
+            limit_param: self.limit_param.clone(),
+            auth,
+            results,
+            fields: f.clone(),
+            default_locale: default_locale.to_string(),
+            retry,
+        })
+    }
 }
 
 /// A connector that passed validation: everything needed to build it, nothing built yet.
@@ -397,7 +517,39 @@ fn validate(
             format!("must be 1 to 100, found {max_candidates}"),
         ));
     }
+    let default_locale = kb
+        .default_locale
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LOCALE.into())
+        .to_ascii_lowercase();
+    if kb.http.is_some() && kb.backend != KbBackendFile::Http {
+        problems.push(Problem::new(
+            "knowledge_base.http",
+            "only `backend = \"http\"` reads this table; remove it",
+        ));
+    }
     let kb_backend = match (kb.backend, &kb.path) {
+        (KbBackendFile::Http, path) => {
+            if path.is_some() {
+                problems.push(Problem::new(
+                    "knowledge_base.path",
+                    "backend `http` searches an API; remove `path`",
+                ));
+            }
+            match &kb.http {
+                Some(h) => h
+                    .validate(&default_locale, problems)
+                    .map(|s| KbBackend::Http(Box::new(s)))
+                    .unwrap_or(KbBackend::Local(PathBuf::new())),
+                None => {
+                    problems.push(Problem::new(
+                        "knowledge_base.http",
+                        "backend `http` needs a [knowledge_base.http] table: url and fields",
+                    ));
+                    KbBackend::Local(PathBuf::new())
+                }
+            }
+        }
         (KbBackendFile::Local, Some(path)) => {
             let full = base.join(path);
             if !full.is_dir() {

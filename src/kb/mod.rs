@@ -1,6 +1,7 @@
 //! Knowledge-base search: one trait, several backends. Backends only find candidates; whether a
 //! candidate resolves the case is decided in `assess`, on our own scale.
 
+pub mod http;
 pub mod local;
 
 use async_trait::async_trait;

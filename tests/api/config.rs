@@ -42,6 +42,18 @@ min = 20
 backend = "helpdesk"
 "#;
 
+/// VALID with `backend = "http"` and a `[knowledge_base.http]` table holding `extra`, a valid
+/// `url` unless `extra` sets one, and valid field pointers.
+fn http_kb(extra: &str) -> String {
+    let base = VALID.replace("backend = \"helpdesk\"", "backend = \"http\"");
+    let mut table = format!("\n[knowledge_base.http]\n{extra}\n");
+    if !extra.contains("url =") {
+        table.push_str("url = \"https://kb.example/search\"\n");
+    }
+    table.push_str("\n[knowledge_base.http.fields]\nid = \"/id\"\ntitle = \"/name\"\nbody = \"/html\"\nurl = \"/link\"\n");
+    format!("{base}{table}")
+}
+
 fn problems(text: &str) -> Vec<Problem> {
     match config::parse("acme", text, Path::new("."), &env) {
         Ok(_) => vec![],
@@ -103,6 +115,14 @@ fn every_problem_names_its_key() {
         (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\nmax_retries = 11\n\n[helpdesk.fields]"), "helpdesk.http.max_retries", "0 to 10"),
         (VALID.replace("[helpdesk.fields]", "[helpdesk.http]\nmax_retry_wait_secs = 301\n\n[helpdesk.fields]"), "helpdesk.http.max_retry_wait_secs", "0 to 300"),
         (VALID.replace("[knowledge_base]\nbackend = \"helpdesk\"\n", ""), "", "missing field `knowledge_base`"),
+        (VALID.replace("backend = \"helpdesk\"", "backend = \"http\""), "knowledge_base.http", "needs a [knowledge_base.http] table"),
+        (http_kb("url = \"ftp://kb.example\""), "knowledge_base.http.url", "not an http(s) URL"),
+        (http_kb("results = \"data.hits\""), "knowledge_base.http.results", "not a JSON pointer"),
+        (http_kb("auth_header = \"Authorization\""), "knowledge_base.http.auth_token", "both `auth_header` and `auth_token`"),
+        (http_kb("auth_header = \"Authorization\"\nauth_token = \"literal\""), "knowledge_base.http.auth_token", "never as a literal"),
+        (http_kb("auth_header = \"Bad Header\"\nauth_token = \"${ZD_TOKEN}\""), "knowledge_base.http.auth_header", "not a header name"),
+        (http_kb("").replace("title = \"/name\"", "title = \"name\""), "knowledge_base.http.fields.title", "not a JSON pointer"),
+        (format!("{VALID}\n[knowledge_base.http]\nurl = \"https://kb.example\"\n[knowledge_base.http.fields]\nid = \"/id\"\ntitle = \"/t\"\nbody = \"/b\"\nurl = \"/u\"\n"), "knowledge_base.http", "only `backend = \"http\"`"),
         (format!("{VALID}\n[sweep]\nquery = \"tags:x\"\nevery_minutes = 0\n"), "sweep.every_minutes", "1 to 1440"),
         (format!("{VALID}\n[sweep]\nquery = \"tags:x\"\nlookback_hours = 721\n"), "sweep.lookback_hours", "1 to 720"),
         (format!("{VALID}\n[sweep]\nevery_minutes = 15\n"), "sweep.query", "search terms that find escalated tickets"),

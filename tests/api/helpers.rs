@@ -65,6 +65,8 @@ pub struct Options {
     pub vars: Vec<(&'static str, String)>,
     /// Tickets on the fake Zendesk before the service starts.
     pub tickets: Vec<Value>,
+    /// `knowledge_base.backend` (default `helpdesk`: the fake's Help Center).
+    pub kb_backend: &'static str,
 }
 
 impl Default for Options {
@@ -79,12 +81,13 @@ impl Default for Options {
             },
             vars: Vec::new(),
             tickets: Vec::new(),
+            kb_backend: "helpdesk",
         }
     }
 }
 
 /// The test connector: hand-off rules on two fields, the Help Center as knowledge base.
-pub fn connector_toml(auth: &str, extra: &str) -> String {
+pub fn connector_toml(auth: &str, kb_backend: &str, extra: &str) -> String {
     format!(
         r#"
 [helpdesk]
@@ -121,7 +124,7 @@ field = "environment"
 rule = "present"
 
 [knowledge_base]
-backend = "helpdesk"
+backend = "{kb_backend}"
 {extra}
 "#
     )
@@ -148,7 +151,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     ]);
     vars.extend(opts.vars.iter().cloned());
     let env = |name: &str| vars.get(name).cloned();
-    let text = connector_toml(&opts.auth_toml, &opts.extra_toml);
+    let text = connector_toml(&opts.auth_toml, opts.kb_backend, &opts.extra_toml);
     let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &env)
         .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
     let connector = Connector::build(valid).expect("connector builds");

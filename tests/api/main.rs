@@ -6,6 +6,7 @@ mod eval;
 mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;
+mod kb_http;
 mod salesforce;
 mod salesforce_survey;
 mod smtp;

@@ -120,7 +120,7 @@ async fn seeded_zendesk() -> FakeZendesk {
 /// The test connector's file with `extra` appended.
 fn connector_file(extra: &str) -> String {
     let auth = "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n";
-    connector_toml(auth, extra)
+    connector_toml(auth, "helpdesk", extra)
 }
 
 /// Runs `escalation-gate sweep` on a connectors folder holding `text` as `acme.toml`.
