@@ -321,7 +321,11 @@ fn one_connector(dir: &Path, name: &str) -> anyhow::Result<Connector> {
 fn sweep(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
     let connector = one_connector(dir, name)?;
     let report = runtime()?
-        .block_on(escalation_gate::sweep::sweep_once(&connector, Utc::now()))
+        .block_on(escalation_gate::sweep::sweep_once(
+            &connector,
+            Utc::now(),
+            &|| false,
+        ))
         .with_context(|| format!("connector `{name}` has no [sweep] table"))??;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.failed == 0 {

@@ -31,10 +31,13 @@ pub struct SweepReport {
     pub failed: usize,
 }
 
-/// Sweeps `connector` once, as of `now`. `None` when the connector has no `[sweep]`.
+/// Sweeps `connector` once, as of `now`. `None` when the connector has no `[sweep]`. Before
+/// each ticket `stop` is asked whether to end early (the service is shutting down): the ticket
+/// under way is finished, the rest wait for the next sweep.
 pub async fn sweep_once(
     connector: &Connector,
     now: DateTime<Utc>,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Option<Result<SweepReport, HelpdeskError>> {
     let settings = connector.sweep.as_ref()?;
     let span = tracing::info_span!("sweep", connector = %connector.id);
@@ -57,6 +60,10 @@ pub async fn sweep_once(
                 ..SweepReport::default()
             };
             for ticket in &found {
+                if stop() {
+                    tracing::info!("Sweep stopped early: the service is shutting down");
+                    break;
+                }
                 let outcome = match connector.process(ticket).await {
                     Ok(p) if p.written == Written::Already => {
                         report.already += 1;
@@ -111,7 +118,8 @@ pub fn spawn(connectors: &Connectors, stop: watch::Receiver<bool>) -> Vec<JoinHa
                         _ = ticks.tick() => {}
                         _ = stop.wait_for(|s| *s) => return,
                     }
-                    let _ = sweep_once(&connector, Utc::now()).await;
+                    let stopping = || *stop.borrow();
+                    let _ = sweep_once(&connector, Utc::now(), &stopping).await;
                 }
             })
         })
