@@ -1,7 +1,8 @@
 //! A fake Salesforce org on loopback, following the documented shapes: the OAuth token endpoint
 //! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204), `sobjects/Account`
-//! GET, `sobjects/Contact` GET and PATCH, `sobjects/CaseComment` POST (201), SOQL `query` for
-//! CaseComments, Contacts by e-mail and recently surveyed Cases, `If-Unmodified-Since` on a
+//! GET, `sobjects/Contact` GET and PATCH, `sobjects/CaseComment` POST (201) and DELETE (204),
+//! SOQL `query` for CaseComments, Contacts by e-mail, recently surveyed Cases and escalated Cases
+//! without a verdict, `If-Unmodified-Since` on a
 //! PATCH (412 when `LastModifiedDate` is later; every PATCH sets it), the Knowledge articles
 //! list and detail (online articles in the `Accept-Language` only), error arrays
 //! (`INVALID_SESSION_ID` 401, `REQUEST_LIMIT_EXCEEDED` 403, ...). Every request is recorded.
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde_json::{Map, Value, json};
@@ -78,7 +79,11 @@ pub struct State_ {
     pub fails: Vec<Fail>,
     /// `METHOD path` of every request, in order, with the status answered.
     pub log: Vec<(String, u16)>,
+    /// A comment body another delivery "adds" just before the next comment insert lands (a
+    /// race): it is inserted first, then the request's own comment.
+    pub racing_comment: Option<String>,
     issued: usize,
+    comments_made: usize,
 }
 
 pub type Shared = Arc<Mutex<State_>>;
@@ -102,6 +107,10 @@ impl FakeSalesforce {
                 get(get_contact).patch(patch_contact),
             )
             .route(&format!("{API}/sobjects/CaseComment"), post(add_comment))
+            .route(
+                &format!("{API}/sobjects/CaseComment/{{id}}"),
+                delete(delete_comment),
+            )
             .route(&format!("{API}/query"), get(query))
             .route(&format!("{API}/support/knowledgeArticles"), get(articles))
             .route(
@@ -537,7 +546,18 @@ async fn add_comment(
             "Body: data value too large",
         );
     }
-    let id = format!("00a{:015}", s.comments.len() + 1);
+    if let Some(racing) = s.racing_comment.take() {
+        s.comments_made += 1;
+        let id = format!("00a{:015}", s.comments_made);
+        s.comments.push(Comment {
+            id,
+            parent: parent.to_string(),
+            body: racing,
+            published: false,
+        });
+    }
+    s.comments_made += 1;
+    let id = format!("00a{:015}", s.comments_made);
     let comment = Comment {
         id: id.clone(),
         parent: parent.to_string(),
@@ -555,6 +575,21 @@ async fn add_comment(
         .into_response()
 }
 
+async fn delete_comment(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let mut s = state.lock().unwrap();
+    match s.comments.iter().position(|c| c.id == id) {
+        Some(i) => {
+            s.comments.remove(i);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => errors(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        ),
+    }
+}
+
 async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let soql = q.get("q").cloned().unwrap_or_default();
     if soql.contains(" FROM Contact ") {
@@ -567,7 +602,7 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
         return query_escalated(&state, &soql);
     }
     let re = regex::Regex::new(
-        r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate$",
+        r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate, Id$",
     )
     .unwrap();
     let Some(caps) = re.captures(&soql) else {

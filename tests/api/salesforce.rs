@@ -705,3 +705,25 @@ async fn signed_json_is_verified_with_standard_webhooks() {
     let (status, _) = app.signed(&tampered, "msg_flow_1", now, &sig).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn a_verdict_comment_that_lands_first_stands_and_ours_is_deleted() {
+    let app = spawn().await;
+    // Another delivery of the same Case posts its comment just before ours lands.
+    app.fake.lock().racing_comment = Some(
+        "escalation-gate verdict: BAD escalation (missing_handoff)\n\nWritten by the other delivery."
+            .into(),
+    );
+    let (status, body) = app.outbound(&[GOOD]).await;
+    assert_eq!((status, body.as_str()), (200, ACK));
+    let comments = app.fake.comments_on(GOOD);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(comments[0].body.contains("Written by the other delivery"));
+    assert_eq!(app.fake.count("DELETE", "sobjects/CaseComment/"), 1);
+    // The fields follow the comment on record.
+    assert_eq!(app.fake.field(GOOD, "Escalation_Quality__c"), json!("Bad"));
+    assert_eq!(
+        app.fake.field(GOOD, "Escalation_Quality_Reason__c"),
+        json!("missing_handoff")
+    );
+}

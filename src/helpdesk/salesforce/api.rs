@@ -259,10 +259,10 @@ impl SalesforceApi {
             .map(str::to_string))
     }
 
-    /// The bodies of the Case's comments, read with SOQL (`/query`), oldest first.
-    pub async fn comments(&self, case_id: &str) -> Result<Vec<String>, UpstreamError> {
+    /// The Case's comments as (id, body), read with SOQL (`/query`), oldest first.
+    pub async fn comments(&self, case_id: &str) -> Result<Vec<(String, String)>, UpstreamError> {
         let soql = format!(
-            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
+            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate, Id"
         );
         let first = self.url("/query");
         let mut page = json_of(
@@ -282,12 +282,12 @@ impl SalesforceApi {
                     call: "query_comments",
                     detail: "no `records` array".into(),
                 })?;
-            bodies.extend(
-                records
-                    .iter()
-                    .filter_map(|r| r.get("CommentBody").and_then(Value::as_str))
-                    .map(str::to_string),
-            );
+            bodies.extend(records.iter().filter_map(|r| {
+                Some((
+                    r.get("Id")?.as_str()?.to_string(),
+                    r.get("CommentBody")?.as_str()?.to_string(),
+                ))
+            }));
             let next = match page.get("nextRecordsUrl").and_then(Value::as_str) {
                 Some(n) if page.get("done") == Some(&Value::Bool(false)) => n.to_string(),
                 _ => return Ok(bodies),
@@ -301,6 +301,18 @@ impl SalesforceApi {
             .await?;
         }
         Ok(bodies)
+    }
+
+    /// `DELETE /sobjects/CaseComment/{id}` (204); a comment already gone (404) is no error.
+    pub async fn delete_comment(&self, comment_id: &str) -> Result<(), UpstreamError> {
+        let url = self.url(&format!("/sobjects/CaseComment/{comment_id}"));
+        let resp = self
+            .send("delete_comment", |c| c.delete(url.clone()))
+            .await?;
+        match resp.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(rejected("delete_comment", resp).await),
+        }
     }
 
     /// `POST /sobjects/CaseComment`: one internal comment (`IsPublished: false`).

@@ -8,9 +8,10 @@
 //! field is still empty, the Case is judged again, and `write_back` finds the earlier comment by
 //! its heading (`escalation-gate verdict`, read with SOQL) and writes only the field, with the
 //! outcome that comment states. Salesforce has no conditional insert for comments, so two
-//! deliveries of one Case racing each other could still both add one (the fields end the same);
-//! outbound messages for a Case are queued one after the other, which makes that rare. Sweeps of
-//! several instances that start together (after a deploy) can meet on a Case the same way.
+//! deliveries of one Case racing each other (a redelivery and a sweep, or the sweeps of instances
+//! started together) could both add one: after adding its comment a delivery reads the comments
+//! again, and when another verdict comment came first it deletes its own and writes the fields
+//! that first comment states.
 
 pub mod api;
 pub mod config;
@@ -104,6 +105,33 @@ impl Salesforce {
     /// The Case fields to read: the standard ones, every mapped one, the locale and the verdict.
     pub fn case_fields(&self) -> Vec<String> {
         case_fields(&self.cfg, &[])
+    }
+
+    /// After adding comment `ours`: Salesforce has no conditional insert, so another delivery
+    /// of the Case may have added its own verdict comment meanwhile. The first one stands; ours,
+    /// if it came later, is deleted (a failed delete leaves both, and is logged). Returns the
+    /// first comment's outcome and reasons when it is not ours, for the fields to follow.
+    async fn first_verdict_comment(
+        &self,
+        api: &SalesforceApi,
+        case: &str,
+        ours: &str,
+    ) -> Result<Option<(Outcome, String)>, HelpdeskError> {
+        let comments = api.comments(case).await?;
+        let Some((first, body)) = comments
+            .iter()
+            .find(|(_, body)| earlier_verdict(body).is_some())
+        else {
+            return Ok(None);
+        };
+        if first == ours {
+            return Ok(None);
+        }
+        tracing::info!(ticket = %case, "Another delivery wrote its verdict comment first; deleting ours");
+        if let Err(e) = api.delete_comment(ours).await {
+            tracing::warn!(ticket = %case, error = %e, "Could not delete the second verdict comment");
+        }
+        Ok(earlier_verdict(body))
     }
 
     fn judged(&self, case: &Value) -> Option<String> {
@@ -352,7 +380,7 @@ impl Helpdesk for Salesforce {
             .comments(id)
             .await?
             .iter()
-            .find_map(|c| earlier_verdict(c));
+            .find_map(|(_, body)| earlier_verdict(body));
         let (outcome, reasons) = match earlier {
             Some((outcome, reasons)) => {
                 tracing::info!(ticket = %id, "A verdict comment is already on the Case; writing only the fields");
@@ -364,8 +392,11 @@ impl Helpdesk for Salesforce {
                 }
             }
             None => {
-                api.add_comment(id, &comment).await?;
-                (verdict.outcome, Self::reason_text(verdict))
+                let ours = api.add_comment(id, &comment).await?;
+                match self.first_verdict_comment(api, id, &ours).await? {
+                    Some(first) => first,
+                    None => (verdict.outcome, Self::reason_text(verdict)),
+                }
             }
         };
         let mut fields = Map::new();
