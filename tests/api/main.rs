@@ -7,6 +7,7 @@ mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;
 mod kb_http;
+mod properties;
 mod salesforce;
 mod salesforce_survey;
 mod smtp;
