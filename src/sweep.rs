@@ -1,8 +1,9 @@
 //! The sweep: webhooks can be lost (a helpdesk that gives up retrying, a trigger that misfired),
 //! so every `every_minutes` each connector with a `[sweep]` asks its helpdesk for escalated
 //! tickets changed in the last `lookback_hours` that carry no verdict, and judges them the way a
-//! webhook would have. The helpdesk's search is the queue: no state is kept here, and instances
-//! that sweep side by side only find tickets already judged (the write is conditional).
+//! webhook would have. The helpdesk's search is the queue: no state is kept here. Instances that
+//! sweep side by side may judge the same ticket, and still only one verdict lands: the Zendesk
+//! write is conditional, and on Salesforce the later verdict comment deletes itself.
 
 use std::sync::Arc;
 
