@@ -88,6 +88,20 @@ pub fn require_mapped(
     }
 }
 
+/// An `http(s)` URL setting; anything else is a problem under `key`.
+pub fn http_url(key: String, value: &str, problems: &mut Vec<Problem>) -> Option<reqwest::Url> {
+    match reqwest::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        _ => {
+            problems.push(Problem::new(
+                key,
+                format!("`{value}` is not an http(s) URL"),
+            ));
+            None
+        }
+    }
+}
+
 /// The connector file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,16 +280,7 @@ impl HttpKbFile {
     ) -> Option<HttpKbSettings> {
         let start = problems.len();
         let key = |k: &str| format!("knowledge_base.http.{k}");
-        let url = match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-            _ => {
-                problems.push(Problem::new(
-                    key("url"),
-                    format!("`{}` is not an http(s) URL", self.url),
-                ));
-                None
-            }
-        };
+        let url = http_url(key("url"), &self.url, problems);
         let auth = match (&self.auth_header, &self.auth_token) {
             (Some(name), Some(token)) => {
                 if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {

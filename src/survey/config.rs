@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::email::Templates;
 use super::rules::{CaseKind, Rules};
 use super::token::Keys;
-use crate::config::Problem;
+use crate::config::{Problem, http_url, require_mapped};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]
@@ -226,16 +226,7 @@ impl SurveyFile {
     ) -> Option<SurveySettings> {
         let start = problems.len();
         let key = |k: &str| format!("survey.{k}");
-        let public_url = match reqwest::Url::parse(&self.public_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-            _ => {
-                problems.push(Problem::new(
-                    key("public_url"),
-                    format!("`{}` is not an http(s) URL", self.public_url),
-                ));
-                None
-            }
-        };
+        let public_url = http_url(key("public_url"), &self.public_url, problems);
         if self.link_secrets.is_empty() {
             problems.push(Problem::new(
                 key("link_secrets"),
@@ -296,14 +287,7 @@ impl SurveyFile {
             }
         }
         let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
-            if let Some(name) = v
-                && !known_fields.contains(name)
-            {
-                problems.push(Problem::new(
-                    key(k),
-                    format!("`{name}` is not a name mapped in [helpdesk.fields]"),
-                ));
-            }
+            require_mapped(key(k), v.as_deref(), known_fields, problems)
         };
         mapped("end_customer_field", &self.end_customer_field, problems);
         let tags = &self.tags;
@@ -468,16 +452,7 @@ fn webhook_target(
     secret: SecretString,
     problems: &mut Vec<Problem>,
 ) -> Option<WebhookTarget> {
-    let url = match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-        _ => {
-            problems.push(Problem::new(
-                format!("{key}.url"),
-                format!("`{url}` is not an http(s) URL"),
-            ));
-            None
-        }
-    };
+    let url = http_url(format!("{key}.url"), url, problems);
     let secret = match super::webhooks::WebhookSecret::parse(&secret) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -12,7 +12,7 @@ use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::{KbBackend, Problem, map_field_name, require_mapped};
+use crate::config::{KbBackend, Problem, http_url, map_field_name, require_mapped};
 use crate::http::RetrySettings;
 use crate::http::standard_webhooks;
 
@@ -332,16 +332,7 @@ impl SalesforceConfig {
         }
         let knowledge_search = matches!(kb, KbBackend::Helpdesk);
         let base = match &self.my_domain {
-            Some(u) => match reqwest::Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
-                _ => {
-                    problems.push(Problem::new(
-                        key("my_domain"),
-                        format!("`{u}` is not an http(s) URL"),
-                    ));
-                    None
-                }
-            },
+            Some(u) => http_url(key("my_domain"), u, problems),
             None => {
                 problems.push(Problem::new(
                     key("my_domain"),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::{KbBackend, Problem, map_field_name, require_mapped};
+use crate::config::{KbBackend, Problem, http_url, map_field_name, require_mapped};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]
@@ -180,16 +180,7 @@ impl ZendeskConfig {
             || self.write_back == WriteBackMode::Api
             || help_center;
         let base_url = match &self.base_url {
-            Some(u) => match reqwest::Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
-                _ => {
-                    problems.push(Problem::new(
-                        key("base_url"),
-                        format!("`{u}` is not an http(s) URL"),
-                    ));
-                    None
-                }
-            },
+            Some(u) => http_url(key("base_url"), u, problems),
             None if needs_api => {
                 problems.push(Problem::new(
                     key("base_url"),
