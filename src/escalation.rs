@@ -34,6 +34,12 @@ pub struct Escalation {
     pub url: String,
 }
 
+/// A locale as the normalized model keeps it: lower case, `-` between language and region
+/// (Salesforce's `en_US` and Zendesk's `en-US` both become `en-us`).
+pub fn locale_of(tag: &str) -> String {
+    tag.replace('_', "-").to_ascii_lowercase()
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Requester {
     pub email: Option<String>,

@@ -253,6 +253,15 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
+/// `base` with `path` appended to its own path (a base may sit below a prefix such as
+/// `https://host/zendesk`).
+pub fn join_path(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}{path}"));
+    url
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(resp: &Response, now: DateTime<Utc>) -> Option<Duration> {
     let value = resp

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Article, KbError, KnowledgeBase, html_to_text};
+use crate::escalation::locale_of;
 use crate::http::{RetrySettings, Upstream};
 
 /// Where each article field sits inside one result (JSON pointers), as
@@ -73,7 +74,7 @@ impl HttpKb {
             body: html_to_text(&text(&f.body)?),
             url: text(&f.url).unwrap_or_default(),
             locale: optional(&f.locale)
-                .map(|l| l.replace('_', "-").to_ascii_lowercase())
+                .map(|l| locale_of(&l))
                 .unwrap_or_else(|| self.settings.default_locale.clone()),
             published_at: optional(&f.published_at)
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())

@@ -150,10 +150,7 @@ impl Templates {
 
     /// The wording for `locale` (`de-ch` → `de-ch`, then `de`, then `en`).
     pub fn for_locale(&self, locale: Option<&str>) -> &Wording {
-        let l = locale
-            .unwrap_or("en")
-            .to_ascii_lowercase()
-            .replace('_', "-");
+        let l = crate::escalation::locale_of(locale.unwrap_or("en"));
         let lang = l.split('-').next().unwrap_or("en").to_string();
         self.0
             .get(&l)

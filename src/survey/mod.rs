@@ -405,9 +405,10 @@ impl Survey {
             issued: None,
         };
         let url = |path: &str, token: String| {
-            let mut u = self.settings.public_url.clone();
-            let prefix = u.path().trim_end_matches('/').to_string();
-            u.set_path(&format!("{prefix}/survey/{}/{path}", self.connector));
+            let mut u = crate::http::join_path(
+                &self.settings.public_url,
+                &format!("/survey/{}/{path}", self.connector),
+            );
             u.query_pairs_mut().append_pair("t", &token);
             u.to_string()
         };

@@ -170,11 +170,7 @@ pub fn soql_quote(s: &str) -> String {
     out
 }
 
-/// Salesforce's language code (`en_US`) as a locale (`en-us`), and back.
-pub fn locale_of(language: &str) -> String {
-    language.replace('_', "-").to_ascii_lowercase()
-}
-
+/// A locale (`en-us`) as Salesforce's language tag (`en-US`); [`locale_of`] goes the other way.
 pub fn accept_language(locale: &str) -> String {
     match locale.split_once(['-', '_']) {
         Some((l, r)) => format!("{}-{}", l.to_ascii_lowercase(), r.to_ascii_uppercase()),
@@ -197,10 +193,10 @@ impl SalesforceApi {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let prefix = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{prefix}/services/data/v{}{path}", self.version));
-        url
+        crate::http::join_path(
+            &self.base,
+            &format!("/services/data/v{}{path}", self.version),
+        )
     }
 
     /// Sends with the cached token; on 401 (`INVALID_SESSION_ID`) fetches a new token once and
@@ -611,6 +607,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::escalation::locale_of;
 
     #[test]
     fn request_limit_is_retried_and_other_403s_are_not() {

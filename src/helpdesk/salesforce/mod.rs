@@ -31,7 +31,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use self::api::{Knowledge, SalesforceApi, locale_of};
+use self::api::{Knowledge, SalesforceApi};
 use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use self::webhook::CaseEvent;
@@ -41,7 +41,7 @@ use super::{
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
-use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER, locale_of};
 use crate::http::{Upstream, standard_webhooks};
 use crate::kb::KnowledgeBase;
 use crate::survey::config::SurveyFields;

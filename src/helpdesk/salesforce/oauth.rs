@@ -45,9 +45,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(upstream: Upstream, base: &Url, auth: Auth, max_age: Duration) -> Tokens {
-        let mut token_url = base.clone();
-        let prefix = token_url.path().trim_end_matches('/').to_string();
-        token_url.set_path(&format!("{prefix}{TOKEN_PATH}"));
+        let token_url = crate::http::join_path(base, TOKEN_PATH);
         Tokens {
             upstream,
             token_url,

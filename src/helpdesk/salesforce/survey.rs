@@ -16,10 +16,11 @@ use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::api::{SalesforceApi, Update, locale_of, soql_quote};
+use super::api::{SalesforceApi, Update, soql_quote};
 use super::config::{PartnerSource, ValidSalesforce};
 use super::webhook::parse_datetime;
 use super::{map_case, read_case, truncate_comment};
+use crate::escalation::locale_of;
 use crate::helpdesk::HelpdeskError;
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};

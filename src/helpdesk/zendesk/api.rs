@@ -35,10 +35,7 @@ impl ZendeskApi {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let prefix = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{prefix}{path}"));
-        url
+        crate::http::join_path(&self.base, path)
     }
 
     fn authed(&self, req: RequestBuilder) -> RequestBuilder {
