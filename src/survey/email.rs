@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -257,52 +257,11 @@ pub fn render_all(w: &Wording, values: &BTreeMap<&str, String>) -> Rendered {
     }
 }
 
-/// `List-Unsubscribe: <https://...>` (RFC 2369).
-#[derive(Debug, Clone)]
-struct ListUnsubscribe(String);
-
-impl Header for ListUnsubscribe {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("List-Unsubscribe")
-    }
-    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(ListUnsubscribe(s.to_string()))
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), format!("<{}>", self.0))
-    }
-}
-
-/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
-#[derive(Debug, Clone)]
-struct ListUnsubscribePost;
-
-impl Header for ListUnsubscribePost {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(ListUnsubscribePost)
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".into())
-    }
-}
-
-/// `Auto-Submitted: auto-generated` (RFC 3834): no auto-replies to the survey.
-#[derive(Debug, Clone)]
-struct AutoSubmitted;
-
-impl Header for AutoSubmitted {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted)
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-generated".into())
-    }
+/// A header with a fixed name, e.g. `List-Unsubscribe: <https://...>` (RFC 2369),
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) or `Auto-Submitted:
+/// auto-generated` (RFC 3834: no auto-replies to the survey).
+fn raw_header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
 
 /// Why a message did not go out.
@@ -379,9 +338,15 @@ impl Mailer {
             .to(to)
             .subject(rendered.subject.clone())
             .message_id(Some(message_id.to_string()))
-            .header(ListUnsubscribe(unsubscribe_url.to_string()))
-            .header(ListUnsubscribePost)
-            .header(AutoSubmitted);
+            .raw_header(raw_header(
+                "List-Unsubscribe",
+                format!("<{unsubscribe_url}>"),
+            ))
+            .raw_header(raw_header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".into(),
+            ))
+            .raw_header(raw_header("Auto-Submitted", "auto-generated".into()));
         if let Some(r) = &self.reply_to {
             builder = builder.reply_to(r.clone());
         }
