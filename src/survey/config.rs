@@ -148,7 +148,6 @@ pub struct SurveySettings {
     pub link_valid: Duration,
     pub min_on_page: Duration,
     pub fields: SurveyFields,
-    pub tags: SurveyTags,
     /// Always set after validation; taken when the survey is built.
     pub delivery: Option<Delivery>,
     pub sink: Sink,
@@ -436,9 +435,8 @@ impl SurveyFile {
                 csat,
                 ces,
                 about,
-                tags: self.tags.clone(),
+                tags: self.tags,
             },
-            tags: self.tags,
             delivery: Some(delivery?),
             sink: sink?,
             retry: RetrySettings::from_file(Some(5), Some(2), Some(3), "survey", problems),

@@ -153,7 +153,6 @@ pub struct Survey {
     pub connector: String,
     pub settings: SurveySettings,
     channel: Channel,
-    sink: Option<WebhookTarget>,
     desk: Arc<dyn SurveyDesk>,
     upstream: Upstream,
 }
@@ -177,16 +176,11 @@ impl Survey {
             Delivery::Email(e) => Channel::Email(Box::new(Mailer::new(e)?)),
             Delivery::Webhook(t) => Channel::Webhook(t),
         };
-        let sink = match &settings.sink {
-            Sink::Ticket => None,
-            Sink::Webhook(t) => Some(t.clone()),
-        };
         Ok(Survey {
             connector: connector.to_string(),
             upstream: Upstream::new("survey_webhook", settings.retry)?,
             settings,
             channel,
-            sink,
             desk,
         })
     }
@@ -197,7 +191,7 @@ impl Survey {
         self.settings
             .rules
             .surveys(partner, true)
-            .then_some(self.settings.tags.pending.as_str())
+            .then_some(self.settings.fields.tags.pending.as_str())
     }
 
     /// The `solved` event: re-read the case, apply the rules, send at most once, record it.
@@ -214,7 +208,7 @@ impl Survey {
                     HelpdeskError::Unusable(format!("ticket {ticket} does not exist"))
                 })?;
                 tracing::Span::current().record("partner", case.partner.as_str());
-                let t = &self.settings.tags;
+                let t = &self.settings.fields.tags;
                 if [&t.sent, &t.sending, &t.skipped]
                     .iter()
                     .any(|tag| case.tags.contains(tag))
@@ -280,7 +274,7 @@ impl Survey {
         {
             return self.skip(case, Skip::Throttled).await;
         }
-        let t = &self.settings.tags;
+        let t = &self.settings.fields.tags;
         // Claim the ticket first: a concurrent delivery meets a conflict and then this tag.
         if self
             .desk
@@ -354,7 +348,7 @@ impl Survey {
     }
 
     fn skip_tags(&self, skip: Skip) -> Vec<String> {
-        let s = &self.settings.tags.skipped;
+        let s = &self.settings.fields.tags.skipped;
         vec![s.clone(), format!("{s}_{}", skip.name())]
     }
 
@@ -516,14 +510,14 @@ impl Survey {
 
     /// Records an answer in the configured sink and counts it.
     pub async fn record(&self, claims: &Claims, answer: &Answer) -> Result<(), HelpdeskError> {
-        let first = match &self.sink {
-            None => {
+        let first = match &self.settings.sink {
+            Sink::Ticket => {
                 let note = answer_note(answer);
                 self.desk
                     .record_answer(&claims.ticket, answer, &note)
                     .await?
             }
-            Some(target) => {
+            Sink::Webhook(target) => {
                 let body = json!({
                     "type": "survey.answered",
                     "timestamp": Utc::now().to_rfc3339(),
