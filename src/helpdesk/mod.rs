@@ -51,7 +51,7 @@ impl HelpdeskConfig {
                 .validate(kb, known_fields, problems)
                 .map(ValidHelpdesk::Zendesk),
             HelpdeskConfig::Salesforce(c) => c
-                .validate(kb, known_fields, problems)
+                .validate(known_fields, problems)
                 .map(ValidHelpdesk::Salesforce),
         }
     }

@@ -362,16 +362,9 @@ impl SalesforceApi {
         contact_id: &str,
         fields: &Map<String, Value>,
     ) -> Result<(), UpstreamError> {
-        match self
-            .update("update_contact", "Contact", contact_id, fields, None)
-            .await?
-        {
-            Update::Applied => Ok(()),
-            Update::Conflict => Err(UpstreamError::Invalid {
-                call: "update_contact",
-                detail: "412 to an unconditional update".into(),
-            }),
-        }
+        self.update("update_contact", "Contact", contact_id, fields, None)
+            .await
+            .map(|_| ())
     }
 
     async fn update(

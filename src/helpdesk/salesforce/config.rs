@@ -12,7 +12,7 @@ use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::{KbBackend, Problem, http_url, map_field_name, require_mapped};
+use crate::config::{Problem, http_url, map_field_name, require_mapped};
 use crate::http::RetrySettings;
 use crate::http::standard_webhooks;
 
@@ -221,7 +221,6 @@ pub struct ValidSalesforce {
     pub locale_field: Option<String>,
     pub knowledge: KnowledgeFile,
     pub retry: RetrySettings,
-    pub knowledge_search: bool,
     /// The connector has a `[survey]`: the Case's survey status is read with it, and the
     /// escalation's pending mark goes into the verdict write.
     pub survey: bool,
@@ -230,7 +229,6 @@ pub struct ValidSalesforce {
 impl SalesforceConfig {
     pub fn validate(
         self,
-        kb: &KbBackend,
         known_fields: &mut Vec<String>,
         problems: &mut Vec<Problem>,
     ) -> Option<ValidSalesforce> {
@@ -330,7 +328,6 @@ impl SalesforceConfig {
                 format!("must be 60 to 86400 seconds, found {max_age}"),
             ));
         }
-        let knowledge_search = matches!(kb, KbBackend::Helpdesk);
         let base = match &self.my_domain {
             Some(u) => http_url(key("my_domain"), u, problems),
             None => {
@@ -431,7 +428,6 @@ impl SalesforceConfig {
             locale_field: self.locale_field,
             knowledge: self.knowledge,
             retry,
-            knowledge_search,
             survey: false,
         })
     }

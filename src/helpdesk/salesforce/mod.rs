@@ -102,11 +102,6 @@ impl Salesforce {
         })
     }
 
-    /// The Case fields to read: the standard ones, every mapped one, the locale and the verdict.
-    pub fn case_fields(&self) -> Vec<String> {
-        case_fields(&self.cfg, &[])
-    }
-
     /// After adding comment `ours`: Salesforce has no conditional insert, so another delivery
     /// of the Case may have added its own verdict comment meanwhile. The first one stands; ours,
     /// if it came later, is deleted (a failed delete leaves both, and is logged). Returns the

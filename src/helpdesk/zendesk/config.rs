@@ -124,7 +124,6 @@ pub struct ValidZendesk {
     pub tried_articles_field: Option<String>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
-    pub help_center: bool,
 }
 
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -243,7 +242,6 @@ impl ZendeskConfig {
             tried_articles_field: self.tried_articles_field,
             tags: self.tags,
             retry,
-            help_center,
         })
     }
 }
