@@ -187,6 +187,17 @@ pub enum HookError {
     BadRequest(String),
 }
 
+impl HookError {
+    /// The HTTP status of the refusal, and its short name for JSON errors.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            HookError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            HookError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            HookError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        }
+    }
+}
+
 /// Why a ticket could not be finished.
 #[derive(Debug, thiserror::Error)]
 pub enum HelpdeskError {
@@ -335,11 +346,8 @@ pub trait Helpdesk: Send + Sync {
 
 /// JSON refusal: 401, 403 or 400 with `{"error", "detail"}`.
 pub fn default_reject(err: &HookError) -> Response {
-    match err {
-        HookError::Unauthorized(d) => json_error(StatusCode::UNAUTHORIZED, "unauthorized", d),
-        HookError::Forbidden(d) => json_error(StatusCode::FORBIDDEN, "forbidden", d),
-        HookError::BadRequest(d) => json_error(StatusCode::BAD_REQUEST, "bad_request", d),
-    }
+    let (status, code) = err.status();
+    json_error(status, code, &err.to_string())
 }
 
 /// JSON answer: 200 with each ticket's verdict; 503 + `Retry-After` when any ticket must be

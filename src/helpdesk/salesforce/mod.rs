@@ -24,7 +24,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::ExposeSecret;
@@ -36,7 +35,7 @@ use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use self::webhook::CaseEvent;
 use super::{
-    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SWEEP_PAGE,
+    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, ProcessError, SWEEP_PAGE,
     TicketOutcome, TicketRef, Written, default_reject, default_respond,
 };
 use crate::assess::note::HEADING;
@@ -461,12 +460,7 @@ impl Helpdesk for Salesforce {
         if webhook::is_signed_json(inbound.headers) {
             return default_reject(err);
         }
-        let status = match err {
-            HookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            HookError::Forbidden(_) => StatusCode::FORBIDDEN,
-            HookError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        };
-        webhook::fault(status, true, &err.to_string())
+        webhook::fault(err.status().0, true, &err.to_string())
     }
 
     /// Outbound messages: the `Ack` only when every case's survey was decided and recorded;
@@ -479,23 +473,11 @@ impl Helpdesk for Salesforce {
         if webhook::is_signed_json(inbound.headers) {
             return crate::survey::respond(outcomes);
         }
-        let failed: Vec<_> = outcomes
+        let failed: Vec<bool> = outcomes
             .iter()
-            .filter_map(|(_, r)| r.as_ref().err())
+            .filter_map(|(_, r)| r.as_ref().err().map(HelpdeskError::retryable))
             .collect();
-        if failed.is_empty() {
-            return webhook::ack();
-        }
-        let retryable = failed.iter().any(|e| e.retryable());
-        webhook::fault(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            !retryable,
-            &format!(
-                "{} of {} surveys not finished; deliver the message again",
-                failed.len(),
-                outcomes.len()
-            ),
-        )
+        webhook::answer(&failed, outcomes.len(), "surveys")
     }
 
     fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
@@ -514,22 +496,11 @@ impl Helpdesk for Salesforce {
         if webhook::is_signed_json(inbound.headers) {
             return default_respond(outcomes);
         }
-        let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
-        if failed.is_empty() {
-            return webhook::ack();
-        }
-        let retryable = failed
+        let failed: Vec<bool> = outcomes
             .iter()
-            .any(|o| o.result.as_ref().is_err_and(|e| e.retryable()));
-        webhook::fault(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            !retryable,
-            &format!(
-                "{} of {} notifications not finished; deliver the message again",
-                failed.len(),
-                outcomes.len()
-            ),
-        )
+            .filter_map(|o| o.result.as_ref().err().map(ProcessError::retryable))
+            .collect();
+        webhook::answer(&failed, outcomes.len(), "notifications")
     }
 }
 

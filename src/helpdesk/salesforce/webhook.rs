@@ -466,6 +466,25 @@ fn xml_response(status: StatusCode, body: String) -> Response {
 }
 
 /// 200 with the `Ack` document: Salesforce removes the message from its queue.
+/// The answer to an outbound message with `total` items, of which the ones in `failed` (each
+/// flagged whether it may pass on a retry) could not be finished: the `Ack` when none failed,
+/// otherwise a SOAP fault (500; a server fault when any failure may pass on a retry), so
+/// Salesforce delivers the message again.
+pub fn answer(failed: &[bool], total: usize, what: &str) -> Response {
+    if failed.is_empty() {
+        return ack();
+    }
+    let retryable = failed.iter().any(|r| *r);
+    fault(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        !retryable,
+        &format!(
+            "{} of {total} {what} not finished; deliver the message again",
+            failed.len()
+        ),
+    )
+}
+
 pub fn ack() -> Response {
     xml_response(StatusCode::OK, ACK.to_string())
 }
