@@ -34,6 +34,14 @@ pub struct Escalation {
     pub url: String,
 }
 
+/// The articles a partner lists as tried: ids or URLs separated by spaces, commas or semicolons.
+pub fn tried_articles(list: &str) -> Vec<String> {
+    list.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// A locale as the normalized model keeps it: lower case, `-` between language and region
 /// (Salesforce's `en_US` and Zendesk's `en-US` both become `en-us`).
 pub fn locale_of(tag: &str) -> String {

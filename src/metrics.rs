@@ -95,10 +95,8 @@ pub fn verdict(connector: &str, partner: &str, v: &Verdict) {
             .increment(1);
         }
     }
-    for (flag, on) in [("late", v.flags.late), ("kb_gap", v.flags.kb_gap)] {
-        if on {
-            counter!(FLAGS, &labels_with(&labels, "flag", flag)).increment(1);
-        }
+    for flag in v.flags.names() {
+        counter!(FLAGS, &labels_with(&labels, "flag", flag)).increment(1);
     }
 }
 

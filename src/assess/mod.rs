@@ -65,6 +65,16 @@ pub struct Flags {
     pub kb_gap: bool,
 }
 
+impl Flags {
+    /// The names of the flags that are set (`late`, `kb_gap`), as tags, fields and metrics
+    /// spell them.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        [("late", self.late), ("kb_gap", self.kb_gap)]
+            .into_iter()
+            .filter_map(|(name, on)| on.then_some(name))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     pub outcome: Outcome,

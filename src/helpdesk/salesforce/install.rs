@@ -2,7 +2,7 @@
 //! one connector. The field names are the defaults of `connectors/examples/salesforce.toml`.
 
 const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
-const API_VERSION: &str = "62.0";
+use super::config::DEFAULT_API_VERSION as API_VERSION;
 
 /// A custom Case field: API name, label, description and its type's elements.
 struct Field {

@@ -223,11 +223,7 @@ impl Salesforce {
     /// The reason text field's value: reasons, then flags.
     pub fn reason_text(v: &Verdict) -> String {
         let mut parts: Vec<&str> = v.reasons.iter().map(|r| r.name()).collect();
-        for (flag, on) in [("late", v.flags.late), ("kb_gap", v.flags.kb_gap)] {
-            if on {
-                parts.push(flag);
-            }
-        }
+        parts.extend(v.flags.names());
         parts.join(", ").chars().take(REASON_MAX_CHARS).collect()
     }
 }
@@ -576,12 +572,7 @@ pub fn map_case(
         escalated_at,
         escalated_at_unknown: false,
         tried_articles: field(&cfg.tried_articles_field)
-            .map(|v| {
-                v.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|v| crate::escalation::tried_articles(&v))
             .unwrap_or_default(),
         handoff,
         url,

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::api::{SalesforceApi, Update, soql_quote};
 use super::config::{PartnerSource, ValidSalesforce};
-use super::webhook::parse_datetime;
+use super::webhook::{is_id_of, parse_datetime};
 use super::{map_case, read_case, truncate_comment};
 use crate::escalation::locale_of;
 use crate::helpdesk::HelpdeskError;
@@ -42,12 +42,6 @@ pub struct SalesforceSurvey {
 /// prefix of 18-character ones).
 fn same_id(a: &str, b: &str) -> bool {
     a.len() >= 15 && b.len() >= 15 && a[..15] == b[..15]
-}
-
-fn is_id_of(id: &str, prefix: &str) -> bool {
-    (id.len() == 15 || id.len() == 18)
-        && id.starts_with(prefix)
-        && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn text<'a>(v: &'a Value, k: &str) -> Option<&'a str> {

@@ -47,11 +47,17 @@ pub fn is_signed_json(headers: &HeaderMap) -> bool {
         || headers.contains_key(standard_webhooks::ID)
 }
 
-/// A Case id: 15 or 18 letters and digits with the Case key prefix `500`.
-pub fn is_case_id(id: &str) -> bool {
+/// A record id: 15 or 18 letters and digits starting with the object's key `prefix` (`500`
+/// Case, `003` Contact).
+pub fn is_id_of(id: &str, prefix: &str) -> bool {
     (id.len() == 15 || id.len() == 18)
-        && id.starts_with("500")
+        && id.starts_with(prefix)
         && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A Case id.
+pub fn is_case_id(id: &str) -> bool {
+    is_id_of(id, "500")
 }
 
 fn bad(msg: impl Into<String>) -> HookError {

@@ -69,11 +69,11 @@ impl Zendesk {
                 .iter()
                 .map(|r| format!("{}{}", t.reason_prefix, r.name())),
         );
-        for (flag, on) in [("late", v.flags.late), ("kb_gap", v.flags.kb_gap)] {
-            if on {
-                tags.push(format!("{}{flag}", t.reason_prefix));
-            }
-        }
+        tags.extend(
+            v.flags
+                .names()
+                .map(|flag| format!("{}{flag}", t.reason_prefix)),
+        );
         tags
     }
 
@@ -367,12 +367,7 @@ pub fn map_ticket(
         escalated_at,
         escalated_at_unknown: false,
         tried_articles: field(&cfg.tried_articles_field)
-            .map(|s| {
-                s.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|s| crate::escalation::tried_articles(&s))
             .unwrap_or_default(),
         handoff,
         url,
