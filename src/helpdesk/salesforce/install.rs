@@ -1,8 +1,9 @@
 //! `escalation-gate install salesforce`: a Metadata API source folder that sets an org up for
 //! one connector. The field names are the defaults of `connectors/examples/salesforce.toml`.
 
-const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 use super::config::DEFAULT_API_VERSION as API_VERSION;
+
+const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
 /// A custom Case field: API name, label, description and its type's elements.
 struct Field {
