@@ -108,11 +108,26 @@ impl Zendesk {
     }
 
     async fn read(&self, id: &str) -> Result<Value, HelpdeskError> {
-        self.api()?
-            .ticket(id)
-            .await?
-            .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
+        read_ticket(self.api()?, id).await
     }
+}
+
+/// The record in the snapshot's sideloaded `list` (`users`, `organizations`) whose id the
+/// ticket's `key` (`requester_id`, ...) names.
+pub fn sideloaded<'a>(snapshot: &'a Value, list: &str, key: &str) -> Option<&'a Value> {
+    let want = snapshot["ticket"].get(key)?.as_u64()?;
+    snapshot
+        .get(list)?
+        .as_array()?
+        .iter()
+        .find(|x| x.get("id").and_then(Value::as_u64) == Some(want))
+}
+
+/// The ticket with its requester and organization; a ticket that does not exist is unusable.
+pub async fn read_ticket(api: &ZendeskApi, id: &str) -> Result<Value, HelpdeskError> {
+    api.ticket(id)
+        .await?
+        .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
 }
 
 #[async_trait]
@@ -316,16 +331,8 @@ pub fn map_ticket(
             handoff.insert(name.clone(), value);
         }
     }
-    let sideloaded = |list: &str, key: &str| -> Option<&Value> {
-        let want = t.get(key)?.as_u64()?;
-        snapshot
-            .get(list)?
-            .as_array()?
-            .iter()
-            .find(|x| x.get("id").and_then(Value::as_u64) == Some(want))
-    };
     let partner = match &cfg.partner {
-        PartnerSource::Organization => sideloaded("organizations", "organization_id")
+        PartnerSource::Organization => sideloaded(snapshot, "organizations", "organization_id")
             .and_then(|o| o.get("name"))
             .and_then(Value::as_str)
             .map(str::to_string),
@@ -333,7 +340,7 @@ pub fn map_ticket(
     }
     .filter(|p| !p.trim().is_empty())
     .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
-    let requester = sideloaded("users", "requester_id");
+    let requester = sideloaded(snapshot, "users", "requester_id");
     let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
     let url = match &cfg.base_url {
         Some(base) => format!("{}/agent/tickets/{id}", base.as_str().trim_end_matches('/')),

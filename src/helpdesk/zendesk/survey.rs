@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
-use super::map_ticket;
+use super::{map_ticket, read_ticket, sideloaded};
 use crate::helpdesk::HelpdeskError;
 use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
 use crate::survey::rules::{Person, SurveyCase};
@@ -63,15 +63,8 @@ impl ZendeskSurvey {
         }
     }
 
-    async fn tags_of(&self, ticket: &str) -> Result<(Vec<String>, Option<String>), HelpdeskError> {
-        let snap =
-            self.api.ticket(ticket).await?.ok_or_else(|| {
-                HelpdeskError::Unusable(format!("ticket {ticket} does not exist"))
-            })?;
-        Ok((
-            tag_list(&snap["ticket"]),
-            snap["ticket"]["updated_at"].as_str().map(str::to_string),
-        ))
+    async fn tags_of(&self, ticket: &str) -> Result<Vec<String>, HelpdeskError> {
+        Ok(tag_list(&read_ticket(&self.api, ticket).await?["ticket"]))
     }
 }
 
@@ -104,15 +97,7 @@ impl SurveyDesk for ZendeskSurvey {
         let esc = map_ticket(&self.connector, &self.cfg, &snap, Utc::now())?;
         let t = &snap["ticket"];
         let tags = tag_list(t);
-        let requester = t
-            .get("requester_id")
-            .and_then(Value::as_u64)
-            .and_then(|id| {
-                snap.get("users")?
-                    .as_array()?
-                    .iter()
-                    .find(|u| u.get("id").and_then(Value::as_u64) == Some(id))
-            })
+        let requester = sideloaded(&snap, "users", "requester_id")
             .map(|u| self.person(u))
             .unwrap_or_default();
         let marked = [
@@ -210,7 +195,7 @@ impl SurveyDesk for ZendeskSurvey {
         answer: &Answer,
         note: &str,
     ) -> Result<bool, HelpdeskError> {
-        let (tags, _) = self.tags_of(ticket).await?;
+        let tags = self.tags_of(ticket).await?;
         let t = &self.fields.tags;
         let first = !tags.contains(&t.answered);
         let score_tag = |s: u8| format!("{}{s}", t.score_prefix);
@@ -237,7 +222,7 @@ impl SurveyDesk for ZendeskSurvey {
     }
 
     async fn mark_answered(&self, ticket: &str) -> Result<bool, HelpdeskError> {
-        let (tags, _) = self.tags_of(ticket).await?;
+        let tags = self.tags_of(ticket).await?;
         let answered = &self.fields.tags.answered;
         if tags.contains(answered) {
             return Ok(false);
