@@ -963,7 +963,9 @@ async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
             .await?;
         tokio::time::sleep(MIN_ON_PAGE).await;
         browser.click("button[type=submit]").await?;
-        browser.source().await
+        browser
+            .source_with("Thank you!", std::time::Duration::from_secs(10))
+            .await
     };
     let page = run.await;
     browser.quit().await;

@@ -159,6 +159,23 @@ impl Browser {
         Ok(v.as_str().unwrap_or_default().to_string())
     }
 
+    /// The page source once it contains `text`, or the last one read when `within` runs out
+    /// (a click on a submit button does not wait for the next page).
+    pub async fn source_with(
+        &self,
+        text: &str,
+        within: std::time::Duration,
+    ) -> Result<String, String> {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let page = self.source().await?;
+            if page.contains(text) || std::time::Instant::now() >= until {
+                return Ok(page);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn quit(mut self) {
         if !self.session.is_empty() {
             let _ = self.call("DELETE", &self.at(""), Value::Null).await;
