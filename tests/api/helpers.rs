@@ -340,6 +340,18 @@ pub fn email_delivery(port: u16) -> String {
     )
 }
 
+/// Polls `done` every 10 ms until it holds or `within` runs out; says whether it held.
+pub async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while !done() {
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 /// The body of a GET, as text.
 pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()

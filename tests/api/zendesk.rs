@@ -569,9 +569,14 @@ async fn shutdown_finishes_requests_under_way() {
                 .await
         })
     };
-    while app.zendesk.count("GET /api/v2/tickets/19") == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        wait_until(Duration::from_secs(10), || app
+            .zendesk
+            .count("GET /api/v2/tickets/19")
+            > 0)
+        .await,
+        "the request reaches the fake"
+    );
     let server = app.begin_shutdown();
     let resp = request
         .await
@@ -606,12 +611,7 @@ async fn work_past_the_time_limit_asks_for_redelivery_and_still_finishes() {
     assert!(resp.headers().get("retry-after").is_some());
     assert_eq!(json_of(resp).await["error"], "retry_later");
     // The work goes on after the answer: the note lands once, and a redelivery writes nothing.
-    for _ in 0..200 {
-        if !app.notes(20).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(Duration::from_secs(10), || !app.notes(20).is_empty()).await;
     assert_eq!(app.notes(20).len(), 1, "the work finished after the answer");
     let again = json_of(app.escalate(20).await).await;
     assert_eq!(again["results"][0]["written"], "already");
