@@ -14,23 +14,17 @@
 //! | --- | --- |
 //! | `GET /api/v2/tickets/{id}` (`?include=users,organizations` sideloads) | 200 `{"ticket"}` (S `TicketResponse`) |
 //! | `PUT /api/v2/tickets/{id}` `{"ticket": {..}}` | 200 `{"ticket","audit"}` (S `TicketUpdateResponse`); 409 on a stale `updated_stamp` |
-//! | `GET /api/v2/tickets/{id}/comments` | 200 `{"comments","next_page","previous_page","count"}` |
-//! | `GET /api/v2/tickets/{id}/audits` | 200 `{"audits","next_page","previous_page","count"}` |
-//! | `GET`/`PUT` (add)/`POST` (set, 201)/`DELETE` (remove) `/api/v2/tickets/{id}/tags` | `{"tags"}` (S `TagsByObjectIdResponse`) |
-//! | `GET /api/v2/organizations/{id}` | 200 `{"organization"}` |
-//! | `GET /api/v2/users/{id}`, `GET /api/v2/users/me`, `PUT /api/v2/users/{id}` | 200 `{"user"}` |
+//! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
 //! | `GET /api/v2/users/search?query=` | 200 `{"users","count","next_page","previous_page"}` (S `UsersResponse`) |
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
 //! | `GET /api/v2/help_center/articles/search` | 200 `{"results","count","next_page","previous_page","page","per_page","page_count"}` |
-//! | `POST /oauth/tokens` (client_credentials) | 201 `{"access_token","token_type":"bearer","scope"}` |
 //!
 //! Unknown routes answer 404 `{"error":"InvalidEndpoint","description":"Not found"}`, unknown
 //! records 404 `{"error":"RecordNotFound","description":"Not found"}`.
 //!
 //! # Authentication
 //! Every `/api` route needs either HTTP Basic `{email}/token:{token}` with
-//! [`FakeZendesk::api_token`], or `Authorization: Bearer` with [`FakeZendesk::bearer_token`] or a
-//! token issued by `POST /oauth/tokens` (client from [`FakeZendesk::oauth_client`]); otherwise
+//! [`FakeZendesk::api_token`], or `Authorization: Bearer` with [`FakeZendesk::bearer_token`]; otherwise
 //! 401 `{"error":"Couldn't authenticate you"}`. Help Center search is "Allowed for anonymous
 //! users" (HC spec): without credentials it answers, but only with articles visible to everyone
 //! (`user_segment_id` null); wrong credentials still get 401. OAuth scopes are not enforced.
@@ -44,10 +38,9 @@
 //! S says `false` acts like `true`) and `updated_stamp`, a stamp that differs from the ticket's
 //! `updated_at` answers 409 `{"error":"UpdateConflict","description":"Safe Update prevented the
 //! update due to outdated ticket data. Please fetch the latest ticket data and try again."}` and
-//! applies nothing; the tags endpoints honour the same pair at the top level of their body. A
-//! closed ticket answers 422 `RecordInvalid`. Every update that changes something bumps
+//! applies nothing. A closed ticket answers 422 `RecordInvalid`. Every update that changes something bumps
 //! `updated_at` to `max(now, previous + 1 s)` (second precision, strictly increasing) and
-//! appends an audit (a `Comment` event for the comment, `Change` events for fields).
+//! answers with its audit (a `Comment` event for the comment, `Change` events for fields).
 //!
 //! # Search subset (`/api/v2/search`)
 //! Only tickets are searchable. Tokens are separated by spaces (double quotes group a value);
@@ -109,8 +102,6 @@ use serde_json::{Map, Value, json};
 const AGENT_EMAIL: &str = "fake-agent@example.com";
 const AGENT_API_TOKEN: &str = "fake-api-token-6f1c0d2e9a";
 const AGENT_USER_ID: u64 = 361_900_000_001;
-const OAUTH_CLIENT_ID: &str = "escalation_gate_tests";
-const OAUTH_CLIENT_SECRET: &str = "fake-client-secret-9b7a44";
 const STATIC_BEARER_TOKEN: &str = "fake-oauth-access-token-3c5e";
 const DEFAULT_HC_LOCALE: &str = "en-us";
 const DOWN_RETRY_AFTER_SECS: u64 = 1;
@@ -478,7 +469,6 @@ fn canned(status: u16) -> Reply {
 struct TicketRec {
     fields: Map<String, Value>,
     comments: Vec<Value>,
-    audits: Vec<Value>,
 }
 
 enum Caller {
@@ -495,7 +485,6 @@ struct Inner {
     articles: BTreeMap<u64, Value>,
     requests: Vec<Recorded>,
     failures: Vec<(String, VecDeque<Failure>)>,
-    issued_tokens: Vec<String>,
     down: bool,
     search_returns_drafts: bool,
     next_id: u64,
@@ -511,7 +500,6 @@ impl Inner {
             articles: BTreeMap::new(),
             requests: Vec::new(),
             failures: Vec::new(),
-            issued_tokens: Vec::new(),
             down: false,
             search_returns_drafts: false,
             next_id: 9_000_000_001,
@@ -606,13 +594,6 @@ impl Inner {
             None => {}
         }
         let query = parse_urlencoded(uri.query().unwrap_or(""));
-        if segs == ["oauth", "tokens"] {
-            return if method == Method::POST {
-                self.oauth_token(headers, body)
-            } else {
-                invalid_endpoint()
-            };
-        }
         let caller = self.authenticate(headers);
         if let Caller::Rejected = caller {
             return unauthorized();
@@ -628,20 +609,10 @@ impl Inner {
         }
         match (method.as_str(), rest) {
             ("GET", ["search"]) => self.search(&query),
-            ("GET", ["users", "me"]) => self.show_user(AGENT_USER_ID),
             ("GET", ["users", "search"]) => self.search_users(&query),
-            ("GET", ["organizations", id]) => with_id(id, |id| self.show_organization(id)),
-            ("GET", ["users", id]) => with_id(id, |id| self.show_user(id)),
             ("PUT", ["users", id]) => with_id(id, |id| self.update_user(id, body)),
             ("GET", ["tickets", id]) => with_id(id, |id| self.show_ticket(id, &query)),
             ("PUT", ["tickets", id]) => with_id(id, |id| self.update_ticket(id, body)),
-            ("GET", ["tickets", id, "comments"]) => {
-                with_id(id, |id| self.list_comments(id, &query))
-            }
-            ("GET", ["tickets", id, "audits"]) => with_id(id, |id| self.list_audits(id, &query)),
-            (verb, ["tickets", id, "tags"]) => {
-                with_id(id, |id| self.ticket_tags(verb, id, &query, body))
-            }
             _ => invalid_endpoint(),
         }
     }
@@ -666,67 +637,10 @@ impl Inner {
                 .unwrap_or(false)
         } else if scheme.eq_ignore_ascii_case("bearer") {
             credentials == STATIC_BEARER_TOKEN
-                || self.issued_tokens.iter().any(|t| t == credentials)
         } else {
             false
         };
         if ok { Caller::Agent } else { Caller::Rejected }
-    }
-
-    // ----- OAuth -------------------------------------------------------------------------------
-
-    fn oauth_token(&mut self, headers: &HeaderMap, body: &[u8]) -> Reply {
-        // The spec asks for JSON; form encoding (RFC 6749) is accepted as well.
-        let params: Map<String, Value> = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => map,
-            _ => parse_urlencoded(&String::from_utf8_lossy(body))
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        };
-        let param = |name: &str| params.get(name).map(value_text);
-        // Client authentication through HTTP Basic (RFC 6749 section 2.3.1) also works.
-        let basic = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|c| BASE64.decode(c.trim()).ok())
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|d| {
-                d.split_once(':')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            });
-        let (client_id, client_secret) = match (param("client_id"), param("client_secret")) {
-            (Some(id), Some(secret)) => (id, secret),
-            _ => basic.unwrap_or_default(),
-        };
-        if param("grant_type").as_deref() != Some("client_credentials") {
-            return Reply::json(
-                400,
-                json!({
-                    "error": "unsupported_grant_type",
-                    "error_description": "The authorization grant type is not supported by the authorization server.",
-                }),
-            );
-        }
-        if client_id != OAUTH_CLIENT_ID || client_secret != OAUTH_CLIENT_SECRET {
-            return Reply::json(
-                401,
-                json!({
-                    "error": "invalid_client",
-                    "error_description": "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
-                }),
-            );
-        }
-        let token = format!("fake-oauth-{}", self.next_id());
-        self.issued_tokens.push(token.clone());
-        let scope = param("scope").unwrap_or_else(|| "read write".into());
-        let mut answer = json!({"access_token": token, "token_type": "bearer", "scope": scope});
-        if let Some(expires_in) = params.get("expires_in") {
-            let secs = value_text(expires_in).parse::<u64>().unwrap_or(1800);
-            answer["expires_in"] = json!(secs);
-        }
-        Reply::json(201, answer)
     }
 
     // ----- tickets -----------------------------------------------------------------------------
@@ -815,14 +729,7 @@ impl Inner {
                 }
             }
         };
-        self.tickets.insert(
-            id,
-            TicketRec {
-                fields,
-                comments,
-                audits: Vec::new(),
-            },
-        );
+        self.tickets.insert(id, TicketRec { fields, comments });
     }
 
     fn seed_comment(&mut self, comment: Value, created_at: &str, requester: &Value) -> Value {
@@ -1077,106 +984,7 @@ impl Inner {
         let rec = self.tickets.get_mut(&id).expect("ticket checked by caller");
         rec.fields = fields;
         rec.comments.extend(new_comment);
-        if changed {
-            rec.audits.push(audit.clone());
-        }
         audit
-    }
-
-    fn list_comments(&self, id: u64, query: &[(String, String)]) -> Reply {
-        let Some(rec) = self.tickets.get(&id) else {
-            return not_found();
-        };
-        let mut comments = rec.comments.clone();
-        if query_param(query, "sort_order") == Some("desc") {
-            comments.reverse();
-        }
-        let path = format!("/api/v2/tickets/{id}/comments.json");
-        self.offset_page("comments", comments, query, &path, &[])
-    }
-
-    fn list_audits(&self, id: u64, query: &[(String, String)]) -> Reply {
-        let Some(rec) = self.tickets.get(&id) else {
-            return not_found();
-        };
-        let path = format!("/api/v2/tickets/{id}/audits.json");
-        self.offset_page("audits", rec.audits.clone(), query, &path, &[])
-    }
-
-    /// Offset pagination: `{key: [...], "next_page", "previous_page", "count"}`.
-    fn offset_page(
-        &self,
-        key: &str,
-        items: Vec<Value>,
-        query: &[(String, String)],
-        path: &str,
-        keep: &[&str],
-    ) -> Reply {
-        let page = Page::of(query, 100, 100);
-        let total = items.len();
-        let (items, next, previous) = page.slice(items, &self.base_url, path, query, keep);
-        let mut answer = json!({"next_page": next, "previous_page": previous, "count": total});
-        answer[key] = json!(items);
-        Reply::json(200, answer)
-    }
-
-    fn ticket_tags(
-        &mut self,
-        verb: &str,
-        id: u64,
-        query: &[(String, String)],
-        body: &[u8],
-    ) -> Reply {
-        let Some(rec) = self.tickets.get(&id) else {
-            return not_found();
-        };
-        let current = rec.fields.get("tags").map(tags_of).unwrap_or_default();
-        if verb == "GET" {
-            return Reply::json(200, json!({"tags": current}));
-        }
-        let payload: Value = if body.is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_slice(body) {
-                Ok(payload) => payload,
-                Err(_) => return bad_request("The request body is not valid JSON"),
-            }
-        };
-        let Some(payload) = payload.as_object() else {
-            return bad_request("The request body must be a JSON object");
-        };
-        if stale(&rec.fields, payload) {
-            return update_conflict();
-        }
-        let given = payload.get("tags").map(tags_of);
-        let (tags, status) = match verb {
-            "POST" => (given.unwrap_or_default(), 201),
-            "PUT" => {
-                let mut tags = current.clone();
-                for tag in given.unwrap_or_default() {
-                    if !tags.contains(&tag) {
-                        tags.push(tag);
-                    }
-                }
-                (tags, 200)
-            }
-            "DELETE" => {
-                let remove = given
-                    .or_else(|| {
-                        query_param(query, "tags").map(|t| tags_of(&json!(t.replace(',', " "))))
-                    })
-                    .unwrap_or_default();
-                let mut tags = current.clone();
-                tags.retain(|t| !remove.contains(t));
-                (tags, 200)
-            }
-            _ => return invalid_endpoint(),
-        };
-        let mut fields = rec.fields.clone();
-        let mut events = Vec::new();
-        change(&mut fields, &mut events, "tags", json!(tags));
-        self.commit(id, fields, events, None);
-        Reply::json(status, json!({"tags": tags}))
     }
 
     // ----- organizations and users -------------------------------------------------------------
@@ -1230,20 +1038,6 @@ impl Inner {
         });
         fill_defaults(&mut fields, defaults);
         self.users.insert(id, Value::Object(fields));
-    }
-
-    fn show_organization(&self, id: u64) -> Reply {
-        match self.organizations.get(&id) {
-            Some(org) => Reply::json(200, json!({"organization": org})),
-            None => not_found(),
-        }
-    }
-
-    fn show_user(&self, id: u64) -> Reply {
-        match self.users.get(&id) {
-            Some(user) => Reply::json(200, json!({"user": user})),
-            None => not_found(),
-        }
     }
 
     fn search_users(&self, query: &[(String, String)]) -> Reply {
