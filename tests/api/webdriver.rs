@@ -18,15 +18,19 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// Why the browser test cannot run here: Chromium or chromedriver is not installed.
+pub fn missing() -> Option<String> {
+    [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .find(|bin| !std::path::Path::new(bin).exists())
+        .map(|bin| format!("{bin} is not installed (apt-get install chromium chromium-driver)"))
+}
+
 impl Browser {
-    /// `None` (with the reason) when Chromium or chromedriver is not installed.
+    /// Starts chromedriver and a headless Chromium session; the error says what failed.
     pub async fn start() -> Result<Browser, String> {
-        for bin in [CHROMIUM, CHROMEDRIVER] {
-            if !std::path::Path::new(bin).exists() {
-                return Err(format!(
-                    "{bin} is not installed (apt-get install chromium chromium-driver)"
-                ));
-            }
+        if let Some(why) = missing() {
+            return Err(why);
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
