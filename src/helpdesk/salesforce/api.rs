@@ -170,6 +170,16 @@ pub fn soql_quote(s: &str) -> String {
     out
 }
 
+/// The `records` of a query page.
+fn records<'a>(call: &'static str, page: &'a Value) -> Result<&'a Vec<Value>, UpstreamError> {
+    page.get("records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| UpstreamError::Invalid {
+            call,
+            detail: "no `records` array".into(),
+        })
+}
+
 /// A locale (`en-us`) as Salesforce's language tag (`en-US`); [`locale_of`] goes the other way.
 pub fn accept_language(locale: &str) -> String {
     match locale.split_once(['-', '_']) {
@@ -258,27 +268,13 @@ impl SalesforceApi {
     /// The Case's comments as (id, body), read with SOQL (`/query`), oldest first.
     pub async fn comments(&self, case_id: &str) -> Result<Vec<(String, String)>, UpstreamError> {
         let soql = format!(
-            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate, Id"
+            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = {} ORDER BY CreatedDate, Id",
+            soql_quote(case_id)
         );
-        let first = self.url("/query");
-        let mut page = json_of(
-            "query_comments",
-            self.send("query_comments", |c| {
-                c.get(first.clone()).query(&[("q", soql.as_str())])
-            })
-            .await?,
-        )
-        .await?;
+        let mut page = self.query_page("query_comments", &soql).await?;
         let mut bodies = Vec::new();
         for _ in 0..MAX_COMMENT_PAGES {
-            let records = page
-                .get("records")
-                .and_then(Value::as_array)
-                .ok_or_else(|| UpstreamError::Invalid {
-                    call: "query_comments",
-                    detail: "no `records` array".into(),
-                })?;
-            bodies.extend(records.iter().filter_map(|r| {
+            bodies.extend(records("query_comments", &page)?.iter().filter_map(|r| {
                 Some((
                     r.get("Id")?.as_str()?.to_string(),
                     r.get("CommentBody")?.as_str()?.to_string(),
@@ -413,20 +409,19 @@ impl SalesforceApi {
 
     /// The records of one SOQL query's first page (`GET /query?q=...`); callers `LIMIT` it.
     pub async fn query(&self, call: &'static str, soql: &str) -> Result<Vec<Value>, UpstreamError> {
+        let page = self.query_page(call, soql).await?;
+        records(call, &page).cloned()
+    }
+
+    /// `GET /query?q=...`: the first page of the answer.
+    async fn query_page(&self, call: &'static str, soql: &str) -> Result<Value, UpstreamError> {
         let url = self.url("/query");
-        let page = json_of(
+        json_of(
             call,
             self.send(call, |c| c.get(url.clone()).query(&[("q", soql)]))
                 .await?,
         )
-        .await?;
-        page.get("records")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| UpstreamError::Invalid {
-                call,
-                detail: "no `records` array".into(),
-            })
+        .await
     }
 
     /// `GET /support/knowledgeArticles?q=...` in the language of `locale` (online articles only),
