@@ -307,8 +307,13 @@ impl App {
     }
 
     pub async fn signed(&self, body: &str, id: &str, ts: i64, sig: &str) -> (u16, Value) {
-        let resp = self
-            .http
+        let resp = self.post_signed(body, id, ts, sig).await;
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// POSTs `body` with Standard Webhooks headers as given.
+    pub async fn post_signed(&self, body: &str, id: &str, ts: i64, sig: &str) -> reqwest::Response {
+        self.http
             .post(&self.url)
             .header("content-type", "application/json")
             .header(standard_webhooks::ID, id)
@@ -317,8 +322,15 @@ impl App {
             .body(body.to_string())
             .send()
             .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
+            .unwrap()
+    }
+
+    /// POSTs `body` as a Flow callout or Apex action does: signed now, with message `id`.
+    pub async fn post_signed_now(&self, body: &str, id: &str) -> reqwest::Response {
+        let key = standard_webhooks::decode_secret(SIGNING_SECRET).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let sig = standard_webhooks::sign(&key, id, now, body.as_bytes());
+        self.post_signed(body, id, now, &sig).await
     }
 }
 
@@ -678,7 +690,7 @@ async fn signed_json_is_verified_with_standard_webhooks() {
     );
     assert!(app.fake.lock().log.is_empty());
 
-    // A Flow callout signed now.
+    // A Flow callout signed now (its signature is replayed on a tampered body below).
     let key = standard_webhooks::decode_secret(SIGNING_SECRET).unwrap();
     let now = chrono::Utc::now().timestamp();
     let payload = format!(r#"{{"case_ids": ["{GOOD}", "{BOTH}"]}}"#);

@@ -2,7 +2,6 @@
 //! e-mail on the real SMTP server, the opt-out on the Contact, the answer on the Case.
 
 use escalation_gate::helpdesk::salesforce::webhook::ACK;
-use escalation_gate::http::standard_webhooks;
 use escalation_gate::server::ServerSettings;
 use serde_json::{Value, json};
 
@@ -12,8 +11,7 @@ use crate::helpers::{
     survey_toml,
 };
 use crate::salesforce::{
-    App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, SIGNING_SECRET, env, org,
-    spawn_connector,
+    App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, env, org, spawn_connector,
 };
 use crate::smtp::SmtpServer;
 
@@ -86,21 +84,12 @@ async fn spawn_survey(smtp: &SmtpServer) -> App {
 
 /// Signed JSON as the scheduled path's Apex action sends it.
 async fn post_event(app: &App, case: &str, event: &str) -> reqwest::Response {
-    let key = standard_webhooks::decode_secret(SIGNING_SECRET).unwrap();
-    let now = chrono::Utc::now().timestamp();
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let body = format!(r#"{{"case_id": "{case}", "event": "{event}"}}"#);
-    let sig = standard_webhooks::sign(&key, &id, now, body.as_bytes());
-    app.http
-        .post(&app.url)
-        .header("content-type", "application/json")
-        .header(standard_webhooks::ID, &id)
-        .header(standard_webhooks::TIMESTAMP, now.to_string())
-        .header(standard_webhooks::SIGNATURE, sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
+    app.post_signed_now(
+        &format!(r#"{{"case_id": "{case}", "event": "{event}"}}"#),
+        &id,
+    )
+    .await
 }
 
 async fn solved(app: &App, case: &str) -> String {
