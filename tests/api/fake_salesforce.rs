@@ -326,31 +326,13 @@ async fn get_case(
     let Some(case) = s.cases.get(&id) else {
         return not_found();
     };
-    let mut out = Map::new();
-    out.insert(
-        "attributes".into(),
-        json!({"type": "Case", "url": format!("{API}/sobjects/Case/{id}")}),
-    );
-    match q.get("fields") {
-        Some(fields) => {
-            for f in fields.split(',') {
-                match case.get(f) {
-                    Some(v) => {
-                        out.insert(f.to_string(), v.clone());
-                    }
-                    None => {
-                        return errors(
-                            StatusCode::BAD_REQUEST,
-                            "INVALID_FIELD",
-                            &format!("No such column '{f}' on entity 'Case'."),
-                        );
-                    }
-                }
-            }
+    match select(case, q.get("fields").map(String::as_str), "Case") {
+        Ok(mut out) => {
+            out["attributes"]["url"] = json!(format!("{API}/sobjects/Case/{id}"));
+            axum::Json(out).into_response()
         }
-        None => out.extend(case.clone()),
+        Err(refused) => *refused,
     }
-    axum::Json(Value::Object(out)).into_response()
 }
 
 async fn patch_case(
@@ -582,11 +564,7 @@ async fn delete_comment(State(state): State<Shared>, Path(id): Path<String>) -> 
             s.comments.remove(i);
             StatusCode::NO_CONTENT.into_response()
         }
-        None => errors(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        ),
+        None => not_found(),
     }
 }
 
@@ -606,14 +584,10 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
     )
     .unwrap();
     let Some(caps) = re.captures(&soql) else {
-        return errors(
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_QUERY",
-            "unexpected token",
-        );
+        return malformed("unexpected token");
     };
     let s = state.lock().unwrap();
-    let records: Vec<Value> = s
+    let list: Vec<Value> = s
         .comments
         .iter()
         .filter(|c| c.parent == caps[1])
@@ -625,8 +599,7 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
             })
         })
         .collect();
-    axum::Json(json!({"totalSize": records.len(), "done": true, "records": records}))
-        .into_response()
+    records(list)
 }
 
 fn malformed(detail: &str) -> Response {
