@@ -230,11 +230,7 @@ async fn one_click_unsubscribe_writes_has_opted_out_of_email_on_the_contact() {
     let smtp = SmtpServer::start();
     let app = spawn_survey(&smtp).await;
     assert_eq!(solved(&app, GOOD).await, "sent");
-    let url = smtp.messages()[0]
-        .header("List-Unsubscribe")
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
+    let url = smtp.messages()[0].unsubscribe_url();
     // A scanner's GET writes nothing.
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(app.fake.count("PATCH", "/sobjects/Contact/"), 0);

@@ -45,6 +45,14 @@ impl Mail {
             .collect()
     }
 
+    /// The URL of the `List-Unsubscribe` header (without its angle brackets).
+    pub fn unsubscribe_url(&self) -> String {
+        self.header("List-Unsubscribe")
+            .expect("a List-Unsubscribe header")
+            .trim_matches(['<', '>'])
+            .to_string()
+    }
+
     /// Every `http://` link in the plain-text part.
     pub fn text_links(&self) -> Vec<String> {
         self.text

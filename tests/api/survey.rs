@@ -221,12 +221,7 @@ async fn a_scanner_following_every_link_records_nothing() {
     let before = (app.puts(), app.notes(2).len(), app.tags(2));
     let mut links = mail.html_links();
     links.extend(mail.text_links());
-    links.push(
-        mail.header("List-Unsubscribe")
-            .unwrap()
-            .trim_matches(['<', '>'])
-            .to_string(),
-    );
+    links.push(mail.unsubscribe_url());
     assert!(links.len() >= 12, "{links:?}");
     for link in &links {
         let resp = app.client.get(link).send().await.unwrap();
@@ -535,11 +530,7 @@ async fn one_click_unsubscribe_writes_the_opt_out_and_later_cases_are_skipped() 
     app.zendesk.put_ticket(solved_case(8, "Unsubscribe case"));
     assert_eq!(survey_of(app.solved(8).await).await, "sent");
     let mail = &smtp.messages()[0];
-    let url = mail
-        .header("List-Unsubscribe")
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
+    let url = mail.unsubscribe_url();
     // RFC 8058 one-click: a POST of `List-Unsubscribe=One-Click` to the header's URL.
     let resp = app
         .client
@@ -755,11 +746,7 @@ async fn each_customer_gets_the_wording_of_their_locale_and_english_is_the_fallb
         german.html
     );
     // The German links work like the built-in ones: each opens its page with its score.
-    let ratings: Vec<String> = german
-        .html_links()
-        .into_iter()
-        .filter(|l| l.contains("/survey/acme/r?"))
-        .collect();
+    let ratings = rating_links(german);
     assert_eq!(ratings.len(), 5);
     let page = get_text(&app.client, &ratings[3]).await;
     assert!(page.contains("id=\"csat-4\" name=\"csat\" value=\"4\" checked"));
