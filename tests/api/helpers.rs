@@ -137,18 +137,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(opts: Options) -> TestApp {
     init_logs();
     let zendesk = FakeZendesk::start().await;
-    let (email, token) = zendesk.api_token();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let mut vars: HashMap<&str, String> = HashMap::from([
-        ("APP_URL", address.clone()),
-        ("ZD_URL", zendesk.url()),
-        ("ZD_EMAIL", email.to_string()),
-        ("ZD_TOKEN", token.to_string()),
-        ("ZD_BEARER", zendesk.bearer_token().to_string()),
-        ("ZD_SECRET", SECRET.to_string()),
-        ("ZD_OLD_SECRET", "retired-secret".to_string()),
-    ]);
+    let mut vars: HashMap<&str, String> = zendesk_vars(&zendesk).into_iter().collect();
+    vars.insert("APP_URL", address.clone());
     vars.extend(opts.vars.iter().cloned());
     let env = |name: &str| vars.get(name).cloned();
     let text = connector_toml(&opts.auth_toml, opts.kb_backend, &opts.extra_toml);
@@ -175,6 +167,20 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         shutdown: Some(tx),
         server: Some(server),
     }
+}
+
+/// The variables the test connector file references for `zendesk`: its URL, credentials and
+/// the webhook signing secrets.
+pub fn zendesk_vars(zendesk: &FakeZendesk) -> Vec<(&'static str, String)> {
+    let (email, token) = zendesk.api_token();
+    vec![
+        ("ZD_URL", zendesk.url()),
+        ("ZD_EMAIL", email.to_string()),
+        ("ZD_TOKEN", token.to_string()),
+        ("ZD_BEARER", zendesk.bearer_token().to_string()),
+        ("ZD_SECRET", SECRET.to_string()),
+        ("ZD_OLD_SECRET", "retired-secret".to_string()),
+    ]
 }
 
 pub fn seed_directory(zd: &FakeZendesk) {

@@ -119,23 +119,17 @@ async fn seeded_zendesk() -> FakeZendesk {
 
 /// The test connector's file with `extra` appended.
 fn connector_file(extra: &str) -> String {
-    let auth = "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n";
-    connector_toml(auth, "helpdesk", extra)
+    connector_toml(&Options::default().auth_toml, "helpdesk", extra)
 }
 
 /// Runs `escalation-gate sweep` on a connectors folder holding `text` as `acme.toml`.
 async fn sweep_command(zendesk: &FakeZendesk, text: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("acme.toml"), text).unwrap();
-    let (email, token) = zendesk.api_token();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
         .args(["sweep", "--connector", "acme", "--connectors"])
         .arg(dir.path())
-        .env("ZD_URL", zendesk.url())
-        .env("ZD_EMAIL", email)
-        .env("ZD_TOKEN", token)
-        .env("ZD_SECRET", SECRET)
-        .env("ZD_OLD_SECRET", "retired-secret")
+        .envs(zendesk_vars(zendesk))
         .output()
         .await
         .unwrap()
