@@ -254,11 +254,7 @@ fn codes(text: &str) -> Vec<String> {
         if !code {
             continue;
         }
-        let norm: String = raw
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_lowercase();
+        let norm = squash(raw);
         if !out.contains(&norm) {
             out.push(norm);
         }
@@ -354,9 +350,8 @@ struct Art {
     title_qtf: Vec<f64>, // per query term: title tf
     len: f64,
     title_len: f64,
-    body_q: Vec<u32>,     // per body word: query-term id or NONE
-    body_off: Vec<usize>, // per body word: byte offset in body
-    title_set: HashSet<String>,
+    body_q: Vec<u32>,             // per body word: query-term id or NONE
+    body_off: Vec<usize>,         // per body word: byte offset in body
     bigrams: HashSet<(u32, u32)>, // adjacent (query term, query term) pairs in title or body
     code_hits: usize,
     title_terms: Vec<String>, // unique title terms, in order of appearance
@@ -408,7 +403,6 @@ pub fn features(case_text: &str, candidates: &[Candidate]) -> Vec<([f64; NF], St
                 title_len: 0.0,
                 body_q: Vec::new(),
                 body_off: Vec::new(),
-                title_set: HashSet::new(),
                 bigrams: HashSet::new(),
                 code_hits: 0,
                 title_terms: Vec::new(),
@@ -424,8 +418,7 @@ pub fn features(case_text: &str, candidates: &[Candidate]) -> Vec<([f64; NF], St
                         a.bigrams.insert((prev, id));
                     }
                 }
-                if !a.title_set.contains(w) {
-                    a.title_set.insert(w.to_string());
+                if !a.title_terms.iter().any(|t| t == w) {
                     a.title_terms.push(w.to_string());
                 }
                 a.title_len += 1.0;
@@ -515,19 +508,19 @@ pub fn features(case_text: &str, candidates: &[Candidate]) -> Vec<([f64; NF], St
             } else {
                 cov_n as f64 / nq as f64
             };
-            let title_rec = if a.title_set.is_empty() {
+            let title_rec = if a.title_terms.is_empty() {
                 0.0
             } else {
-                title_hits as f64 / a.title_set.len() as f64
+                title_hits as f64 / a.title_terms.len() as f64
             };
-            let subj_title = if subj.is_empty() || a.title_set.is_empty() {
+            let subj_title = if subj.is_empty() || a.title_terms.is_empty() {
                 0.0
             } else {
                 let inter = subj
                     .iter()
                     .filter(|&&i| a.title_qtf[i as usize] > 0.0)
                     .count();
-                2.0 * inter as f64 / (subj.len() + a.title_set.len()) as f64
+                2.0 * inter as f64 / (subj.len() + a.title_terms.len()) as f64
             };
             let (code_frac, code_miss) = if qcodes.is_empty() {
                 (0.0, 0.0)
@@ -645,8 +638,22 @@ pub fn features(case_text: &str, candidates: &[Candidate]) -> Vec<([f64; NF], St
 }
 
 fn excerpt(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
+    // Only the first `max` characters, and whether there are more, shape the excerpt: the
+    // words are joined until then, not through the whole rest of the body.
+    let mut flat = String::new();
+    let mut chars = 0;
+    for w in s.split_whitespace() {
+        if chars > max {
+            break;
+        }
+        if !flat.is_empty() {
+            flat.push(' ');
+            chars += 1;
+        }
+        flat.push_str(w);
+        chars += w.chars().count();
+    }
+    if chars <= max {
         return flat;
     }
     let mut cut: String = flat.chars().take(max - 1).collect();
