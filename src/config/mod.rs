@@ -633,11 +633,7 @@ fn validate(
             kb: KbSettings {
                 threshold,
                 gap_below,
-                default_locale: kb
-                    .default_locale
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_LOCALE.into())
-                    .to_ascii_lowercase(),
+                default_locale,
             },
             late_after: Duration::hours(late.max(1)),
         },
