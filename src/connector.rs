@@ -79,6 +79,22 @@ impl Connector {
                 )?))
             }
         };
+        let named = valid
+            .metric_partners
+            .iter()
+            .chain(survey.iter().flat_map(|s| &s.settings.rules.partners))
+            .chain(
+                valid
+                    .policy
+                    .handoff
+                    .overrides
+                    .iter()
+                    .filter_map(|o| match &o.scope {
+                        crate::assess::handoff::Scope::Partner(p) => Some(p),
+                        crate::assess::handoff::Scope::Product(_) => None,
+                    }),
+            );
+        m::name_partners(&id, named.map(String::as_str));
         Ok(Connector {
             id,
             helpdesk,

@@ -10,6 +10,7 @@ pub mod helpdesk;
 pub mod http;
 pub mod kb;
 pub mod metrics;
+pub mod serve;
 pub mod server;
 pub mod survey;
 pub mod sweep;
@@ -25,13 +26,26 @@ use connector::{Connector, Connectors};
 use server::ServerSettings;
 
 /// Serves the connectors on `listener` until `shutdown` resolves, then finishes the requests
-/// under way.
+/// under way. `/metrics` is not served (see [`run_with_metrics`]).
 pub async fn run(
     connectors: Vec<Connector>,
     settings: ServerSettings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_metrics(connectors, settings, listener, None, shutdown).await
+}
+
+/// [`run`], and `GET /metrics` on `metrics` when given: its own address, so the webhooks'
+/// public port never shows partner names and counts.
+pub async fn run_with_metrics(
+    connectors: Vec<Connector>,
+    settings: ServerSettings,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    metrics::handle();
     let by_id: Connectors = Arc::new(
         connectors
             .into_iter()
@@ -45,14 +59,45 @@ pub async fn run(
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sweeps = sweep::spawn(&by_id, stopped.clone());
-    let served = axum::serve(listener, server::router(by_id, settings))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+    let metrics_served = match metrics {
+        Some(l) => {
+            tracing::info!(address = %l.local_addr()?, "Serving /metrics");
+            let limits = serve::Limits {
+                max_connections: METRICS_CONNECTIONS,
+                ..serve::Limits::from(&settings)
+            };
+            Some(tokio::spawn(serve::serve(
+                l,
+                server::metrics_router(),
+                limits,
+                stopped.clone(),
+            )))
+        }
+        None => {
+            tracing::info!("Not serving /metrics: no metrics listen address given");
+            None
+        }
+    };
+    let stop_on = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let served = serve::serve(
+        listener,
+        server::router(by_id, settings),
+        serve::Limits::from(&settings),
+        stopped,
+    )
+    .await;
+    stop_on.abort();
+    if let Some(m) = metrics_served {
+        m.await.map_err(std::io::Error::other)??;
+    }
     for s in sweeps {
         let _ = s.await;
     }
     served
 }
+
+/// Connections the metrics listener takes at once (a scraper needs one or two).
+const METRICS_CONNECTIONS: usize = 16;

@@ -42,6 +42,21 @@ enum Command {
         /// Longest time a webhook waits for its answer before it is told to deliver again.
         #[arg(long, env = "EG_REQUEST_TIMEOUT_SECS", default_value_t = ServerSettings::default().request_timeout.as_secs())]
         request_timeout_secs: u64,
+        /// Longest time a client may take to send a request's headers; also how long an idle
+        /// keep-alive connection stays open.
+        #[arg(long, env = "EG_HEADER_READ_TIMEOUT_SECS", default_value_t = ServerSettings::default().header_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_read_timeout_secs: u64,
+        /// Longest time a client may take to send a request's whole body; slower ones get 408.
+        #[arg(long, env = "EG_BODY_READ_TIMEOUT_SECS", default_value_t = ServerSettings::default().body_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_read_timeout_secs: u64,
+        /// Most client connections open at once (keep it well below the open-file limit);
+        /// further clients wait in the listen queue.
+        #[arg(long, env = "EG_MAX_CONNECTIONS", default_value_t = ServerSettings::default().max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_connections: usize,
+        /// Serve `GET /metrics` on this address (e.g. `127.0.0.1:9091`, or `[::]:9091` on Fly's
+        /// private network). Without it, metrics are not served: never on the webhook port.
+        #[arg(long, env = "EG_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
         /// Log format (filter with RUST_LOG, e.g. `info,escalation_gate=debug`).
         #[arg(long, env = "EG_LOG_FORMAT", value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -164,15 +179,23 @@ fn main() -> ExitCode {
             dir,
             max_body_bytes,
             request_timeout_secs,
+            header_read_timeout_secs,
+            body_read_timeout_secs,
+            max_connections,
+            metrics_listen,
             log_format,
         } => {
             telemetry::init(log_format);
             serve(
                 listen,
+                metrics_listen,
                 &dir.connectors,
                 ServerSettings {
                     max_body_bytes,
                     request_timeout: Duration::from_secs(request_timeout_secs),
+                    header_read_timeout: Duration::from_secs(header_read_timeout_secs),
+                    body_read_timeout: Duration::from_secs(body_read_timeout_secs),
+                    max_connections,
                 },
             )
         }
@@ -181,9 +204,15 @@ fn main() -> ExitCode {
             file,
             dir,
             escalated_at,
-        } => check(&dir.connectors, &connector, &file, escalated_at),
+        } => {
+            telemetry::init_quiet();
+            check(&dir.connectors, &connector, &file, escalated_at)
+        }
         Command::Validate { dir } => validate(&dir.connectors),
-        Command::Sweep { connector, dir } => sweep(&dir.connectors, &connector),
+        Command::Sweep { connector, dir } => {
+            telemetry::init_quiet();
+            sweep(&dir.connectors, &connector)
+        }
         Command::Eval {
             articles,
             cases,
@@ -246,16 +275,35 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn serve(listen: SocketAddr, dir: &Path, settings: ServerSettings) -> anyhow::Result<ExitCode> {
+fn serve(
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    dir: &Path,
+    settings: ServerSettings,
+) -> anyhow::Result<ExitCode> {
     let connectors = load(dir)?
         .into_iter()
         .map(Connector::build)
         .collect::<anyhow::Result<Vec<_>>>()?;
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        escalation_gate::run(connectors, settings, listener, shutdown_signal()).await?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))
+        };
+        let listener = bind(listen).await?;
+        let metrics = match metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        escalation_gate::run_with_metrics(
+            connectors,
+            settings,
+            listener,
+            metrics,
+            shutdown_signal(),
+        )
+        .await?;
         tracing::info!("Stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -1,7 +1,14 @@
 //! Metric names and the calls that record them. Labels come from connector, partner, verdict,
 //! reason, helpdesk and call names: never from URLs or customer text.
+//!
+//! Label values that come from helpdesk data are bounded, so no ticket field can create series
+//! without end: a partner is its own label only when the connector names it (`[metrics]
+//! partners`, the survey's `partners`, a hand-off override's `partner`), others count as
+//! `other`; the first [`MAX_ARTICLE_LABELS`] articles of a connector are labelled by id, later
+//! ones `other`; every such value is cut to [`MAX_LABEL_CHARS`] characters.
 
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -9,6 +16,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::assess::Verdict;
 
 pub const WEBHOOKS: &str = "escalation_gate_webhooks_total";
+pub const WEBHOOK_RETRIES: &str = "escalation_gate_webhook_retries_total";
 pub const ESCALATIONS: &str = "escalation_gate_escalations_assessed_total";
 pub const REASONS: &str = "escalation_gate_escalation_reasons_total";
 pub const FLAGS: &str = "escalation_gate_escalation_flags_total";
@@ -38,6 +46,65 @@ const CSAT_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0];
 const CES_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Longest label value taken from configuration or helpdesk data.
+pub const MAX_LABEL_CHARS: usize = 64;
+/// Distinct article labels per connector; later articles count as [`OTHER`].
+pub const MAX_ARTICLE_LABELS: usize = 200;
+/// The label of partners the connector does not name, and of articles past the bound.
+pub const OTHER: &str = "other";
+
+type LabelSets = Mutex<HashMap<String, BTreeSet<String>>>;
+
+/// Partners each connector names, by connector.
+static PARTNERS: OnceLock<LabelSets> = OnceLock::new();
+/// Article ids labelled so far, by connector.
+static ARTICLES: OnceLock<LabelSets> = OnceLock::new();
+
+fn sets(
+    cell: &'static OnceLock<LabelSets>,
+) -> std::sync::MutexGuard<'static, HashMap<String, BTreeSet<String>>> {
+    cell.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn capped(value: &str) -> String {
+    value.chars().take(MAX_LABEL_CHARS).collect()
+}
+
+/// Declares the partners `connector` names: their metrics carry their own `partner` label.
+pub fn name_partners<'a>(connector: &str, partners: impl IntoIterator<Item = &'a str>) {
+    sets(&PARTNERS)
+        .entry(connector.to_string())
+        .or_default()
+        .extend(partners.into_iter().map(capped));
+}
+
+/// The `partner` label: the partner when the connector names it (or the partner is
+/// `unknown`), else [`OTHER`].
+pub fn partner_label(connector: &str, partner: &str) -> String {
+    let partner = capped(partner);
+    let named = partner == crate::escalation::UNKNOWN_PARTNER
+        || sets(&PARTNERS)
+            .get(connector)
+            .is_some_and(|named| named.contains(&partner));
+    if named { partner } else { OTHER.to_string() }
+}
+
+/// The `article` label: the article's id while the connector has labelled fewer than
+/// [`MAX_ARTICLE_LABELS`] distinct ones, else [`OTHER`].
+pub fn article_label(connector: &str, article: &str) -> String {
+    let article = capped(article);
+    let mut all = sets(&ARTICLES);
+    let seen = all.entry(connector.to_string()).or_default();
+    if seen.contains(&article) || seen.len() < MAX_ARTICLE_LABELS {
+        seen.insert(article.clone());
+        article
+    } else {
+        OTHER.to_string()
+    }
+}
 
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn handle() -> PrometheusHandle {
@@ -74,11 +141,18 @@ pub fn webhook(connector: &str, outcome: &'static str) {
     counter!(WEBHOOKS, "connector" => connector.to_string(), "outcome" => outcome).increment(1);
 }
 
+/// A delivery answered "deliver again later", and why: `unavailable`, `refused`, `invalid`
+/// (the upstream's answer; see `UpstreamError::reason`), `kb`, `time_limit`, `failed`.
+pub fn webhook_retry(connector: &str, reason: &'static str) {
+    counter!(WEBHOOK_RETRIES, "connector" => connector.to_string(), "reason" => reason)
+        .increment(1);
+}
+
 /// A newly judged escalation.
 pub fn verdict(connector: &str, partner: &str, v: &Verdict) {
     let labels = [
         ("connector", connector.to_string()),
-        ("partner", partner.to_string()),
+        ("partner", partner_label(connector, partner)),
     ];
     counter!(
         ESCALATIONS,
@@ -90,7 +164,11 @@ pub fn verdict(connector: &str, partner: &str, v: &Verdict) {
         if let crate::assess::Reason::KbResolvable { article } = r {
             counter!(
                 KB_ARTICLES,
-                &labels_with(&labels[..1], "article", &article.article_id)
+                &labels_with(
+                    &labels[..1],
+                    "article",
+                    &article_label(connector, &article.article_id)
+                )
             )
             .increment(1);
         }
@@ -116,18 +194,18 @@ pub fn upstream_error(service: &'static str, call: &'static str, code: &str) {
 
 /// A `solved` event that reached the survey rules.
 pub fn survey_requested(connector: &str, partner: &str) {
-    counter!(SURVEYS_REQUESTED, "connector" => connector.to_string(), "partner" => partner.to_string())
+    counter!(SURVEYS_REQUESTED, "connector" => connector.to_string(), "partner" => partner_label(connector, partner))
         .increment(1);
 }
 
 pub fn survey_skipped(connector: &str, partner: &str, reason: &'static str) {
-    counter!(SURVEYS_SKIPPED, "connector" => connector.to_string(), "partner" => partner.to_string(), "reason" => reason)
+    counter!(SURVEYS_SKIPPED, "connector" => connector.to_string(), "partner" => partner_label(connector, partner), "reason" => reason)
         .increment(1);
 }
 
 /// `channel`: `smtp` or `webhook`.
 pub fn survey_sent(connector: &str, partner: &str, channel: &'static str) {
-    counter!(SURVEYS_SENT, "connector" => connector.to_string(), "partner" => partner.to_string(), "channel" => channel)
+    counter!(SURVEYS_SENT, "connector" => connector.to_string(), "partner" => partner_label(connector, partner), "channel" => channel)
         .increment(1);
 }
 
@@ -142,7 +220,7 @@ pub fn survey_answered(
 ) {
     let labels = [
         ("connector", connector.to_string()),
-        ("partner", partner.to_string()),
+        ("partner", partner_label(connector, partner)),
     ];
     if !first {
         counter!(SURVEY_ANSWER_UPDATES, &labels).increment(1);

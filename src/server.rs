@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
@@ -30,6 +29,13 @@ pub struct ServerSettings {
     /// Longest time a webhook waits for its answer. Work still under way then goes on, and the
     /// caller is told to deliver again (the redelivery finds the verdict and writes nothing).
     pub request_timeout: Duration,
+    /// Longest time a client may take to send a request's headers. The timer runs whenever a
+    /// connection waits for a request, so it also closes idle keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// Longest time a client may take to send a request's whole body (408 after it).
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; further clients wait in the listen queue.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -37,6 +43,9 @@ impl Default for ServerSettings {
         ServerSettings {
             max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(9),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }
@@ -44,7 +53,6 @@ impl Default for ServerSettings {
 #[derive(Clone)]
 struct AppState {
     connectors: Connectors,
-    metrics: PrometheusHandle,
     settings: ServerSettings,
 }
 
@@ -57,16 +65,15 @@ impl axum::extract::FromRef<AppState> for Connectors {
 pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     let state = AppState {
         connectors,
-        metrics: m::handle(),
         settings,
     };
     Router::new()
         .route("/hooks/{connector}", post(hook))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .merge(crate::survey::web::routes())
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(settings, read_body))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -79,18 +86,102 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(drop_unsafe_request_id))
         .with_state(state)
+}
+
+/// The longest client-sent request id kept.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// Whether a client-sent request id may go into logs as it is: 1 to
+/// [`MAX_REQUEST_ID_CHARS`] of `[A-Za-z0-9._-]`, so it cannot pass for other log fields.
+pub fn safe_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Removes an `x-request-id` of any other shape (and every one when several are sent), so a
+/// fresh id is generated in its place.
+fn drop_unsafe_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let ids = req.headers().get_all(REQUEST_ID);
+    let mut ids = ids.iter();
+    let keep =
+        matches!((ids.next(), ids.next()), (Some(id), None) if safe_request_id(id.as_bytes()));
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+/// The metrics router, served on its own listen address only (never next to the webhooks).
+pub fn metrics_router() -> Router {
+    let handle = m::handle();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    handle.render(),
+                )
+            }),
+        )
+        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+}
+
+/// Reads the whole request body within the body-read time limit before routing, so a client
+/// that sends headers and then trickles or withholds the body is answered 408 and its
+/// connection closed, instead of holding a connection and a task.
+async fn read_body(
+    State(settings): State<ServerSettings>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    // One byte more than the limit, so the extractor still answers 413 for too large a body.
+    let limit = settings.max_body_bytes.saturating_add(1);
+    let read = tokio::time::timeout(
+        settings.body_read_timeout,
+        axum::body::to_bytes(body, limit),
     )
+    .await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the body exceeds {} bytes", settings.max_body_bytes),
+            );
+        }
+        Err(_) => {
+            tracing::warn!(
+                limit_secs = settings.body_read_timeout.as_secs_f64(),
+                "Request body not received in time"
+            );
+            let mut resp = json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} s",
+                    settings.body_read_timeout.as_secs_f64()
+                ),
+            );
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 async fn hook(
@@ -172,12 +263,37 @@ async fn hook(
             Ok(outcomes) => outcomes,
             Err(resp) => return resp,
         };
-        let all_ok = outcomes.iter().all(|o| o.result.is_ok());
-        m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
+        count_outcome(
+            &connector.id,
+            outcomes
+                .iter()
+                .filter_map(|o| o.result.as_ref().err())
+                .map(|e| (e.retryable(), e.reason())),
+        );
         connector.helpdesk.respond(&inbound, &outcomes)
     }
     .instrument(span)
     .await
+}
+
+/// Counts how a delivery ended from its tickets' errors (retryable, reason): `ok` without
+/// any, `retry` (and the first retryable one's reason) when a later delivery may succeed,
+/// `rejected` when every error is final.
+fn count_outcome(connector: &str, mut errors: impl Iterator<Item = (bool, &'static str)>) {
+    let Some(first) = errors.next() else {
+        m::webhook(connector, "ok");
+        return;
+    };
+    match std::iter::once(first)
+        .chain(errors)
+        .find(|(retry, _)| *retry)
+    {
+        Some((_, reason)) => {
+            m::webhook(connector, "retry");
+            m::webhook_retry(connector, reason);
+        }
+        None => m::webhook(connector, "rejected"),
+    }
 }
 
 fn retry_later(secs: u64) -> Response {
@@ -220,8 +336,13 @@ async fn solved_cases(
     .await;
     match outcomes {
         Ok(outcomes) => {
-            let all_ok = outcomes.iter().all(|(_, r)| r.is_ok());
-            m::webhook(&connector.id, if all_ok { "ok" } else { "retry" });
+            count_outcome(
+                &connector.id,
+                outcomes
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().err())
+                    .map(|e| (e.retryable(), e.reason())),
+            );
             connector.helpdesk.respond_solved(inbound, outcomes)
         }
         Err(resp) => resp,
@@ -258,6 +379,7 @@ where
         Ok(Err(join)) => {
             tracing::error!(error = %join, work = what, "Task failed");
             m::webhook(connector, "retry");
+            m::webhook_retry(connector, "failed");
             Err(retry_later(60))
         }
         Err(_) => {
@@ -266,6 +388,7 @@ where
                 "Still under way at the time limit; asking for redelivery"
             );
             m::webhook(connector, "retry");
+            m::webhook_retry(connector, "time_limit");
             Err(retry_later(30))
         }
     }

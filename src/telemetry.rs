@@ -11,8 +11,18 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; logs go to standard error.
 pub fn init(format: LogFormat) {
+    init_with(format, "info,tantivy=warn");
+}
+
+/// For the one-shot commands (`check`, `sweep`), whose result goes to standard output: text
+/// logs on standard error, warnings and errors only unless `RUST_LOG` says otherwise.
+pub fn init_quiet() {
+    init_with(LogFormat::Text, "warn");
+}
+
+fn init_with(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

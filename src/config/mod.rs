@@ -116,6 +116,17 @@ pub struct ConnectorFile {
     pub survey: Option<crate::survey::config::SurveyFile>,
     /// The sweep for escalations whose webhook never arrived; absent: no sweep.
     pub sweep: Option<SweepFile>,
+    /// What the metrics label; absent: partners named elsewhere in the file only.
+    pub metrics: Option<MetricsFile>,
+}
+
+/// `[metrics]`: `partners` are the partner names that get their own `partner` label (others
+/// count as `other`, so a free-text field cannot create series without end).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    #[serde(default)]
+    pub partners: Vec<String>,
 }
 
 /// `[sweep]`: every `every_minutes`, ask the helpdesk for escalated tickets changed in the last
@@ -363,6 +374,8 @@ pub struct ValidConnector {
     pub max_candidates: usize,
     pub survey: Option<crate::survey::config::SurveySettings>,
     pub sweep: Option<SweepSettings>,
+    /// The partners the metrics label by name (`[metrics] partners`).
+    pub metric_partners: Vec<String>,
 }
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
@@ -641,6 +654,7 @@ fn validate(
         max_candidates,
         survey,
         sweep,
+        metric_partners: file.metrics.unwrap_or_default().partners,
     })
 }
 

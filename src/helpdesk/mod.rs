@@ -209,11 +209,19 @@ pub enum HelpdeskError {
 }
 
 impl HelpdeskError {
+    /// Whether a later delivery may succeed: every upstream failure (outages, timeouts,
+    /// unreadable answers, and refusals such as 401/403/422 that an admin can fix). Only a fact
+    /// about the ticket itself (it does not exist, it cannot be judged) is final.
     pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            HelpdeskError::Upstream(UpstreamError::Unavailable { .. })
-        )
+        matches!(self, HelpdeskError::Upstream(_))
+    }
+
+    /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HelpdeskError::Upstream(e) => e.reason(),
+            HelpdeskError::Unusable(_) => "unusable",
+        }
     }
 }
 
@@ -245,6 +253,15 @@ impl ProcessError {
         match self {
             ProcessError::Helpdesk(e) => e.retryable(),
             ProcessError::Kb(_) => true,
+        }
+    }
+
+    /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]; `kb`: the
+    /// knowledge base).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProcessError::Helpdesk(e) => e.reason(),
+            ProcessError::Kb(_) => "kb",
         }
     }
 
@@ -350,20 +367,24 @@ pub fn default_reject(err: &HookError) -> Response {
     json_error(status, code, &err.to_string())
 }
 
+/// The most of an upstream error's text an answer's `detail` carries.
+const DETAIL_CHARS: usize = 300;
+
 /// JSON answer: 200 with each ticket's verdict; 503 + `Retry-After` when any ticket must be
-/// retried; 422 when a ticket cannot be judged at all.
+/// retried (the `detail` names the upstream host and the cause); 422 when a ticket cannot be
+/// judged at all.
 pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
-    let retry: Option<u64> = outcomes
+    let retry = outcomes
         .iter()
         .filter_map(|o| o.result.as_ref().err())
-        .filter(|e| e.retryable())
-        .map(ProcessError::retry_after_secs)
-        .max();
-    if let Some(secs) = retry {
+        .filter(|e| e.retryable());
+    let secs = retry.clone().map(ProcessError::retry_after_secs).max();
+    if let (Some(secs), Some(first)) = (secs, retry.clone().next()) {
+        let detail: String = first.to_string().chars().take(DETAIL_CHARS).collect();
         let mut resp = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "upstream_unavailable",
-            "the escalation could not be finished now; deliver it again later",
+            &format!("the escalation could not be finished now; deliver it again later: {detail}"),
         );
         resp.headers_mut().insert(
             axum::http::header::RETRY_AFTER,

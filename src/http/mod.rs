@@ -73,7 +73,7 @@ impl RetrySettings {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// Could not get an answer within the retry budget: the caller should ask its own client to
-    /// come back later.
+    /// come back later. `last` names the host and the cause of the last attempt.
     #[error("{call}: unavailable after {attempts} attempts ({last})")]
     Unavailable {
         call: &'static str,
@@ -82,10 +82,13 @@ pub enum UpstreamError {
         /// What the upstream asked for, when it said.
         retry_after: Option<Duration>,
     },
-    /// An answer that retrying will not change.
-    #[error("{call}: HTTP {status}: {detail}")]
+    /// A refusal (4xx other than 429). It is not a fact about the delivery: credentials and
+    /// permissions can be fixed by an admin, so the delivery is still retried.
+    #[error("{call}: {host} answered HTTP {status}: {detail}")]
     Rejected {
         call: &'static str,
+        /// Host (and port) that answered.
+        host: String,
         status: StatusCode,
         detail: String,
     },
@@ -100,6 +103,67 @@ impl UpstreamError {
             UpstreamError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// The `reason` label of a retried delivery: `unavailable` (no answer within the budget:
+    /// 5xx, 429, timeouts, connection failures), `refused` (a 4xx such as 401, 403 or 422),
+    /// `invalid` (an answer that could not be read).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpstreamError::Unavailable { .. } => "unavailable",
+            UpstreamError::Rejected { .. } => "refused",
+            UpstreamError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// `host` or `host:port` of a URL, for error messages (never its path or query).
+pub fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => "?".to_string(),
+    }
+}
+
+/// What went wrong with a request that got no HTTP answer: DNS, refused, reset, TLS, timeout.
+pub fn transport_cause(e: &reqwest::Error) -> String {
+    let mut innermost = e.to_string();
+    let mut kind = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            kind = kind.or(match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::ConnectionReset => Some("connection reset"),
+                std::io::ErrorKind::ConnectionAborted => Some("connection aborted"),
+                std::io::ErrorKind::TimedOut => Some("timeout"),
+                _ => None,
+            });
+        }
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            kind = kind.or(Some("DNS lookup failed"));
+        }
+        if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+            kind = kind.or(Some("TLS handshake failed"));
+        }
+        innermost = text;
+        source = s.source();
+    }
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if let Some(k) = kind {
+        k
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "connection closed"
+    };
+    if innermost == kind {
+        kind.to_string()
+    } else {
+        format!("{kind}: {innermost}")
     }
 }
 
@@ -165,6 +229,7 @@ impl Upstream {
             let elapsed = started.elapsed().as_secs_f64();
             let (last, asked) = match result {
                 Ok(resp) => {
+                    let host = host_of(resp.url());
                     let status = resp.status();
                     m::upstream_call(self.service, call, status.as_str(), elapsed);
                     let asked = retry_after(&resp, Utc::now());
@@ -181,12 +246,16 @@ impl Upstream {
                             _ => return Ok(resp),
                         }
                     }
-                    (format!("HTTP {status}"), asked)
+                    (format!("{host} answered HTTP {status}"), asked)
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { "timeout" } else { "error" };
                     m::upstream_call(self.service, call, kind, elapsed);
-                    (format!("{kind}: {}", without_url(&e)), None)
+                    let host = e.url().map_or_else(|| "?".to_string(), host_of);
+                    (
+                        format!("{host}: {}", without_url(&transport_cause(&e), &e)),
+                        None,
+                    )
                 }
             };
             let backoff = self.settings.backoff * 2u32.saturating_pow(attempt - 1);
@@ -244,13 +313,12 @@ async fn buffered(resp: Response) -> (Response, Option<bytes::Bytes>) {
     (rebuilt, body)
 }
 
-/// A transport error's text without the URL (it may carry a query with customer text).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(url) = e.url() {
-        s = s.replace(url.as_str(), "<url>");
+/// `text` without the request's URL (it may carry a query with customer text).
+fn without_url(text: &str, e: &reqwest::Error) -> String {
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), "<url>"),
+        None => text.to_string(),
     }
-    s
 }
 
 /// `base` with `path` appended to its own path (a base may sit below a prefix such as

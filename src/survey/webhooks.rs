@@ -71,6 +71,7 @@ pub async fn post(
     } else {
         Err(UpstreamError::Rejected {
             call,
+            host: crate::http::host_of(&target.url),
             status: resp.status(),
             detail: "the receiver refused the webhook".into(),
         })

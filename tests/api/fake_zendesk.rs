@@ -83,7 +83,8 @@
 //! not `.../70`). A rate limit answers 429 with `Retry-After` and
 //! `{"error":"APIRateLimitExceeded","description":..}`; [`Failure::Conflict`] bumps the
 //! ticket's `updated_at` (another agent's update) and then serves the request normally, so a
-//! `safe_update` with the old stamp meets a real 409. While [`FakeZendesk::set_down`] is on,
+//! `safe_update` with the old stamp meets a real 409; [`Failure::Truncated`] serves the request
+//! and cuts its answer's body in half. While [`FakeZendesk::set_down`] is on,
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -149,6 +150,9 @@ pub enum Failure {
     /// Another agent updates the ticket first: its `updated_at` moves on, then the request is
     /// served normally (a `safe_update` with the old stamp gets 409).
     Conflict,
+    /// The request is served normally, but its answer is cut off after half its body (a proxy
+    /// or a connection that dropped mid-answer): the client sees a truncated JSON body.
+    Truncated,
 }
 
 /// One request as the fake received it, with the answer's status.
@@ -343,6 +347,8 @@ struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     body: Value,
+    /// Send only the first half of the body.
+    truncated: bool,
 }
 
 impl Reply {
@@ -351,6 +357,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body,
+            truncated: false,
         }
     }
 
@@ -360,7 +367,11 @@ impl Reply {
     }
 
     fn into_response(self) -> Response {
-        let mut response = Response::new(Body::from(self.body.to_string()));
+        let mut text = self.body.to_string();
+        if self.truncated {
+            text.truncate(text.len() / 2);
+        }
+        let mut response = Response::new(Body::from(text));
         *response.status_mut() =
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
@@ -584,6 +595,12 @@ impl Inner {
                 return rate_limited(retry_after_secs);
             }
             Some(Failure::Status(status)) => return canned(status),
+            Some(Failure::Truncated) => {
+                // Served as usual (an empty route takes no further failure), then cut.
+                let mut reply = self.serve(method, uri, headers, body, "");
+                reply.truncated = true;
+                return reply;
+            }
             Some(Failure::Conflict) => {
                 if let ["api", "v2", "tickets", id, ..] = segs.as_slice()
                     && let Ok(id) = id.parse::<u64>()

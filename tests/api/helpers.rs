@@ -47,6 +47,8 @@ fn init_logs() {
 
 pub struct TestApp {
     pub address: String,
+    /// `GET /metrics` on the service's metrics listener.
+    pub metrics_url: String,
     pub zendesk: FakeZendesk,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -78,6 +80,7 @@ impl Default for Options {
             settings: ServerSettings {
                 max_body_bytes: 16 * 1024,
                 request_timeout: Duration::from_secs(20),
+                ..ServerSettings::default()
             },
             vars: Vec::new(),
             tickets: Vec::new(),
@@ -123,6 +126,9 @@ min = 20
 field = "environment"
 rule = "present"
 
+[metrics]
+partners = ["{PARTNER}"]
+
 [knowledge_base]
 backend = "{kb_backend}"
 {extra}
@@ -152,16 +158,20 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         zendesk.put_ticket(t);
     }
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(escalation_gate::run(
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
+    let server = tokio::spawn(escalation_gate::run_with_metrics(
         vec![connector],
         opts.settings,
         listener,
+        Some(metrics),
         async {
             let _ = rx.await;
         },
     ));
     TestApp {
         address,
+        metrics_url,
         zendesk,
         client: reqwest::Client::new(),
         shutdown: Some(tx),

@@ -10,6 +10,7 @@ mod kb_http;
 mod properties;
 mod salesforce;
 mod salesforce_survey;
+mod service;
 mod smtp;
 mod survey;
 mod sweep;

@@ -205,6 +205,8 @@ pub struct App {
     pub url: String,
     /// `{service}`.
     pub address: String,
+    /// `{metrics listener}/metrics`.
+    pub metrics_url: String,
     pub http: reqwest::Client,
     pub fake: FakeSalesforce,
 }
@@ -234,15 +236,19 @@ pub async fn spawn_connector(
     let valid = escalation_gate::config::parse("acme-sf", &text, Path::new("connectors"), &vars)
         .unwrap_or_else(|p| panic!("{p:?}"));
     let connector = Connector::build(valid).unwrap();
-    tokio::spawn(escalation_gate::run(
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
+    tokio::spawn(escalation_gate::run_with_metrics(
         vec![connector],
         settings,
         listener,
+        Some(metrics),
         std::future::pending(),
     ));
     App {
         url: format!("{address}/hooks/acme-sf"),
         address,
+        metrics_url,
         http: reqwest::Client::new(),
         fake,
     }

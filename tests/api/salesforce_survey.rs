@@ -158,7 +158,7 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(app.fake.count("PATCH", "/sobjects/Case/"), patches);
 
-    let metrics = get_text(&app.http, &format!("{}/metrics", app.address)).await;
+    let metrics = get_text(&app.http, &app.metrics_url).await;
     assert!(
         metric_value(
             &metrics,

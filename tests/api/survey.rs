@@ -86,7 +86,7 @@ impl TestApp {
     }
 
     async fn metrics_text(&self) -> String {
-        self.get("/metrics").await.text().await.unwrap()
+        get_text(&self.client, &self.metrics_url).await
     }
 
     fn puts(&self) -> usize {

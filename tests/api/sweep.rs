@@ -87,7 +87,7 @@ async fn serve_judges_an_escalation_whose_webhook_never_came() {
         ..Options::default()
     })
     .await;
-    let metrics = after_first_sweep(&app.client, &format!("{}/metrics", app.address), "acme").await;
+    let metrics = after_first_sweep(&app.client, &app.metrics_url, "acme").await;
     assert!(verdict_tags(&app.zendesk, 50).contains(&"escalation_good".to_string()));
     assert_eq!(app.notes(50).len(), 1);
     assert_eq!(app.zendesk.count("PUT /api/v2/tickets/50"), 1);
@@ -233,7 +233,7 @@ async fn serve_judges_a_salesforce_case_whose_outbound_message_never_came() {
         &env,
     )
     .await;
-    after_first_sweep(&app.http, &format!("{}/metrics", app.address), "acme-sf").await;
+    after_first_sweep(&app.http, &app.metrics_url, "acme-sf").await;
     assert_eq!(app.fake.field(GOOD, "Escalation_Quality__c"), json!("Good"));
     assert_eq!(app.fake.comments_on(GOOD).len(), 1);
     for case in [KB, MISSING, BOTH] {

@@ -528,7 +528,7 @@ async fn health_and_metrics() {
     app.zendesk
         .put_ticket(calendar_ticket(18, &[(PRODUCT, "Ledgerly")]));
     assert_eq!(app.escalate(18).await.status(), 200);
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = get_text(&app.client, &app.metrics_url).await;
     for want in [
         r#"escalation_gate_escalations_assessed_total{connector="acme",partner="Acme IT Services",verdict="bad"}"#,
         r#"escalation_gate_escalation_reasons_total{connector="acme",partner="Acme IT Services",reason="kb_resolvable"}"#,

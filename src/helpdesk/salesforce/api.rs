@@ -89,6 +89,7 @@ fn describe_errors(body: &Value) -> String {
 /// metrics.
 async fn rejected(call: &'static str, resp: Response) -> UpstreamError {
     let status = resp.status();
+    let host = crate::http::host_of(resp.url());
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     for e in body.as_array().into_iter().flatten() {
         if let Some(code) = e.get("errorCode").and_then(Value::as_str) {
@@ -113,12 +114,13 @@ async fn rejected(call: &'static str, resp: Response) -> UpstreamError {
         return UpstreamError::Unavailable {
             call,
             attempts: 1,
-            last: detail,
+            last: format!("{host}: {detail}"),
             retry_after: None,
         };
     }
     UpstreamError::Rejected {
         call,
+        host,
         status,
         detail,
     }

@@ -131,6 +131,7 @@ impl Tokens {
             Err(oauth2::RequestTokenError::Request(e)) => Err(e),
             Err(oauth2::RequestTokenError::ServerResponse(e)) => Err(UpstreamError::Rejected {
                 call: "oauth_token",
+                host: crate::http::host_of(&self.token_url),
                 status: reqwest::StatusCode::BAD_REQUEST,
                 detail: e.error().to_string(),
             }),
@@ -169,6 +170,7 @@ impl Tokens {
         if !status.is_success() {
             return Err(UpstreamError::Rejected {
                 call: "oauth_token",
+                host: crate::http::host_of(&self.token_url),
                 status,
                 detail: body
                     .get("error")

@@ -264,6 +264,7 @@ async fn json_of(call: &'static str, resp: reqwest::Response) -> Result<Value, U
 /// customer text).
 async fn rejected(call: &'static str, resp: reqwest::Response) -> UpstreamError {
     let status = resp.status();
+    let host = crate::http::host_of(resp.url());
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     let detail = [body.get("error"), body.get("description")]
         .into_iter()
@@ -276,6 +277,7 @@ async fn rejected(call: &'static str, resp: reqwest::Response) -> UpstreamError 
         .join(": ");
     UpstreamError::Rejected {
         call,
+        host,
         status,
         detail,
     }

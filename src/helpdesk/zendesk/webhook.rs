@@ -113,9 +113,8 @@ pub fn parse_body(body: &[u8], want_snapshot: bool) -> Result<TriggerBody, HookE
     })?;
     let ticket_id = match raw {
         Value::Number(n) if n.is_u64() => n.to_string(),
-        Value::String(s)
-            if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
-        {
+        // Zendesk ticket ids are 64-bit integers; longer digit strings are malformed.
+        Value::String(s) if s.trim().parse::<u64>().is_ok() && !s.trim().starts_with('+') => {
             s.trim().to_string()
         }
         other => {

@@ -1,0 +1,239 @@
+//! The running service under hostile and flaky conditions: client request ids, slow and idle
+//! clients, metrics access and label bounds, retry semantics, what a failure names.
+
+use std::time::Duration;
+
+use escalation_gate::server::ServerSettings;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::fake_zendesk::Failure;
+use crate::helpers::*;
+
+/// Longest a test waits for something that must happen; only a guard against hanging.
+const GUARD: Duration = Duration::from_secs(30);
+
+async fn json_of(resp: reqwest::Response) -> Value {
+    resp.json().await.unwrap()
+}
+
+fn handed_off(id: u64) -> Value {
+    ticket(
+        id,
+        "Report builder hangs on the preview step",
+        "The report builder shows a spinner forever on the preview step for one tenant.",
+        &complete_handoff(),
+    )
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_when_it_has_a_safe_shape() {
+    let app = spawn_app().await;
+    let id_for = |sent: String| {
+        let req = app
+            .client
+            .get(format!("{}/healthz", app.address))
+            .header("x-request-id", sent);
+        async move {
+            let resp = req.send().await.unwrap();
+            resp.headers()["x-request-id"].to_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(id_for("zd-4711.retry_2".into()).await, "zd-4711.retry_2");
+    for forged in [
+        r#"abc level=ERROR msg="Webhook refused" connector=other"#.to_string(),
+        "a".repeat(65),
+        "semi;colon".to_string(),
+        String::new(),
+    ] {
+        let got = id_for(forged.clone()).await;
+        assert_ne!(got, forged);
+        assert!(uuid::Uuid::parse_str(&got).is_ok(), "{got} is generated");
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_closed_and_deliveries_still_answered() {
+    let settings = ServerSettings {
+        header_read_timeout: Duration::from_secs(1),
+        body_read_timeout: Duration::from_secs(1),
+        max_connections: 8,
+        ..Options::default().settings
+    };
+    let app = spawn_with(Options {
+        settings,
+        ..Options::default()
+    })
+    .await;
+    app.zendesk.put_ticket(handed_off(70));
+    let addr = app.address.trim_start_matches("http://").to_string();
+    // More idle connections than the limit, and one that sends headers and never its body.
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(
+        b"POST /hooks/acme HTTP/1.1\r\nhost: gate\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"ticket_id\"",
+    )
+    .await
+    .unwrap();
+
+    let delivery = tokio::time::timeout(settings.request_timeout, app.escalate(70))
+        .await
+        .expect("the delivery is answered within the request time limit");
+    assert_eq!(delivery.status(), 200);
+    assert_eq!(app.notes(70).len(), 1);
+
+    let mut answer = Vec::new();
+    tokio::time::timeout(GUARD, slow.read_to_end(&mut answer))
+        .await
+        .expect("the slow client's connection is closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    for mut s in idle {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(GUARD, s.read_to_end(&mut rest))
+            .await
+            .expect("an idle connection is closed");
+        assert!(
+            rest.is_empty() || read.is_err(),
+            "nothing is sent to an idle client"
+        );
+    }
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_address_only() {
+    let app = spawn_app().await;
+    app.zendesk.put_ticket(handed_off(71));
+    assert_eq!(app.escalate(71).await.status(), 200);
+    let public = app.get("/metrics").await;
+    assert_eq!(public.status(), 404);
+    assert!(!public.text().await.unwrap().contains("escalation_gate_"));
+    let text = get_text(&app.client, &app.metrics_url).await;
+    assert!(
+        text.contains(r#"escalation_gate_escalations_assessed_total{connector="acme",partner="Acme IT Services",verdict="good"}"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_partner_the_connector_does_not_name_is_counted_as_other() {
+    let app = spawn_app().await;
+    let stranger = "Partner from a free-text field 6f0e7d";
+    app.zendesk
+        .put_organization(json!({"id": 777, "name": stranger}));
+    let mut t = handed_off(72);
+    t["organization_id"] = json!(777);
+    app.zendesk.put_ticket(t);
+    let judged = json_of(app.escalate(72).await).await;
+    assert_eq!(judged["results"][0]["verdict"], "good", "{judged}");
+    let text = get_text(&app.client, &app.metrics_url).await;
+    assert!(!text.contains(stranger), "{text}");
+    assert!(
+        metric_value(
+            &text,
+            "escalation_gate_escalations_assessed_total",
+            &[r#"connector="acme""#, r#"partner="other""#]
+        ) >= 1.0,
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_refusals_and_unreadable_answers_ask_for_redelivery_and_are_counted() {
+    let app = spawn_app().await;
+    let retries = |text: &str, reason: &str| {
+        metric_value(
+            text,
+            "escalation_gate_webhook_retries_total",
+            &[r#"connector="acme""#, &format!("reason=\"{reason}\"")],
+        )
+    };
+    let before = get_text(&app.client, &app.metrics_url).await;
+    for (id, route, failure, cause) in [
+        (
+            73,
+            "GET /api/v2/tickets/73",
+            Failure::Status(401),
+            "HTTP 401",
+        ),
+        (
+            74,
+            "GET /api/v2/tickets/74",
+            Failure::Status(403),
+            "HTTP 403",
+        ),
+        (
+            75,
+            "PUT /api/v2/tickets/75",
+            Failure::Status(422),
+            "HTTP 422",
+        ),
+        (76, "GET /api/v2/tickets/76", Failure::Truncated, "not JSON"),
+    ] {
+        app.zendesk.put_ticket(handed_off(id));
+        app.zendesk.fail_next(route, vec![failure]);
+        let resp = app.escalate(id).await;
+        assert_eq!(resp.status(), 503, "ticket {id}");
+        assert!(resp.headers().get("retry-after").is_some());
+        let body = json_of(resp).await;
+        assert_eq!(body["error"], "upstream_unavailable");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(cause), "{detail}");
+        assert!(app.notes(id).is_empty());
+        // Once the cause is gone, the redelivery is judged and written once.
+        assert_eq!(app.escalate(id).await.status(), 200);
+        assert_eq!(app.notes(id).len(), 1);
+    }
+    let after = get_text(&app.client, &app.metrics_url).await;
+    assert!(
+        retries(&after, "refused") - retries(&before, "refused") >= 3.0,
+        "{after}"
+    );
+    assert!(
+        retries(&after, "invalid") - retries(&before, "invalid") >= 1.0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_ticket_id_is_a_malformed_body() {
+    let app = spawn_with(Options {
+        settings: ServerSettings::default(),
+        ..Options::default()
+    })
+    .await;
+    let body = format!(
+        r#"{{"ticket_id": "{}", "event": "escalated"}}"#,
+        "9".repeat(200_000)
+    );
+    let resp = app.post_signed(&body).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(json_of(resp).await["error"], "bad_request");
+    assert!(app.zendesk.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_helpdesk_is_named_with_the_cause() {
+    // A port nothing listens on: bound, then closed.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let app = spawn_with(Options {
+        vars: vec![("ZD_URL", format!("http://{closed}"))],
+        ..Options::default()
+    })
+    .await;
+    let resp = app.escalate(77).await;
+    assert_eq!(resp.status(), 503);
+    let detail = json_of(resp).await["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains(&closed.to_string()), "{detail}");
+    assert!(detail.contains("connection refused"), "{detail}");
+}
