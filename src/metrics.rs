@@ -270,3 +270,41 @@ pub fn sweep_ticket(connector: &str, outcome: &'static str) {
     counter!(SWEEP_TICKETS, "connector" => connector.to_string(), "outcome" => outcome)
         .increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_from_helpdesk_data_are_bounded() {
+        let c = "labels-test";
+        name_partners(c, ["Acme IT", &"L".repeat(100)]);
+        assert_eq!(partner_label(c, "Acme IT"), "Acme IT");
+        assert_eq!(partner_label(c, "Anyone typed into a field"), OTHER);
+        assert_eq!(
+            partner_label(c, &"L".repeat(100)),
+            "L".repeat(MAX_LABEL_CHARS)
+        );
+        assert_eq!(
+            partner_label(c, crate::escalation::UNKNOWN_PARTNER),
+            "unknown"
+        );
+        assert_eq!(partner_label("another-connector", "Acme IT"), OTHER);
+
+        for i in 0..MAX_ARTICLE_LABELS {
+            assert_eq!(article_label(c, &format!("kb-{i}")), format!("kb-{i}"));
+        }
+        assert_eq!(article_label(c, "kb-one-too-many"), OTHER);
+        assert_eq!(
+            article_label(c, "kb-7"),
+            "kb-7",
+            "a labelled article keeps its label"
+        );
+        assert_eq!(
+            article_label("labels-test-2", &"a".repeat(300))
+                .chars()
+                .count(),
+            MAX_LABEL_CHARS
+        );
+    }
+}

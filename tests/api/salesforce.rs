@@ -745,3 +745,44 @@ async fn a_verdict_comment_that_lands_first_stands_and_ours_is_deleted() {
         json!("missing_handoff")
     );
 }
+
+#[tokio::test]
+async fn refused_and_unauthorised_calls_are_retried_later_not_dropped() {
+    let app = spawn().await;
+    // An integration user without access: an admin fixes the permission set, and the next
+    // delivery goes through.
+    app.fake.fail(Fail {
+        method: "GET",
+        path_contains: format!("sobjects/Case/{GOOD}"),
+        status: 403,
+        error_code: "INSUFFICIENT_ACCESS_OR_READONLY",
+        times: 1,
+    });
+    let (status, body) = app.outbound(&[GOOD]).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("<faultcode>soapenv:Server</faultcode>"),
+        "{body}"
+    );
+    assert!(!body.contains("<Ack>"), "{body}");
+    assert_eq!(app.outbound(&[GOOD]).await, (200, ACK.to_string()));
+
+    // The same refusal on the signed JSON path: 503 with Retry-After, not a 4xx.
+    app.fake.fail(Fail {
+        method: "PATCH",
+        path_contains: format!("sobjects/Case/{KB}"),
+        status: 400,
+        error_code: "FIELD_INTEGRITY_EXCEPTION",
+        times: 1,
+    });
+    let resp = app
+        .post_signed_now(&format!(r#"{{"case_ids": ["{KB}"]}}"#), "msg_retry_1")
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("HTTP 400"),
+        "{body}"
+    );
+}

@@ -237,3 +237,54 @@ async fn an_unreachable_helpdesk_is_named_with_the_cause() {
     assert!(detail.contains(&closed.to_string()), "{detail}");
     assert!(detail.contains("connection refused"), "{detail}");
 }
+
+/// Runs `escalation-gate sweep` for the test connector against `zendesk`, with `RUST_LOG` as
+/// given (unset when `None`).
+async fn sweep_logs(zendesk: &crate::fake_zendesk::FakeZendesk, rust_log: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let text = connector_toml(
+        &Options::default().auth_toml,
+        "helpdesk",
+        "[sweep]\nquery = \"tags:partner_escalation\"\n",
+    );
+    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    cmd.args(["sweep", "--connector", "acme", "--connectors"])
+        .arg(dir.path())
+        .envs(zendesk_vars(zendesk))
+        .env_remove("RUST_LOG");
+    if let Some(filter) = rust_log {
+        cmd.env("RUST_LOG", filter);
+    }
+    let out = cmd.output().await.unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn the_sweep_command_logs_as_rust_log_says_and_names_the_failing_host() {
+    let zendesk = crate::fake_zendesk::FakeZendesk::start().await;
+    // A rate-limited search is retried, which is logged at `info`.
+    let limited = || {
+        zendesk.fail_next(
+            "GET /api/v2/search",
+            vec![Failure::RateLimited {
+                retry_after_secs: 0,
+            }],
+        )
+    };
+    limited();
+    let quiet = sweep_logs(&zendesk, None).await;
+    assert!(!quiet.contains("Upstream call will be retried"), "{quiet}");
+    limited();
+    let info = sweep_logs(&zendesk, Some("escalation_gate=info")).await;
+    assert!(info.contains("Upstream call will be retried"), "{info}");
+
+    zendesk.set_down(true);
+    let down = sweep_logs(&zendesk, None).await;
+    let host = zendesk.url().trim_start_matches("http://").to_string();
+    assert!(
+        down.contains("Upstream call gave up")
+            && down.contains(&format!("{host} answered HTTP 503")),
+        "{down}"
+    );
+}
