@@ -122,6 +122,7 @@ impl Connector {
         let span =
             tracing::info_span!("ticket", ticket = %ticket.id, partner = tracing::field::Empty);
         async {
+            let _turn = crate::ticket_lock::lock(&self.id, &ticket.id).await;
             let mut loaded = self.helpdesk.load(ticket).await?;
             loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());

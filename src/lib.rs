@@ -15,6 +15,7 @@ pub mod server;
 pub mod survey;
 pub mod sweep;
 pub mod telemetry;
+pub mod ticket_lock;
 
 use std::collections::HashMap;
 use std::future::Future;

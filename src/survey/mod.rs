@@ -202,6 +202,7 @@ impl Survey {
     ) -> Result<SurveyResult, HelpdeskError> {
         let span = tracing::info_span!("survey", ticket = %ticket, partner = tracing::field::Empty);
         async {
+            let _turn = crate::ticket_lock::lock(&self.connector, ticket).await;
             let mut requested = false;
             for _ in 0..ATTEMPTS {
                 let case = self.desk.read_case(ticket).await?.ok_or_else(|| {
@@ -510,6 +511,7 @@ impl Survey {
 
     /// Records an answer in the configured sink and counts it.
     pub async fn record(&self, claims: &Claims, answer: &Answer) -> Result<(), HelpdeskError> {
+        let _turn = crate::ticket_lock::lock(&self.connector, &claims.ticket).await;
         let first = match &self.settings.sink {
             Sink::Ticket => {
                 let note = answer_note(answer);

@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | `GET /api/v2/tickets/{id}` (`?include=users,organizations` sideloads) | 200 `{"ticket"}` (S `TicketResponse`) |
 //! | `PUT /api/v2/tickets/{id}` `{"ticket": {..}}` | 200 `{"ticket","audit"}` (S `TicketUpdateResponse`); 409 on a stale `updated_stamp` |
+//! | `GET /api/v2/tickets/{id}/audits` (`sort_order`, `page`, `per_page`) | 200 `{"audits","count","next_page","previous_page"}` (S `TicketAuditsResponseNoneCursor`): the audits of API updates; a `metadata` object on an update is its audit's `metadata.custom` |
 //! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
 //! | `GET /api/v2/users/search?query=` | 200 `{"users","count","next_page","previous_page"}` (S `UsersResponse`) |
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
@@ -84,7 +85,8 @@
 //! `{"error":"APIRateLimitExceeded","description":..}`; [`Failure::Conflict`] bumps the
 //! ticket's `updated_at` (another agent's update) and then serves the request normally, so a
 //! `safe_update` with the old stamp meets a real 409; [`Failure::Truncated`] serves the request
-//! and cuts its answer's body in half. While [`FakeZendesk::set_down`] is on,
+//! and cuts its answer's body in half; [`Failure::LostAnswer`] serves it (an update is applied)
+//! and holds the answer back longer than any client waits. While [`FakeZendesk::set_down`] is on,
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -153,7 +155,13 @@ pub enum Failure {
     /// The request is served normally, but its answer is cut off after half its body (a proxy
     /// or a connection that dropped mid-answer): the client sees a truncated JSON body.
     Truncated,
+    /// The request is served normally (an update is applied), but its answer is held back for
+    /// [`LOST_ANSWER_SECS`], longer than any client here waits: the answer is lost.
+    LostAnswer,
 }
+
+/// How long a [`Failure::LostAnswer`] answer is held back.
+pub const LOST_ANSWER_SECS: u64 = 30;
 
 /// One request as the fake received it, with the answer's status.
 #[derive(Clone, Debug)]
@@ -337,6 +345,9 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.unwrap_or_default();
     let reply = lock(&state).process(&parts.method, &parts.uri, &parts.headers, &body);
+    if reply.lost {
+        tokio::time::sleep(std::time::Duration::from_secs(LOST_ANSWER_SECS)).await;
+    }
     reply.into_response()
 }
 
@@ -349,6 +360,8 @@ struct Reply {
     body: Value,
     /// Send only the first half of the body.
     truncated: bool,
+    /// Hold the answer back ([`Failure::LostAnswer`]).
+    lost: bool,
 }
 
 impl Reply {
@@ -358,6 +371,7 @@ impl Reply {
             headers: Vec::new(),
             body,
             truncated: false,
+            lost: false,
         }
     }
 
@@ -480,6 +494,8 @@ fn canned(status: u16) -> Reply {
 struct TicketRec {
     fields: Map<String, Value>,
     comments: Vec<Value>,
+    /// The audits of updates made through the API, oldest first.
+    audits: Vec<Value>,
 }
 
 enum Caller {
@@ -601,6 +617,11 @@ impl Inner {
                 reply.truncated = true;
                 return reply;
             }
+            Some(Failure::LostAnswer) => {
+                let mut reply = self.serve(method, uri, headers, body, "");
+                reply.lost = true;
+                return reply;
+            }
             Some(Failure::Conflict) => {
                 if let ["api", "v2", "tickets", id, ..] = segs.as_slice()
                     && let Ok(id) = id.parse::<u64>()
@@ -629,6 +650,7 @@ impl Inner {
             ("GET", ["users", "search"]) => self.search_users(&query),
             ("PUT", ["users", id]) => with_id(id, |id| self.update_user(id, body)),
             ("GET", ["tickets", id]) => with_id(id, |id| self.show_ticket(id, &query)),
+            ("GET", ["tickets", id, "audits"]) => with_id(id, |id| self.list_audits(id, &query)),
             ("PUT", ["tickets", id]) => with_id(id, |id| self.update_ticket(id, body)),
             _ => invalid_endpoint(),
         }
@@ -746,7 +768,14 @@ impl Inner {
                 }
             }
         };
-        self.tickets.insert(id, TicketRec { fields, comments });
+        self.tickets.insert(
+            id,
+            TicketRec {
+                fields,
+                comments,
+                audits: Vec::new(),
+            },
+        );
     }
 
     fn seed_comment(&mut self, comment: Value, created_at: &str, requester: &Value) -> Value {
@@ -857,6 +886,26 @@ impl Inner {
         Reply::json(200, answer)
     }
 
+    /// `GET /api/v2/tickets/{id}/audits` (offset pagination, `sort_order` `asc` by default).
+    fn list_audits(&self, id: u64, query: &[(String, String)]) -> Reply {
+        let Some(rec) = self.tickets.get(&id) else {
+            return not_found();
+        };
+        let mut audits = rec.audits.clone();
+        if query_param(query, "sort_order") == Some("desc") {
+            audits.reverse();
+        }
+        let count = audits.len();
+        let page = Page::of(query, 100, 100);
+        let path = format!("/api/v2/tickets/{id}/audits.json");
+        let (audits, next, previous) =
+            page.slice(audits, &self.base_url, &path, query, &["sort_order"]);
+        Reply::json(
+            200,
+            json!({"audits": audits, "count": count, "next_page": next, "previous_page": previous}),
+        )
+    }
+
     fn update_ticket(&mut self, id: u64, body: &[u8]) -> Reply {
         let Ok(payload) = serde_json::from_slice::<Value>(body) else {
             return bad_request("The request body is not valid JSON");
@@ -945,7 +994,11 @@ impl Inner {
                 })
             })
             .cloned();
-        let audit = self.commit(id, fields, events, comment.as_ref());
+        let custom = match patch.get("metadata") {
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            _ => json!({}),
+        };
+        let audit = self.commit(id, fields, events, comment.as_ref(), custom);
         let ticket = self.ticket_json(&self.tickets[&id]);
         Reply::json(200, json!({"ticket": ticket, "audit": audit}))
     }
@@ -958,6 +1011,7 @@ impl Inner {
         mut fields: Map<String, Value>,
         mut events: Vec<Value>,
         comment: Option<&Map<String, Value>>,
+        custom: Value,
     ) -> Value {
         let audit_id = self.next_id();
         let previous = fields["updated_at"].as_str().unwrap_or("").to_string();
@@ -994,13 +1048,14 @@ impl Inner {
             "ticket_id": id,
             "created_at": now,
             "author_id": author,
-            "metadata": {"system": {}, "custom": {}},
+            "metadata": {"system": {}, "custom": custom},
             "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": null}},
             "events": events,
         });
         let rec = self.tickets.get_mut(&id).expect("ticket checked by caller");
         rec.fields = fields;
         rec.comments.extend(new_comment);
+        rec.audits.push(audit.clone());
         audit
     }
 

@@ -288,3 +288,69 @@ async fn the_sweep_command_logs_as_rust_log_says_and_names_the_failing_host() {
         "{down}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_duplicate_deliveries_take_turns_and_write_once() {
+    let app = spawn_app().await;
+    app.zendesk.put_ticket(handed_off(78));
+    let (a, b, c, d, e, f) = tokio::join!(
+        app.escalate(78),
+        app.escalate(78),
+        app.escalate(78),
+        app.escalate(78),
+        app.escalate(78),
+        app.escalate(78)
+    );
+    let answers = [a, b, c, d, e, f];
+    let mut written = Vec::new();
+    for resp in answers {
+        assert_eq!(resp.status(), 200);
+        written.push(json_of(resp).await["results"][0]["written"].clone());
+    }
+    assert_eq!(
+        written.iter().filter(|w| *w == "now").count(),
+        1,
+        "{written:?}"
+    );
+    assert_eq!(app.notes(78).len(), 1);
+    // The later deliveries read the verdict and wrote nothing: one write, no conflict.
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/78"), 1);
+    assert!(app.zendesk.requests().iter().all(|r| r.status != 409));
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_counted_once() {
+    const LOST: &str = "Lost Answer Partner";
+    let app = spawn_with(Options {
+        // Naming the partner in an override gives it its own metric label.
+        extra_toml: format!(
+            "[[handoff.overrides]]\npartner = \"{LOST}\"\nrules = [{{ field = \"steps\", rule = \"present\" }}]\n"
+        ),
+        ..Options::default()
+    })
+    .await;
+    app.zendesk
+        .put_organization(json!({"id": 779, "name": LOST}));
+    let mut t = handed_off(79);
+    t["organization_id"] = json!(779);
+    app.zendesk.put_ticket(t);
+    let counted = || async {
+        metric_value(
+            &get_text(&app.client, &app.metrics_url).await,
+            "escalation_gate_escalations_assessed_total",
+            &[r#"connector="acme""#, &format!("partner=\"{LOST}\"")],
+        )
+    };
+    // The verdict write is applied, but its answer never reaches the service.
+    app.zendesk
+        .fail_next("PUT /api/v2/tickets/79", vec![Failure::LostAnswer]);
+    let first = json_of(app.escalate(79).await).await;
+    assert_eq!(first["results"][0]["written"], "now", "{first}");
+    assert_eq!(app.notes(79).len(), 1);
+    assert_eq!(counted().await, 1.0);
+    // A real duplicate delivery finds the verdict: not counted again.
+    let again = json_of(app.escalate(79).await).await;
+    assert_eq!(again["results"][0]["written"], "already");
+    assert_eq!(counted().await, 1.0);
+    assert_eq!(app.notes(79).len(), 1);
+}

@@ -25,6 +25,9 @@ pub enum Update {
 
 const HELP_CENTER_QUERY_CHARS: usize = 200;
 
+/// The key of the verdict write's audit metadata.
+const WRITE_METADATA: &str = "escalation_gate";
+
 impl ZendeskApi {
     pub fn new(upstream: Upstream, base: Url, auth: Auth) -> ZendeskApi {
         ZendeskApi {
@@ -65,23 +68,51 @@ impl ZendeskApi {
     }
 
     /// `PUT /api/v2/tickets/{id}.json` with `safe_update`: one internal note and tags, applied
-    /// together or not at all.
+    /// together or not at all. `write_id` goes into the audit's metadata
+    /// (`metadata.custom.escalation_gate.write`), so a write whose answer was lost can be
+    /// recognised as this one ([`Self::has_write`]).
     pub async fn add_note_and_tags(
         &self,
         id: &str,
         note: &str,
         tags: &[String],
         updated_stamp: &str,
+        write_id: &str,
     ) -> Result<Update, UpstreamError> {
         self.update_ticket(
             id,
             json!({
                 "comment": { "body": note, "public": false },
                 "additional_tags": tags,
+                "metadata": { WRITE_METADATA: { "write": write_id } },
             }),
             Some(updated_stamp),
         )
         .await
+    }
+
+    /// Whether one of the ticket's latest 100 audits is the write `write_id`
+    /// (`GET /api/v2/tickets/{id}/audits.json?sort_order=desc`).
+    pub async fn has_write(&self, id: &str, write_id: &str) -> Result<bool, UpstreamError> {
+        let url = self.url(&format!("/api/v2/tickets/{id}/audits.json"));
+        let resp = self
+            .upstream
+            .send("list_audits", |c| {
+                self.authed(c.get(url.clone()))
+                    .query(&[("sort_order", "desc"), ("per_page", "100")])
+            })
+            .await?;
+        let body = json_of("list_audits", resp).await?;
+        Ok(body
+            .get("audits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|a| {
+                a.pointer(&format!("/metadata/custom/{WRITE_METADATA}/write"))
+                    .and_then(Value::as_str)
+                    == Some(write_id)
+            }))
     }
 
     /// `PUT /api/v2/tickets/{id}.json`: a partial update (`{"ticket": {...}}`), conditional on

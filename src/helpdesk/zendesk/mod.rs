@@ -204,21 +204,40 @@ impl Helpdesk for Zendesk {
         }
         let api = self.api()?;
         let mut version = loaded.version.clone().unwrap_or_default();
+        // Marks this write in the ticket's audit: when an answer is lost (a timeout, a reset)
+        // and the ticket then carries a verdict, the audit tells whether it is this write (to
+        // be counted) or another delivery's (counted where it was made).
+        let write_id = uuid::Uuid::new_v4().simple().to_string();
         for _ in 0..CONFLICT_ATTEMPTS {
-            match api.add_note_and_tags(id, note, &tags, &version).await? {
-                Update::Applied => return Ok(Written::Now),
-                Update::Conflict => {
-                    tracing::info!(connector = %self.connector, ticket = %id, "Ticket changed while writing; reading it again");
-                    let fresh = self.read(id).await?;
-                    if self.judged(&fresh["ticket"]).is_some() {
-                        return Ok(Written::Already);
-                    }
-                    version = fresh["ticket"]["updated_at"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string();
-                }
+            let update = api
+                .add_note_and_tags(id, note, &tags, &version, &write_id)
+                .await;
+            let lost = match update {
+                Ok(Update::Applied) => return Ok(Written::Now),
+                Ok(Update::Conflict) => None,
+                Err(e @ UpstreamError::Unavailable { .. }) => Some(e),
+                Err(e) => return Err(e.into()),
+            };
+            tracing::info!(connector = %self.connector, ticket = %id, answer_lost = lost.is_some(), "Ticket changed while writing, or the answer was lost; reading it again");
+            let fresh = match self.read(id).await {
+                Ok(fresh) => fresh,
+                Err(read) => return Err(lost.map_or(read, HelpdeskError::from)),
+            };
+            if self.judged(&fresh["ticket"]).is_some() {
+                return if api.has_write(id, &write_id).await? {
+                    tracing::info!(connector = %self.connector, ticket = %id, "The verdict write landed though its answer was lost");
+                    Ok(Written::Now)
+                } else {
+                    Ok(Written::Already)
+                };
             }
+            if let Some(e) = lost {
+                return Err(e.into());
+            }
+            version = fresh["ticket"]["updated_at"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
         }
         Err(HelpdeskError::Upstream(UpstreamError::Unavailable {
             call: "update_ticket",
