@@ -68,18 +68,25 @@ pub trait SurveyDesk: Send + Sync {
         version: Option<&str>,
     ) -> Result<Tagged, HelpdeskError>;
 
+    /// Whether the ticket's latest recorded answer is the one with this [`answer_id`] (a
+    /// replayed or double-clicked answer is then recorded no second time).
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError>;
+
     /// Writes an answer on the ticket: an internal note, the configured fields, the answered
-    /// and score tags (a later answer replaces the score). Returns whether it is the first.
+    /// and score tags (a later answer replaces the score), and `answer_id` for
+    /// [`Self::answered_with`]. A ticket that no longer takes writes (Zendesk: closed) keeps
+    /// the answer in a record linked to it. Returns whether it is the first.
     async fn record_answer(
         &self,
         ticket: &str,
         answer: &Answer,
+        answer_id: &str,
         note: &str,
     ) -> Result<bool, HelpdeskError>;
 
-    /// Tags the ticket answered (no score: the answer went elsewhere). Returns whether it is
-    /// the first answer.
-    async fn mark_answered(&self, ticket: &str) -> Result<bool, HelpdeskError>;
+    /// Marks the ticket answered with `answer_id` (no score: the answer went elsewhere).
+    /// Returns whether it is the first answer.
+    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError>;
 
     /// Writes an opt-out on the customer's record.
     async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError>;
@@ -512,11 +519,16 @@ impl Survey {
     /// Records an answer in the configured sink and counts it.
     pub async fn record(&self, claims: &Claims, answer: &Answer) -> Result<(), HelpdeskError> {
         let _turn = crate::ticket_lock::lock(&self.connector, &claims.ticket).await;
+        let id = answer_id(&self.connector, &claims.ticket, answer);
+        if self.desk.answered_with(&claims.ticket, &id).await? {
+            tracing::info!(ticket = %claims.ticket, answer = %id, "The same survey answer again; nothing recorded");
+            return Ok(());
+        }
         let first = match &self.settings.sink {
             Sink::Ticket => {
-                let note = answer_note(answer);
+                let note = answer_note(answer, &id);
                 self.desk
-                    .record_answer(&claims.ticket, answer, &note)
+                    .record_answer(&claims.ticket, answer, &id, &note)
                     .await?
             }
             Sink::Webhook(target) => {
@@ -534,9 +546,10 @@ impl Survey {
                         "comment": answer.comment,
                     }
                 });
-                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-                webhooks::post(&self.upstream, "survey_sink", target, &id, &body).await?;
-                self.desk.mark_answered(&claims.ticket).await?
+                // The same id for every delivery of this answer: receivers drop duplicates.
+                let message = format!("msg_answer_{id}");
+                webhooks::post(&self.upstream, "survey_sink", target, &message, &body).await?;
+                self.desk.mark_answered(&claims.ticket, &id).await?
             }
         };
         m::survey_answered(
@@ -569,12 +582,31 @@ enum Delivered {
     Later(String),
 }
 
-/// The internal note of an answer (ticket sink). The comment is the customer's own text.
-pub fn answer_note(a: &Answer) -> String {
-    let mut s = format!(
-        "Blind CSAT survey answer (asked by the vendor, not the partner)\nCSAT: {}/5",
-        a.csat
-    );
+/// The id of one answer to one ticket: the same for the same answer (a replay, a double
+/// click), different for a changed one. 16 hex digits of SHA-256 over connector, ticket and
+/// the answer's content.
+pub fn answer_id(connector: &str, ticket: &str, a: &Answer) -> String {
+    use sha2::Digest;
+    let about = a.about.map_or("", |x| x.as_str());
+    let ces = a.ces.map(|c| c.to_string()).unwrap_or_default();
+    let comment = a.comment.as_deref().unwrap_or_default();
+    let digest = sha2::Sha256::new()
+        .chain_update([connector, ticket, &a.csat.to_string(), &ces, about, comment].join("\u{0}"))
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The line of an answer's note that carries its [`answer_id`].
+pub const ANSWER_ID_LINE: &str = "Answer id: ";
+
+/// The first line of every answer's note.
+pub const ANSWER_NOTE_HEADING: &str =
+    "Blind CSAT survey answer (asked by the vendor, not the partner)";
+
+/// The internal note of an answer (ticket sink). The comment is the customer's own text, last
+/// (a helpdesk that caps comment length cuts it, never the answer id).
+pub fn answer_note(a: &Answer, id: &str) -> String {
+    let mut s = format!("{ANSWER_NOTE_HEADING}\nCSAT: {}/5", a.csat);
     if let Some(c) = a.ces {
         s.push_str(&format!(
             "\nCustomer effort (\"The company made it easy to handle my issue\"): {c}/7"
@@ -583,6 +615,7 @@ pub fn answer_note(a: &Answer) -> String {
     if let Some(about) = a.about {
         s.push_str(&format!("\nThe rating is mostly about: {}", about.as_str()));
     }
+    s.push_str(&format!("\n{ANSWER_ID_LINE}{id}"));
     if let Some(c) = &a.comment {
         s.push_str(&format!("\nComment: {c}"));
     }

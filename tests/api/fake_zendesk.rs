@@ -13,6 +13,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /api/v2/tickets/{id}` (`?include=users,organizations` sideloads) | 200 `{"ticket"}` (S `TicketResponse`) |
+//! | `POST /api/v2/tickets` `{"ticket": {..}}` (`via_followup_source_id`: a follow-up of a closed ticket) | 201 `{"ticket","audit"}` |
 //! | `PUT /api/v2/tickets/{id}` `{"ticket": {..}}` | 200 `{"ticket","audit"}` (S `TicketUpdateResponse`); 409 on a stale `updated_stamp` |
 //! | `GET /api/v2/tickets/{id}/audits` (`sort_order`, `page`, `per_page`) | 200 `{"audits","count","next_page","previous_page"}` (S `TicketAuditsResponseNoneCursor`): the audits of API updates; a `metadata` object on an update is its audit's `metadata.custom` |
 //! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
@@ -652,6 +653,7 @@ impl Inner {
             ("GET", ["tickets", id]) => with_id(id, |id| self.show_ticket(id, &query)),
             ("GET", ["tickets", id, "audits"]) => with_id(id, |id| self.list_audits(id, &query)),
             ("PUT", ["tickets", id]) => with_id(id, |id| self.update_ticket(id, body)),
+            ("POST", ["tickets"]) => self.create_ticket(body),
             _ => invalid_endpoint(),
         }
     }
@@ -724,6 +726,7 @@ impl Inner {
             "brand_id": null,
             "collaborator_ids": [],
             "follower_ids": [],
+            "followup_ids": [],
             "email_cc_ids": [],
             "forum_topic_id": null,
             "problem_id": null,
@@ -884,6 +887,107 @@ impl Inner {
             answer["organizations"] = json!(orgs);
         }
         Reply::json(200, answer)
+    }
+
+    /// `POST /api/v2/tickets` `{"ticket": {..}}`: `comment` is required (it becomes the
+    /// description; its author is the API user). With `via_followup_source_id` naming a closed
+    /// ticket, the new ticket is its follow-up: it takes the source's requester and, unless the
+    /// request gives `tags`, its tags, and its id joins the source's `followup_ids`; for any
+    /// other ticket the parameter has no effect. 201 `{"ticket","audit"}`.
+    fn create_ticket(&mut self, body: &[u8]) -> Reply {
+        let Ok(payload) = serde_json::from_slice::<Value>(body) else {
+            return bad_request("The request body is not valid JSON");
+        };
+        let Some(req) = payload.get("ticket").and_then(Value::as_object) else {
+            return bad_request("ticket parameter is required");
+        };
+        let Some(comment) = req
+            .get("comment")
+            .and_then(Value::as_object)
+            .filter(|c| c.get("body").or(c.get("html_body")).is_some())
+        else {
+            return record_invalid("comment", "Description: cannot be blank");
+        };
+        let status = req.get("status").and_then(Value::as_str).unwrap_or("new");
+        if !STATUSES.contains(&status) {
+            return record_invalid("status", "Status: is not valid");
+        }
+        let source = req
+            .get("via_followup_source_id")
+            .and_then(Value::as_u64)
+            .filter(|s| {
+                self.tickets.get(s).is_some_and(|r| {
+                    r.fields.get("status").and_then(Value::as_str) == Some("closed")
+                })
+            });
+        let id = self.next_id();
+        let mut fields = Map::new();
+        for key in PLAIN_TICKET_FIELDS {
+            if let Some(value) = req.get(key) {
+                fields.insert(key.into(), value.clone());
+            }
+        }
+        let inherited = source.map(|s| self.tickets[&s].fields.clone());
+        if !fields.contains_key("requester_id") {
+            let requester = inherited
+                .as_ref()
+                .and_then(|f| f.get("requester_id").cloned())
+                .unwrap_or(json!(AGENT_USER_ID));
+            fields.insert("requester_id".into(), requester);
+        }
+        let tags = match (req.get("tags"), &inherited) {
+            (Some(t), _) => tags_of(t),
+            (None, Some(f)) => f.get("tags").map(tags_of).unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        fields.insert("id".into(), json!(id));
+        fields.insert("status".into(), json!(status));
+        fields.insert("tags".into(), json!(tags));
+        if let Some(custom) = req.get("custom_fields") {
+            fields.insert("custom_fields".into(), custom.clone());
+        }
+        let text = comment
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        fields.insert("description".into(), json!(text));
+        let via = match source {
+            Some(s) => {
+                json!({"channel": "api", "source": {"from": {"ticket_id": s}, "to": {}, "rel": "follow_up"}})
+            }
+            None => json!({"channel": "api", "source": {"from": {}, "to": {}, "rel": null}}),
+        };
+        fields.insert("via".into(), via);
+        let mut first = comment.clone();
+        first.entry("author_id").or_insert(json!(AGENT_USER_ID));
+        fields.insert("comments".into(), json!([Value::Object(first)]));
+        let now = stamp(now_secs());
+        fields.insert("created_at".into(), json!(now));
+        fields.insert("updated_at".into(), json!(now));
+        self.seed_ticket(Value::Object(fields));
+        let audit_id = self.next_id();
+        let audit = json!({
+            "id": audit_id,
+            "ticket_id": id,
+            "created_at": now,
+            "author_id": AGENT_USER_ID,
+            "metadata": {"system": {}, "custom": {}},
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": null}},
+            "events": [{"id": self.next_id(), "type": "Create", "field_name": "status", "value": status}],
+        });
+        if let Some(rec) = self.tickets.get_mut(&id) {
+            rec.audits.push(audit.clone());
+        }
+        if let Some(rec) = source.and_then(|s| self.tickets.get_mut(&s)) {
+            if let Some(Value::Array(ids)) = rec.fields.get_mut("followup_ids") {
+                ids.push(json!(id));
+            } else {
+                rec.fields.insert("followup_ids".into(), json!([id]));
+            }
+        }
+        let ticket = self.ticket_json(&self.tickets[&id]);
+        Reply::json(201, json!({"ticket": ticket, "audit": audit}))
     }
 
     /// `GET /api/v2/tickets/{id}/audits` (offset pagination, `sort_order` `asc` by default).

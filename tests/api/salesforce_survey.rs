@@ -362,3 +362,27 @@ async fn a_contact_of_the_partner_account_is_the_partner_agent() {
         vec!["lee@customer.example".to_string()]
     );
 }
+
+#[tokio::test]
+async fn the_same_answer_sent_twice_adds_one_comment() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    assert_eq!(solved(&app, GOOD).await, "sent");
+    let links = rating_links_to(&smtp.messages()[0], CONNECTOR);
+    let form = [("csat", "5"), ("comment", "Sorted quickly")];
+    for _ in 0..2 {
+        let resp = answer_at(&app.http, &links[4], &form).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.unwrap().contains("Thank you!"));
+    }
+    assert_eq!(app.fake.comments_on(GOOD).len(), 1);
+    // A changed answer is a new comment.
+    assert_eq!(
+        answer_at(&app.http, &links[1], &[("csat", "2")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.fake.comments_on(GOOD).len(), 2);
+    assert_eq!(app.fake.field(GOOD, "Blind_CSAT__c"), json!(2));
+}

@@ -975,3 +975,166 @@ async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
     );
     app.shut_down().await;
 }
+
+/// Opens a rating link's page and returns the form fields a person would post from it, after
+/// the minimum time on the page.
+async fn filled_form(app: &TestApp, link: &str, form: &[(&str, &str)]) -> Vec<(String, String)> {
+    let page = get_text(&app.client, link).await;
+    let mut fields = vec![
+        ("t".to_string(), hidden(&page, "t")),
+        ("p".to_string(), hidden(&page, "p")),
+        ("website".to_string(), String::new()),
+    ];
+    fields.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    tokio::time::sleep(MIN_ON_PAGE).await;
+    fields
+}
+
+/// POSTs the form to the page's own URL.
+async fn post_form(app: &TestApp, link: &str, fields: &[(String, String)]) -> reqwest::Response {
+    let to = link.split('?').next().unwrap();
+    app.client.post(to).form(fields).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_same_answer_posted_twice_is_recorded_once() {
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    app.zendesk.put_ticket(solved_case(30, "Replay case"));
+    assert_eq!(survey_of(app.solved(30).await).await, "sent");
+    let links = rating_links(&smtp.messages()[0]);
+    let form = filled_form(&app, &links[3], &[("csat", "4"), ("comment", "fine")]).await;
+    assert_eq!(post_form(&app, &links[3], &form).await.status(), 200);
+    let puts = app.zendesk.count("PUT /api/v2/tickets/30");
+    // A double click, or the same POST replayed: thanked, nothing written.
+    let again = post_form(&app, &links[3], &form).await;
+    assert_eq!(again.status(), 200);
+    assert!(again.text().await.unwrap().contains("Thank you!"));
+    assert_eq!(app.notes(30).len(), 1);
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/30"), puts);
+    // A changed answer is recorded, and so is going back to the first one.
+    assert_eq!(
+        answer(&app, &links[1], &[("csat", "2")]).await.status(),
+        200
+    );
+    assert_eq!(app.notes(30).len(), 2);
+    assert_eq!(post_form(&app, &links[3], &form).await.status(), 200);
+    assert_eq!(app.notes(30).len(), 3);
+    let tags = app.tags(30);
+    assert!(tags.contains(&"csat_blind_score_4".to_string()), "{tags:?}");
+    let answer_tags: Vec<_> = tags
+        .iter()
+        .filter(|t| t.starts_with("csat_blind_answered_"))
+        .collect();
+    assert_eq!(
+        answer_tags.len(),
+        1,
+        "only the latest answer's id: {tags:?}"
+    );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn every_sink_message_of_one_answer_carries_the_same_webhook_id() {
+    let (url, seen) = webhook_receiver().await;
+    let sink = "kind = \"webhook\"\nurl = \"${HOOK_URL}\"\nsecret = \"${HOOK_SECRET}\"\n";
+    let app = survey_app_with(
+        sink.into(),
+        sink,
+        vec![("HOOK_URL", url), ("HOOK_SECRET", WHSEC.into())],
+    )
+    .await;
+    app.zendesk.put_ticket(solved_case(31, "Sink replay case"));
+    assert_eq!(survey_of(app.solved(31).await).await, "sent");
+    let request: Value = serde_json::from_slice(&seen.lock().unwrap()[0].1).unwrap();
+    let link = request["data"]["links"]["4"].as_str().unwrap().to_string();
+    let answered = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, b)| {
+                serde_json::from_slice::<Value>(b).unwrap()["type"] == "survey.answered"
+            })
+            .map(|(h, _)| h["webhook-id"].to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // The message goes out, but the ticket cannot be marked: the customer is asked to retry.
+    app.zendesk.fail_next(
+        "PUT /api/v2/tickets/31",
+        vec![crate::fake_zendesk::Failure::Status(500); 4],
+    );
+    let form = filled_form(&app, &link, &[("csat", "4")]).await;
+    assert_eq!(post_form(&app, &link, &form).await.status(), 503);
+    assert_eq!(post_form(&app, &link, &form).await.status(), 200);
+    let ids = answered();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], ids[1], "the receiver can drop the second");
+    // Marked now: the same answer again sends nothing; another answer gets another id.
+    assert_eq!(post_form(&app, &link, &form).await.status(), 200);
+    assert_eq!(answered().len(), 2);
+    assert_eq!(answer(&app, &link, &[("csat", "3")]).await.status(), 200);
+    let ids = answered();
+    assert_eq!(ids.len(), 3);
+    assert_ne!(ids[2], ids[0]);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn an_answer_after_the_ticket_closed_is_kept_in_a_follow_up_ticket() {
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    app.zendesk.put_ticket(solved_case(32, "Late answer case"));
+    assert_eq!(survey_of(app.solved(32).await).await, "sent");
+    let links = rating_links(&smtp.messages()[0]);
+    // Zendesk closes solved tickets after a few days; then it refuses every update (422).
+    app.agent_update(32, json!({"status": "closed"})).await;
+    let closed_before = app.zendesk.ticket(32);
+
+    let form = filled_form(
+        &app,
+        &links[4],
+        &[("csat", "5"), ("comment", "late but happy")],
+    )
+    .await;
+    let resp = post_form(&app, &links[4], &form).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Thank you!"));
+    let closed = app.zendesk.ticket(32);
+    assert_eq!(
+        closed["tags"], closed_before["tags"],
+        "the closed ticket is untouched"
+    );
+    let followups = closed["followup_ids"].as_array().unwrap().clone();
+    assert_eq!(followups.len(), 1, "{closed}");
+    let id = followups[0].as_u64().unwrap();
+    let follow_up = app.zendesk.ticket(id);
+    assert_eq!(follow_up["status"], "solved");
+    assert_eq!(follow_up["via"]["source"]["rel"], "follow_up");
+    let tags = app.tags(id);
+    assert!(
+        tags.contains(&"csat_blind_answered".to_string())
+            && tags.contains(&"csat_blind_score_5".to_string())
+            && !tags.iter().any(|t| t.starts_with("escalation_")),
+        "the verdict is not inherited: {tags:?}"
+    );
+    let notes = app.notes(id);
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("CSAT: 5/5") && notes[0].contains("late but happy"));
+    assert!(
+        app.zendesk
+            .comments(id)
+            .iter()
+            .all(|c| c["public"] == json!(false))
+    );
+
+    // The same answer again adds no second follow-up.
+    assert_eq!(post_form(&app, &links[4], &form).await.status(), 200);
+    assert_eq!(
+        app.zendesk.ticket(32)["followup_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.shut_down().await;
+}

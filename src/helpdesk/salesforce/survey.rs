@@ -24,7 +24,7 @@ use crate::escalation::locale_of;
 use crate::helpdesk::HelpdeskError;
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{Answer, SurveyDesk, Tagged};
+use crate::survey::{ANSWER_ID_LINE, ANSWER_NOTE_HEADING, Answer, SurveyDesk, Tagged};
 
 /// The standard Contact checkbox "Email Opt Out".
 pub const DEFAULT_OPT_OUT_FIELD: &str = "HasOptedOutOfEmail";
@@ -291,10 +291,25 @@ impl SurveyDesk for SalesforceSurvey {
         }
     }
 
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+        let comments = self.api.comments(ticket).await?;
+        let latest = comments
+            .iter()
+            .rev()
+            .find(|(_, body)| body.starts_with(ANSWER_NOTE_HEADING));
+        Ok(latest.is_some_and(|(_, body)| {
+            body.lines()
+                .any(|l| l.strip_prefix(ANSWER_ID_LINE) == Some(answer_id))
+        }))
+    }
+
+    /// The answer id is in the note (a Case has no field for it); a closed Case still takes
+    /// comments and field updates.
     async fn record_answer(
         &self,
         ticket: &str,
         answer: &Answer,
+        _answer_id: &str,
         note: &str,
     ) -> Result<bool, HelpdeskError> {
         let answered = &self.fields.tags.answered;
@@ -319,7 +334,9 @@ impl SurveyDesk for SalesforceSurvey {
         Ok(first)
     }
 
-    async fn mark_answered(&self, ticket: &str) -> Result<bool, HelpdeskError> {
+    /// Without a note the answer id is not kept: a replayed answer goes to the sink again, with
+    /// the same `webhook-id`, for the receiver to drop.
+    async fn mark_answered(&self, ticket: &str, _answer_id: &str) -> Result<bool, HelpdeskError> {
         let answered = &self.fields.tags.answered;
         if self.status(ticket).await?.as_ref() == Some(answered) {
             return Ok(false);

@@ -142,6 +142,25 @@ impl ZendeskApi {
         }
     }
 
+    /// `POST /api/v2/tickets.json` with `{"ticket": {...}}`; returns the new ticket's id.
+    pub async fn create_ticket(&self, ticket: Value) -> Result<u64, UpstreamError> {
+        let url = self.url("/api/v2/tickets.json");
+        let body = json!({ "ticket": ticket });
+        let resp = self
+            .upstream
+            .send("create_ticket", |c| {
+                self.authed(c.post(url.clone())).json(&body)
+            })
+            .await?;
+        let created = json_of("create_ticket", resp).await?;
+        created["ticket"]["id"]
+            .as_u64()
+            .ok_or_else(|| UpstreamError::Invalid {
+                call: "create_ticket",
+                detail: "no ticket id in the answer".into(),
+            })
+    }
+
     /// `GET /api/v2/search.json?query=...`: the first page of results (up to 100), with more
     /// parameters such as `sort_by`.
     pub async fn search_tickets(

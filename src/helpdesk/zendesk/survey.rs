@@ -63,10 +63,75 @@ impl ZendeskSurvey {
         }
     }
 
-    async fn tags_of(&self, ticket: &str) -> Result<Vec<String>, HelpdeskError> {
-        Ok(tag_list(&read_ticket(&self.api, ticket).await?["ticket"]))
+    /// The tag that records which answer a ticket holds: `{answered}_{answer id}`.
+    fn answer_tag(&self, answer_id: &str) -> String {
+        format!("{}_{answer_id}", self.fields.tags.answered)
+    }
+
+    /// The answer tags on a ticket other than `keep`, to be removed when a new answer lands.
+    fn other_answer_tags(&self, tags: &[String], keep: &str) -> Vec<String> {
+        let prefix = format!("{}_", self.fields.tags.answered);
+        tags.iter()
+            .filter(|t| t.starts_with(&prefix) && *t != keep)
+            .cloned()
+            .collect()
+    }
+
+    /// The tags of the follow-up tickets of a closed ticket (at most [`MAX_FOLLOWUPS`]).
+    async fn followup_tags(&self, closed: &Value) -> Result<Vec<Vec<String>>, HelpdeskError> {
+        let ids = closed
+            .get("followup_ids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .take(MAX_FOLLOWUPS);
+        let mut all = Vec::new();
+        for id in ids {
+            if let Some(snap) = self.api.ticket(&id.to_string()).await? {
+                all.push(tag_list(&snap["ticket"]));
+            }
+        }
+        Ok(all)
+    }
+
+    /// A closed ticket takes no update (Zendesk answers 422), so a late answer goes into a
+    /// follow-up ticket (`via_followup_source_id`): solved at once, the answer as its only,
+    /// internal comment, the answer's tags and fields. The tags given replace the ones a
+    /// follow-up would inherit, so the verdict is never counted twice.
+    async fn record_late_answer(
+        &self,
+        ticket: &str,
+        closed: &Value,
+        tags: Vec<String>,
+        custom: Vec<Value>,
+        note: &str,
+    ) -> Result<bool, HelpdeskError> {
+        let answered = &self.fields.tags.answered;
+        let earlier = self.followup_tags(closed).await?;
+        let first =
+            !tag_list(closed).contains(answered) && !earlier.iter().any(|t| t.contains(answered));
+        let id: u64 = ticket
+            .parse()
+            .map_err(|_| HelpdeskError::Unusable(format!("`{ticket}` is not a ticket id")))?;
+        let mut follow_up = json!({
+            "via_followup_source_id": id,
+            "subject": format!("Blind CSAT survey answer for closed ticket #{id}"),
+            "comment": {"body": note, "public": false},
+            "status": "solved",
+            "tags": tags,
+        });
+        if !custom.is_empty() {
+            follow_up["custom_fields"] = json!(custom);
+        }
+        let created = self.api.create_ticket(follow_up).await?;
+        tracing::info!(ticket = %ticket, follow_up = created, "Ticket closed: the survey answer is kept in a follow-up ticket");
+        Ok(first)
     }
 }
+
+/// Follow-ups of a closed ticket read to find its earlier survey answers.
+const MAX_FOLLOWUPS: usize = 10;
 
 fn truthy(v: &Value) -> bool {
     match v {
@@ -189,13 +254,33 @@ impl SurveyDesk for ZendeskSurvey {
         })
     }
 
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+        let snap = read_ticket(&self.api, ticket).await?;
+        let t = &snap["ticket"];
+        let tag = self.answer_tag(answer_id);
+        // On a closed ticket, the latest follow-up holding an answer is the one that counts.
+        let latest = if t.get("status").and_then(Value::as_str) == Some("closed") {
+            self.followup_tags(t)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|tags| tags.contains(&self.fields.tags.answered))
+        } else {
+            None
+        };
+        Ok(latest.unwrap_or_else(|| tag_list(t)).contains(&tag))
+    }
+
     async fn record_answer(
         &self,
         ticket: &str,
         answer: &Answer,
+        answer_id: &str,
         note: &str,
     ) -> Result<bool, HelpdeskError> {
-        let tags = self.tags_of(ticket).await?;
+        let snap = read_ticket(&self.api, ticket).await?;
+        let current = &snap["ticket"];
+        let tags = tag_list(current);
         let t = &self.fields.tags;
         let first = !tags.contains(&t.answered);
         let score_tag = |s: u8| format!("{}{s}", t.score_prefix);
@@ -209,10 +294,26 @@ impl SurveyDesk for ZendeskSurvey {
         if let Some(id) = self.field_id(&self.fields.about) {
             custom.push(json!({"id": id, "value": answer.about.map(|a| a.as_str())}));
         }
+        let answer_tag = self.answer_tag(answer_id);
+        let add = vec![
+            t.answered.clone(),
+            score_tag(answer.csat),
+            answer_tag.clone(),
+        ];
+        if current.get("status").and_then(Value::as_str) == Some("closed") {
+            return self
+                .record_late_answer(ticket, current, add, custom, note)
+                .await;
+        }
+        let mut remove: Vec<String> = (1..=5)
+            .filter(|s| *s != answer.csat)
+            .map(score_tag)
+            .collect();
+        remove.extend(self.other_answer_tags(&tags, &answer_tag));
         let mut body = json!({
             "comment": {"body": note, "public": false},
-            "additional_tags": [t.answered.clone(), score_tag(answer.csat)],
-            "remove_tags": (1..=5).filter(|s| *s != answer.csat).map(score_tag).collect::<Vec<_>>(),
+            "additional_tags": add,
+            "remove_tags": remove,
         });
         if !custom.is_empty() {
             body["custom_fields"] = json!(custom);
@@ -221,15 +322,22 @@ impl SurveyDesk for ZendeskSurvey {
         Ok(first)
     }
 
-    async fn mark_answered(&self, ticket: &str) -> Result<bool, HelpdeskError> {
-        let tags = self.tags_of(ticket).await?;
+    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+        let snap = read_ticket(&self.api, ticket).await?;
+        let current = &snap["ticket"];
+        let tags = tag_list(current);
         let answered = &self.fields.tags.answered;
-        if tags.contains(answered) {
-            return Ok(false);
+        let first = !tags.contains(answered);
+        if current.get("status").and_then(Value::as_str) == Some("closed") {
+            // The answer is in the sink; a closed ticket takes no tag.
+            tracing::info!(ticket = %ticket, "Ticket closed: the answer went to the sink and the ticket stays untagged");
+            return Ok(first);
         }
-        self.tag(ticket, std::slice::from_ref(answered), &[], None)
+        let answer_tag = self.answer_tag(answer_id);
+        let remove = self.other_answer_tags(&tags, &answer_tag);
+        self.tag(ticket, &[answered.clone(), answer_tag], &remove, None)
             .await?;
-        Ok(true)
+        Ok(first)
     }
 
     async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError> {
