@@ -14,7 +14,7 @@ WORKDIR /app
 COPY --from=build /src/target/release/escalation-gate /usr/local/bin/escalation-gate
 COPY connectors ./connectors
 USER gate
-EXPOSE 8080
+EXPOSE 8080 9091
 ENV EG_LISTEN=0.0.0.0:8080 EG_CONNECTORS=/app/connectors
 ENTRYPOINT ["escalation-gate"]
 CMD ["serve"]

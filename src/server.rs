@@ -153,11 +153,21 @@ async fn read_body(
     .await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
             return json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 &format!("the body exceeds {} bytes", settings.max_body_bytes),
+            );
+        }
+        Ok(Err(_)) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the body could not be read",
             );
         }
         Err(_) => {

@@ -422,6 +422,17 @@ pub async fn answer_at(
     link: &str,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
+    let fields = filled_form(client, link, form).await;
+    post_form(client, link, &fields).await
+}
+
+/// Opens the page of a rating link and returns the fields a person posts from it with `form`
+/// filled in, after the minimum time on the page.
+pub async fn filled_form(
+    client: &reqwest::Client,
+    link: &str,
+    form: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let page = client.get(link).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
@@ -432,8 +443,17 @@ pub async fn answer_at(
     ];
     fields.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     tokio::time::sleep(MIN_ON_PAGE).await;
+    fields
+}
+
+/// POSTs answer fields to the form's own URL (the link without its query).
+pub async fn post_form(
+    client: &reqwest::Client,
+    link: &str,
+    fields: &[(String, String)],
+) -> reqwest::Response {
     let post_to = link.split('?').next().unwrap();
-    client.post(post_to).form(&fields).send().await.unwrap()
+    client.post(post_to).form(fields).send().await.unwrap()
 }
 
 /// The `[survey]` table of the test connectors (Zendesk and Salesforce alike): partner

@@ -186,6 +186,11 @@ async fn upstream_refusals_and_unreadable_answers_ask_for_redelivery_and_are_cou
         assert_eq!(body["error"], "upstream_unavailable");
         let detail = body["detail"].as_str().unwrap();
         assert!(detail.contains(cause), "{detail}");
+        let host = app.zendesk.url().trim_start_matches("http://").to_string();
+        assert!(
+            detail.contains(&host),
+            "the detail names the host: {detail}"
+        );
         assert!(app.notes(id).is_empty());
         // Once the cause is gone, the redelivery is judged and written once.
         assert_eq!(app.escalate(id).await.status(), 200);

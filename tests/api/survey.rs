@@ -976,26 +976,6 @@ async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
     app.shut_down().await;
 }
 
-/// Opens a rating link's page and returns the form fields a person would post from it, after
-/// the minimum time on the page.
-async fn filled_form(app: &TestApp, link: &str, form: &[(&str, &str)]) -> Vec<(String, String)> {
-    let page = get_text(&app.client, link).await;
-    let mut fields = vec![
-        ("t".to_string(), hidden(&page, "t")),
-        ("p".to_string(), hidden(&page, "p")),
-        ("website".to_string(), String::new()),
-    ];
-    fields.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    tokio::time::sleep(MIN_ON_PAGE).await;
-    fields
-}
-
-/// POSTs the form to the page's own URL.
-async fn post_form(app: &TestApp, link: &str, fields: &[(String, String)]) -> reqwest::Response {
-    let to = link.split('?').next().unwrap();
-    app.client.post(to).form(fields).send().await.unwrap()
-}
-
 #[tokio::test]
 async fn the_same_answer_posted_twice_is_recorded_once() {
     let smtp = SmtpServer::start();
@@ -1003,11 +983,16 @@ async fn the_same_answer_posted_twice_is_recorded_once() {
     app.zendesk.put_ticket(solved_case(30, "Replay case"));
     assert_eq!(survey_of(app.solved(30).await).await, "sent");
     let links = rating_links(&smtp.messages()[0]);
-    let form = filled_form(&app, &links[3], &[("csat", "4"), ("comment", "fine")]).await;
-    assert_eq!(post_form(&app, &links[3], &form).await.status(), 200);
+    let form = filled_form(
+        &app.client,
+        &links[3],
+        &[("csat", "4"), ("comment", "fine")],
+    )
+    .await;
+    assert_eq!(post_form(&app.client, &links[3], &form).await.status(), 200);
     let puts = app.zendesk.count("PUT /api/v2/tickets/30");
     // A double click, or the same POST replayed: thanked, nothing written.
-    let again = post_form(&app, &links[3], &form).await;
+    let again = post_form(&app.client, &links[3], &form).await;
     assert_eq!(again.status(), 200);
     assert!(again.text().await.unwrap().contains("Thank you!"));
     assert_eq!(app.notes(30).len(), 1);
@@ -1018,7 +1003,7 @@ async fn the_same_answer_posted_twice_is_recorded_once() {
         200
     );
     assert_eq!(app.notes(30).len(), 2);
-    assert_eq!(post_form(&app, &links[3], &form).await.status(), 200);
+    assert_eq!(post_form(&app.client, &links[3], &form).await.status(), 200);
     assert_eq!(app.notes(30).len(), 3);
     let tags = app.tags(30);
     assert!(tags.contains(&"csat_blind_score_4".to_string()), "{tags:?}");
@@ -1063,14 +1048,14 @@ async fn every_sink_message_of_one_answer_carries_the_same_webhook_id() {
         "PUT /api/v2/tickets/31",
         vec![crate::fake_zendesk::Failure::Status(500); 4],
     );
-    let form = filled_form(&app, &link, &[("csat", "4")]).await;
-    assert_eq!(post_form(&app, &link, &form).await.status(), 503);
-    assert_eq!(post_form(&app, &link, &form).await.status(), 200);
+    let form = filled_form(&app.client, &link, &[("csat", "4")]).await;
+    assert_eq!(post_form(&app.client, &link, &form).await.status(), 503);
+    assert_eq!(post_form(&app.client, &link, &form).await.status(), 200);
     let ids = answered();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert_eq!(ids[0], ids[1], "the receiver can drop the second");
     // Marked now: the same answer again sends nothing; another answer gets another id.
-    assert_eq!(post_form(&app, &link, &form).await.status(), 200);
+    assert_eq!(post_form(&app.client, &link, &form).await.status(), 200);
     assert_eq!(answered().len(), 2);
     assert_eq!(answer(&app, &link, &[("csat", "3")]).await.status(), 200);
     let ids = answered();
@@ -1091,12 +1076,12 @@ async fn an_answer_after_the_ticket_closed_is_kept_in_a_follow_up_ticket() {
     let closed_before = app.zendesk.ticket(32);
 
     let form = filled_form(
-        &app,
+        &app.client,
         &links[4],
         &[("csat", "5"), ("comment", "late but happy")],
     )
     .await;
-    let resp = post_form(&app, &links[4], &form).await;
+    let resp = post_form(&app.client, &links[4], &form).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().contains("Thank you!"));
     let closed = app.zendesk.ticket(32);
@@ -1128,7 +1113,7 @@ async fn an_answer_after_the_ticket_closed_is_kept_in_a_follow_up_ticket() {
     );
 
     // The same answer again adds no second follow-up.
-    assert_eq!(post_form(&app, &links[4], &form).await.status(), 200);
+    assert_eq!(post_form(&app.client, &links[4], &form).await.status(), 200);
     assert_eq!(
         app.zendesk.ticket(32)["followup_ids"]
             .as_array()
