@@ -200,3 +200,27 @@ fn install_salesforce_writes_the_survey_metadata_and_refuses_a_bad_connector_id(
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn check_logs_to_stderr_as_rust_log_says() {
+    let run = |rust_log: Option<&str>| {
+        let mut cmd = bin();
+        cmd.args(["check", "--connector", "demo"])
+            .arg("connectors/demo/samples/good.json")
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<Value>(&out.stdout).expect("stdout is only the JSON");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert_eq!(run(None), "", "warnings and errors only by default");
+    let logs = run(Some("tantivy=info"));
+    assert!(logs.contains(" INFO tantivy"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no colour codes off a terminal: {logs}"
+    );
+}

@@ -359,3 +359,19 @@ async fn a_write_whose_answer_was_lost_is_counted_once() {
     assert_eq!(counted().await, 1.0);
     assert_eq!(app.notes(79).len(), 1);
 }
+
+#[tokio::test]
+async fn a_closed_ticket_is_a_final_answer_not_a_retry() {
+    let app = spawn_app().await;
+    let mut t = handed_off(80);
+    t["status"] = json!("closed");
+    app.zendesk.put_ticket(t);
+    let resp = app.escalate(80).await;
+    assert_eq!(resp.status(), 422);
+    let body = json_of(resp).await;
+    assert_eq!(body["error"], "unusable_ticket");
+    assert!(
+        body["detail"].as_str().unwrap().contains("closed"),
+        "{body}"
+    );
+}

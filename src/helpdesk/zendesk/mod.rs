@@ -110,6 +110,17 @@ impl Zendesk {
     async fn read(&self, id: &str) -> Result<Value, HelpdeskError> {
         read_ticket(self.api()?, id).await
     }
+
+    /// A 422 on the write: a closed ticket takes no update, ever (a fact about the ticket, not
+    /// worth a redelivery); any other 422 may pass once an admin fixes what Zendesk refused.
+    async fn closed_or(&self, id: &str, refused: UpstreamError) -> HelpdeskError {
+        match self.read(id).await {
+            Ok(t) if t["ticket"]["status"] == "closed" => HelpdeskError::Unusable(format!(
+                "ticket {id} is closed: Zendesk takes no update on a closed ticket"
+            )),
+            _ => refused.into(),
+        }
+    }
 }
 
 /// The record in the snapshot's sideloaded `list` (`users`, `organizations`) whose id the
@@ -216,6 +227,11 @@ impl Helpdesk for Zendesk {
                 Ok(Update::Applied) => return Ok(Written::Now),
                 Ok(Update::Conflict) => None,
                 Err(e @ UpstreamError::Unavailable { .. }) => Some(e),
+                Err(e @ UpstreamError::Rejected { status, .. })
+                    if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY =>
+                {
+                    return Err(self.closed_or(id, e).await);
+                }
                 Err(e) => return Err(e.into()),
             };
             tracing::info!(connector = %self.connector, ticket = %id, answer_lost = lost.is_some(), "Ticket changed while writing, or the answer was lost; reading it again");
