@@ -120,10 +120,15 @@ enum Command {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
-    /// Print (or write to a folder) what an admin deploys into a helpdesk for a connector.
+    /// Set a helpdesk up for a connector: Salesforce metadata to deploy, or Zendesk through its API.
     Install {
         #[command(subcommand)]
         helpdesk: InstallTarget,
+    },
+    /// Remove what `install` set up in a helpdesk for a connector.
+    Uninstall {
+        #[command(subcommand)]
+        helpdesk: UninstallTarget,
     },
     /// Sign a JSON body as a Zendesk webhook does and POST it (try the demo with it).
     Send {
@@ -157,6 +162,43 @@ enum InstallTarget {
         /// Write the files into this folder instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
+    /// (its signing secret is printed once), the escalation trigger, the blind survey's
+    /// automation, re-arm trigger and opt-out user field (with `[survey]`), and the reviewer
+    /// macros. Run it again after changing the connector: it updates what differs and says when
+    /// nothing does.
+    Zendesk {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: String,
+        /// Where Zendesk reaches escalation-gate (https); the webhook calls URL/hooks/CONNECTOR.
+        #[arg(long)]
+        url: String,
+        /// Read what is there and print every write it would send; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum UninstallTarget {
+    /// Delete what `install zendesk` created for the connector (found by its names and the
+    /// marker in its description); resources made by hand are left alone.
+    Zendesk {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: String,
+        /// Print every request it would send; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete the survey's opt-out user field, and with it every person's opt-out.
+        #[arg(long)]
+        delete_opt_out_field: bool,
+        #[command(flatten)]
+        dir: ConnectorsDir,
     },
 }
 
@@ -245,6 +287,36 @@ fn main() -> ExitCode {
                     out,
                 },
         } => install_salesforce(&connector, &url, survey, out.as_deref()),
+        Command::Install {
+            helpdesk:
+                InstallTarget::Zendesk {
+                    connector,
+                    url,
+                    dry_run,
+                    dir,
+                },
+        } => {
+            telemetry::init_quiet();
+            zendesk_admin(&dir.connectors, &connector, Some(&url), dry_run, false)
+        }
+        Command::Uninstall {
+            helpdesk:
+                UninstallTarget::Zendesk {
+                    connector,
+                    dry_run,
+                    delete_opt_out_field,
+                    dir,
+                },
+        } => {
+            telemetry::init_quiet();
+            zendesk_admin(
+                &dir.connectors,
+                &connector,
+                None,
+                dry_run,
+                delete_opt_out_field,
+            )
+        }
     };
     match result {
         Ok(code) => code,
@@ -523,6 +595,110 @@ fn install_salesforce(
                 println!("==> {path} <==\n{content}");
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `install zendesk` (with `url`) or `uninstall zendesk` (without): what was done is printed as
+/// it stands when an error stops the run.
+fn zendesk_admin(
+    dir: &Path,
+    name: &str,
+    url: Option<&str>,
+    dry_run: bool,
+    delete_opt_out_field: bool,
+) -> anyhow::Result<ExitCode> {
+    use escalation_gate::helpdesk::zendesk::install::{
+        Installer, Target, UNSET_SECRET, signing_secret_vars,
+    };
+    use secrecy::ExposeSecret;
+    let path = dir.join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
+    let secret_vars = signing_secret_vars(&text);
+    // The signing secret's variable may be unset: install is what prints the secret.
+    let lookup = |var: &str| {
+        env(var).or_else(|| {
+            secret_vars
+                .iter()
+                .any(|v| v == var)
+                .then(|| UNSET_SECRET.to_string())
+        })
+    };
+    let valid = config::load_file(&path, &lookup).map_err(|errors| {
+        print_errors(&errors);
+        anyhow::anyhow!("connector `{name}` is not valid")
+    })?;
+    let target = Target::from_connector(valid).map_err(anyhow::Error::msg)?;
+    let setup = url
+        .map(|u| target.setup(u))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let mut out = String::new();
+    let result = runtime()?.block_on(async {
+        let mut installer = Installer {
+            api: &target.api,
+            connector: name,
+            dry_run,
+            out: &mut out,
+        };
+        match &setup {
+            Some(setup) => installer.install(setup, &target.known_secrets).await,
+            None => {
+                let field = target.opt_out_field().filter(|_| delete_opt_out_field);
+                installer
+                    .uninstall(field.as_deref())
+                    .await
+                    .map(|s| (s, None))
+            }
+        }
+    });
+    println!("Zendesk {}, connector `{name}`", target.base_url);
+    print!("{out}");
+    let (summary, secret) = result?;
+    let changes = summary.created + summary.updated + summary.deleted;
+    if dry_run {
+        println!(
+            "Dry run: only reads were sent. It would create {}, update {} and delete {}; {} unchanged.",
+            summary.created, summary.updated, summary.deleted, summary.unchanged
+        );
+    } else if changes == 0 {
+        println!(
+            "Nothing to change: {} as configured.",
+            if setup.is_some() {
+                "everything is installed"
+            } else {
+                "nothing of escalation-gate's is installed"
+            }
+        );
+    } else {
+        println!(
+            "Done: {} created, {} updated, {} deleted, {} unchanged.",
+            summary.created, summary.updated, summary.deleted, summary.unchanged
+        );
+    }
+    match secret {
+        Some(s) => {
+            let var = secret_vars
+                .first()
+                .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
+            println!(
+                "The webhook's signing secret, shown this once and written nowhere: store it as \
+                 {var} (what [helpdesk] signing_secrets references) and restart escalation-gate, \
+                 e.g. on Fly.io:\n  fly secrets set {var}={}",
+                s.secret.expose_secret()
+            );
+        }
+        None if setup.is_some() && !dry_run => {
+            println!("The connector already holds the webhook's signing secret.");
+        }
+        None => {}
+    }
+    if url.is_none() && !delete_opt_out_field && target.opt_out_field().is_some() {
+        println!(
+            "The survey's opt-out user field was kept (it holds people's opt-outs); \
+             --delete-opt-out-field deletes it."
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,8 @@
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
 //! | `GET /api/v2/help_center/articles/search` | 200 `{"results","count","next_page","previous_page","page","per_page","page_count"}` |
 //!
+//! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
+//!
 //! Unknown routes answer 404 `{"error":"InvalidEndpoint","description":"Not found"}`, unknown
 //! records 404 `{"error":"RecordNotFound","description":"Not found"}`.
 //!
@@ -89,6 +91,8 @@
 //! and cuts its answer's body in half; [`Failure::LostAnswer`] serves it (an update is applied)
 //! and holds the answer back longer than any client waits. While [`FakeZendesk::set_down`] is on,
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
+
+mod admin;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -325,6 +329,11 @@ impl FakeZendesk {
         self.lock().search_returns_drafts = on;
     }
 
+    /// Reads or seeds the admin resources (webhooks, triggers, ...); see [`admin`].
+    pub fn admin<R>(&self, f: impl FnOnce(&mut admin::Admin) -> R) -> R {
+        f(&mut self.lock().admin)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.state)
     }
@@ -382,7 +391,11 @@ impl Reply {
     }
 
     fn into_response(self) -> Response {
-        let mut text = self.body.to_string();
+        let mut text = if self.status == 204 {
+            String::new()
+        } else {
+            self.body.to_string()
+        };
         if self.truncated {
             text.truncate(text.len() / 2);
         }
@@ -516,6 +529,7 @@ struct Inner {
     down: bool,
     search_returns_drafts: bool,
     next_id: u64,
+    admin: admin::Admin,
 }
 
 impl Inner {
@@ -531,6 +545,7 @@ impl Inner {
             down: false,
             search_returns_drafts: false,
             next_id: 9_000_000_001,
+            admin: admin::Admin::new(),
         };
         inner.seed_user(json!({
             "id": AGENT_USER_ID,
@@ -645,6 +660,12 @@ impl Inner {
         }
         if let Caller::Anonymous = caller {
             return unauthorized();
+        }
+        if let Some(reply) = self
+            .admin
+            .serve(method.as_str(), rest, &query, body, &self.base_url)
+        {
+            return reply;
         }
         match (method.as_str(), rest) {
             ("GET", ["search"]) => self.search(&query),

@@ -50,6 +50,30 @@ impl ZendeskApi {
         }
     }
 
+    /// One authenticated request to `path` (the admin calls of `install zendesk`), retried as
+    /// every call is; the answer is returned as it is, for the caller to judge.
+    pub async fn send_admin(
+        &self,
+        call: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = self.url(path);
+        self.upstream
+            .send(call, |c| {
+                let req = self
+                    .authed(c.request(method.clone(), url.clone()))
+                    .query(query);
+                match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                }
+            })
+            .await
+    }
+
     /// `GET /api/v2/tickets/{id}.json?include=users,organizations`: the ticket with its
     /// requester and organization sideloaded. `None` when there is no such ticket.
     pub async fn ticket(&self, id: &str) -> Result<Option<Value>, UpstreamError> {

@@ -33,6 +33,8 @@ pub struct ZendeskConfig {
     pub tags: TagsFile,
     #[serde(default)]
     pub http: HttpFile,
+    /// What `install zendesk` sets up beyond what the rest of the file says.
+    pub install: Option<super::install::InstallFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +126,7 @@ pub struct ValidZendesk {
     pub tried_articles_field: Option<String>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
+    pub install: Option<super::install::InstallFile>,
 }
 
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -221,6 +224,9 @@ impl ZendeskConfig {
                 ));
             }
         }
+        if let Some(install) = &self.install {
+            install.validate(problems);
+        }
         let retry = RetrySettings::from_file(
             self.http.timeout_secs,
             self.http.max_retries,
@@ -242,6 +248,7 @@ impl ZendeskConfig {
             tried_articles_field: self.tried_articles_field,
             tags: self.tags,
             retry,
+            install: self.install,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod install;
 pub mod survey;
 pub mod webhook;
 

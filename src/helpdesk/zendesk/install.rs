@@ -1,0 +1,1277 @@
+//! `escalation-gate install zendesk` and `uninstall zendesk`: the webhook, the escalation
+//! trigger, the blind survey's automation and re-arm trigger, the reviewer macros and the
+//! survey's opt-out user field, set up through the Zendesk API with the connector's credentials.
+//!
+//! Every resource is found again by its name (`escalation-gate: {connector}: ...`, the macros
+//! `Escalation review [{connector}]::...`, the user field by its key) and, where Zendesk keeps a
+//! description, by the marker sentence in it: a second run changes nothing, and `uninstall` removes
+//! exactly what carries both, nothing an admin made by hand.
+
+use std::fmt::Write as _;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::ZendeskApi;
+use super::config::TagsFile;
+use crate::config::Problem;
+use crate::http::UpstreamError;
+use crate::survey::config::SurveyTags;
+
+/// What the survey automation adds so that it fires once per solve (the re-arm trigger removes it
+/// when the ticket is re-opened).
+pub const SURVEY_REQUESTED_TAG: &str = "csat_blind_requested";
+
+/// Hours after the solve at which the survey automation calls the webhook.
+const SURVEY_AFTER_HOURS: &str = "23";
+
+/// The `[helpdesk.install]` table: what `install zendesk` cannot guess.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct InstallFile {
+    /// What marks a ticket as escalated to the vendor: the escalation trigger's conditions.
+    /// Default: derived from `[sweep] query` when that is only `tags:` terms.
+    pub trigger: Option<Conditions>,
+    /// Which solved tickets the survey automation considers. Default: those carrying the
+    /// survey's `pending` tag (escalated cases the service judged).
+    pub survey: Option<Conditions>,
+}
+
+/// Zendesk trigger/automation conditions, as the API takes them.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    #[serde(default)]
+    pub all: Vec<Condition>,
+    #[serde(default)]
+    pub any: Vec<Condition>,
+}
+
+/// One condition (`field`, `operator`, `value`), e.g. `current_tags` `includes` `partner_escalated`.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    pub operator: String,
+    #[serde(default)]
+    pub value: Value,
+}
+
+impl Condition {
+    fn new(field: &str, operator: &str, value: impl Into<Value>) -> Condition {
+        Condition {
+            field: field.into(),
+            operator: operator.into(),
+            value: value.into(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        let mut c = json!({ "field": self.field, "operator": self.operator });
+        if !self.value.is_null() {
+            c["value"] = self.value.clone();
+        }
+        c
+    }
+}
+
+impl InstallFile {
+    /// Checks the table (no network); problems are reported under `helpdesk.install`.
+    pub fn validate(&self, problems: &mut Vec<Problem>) {
+        for (name, c) in [("trigger", &self.trigger), ("survey", &self.survey)] {
+            let Some(c) = c else { continue };
+            let key = format!("helpdesk.install.{name}");
+            if c.all.is_empty() && c.any.is_empty() {
+                problems.push(Problem::new(
+                    &key,
+                    "give at least one condition in `all` or `any`",
+                ));
+            }
+            for (i, cond) in c.all.iter().chain(&c.any).enumerate() {
+                if cond.field.trim().is_empty() || cond.operator.trim().is_empty() {
+                    problems.push(Problem::new(
+                        format!("{key}[{i}]"),
+                        "a condition needs a `field` and an `operator` (Zendesk's conditions reference)",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The escalation trigger's conditions from `[sweep] query` when it is only `tags:X` terms
+/// (`current_tags` `includes` X, all of them).
+pub fn conditions_from_sweep_query(query: &str) -> Option<Conditions> {
+    let tags: Option<Vec<&str>> = query
+        .split_whitespace()
+        .map(|t| {
+            t.strip_prefix("tags:")
+                .or_else(|| t.strip_prefix("tag:"))
+                .filter(|v| !v.is_empty())
+        })
+        .collect();
+    let tags = tags.filter(|t| !t.is_empty())?;
+    Some(Conditions {
+        all: tags
+            .into_iter()
+            .map(|t| Condition::new("current_tags", "includes", t))
+            .collect(),
+        any: Vec::new(),
+    })
+}
+
+/// What to install for one connector.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub connector: String,
+    /// `{url}/hooks/{connector}`.
+    pub endpoint: String,
+    pub tags: TagsFile,
+    pub trigger: Conditions,
+    pub survey: Option<SurveySetup>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SurveySetup {
+    pub tags: SurveyTags,
+    pub conditions: Conditions,
+    /// The checkbox user field that keeps a person's opt-out.
+    pub opt_out_field: String,
+}
+
+/// The webhook endpoint for `connector` at `url`: https, or http on a loopback address only.
+pub fn endpoint(url: &str, connector: &str) -> Result<String, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("--url `{url}` is not a URL: {e}"))?;
+    let loopback = parsed.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if parsed.host_str().is_none_or(str::is_empty)
+        || !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback)
+    {
+        return Err(format!(
+            "--url `{url}` must be an https:// URL where Zendesk reaches escalation-gate \
+             (e.g. https://escalation-gate.example.com)"
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("--url `{url}` must have no query or fragment"));
+    }
+    Ok(format!(
+        "{}/hooks/{connector}",
+        parsed.as_str().trim_end_matches('/')
+    ))
+}
+
+/// The kinds of resource, in the order they are installed (the webhook first: the trigger and
+/// automation name its id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Webhook,
+    UserField,
+    Trigger,
+    Automation,
+    Macro,
+}
+
+impl Kind {
+    fn collection(self) -> &'static str {
+        match self {
+            Kind::Webhook => "webhooks",
+            Kind::UserField => "user_fields",
+            Kind::Trigger => "triggers",
+            Kind::Automation => "automations",
+            Kind::Macro => "macros",
+        }
+    }
+
+    /// The key the API wraps one record in.
+    fn wrapper(self) -> &'static str {
+        match self {
+            Kind::Webhook => "webhook",
+            Kind::UserField => "user_field",
+            Kind::Trigger => "trigger",
+            Kind::Automation => "automation",
+            Kind::Macro => "macro",
+        }
+    }
+
+    /// The property a resource is found by.
+    fn name_key(self) -> &'static str {
+        match self {
+            Kind::Webhook => "name",
+            Kind::UserField => "key",
+            _ => "title",
+        }
+    }
+
+    /// Whether Zendesk keeps a description (where the marker goes) for this kind.
+    fn has_description(self) -> bool {
+        self != Kind::Automation
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Webhook => "webhook",
+            Kind::UserField => "user field",
+            Kind::Trigger => "trigger",
+            Kind::Automation => "automation",
+            Kind::Macro => "macro",
+        }
+    }
+}
+
+/// One resource as it should be: its kind, its name and the record sent to Zendesk.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: Kind,
+    pub name: String,
+    pub body: Value,
+}
+
+/// The sentence in the description of everything install creates; uninstall removes only what
+/// carries it.
+pub fn marker(connector: &str) -> String {
+    format!(
+        "Managed by escalation-gate for connector `{connector}`: \
+         `escalation-gate uninstall zendesk --connector {connector}` removes it."
+    )
+}
+
+/// The webhook's name.
+pub fn webhook_name(connector: &str) -> String {
+    format!("escalation-gate: {connector}")
+}
+
+fn trigger_title(connector: &str) -> String {
+    format!("escalation-gate: {connector}: judge escalations")
+}
+
+fn rearm_title(connector: &str) -> String {
+    format!("escalation-gate: {connector}: re-arm the blind survey on reopen")
+}
+
+fn automation_title(connector: &str) -> String {
+    format!("escalation-gate: {connector}: blind survey after solve")
+}
+
+/// A reviewer macro: its title after the category, what it records, the overturn reason.
+struct ReviewMacro {
+    title: &'static str,
+    good: bool,
+    overturn: Option<&'static str>,
+    note: &'static str,
+}
+
+/// The reasons an overturn may record, as `{reason_prefix}overturn_{reason}`.
+pub const OVERTURN_REASONS: [&str; 4] = [
+    "kb_not_applicable",
+    "handoff_complete",
+    "kb_resolvable",
+    "missing_handoff",
+];
+
+const REVIEW_MACROS: [ReviewMacro; 6] = [
+    ReviewMacro {
+        title: "Good",
+        good: true,
+        overturn: None,
+        note: "Escalation review: a person judged this escalation good.",
+    },
+    ReviewMacro {
+        title: "Bad",
+        good: false,
+        overturn: None,
+        note: "Escalation review: a person judged this escalation bad.",
+    },
+    ReviewMacro {
+        title: "Overturn to good: the article does not answer the case",
+        good: true,
+        overturn: Some("kb_not_applicable"),
+        note: "Escalation review: overturned to good. The article the verdict names does not answer this case.",
+    },
+    ReviewMacro {
+        title: "Overturn to good: the hand-off was complete",
+        good: true,
+        overturn: Some("handoff_complete"),
+        note: "Escalation review: overturned to good. The hand-off fields were complete.",
+    },
+    ReviewMacro {
+        title: "Overturn to bad: an article answers the case",
+        good: false,
+        overturn: Some("kb_resolvable"),
+        note: "Escalation review: overturned to bad. An existing article answers this case.",
+    },
+    ReviewMacro {
+        title: "Overturn to bad: the hand-off is incomplete",
+        good: false,
+        overturn: Some("missing_handoff"),
+        note: "Escalation review: overturned to bad. The hand-off is missing what support needs.",
+    },
+];
+
+fn macro_title(connector: &str, m: &ReviewMacro) -> String {
+    format!("Escalation review [{connector}]::{}", m.title)
+}
+
+/// The names of everything install may create for `connector`, by kind (uninstall looks for
+/// these whatever the connector file says today). The user field is found by its key.
+fn managed_names(connector: &str, opt_out_field: Option<&str>) -> Vec<(Kind, String)> {
+    let mut names = vec![
+        (Kind::Webhook, webhook_name(connector)),
+        (Kind::Trigger, trigger_title(connector)),
+        (Kind::Trigger, rearm_title(connector)),
+        (Kind::Automation, automation_title(connector)),
+    ];
+    names.extend(
+        REVIEW_MACROS
+            .iter()
+            .map(|m| (Kind::Macro, macro_title(connector, m))),
+    );
+    if let Some(key) = opt_out_field {
+        names.push((Kind::UserField, key.to_string()));
+    }
+    names
+}
+
+/// The body of the webhook call a trigger or automation sends.
+fn call_body(event: &str) -> String {
+    format!(r#"{{"ticket_id": "{{{{ticket.id}}}}", "event": "{event}"}}"#)
+}
+
+fn conditions_json(all: &[Condition], any: &[Condition]) -> Value {
+    json!({
+        "all": all.iter().map(Condition::json).collect::<Vec<_>>(),
+        "any": any.iter().map(Condition::json).collect::<Vec<_>>(),
+    })
+}
+
+impl Setup {
+    /// The webhook as it should be.
+    pub fn webhook(&self) -> Resource {
+        let name = webhook_name(&self.connector);
+        Resource {
+            kind: Kind::Webhook,
+            body: json!({
+                "name": name,
+                "description": marker(&self.connector),
+                "status": "active",
+                "endpoint": self.endpoint,
+                "http_method": "POST",
+                "request_format": "json",
+                "subscriptions": ["conditional_ticket_events"],
+            }),
+            name,
+        }
+    }
+
+    /// Everything but the webhook, as it should be, calling the webhook `webhook_id`.
+    pub fn resources(&self, webhook_id: &str) -> Vec<Resource> {
+        let c = &self.connector;
+        let description = marker(c);
+        let t = &self.tags;
+        let mut out = Vec::new();
+        if let Some(s) = &self.survey {
+            out.push(Resource {
+                kind: Kind::UserField,
+                name: s.opt_out_field.clone(),
+                body: json!({
+                    "key": s.opt_out_field,
+                    "type": "checkbox",
+                    "title": "Blind survey opt-out",
+                    "description": format!("Checked: this person is never sent escalation-gate's blind survey. {description}"),
+                    "active": true,
+                }),
+            });
+        }
+        let mut all = self.trigger.all.clone();
+        all.push(Condition::new(
+            "current_tags",
+            "not_includes",
+            format!("{} {} {}review", t.good, t.bad, t.reason_prefix),
+        ));
+        out.push(Resource {
+            kind: Kind::Trigger,
+            name: trigger_title(c),
+            body: json!({
+                "title": trigger_title(c),
+                "description": format!("Calls escalation-gate to judge an escalation. {description}"),
+                "active": true,
+                "conditions": conditions_json(&all, &self.trigger.any),
+                "actions": [{
+                    "field": "notification_webhook",
+                    "value": [webhook_id, call_body("escalated")],
+                }],
+            }),
+        });
+        if let Some(s) = &self.survey {
+            let mut all = vec![
+                Condition::new("status", "is", "solved"),
+                Condition::new("SOLVED", "greater_than", SURVEY_AFTER_HOURS),
+                Condition::new(
+                    "current_tags",
+                    "not_includes",
+                    format!("{SURVEY_REQUESTED_TAG} {} {}", s.tags.sent, s.tags.skipped),
+                ),
+            ];
+            all.extend(s.conditions.all.iter().cloned());
+            out.push(Resource {
+                kind: Kind::Automation,
+                name: automation_title(c),
+                body: json!({
+                    "title": automation_title(c),
+                    "active": true,
+                    "conditions": conditions_json(&all, &s.conditions.any),
+                    "actions": [
+                        {
+                            "field": "notification_webhook",
+                            "value": [webhook_id, call_body("solved")],
+                        },
+                        { "field": "current_tags", "value": SURVEY_REQUESTED_TAG },
+                    ],
+                }),
+            });
+            let rearm = [
+                Condition::new("status", "value_previous", "solved"),
+                Condition::new(
+                    "current_tags",
+                    "not_includes",
+                    format!("{} {}", s.tags.sent, s.tags.skipped),
+                ),
+            ];
+            out.push(Resource {
+                kind: Kind::Trigger,
+                name: rearm_title(c),
+                body: json!({
+                    "title": rearm_title(c),
+                    "description": format!("A case re-opened before its blind survey went out is asked after its next solve. {description}"),
+                    "active": true,
+                    "conditions": conditions_json(&rearm, &[]),
+                    "actions": [{ "field": "remove_tags", "value": SURVEY_REQUESTED_TAG }],
+                }),
+            });
+        }
+        for m in &REVIEW_MACROS {
+            out.push(self.review_macro(m, &description));
+        }
+        out
+    }
+
+    fn review_macro(&self, m: &ReviewMacro, description: &str) -> Resource {
+        let p = &self.tags.reason_prefix;
+        let (mine, other) = if m.good {
+            ("reviewed_good", "reviewed_bad")
+        } else {
+            ("reviewed_bad", "reviewed_good")
+        };
+        let mut add = vec![format!("{p}{mine}")];
+        add.extend(m.overturn.map(|r| format!("{p}overturn_{r}")));
+        let mut remove = vec![format!("{p}{other}")];
+        remove.extend(
+            OVERTURN_REASONS
+                .iter()
+                .filter(|r| Some(**r) != m.overturn)
+                .map(|r| format!("{p}overturn_{r}")),
+        );
+        let title = macro_title(&self.connector, m);
+        Resource {
+            kind: Kind::Macro,
+            body: json!({
+                "title": title,
+                "description": format!("Records a reviewer's decision on escalation-gate's verdict. {description}"),
+                "active": true,
+                "actions": [
+                    { "field": "remove_tags", "value": remove.join(" ") },
+                    { "field": "current_tags", "value": add.join(" ") },
+                    { "field": "comment_mode_is_public", "value": "false" },
+                    { "field": "comment_value", "value": m.note },
+                ],
+            }),
+            name: title,
+        }
+    }
+}
+
+/// Stands in for the webhook signing secret while install loads a connector whose secret
+/// variable is not set yet (install is what prints the secret).
+pub const UNSET_SECRET: &str = "unset-until-install-zendesk-prints-the-webhook-signing-secret";
+
+/// The environment variables a connector file's `[helpdesk] signing_secrets` reference.
+pub fn signing_secret_vars(text: &str) -> Vec<String> {
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    table
+        .get("helpdesk")
+        .and_then(|h| h.get("signing_secrets"))
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(toml::Value::as_str)
+        .filter_map(|s| s.strip_prefix("${")?.strip_suffix('}'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One connector's Zendesk account and what install needs from its file.
+pub struct Target {
+    pub api: ZendeskApi,
+    pub connector: String,
+    pub base_url: Url,
+    pub known_secrets: Vec<secrecy::SecretString>,
+    tags: TagsFile,
+    install: InstallFile,
+    sweep_query: Option<String>,
+    survey: Option<crate::survey::config::SurveyFields>,
+}
+
+impl Target {
+    /// The connector's API client (patient with rate limits: a `Retry-After` of up to two
+    /// minutes is waited for) and its settings. Fails for a connector that is not Zendesk or has
+    /// no API configured.
+    pub fn from_connector(valid: crate::config::ValidConnector) -> Result<Target, String> {
+        let crate::helpdesk::ValidHelpdesk::Zendesk(mut z) = valid.helpdesk else {
+            return Err(format!(
+                "connector `{}` is not a Zendesk connector ([helpdesk] type)",
+                valid.id
+            ));
+        };
+        let (Some(base_url), Some(auth)) = (z.base_url.clone(), z.auth.take()) else {
+            return Err(format!(
+                "connector `{}` needs [helpdesk] base_url and [helpdesk.auth] to install through the Zendesk API",
+                valid.id
+            ));
+        };
+        let retry = crate::http::RetrySettings {
+            max_retries: z.retry.max_retries.max(5),
+            max_wait: z.retry.max_wait.max(std::time::Duration::from_secs(120)),
+            ..z.retry
+        };
+        let upstream = crate::http::Upstream::new("zendesk", retry)
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Target {
+            api: ZendeskApi::new(upstream, base_url.clone(), auth),
+            connector: valid.id,
+            base_url,
+            known_secrets: z.signing_secrets,
+            tags: z.tags,
+            install: z.install.unwrap_or_default(),
+            sweep_query: valid.sweep.and_then(|s| s.query),
+            survey: valid.survey.map(|s| s.fields),
+        })
+    }
+
+    /// The opt-out user field's key, when the connector surveys.
+    pub fn opt_out_field(&self) -> Option<String> {
+        self.survey.as_ref().map(|f| {
+            f.opt_out
+                .clone()
+                .unwrap_or_else(|| crate::survey::config::DEFAULT_OPT_OUT_FIELD.into())
+        })
+    }
+
+    /// What to install with escalation-gate reachable at `url`.
+    pub fn setup(&self, url: &str) -> Result<Setup, String> {
+        let trigger = match (&self.install.trigger, &self.sweep_query) {
+            (Some(c), _) => c.clone(),
+            (None, Some(q)) => conditions_from_sweep_query(q).ok_or_else(|| {
+                format!(
+                    "[sweep] query `{q}` is not only `tags:` terms: give the escalation trigger's \
+                     conditions in [helpdesk.install.trigger], e.g. \
+                     all = [{{ field = \"current_tags\", operator = \"includes\", value = \"partner_escalated\" }}]"
+                )
+            })?,
+            (None, None) => {
+                return Err("say what marks an escalation: [helpdesk.install.trigger], e.g. \
+                     all = [{ field = \"current_tags\", operator = \"includes\", value = \"partner_escalated\" }] \
+                     (or a [sweep] query of `tags:` terms)"
+                    .into());
+            }
+        };
+        let survey = self.survey.as_ref().map(|f| SurveySetup {
+            tags: f.tags.clone(),
+            conditions: self.install.survey.clone().unwrap_or_else(|| Conditions {
+                all: vec![Condition::new(
+                    "current_tags",
+                    "includes",
+                    f.tags.pending.as_str(),
+                )],
+                any: Vec::new(),
+            }),
+            opt_out_field: self.opt_out_field().unwrap_or_default(),
+        });
+        Ok(Setup {
+            connector: self.connector.clone(),
+            endpoint: endpoint(url, &self.connector)?,
+            tags: self.tags.clone(),
+            trigger,
+            survey,
+        })
+    }
+}
+
+/// An install or uninstall that could not finish; each names what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{action}: {source}")]
+    Unavailable {
+        action: String,
+        source: UpstreamError,
+    },
+    #[error("{action}: Zendesk answered HTTP {status}{detail}. {fix}")]
+    Refused {
+        action: String,
+        status: StatusCode,
+        detail: String,
+        fix: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{action}: unexpected answer: {detail}")]
+    Invalid { action: String, detail: String },
+}
+
+/// What an admin must change for a refusal, by status.
+fn fix_for(kind: Kind, status: StatusCode) -> String {
+    match status.as_u16() {
+        401 => "Check [helpdesk.auth]: the agent's e-mail and API token (Admin Center > Apps and \
+                integrations > Zendesk API), or renew the OAuth access token."
+            .into(),
+        403 => format!(
+            "The API user must be a Zendesk admin ({}s are admin settings), an OAuth token needs \
+             the `read` and `write` scopes, and the plan must include {} (webhooks need Support \
+             Team or above).",
+            kind.noun(),
+            kind.collection().replace('_', " ")
+        ),
+        404 => format!(
+            "Check [helpdesk] base_url (https://<subdomain>.zendesk.com): this account does not \
+             serve /api/v2/{}.",
+            kind.collection()
+        ),
+        422 => format!(
+            "Zendesk did not accept the {}: check the conditions in [helpdesk.install] and the \
+             tags in [helpdesk.tags] against Zendesk's conditions and actions reference.",
+            kind.noun()
+        ),
+        _ => "See Zendesk's message above.".into(),
+    }
+}
+
+/// Zendesk's own words from an error body: `{"error","description","details"}` (Support API),
+/// `{"errors":[{"title","detail"}]}` (Webhooks API) or `{"error":{"title","message"}}`.
+fn error_detail(body: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut parts = Vec::new();
+    match body.get("error") {
+        Some(Value::Object(e)) => parts.extend(
+            ["title", "message"]
+                .iter()
+                .filter_map(|k| e.get(*k))
+                .map(text),
+        ),
+        Some(e) => parts.push(text(e)),
+        None => {}
+    }
+    if let Some(d) = body.get("description") {
+        parts.push(text(d));
+    }
+    if let Some(Value::Object(details)) = body.get("details") {
+        for (field, list) in details {
+            for d in list.as_array().into_iter().flatten() {
+                let what = d.get("description").map(text).unwrap_or_else(|| text(d));
+                parts.push(format!("{field}: {what}"));
+            }
+        }
+    }
+    for e in body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let line = ["code", "title", "detail"]
+            .iter()
+            .filter_map(|k| e.get(*k))
+            .map(text)
+            .collect::<Vec<_>>()
+            .join(": ");
+        parts.push(line);
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+/// A resource as found in Zendesk.
+#[derive(Debug, Clone)]
+struct Found {
+    id: String,
+    record: Value,
+}
+
+impl Found {
+    fn owned(&self, kind: Kind, connector: &str) -> bool {
+        !kind.has_description()
+            || self
+                .record
+                .get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(&marker(connector)))
+    }
+}
+
+/// Whether `found` already says everything `want` says (properties Zendesk adds are ignored).
+fn same(want: &Value, found: &Value) -> bool {
+    let Value::Object(want) = want else {
+        return want == found;
+    };
+    want.iter().all(|(k, v)| {
+        let f = found.get(k).unwrap_or(&Value::Null);
+        match (k.as_str(), v, f) {
+            ("conditions", Value::Object(_), Value::Object(_)) => ["all", "any"].iter().all(|p| {
+                let empty = json!([]);
+                let a = v.get(*p).filter(|x| !x.is_null()).unwrap_or(&empty);
+                let b = f.get(*p).filter(|x| !x.is_null()).unwrap_or(&empty);
+                a == b
+            }),
+            _ => v == f,
+        }
+    })
+}
+
+/// What a run did (or, with `--dry-run`, would do).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    /// Resources left alone: same name, but not made by install.
+    pub kept: usize,
+}
+
+/// The signing secret, when the connector does not hold it yet.
+pub struct NewSecret {
+    pub webhook_id: String,
+    pub secret: secrecy::SecretString,
+}
+
+/// Runs install or uninstall against one Zendesk account, writing what it does to `out`.
+pub struct Installer<'a> {
+    pub api: &'a ZendeskApi,
+    pub connector: &'a str,
+    pub dry_run: bool,
+    pub out: &'a mut String,
+}
+
+const DRY_RUN_WEBHOOK_ID: &str = "<id of the new webhook>";
+
+impl Installer<'_> {
+    fn say(&mut self, line: impl AsRef<str>) {
+        self.out.push_str(line.as_ref());
+        self.out.push('\n');
+    }
+
+    /// One line of what happened to a resource: `created`, `updated`, `deleted` (`would create`,
+    /// ... on a dry run), `unchanged` or `kept`, then why when there is more to say.
+    fn report(&mut self, verb: &str, kind: Kind, name: &str, id: &str, why: &str) {
+        let verb = match (self.dry_run, verb) {
+            (true, "created") => "would create",
+            (true, "updated") => "would update",
+            (true, "deleted") => "would delete",
+            (_, v) => v,
+        };
+        let id = if id == DRY_RUN_WEBHOOK_ID { "new" } else { id };
+        let line = format!("{verb:<9} {} `{name}` ({id}){why}", kind.noun());
+        self.say(line);
+    }
+
+    async fn call(
+        &self,
+        kind: Kind,
+        action: &str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, InstallError> {
+        let call = match method {
+            Method::GET => "install_read",
+            Method::POST => "install_create",
+            Method::PUT => "install_update",
+            _ => "install_delete",
+        };
+        let resp = self
+            .api
+            .send_admin(call, method, path, query, body)
+            .await
+            .map_err(|source| InstallError::Unavailable {
+                action: action.to_string(),
+                source,
+            })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(json);
+        }
+        Err(InstallError::Refused {
+            action: action.to_string(),
+            status,
+            detail: error_detail(&json),
+            fix: fix_for(kind, status),
+        })
+    }
+
+    /// Every record of a kind (all pages).
+    async fn list(&self, kind: Kind) -> Result<Vec<Found>, InstallError> {
+        let path = format!("/api/v2/{}", kind.collection());
+        let action = format!("listing the {}s", kind.noun());
+        let mut found = Vec::new();
+        let mut page = 1u32;
+        let mut after: Option<String> = None;
+        loop {
+            let query: Vec<(String, String)> = if kind == Kind::Webhook {
+                let mut q = vec![("page[size]".to_string(), "100".to_string())];
+                q.extend(after.clone().map(|a| ("page[after]".to_string(), a)));
+                q
+            } else {
+                vec![
+                    ("page".to_string(), page.to_string()),
+                    ("per_page".to_string(), "100".to_string()),
+                ]
+            };
+            let body = self
+                .call(kind, &action, Method::GET, &path, &query, None)
+                .await?;
+            let records = body
+                .get(kind.collection())
+                .and_then(Value::as_array)
+                .ok_or_else(|| InstallError::Invalid {
+                    action: action.clone(),
+                    detail: format!("no `{}` array", kind.collection()),
+                })?;
+            for r in records {
+                let id = match r.get("id") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => continue,
+                };
+                found.push(Found {
+                    id,
+                    record: r.clone(),
+                });
+            }
+            if kind == Kind::Webhook {
+                let more = body
+                    .pointer("/meta/has_more")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                after = body
+                    .pointer("/meta/after_cursor")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if !more || after.is_none() {
+                    break;
+                }
+            } else {
+                if body.get("next_page").is_none_or(Value::is_null) || records.is_empty() {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    fn named<'f>(kind: Kind, name: &str, all: &'f [Found]) -> Vec<&'f Found> {
+        all.iter()
+            .filter(|f| f.record.get(kind.name_key()).and_then(Value::as_str) == Some(name))
+            .collect()
+    }
+
+    async fn write(
+        &mut self,
+        kind: Kind,
+        method: Method,
+        path: String,
+        name: &str,
+        body: Option<Value>,
+    ) -> Result<Value, InstallError> {
+        if self.dry_run {
+            let mut line = format!("would send: {method} {path}");
+            if let Some(b) = &body {
+                let _ = write!(
+                    line,
+                    "\n{}",
+                    serde_json::to_string_pretty(b).unwrap_or_default()
+                );
+            }
+            self.say(line);
+            return Ok(Value::Null);
+        }
+        let action = format!(
+            "{} the {} `{name}`",
+            match method {
+                Method::POST => "creating",
+                Method::PUT => "updating",
+                _ => "deleting",
+            },
+            kind.noun()
+        );
+        self.call(kind, &action, method, &path, &[], body.as_ref())
+            .await
+    }
+
+    /// Creates `want` or brings the one found up to date; returns its id.
+    async fn reconcile(
+        &mut self,
+        want: &Resource,
+        existing: &[Found],
+        summary: &mut Summary,
+    ) -> Result<String, InstallError> {
+        let kind = want.kind;
+        let path = format!("/api/v2/{}", kind.collection());
+        let wrapped = json!({ kind.wrapper(): want.body });
+        let named = Self::named(kind, &want.name, existing);
+        let (mine, theirs): (Vec<&Found>, Vec<&Found>) = named
+            .into_iter()
+            .partition(|f| f.owned(kind, self.connector));
+        if let Some(first) = theirs.first() {
+            if kind == Kind::UserField {
+                let ty = first.record.get("type").and_then(Value::as_str);
+                if ty != Some("checkbox") {
+                    return Err(InstallError::Conflict(format!(
+                        "the user field `{}` exists with type {}; the survey's opt-out needs a \
+                         checkbox: change [survey] opt_out_field or the field",
+                        want.name,
+                        ty.unwrap_or("unknown")
+                    )));
+                }
+                summary.kept += 1;
+                self.report(
+                    "kept",
+                    kind,
+                    &want.name,
+                    &first.id,
+                    ": made by an admin, used as it is",
+                );
+                return Ok(first.id.clone());
+            }
+            return Err(InstallError::Conflict(format!(
+                "a {} named `{}` ({}) exists but was not made by escalation-gate install: \
+                 rename or delete it, then run install again",
+                kind.noun(),
+                want.name,
+                first.id
+            )));
+        }
+        let Some((keep, extra)) = mine.split_first() else {
+            let created = self
+                .write(kind, Method::POST, path, &want.name, Some(wrapped))
+                .await?;
+            summary.created += 1;
+            let id = match created.pointer(&format!("/{}/id", kind.wrapper())) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ if self.dry_run => DRY_RUN_WEBHOOK_ID.to_string(),
+                _ => {
+                    return Err(InstallError::Invalid {
+                        action: format!("creating the {} `{}`", kind.noun(), want.name),
+                        detail: "no id in the answer".into(),
+                    });
+                }
+            };
+            self.report("created", kind, &want.name, &id, "");
+            return Ok(id);
+        };
+        for dup in extra {
+            self.write(
+                kind,
+                Method::DELETE,
+                format!("{path}/{}", dup.id),
+                &want.name,
+                None,
+            )
+            .await?;
+            summary.deleted += 1;
+            self.report("deleted", kind, &want.name, &dup.id, ": a duplicate");
+        }
+        if same(&want.body, &keep.record) {
+            summary.unchanged += 1;
+            self.report("unchanged", kind, &want.name, &keep.id, "");
+        } else {
+            self.write(
+                kind,
+                Method::PUT,
+                format!("{path}/{}", keep.id),
+                &want.name,
+                Some(wrapped),
+            )
+            .await?;
+            summary.updated += 1;
+            self.report("updated", kind, &want.name, &keep.id, "");
+        }
+        Ok(keep.id.clone())
+    }
+
+    /// Creates or updates everything `setup` asks for. Returns the webhook's signing secret when
+    /// none of `known_secrets` is it (never with `dry_run`).
+    pub async fn install(
+        &mut self,
+        setup: &Setup,
+        known_secrets: &[secrecy::SecretString],
+    ) -> Result<(Summary, Option<NewSecret>), InstallError> {
+        use secrecy::ExposeSecret;
+        let mut summary = Summary::default();
+        let webhook = setup.webhook();
+        let hooks = self.list(Kind::Webhook).await?;
+        let webhook_id = self.reconcile(&webhook, &hooks, &mut summary).await?;
+        let resources = setup.resources(&webhook_id);
+        for kind in [
+            Kind::UserField,
+            Kind::Trigger,
+            Kind::Automation,
+            Kind::Macro,
+        ] {
+            if !resources.iter().any(|r| r.kind == kind) {
+                continue;
+            }
+            let existing = self.list(kind).await?;
+            for r in resources.iter().filter(|r| r.kind == kind) {
+                self.reconcile(r, &existing, &mut summary).await?;
+            }
+        }
+        if self.dry_run {
+            return Ok((summary, None));
+        }
+        let body = self
+            .call(
+                Kind::Webhook,
+                "reading the webhook's signing secret",
+                Method::GET,
+                &format!("/api/v2/webhooks/{webhook_id}/signing_secret"),
+                &[],
+                None,
+            )
+            .await?;
+        let secret = body
+            .pointer("/signing_secret/secret")
+            .and_then(Value::as_str)
+            .ok_or_else(|| InstallError::Invalid {
+                action: "reading the webhook's signing secret".into(),
+                detail: "no `signing_secret.secret`".into(),
+            })?;
+        let known = known_secrets
+            .iter()
+            .any(|s| s.expose_secret().as_bytes() == secret.as_bytes());
+        let new = (!known).then(|| NewSecret {
+            webhook_id,
+            secret: secret.to_string().into(),
+        });
+        Ok((summary, new))
+    }
+
+    /// Deletes what install made for this connector: the triggers and automation first (they
+    /// call the webhook), the webhook last. The opt-out user field (`opt_out_field`) only when
+    /// given: it holds people's opt-outs.
+    pub async fn uninstall(
+        &mut self,
+        opt_out_field: Option<&str>,
+    ) -> Result<Summary, InstallError> {
+        let mut summary = Summary::default();
+        let names = managed_names(self.connector, opt_out_field);
+        let order = [
+            Kind::Trigger,
+            Kind::Automation,
+            Kind::Macro,
+            Kind::UserField,
+            Kind::Webhook,
+        ];
+        for kind in order {
+            let wanted: Vec<&String> = names
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, n)| n)
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let existing = self.list(kind).await?;
+            for name in wanted {
+                for f in Self::named(kind, name, &existing) {
+                    if !f.owned(kind, self.connector) {
+                        summary.kept += 1;
+                        self.report(
+                            "kept",
+                            kind,
+                            name,
+                            &f.id,
+                            ": not made by escalation-gate install",
+                        );
+                        continue;
+                    }
+                    self.write(
+                        kind,
+                        Method::DELETE,
+                        format!("/api/v2/{}/{}", kind.collection(), f.id),
+                        name,
+                        None,
+                    )
+                    .await?;
+                    summary.deleted += 1;
+                    self.report("deleted", kind, name, &f.id, "");
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(survey: bool) -> Setup {
+        Setup {
+            connector: "acme".into(),
+            endpoint: "https://eg.example.com/hooks/acme".into(),
+            tags: TagsFile::default(),
+            trigger: conditions_from_sweep_query("tags:partner_escalated").unwrap(),
+            survey: survey.then(|| SurveySetup {
+                tags: SurveyTags::default(),
+                conditions: Conditions {
+                    all: vec![Condition::new(
+                        "current_tags",
+                        "includes",
+                        "csat_blind_pending",
+                    )],
+                    any: vec![],
+                },
+                opt_out_field: "csat_blind_opt_out".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn sweep_queries_of_tags_only_become_trigger_conditions() {
+        let c = conditions_from_sweep_query("tags:a tag:b").unwrap();
+        assert_eq!(
+            c.all,
+            [
+                Condition::new("current_tags", "includes", "a"),
+                Condition::new("current_tags", "includes", "b")
+            ]
+        );
+        assert!(conditions_from_sweep_query("tags:a group:5").is_none());
+        assert!(conditions_from_sweep_query("").is_none());
+        assert!(conditions_from_sweep_query("tags:").is_none());
+    }
+
+    #[test]
+    fn endpoints_are_https_or_loopback() {
+        assert_eq!(
+            endpoint("https://eg.example.com/", "acme").unwrap(),
+            "https://eg.example.com/hooks/acme"
+        );
+        assert_eq!(
+            endpoint("http://127.0.0.1:9/base", "acme").unwrap(),
+            "http://127.0.0.1:9/base/hooks/acme"
+        );
+        assert!(endpoint("http://eg.example.com", "acme").is_err());
+        assert!(endpoint("eg.example.com", "acme").is_err());
+        assert!(endpoint("https://eg.example.com/?a=1", "acme").is_err());
+    }
+
+    #[test]
+    fn the_trigger_skips_judged_and_reviewed_tickets() {
+        let r = setup(false).resources("01WH");
+        let trigger = r.iter().find(|r| r.kind == Kind::Trigger).unwrap();
+        let all = &trigger.body["conditions"]["all"];
+        assert_eq!(all[0]["value"], "partner_escalated");
+        assert_eq!(
+            all[1]["value"],
+            "escalation_good escalation_bad escalation_review"
+        );
+        assert_eq!(trigger.body["actions"][0]["value"][0], "01WH");
+        let body: Value =
+            serde_json::from_str(trigger.body["actions"][0]["value"][1].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"ticket_id": "{{ticket.id}}", "event": "escalated"})
+        );
+        assert!(!r.iter().any(|r| r.kind == Kind::Automation));
+    }
+
+    #[test]
+    fn macros_set_one_decision_and_clear_the_other() {
+        let r = setup(true).resources("01WH");
+        let macros: Vec<_> = r.iter().filter(|r| r.kind == Kind::Macro).collect();
+        assert_eq!(macros.len(), 6);
+        let tags = |m: &Resource, field: &str| -> Vec<String> {
+            m.body["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["field"] == field)
+                .flat_map(|a| a["value"].as_str().unwrap().split(' ').map(str::to_string))
+                .collect()
+        };
+        let overturn = macros
+            .iter()
+            .find(|m| m.name.ends_with("the article does not answer the case"))
+            .unwrap();
+        assert_eq!(
+            tags(overturn, "current_tags"),
+            [
+                "escalation_reviewed_good",
+                "escalation_overturn_kb_not_applicable"
+            ]
+        );
+        let removed = tags(overturn, "remove_tags");
+        assert!(removed.contains(&"escalation_reviewed_bad".to_string()));
+        assert!(!removed.contains(&"escalation_overturn_kb_not_applicable".to_string()));
+        assert_eq!(removed.len(), 4);
+    }
+
+    #[test]
+    fn same_ignores_what_zendesk_adds_and_empty_condition_lists() {
+        let want = json!({"title": "t", "conditions": {"all": [{"field": "a"}], "any": []}});
+        let found =
+            json!({"id": 5, "url": "u", "title": "t", "conditions": {"all": [{"field": "a"}]}});
+        assert!(same(&want, &found));
+        assert!(!same(
+            &want,
+            &json!({"title": "t2", "conditions": {"all": [{"field": "a"}]}})
+        ));
+    }
+
+    #[test]
+    fn error_details_read_every_zendesk_error_shape() {
+        assert_eq!(
+            error_detail(
+                &json!({"error": "RecordInvalid", "description": "Record validation errors",
+                "details": {"base": [{"description": "Conditions: bad"}]}})
+            ),
+            " (RecordInvalid; Record validation errors; base: Conditions: bad)"
+        );
+        assert_eq!(
+            error_detail(
+                &json!({"errors": [{"code": "Forbidden", "title": "No access", "detail": "plan"}]})
+            ),
+            " (Forbidden: No access: plan)"
+        );
+        assert_eq!(
+            error_detail(&json!({"error": {"title": "Forbidden", "message": "scope"}})),
+            " (Forbidden; scope)"
+        );
+        assert_eq!(error_detail(&Value::Null), "");
+    }
+}

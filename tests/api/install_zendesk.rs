@@ -1,0 +1,485 @@
+//! `install zendesk` and `uninstall zendesk` through the binary, against the fake Zendesk whose
+//! admin routes check every body against the trimmed OpenAPI document.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::fake_zendesk::{Failure, FakeZendesk};
+use crate::helpers::{CONNECTOR, TICKET_SINK, connector_toml, survey_toml};
+
+const URL: &str = "https://eg.example.com";
+const SURVEY_KEY: &str = "install-test-survey-link-key-0123456789";
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The test connector with one signing-secret variable, `ZD_WEBHOOK_SECRET`, and a sweep query
+/// the escalation trigger is derived from; with the blind survey when `survey`.
+fn connector_dir(survey: bool) -> tempfile::TempDir {
+    let extra = format!(
+        "[sweep]\nquery = \"tags:partner_escalated\"\n{}",
+        if survey {
+            survey_toml(
+                "kind = \"webhook\"\nurl = \"https://surveys.example/requests\"\nsecret = \"${SURVEY_WHSEC}\"",
+                TICKET_SINK,
+            )
+        } else {
+            String::new()
+        }
+    );
+    let text = connector_toml(
+        "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n",
+        "helpdesk",
+        &extra,
+    )
+    .replace(
+        r#"signing_secrets = ["${ZD_OLD_SECRET}", "${ZD_SECRET}"]"#,
+        r#"signing_secrets = ["${ZD_WEBHOOK_SECRET}"]"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{CONNECTOR}.toml")), text).unwrap();
+    dir
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` and the connectors of `dir`; `secret` is what the environment
+/// holds as the webhook signing secret.
+async fn run(zd: &FakeZendesk, dir: &Path, args: &[&str], secret: Option<&str>) -> Run {
+    let (email, token) = zd.api_token();
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    c.args(args)
+        .arg("--connectors")
+        .arg(dir)
+        .env("ZD_URL", zd.url())
+        .env("ZD_EMAIL", email)
+        .env("ZD_TOKEN", token)
+        .env("APP_URL", "https://eg.example.com")
+        .env("SURVEY_KEY", SURVEY_KEY)
+        .env("SURVEY_OLD_KEY", SURVEY_KEY)
+        .env("SURVEY_WHSEC", WHSEC)
+        .env_remove("ZD_WEBHOOK_SECRET")
+        .env_remove("RUST_LOG");
+    if let Some(s) = secret {
+        c.env("ZD_WEBHOOK_SECRET", s);
+    }
+    let out = c.output().await.unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn install_args(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec!["install", "zendesk", "--connector", CONNECTOR, "--url", URL];
+    args.extend(extra);
+    args
+}
+
+/// `"METHOD path"` of every request but the reads.
+fn writes(zd: &FakeZendesk) -> Vec<String> {
+    zd.requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.route())
+        .collect()
+}
+
+fn by_title<'a>(records: &'a [Value], title: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| r["title"] == title)
+        .unwrap_or_else(|| panic!("no record titled {title}"))
+}
+
+fn action<'a>(record: &'a Value, field: &str) -> &'a Value {
+    record["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["field"] == field)
+        .map(|a| &a["value"])
+        .unwrap_or_else(|| panic!("no {field} action in {record}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn install_creates_everything_then_a_second_run_changes_nothing() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(true);
+
+    let first = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
+    let mut expected = vec![
+        "POST /api/v2/webhooks",
+        "POST /api/v2/user_fields",
+        "POST /api/v2/triggers",
+        "POST /api/v2/triggers",
+        "POST /api/v2/automations",
+    ];
+    expected.extend(["POST /api/v2/macros"; 6]);
+    assert_eq!(writes(&zd), expected);
+
+    let hooks = zd.admin(|a| a.list("webhooks"));
+    assert_eq!(hooks.len(), 1);
+    let hook = &hooks[0];
+    assert_eq!(hook["endpoint"], "https://eg.example.com/hooks/acme");
+    assert_eq!(hook["http_method"], "POST");
+    assert_eq!(hook["request_format"], "json");
+    assert_eq!(hook["status"], "active");
+    assert_eq!(hook["subscriptions"], json!(["conditional_ticket_events"]));
+    let hook_id = hook["id"].as_str().unwrap();
+
+    let triggers = zd.admin(|a| a.list("triggers"));
+    let trigger = by_title(&triggers, "escalation-gate: acme: judge escalations");
+    assert_eq!(
+        trigger["conditions"]["all"],
+        json!([
+            {"field": "current_tags", "operator": "includes", "value": "partner_escalated"},
+            {"field": "current_tags", "operator": "not_includes",
+             "value": "escalation_good escalation_bad escalation_review"},
+        ])
+    );
+    let call = action(trigger, "notification_webhook");
+    assert_eq!(call[0], hook_id);
+    let body: Value = serde_json::from_str(call[1].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"ticket_id": "{{ticket.id}}", "event": "escalated"})
+    );
+    let rearm = by_title(
+        &triggers,
+        "escalation-gate: acme: re-arm the blind survey on reopen",
+    );
+    assert_eq!(action(rearm, "remove_tags"), "csat_blind_requested");
+
+    let automations = zd.admin(|a| a.list("automations"));
+    let survey = by_title(
+        &automations,
+        "escalation-gate: acme: blind survey after solve",
+    );
+    let call = action(survey, "notification_webhook");
+    assert_eq!(call[0], hook_id);
+    let body: Value = serde_json::from_str(call[1].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"ticket_id": "{{ticket.id}}", "event": "solved"})
+    );
+    assert_eq!(action(survey, "current_tags"), "csat_blind_requested");
+    assert!(survey["conditions"]["all"].as_array().unwrap().contains(
+        &json!({"field": "current_tags", "operator": "includes", "value": "csat_blind_pending"})
+    ));
+
+    let macros = zd.admin(|a| a.list("macros"));
+    assert_eq!(macros.len(), 6);
+    let good = by_title(&macros, "Escalation review [acme]::Good");
+    assert_eq!(action(good, "current_tags"), "escalation_reviewed_good");
+    let overturn = by_title(
+        &macros,
+        "Escalation review [acme]::Overturn to bad: an article answers the case",
+    );
+    assert_eq!(
+        action(overturn, "current_tags"),
+        "escalation_reviewed_bad escalation_overturn_kb_resolvable"
+    );
+    assert_eq!(action(overturn, "comment_mode_is_public"), "false");
+
+    let fields = zd.admin(|a| a.list("user_fields"));
+    assert_eq!(fields.len(), 1);
+    assert_eq!(fields[0]["key"], "csat_blind_opt_out");
+    assert_eq!(fields[0]["type"], "checkbox");
+
+    // The signing secret: printed once, with the line that stores it; never on stderr.
+    let secret = zd.admin(|a| a.signing_secret(hook_id)).unwrap();
+    assert_eq!(first.stdout.matches(&secret).count(), 1, "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .contains(&format!("fly secrets set ZD_WEBHOOK_SECRET={secret}"))
+    );
+    assert!(!first.stderr.contains(&secret));
+
+    // Second run, the secret stored: nothing written, and it says so.
+    let before = zd.requests().len();
+    let second = run(&zd, dir.path(), &install_args(&[]), Some(&secret)).await;
+    assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
+    let later: Vec<_> = zd.requests()[before..]
+        .iter()
+        .map(|r| r.route())
+        .filter(|r| !r.starts_with("GET "))
+        .collect();
+    assert_eq!(later, Vec::<String>::new());
+    assert!(
+        second.stdout.contains("Nothing to change"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("already holds the webhook's signing secret")
+    );
+    assert!(!second.stdout.contains(&secret));
+    assert_eq!(second.stdout.matches("unchanged ").count(), 11);
+
+    // A new address: only the webhook is updated, in place.
+    let before = zd.requests().len();
+    let moved = run(
+        &zd,
+        dir.path(),
+        &[
+            "install",
+            "zendesk",
+            "--connector",
+            CONNECTOR,
+            "--url",
+            "https://eg2.example.com",
+        ],
+        Some(&secret),
+    )
+    .await;
+    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
+    let later: Vec<_> = zd.requests()[before..]
+        .iter()
+        .map(|r| r.route())
+        .filter(|r| !r.starts_with("GET "))
+        .collect();
+    assert_eq!(later, [format!("PUT /api/v2/webhooks/{hook_id}")]);
+    assert_eq!(
+        zd.admin(|a| a.list("webhooks"))[0]["endpoint"],
+        "https://eg2.example.com/hooks/acme"
+    );
+    assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_reads_and_prints_but_writes_nothing() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(true);
+    let out = run(&zd, dir.path(), &install_args(&["--dry-run"]), None).await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(writes(&zd), Vec::<String>::new());
+    assert!(zd.admin(|a| a.list("webhooks")).is_empty());
+    assert!(zd.admin(|a| a.list("triggers")).is_empty());
+    assert_eq!(out.stdout.matches("would send: POST /api/v2/").count(), 11);
+    assert!(out.stdout.contains("would send: POST /api/v2/webhooks"));
+    assert!(
+        out.stdout
+            .contains("\"endpoint\": \"https://eg.example.com/hooks/acme\"")
+    );
+    assert!(out.stdout.contains("Dry run: only reads were sent"));
+    let (_, token) = zd.api_token();
+    assert!(!out.stdout.contains(token) && !out.stderr.contains(token));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uninstall_removes_exactly_what_install_created() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(true);
+    let first = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    // Look-alikes an admin made: a clone of the trigger, a trigger with the very same title but
+    // not made by install, a hand-made webhook to the same endpoint, a macro in the category.
+    let marker = zd.admin(|a| a.list("triggers"))[0]["description"].clone();
+    zd.admin(|a| {
+        a.seed(
+            "triggers",
+            json!({"title": "escalation-gate: acme: judge escalations (copy)", "description": marker,
+                   "actions": [], "conditions": {"all": [], "any": []}}),
+        );
+        a.seed(
+            "triggers",
+            json!({"title": "escalation-gate: acme: judge escalations", "description": "mine",
+                   "actions": [], "conditions": {"all": [], "any": []}}),
+        );
+        a.seed(
+            "webhooks",
+            json!({"name": "Escalation gate (by hand)", "endpoint": "https://eg.example.com/hooks/acme",
+                   "http_method": "POST", "request_format": "json", "status": "active"}),
+        );
+        a.seed(
+            "macros",
+            json!({"title": "Escalation review [acme]::Escalate to tier 3", "actions": []}),
+        );
+    });
+    let before = zd.requests().len();
+    let out = run(
+        &zd,
+        dir.path(),
+        &["uninstall", "zendesk", "--connector", CONNECTOR],
+        None,
+    )
+    .await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let deleted: Vec<String> = zd.requests()[before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.route())
+        .collect();
+    assert_eq!(deleted.len(), 10, "{deleted:?}");
+    assert!(deleted.iter().all(|r| r.starts_with("DELETE ")));
+    assert!(
+        deleted
+            .last()
+            .unwrap()
+            .starts_with("DELETE /api/v2/webhooks/")
+    );
+
+    let titles = |c: &str| -> Vec<String> {
+        zd.admin(|a| a.list(c))
+            .iter()
+            .map(|r| {
+                r["title"]
+                    .as_str()
+                    .or(r["name"].as_str())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        titles("triggers"),
+        [
+            "escalation-gate: acme: judge escalations (copy)",
+            "escalation-gate: acme: judge escalations"
+        ]
+    );
+    assert_eq!(titles("webhooks"), ["Escalation gate (by hand)"]);
+    assert_eq!(
+        titles("macros"),
+        ["Escalation review [acme]::Escalate to tier 3"]
+    );
+    assert!(titles("automations").is_empty());
+    assert_eq!(
+        zd.admin(|a| a.list("user_fields")).len(),
+        1,
+        "opt-outs are kept"
+    );
+    assert!(
+        out.stdout
+            .contains("kept      trigger `escalation-gate: acme: judge escalations`")
+    );
+    assert!(out.stdout.contains("--delete-opt-out-field"));
+
+    let out = run(
+        &zd,
+        dir.path(),
+        &[
+            "uninstall",
+            "zendesk",
+            "--connector",
+            CONNECTOR,
+            "--delete-opt-out-field",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert!(zd.admin(|a| a.list("user_fields")).is_empty());
+    assert_eq!(titles("triggers").len(), 2);
+    assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_names_what_to_change_and_nothing_else_is_written() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(false);
+    zd.fail_next("POST /api/v2/webhooks", vec![Failure::Status(403)]);
+    let out = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains(
+            "creating the webhook `escalation-gate: acme`: Zendesk answered HTTP 403 Forbidden"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("must be a Zendesk admin"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("`read` and `write` scopes"));
+    assert!(out.stderr.contains("You do not have access to this page"));
+    assert_eq!(writes(&zd), ["POST /api/v2/webhooks"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_422_carries_zendesk_words_and_a_rate_limit_is_waited_out() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(false);
+    zd.fail_next(
+        "GET /api/v2/webhooks",
+        vec![Failure::RateLimited {
+            retry_after_secs: 1,
+        }],
+    );
+    zd.fail_next("POST /api/v2/triggers", vec![Failure::Status(422)]);
+    let out = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(!out.ok);
+    assert_eq!(zd.count("GET /api/v2/webhooks"), 2);
+    assert!(
+        out.stderr.contains("HTTP 422 Unprocessable Entity (RecordInvalid; Record validation errors; base: Record validation errors)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("[helpdesk.install]"));
+    // What was done before the refusal is reported.
+    assert!(
+        out.stdout
+            .contains("created   webhook `escalation-gate: acme`")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_refuses_bodies_the_document_does_not_describe() {
+    let zd = FakeZendesk::start().await;
+    let (email, token) = zd.api_token();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{}{path}", zd.url()))
+            .basic_auth(format!("{email}/token"), Some(token))
+            .json(&body)
+            .send()
+    };
+    let bad_type = post(
+        "/api/v2/triggers",
+        json!({"trigger": {"title": 5, "actions": []}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad_type.status(), 400);
+    let unknown = post(
+        "/api/v2/macros",
+        json!({"macro": {"title": "m", "actions": [], "conditions": {}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let read_only = post(
+        "/api/v2/webhooks",
+        json!({"webhook": {"id": "x", "name": "n", "status": "active", "endpoint": "https://e",
+                           "http_method": "POST", "request_format": "json"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_only.status(), 400);
+    let no_time = post(
+        "/api/v2/automations",
+        json!({"automation": {"title": "a", "actions": [{"field": "status", "value": "closed"}],
+                              "conditions": {"all": [{"field": "status", "operator": "is", "value": "solved"}]}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(no_time.status(), 422);
+    let violations = zd.admin(|a| a.violations());
+    assert_eq!(violations.len(), 3, "{violations:?}");
+    assert!(violations[0].contains("body.trigger.title should be string"));
+    assert!(violations[1].contains("body.macro.conditions is not a property"));
+    assert!(violations[2].contains("body.webhook.id is read-only"));
+}
