@@ -686,7 +686,7 @@ fn zendesk_admin(
                 "The webhook's signing secret, shown this once and written nowhere: store it as \
                  {var} (what [helpdesk] signing_secrets references) and restart escalation-gate, \
                  e.g. on Fly.io:\n  fly secrets set {var}={}",
-                s.secret.expose_secret()
+                s.expose_secret()
             );
         }
         None if setup.is_some() && !dry_run => {

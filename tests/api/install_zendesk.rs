@@ -80,9 +80,18 @@ fn install_args(extra: &[&'static str]) -> Vec<&'static str> {
     args
 }
 
-/// `"METHOD path"` of every request but the reads.
-fn writes(zd: &FakeZendesk) -> Vec<String> {
-    zd.requests()
+/// `uninstall zendesk` with `extra` flags, which must succeed.
+async fn uninstall(zd: &FakeZendesk, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["uninstall", "zendesk", "--connector", CONNECTOR];
+    args.extend(extra);
+    let out = run(zd, dir, &args, None).await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    out
+}
+
+/// `"METHOD path"` of every request but the reads, from the `since`-th request on.
+fn writes_since(zd: &FakeZendesk, since: usize) -> Vec<String> {
+    zd.requests()[since..]
         .iter()
         .filter(|r| r.method != "GET")
         .map(|r| r.route())
@@ -122,7 +131,7 @@ async fn install_creates_everything_then_a_second_run_changes_nothing() {
         "POST /api/v2/automations",
     ];
     expected.extend(["POST /api/v2/macros"; 6]);
-    assert_eq!(writes(&zd), expected);
+    assert_eq!(writes_since(&zd, 0), expected);
 
     let hooks = zd.admin(|a| a.list("webhooks"));
     assert_eq!(hooks.len(), 1);
@@ -207,11 +216,7 @@ async fn install_creates_everything_then_a_second_run_changes_nothing() {
     let before = zd.requests().len();
     let second = run(&zd, dir.path(), &install_args(&[]), Some(&secret)).await;
     assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
-    let later: Vec<_> = zd.requests()[before..]
-        .iter()
-        .map(|r| r.route())
-        .filter(|r| !r.starts_with("GET "))
-        .collect();
+    let later = writes_since(&zd, before);
     assert_eq!(later, Vec::<String>::new());
     assert!(
         second.stdout.contains("Nothing to change"),
@@ -243,11 +248,7 @@ async fn install_creates_everything_then_a_second_run_changes_nothing() {
     )
     .await;
     assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
-    let later: Vec<_> = zd.requests()[before..]
-        .iter()
-        .map(|r| r.route())
-        .filter(|r| !r.starts_with("GET "))
-        .collect();
+    let later = writes_since(&zd, before);
     assert_eq!(later, [format!("PUT /api/v2/webhooks/{hook_id}")]);
     assert_eq!(
         zd.admin(|a| a.list("webhooks"))[0]["endpoint"],
@@ -262,7 +263,7 @@ async fn dry_run_reads_and_prints_but_writes_nothing() {
     let dir = connector_dir(true);
     let out = run(&zd, dir.path(), &install_args(&["--dry-run"]), None).await;
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(writes(&zd), Vec::<String>::new());
+    assert_eq!(writes_since(&zd, 0), Vec::<String>::new());
     assert!(zd.admin(|a| a.list("webhooks")).is_empty());
     assert!(zd.admin(|a| a.list("triggers")).is_empty());
     assert_eq!(out.stdout.matches("would send: POST /api/v2/").count(), 11);
@@ -307,19 +308,13 @@ async fn uninstall_removes_exactly_what_install_created() {
         );
     });
     let before = zd.requests().len();
-    let out = run(
-        &zd,
-        dir.path(),
-        &["uninstall", "zendesk", "--connector", CONNECTOR],
-        None,
-    )
-    .await;
-    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
-    let deleted: Vec<String> = zd.requests()[before..]
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| r.route())
-        .collect();
+    let dry = uninstall(&zd, dir.path(), &["--dry-run"]).await;
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+    assert_eq!(dry.stdout.matches("would send: DELETE ").count(), 10);
+    assert_eq!(dry.stdout.matches("would delete ").count(), 10);
+    let before = zd.requests().len();
+    let out = uninstall(&zd, dir.path(), &[]).await;
+    let deleted = writes_since(&zd, before);
     assert_eq!(deleted.len(), 10, "{deleted:?}");
     assert!(deleted.iter().all(|r| r.starts_with("DELETE ")));
     assert!(
@@ -365,20 +360,13 @@ async fn uninstall_removes_exactly_what_install_created() {
     );
     assert!(out.stdout.contains("--delete-opt-out-field"));
 
-    let out = run(
-        &zd,
-        dir.path(),
-        &[
-            "uninstall",
-            "zendesk",
-            "--connector",
-            CONNECTOR,
-            "--delete-opt-out-field",
-        ],
-        None,
-    )
-    .await;
-    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let out = uninstall(&zd, dir.path(), &["--delete-opt-out-field"]).await;
+    assert!(
+        out.stdout
+            .contains("deleted   user field `csat_blind_opt_out`"),
+        "{}",
+        out.stdout
+    );
     assert!(zd.admin(|a| a.list("user_fields")).is_empty());
     assert_eq!(titles("triggers").len(), 2);
     assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
@@ -405,7 +393,7 @@ async fn a_403_names_what_to_change_and_nothing_else_is_written() {
     );
     assert!(out.stderr.contains("`read` and `write` scopes"));
     assert!(out.stderr.contains("You do not have access to this page"));
-    assert_eq!(writes(&zd), ["POST /api/v2/webhooks"]);
+    assert_eq!(writes_since(&zd, 0), ["POST /api/v2/webhooks"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -482,4 +470,47 @@ async fn the_fake_refuses_bodies_the_document_does_not_describe() {
     assert!(violations[0].contains("body.trigger.title should be string"));
     assert!(violations[1].contains("body.macro.conditions is not a property"));
     assert!(violations[2].contains("body.webhook.id is read-only"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_before_any_call() {
+    let zd = FakeZendesk::start().await;
+    let plain = run(
+        &zd,
+        connector_dir(false).path(),
+        &[
+            "install",
+            "zendesk",
+            "--connector",
+            CONNECTOR,
+            "--url",
+            "http://eg.example.com",
+        ],
+        None,
+    )
+    .await;
+    assert!(!plain.ok);
+    assert!(
+        plain.stderr.contains("must be an https:// URL"),
+        "{}",
+        plain.stderr
+    );
+
+    // No [sweep] query and no [helpdesk.install.trigger]: nothing says what an escalation is.
+    let dir = connector_dir(false);
+    let file = dir.path().join(format!("{CONNECTOR}.toml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("[sweep]\nquery = \"tags:partner_escalated\"\n", ""),
+    )
+    .unwrap();
+    let unknown = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(!unknown.ok);
+    assert!(
+        unknown.stderr.contains("[helpdesk.install.trigger]"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(zd.requests().is_empty());
 }

@@ -757,12 +757,6 @@ pub struct Summary {
     pub kept: usize,
 }
 
-/// The signing secret, when the connector does not hold it yet.
-pub struct NewSecret {
-    pub webhook_id: String,
-    pub secret: secrecy::SecretString,
-}
-
 /// Runs install or uninstall against one Zendesk account, writing what it does to `out`.
 pub struct Installer<'a> {
     pub api: &'a ZendeskApi,
@@ -1028,7 +1022,7 @@ impl Installer<'_> {
         &mut self,
         setup: &Setup,
         known_secrets: &[secrecy::SecretString],
-    ) -> Result<(Summary, Option<NewSecret>), InstallError> {
+    ) -> Result<(Summary, Option<secrecy::SecretString>), InstallError> {
         use secrecy::ExposeSecret;
         let mut summary = Summary::default();
         let webhook = setup.webhook();
@@ -1072,11 +1066,7 @@ impl Installer<'_> {
         let known = known_secrets
             .iter()
             .any(|s| s.expose_secret().as_bytes() == secret.as_bytes());
-        let new = (!known).then(|| NewSecret {
-            webhook_id,
-            secret: secret.to_string().into(),
-        });
-        Ok((summary, new))
+        Ok((summary, (!known).then(|| secret.to_string().into())))
     }
 
     /// Deletes what install made for this connector: the triggers and automation first (they
