@@ -307,6 +307,19 @@ async fn uninstall_removes_exactly_what_install_created() {
             json!({"title": "Escalation review [acme]::Escalate to tier 3", "actions": []}),
         );
     });
+    // Installed again next to them: nothing is written, theirs are left as they are.
+    let before = zd.requests().len();
+    let again = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(again.ok, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+    assert!(
+        again.stdout.contains(
+            "kept      trigger `escalation-gate: acme: judge escalations` (50000000013): same \
+             name, not made by escalation-gate install"
+        ),
+        "{}",
+        again.stdout
+    );
     let before = zd.requests().len();
     let dry = uninstall(&zd, dir.path(), &["--dry-run"]).await;
     assert_eq!(writes_since(&zd, before), Vec::<String>::new());
@@ -359,6 +372,21 @@ async fn uninstall_removes_exactly_what_install_created() {
             .contains("kept      trigger `escalation-gate: acme: judge escalations`")
     );
     assert!(out.stdout.contains("--delete-opt-out-field"));
+
+    // Installed again, a resource of the same name that install did not make is refused
+    // before anything is written.
+    let before = zd.requests().len();
+    let again = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(!again.ok);
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+    assert!(
+        again.stderr.contains(
+            "a trigger named `escalation-gate: acme: judge escalations` (50000000013) exists but \
+             was not made by escalation-gate install"
+        ),
+        "{}",
+        again.stderr
+    );
 
     let out = uninstall(&zd, dir.path(), &["--delete-opt-out-field"]).await;
     assert!(

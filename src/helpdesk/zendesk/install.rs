@@ -418,22 +418,6 @@ impl Setup {
                 ),
             ];
             all.extend(s.conditions.all.iter().cloned());
-            out.push(Resource {
-                kind: Kind::Automation,
-                name: automation_title(c),
-                body: json!({
-                    "title": automation_title(c),
-                    "active": true,
-                    "conditions": conditions_json(&all, &s.conditions.any),
-                    "actions": [
-                        {
-                            "field": "notification_webhook",
-                            "value": [webhook_id, call_body("solved")],
-                        },
-                        { "field": "current_tags", "value": SURVEY_REQUESTED_TAG },
-                    ],
-                }),
-            });
             let rearm = [
                 Condition::new("status", "value_previous", "solved"),
                 Condition::new(
@@ -451,6 +435,22 @@ impl Setup {
                     "active": true,
                     "conditions": conditions_json(&rearm, &[]),
                     "actions": [{ "field": "remove_tags", "value": SURVEY_REQUESTED_TAG }],
+                }),
+            });
+            out.push(Resource {
+                kind: Kind::Automation,
+                name: automation_title(c),
+                body: json!({
+                    "title": automation_title(c),
+                    "active": true,
+                    "conditions": conditions_json(&all, &s.conditions.any),
+                    "actions": [
+                        {
+                            "field": "notification_webhook",
+                            "value": [webhook_id, call_body("solved")],
+                        },
+                        { "field": "current_tags", "value": SURVEY_REQUESTED_TAG },
+                    ],
                 }),
             });
         }
@@ -925,6 +925,35 @@ impl Installer<'_> {
     }
 
     /// Creates `want` or brings the one found up to date; returns its id.
+    /// Why `want` cannot be installed next to what exists: a resource of its name that install
+    /// did not make (for the user field: one that is not a checkbox).
+    fn conflict(&self, want: &Resource, existing: &[Found]) -> Option<InstallError> {
+        let kind = want.kind;
+        let named = Self::named(kind, &want.name, existing);
+        if named.iter().any(|f| f.owned(kind, self.connector)) {
+            return None;
+        }
+        let first = named.first()?;
+        if kind == Kind::UserField {
+            let ty = first.record.get("type").and_then(Value::as_str);
+            return (ty != Some("checkbox")).then(|| {
+                InstallError::Conflict(format!(
+                    "the user field `{}` exists with type {}; the survey's opt-out needs a \
+                     checkbox: change [survey] opt_out_field or the field",
+                    want.name,
+                    ty.unwrap_or("unknown")
+                ))
+            });
+        }
+        Some(InstallError::Conflict(format!(
+            "a {} named `{}` ({}) exists but was not made by escalation-gate install: rename or \
+             delete it, then run install again",
+            kind.noun(),
+            want.name,
+            first.id
+        )))
+    }
+
     async fn reconcile(
         &mut self,
         want: &Resource,
@@ -938,34 +967,32 @@ impl Installer<'_> {
         let (mine, theirs): (Vec<&Found>, Vec<&Found>) = named
             .into_iter()
             .partition(|f| f.owned(kind, self.connector));
-        if let Some(first) = theirs.first() {
-            if kind == Kind::UserField {
-                let ty = first.record.get("type").and_then(Value::as_str);
-                if ty != Some("checkbox") {
-                    return Err(InstallError::Conflict(format!(
-                        "the user field `{}` exists with type {}; the survey's opt-out needs a \
-                         checkbox: change [survey] opt_out_field or the field",
-                        want.name,
-                        ty.unwrap_or("unknown")
-                    )));
-                }
-                summary.kept += 1;
-                self.report(
-                    "kept",
-                    kind,
-                    &want.name,
-                    &first.id,
-                    ": made by an admin, used as it is",
-                );
-                return Ok(first.id.clone());
-            }
-            return Err(InstallError::Conflict(format!(
-                "a {} named `{}` ({}) exists but was not made by escalation-gate install: \
-                 rename or delete it, then run install again",
-                kind.noun(),
-                want.name,
-                first.id
-            )));
+        if let Some(e) = self.conflict(want, existing) {
+            return Err(e);
+        }
+        if mine.is_empty()
+            && let Some(first) = theirs.first()
+        {
+            // Only a user field gets here (see `conflict`): the admin's own opt-out field.
+            summary.kept += 1;
+            self.report(
+                "kept",
+                kind,
+                &want.name,
+                &first.id,
+                ": made by an admin, used as it is",
+            );
+            return Ok(first.id.clone());
+        }
+        for other in &theirs {
+            summary.kept += 1;
+            self.report(
+                "kept",
+                kind,
+                &want.name,
+                &other.id,
+                ": same name, not made by escalation-gate install",
+            );
         }
         let Some((keep, extra)) = mine.split_first() else {
             let created = self
@@ -1026,22 +1053,37 @@ impl Installer<'_> {
         use secrecy::ExposeSecret;
         let mut summary = Summary::default();
         let webhook = setup.webhook();
-        let hooks = self.list(Kind::Webhook).await?;
-        let webhook_id = self.reconcile(&webhook, &hooks, &mut summary).await?;
-        let resources = setup.resources(&webhook_id);
+        // Everything is read and checked before anything is written.
+        let planned = setup.resources(DRY_RUN_WEBHOOK_ID);
+        let mut existing = Vec::new();
         for kind in [
+            Kind::Webhook,
             Kind::UserField,
             Kind::Trigger,
             Kind::Automation,
             Kind::Macro,
         ] {
-            if !resources.iter().any(|r| r.kind == kind) {
-                continue;
+            if kind == Kind::Webhook || planned.iter().any(|r| r.kind == kind) {
+                existing.push((kind, self.list(kind).await?));
             }
-            let existing = self.list(kind).await?;
-            for r in resources.iter().filter(|r| r.kind == kind) {
-                self.reconcile(r, &existing, &mut summary).await?;
-            }
+        }
+        let of = |kind: Kind| -> &[Found] {
+            existing
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(&[], |(_, found)| found.as_slice())
+        };
+        if let Some(e) = std::iter::once(&webhook)
+            .chain(&planned)
+            .find_map(|r| self.conflict(r, of(r.kind)))
+        {
+            return Err(e);
+        }
+        let webhook_id = self
+            .reconcile(&webhook, of(Kind::Webhook), &mut summary)
+            .await?;
+        for r in &setup.resources(&webhook_id) {
+            self.reconcile(r, of(r.kind), &mut summary).await?;
         }
         if self.dry_run {
             return Ok((summary, None));
@@ -1148,6 +1190,22 @@ mod tests {
                 opt_out_field: "csat_blind_opt_out".into(),
             }),
         }
+    }
+
+    #[test]
+    fn an_install_table_needs_conditions_with_field_and_operator() {
+        let file: InstallFile = toml::from_str(
+            "[trigger]\nall = []\n[survey]\nany = [{ field = \"status\", operator = \"\" }]",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        file.validate(&mut problems);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["helpdesk.install.trigger", "helpdesk.install.survey[0]"]
+        );
+        assert!(toml::from_str::<InstallFile>("[trigger]\nal = []").is_err());
     }
 
     #[test]
