@@ -655,7 +655,7 @@ fn fix_for(kind: Kind, status: StatusCode) -> String {
              tags in [helpdesk.tags] against Zendesk's conditions and actions reference.",
             kind.noun()
         ),
-        _ => "See Zendesk's message above.".into(),
+        _ => "Zendesk's own words are in parentheses.".into(),
     }
 }
 
