@@ -389,13 +389,7 @@ fn salesforce_survey_names_must_be_api_names() {
             r#"status = "Blind_Survey_Status__c""#,
             r#"status = "Blind Survey Status""#,
         );
-    let env = |name: &str| {
-        Some(if name.ends_with("SIGNING_SECRET") {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
-        } else {
-            format!("value-of-{name}-long-enough-for-any-key")
-        })
-    };
+    let env = example_env;
     let found = config::parse("acme-sf", &text, Path::new("connectors"), &env).unwrap_err();
     let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["helpdesk.survey_fields.status"], "{found:?}");
@@ -411,13 +405,7 @@ fn salesforce_survey_names_must_be_api_names() {
 
 #[test]
 fn the_sweep_needs_the_api_and_the_query_its_helpdesk_uses() {
-    let env = |name: &str| {
-        Some(if name.ends_with("SIGNING_SECRET") {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
-        } else {
-            format!("value-of-{name}-long-enough-for-any-key")
-        })
-    };
+    let env = example_env;
     let parse = |file: &str, from: &str, to: &str| {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(text.contains(from), "{file} has `{from}`");
@@ -453,21 +441,24 @@ fn the_sweep_needs_the_api_and_the_query_its_helpdesk_uses() {
     );
 }
 
+/// A plausible value for every variable the Salesforce example references.
+fn example_env(name: &str) -> Option<String> {
+    Some(if name.ends_with("SIGNING_SECRET") {
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+    } else {
+        format!("value-of-{name}-long-enough-for-any-key")
+    })
+}
+
 /// The Salesforce example with `from` replaced by `to`, and the variables `vars` overriding
 /// plausible values.
 fn salesforce_problems(from: &str, to: &str, vars: &[(&str, &str)]) -> Vec<Problem> {
     let file = "connectors/examples/salesforce.toml";
     let text = std::fs::read_to_string(file).unwrap();
     assert!(text.contains(from), "{file} has `{from}`");
-    let env = |name: &str| {
-        if let Some((_, v)) = vars.iter().find(|(n, _)| *n == name) {
-            return Some(v.to_string());
-        }
-        Some(if name.ends_with("SIGNING_SECRET") {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
-        } else {
-            format!("value-of-{name}-long-enough-for-any-key")
-        })
+    let env = |name: &str| match vars.iter().find(|(n, _)| *n == name) {
+        Some((_, v)) => Some(v.to_string()),
+        None => example_env(name),
     };
     match config::parse(
         "acme-sf",
@@ -525,13 +516,7 @@ fn salesforce_outbound_messages_need_a_long_endpoint_token() {
         .unwrap()
         .replace("organization_id = \"00D000000000062\"\n", "")
         .replace(token_line, "");
-    let env = |name: &str| {
-        Some(if name.ends_with("SIGNING_SECRET") {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
-        } else {
-            format!("value-of-{name}-long-enough-for-any-key")
-        })
-    };
+    let env = example_env;
     let parsed = config::parse("acme-sf", &signed_only, Path::new("connectors"), &env);
     assert!(parsed.is_ok(), "{:?}", parsed.err());
 }
