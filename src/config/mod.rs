@@ -1,6 +1,8 @@
 //! Connector files: `connectors/*.toml`, one connector each, named by the file. Loading is pure
 //! (no network): read, expand `${VAR}`, type, validate, and report every problem found.
 
+pub mod checks;
+pub mod typed;
 pub mod vars;
 
 use std::fmt;
@@ -17,6 +19,7 @@ use crate::assess::kb::rescore::DEFAULT_THRESHOLD;
 use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
 use crate::kb::http::{HttpKbSettings, Pointers};
+pub use checks::{Credentials, shared_secret, upstream_url};
 use secrecy::{ExposeSecret, SecretString};
 pub use vars::Env;
 
@@ -88,24 +91,11 @@ pub fn require_mapped(
     }
 }
 
-/// An `http(s)` URL setting; anything else is a problem under `key`.
-pub fn http_url(key: String, value: &str, problems: &mut Vec<Problem>) -> Option<reqwest::Url> {
-    match reqwest::Url::parse(value) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        _ => {
-            problems.push(Problem::new(
-                key,
-                format!("`{value}` is not an http(s) URL"),
-            ));
-            None
-        }
-    }
-}
-
 /// The connector file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorFile {
+    #[serde(deserialize_with = "typed::tagged")]
     pub helpdesk: HelpdeskConfig,
     #[serde(default)]
     pub handoff: HandoffFile,
@@ -291,7 +281,12 @@ impl HttpKbFile {
     ) -> Option<HttpKbSettings> {
         let start = problems.len();
         let key = |k: &str| format!("knowledge_base.http.{k}");
-        let url = http_url(key("url"), &self.url, problems);
+        let url = upstream_url(
+            key("url"),
+            &self.url,
+            Credentials::Key("knowledge_base.http.auth_token"),
+            problems,
+        );
         let auth = match (&self.auth_header, &self.auth_token) {
             (Some(name), Some(token)) => {
                 if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -463,27 +458,25 @@ pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnect
     let mut table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
-            problems.push(Problem::new("", format!("not valid TOML: {}", e.message())));
+            problems.push(typed::syntax_problem(text, &e));
             return Err(problems);
         }
     };
-    problems.extend(
-        vars::expand(&mut table, env)
-            .into_iter()
-            .map(|p| Problem::new(p.key, p.message)),
-    );
-    let file: ConnectorFile = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+    let unset = vars::expand(&mut table, env);
+    problems.extend(unset.iter().map(|p| Problem::new(&p.key, &p.message)));
+    let file: ConnectorFile = match typed::typed(toml::Value::Table(table)) {
         Ok(f) => f,
-        Err(e) => {
-            let key = e.path().to_string();
-            problems.push(Problem::new(
-                if key == "." { String::new() } else { key },
-                e.into_inner().message().to_string(),
-            ));
+        Err(found) => {
+            problems.extend(found);
             return Err(problems);
         }
     };
+    let start = problems.len();
     let validated = validate(id, file, base, &mut problems);
+    // A value whose variable is not set is empty: what is wrong with it is the variable.
+    let mut checked = problems.split_off(start);
+    checked.retain(|p| !unset.iter().any(|u| u.key == p.key));
+    problems.extend(checked);
     match validated {
         Some(c) if problems.is_empty() => Ok(c),
         _ => Err(problems),

@@ -24,10 +24,14 @@ use crate::kb::KnowledgeBase;
 /// The `[helpdesk]` table, by its `type`. Built once at start-up: variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum HelpdeskConfig {
     Zendesk(zendesk::config::ZendeskConfig),
     Salesforce(salesforce::config::SalesforceConfig),
+}
+
+impl crate::config::typed::Tagged for HelpdeskConfig {
+    const TAG: &'static str = "type";
 }
 
 /// A validated `[helpdesk]` table: nothing built, no network touched.

@@ -19,6 +19,9 @@ pub const SIGNATURE: &str = "webhook-signature";
 /// The prefix of a Standard Webhooks secret.
 pub const SECRET_PREFIX: &str = "whsec_";
 
+/// The fewest bytes of a decoded secret (the specification: 24 to 64 random bytes).
+pub const MIN_KEY_BYTES: usize = 24;
+
 /// The longest `webhook-id` accepted (it goes into logs).
 const MAX_ID_CHARS: usize = 128;
 
@@ -49,8 +52,11 @@ pub fn decode_secret(secret: &str) -> Result<Vec<u8>, &'static str> {
     let key = BASE64
         .decode(b64)
         .map_err(|_| "a Standard Webhooks secret is `whsec_` followed by base64")?;
-    if key.len() < 16 {
-        return Err("a Standard Webhooks secret must hold at least 16 bytes");
+    if key.len() < MIN_KEY_BYTES {
+        return Err(
+            "a Standard Webhooks secret must hold at least 24 random bytes (`whsec_` + base64, \
+             e.g. `echo whsec_$(openssl rand -base64 32)`)",
+        );
     }
     Ok(key)
 }
@@ -224,5 +230,9 @@ mod tests {
         ));
         assert!(decode_secret("whsec_%%%").is_err());
         assert!(decode_secret("whsec_c2hvcnQ=").is_err());
+        // 23 random bytes are too few; the specification's 24 are enough.
+        let b64 = |n: usize| format!("whsec_{}", BASE64.encode(vec![7u8; n]));
+        assert!(decode_secret(&b64(23)).is_err());
+        assert_eq!(decode_secret(&b64(24)).map(|k| k.len()), Ok(24));
     }
 }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::email::Templates;
 use super::rules::{CaseKind, Rules};
 use super::token::Keys;
-use crate::config::{Problem, http_url, require_mapped};
+use crate::config::checks::is_loopback_host;
+use crate::config::typed::{self, Tagged};
+use crate::config::{Credentials, Problem, require_mapped, shared_secret, upstream_url};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]
@@ -47,7 +49,9 @@ pub struct SurveyFile {
     pub opt_out_field: Option<String>,
     #[serde(default)]
     pub tags: SurveyTags,
+    #[serde(deserialize_with = "typed::tagged")]
     pub delivery: DeliveryFile,
+    #[serde(deserialize_with = "typed::tagged")]
     pub sink: SinkFile,
 }
 
@@ -85,7 +89,7 @@ impl Default for SurveyTags {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeliveryFile {
     /// An e-mail from the vendor over SMTP.
     Email {
@@ -115,6 +119,14 @@ pub enum DeliveryFile {
     },
 }
 
+impl Tagged for DeliveryFile {
+    const TAG: &'static str = "kind";
+}
+
+impl Tagged for SinkFile {
+    const TAG: &'static str = "kind";
+}
+
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsMode {
@@ -125,7 +137,7 @@ pub enum TlsMode {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkFile {
     /// An internal note plus fields and tags on the ticket.
     Ticket {
@@ -225,7 +237,12 @@ impl SurveyFile {
     ) -> Option<SurveySettings> {
         let start = problems.len();
         let key = |k: &str| format!("survey.{k}");
-        let public_url = http_url(key("public_url"), &self.public_url, problems);
+        let public_url = upstream_url(
+            key("public_url"),
+            &self.public_url,
+            Credentials::None("the survey links carry their own signed token"),
+            problems,
+        );
         if self.link_secrets.is_empty() {
             problems.push(Problem::new(
                 key("link_secrets"),
@@ -233,12 +250,7 @@ impl SurveyFile {
             ));
         }
         for (i, k) in self.link_secrets.iter().enumerate() {
-            if secrecy::ExposeSecret::expose_secret(k).len() < 24 {
-                problems.push(Problem::new(
-                    format!("survey.link_secrets[{i}]"),
-                    "must be at least 24 characters (make one with `openssl rand -base64 32`)",
-                ));
-            }
+            shared_secret(key(&format!("link_secrets[{i}]")), k, problems);
         }
         if self.company.trim().is_empty() {
             problems.push(Problem::new(key("company"), "must not be empty"));
@@ -334,6 +346,13 @@ impl SurveyFile {
                     problems.push(Problem::new(
                         "survey.delivery.smtp_host",
                         "must not be empty",
+                    ));
+                } else if tls == TlsMode::None && !is_loopback_host(smtp_host.trim()) {
+                    problems.push(Problem::new(
+                        "survey.delivery.tls",
+                        "`none` would send the mail and the SMTP password in clear text: it is \
+                         accepted only for a relay on loopback (127.0.0.0/8, ::1, localhost); \
+                         use `starttls` or `tls`",
                     ));
                 }
                 let credentials = match (username, password) {
@@ -450,7 +469,14 @@ fn webhook_target(
     secret: SecretString,
     problems: &mut Vec<Problem>,
 ) -> Option<WebhookTarget> {
-    let url = http_url(format!("{key}.url"), url, problems);
+    let url = upstream_url(
+        format!("{key}.url"),
+        url,
+        Credentials::None(
+            "the receiver checks the message's Standard Webhooks signature (`secret`)",
+        ),
+        problems,
+    );
     let secret = match super::webhooks::WebhookSecret::parse(&secret) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -7,7 +7,7 @@ use escalation_gate::connector::Connector;
 use escalation_gate::server::ServerSettings;
 use serde_json::Value;
 
-const DEMO_SECRET: &str = "demo-test-secret";
+const DEMO_SECRET: &str = "demo-test-secret-5be08f41c7a2d936";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -223,4 +223,40 @@ fn check_logs_to_stderr_as_rust_log_says() {
         !logs.contains('\u{1b}'),
         "no colour codes off a terminal: {logs}"
     );
+}
+
+#[test]
+fn serve_refuses_to_start_the_demo_with_an_empty_or_short_secret() {
+    for secret in ["", "change-me"] {
+        let mut child = bin()
+            .env("DEMO_SIGNING_SECRET", secret)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that started would never exit on its own: give up waiting after a minute.
+        let mut waited = 0;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if waited == 600 {
+                child.kill().unwrap();
+                panic!("serve started with DEMO_SIGNING_SECRET={secret:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{secret:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "demo.toml: helpdesk.signing_secrets[0]: is {} characters long; a shared secret needs at least 32",
+                secret.len()
+            )),
+            "{secret:?}: {stderr}"
+        );
+    }
 }

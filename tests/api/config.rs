@@ -10,8 +10,12 @@ fn env(name: &str) -> Option<String> {
     HashMap::from([
         ("ZD_URL", "https://acme.zendesk.com"),
         ("ZD_TOKEN", "t0ken"),
-        ("ZD_SECRET", "s3cret"),
-        ("SURVEY_KEY", "a-link-secret-of-32-characters!"),
+        ("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346"),
+        ("SURVEY_KEY", "a-survey-link-secret-6e2f0a9d41c7b853"),
+        ("SHORT_SECRET", "change-me"),
+        ("EMPTY", ""),
+        // 16 random bytes: too few for a Standard Webhooks key.
+        ("SHORT_WHSEC", "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
     ])
     .get(name)
     .map(|v| v.to_string())
@@ -70,12 +74,22 @@ fn the_reference_file_is_valid() {
 #[test]
 fn every_problem_names_its_key() {
     let cases: Vec<(String, &str, &str)> = vec![
-        (VALID.replace("[helpdesk]", "[helpdesk\n"), "", "not valid TOML"),
+        (VALID.replace("[helpdesk]", "[helpdesk\n"), "", "line 2, column 10: not valid TOML"),
         (
             VALID.replace("type = \"zendesk\"", "type = \"zendesk\"\ncolour = \"red\""),
-            "helpdesk",
+            "helpdesk.colour",
             "unknown field `colour`",
         ),
+        (VALID.replace("${ZD_SECRET}", "${SHORT_SECRET}"), "helpdesk.signing_secrets[0]", "is 9 characters long; a shared secret needs at least 32"),
+        (VALID.replace("${ZD_SECRET}", "${EMPTY}"), "helpdesk.signing_secrets[0]", "is 0 characters long"),
+        (VALID.replace("${ZD_URL}", "http://acme.zendesk.com"), "helpdesk.base_url", "use https://"),
+        (VALID.replace("${ZD_URL}", "https://bot:${ZD_TOKEN}@acme.zendesk.com"), "helpdesk.base_url", "user name or password (`user:pass@`); put credentials in `helpdesk.auth`"),
+        (VALID.replace("${ZD_URL}", "https://acme.zendesk.com/?api_key=${ZD_TOKEN}"), "helpdesk.base_url", "credentials in its query (`api_key`); put credentials in `helpdesk.auth`"),
+        (http_kb("url = \"http://kb.example/search\""), "knowledge_base.http.url", "use https://"),
+        (http_kb("url = \"https://kb.example/search?access_token=${ZD_TOKEN}\""), "knowledge_base.http.url", "put credentials in `knowledge_base.http.auth_token`"),
+        (VALID.replace("[helpdesk.auth]", "[helpdesk.auth]\ntokn = \"x\""), "helpdesk.auth.tokn", "unknown field `tokn`"),
+        (VALID.replace("kind = \"api_token\"", "kind = \"password\""), "helpdesk.auth.kind", "unknown variant `password`"),
+        (VALID.replace("101 = \"steps\"", "101 = 5"), "helpdesk.fields.101", "invalid type: integer `5`"),
         (VALID.replace("type = \"zendesk\"", "type = \"freshdesk\""), "helpdesk.type", "unknown variant `freshdesk`"),
         (format!("{VALID}\n[extra]\nx = 1\n"), "extra", "unknown field `extra`"),
         (VALID.replace("${ZD_TOKEN}", "${ZD_MISSING}"), "helpdesk.auth.token", "environment variable `ZD_MISSING` is not set"),
@@ -206,7 +220,7 @@ fn validate_prints_file_key_and_problem_and_fails() {
         .arg(dir.path())
         .env("ZD_URL", "https://acme.zendesk.com")
         .env("ZD_TOKEN", "t")
-        .env("ZD_SECRET", "s")
+        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
         .env_remove("EG_TEST_UNSET_VAR")
         .output()
         .unwrap();
@@ -234,7 +248,7 @@ fn validate_prints_file_key_and_problem_and_fails() {
         .arg(dir.path())
         .env("ZD_URL", "https://acme.zendesk.com")
         .env("ZD_TOKEN", "t")
-        .env("ZD_SECRET", "s")
+        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
         .output()
         .unwrap();
     assert!(ok.status.success());
@@ -252,7 +266,7 @@ fn survey_problems_name_their_keys() {
         r#"
 [survey]
 public_url = "not a url"
-link_secrets = ["${ZD_SECRET}"]
+link_secrets = ["${SHORT_SECRET}"]
 company = " "
 cases = []
 end_customer_field = "end_customer"
@@ -265,11 +279,12 @@ link_valid_days = 0
 kind = "email"
 from = "not an address"
 smtp_host = "smtp.example"
+tls = "none"
 username = "survey"
 
 [survey.sink]
 kind = "webhook"
-url = "https://vendor.example/csat"
+url = "http://vendor.example/csat"
 secret = "${ZD_TOKEN}"
 "#
     );
@@ -284,7 +299,9 @@ secret = "${ZD_TOKEN}"
         "survey.link_valid_days",
         "survey.partner_domains.Acme IT[1]",
         "survey.delivery.from",
+        "survey.delivery.tls",
         "survey.delivery.password",
+        "survey.sink.url",
         "survey.sink.secret",
     ] {
         assert!(keys.contains(&key), "{key} missing in {found:?}");
@@ -295,7 +312,7 @@ secret = "${ZD_TOKEN}"
     );
     // A literal secret is refused like any other.
     let literal = text.replace(
-        "link_secrets = [\"${ZD_SECRET}\"]",
+        "link_secrets = [\"${SHORT_SECRET}\"]",
         "link_secrets = [\"literal\"]",
     );
     assert!(
@@ -372,13 +389,7 @@ fn salesforce_survey_names_must_be_api_names() {
             r#"status = "Blind_Survey_Status__c""#,
             r#"status = "Blind Survey Status""#,
         );
-    let env = |name: &str| {
-        Some(if name.ends_with("SIGNING_SECRET") {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
-        } else {
-            format!("value-of-{name}-long-enough-for-any-key")
-        })
-    };
+    let env = example_env;
     let found = config::parse("acme-sf", &text, Path::new("connectors"), &env).unwrap_err();
     let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["helpdesk.survey_fields.status"], "{found:?}");
@@ -394,13 +405,7 @@ fn salesforce_survey_names_must_be_api_names() {
 
 #[test]
 fn the_sweep_needs_the_api_and_the_query_its_helpdesk_uses() {
-    let env = |name: &str| {
-        Some(if name.ends_with("SIGNING_SECRET") {
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
-        } else {
-            format!("value-of-{name}-long-enough-for-any-key")
-        })
-    };
+    let env = example_env;
     let parse = |file: &str, from: &str, to: &str| {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(text.contains(from), "{file} has `{from}`");
@@ -433,5 +438,291 @@ fn the_sweep_needs_the_api_and_the_query_its_helpdesk_uses() {
             .iter()
             .any(|p| p.key == "sweep" && p.message.contains("API")),
         "{found:?}"
+    );
+}
+
+/// A plausible value for every variable the Salesforce example references.
+fn example_env(name: &str) -> Option<String> {
+    Some(if name.ends_with("SIGNING_SECRET") {
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+    } else {
+        format!("value-of-{name}-long-enough-for-any-key")
+    })
+}
+
+/// The Salesforce example with `from` replaced by `to`, and the variables `vars` overriding
+/// plausible values.
+fn salesforce_problems(from: &str, to: &str, vars: &[(&str, &str)]) -> Vec<Problem> {
+    let file = "connectors/examples/salesforce.toml";
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{file} has `{from}`");
+    let env = |name: &str| match vars.iter().find(|(n, _)| *n == name) {
+        Some((_, v)) => Some(v.to_string()),
+        None => example_env(name),
+    };
+    match config::parse(
+        "acme-sf",
+        &text.replace(from, to),
+        Path::new("connectors"),
+        &env,
+    ) {
+        Ok(_) => vec![],
+        Err(p) => p,
+    }
+}
+
+fn has(found: &[Problem], key: &str, words: &str) -> bool {
+    found
+        .iter()
+        .any(|p| p.key == key && p.message.contains(words))
+}
+
+#[test]
+fn salesforce_outbound_messages_need_a_long_endpoint_token() {
+    let token_line = "endpoint_token = \"${SF_ENDPOINT_TOKEN}\"\n";
+    let found = salesforce_problems(token_line, "", &[]);
+    assert!(
+        has(
+            &found,
+            "helpdesk.endpoint_token",
+            "is required with `organization_id`"
+        ) && has(
+            &found,
+            "helpdesk.endpoint_token",
+            "endpoint_token = \"${SF_ENDPOINT_TOKEN}\""
+        ) && has(
+            &found,
+            "helpdesk.endpoint_token",
+            "remove `organization_id` to take signed JSON only"
+        ),
+        "{found:?}"
+    );
+    let found = salesforce_problems("", "", &[("SF_ENDPOINT_TOKEN", "s3cret")]);
+    assert!(
+        has(&found, "helpdesk.endpoint_token", "at least 32"),
+        "{found:?}"
+    );
+    // Signed JSON only: no organization id, no token, the Standard Webhooks secret.
+    let found = salesforce_problems("organization_id = \"00D000000000062\"\n", "", &[]);
+    assert!(
+        has(
+            &found,
+            "helpdesk.endpoint_token",
+            "set `organization_id` too"
+        ),
+        "{found:?}"
+    );
+    let signed_only = std::fs::read_to_string("connectors/examples/salesforce.toml")
+        .unwrap()
+        .replace("organization_id = \"00D000000000062\"\n", "")
+        .replace(token_line, "");
+    let env = example_env;
+    let parsed = config::parse("acme-sf", &signed_only, Path::new("connectors"), &env);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+}
+
+#[test]
+fn salesforce_secrets_and_urls_follow_the_rules() {
+    let found = salesforce_problems(
+        "",
+        "",
+        &[("SF_SIGNING_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==")],
+    );
+    assert!(
+        has(
+            &found,
+            "helpdesk.signing_secrets[0]",
+            "at least 24 random bytes"
+        ),
+        "{found:?}"
+    );
+    let found = salesforce_problems(
+        "https://acme.my.salesforce.com",
+        "http://acme.my.salesforce.com",
+        &[],
+    );
+    assert!(
+        has(&found, "helpdesk.my_domain", "use https://"),
+        "{found:?}"
+    );
+    let found = salesforce_problems(
+        "https://acme.my.salesforce.com",
+        "https://acme.my.salesforce.com?access_token=00Dxx",
+        &[],
+    );
+    assert!(
+        has(
+            &found,
+            "helpdesk.my_domain",
+            "put credentials in `helpdesk.auth`"
+        ) && !found.iter().any(|p| p.message.contains("00Dxx")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn survey_webhooks_need_https_and_24_byte_keys() {
+    let text = format!(
+        "{VALID}{}",
+        r#"
+[survey]
+public_url = "https://gate.example"
+link_secrets = ["${SURVEY_KEY}"]
+company = "Ledgerly"
+
+[survey.delivery]
+kind = "webhook"
+url = "https://surveys.example/requests?token=abc"
+secret = "${SHORT_WHSEC}"
+
+[survey.sink]
+kind = "webhook"
+url = "https://vendor:pw@bi.example/csat"
+secret = "${SHORT_WHSEC}"
+"#
+    );
+    let found = problems(&text);
+    assert!(
+        has(&found, "survey.delivery.secret", "at least 24 random bytes"),
+        "{found:?}"
+    );
+    assert!(
+        has(&found, "survey.sink.secret", "at least 24 random bytes"),
+        "{found:?}"
+    );
+    assert!(
+        has(
+            &found,
+            "survey.delivery.url",
+            "credentials in its query (`token`)"
+        ) && has(&found, "survey.delivery.url", "Standard Webhooks signature"),
+        "{found:?}"
+    );
+    assert!(
+        has(&found, "survey.sink.url", "user name or password"),
+        "{found:?}"
+    );
+    // A relay on loopback may speak plain SMTP; any other needs TLS.
+    let email = |host: &str| {
+        format!(
+            "{VALID}{}",
+            r#"
+[survey]
+public_url = "http://127.0.0.1:8080"
+link_secrets = ["${SURVEY_KEY}"]
+company = "Ledgerly"
+
+[survey.delivery]
+kind = "email"
+from = "Ledgerly <survey@ledgerly.example>"
+smtp_host = "HOST"
+tls = "none"
+
+[survey.sink]
+kind = "ticket"
+"#
+            .replace("HOST", host)
+        )
+    };
+    for host in ["127.0.0.1", "localhost", "::1"] {
+        assert_eq!(problems(&email(host)), vec![], "{host}");
+    }
+    let found = problems(&email("mail.ledgerly.example"));
+    assert!(
+        has(&found, "survey.delivery.tls", "clear text"),
+        "{found:?}"
+    );
+    let found =
+        problems(&email("127.0.0.1").replace("http://127.0.0.1:8080", "http://gate.example"));
+    assert!(
+        has(&found, "survey.public_url", "use https://"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn every_structural_problem_is_reported_at_its_full_key_path() {
+    let text = VALID
+        .replace("type = \"zendesk\"", "type = \"zendesk\"\ncolour = \"red\"")
+        .replace(
+            "token = \"${ZD_TOKEN}\"",
+            "token = \"${ZD_TOKEN}\"\ntokn = \"x\"",
+        )
+        .replace("101 = \"steps\"", "101 = 5")
+        .replace("min = 20", "min = \"twenty\"")
+        .replace(
+            "backend = \"helpdesk\"",
+            "backend = \"helpdesk\"\nthreshold = \"high\"",
+        )
+        + "\n[verdict]\nlate = 3\n\n[sweep]\nevery_minutes = \"often\"\nquery = \"tags:x\"\n";
+    let found = problems(&text);
+    let mut keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "handoff.rules[0].min",
+            "helpdesk.auth.tokn",
+            "helpdesk.colour",
+            "helpdesk.fields.101",
+            "knowledge_base.threshold",
+            "sweep.every_minutes",
+            "verdict.late",
+        ],
+        "{found:?}"
+    );
+    assert!(has(
+        &found,
+        "helpdesk.fields.101",
+        "invalid type: integer `5`, expected a string"
+    ));
+    assert!(has(&found, "verdict.late", "unknown field `late`"));
+}
+
+#[test]
+fn validate_shows_a_toml_syntax_error_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        VALID.replace("email = \"bot@acme.example\"", "email = \"bot@acme.example"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        VALID.replace("[helpdesk.fields]", "[helpdesk.field]"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args(["validate", "--connectors"])
+        .arg(dir.path())
+        .env("ZD_URL", "https://acme.zendesk.com")
+        .env("ZD_TOKEN", "t")
+        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = VALID
+        .lines()
+        .position(|l| l.starts_with("email ="))
+        .unwrap()
+        + 1;
+    // The string is cut at the end of its line: that is where a `"` was expected.
+    let column = "email = \"bot@acme.example".len() + 1;
+    let broken = dir.path().join("broken.toml");
+    assert!(
+        stdout.contains(&format!(
+            "{}: line {line}, column {column}: not valid TOML: invalid basic string",
+            broken.display()
+        )),
+        "{stdout}"
+    );
+    let typo = dir.path().join("typo.toml");
+    assert!(
+        stdout.contains(&format!(
+            "{}: helpdesk.field: unknown field `field`",
+            typo.display()
+        )),
+        "{stdout}"
     );
 }

@@ -261,7 +261,9 @@ write_back = "log"
 backend = "local"
 path = "articles"
 "#;
-    let env = |name: &str| (name == "EVAL_SECRET").then(|| "not-a-secret".to_string());
+    let env = |name: &str| {
+        (name == "EVAL_SECRET").then(|| "eval-signing-secret-90c2f7a1d4e85b36".to_string())
+    };
     let valid = escalation_gate::config::parse("eval", toml, dir.path(), &env)
         .unwrap_or_else(|e| panic!("{e:?}"));
     let connector = Connector::build(valid).unwrap();

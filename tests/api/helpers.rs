@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::fake_zendesk::FakeZendesk;
 
-pub const SECRET: &str = "test-signing-secret";
+pub const SECRET: &str = "test-signing-secret-7d41c9e2b08f5a36";
+/// The signing secret being rotated out, still listed.
+pub const RETIRED_SECRET: &str = "retired-signing-secret-3f9a0c72e1b4";
 pub const CONNECTOR: &str = "acme";
 pub const PARTNER: &str = "Acme IT Services";
 pub const ORG_ID: u64 = 501;
@@ -189,7 +191,7 @@ pub fn zendesk_vars(zendesk: &FakeZendesk) -> Vec<(&'static str, String)> {
         ("ZD_TOKEN", token.to_string()),
         ("ZD_BEARER", zendesk.bearer_token().to_string()),
         ("ZD_SECRET", SECRET.to_string()),
-        ("ZD_OLD_SECRET", "retired-secret".to_string()),
+        ("ZD_OLD_SECRET", RETIRED_SECRET.to_string()),
     ]
 }
 

@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn a_standard_webhooks_signature_verifies_exactly_its_message(
-        key in proptest::collection::vec(any::<u8>(), 16..48),
+        key in proptest::collection::vec(any::<u8>(), 24..64),
         id in "[a-zA-Z0-9_]{1,40}",
         body in proptest::collection::vec(any::<u8>(), 1..512),
         at in any::<usize>(),

@@ -14,7 +14,7 @@ use crate::fake_salesforce::{Fail, FakeArticle, FakeSalesforce, JwtClient, State
 pub const ORG: &str = "00D000000000062EAA";
 const CLIENT_ID: &str = "3MVG9fakeClientId";
 const CLIENT_SECRET: &str = "fake-client-secret";
-pub const ENDPOINT_TOKEN: &str = "s3cr3t-endpoint-token";
+pub const ENDPOINT_TOKEN: &str = "s3cr3t-endpoint-token-8f1c04be7a29d5";
 pub const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const USERNAME: &str = "integration@acme.example";
 const JWT_KEY: &str = include_str!("fixtures/jwt-test-key.pem");

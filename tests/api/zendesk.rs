@@ -436,7 +436,7 @@ async fn bad_signatures_and_times_are_refused_before_any_call() {
     }
     // A signature from the retired secret still verifies while both are configured.
     let retired =
-        escalation_gate::helpdesk::zendesk::webhook::sign("retired-secret", &now, body.as_bytes());
+        escalation_gate::helpdesk::zendesk::webhook::sign(RETIRED_SECRET, &now, body.as_bytes());
     let resp = app
         .post_raw(
             body,

@@ -12,7 +12,10 @@ use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::{Problem, http_url, map_field_name, require_mapped};
+use crate::config::typed::{self, Tagged};
+use crate::config::{
+    Credentials, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
+};
 use crate::http::RetrySettings;
 use crate::http::standard_webhooks;
 
@@ -46,6 +49,7 @@ pub struct SalesforceConfig {
     #[serde(default)]
     pub signing_secrets: Vec<SecretString>,
     pub timestamp_tolerance_secs: Option<u64>,
+    #[serde(default, deserialize_with = "typed::optional")]
     pub auth: Option<AuthFile>,
     pub token_max_age_secs: Option<u64>,
     #[serde(default)]
@@ -57,7 +61,7 @@ pub struct SalesforceConfig {
     /// Case field API name → hand-off field name.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "typed::tagged")]
     pub partner: PartnerSource,
     pub product_field: Option<String>,
     pub version_field: Option<String>,
@@ -71,7 +75,7 @@ pub struct SalesforceConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "grant", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthFile {
     /// OAuth 2.0 client credentials of an External Client App / Connected App.
     ClientCredentials {
@@ -89,6 +93,14 @@ pub enum AuthFile {
         /// `https://login.salesforce.com`, `https://test.salesforce.com` or the My Domain URL.
         audience: Option<String>,
     },
+}
+
+impl Tagged for AuthFile {
+    const TAG: &'static str = "grant";
+}
+
+impl Tagged for PartnerSource {
+    const TAG: &'static str = "from";
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +158,7 @@ impl Default for SurveyCaseFields {
 }
 
 #[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
-#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PartnerSource {
     /// The Case's Account name.
     #[default]
@@ -299,11 +311,20 @@ impl SalesforceConfig {
                 "set `organization_id` (outbound messages) or `signing_secrets` (signed JSON), or both",
             ));
         }
-        if self.endpoint_token.is_some() && self.organization_id.is_none() {
-            problems.push(Problem::new(
+        match (&self.endpoint_token, &self.organization_id) {
+            (Some(_), None) => problems.push(Problem::new(
                 key("endpoint_token"),
                 "only outbound messages use it: set `organization_id` too",
-            ));
+            )),
+            (None, Some(_)) => problems.push(Problem::new(
+                key("endpoint_token"),
+                "is required with `organization_id`: outbound messages carry no signature, so \
+                 the endpoint URL's `?token=` authenticates them. Set `endpoint_token = \
+                 \"${SF_ENDPOINT_TOKEN}\"` (at least 32 random characters, e.g. `openssl rand \
+                 -hex 32`), or remove `organization_id` to take signed JSON only",
+            )),
+            (Some(token), Some(_)) => shared_secret(key("endpoint_token"), token, problems),
+            (None, None) => {}
         }
         for (i, s) in self.signing_secrets.iter().enumerate() {
             if let Err(e) = standard_webhooks::decode_secret(s.expose_secret()) {
@@ -329,7 +350,12 @@ impl SalesforceConfig {
             ));
         }
         let base = match &self.my_domain {
-            Some(u) => http_url(key("my_domain"), u, problems),
+            Some(u) => upstream_url(
+                key("my_domain"),
+                u,
+                Credentials::Key("helpdesk.auth"),
+                problems,
+            ),
             None => {
                 problems.push(Problem::new(
                     key("my_domain"),

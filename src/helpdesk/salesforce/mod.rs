@@ -184,17 +184,18 @@ impl Salesforce {
                     .map(|(_, v)| v.into_owned())
             })
         };
-        if let Some(expected) = &self.cfg.endpoint_token {
-            let given = param("token").unwrap_or_default();
-            let same: bool = given
+        // Validation requires the token with `organization_id`; without one, nothing passes.
+        let given = param("token").unwrap_or_default();
+        let same: bool = self.cfg.endpoint_token.as_ref().is_some_and(|expected| {
+            given
                 .as_bytes()
                 .ct_eq(expected.expose_secret().as_bytes())
-                .into();
-            if !same {
-                return Err(HookError::Unauthorized(
-                    "the endpoint URL's `token` is missing or wrong".into(),
-                ));
-            }
+                .into()
+        });
+        if !same {
+            return Err(HookError::Unauthorized(
+                "the endpoint URL's `token` is missing or wrong".into(),
+            ));
         }
         let event = CaseEvent::parse(param("event").as_deref())?;
         let msg = webhook::parse_outbound(inbound.body)?;

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::{KbBackend, Problem, http_url, map_field_name, require_mapped};
+use crate::config::typed::{self, Tagged};
+use crate::config::{
+    Credentials, KbBackend, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
+};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]
@@ -13,6 +16,7 @@ use crate::http::RetrySettings;
 pub struct ZendeskConfig {
     /// `https://{subdomain}.zendesk.com`, or a local server in tests.
     pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "typed::optional")]
     pub auth: Option<AuthFile>,
     /// Webhook signing secrets; more than one while rotating.
     pub signing_secrets: Vec<SecretString>,
@@ -24,7 +28,7 @@ pub struct ZendeskConfig {
     /// Custom field id → hand-off field name.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "typed::tagged")]
     pub partner: PartnerSource,
     pub product_field: Option<String>,
     pub version_field: Option<String>,
@@ -38,12 +42,20 @@ pub struct ZendeskConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthFile {
     /// HTTP Basic `{email}/token:{token}`.
     ApiToken { email: String, token: SecretString },
     /// `Authorization: Bearer {token}` with an OAuth access token.
     OauthBearer { token: SecretString },
+}
+
+impl Tagged for AuthFile {
+    const TAG: &'static str = "kind";
+}
+
+impl Tagged for PartnerSource {
+    const TAG: &'static str = "from";
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +79,7 @@ pub enum WriteBackMode {
 }
 
 #[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
-#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PartnerSource {
     /// The ticket's organization name.
     #[default]
@@ -168,6 +180,9 @@ impl ZendeskConfig {
                 "at least one webhook signing secret is needed",
             ));
         }
+        for (i, s) in self.signing_secrets.iter().enumerate() {
+            shared_secret(key(&format!("signing_secrets[{i}]")), s, problems);
+        }
         let tolerance = self
             .timestamp_tolerance_secs
             .unwrap_or(DEFAULT_TOLERANCE_SECS);
@@ -182,7 +197,12 @@ impl ZendeskConfig {
             || self.write_back == WriteBackMode::Api
             || help_center;
         let base_url = match &self.base_url {
-            Some(u) => http_url(key("base_url"), u, problems),
+            Some(u) => upstream_url(
+                key("base_url"),
+                u,
+                Credentials::Key("helpdesk.auth"),
+                problems,
+            ),
             None if needs_api => {
                 problems.push(Problem::new(
                     key("base_url"),
