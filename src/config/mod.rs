@@ -116,6 +116,8 @@ pub struct ConnectorFile {
     pub survey: Option<crate::survey::config::SurveyFile>,
     /// The sweep for escalations whose webhook never arrived; absent: no sweep.
     pub sweep: Option<SweepFile>,
+    /// The contract terms `report` measures partners against; absent: the defaults.
+    pub report: Option<crate::report::contracts::ReportFile>,
 }
 
 /// `[sweep]`: every `every_minutes`, ask the helpdesk for escalated tickets changed in the last
@@ -363,6 +365,7 @@ pub struct ValidConnector {
     pub max_candidates: usize,
     pub survey: Option<crate::survey::config::SurveySettings>,
     pub sweep: Option<SweepSettings>,
+    pub contracts: crate::report::contracts::Contracts,
 }
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
@@ -620,6 +623,7 @@ fn validate(
     if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
         h.with_survey(&s.fields, problems);
     }
+    let contracts = file.report.unwrap_or_default().validate(problems);
     let sweep = match (file.sweep, &helpdesk) {
         (Some(s), Some(h)) => s.validate(h, problems),
         _ => None,
@@ -641,6 +645,7 @@ fn validate(
         max_candidates,
         survey,
         sweep,
+        contracts,
     })
 }
 
