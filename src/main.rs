@@ -405,7 +405,7 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} tickets read ({per_sec}, {elapsed})",
+                "{spinner} {human_pos} tickets read ({per_sec}, {elapsed})",
             )
             .expect("static template"),
         );

@@ -489,7 +489,7 @@ pub struct Scorecard {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub contracts: Contracts,
-    /// Tickets read back.
+    /// Tickets read back (the partner edition: the partner's cases).
     pub tickets: u64,
     /// Vendor edition: tickets that name no partner (not in any partner's figures).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -685,7 +685,7 @@ static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+?\d[\d\s().\-/]{3,}\d").expect("valid regex"));
 /// A greeting or sign-off followed by a name.
 static NAMED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(my name is|i am|i'm|this is|regards|thanks|thank you|cheers|best|sincerely|mr\.?|mrs\.?|ms\.?|dr\.?)([,:]?\s+)(\p{Lu}[\p{L}'\-]+)(\s+\p{Lu}[\p{L}'\-]+)?")
+    Regex::new(r"\b((?i:my name is|i am|i'm|this is|regards|thanks|thank you|cheers|best|sincerely|mr\.?|mrs\.?|ms\.?|dr\.?))([,:]?\s+)(\p{Lu}[\p{L}'\-]+)(\s+\p{Lu}[\p{L}'\-]+)?")
         .expect("valid regex")
 });
 
@@ -710,8 +710,8 @@ impl RecordSink for Aggregator {
 
     fn record(&mut self, r: CaseRecord) {
         self.progress.inc(1);
+        self.tickets += 1;
         if r.partner == crate::escalation::UNKNOWN_PARTNER {
-            self.tickets += 1;
             self.without_partner += 1;
             return;
         }
@@ -726,7 +726,6 @@ impl RecordSink for Aggregator {
         {
             return;
         }
-        self.tickets += 1;
         if r.escalated && !self.partner_edition() {
             let t = terms(&r.subject);
             self.subjects += 1;
@@ -766,5 +765,44 @@ impl RecordSink for Aggregator {
                 sums.comments.push(c.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_lose_addresses_numbers_names_and_other_partners() {
+        let others: BTreeSet<String> = ["Northwind Support".to_string()].into();
+        let c = redact(
+            "Thanks for the help! Better than northwind support. Mail jane.doe@customer.example, \
+             call +44 20 7946 0958, see https://portal.example/t/5. Best regards, Jane Doe",
+            &others,
+        );
+        assert_eq!(
+            c,
+            "Thanks for the help! Better than [another partner]. Mail [address], call [number], \
+             see [link] Best regards, [name]"
+        );
+    }
+
+    #[test]
+    fn gap_terms_are_the_distinctive_ones() {
+        let mut df = HashMap::new();
+        for (t, n) in [("export", 50), ("overtime", 3), ("payslip", 3)] {
+            df.insert(t.to_string(), n);
+        }
+        let tf: HashMap<String, u64> = [("export", 3), ("overtime", 3), ("payslip", 2)]
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect();
+        let groups = BTreeMap::from([("Payroll".to_string(), (3, tf))]);
+        let g = gaps(100, &df, &groups);
+        assert_eq!(g[0].terms, ["overtime", "payslip", "export"]);
+        assert_eq!(
+            terms("The Export of the PDF fails"),
+            BTreeSet::from(["export".into(), "pdf".into(), "fails".into()])
+        );
     }
 }

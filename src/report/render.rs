@@ -177,6 +177,7 @@ h3 { font-size: 1.02rem; margin: 1.2rem 0 .4rem; }
 table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #e3e7eb; padding: .28rem .45rem; text-align: right; vertical-align: top; }
 th:first-child, td:first-child { text-align: left; } th { background: #f4f6f8; font-weight: 600; }
+td:not(:first-child):not(.text) { white-space: nowrap; } td.text { text-align: left; }
 .ci { color: #59636e; font-size: .85em; } .nodata { color: #8a6d00; font-style: italic; }
 .meta { color: #59636e; } .tier { font-weight: 600; } .uncertain { color: #8a6d00; }
 .note { color: #59636e; font-size: .9em; margin: .2rem 0; }
@@ -241,7 +242,7 @@ pub fn html(card: &Scorecard) -> String {
         for g in &k.gaps {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
                 esc(&g.product),
                 g.escalations,
                 esc(&g.terms.join(", "))
@@ -406,7 +407,7 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
                 }
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
                     esc(&b.ticket),
                     esc(&b.opened),
                     esc(&why),
@@ -436,7 +437,7 @@ fn reasons(h: &mut String, f: &Figures) {
     let r = &f.bad_reasons;
     let _ = writeln!(
         h,
-        "<h3>Bad escalations by reason</h3>\n<p>Missing hand-off fields: <b>{}</b>; answered by an existing article: <b>{}</b>; escalated late: <b>{}</b>.</p>",
+        "<h3>Bad escalations by reason</h3>\n<p>Missing hand-off fields: <b>{}</b>; answered by an existing article: <b>{}</b>. Escalations flagged late (escalated long after opening, good or bad): <b>{}</b>.</p>",
         r.missing_handoff, r.kb_resolvable, r.late
     );
     h.push_str("<h3>Hand-off fields missing</h3>\n");
@@ -533,7 +534,7 @@ fn partners_chart(h: &mut String, partners: &[PartnerCard]) {
         }
         let _ = writeln!(
             h,
-            "<line class=\"target\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#1d2329\" stroke-width=\"2\"/>",
+            "<line class=\"target-mark\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#1d2329\" stroke-width=\"2\"/>",
             x(p.period.target),
             y + 2.0,
             y + row - 2.0
@@ -564,11 +565,11 @@ fn months_chart(h: &mut String, p: &PartnerCard, min: u64) {
         h,
         "<svg class=\"chart chart-months\" viewBox=\"0 0 {W} {height}\" role=\"img\" aria-label=\"Good-escalation ratio per month\">"
     );
+    let (width, line) = (right - left, y(target));
     let _ = writeln!(
         h,
-        "<rect class=\"target-band\" x=\"{left}\" y=\"{top}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f8a4c\" opacity=\"0.12\"/><line class=\"target\" x1=\"{left}\" x2=\"{right}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#2f8a4c\" stroke-dasharray=\"5 3\"/>",
-        right - left,
-        y(target) - top,
+        "<rect class=\"target-band\" x=\"{left}\" y=\"{top}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"#2f8a4c\" opacity=\"0.12\"/><line class=\"target\" x1=\"{left}\" x2=\"{right}\" y1=\"{line:.1}\" y2=\"{line:.1}\" stroke=\"#2f8a4c\" stroke-dasharray=\"5 3\"/>",
+        line - top,
     );
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
         let _ = writeln!(

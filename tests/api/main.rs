@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod dashboards;
 mod eval;
 mod fake_salesforce;
 mod fake_zendesk;

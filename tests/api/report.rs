@@ -503,13 +503,22 @@ fn zendesk_ticket(s: &Spec) -> Value {
     })
 }
 
-async fn zendesk_connector(zendesk: &FakeZendesk, extra: &str) -> Connector {
+/// The fake Zendesk with the partners' organizations and every generated ticket.
+async fn seeded_zendesk(specs: &[Spec]) -> FakeZendesk {
+    let zendesk = FakeZendesk::start().await;
     for (name, id) in PARTNERS {
         zendesk.put_organization(json!({"id": id, "name": name}));
     }
     zendesk.put_user(
         json!({"id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example"}),
     );
+    for s in specs {
+        zendesk.put_ticket(zendesk_ticket(s));
+    }
+    zendesk
+}
+
+fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
     let mut vars = zendesk_vars(zendesk);
     vars.extend([
         ("APP_URL", "http://127.0.0.1:8080".to_string()),
@@ -520,7 +529,7 @@ async fn zendesk_connector(zendesk: &FakeZendesk, extra: &str) -> Connector {
     let text = connector_toml(
         &crate::helpers::Options::default().auth_toml,
         "helpdesk",
-        &format!("{}{}{extra}", survey_table(), CONTRACTS),
+        &format!("{}{}", survey_table(), CONTRACTS),
     );
     let env = |name: &str| {
         vars.iter()
@@ -549,11 +558,8 @@ async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audie
 #[tokio::test]
 async fn zendesk_scorecard_figure_by_figure_through_export_pages() {
     let specs = specs();
-    let zendesk = FakeZendesk::start().await;
-    for s in &specs {
-        zendesk.put_ticket(zendesk_ticket(s));
-    }
-    let connector = zendesk_connector(&zendesk, "").await;
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
     // The first page is refused with a Retry-After longer than one call waits (3 s): the
     // paged read waits it out and asks again.
     zendesk.fail_next(
@@ -614,11 +620,8 @@ async fn zendesk_scorecard_figure_by_figure_through_export_pages() {
 #[tokio::test]
 async fn the_three_formats_and_the_partner_edition() {
     let specs = specs();
-    let zendesk = FakeZendesk::start().await;
-    for s in &specs {
-        zendesk.put_ticket(zendesk_ticket(s));
-    }
-    let connector = zendesk_connector(&zendesk, "").await;
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
     let vendor = scorecard(&connector, None, Audience::Vendor).await;
     // CSV: one row per partner and month, figures as in the scorecard.
     let csv = render::render(&vendor, Format::Csv).unwrap();
@@ -642,6 +645,32 @@ async fn the_three_formats_and_the_partner_edition() {
             assert_eq!(&r[col("good_ratio")], "");
             assert_eq!(&r[col("against_target")], "not enough data");
         }
+    }
+    // HTML: each month chart's target line lies at the partner's target, on the band's edge.
+    let html = render::html(&vendor);
+    let band = regex::Regex::new(
+        r#"class="target-band" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)""#,
+    )
+    .unwrap();
+    let line =
+        regex::Regex::new(r#"<line class="target" x1="[\d.]+" x2="[\d.]+" y1="([\d.]+)""#).unwrap();
+    let bands: Vec<(f64, f64)> = band
+        .captures_iter(&html)
+        .map(|c| (c[1].parse().unwrap(), c[2].parse().unwrap()))
+        .collect();
+    let lines: Vec<f64> = line
+        .captures_iter(&html)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert_eq!((bands.len(), lines.len()), (3, 3));
+    for (p, ((top, height), y)) in vendor.partners.iter().zip(bands.iter().zip(&lines)) {
+        // The plot runs from y = 190 (0 %) up to y = 12 (100 %).
+        assert!(
+            (y - (190.0 - p.period.target * 178.0)).abs() < 0.06,
+            "{}: {y}",
+            p.partner
+        );
+        assert!((top + height - y).abs() < 0.06);
     }
     // JSON: the same scorecard.
     let json: Value =
@@ -693,11 +722,8 @@ async fn the_three_formats_and_the_partner_edition() {
 #[tokio::test]
 async fn the_html_report_renders_in_a_browser_with_its_charts() {
     let specs = specs();
-    let zendesk = FakeZendesk::start().await;
-    for s in &specs {
-        zendesk.put_ticket(zendesk_ticket(s));
-    }
-    let connector = zendesk_connector(&zendesk, "").await;
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
     let vendor = render::html(&scorecard(&connector, None, Audience::Vendor).await);
     let acme =
         render::html(&scorecard(&connector, Some("Acme IT Services"), Audience::Partner).await);
@@ -884,13 +910,7 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
 #[tokio::test]
 async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     let specs = specs();
-    let zendesk = FakeZendesk::start().await;
-    for (name, id) in PARTNERS {
-        zendesk.put_organization(json!({"id": id, "name": name}));
-    }
-    for s in &specs {
-        zendesk.put_ticket(zendesk_ticket(s));
-    }
+    let zendesk = seeded_zendesk(&specs).await;
     let dir = tempfile::tempdir().unwrap();
     let text = connector_toml(
         &crate::helpers::Options::default().auth_toml,
