@@ -177,7 +177,7 @@ h3 { font-size: 1.02rem; margin: 1.2rem 0 .4rem; }
 table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #e3e7eb; padding: .28rem .45rem; text-align: right; vertical-align: top; }
 th:first-child, td:first-child { text-align: left; } th { background: #f4f6f8; font-weight: 600; }
-td:not(:first-child):not(.text) { white-space: nowrap; } td.text { text-align: left; }
+td:not(:first-child):not(.text), td.nw { white-space: nowrap; } td.text { text-align: left; }
 .ci { color: #59636e; font-size: .85em; } .nodata { color: #8a6d00; font-style: italic; }
 .meta { color: #59636e; } .tier { font-weight: 600; } .uncertain { color: #8a6d00; }
 .note { color: #59636e; font-size: .9em; margin: .2rem 0; }
@@ -260,7 +260,7 @@ fn overview(h: &mut String, card: &Scorecard) {
         let f = &p.period;
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
             esc(&p.partner),
             f.cases,
             f.escalations,
@@ -374,7 +374,7 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
         let g = &m.figures;
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&m.month),
             g.cases,
             g.escalations,
