@@ -363,6 +363,15 @@ pub struct Period {
     pub to: DateTime<Utc>,
 }
 
+impl Period {
+    /// `from` and `to` as RFC 3339 instants to the second (`2026-01-01T00:00:00Z`), as search
+    /// and SOQL take them.
+    pub fn rfc3339(&self) -> (String, String) {
+        let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (instant(self.from), instant(self.to))
+    }
+}
+
 /// The verdict a ticket carries, as the judge wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

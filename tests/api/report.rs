@@ -964,67 +964,35 @@ async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     assert_eq!(json["tickets"], json!(IN_PERIOD));
     // --to is the last day included.
     assert_eq!(json["to"], json!("2026-04-01T00:00:00Z"));
-    for (args, says) in [
+    for ((connector, from, to), extra, says) in [
         (
-            vec![
-                "--connector",
-                "acme",
-                "--from",
-                "2026-01-01",
-                "--to",
-                "2026-03-31",
-                "--audience",
-                "partner",
-            ],
+            ("acme", "2026-01-01", "2026-03-31"),
+            &["--audience", "partner"][..],
             "needs --partner",
         ),
         (
-            vec![
-                "--connector",
-                "acme",
-                "--from",
-                "2026-01-01",
-                "--to",
-                "2025-12-01",
-            ],
+            ("acme", "2026-01-01", "2025-12-01"),
+            &[][..],
             "is before --from",
         ),
         (
-            vec![
-                "--connector",
-                "acme",
-                "--from",
-                "2026-01-01",
-                "--to",
-                "2026-03-31",
-                "--format",
-                "pdf",
-            ],
+            ("acme", "2026-01-01", "2026-03-31"),
+            &["--format", "pdf"][..],
             "invalid value 'pdf'",
         ),
         (
-            vec![
-                "--connector",
-                "acme",
-                "--from",
-                "2026-01-32",
-                "--to",
-                "2026-03-31",
-            ],
+            ("acme", "2026-01-32", "2026-03-31"),
+            &[][..],
             "invalid value '2026-01-32'",
         ),
         (
-            vec![
-                "--connector",
-                "nope",
-                "--from",
-                "2026-01-01",
-                "--to",
-                "2026-03-31",
-            ],
+            ("nope", "2026-01-01", "2026-03-31"),
+            &[][..],
             "no connector `nope`",
         ),
     ] {
+        let mut args = vec!["--connector", connector, "--from", from, "--to", to];
+        args.extend(extra);
         let out = run(bin(&args)).await.unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);

@@ -6,7 +6,7 @@
 //! detail (`missing=steps,version; kb_article=kb-1001`) and a person's decision in `reviewed`.
 //! The survey's state is its status field, its answer the ticket sink's fields.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use serde_json::Value;
 
 use super::api::{SalesforceApi, next_records_url};
@@ -91,12 +91,10 @@ pub async fn read(
     survey: Option<&SurveyFields>,
     sink: &mut (dyn RecordSink + Send),
 ) -> Result<(), HelpdeskError> {
-    let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let (from, to) = period.rfc3339();
     let soql = format!(
-        "SELECT {} FROM Case WHERE CreatedDate >= {} AND CreatedDate < {} ORDER BY CreatedDate, Id",
+        "SELECT {} FROM Case WHERE CreatedDate >= {from} AND CreatedDate < {to} ORDER BY CreatedDate, Id",
         select(cfg, survey).join(", "),
-        instant(period.from),
-        instant(period.to)
     );
     let mut page = patiently(|| api.query_page("query_records", &soql)).await?;
     if let Some(total) = page.get("totalSize").and_then(Value::as_u64) {

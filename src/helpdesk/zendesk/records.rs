@@ -10,7 +10,7 @@
 //! `{prefix}reviewed_good` / `{prefix}reviewed_bad` (with at most one `{prefix}overturn_{reason}`).
 //! The survey adds its own tags (`[survey.tags]`) and, with a ticket sink, its fields.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
@@ -44,12 +44,8 @@ pub async fn read(
     survey: Option<&SurveyFields>,
     sink: &mut (dyn RecordSink + Send),
 ) -> Result<(), HelpdeskError> {
-    let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let query = format!(
-        "created>={} created<{}",
-        instant(period.from),
-        instant(period.to)
-    );
+    let (from, to) = period.rfc3339();
+    let query = format!("created>={from} created<{to}");
     let include = (cfg.partner == PartnerSource::Organization).then_some("organizations");
     let mut after: Option<String> = None;
     loop {
