@@ -28,6 +28,8 @@ pub struct Connector {
     pub survey: Option<Arc<Survey>>,
     /// The sweep for escalations whose webhook never arrived, when it has a `[sweep]` table.
     pub sweep: Option<SweepSettings>,
+    /// The contract terms `report` measures partners against (`[report]`).
+    pub contracts: crate::report::contracts::Contracts,
 }
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
@@ -103,6 +105,7 @@ impl Connector {
             max_candidates: valid.max_candidates,
             survey,
             sweep: valid.sweep,
+            contracts: valid.contracts,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod helpdesk;
 pub mod http;
 pub mod kb;
 pub mod metrics;
+pub mod report;
 pub mod serve;
 pub mod server;
 pub mod survey;

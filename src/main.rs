@@ -5,14 +5,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
 use escalation_gate::assess::note;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::Connector;
 use escalation_gate::eval;
+use escalation_gate::helpdesk::Period;
 use escalation_gate::helpdesk::zendesk::webhook;
+use escalation_gate::report;
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
 
@@ -115,6 +117,20 @@ enum Command {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
+    /// The partner scorecard: read every ticket of a period back from the helpdesk and write,
+    /// per partner and month, the escalation rate, the good-escalation ratio with its 95 % Wilson
+    /// interval against the contract target, bad escalations by reason, the blind CSAT and CES,
+    /// the tier reached, and the knowledge view.
+    ///
+    /// Contract terms (target, minimum samples, tiers) come from the connector's `[report]`
+    /// table. Zendesk is read with Export Search Results, Salesforce with SOQL; rate limits are
+    /// waited out.
+    Report {
+        #[command(flatten)]
+        args: ReportArgs,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate {
         #[command(flatten)]
@@ -203,6 +219,31 @@ enum UninstallTarget {
 }
 
 #[derive(clap::Args)]
+struct ReportArgs {
+    /// The connector whose helpdesk holds the record.
+    #[arg(long)]
+    connector: String,
+    /// First day of the period (YYYY-MM-DD, UTC), by ticket creation.
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last day of the period, included (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    to: NaiveDate,
+    /// Only this partner (as the connector names it); required with `--audience partner`.
+    #[arg(long)]
+    partner: Option<String>,
+    /// `vendor`: every partner side by side and the knowledge view; `partner`: the edition a
+    /// partner is shown (its own figures, bad escalations and comments only).
+    #[arg(long, value_enum, default_value = "vendor")]
+    audience: report::Audience,
+    #[arg(long, value_enum, default_value = "html")]
+    format: report::render::Format,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct ConnectorsDir {
     /// Folder of connector files.
     #[arg(
@@ -251,6 +292,7 @@ fn main() -> ExitCode {
             check(&dir.connectors, &connector, &file, escalated_at)
         }
         Command::Validate { dir } => validate(&dir.connectors),
+        Command::Report { args, dir } => run_report(&dir.connectors, &args),
         Command::Sweep { connector, dir } => {
             telemetry::init_quiet();
             sweep(&dir.connectors, &connector)
@@ -453,6 +495,64 @@ fn sweep(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let (name, from, to) = (&args.connector, args.from, args.to);
+    if to < from {
+        bail!("--to ({to}) is before --from ({from})");
+    }
+    let options = report::Options {
+        period: Period {
+            from: from.and_time(NaiveTime::MIN).and_utc(),
+            to: (to + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        },
+        partner: args.partner.clone(),
+        audience: args.audience,
+    };
+    if let Some(p) = &options.partner
+        && p.trim().is_empty()
+    {
+        bail!("--partner is empty");
+    }
+    if options.audience == report::Audience::Partner && options.partner.is_none() {
+        bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
+    }
+    let connector = one_connector(dir, name)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {human_pos} tickets read ({per_sec}, {elapsed})",
+            )
+            .expect("static template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let card = runtime()?
+        .block_on(report::build(&connector, &options, &bar))
+        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
+    bar.finish_and_clear();
+    if options.partner.is_some() && card.partners.iter().all(|p| p.period.cases == 0) {
+        eprintln!(
+            "warning: no case of partner `{}` in the period (partner names are matched exactly)",
+            options.partner.as_deref().unwrap_or_default()
+        );
+    }
+    let text = report::render::render(&card, args.format)?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(

@@ -108,6 +108,8 @@ pub struct ConnectorFile {
     pub sweep: Option<SweepFile>,
     /// What the metrics label; absent: partners named elsewhere in the file only.
     pub metrics: Option<MetricsFile>,
+    /// The contract terms `report` measures partners against; absent: the defaults.
+    pub report: Option<crate::report::contracts::ReportFile>,
 }
 
 /// `[metrics]`: `partners` are the partner names that get their own `partner` label (others
@@ -371,6 +373,7 @@ pub struct ValidConnector {
     pub sweep: Option<SweepSettings>,
     /// The partners the metrics label by name (`[metrics] partners`).
     pub metric_partners: Vec<String>,
+    pub contracts: crate::report::contracts::Contracts,
 }
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
@@ -626,6 +629,7 @@ fn validate(
     if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
         h.with_survey(&s.fields, problems);
     }
+    let contracts = file.report.unwrap_or_default().validate(problems);
     let sweep = match (file.sweep, &helpdesk) {
         (Some(s), Some(h)) => s.validate(h, problems),
         _ => None,
@@ -648,6 +652,7 @@ fn validate(
         survey,
         sweep,
         metric_partners: file.metrics.unwrap_or_default().partners,
+        contracts,
     })
 }
 

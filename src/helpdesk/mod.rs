@@ -12,10 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::assess::Verdict;
+use crate::assess::{Outcome, Verdict};
 use crate::config::{KbBackend, Problem};
 use crate::escalation::Escalation;
 use crate::http::UpstreamError;
@@ -328,6 +328,18 @@ pub trait Helpdesk: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<Vec<TicketRef>, HelpdeskError>;
 
+    /// Every ticket created in `period`, read back page by page as the service recorded it
+    /// (Zendesk Export Search Results, Salesforce SOQL with `nextRecordsUrl`), each handed to
+    /// `sink` as soon as its page arrives, so memory stays flat however many there are. Rate
+    /// limits are waited out ([`patiently`]). `survey` names the blind survey's tags and fields,
+    /// when the connector has one. Reports, calibration and backfill read through this.
+    async fn records(
+        &self,
+        period: &Period,
+        survey: Option<&crate::survey::config::SurveyFields>,
+        sink: &mut (dyn RecordSink + Send),
+    ) -> Result<(), HelpdeskError>;
+
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
 
@@ -362,6 +374,194 @@ pub trait Helpdesk: Send + Sync {
     ) -> Response {
         let _ = inbound;
         crate::survey::respond(outcomes)
+    }
+}
+
+/// Tickets created from `from` (inclusive) to `to` (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Period {
+    /// `from` and `to` as RFC 3339 instants to the second (`2026-01-01T00:00:00Z`), as search
+    /// and SOQL take them.
+    pub fn rfc3339(&self) -> (String, String) {
+        let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (instant(self.from), instant(self.to))
+    }
+}
+
+/// The verdict a ticket carries, as the judge wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recorded {
+    Good,
+    Bad,
+    /// Between the review bound and the threshold: a person decides.
+    Review,
+}
+
+/// What a ticket records of the service's work, read back from the helpdesk (the README's
+/// "What the ticket records"). Nothing here names a helpdesk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRecord {
+    pub ticket_id: String,
+    pub partner: String,
+    pub product: Option<String>,
+    pub subject: String,
+    pub opened_at: DateTime<Utc>,
+    /// The partner handed the case to the vendor (it carries a verdict, or the helpdesk says so).
+    pub escalated: bool,
+    pub verdict: Option<Recorded>,
+    /// A person's final decision, which counts over `verdict`.
+    pub reviewed: Option<Outcome>,
+    /// The reason a person gave for overturning the verdict, when it says.
+    pub overturn: Option<String>,
+    /// `missing_handoff`, `kb_resolvable`.
+    pub reasons: Vec<String>,
+    pub late: bool,
+    pub kb_gap: bool,
+    /// The hand-off fields that failed their rule.
+    pub missing_fields: Vec<String>,
+    /// The article that made the case resolvable.
+    pub kb_articles: Vec<String>,
+    pub survey: SurveyRecord,
+}
+
+impl CaseRecord {
+    /// The verdict that counts: a person's decision where there is one, else the judge's good or
+    /// bad; `None` while in review or never judged.
+    pub fn counted(&self) -> Option<Outcome> {
+        self.reviewed.or(match self.verdict {
+            Some(Recorded::Good) => Some(Outcome::Good),
+            Some(Recorded::Bad) => Some(Outcome::Bad),
+            _ => None,
+        })
+    }
+}
+
+/// The blind survey as the ticket records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SurveyRecord {
+    pub sent: bool,
+    pub answered: bool,
+    /// 1–5.
+    pub csat: Option<u8>,
+    /// 1–7.
+    pub ces: Option<u8>,
+    pub about: Option<crate::survey::About>,
+    pub comment: Option<String>,
+}
+
+/// Takes the records of [`Helpdesk::records`] as they stream in.
+pub trait RecordSink {
+    /// How many records the period holds, when the helpdesk says (for a progress bar).
+    fn total(&mut self, _total: u64) {}
+    fn record(&mut self, record: CaseRecord);
+}
+
+/// How many times a page read waits out a rate limit before it gives up.
+const PATIENT_ATTEMPTS: u32 = 10;
+/// The longest wait for one page when the helpdesk names none.
+const PATIENT_DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `call` (one page of a paged read) until it succeeds, waiting out rate limits and
+/// unavailability for as long as the helpdesk's `Retry-After` asks (a batch read, unlike a
+/// webhook, has no client waiting), at most [`PATIENT_ATTEMPTS`] times.
+pub async fn patiently<T, F, Fut>(mut call: F) -> Result<T, UpstreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(UpstreamError::Unavailable {
+                call: name,
+                retry_after,
+                ..
+            }) if attempt < PATIENT_ATTEMPTS => {
+                let wait = retry_after.unwrap_or(PATIENT_DEFAULT_WAIT);
+                tracing::info!(
+                    call = name,
+                    wait_secs = wait.as_secs_f64(),
+                    attempt,
+                    "Helpdesk asks to wait; reading the page again after it"
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A tag or value made safe as a tag suffix: lower case, runs of anything but letters, digits,
+/// `-` and `_` as one `_`.
+pub fn tag_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// The hand-off fields that failed and the article that made the case resolvable, the details a
+/// verdict records besides its reasons.
+pub fn details(v: &Verdict) -> (Vec<String>, Vec<String>) {
+    let mut fields = Vec::new();
+    let mut articles = Vec::new();
+    for r in &v.reasons {
+        match r {
+            crate::assess::Reason::MissingHandoff { failures } => {
+                fields.extend(failures.iter().map(|f| f.field.clone()))
+            }
+            crate::assess::Reason::KbResolvable { article } => {
+                articles.push(article.article_id.clone())
+            }
+        }
+    }
+    (fields, articles)
+}
+
+/// The survey as a ticket records it: `marks` are its tags (Zendesk) or its status (Salesforce),
+/// `fields` the mapped fields by name (the ticket sink's scores and comment; a field's value wins
+/// over a score tag).
+pub fn survey_record(
+    f: &crate::survey::config::SurveyFields,
+    tags: &[&str],
+    fields: &std::collections::BTreeMap<String, String>,
+) -> SurveyRecord {
+    let t = &f.tags;
+    let has = |tag: &str| tags.contains(&tag);
+    let tagged = |prefix: &str| {
+        tags.iter()
+            .find_map(|tag| tag.strip_prefix(prefix))
+            .map(str::to_string)
+    };
+    let field = |name: &Option<String>| name.as_ref().and_then(|n| fields.get(n)).cloned();
+    // Salesforce Number fields read back as `4.0`.
+    let score = |v: Option<String>| {
+        v.and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= 255.0)
+            .map(|x| x as u8)
+    };
+    SurveyRecord {
+        sent: has(&t.sent) || has(&t.answered),
+        answered: has(&t.answered),
+        csat: score(field(&f.csat).or_else(|| tagged(&t.score_prefix)))
+            .filter(|s| (1..=5).contains(s)),
+        ces: score(field(&f.ces).or_else(|| tagged(&t.ces_prefix))).filter(|s| (1..=7).contains(s)),
+        about: field(&f.about)
+            .or_else(|| tagged(&t.about_prefix))
+            .and_then(|a| crate::survey::About::parse(&a)),
+        comment: field(&f.comment).filter(|c| !c.trim().is_empty()),
     }
 }
 

@@ -73,6 +73,10 @@ pub struct SurveyTags {
     pub answered: String,
     /// `{score_prefix}{1..5}` (ticket sink only).
     pub score_prefix: String,
+    /// `{ces_prefix}{1..7}` (ticket sink only).
+    pub ces_prefix: String,
+    /// `{about_prefix}product`, `_support` or `_both` (ticket sink only).
+    pub about_prefix: String,
 }
 
 impl Default for SurveyTags {
@@ -84,6 +88,8 @@ impl Default for SurveyTags {
             skipped: "csat_blind_skipped".into(),
             answered: "csat_blind_answered".into(),
             score_prefix: "csat_blind_score_".into(),
+            ces_prefix: "csat_blind_ces_".into(),
+            about_prefix: "csat_blind_about_".into(),
         }
     }
 }
@@ -145,6 +151,8 @@ pub enum SinkFile {
         csat_field: Option<String>,
         ces_field: Option<String>,
         about_field: Option<String>,
+        /// A text field that receives the customer's comment (reports quote it).
+        comment_field: Option<String>,
     },
     /// A Standard Webhooks-signed POST to a vendor-only system (partners never see the answer).
     Webhook { url: String, secret: SecretString },
@@ -176,6 +184,7 @@ pub struct SurveyFields {
     pub csat: Option<String>,
     pub ces: Option<String>,
     pub about: Option<String>,
+    pub comment: Option<String>,
     pub tags: SurveyTags,
 }
 
@@ -410,19 +419,28 @@ impl SurveyFile {
                 webhook_target("survey.delivery", &url, secret, problems).map(Delivery::Webhook)
             }
         };
-        let (sink, csat, ces, about) = match self.sink {
+        let (sink, csat, ces, about, comment) = match self.sink {
             SinkFile::Ticket {
                 csat_field,
                 ces_field,
                 about_field,
+                comment_field,
             } => {
                 mapped("sink.csat_field", &csat_field, problems);
                 mapped("sink.ces_field", &ces_field, problems);
                 mapped("sink.about_field", &about_field, problems);
-                (Some(Sink::Ticket), csat_field, ces_field, about_field)
+                mapped("sink.comment_field", &comment_field, problems);
+                (
+                    Some(Sink::Ticket),
+                    csat_field,
+                    ces_field,
+                    about_field,
+                    comment_field,
+                )
             }
             SinkFile::Webhook { url, secret } => (
                 webhook_target("survey.sink", &url, secret, problems).map(Sink::Webhook),
+                None,
                 None,
                 None,
                 None,
@@ -454,6 +472,7 @@ impl SurveyFile {
                 csat,
                 ces,
                 about,
+                comment,
                 tags: self.tags,
             },
             delivery: Some(delivery?),

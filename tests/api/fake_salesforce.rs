@@ -1,8 +1,9 @@
 //! A fake Salesforce org on loopback, following the documented shapes: the OAuth token endpoint
 //! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204), `sobjects/Account`
 //! GET, `sobjects/Contact` GET and PATCH, `sobjects/CaseComment` POST (201) and DELETE (204),
-//! SOQL `query` for CaseComments, Contacts by e-mail, recently surveyed Cases and escalated Cases
-//! without a verdict, `If-Unmodified-Since` on a
+//! SOQL `query` for CaseComments, Contacts by e-mail, recently surveyed Cases, escalated Cases
+//! without a verdict and the Cases of a period (in batches behind `nextRecordsUrl` query
+//! locators), `If-Unmodified-Since` on a
 //! PATCH (412 when `LastModifiedDate` is later; every PATCH sets it), the Knowledge articles
 //! list and detail (online articles in the `Accept-Language` only), error arrays
 //! (`INVALID_SESSION_ID` 401, `REQUEST_LIMIT_EXCEEDED` 403, ...). Every request is recorded.
@@ -82,6 +83,11 @@ pub struct State_ {
     /// A comment body another delivery "adds" just before the next comment insert lands (a
     /// race): it is inserted first, then the request's own comment.
     pub racing_comment: Option<String>,
+    /// Records a query answer holds at most (Salesforce's default batch is 2,000); 0: 2,000.
+    pub query_batch: usize,
+    /// Query locators: the records still to serve through `nextRecordsUrl`.
+    cursors: HashMap<String, Vec<Value>>,
+    locators: usize,
     issued: usize,
     comments_made: usize,
 }
@@ -112,6 +118,7 @@ impl FakeSalesforce {
                 delete(delete_comment),
             )
             .route(&format!("{API}/query"), get(query))
+            .route(&format!("{API}/query/{{locator}}"), get(query_more))
             .route(&format!("{API}/support/knowledgeArticles"), get(articles))
             .route(
                 &format!("{API}/support/knowledgeArticles/{{id}}"),
@@ -579,6 +586,9 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
     if soql.starts_with("SELECT Id, CreatedDate FROM Case ") {
         return query_escalated(&state, &soql);
     }
+    if soql.contains(" FROM Case WHERE CreatedDate >= ") {
+        return query_period(&state, &soql);
+    }
     let re = regex::Regex::new(
         r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate, Id$",
     )
@@ -624,6 +634,128 @@ const LITERAL: &str = r"'((?:[^'\\]|\\.)*)'";
 
 fn records(list: Vec<Value>) -> Response {
     axum::Json(json!({"totalSize": list.len(), "done": true, "records": list})).into_response()
+}
+
+/// `SELECT f, ... FROM Case WHERE CreatedDate >= A AND CreatedDate < B ORDER BY CreatedDate, Id`
+/// (datetime literals unquoted): every field must exist on the Case (else `INVALID_FIELD`);
+/// `Account.Name` reads the Account as a nested record, as SOQL relationship queries answer.
+/// The answer holds at most [`State_::query_batch`] records; the rest wait behind a query
+/// locator (`nextRecordsUrl`, `done: false`).
+fn query_period(state: &Shared, soql: &str) -> Response {
+    let re = regex::Regex::new(
+        r"^SELECT ([A-Za-z0-9_., ]+) FROM Case WHERE CreatedDate >= (\S+) AND CreatedDate < (\S+) ORDER BY CreatedDate, Id$",
+    )
+    .unwrap();
+    let Some(caps) = re.captures(soql) else {
+        return malformed("unexpected token in the Case query");
+    };
+    let (Some(from), Some(to)) = (sf_datetime(&caps[2]), sf_datetime(&caps[3])) else {
+        return malformed("a datetime literal is like 2024-05-03T09:00:00Z");
+    };
+    let fields: Vec<&str> = caps[1].split(',').map(str::trim).collect();
+    let mut s = state.lock().unwrap();
+    let mut found: Vec<(chrono::DateTime<chrono::FixedOffset>, String)> = s
+        .cases
+        .values()
+        .filter_map(|c| {
+            let at = c
+                .get("CreatedDate")
+                .and_then(Value::as_str)
+                .and_then(sf_datetime)?;
+            (at >= from && at < to).then(|| (at, c["Id"].as_str().unwrap_or_default().to_string()))
+        })
+        .collect();
+    found.sort();
+    let mut list = Vec::new();
+    for (_, id) in &found {
+        let c = &s.cases[id];
+        let mut out = Map::new();
+        out.insert(
+            "attributes".into(),
+            json!({"type": "Case", "url": format!("{API}/sobjects/Case/{id}")}),
+        );
+        for f in &fields {
+            if *f == "Account.Name" {
+                let account = c
+                    .get("AccountId")
+                    .and_then(Value::as_str)
+                    .and_then(|a| s.accounts.get(a).map(|name| (a, name)));
+                out.insert(
+                    "Account".into(),
+                    match account {
+                        Some((a, name)) => json!({
+                            "attributes": {"type": "Account", "url": format!("{API}/sobjects/Account/{a}")},
+                            "Name": name,
+                        }),
+                        None => Value::Null,
+                    },
+                );
+            } else {
+                match c.get(*f) {
+                    Some(v) => {
+                        out.insert(f.to_string(), v.clone());
+                    }
+                    None => {
+                        return errors(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_FIELD",
+                            &format!("No such column '{f}' on entity 'Case'."),
+                        );
+                    }
+                }
+            }
+        }
+        list.push(Value::Object(out));
+    }
+    let batch = if s.query_batch == 0 {
+        2000
+    } else {
+        s.query_batch
+    };
+    let total = list.len();
+    let rest = list.split_off(batch.min(total));
+    let mut answer = json!({"totalSize": total, "done": rest.is_empty(), "records": list});
+    if !rest.is_empty() {
+        s.locators += 1;
+        let locator = format!("01gD000000{:08}", s.locators);
+        answer["nextRecordsUrl"] = json!(format!("{API}/query/{locator}-{batch}"));
+        s.cursors.insert(locator, rest);
+    }
+    axum::Json(answer).into_response()
+}
+
+/// `GET /query/{locator}-{offset}`: the next batch of a query answer.
+async fn query_more(State(state): State<Shared>, Path(locator): Path<String>) -> Response {
+    let mut s = state.lock().unwrap();
+    let Some((id, offset)) = locator.rsplit_once('-') else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        );
+    };
+    let offset: usize = offset.parse().unwrap_or(0);
+    let Some(mut rest) = s.cursors.remove(id) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        );
+    };
+    let batch = if s.query_batch == 0 {
+        2000
+    } else {
+        s.query_batch
+    };
+    let later = rest.split_off(batch.min(rest.len()));
+    let total = offset + rest.len() + later.len();
+    let mut answer = json!({"totalSize": total, "done": later.is_empty(), "records": rest});
+    if !later.is_empty() {
+        let next = offset + batch;
+        answer["nextRecordsUrl"] = json!(format!("{API}/query/{id}-{next}"));
+        s.cursors.insert(id.to_string(), later);
+    }
+    axum::Json(answer).into_response()
 }
 
 /// `SELECT f, ... FROM Contact WHERE Email = '...' LIMIT n` (e-mail compared without case).

@@ -19,6 +19,7 @@
 //! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
 //! | `GET /api/v2/users/search?query=` | 200 `{"users","count","next_page","previous_page"}` (S `UsersResponse`) |
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
+//! | `GET /api/v2/search/export?query=&filter[type]=ticket` | 200 `{"results","facets","links":{"prev","next"},"meta":{"has_more","after_cursor","before_cursor"}}` (S `SearchExportResponse`) |
 //! | `GET /api/v2/help_center/articles/search` | 200 `{"results","count","next_page","previous_page","page","per_page","page_count"}` |
 //!
 //! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
@@ -669,6 +670,7 @@ impl Inner {
         }
         match (method.as_str(), rest) {
             ("GET", ["search"]) => self.search(&query),
+            ("GET", ["search", "export"]) => self.search_export(&query),
             ("GET", ["users", "search"]) => self.search_users(&query),
             ("PUT", ["users", id]) => with_id(id, |id| self.update_user(id, body)),
             ("GET", ["tickets", id]) => with_id(id, |id| self.show_ticket(id, &query)),
@@ -1373,6 +1375,102 @@ impl Inner {
             json!({"results": results, "count": total, "next_page": next,
                    "previous_page": previous, "facets": null}),
         )
+    }
+
+    /// Export Search Results: `filter[type]` must be `ticket` and the query must not name a
+    /// type; ordered by `created_at` (then id); cursor pagination with `page[size]` (default
+    /// 100, at most 1000) and `page[after]` (an opaque cursor of the last result's key, so
+    /// tickets added meanwhile are not skipped); `include=organizations` sideloads the page's
+    /// organizations. No `count`.
+    fn search_export(&self, query: &[(String, String)]) -> Reply {
+        let Some(text) = query_param(query, "query") else {
+            return bad_request("query parameter is required");
+        };
+        match query_param(query, "filter[type]") {
+            Some("ticket") => {}
+            Some(_) => return bad_request("only the ticket type is served here"),
+            None => return bad_request("filter[type] is required"),
+        }
+        let terms = parse_search(text);
+        if terms.iter().any(|t| t.key == "type") {
+            return bad_request("type is not allowed in the query: use filter[type]");
+        }
+        let size = match query_param(query, "page[size]").map(str::parse::<usize>) {
+            None => 100,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => return bad_request("page[size] must be 1 to 1000"),
+        };
+        let after: Option<(i64, u64)> = match query_param(query, "page[after]") {
+            None => None,
+            Some(c) => match BASE64
+                .decode(c)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|k| {
+                    let (t, id) = k.split_once(':')?;
+                    Some((t.parse().ok()?, id.parse().ok()?))
+                }) {
+                Some(key) => Some(key),
+                None => return bad_request("page[after] is not a valid cursor"),
+            },
+        };
+        let key = |rec: &TicketRec| -> (i64, u64) {
+            let f = &rec.fields;
+            let created = f
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(parse_instant)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
+            (created, f["id"].as_u64().unwrap_or(0))
+        };
+        let mut found: Vec<((i64, u64), &TicketRec)> = self
+            .tickets
+            .values()
+            .map(|rec| (key(rec), rec))
+            .filter(|(k, _)| after.is_none_or(|a| *k > a))
+            .filter(|(_, rec)| self.ticket_matches(rec, &terms))
+            .collect();
+        found.sort_by_key(|(k, _)| *k);
+        let has_more = found.len() > size;
+        found.truncate(size);
+        let cursor = found
+            .last()
+            .map(|((t, id), _)| BASE64.encode(format!("{t}:{id}")));
+        let mut answer = json!({
+            "results": found.iter().map(|(_, rec)| {
+                let mut ticket = self.ticket_json(rec);
+                ticket["result_type"] = json!("ticket");
+                ticket
+            }).collect::<Vec<_>>(),
+            "facets": null,
+            "links": {
+                "prev": null,
+                "next": match (&cursor, has_more) {
+                    (Some(c), true) => json!(format!(
+                        "{}/api/v2/search/export.json?filter%5Btype%5D=ticket&page%5Bafter%5D={}&page%5Bsize%5D={size}&query={}",
+                        self.base_url, percent_encode(c), percent_encode(text)
+                    )),
+                    _ => Value::Null,
+                },
+            },
+            "meta": {"has_more": has_more, "after_cursor": cursor, "before_cursor": null},
+        });
+        let includes = query_param(query, "include").unwrap_or("");
+        if includes.split(',').any(|i| i.trim() == "organizations") {
+            let mut ids: Vec<u64> = found
+                .iter()
+                .filter_map(|(_, rec)| rec.fields.get("organization_id").and_then(Value::as_u64))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            answer["organizations"] = json!(
+                ids.iter()
+                    .filter_map(|id| self.organizations.get(id).cloned())
+                    .collect::<Vec<_>>()
+            );
+        }
+        Reply::json(200, answer)
     }
 
     fn ticket_matches(&self, rec: &TicketRec, terms: &[Term]) -> bool {

@@ -33,6 +33,7 @@ pub const END_CUSTOMER: u64 = 1005;
 pub const CSAT: u64 = 1006;
 pub const CES: u64 = 1007;
 pub const ABOUT: u64 = 1008;
+pub const COMMENT: u64 = 1009;
 
 /// Logs are silent unless `TEST_LOG=1`.
 fn init_logs() {
@@ -118,6 +119,7 @@ max_retry_wait_secs = 3
 {CSAT} = "csat_score"
 {CES} = "ces_score"
 {ABOUT} = "csat_about"
+{COMMENT} = "csat_comment"
 
 [[handoff.rules]]
 field = "steps"

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod dashboards;
 mod eval;
 mod fake_salesforce;
 mod fake_zendesk;
@@ -9,6 +10,7 @@ mod helpers;
 mod install_zendesk;
 mod kb_http;
 mod properties;
+mod report;
 mod salesforce;
 mod salesforce_survey;
 mod service;

@@ -158,6 +158,22 @@ impl Browser {
         Ok(v.as_bool().unwrap_or(false))
     }
 
+    /// The element's rendered position and size (`x`, `y`, `width`, `height`).
+    pub async fn rect(&self, css: &str) -> Result<Value, String> {
+        let id = self.find(css).await?;
+        self.call("GET", &self.at(&format!("/element/{id}/rect")), Value::Null)
+            .await
+    }
+
+    /// The element's rendered text.
+    pub async fn text(&self, css: &str) -> Result<String, String> {
+        let id = self.find(css).await?;
+        let v = self
+            .call("GET", &self.at(&format!("/element/{id}/text")), Value::Null)
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
     pub async fn source(&self) -> Result<String, String> {
         let v = self.call("GET", &self.at("/source"), Value::Null).await?;
         Ok(v.as_str().unwrap_or_default().to_string())

@@ -186,6 +186,14 @@ fn records<'a>(call: &'static str, page: &'a Value) -> Result<&'a Vec<Value>, Up
         })
 }
 
+/// The link to a query answer's next page, while it is not `done`.
+pub fn next_records_url(page: &Value) -> Option<String> {
+    match page.get("nextRecordsUrl").and_then(Value::as_str) {
+        Some(n) if page.get("done") == Some(&Value::Bool(false)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// A locale (`en-us`) as Salesforce's language tag (`en-US`); [`locale_of`] goes the other way.
 pub fn accept_language(locale: &str) -> String {
     match locale.split_once(['-', '_']) {
@@ -286,19 +294,20 @@ impl SalesforceApi {
                     r.get("CommentBody")?.as_str()?.to_string(),
                 ))
             }));
-            let next = match page.get("nextRecordsUrl").and_then(Value::as_str) {
-                Some(n) if page.get("done") == Some(&Value::Bool(false)) => n.to_string(),
-                _ => return Ok(bodies),
+            let Some(next) = next_records_url(&page) else {
+                return Ok(bodies);
             };
-            let mut url = self.base.clone();
-            url.set_path(next.split('?').next().unwrap_or(&next));
-            page = json_of(
-                "query_comments",
-                self.send("query_comments", |c| c.get(url.clone())).await?,
-            )
-            .await?;
+            page = self.query_more("query_comments", &next).await?;
         }
         Ok(bodies)
+    }
+
+    /// The next page of a query answer (`GET {nextRecordsUrl}`), on this instance whatever
+    /// host the link would name.
+    pub async fn query_more(&self, call: &'static str, next: &str) -> Result<Value, UpstreamError> {
+        let mut url = self.base.clone();
+        url.set_path(next.split('?').next().unwrap_or(next));
+        json_of(call, self.send(call, |c| c.get(url.clone())).await?).await
     }
 
     /// `DELETE /sobjects/CaseComment/{id}` (204); a comment already gone (404) is no error.
@@ -420,7 +429,7 @@ impl SalesforceApi {
     }
 
     /// `GET /query?q=...`: the first page of the answer.
-    async fn query_page(&self, call: &'static str, soql: &str) -> Result<Value, UpstreamError> {
+    pub async fn query_page(&self, call: &'static str, soql: &str) -> Result<Value, UpstreamError> {
         let url = self.url("/query");
         json_of(
             call,

@@ -123,6 +123,14 @@ pub struct VerdictFields {
     pub reason: String,
     pub good: String,
     pub bad: String,
+    /// The verdict field's value for a case a person must decide (the judge's `review`).
+    pub review: String,
+    /// A picklist holding a person's final decision (`good`/`bad` values); reports count it over
+    /// the verdict. Empty: the org has none.
+    pub reviewed: String,
+    /// A text field (255) for what the reasons point at: `missing=field,field; kb_article=id`
+    /// (reports read it). Empty (the default): not written.
+    pub detail: String,
 }
 
 impl Default for VerdictFields {
@@ -132,6 +140,9 @@ impl Default for VerdictFields {
             reason: "Escalation_Quality_Reason__c".into(),
             good: "Good".into(),
             bad: "Bad".into(),
+            review: "Review".into(),
+            reviewed: "Escalation_Reviewed_Quality__c".into(),
+            detail: String::new(),
         }
     }
 }
@@ -272,8 +283,14 @@ impl SalesforceConfig {
         }
         let vf = &self.verdict_fields;
         api_name(key("verdict_fields.verdict"), &vf.verdict, problems);
-        if !vf.reason.is_empty() {
-            api_name(key("verdict_fields.reason"), &vf.reason, problems);
+        for (k, v) in [
+            ("verdict_fields.reason", &vf.reason),
+            ("verdict_fields.reviewed", &vf.reviewed),
+            ("verdict_fields.detail", &vf.detail),
+        ] {
+            if !v.is_empty() {
+                api_name(key(k), v, problems);
+            }
         }
         let sf = &self.survey_fields;
         api_name(key("survey_fields.status"), &sf.status, problems);

@@ -35,6 +35,12 @@ const VERDICT_FIELDS: &[Field] = &[
         description: "Written by escalation-gate: the reasons and flags of the verdict.",
         shape: "<type>Text</type>\n    <length>255</length>",
     },
+    Field {
+        name: "Escalation_Quality_Detail__c",
+        label: "Escalation Quality Detail",
+        description: "Written by escalation-gate when [helpdesk.verdict_fields] detail names it: the hand-off fields missing and the article that answers the case (reports read it).",
+        shape: "<type>Text</type>\n    <length>255</length>",
+    },
 ];
 
 const SURVEY_FIELDS: &[Field] = &[

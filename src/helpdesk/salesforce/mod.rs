@@ -17,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod install;
 pub mod oauth;
+pub mod records;
 pub mod survey;
 pub mod webhook;
 
@@ -401,6 +402,15 @@ impl Helpdesk for Salesforce {
         if !vf.reason.is_empty() {
             fields.insert(vf.reason.clone(), Value::String(reasons));
         }
+        if !vf.detail.is_empty() {
+            // The details belong to this verdict; under another comment's outcome, none.
+            let detail = if outcome == verdict.outcome {
+                records::detail_text(verdict)
+            } else {
+                String::new()
+            };
+            fields.insert(vf.detail.clone(), Value::String(detail));
+        }
         if let Some(mark) = survey_pending.filter(|_| !loaded.survey_recorded) {
             // Marked at escalation: never over a survey already recorded.
             fields.insert(
@@ -435,6 +445,23 @@ impl Helpdesk for Salesforce {
                 })
             })
             .collect())
+    }
+
+    async fn records(
+        &self,
+        period: &super::Period,
+        survey: Option<&SurveyFields>,
+        sink: &mut (dyn super::RecordSink + Send),
+    ) -> Result<(), HelpdeskError> {
+        records::read(
+            &self.connector,
+            &self.cfg,
+            self.api()?,
+            period,
+            survey,
+            sink,
+        )
+        .await
     }
 
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {

@@ -325,6 +325,7 @@ impl SurveyDesk for SalesforceSurvey {
             (&self.fields.csat, json!(answer.csat)),
             (&self.fields.ces, json!(answer.ces)),
             (&self.fields.about, json!(answer.about.map(|a| a.as_str()))),
+            (&self.fields.comment, json!(answer.comment)),
         ] {
             if let Some(f) = self.api_field(name) {
                 fields.insert(f.into(), value);

@@ -24,6 +24,8 @@ pub enum Update {
 }
 
 const HELP_CENTER_QUERY_CHARS: usize = 200;
+/// Export Search Results page size: Zendesk recommends 100 (up to 1,000 can time out).
+const EXPORT_PAGE_SIZE: usize = 100;
 
 /// The key of the verdict write's audit metadata.
 const WRITE_METADATA: &str = "escalation_gate";
@@ -207,6 +209,33 @@ impl ZendeskApi {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// One page of `GET /api/v2/search/export.json` (Export Search Results: tickets, cursor
+    /// pagination, no 1,000-result cap, ordered by `created_at`): `query` must not name the type
+    /// (`filter[type]=ticket` does), `after` is the previous page's `meta.after_cursor`.
+    pub async fn export_tickets(
+        &self,
+        query: &str,
+        include: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<Value, UpstreamError> {
+        let url = self.url("/api/v2/search/export.json");
+        let size = EXPORT_PAGE_SIZE.to_string();
+        let resp = self
+            .upstream
+            .send("search_export", |c| {
+                let mut params = vec![
+                    ("query", query),
+                    ("filter[type]", "ticket"),
+                    ("page[size]", size.as_str()),
+                ];
+                params.extend(include.map(|i| ("include", i)));
+                params.extend(after.map(|a| ("page[after]", a)));
+                self.authed(c.get(url.clone())).query(&params)
+            })
+            .await?;
+        json_of("search_export", resp).await
     }
 
     /// `GET /api/v2/users/search.json?query=email:...`: the users with this address.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod install;
+pub mod records;
 pub mod survey;
 pub mod webhook;
 
@@ -75,6 +76,23 @@ impl Zendesk {
                 .names()
                 .map(|flag| format!("{}{flag}", t.reason_prefix)),
         );
+        let (fields, articles) = super::details(v);
+        tags.extend(fields.iter().map(|f| {
+            format!(
+                "{}{}{}",
+                t.reason_prefix,
+                records::MISSING,
+                super::tag_safe(f)
+            )
+        }));
+        tags.extend(articles.iter().map(|a| {
+            format!(
+                "{}{}{}",
+                t.reason_prefix,
+                records::KB_ARTICLE,
+                super::tag_safe(a)
+            )
+        }));
         tags
     }
 
@@ -294,6 +312,23 @@ impl Helpdesk for Zendesk {
                 })
             })
             .collect())
+    }
+
+    async fn records(
+        &self,
+        period: &super::Period,
+        survey: Option<&SurveyFields>,
+        sink: &mut (dyn super::RecordSink + Send),
+    ) -> Result<(), HelpdeskError> {
+        records::read(
+            &self.connector,
+            &self.cfg,
+            self.api()?,
+            period,
+            survey,
+            sink,
+        )
+        .await
     }
 
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {

@@ -14,7 +14,7 @@ use super::{map_ticket, read_ticket, sideloaded};
 use crate::helpdesk::HelpdeskError;
 use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{Answer, SurveyDesk, Tagged};
+use crate::survey::{About, Answer, SurveyDesk, Tagged};
 
 pub struct ZendeskSurvey {
     pub(super) connector: String,
@@ -294,22 +294,31 @@ impl SurveyDesk for ZendeskSurvey {
         if let Some(id) = self.field_id(&self.fields.about) {
             custom.push(json!({"id": id, "value": answer.about.map(|a| a.as_str())}));
         }
+        if let Some(id) = self.field_id(&self.fields.comment) {
+            custom.push(json!({"id": id, "value": answer.comment}));
+        }
+        // Scores and what the rating is about as tags too, so reports read them without fields;
+        // a later answer replaces them.
+        let ces_tag = |s: u8| format!("{}{s}", t.ces_prefix);
+        let about_tag = |a: About| format!("{}{}", t.about_prefix, a.as_str());
         let answer_tag = self.answer_tag(answer_id);
-        let add = vec![
+        let mut add = vec![
             t.answered.clone(),
             score_tag(answer.csat),
             answer_tag.clone(),
         ];
+        add.extend(answer.ces.map(ces_tag));
+        add.extend(answer.about.map(about_tag));
         if current.get("status").and_then(Value::as_str) == Some("closed") {
             return self
                 .record_late_answer(ticket, current, add, custom, note)
                 .await;
         }
-        let mut remove: Vec<String> = (1..=5)
-            .filter(|s| *s != answer.csat)
-            .map(score_tag)
-            .collect();
+        let mut remove: Vec<String> = (1..=5).map(score_tag).collect();
+        remove.extend((1..=7).map(ces_tag));
+        remove.extend([About::Product, About::Support, About::Both].map(about_tag));
         remove.extend(self.other_answer_tags(&tags, &answer_tag));
+        remove.retain(|r| !add.contains(r));
         let mut body = json!({
             "comment": {"body": note, "public": false},
             "additional_tags": add,

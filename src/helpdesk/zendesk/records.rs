@@ -1,0 +1,161 @@
+//! Reading the record back: every ticket of a period through Export Search Results (cursor
+//! pagination, never the plain search and its 1,000-result cap), mapped to [`CaseRecord`]s from
+//! its tags and fields.
+//!
+//! What a judged ticket carries (all tags start with `[helpdesk.tags] reason_prefix`, default
+//! `escalation_`): the verdict tag (`good`, `bad`, or `{prefix}review`), one tag a reason
+//! (`{prefix}missing_handoff`, `{prefix}kb_resolvable`) and a flag (`{prefix}late`,
+//! `{prefix}kb_gap`), `{prefix}missing_{field}` for each hand-off field that failed and
+//! `{prefix}kb_article_{id}` for the article that answers the case; a person's decision is
+//! `{prefix}reviewed_good` / `{prefix}reviewed_bad` (with at most one `{prefix}overturn_{reason}`).
+//! The survey adds its own tags (`[survey.tags]`) and, with a ticket sink, its fields.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::api::ZendeskApi;
+use super::config::{PartnerSource, ValidZendesk};
+use super::map_ticket;
+use crate::assess::Outcome;
+use crate::helpdesk::{
+    CaseRecord, HelpdeskError, Period, RecordSink, Recorded, patiently, survey_record, tag_safe,
+};
+use crate::survey::config::SurveyFields;
+
+/// After the prefix: a hand-off field that failed its rule.
+pub const MISSING: &str = "missing_";
+/// After the prefix: the article that made the case resolvable.
+pub const KB_ARTICLE: &str = "kb_article_";
+/// After the prefix: a case in review, and a person's decisions.
+pub const REVIEW: &str = "review";
+pub const REVIEWED_GOOD: &str = "reviewed_good";
+pub const REVIEWED_BAD: &str = "reviewed_bad";
+pub const OVERTURN: &str = "overturn_";
+
+/// The reasons, as their tags name them after the prefix.
+const REASONS: [&str; 2] = ["missing_handoff", "kb_resolvable"];
+
+/// Streams every ticket created in `period` into `sink`.
+pub async fn read(
+    connector: &str,
+    cfg: &ValidZendesk,
+    api: &ZendeskApi,
+    period: &Period,
+    survey: Option<&SurveyFields>,
+    sink: &mut (dyn RecordSink + Send),
+) -> Result<(), HelpdeskError> {
+    let (from, to) = period.rfc3339();
+    let query = format!("created>={from} created<{to}");
+    let include = (cfg.partner == PartnerSource::Organization).then_some("organizations");
+    let mut after: Option<String> = None;
+    loop {
+        let mut page = patiently(|| api.export_tickets(&query, include, after.as_deref())).await?;
+        let mut snapshot = json!({
+            "ticket": Value::Null,
+            "organizations": page.get_mut("organizations").map(Value::take).unwrap_or(json!([])),
+        });
+        let Some(Value::Array(tickets)) = page.get_mut("results").map(Value::take) else {
+            return Err(HelpdeskError::Unusable(
+                "search_export: the answer has no `results` array".into(),
+            ));
+        };
+        for ticket in tickets {
+            snapshot["ticket"] = ticket;
+            match record(connector, cfg, &snapshot, survey) {
+                Ok(r) => sink.record(r),
+                Err(e) => tracing::warn!(error = %e, "Ticket skipped: it cannot be read back"),
+            }
+        }
+        let more = page["meta"]["has_more"].as_bool().unwrap_or(false);
+        match page["meta"]["after_cursor"].as_str() {
+            Some(cursor) if more => after = Some(cursor.to_string()),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// One ticket (`{"ticket": {..}, "organizations": [..]}`) as a record.
+pub fn record(
+    connector: &str,
+    cfg: &ValidZendesk,
+    snapshot: &Value,
+    survey: Option<&SurveyFields>,
+) -> Result<CaseRecord, HelpdeskError> {
+    let t = &snapshot["ticket"];
+    let created = t
+        .get("created_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default();
+    let esc = map_ticket(connector, cfg, snapshot, created)?;
+    let tags: Vec<&str> = t
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let has = |tag: &str| tags.contains(&tag);
+    let prefix = cfg.tags.reason_prefix.as_str();
+    let ours = |name: &str| has(&format!("{prefix}{name}"));
+    let verdict = if has(&cfg.tags.bad) {
+        Some(Recorded::Bad)
+    } else if has(&cfg.tags.good) {
+        Some(Recorded::Good)
+    } else if ours(REVIEW) {
+        Some(Recorded::Review)
+    } else {
+        None
+    };
+    let reviewed = if ours(REVIEWED_BAD) {
+        Some(Outcome::Bad)
+    } else if ours(REVIEWED_GOOD) {
+        Some(Outcome::Good)
+    } else {
+        None
+    };
+    let suffixes = |after: &str| -> Vec<String> {
+        let start = format!("{prefix}{after}");
+        tags.iter()
+            .filter_map(|t| t.strip_prefix(start.as_str()))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let field_name = |suffix: String| {
+        cfg.fields
+            .values()
+            .find(|n| tag_safe(n) == suffix)
+            .cloned()
+            .unwrap_or(suffix)
+    };
+    let missing_fields = suffixes(MISSING)
+        .into_iter()
+        .filter(|s| format!("{MISSING}{s}") != REASONS[0])
+        .map(field_name)
+        .collect();
+    Ok(CaseRecord {
+        ticket_id: esc.ticket_id.clone(),
+        partner: esc.partner.clone(),
+        product: esc.product.clone(),
+        subject: esc.subject.clone(),
+        opened_at: esc.opened_at,
+        escalated: verdict.is_some() || reviewed.is_some(),
+        verdict,
+        reviewed,
+        overturn: suffixes(OVERTURN).into_iter().next(),
+        reasons: REASONS
+            .iter()
+            .filter(|r| ours(r))
+            .map(|r| r.to_string())
+            .collect(),
+        late: ours("late"),
+        kb_gap: ours("kb_gap"),
+        missing_fields,
+        kb_articles: suffixes(KB_ARTICLE),
+        survey: survey
+            .map(|f| survey_record(f, &tags, &esc.handoff))
+            .unwrap_or_default(),
+    })
+}

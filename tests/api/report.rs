@@ -1,0 +1,1001 @@
+//! The partner scorecard: a few hundred generated tickets on the fake Zendesk and the same
+//! cases on the fake Salesforce, read back page by page (cursor, `nextRecordsUrl`, rate
+//! limits), checked figure by figure against values counted here from the generated cases.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use escalation_gate::connector::Connector;
+use escalation_gate::helpdesk::Period;
+use escalation_gate::report::render::{self, Format};
+use escalation_gate::report::{self, Audience, Figures, Options, Scorecard};
+use serde_json::{Map, Value, json};
+
+use crate::fake_salesforce::{FakeSalesforce, State_};
+use crate::fake_zendesk::{Failure, FakeZendesk};
+use crate::helpers::*;
+use crate::salesforce as sf;
+
+const PARTNERS: [(&str, u64); 3] = [
+    ("Acme IT Services", 501),
+    ("Northwind Support", 502),
+    ("Contoso Partners", 503),
+];
+const IN_PERIOD: u64 = 330;
+const KEY: &str = "a-report-link-secret-of-more-than-32-characters";
+
+/// What the judge (and a person, and the survey) recorded on one generated case.
+#[derive(Debug, Clone)]
+struct Spec {
+    id: u64,
+    partner: Option<&'static str>,
+    created: DateTime<Utc>,
+    escalated: bool,
+    /// `good`, `bad` or `review`.
+    verdict: Option<&'static str>,
+    reviewed: Option<&'static str>,
+    reasons: Vec<&'static str>,
+    fields: Vec<&'static str>,
+    article: Option<&'static str>,
+    late: bool,
+    kb_gap: bool,
+    product: &'static str,
+    subject: String,
+    sent: bool,
+    answered: bool,
+    csat: Option<u8>,
+    ces: Option<u8>,
+    about: Option<&'static str>,
+    comment: Option<String>,
+    /// The answer is only in tags (no fields): an older write-back, or fields not mapped.
+    tags_only: bool,
+}
+
+fn lcg(seed: u64) -> u64 {
+    seed.wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
+        >> 33
+}
+
+/// The generated cases: 330 in Q1 2026 over three partners (every 37th without one), and 15
+/// outside the period that must not count.
+fn specs() -> Vec<Spec> {
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..IN_PERIOD + 15 {
+        let r = lcg(i + 7);
+        let created = if i < IN_PERIOD {
+            start + Duration::minutes((i as i64) * 390 + (r % 300) as i64)
+        } else if i < IN_PERIOD + 10 {
+            Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap() + Duration::hours(i as i64)
+        } else {
+            start - Duration::hours(i as i64)
+        };
+        let partner = (i % 37 != 5).then(|| PARTNERS[(i % 3) as usize].0);
+        let escalated = i % 4 != 0;
+        let pick = r % 100;
+        let mut s = Spec {
+            id: 10_000 + i,
+            partner,
+            created,
+            escalated,
+            verdict: None,
+            reviewed: None,
+            reasons: vec![],
+            fields: vec![],
+            article: None,
+            late: escalated && r.is_multiple_of(7),
+            kb_gap: false,
+            product: if r.is_multiple_of(2) {
+                "Ledgerly Invoicing"
+            } else {
+                "Ledgerly Payroll"
+            },
+            subject: format!("Case {i}: totals look wrong"),
+            sent: i % 2 == 0,
+            answered: i % 6 == 0,
+            csat: None,
+            ces: None,
+            about: None,
+            comment: None,
+            tags_only: i % 12 == 0,
+        };
+        if escalated {
+            match pick {
+                0..55 => {
+                    s.verdict = Some("good");
+                    if pick < 12 {
+                        s.kb_gap = true;
+                        s.subject = if s.product == "Ledgerly Payroll" {
+                            format!("Payslip rounding differs for overtime {i}")
+                        } else {
+                            format!("Reverse charge VAT on credit note {i}")
+                        };
+                    }
+                }
+                55..70 => {
+                    s.verdict = Some("bad");
+                    s.reasons = vec!["missing_handoff"];
+                    s.fields = if pick < 62 {
+                        vec!["steps"]
+                    } else {
+                        vec!["steps", "environment"]
+                    };
+                }
+                70..82 => {
+                    s.verdict = Some("bad");
+                    s.reasons = vec!["kb_resolvable"];
+                    s.article = Some(if pick < 76 { "360001" } else { "360002" });
+                }
+                82..88 => s.verdict = Some("review"),
+                88..94 => {
+                    s.verdict = Some("bad");
+                    s.reasons = vec!["kb_resolvable"];
+                    s.article = Some("360002");
+                    s.reviewed = Some("good");
+                }
+                _ => {
+                    s.verdict = Some("good");
+                    s.reviewed = Some("bad");
+                }
+            }
+        }
+        if s.answered {
+            s.csat = Some(1 + ((r >> 8) % 5) as u8);
+            s.ces = Some(1 + ((r >> 12) % 7) as u8);
+            s.about =
+                [Some("product"), Some("support"), Some("both"), None][((r >> 16) % 4) as usize];
+            if !s.tags_only && i % 4 == 2 {
+                s.comment = Some(match s.partner {
+                    Some("Acme IT Services") => "The agent was quick. Better than Northwind Support! Call me on +44 20 7946 0958 or jane.doe@customer.example. Regards, Jane Doe".to_string(),
+                    _ => "Slow answers.".to_string(),
+                });
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn period() -> Period {
+    Period {
+        from: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        to: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
+    }
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+// ----- expected figures, counted from the specs ----------------------------------------------
+
+/// The Wilson score interval, written out from Wilson (1927): the bounds are the roots of
+/// (p̂ − p)² = z² p (1 − p) / n.
+fn wilson_by_hand(k: u64, n: u64) -> (f64, f64, f64) {
+    let z = 1.959_963_984_540_054_f64;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    // n(p̂ − p)² = z² p(1 − p)  →  (n + z²) p² − (2k + z²) p + k²/n = 0
+    let a = n + z * z;
+    let b = -(2.0 * k + z * z);
+    let c = k * k / n;
+    let root = (b * b - 4.0 * a * c).sqrt();
+    (p, (-b - root) / (2.0 * a), (-b + root) / (2.0 * a))
+}
+
+#[derive(Default, Debug)]
+struct Expected {
+    cases: u64,
+    escalations: u64,
+    good: u64,
+    bad: u64,
+    in_review: u64,
+    missing_handoff: u64,
+    kb_resolvable: u64,
+    late: u64,
+    fields: BTreeMap<String, u64>,
+    articles: BTreeMap<String, u64>,
+    sent: u64,
+    answered: u64,
+    csat: Vec<u8>,
+    csat_escalated: Vec<u8>,
+    support_csat: Vec<u8>,
+    ces: Vec<u8>,
+}
+
+fn expected(specs: &[Spec], partner: &str, month: Option<u32>) -> Expected {
+    let mut e = Expected::default();
+    for s in specs.iter().filter(|s| {
+        s.partner == Some(partner)
+            && s.created >= period().from
+            && s.created < period().to
+            && month.is_none_or(|m| chrono::Datelike::month(&s.created) == m)
+    }) {
+        e.cases += 1;
+        if s.escalated {
+            e.escalations += 1;
+            e.late += u64::from(s.late);
+        }
+        let counted = s.reviewed.or(s.verdict.filter(|v| *v != "review"));
+        if s.verdict == Some("review") && s.reviewed.is_none() {
+            e.in_review += 1;
+        }
+        match counted {
+            Some("good") => e.good += 1,
+            Some("bad") => {
+                e.bad += 1;
+                if s.verdict == Some("bad") {
+                    e.missing_handoff += u64::from(s.reasons.contains(&"missing_handoff"));
+                    e.kb_resolvable += u64::from(s.reasons.contains(&"kb_resolvable"));
+                    for f in &s.fields {
+                        *e.fields.entry(f.to_string()).or_default() += 1;
+                    }
+                    if let Some(a) = s.article {
+                        *e.articles.entry(a.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+        e.sent += u64::from(s.sent || s.answered);
+        e.answered += u64::from(s.answered);
+        if let Some(c) = s.csat {
+            e.csat.push(c);
+            if s.escalated {
+                e.csat_escalated.push(c);
+            }
+            if s.about != Some("product") {
+                e.support_csat.push(c);
+            }
+        }
+        e.ces.extend(s.ces);
+    }
+    e
+}
+
+fn mean(v: &[u8]) -> f64 {
+    v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len() as f64
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!((a - b).abs() < 1e-9, "{what}: {a} != {b}");
+}
+
+/// Every figure of `f` against what the specs say.
+fn check_figures(f: &Figures, e: &Expected, min: u64, what: &str) {
+    assert_eq!(
+        (f.cases, f.escalations, f.good, f.bad, f.in_review),
+        (e.cases, e.escalations, e.good, e.bad, e.in_review),
+        "{what}: counts"
+    );
+    close(
+        f.escalation_rate.unwrap(),
+        e.escalations as f64 / e.cases as f64,
+        what,
+    );
+    let r = &f.bad_reasons;
+    assert_eq!(
+        (r.missing_handoff, r.kb_resolvable, r.late),
+        (e.missing_handoff, e.kb_resolvable, e.late),
+        "{what}: reasons"
+    );
+    let listed = |l: &[report::Count]| -> BTreeMap<String, u64> {
+        l.iter().map(|c| (c.name.clone(), c.count)).collect()
+    };
+    assert_eq!(listed(&r.missing_fields), e.fields, "{what}: fields");
+    assert_eq!(listed(&r.articles), e.articles, "{what}: articles");
+    let judged = e.good + e.bad;
+    match f.good_ratio {
+        Some(g) => {
+            assert!(judged >= min, "{what}: a ratio on {judged} < {min}");
+            let (p, lo, hi) = wilson_by_hand(e.good, judged);
+            close(g.value, p, what);
+            assert!(
+                (g.low - lo).abs() < 1e-9 && (g.high - hi).abs() < 1e-9,
+                "{what}: {g:?} vs ({lo}, {hi})"
+            );
+        }
+        None => assert!(judged < min, "{what}: no ratio on {judged}"),
+    }
+    let s = &f.surveys;
+    assert_eq!(
+        (s.all.sent, s.all.answered),
+        (e.sent, e.answered),
+        "{what}: surveys"
+    );
+    assert_eq!(s.all.rated, e.csat.len() as u64, "{what}: rated");
+    let (_, lo, hi) = wilson_by_hand(e.answered, e.sent);
+    let rr = s.all.response_rate.unwrap();
+    close(rr.value, e.answered as f64 / e.sent as f64, what);
+    assert!((rr.low - lo).abs() < 1e-9 && (rr.high - hi).abs() < 1e-9);
+    if e.csat.len() as u64 >= 10 {
+        close(s.all.mean.unwrap().value, mean(&e.csat), what);
+        close(s.support_csat.unwrap().value, mean(&e.support_csat), what);
+        close(s.ces.unwrap().value, mean(&e.ces), what);
+        // The normal-approximation interval, by hand.
+        let n = e.csat.len() as f64;
+        let m = mean(&e.csat);
+        let var = e
+            .csat
+            .iter()
+            .map(|x| (f64::from(*x) - m).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        let half = 1.959_963_984_540_054 * (var / n).sqrt();
+        assert!((s.all.mean.unwrap().low - (m - half).max(1.0)).abs() < 1e-9);
+    } else {
+        assert!(
+            s.all.mean.is_none(),
+            "{what}: a mean on {} answers",
+            e.csat.len()
+        );
+    }
+    if e.csat_escalated.len() >= 10 {
+        close(
+            s.escalated.mean.unwrap().value,
+            mean(&e.csat_escalated),
+            what,
+        );
+    }
+}
+
+fn check_scorecard(card: &Scorecard, specs: &[Spec]) {
+    assert_eq!(
+        card.tickets,
+        specs
+            .iter()
+            .filter(|s| s.created >= period().from && s.created < period().to)
+            .count() as u64
+    );
+    assert_eq!(
+        card.without_partner,
+        Some(
+            specs
+                .iter()
+                .filter(|s| s.partner.is_none()
+                    && s.created >= period().from
+                    && s.created < period().to)
+                .count() as u64
+        )
+    );
+    let names: BTreeSet<&str> = card.partners.iter().map(|p| p.partner.as_str()).collect();
+    assert_eq!(names, PARTNERS.iter().map(|p| p.0).collect());
+    for p in &card.partners {
+        let e = expected(specs, &p.partner, None);
+        check_figures(&p.period, &e, card.contracts.min_escalations, &p.partner);
+        assert_eq!(
+            p.months
+                .iter()
+                .map(|m| m.month.as_str())
+                .collect::<Vec<_>>(),
+            ["2026-01", "2026-02", "2026-03"]
+        );
+        for (i, m) in p.months.iter().enumerate() {
+            let e = expected(specs, &p.partner, Some(i as u32 + 1));
+            check_figures(
+                &m.figures,
+                &e,
+                card.contracts.min_escalations,
+                &format!("{} {}", p.partner, m.month),
+            );
+        }
+    }
+    // The knowledge view: the gaps by product, with the words their subjects share.
+    let k = card.knowledge.as_ref().unwrap();
+    for product in ["Ledgerly Payroll", "Ledgerly Invoicing"] {
+        let n = specs
+            .iter()
+            .filter(|s| {
+                s.kb_gap
+                    && s.partner.is_some()
+                    && s.product == product
+                    && s.created < period().to
+                    && s.created >= period().from
+                    && s.reviewed.is_none_or(|r| r == "good")
+            })
+            .count() as u64;
+        let gap = k.gaps.iter().find(|g| g.product == product).unwrap();
+        assert_eq!(gap.escalations, n, "{product}");
+    }
+    let payroll = k
+        .gaps
+        .iter()
+        .find(|g| g.product == "Ledgerly Payroll")
+        .unwrap();
+    assert!(
+        payroll.terms.iter().take(4).any(|t| t == "overtime"),
+        "{:?}",
+        payroll.terms
+    );
+    assert!(
+        !payroll.terms.contains(&"case".to_string()),
+        "{:?}",
+        payroll.terms
+    );
+}
+
+// ----- the helpdesks -----------------------------------------------------------------------
+
+const CONTRACTS: &str = r#"
+[report]
+target = 0.80
+min_escalations = 20
+min_answers = 10
+
+[[report.tiers]]
+name = "Gold"
+label = "discount +5 %"
+min_good_ratio = 0.90
+min_support_csat = 4.3
+
+[[report.tiers]]
+name = "Silver"
+label = "discount +2 %"
+min_good_ratio = 0.60
+
+[report.partners."Northwind Support"]
+target = 0.70
+"#;
+
+fn survey_table() -> String {
+    survey_toml(
+        "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/requests\"\nsecret = \"${SURVEY_WHSEC}\"",
+        "kind = \"ticket\"\ncsat_field = \"csat_score\"\nces_field = \"ces_score\"\nabout_field = \"csat_about\"\ncomment_field = \"csat_comment\"",
+    )
+}
+
+fn zendesk_ticket(s: &Spec) -> Value {
+    let mut tags: Vec<String> = vec!["partner_case".into()];
+    let p = "escalation_";
+    match s.verdict {
+        Some("review") => tags.push(format!("{p}review")),
+        Some(v) => tags.push(format!("{p}{v}")),
+        None => {}
+    }
+    tags.extend(s.reasons.iter().map(|r| format!("{p}{r}")));
+    tags.extend(s.fields.iter().map(|f| format!("{p}missing_{f}")));
+    tags.extend(s.article.map(|a| format!("{p}kb_article_{a}")));
+    if s.late {
+        tags.push(format!("{p}late"));
+    }
+    if s.kb_gap {
+        tags.push(format!("{p}kb_gap"));
+    }
+    if let Some(r) = s.reviewed {
+        tags.push(format!("{p}reviewed_{r}"));
+        if r == "bad" {
+            tags.push(format!("{p}overturn_kb_missed"));
+        }
+    }
+    if s.sent {
+        tags.push("csat_blind_sent".into());
+    }
+    let mut custom = vec![json!({"id": PRODUCT, "value": s.product})];
+    if s.answered {
+        tags.push("csat_blind_answered".into());
+        let (csat, ces) = (s.csat.unwrap(), s.ces.unwrap());
+        if s.tags_only {
+            tags.push(format!("csat_blind_score_{csat}"));
+            tags.push(format!("csat_blind_ces_{ces}"));
+            tags.extend(s.about.map(|a| format!("csat_blind_about_{a}")));
+        } else {
+            custom.push(json!({"id": CSAT, "value": csat.to_string()}));
+            custom.push(json!({"id": CES, "value": ces.to_string()}));
+            custom.push(json!({"id": ABOUT, "value": s.about}));
+            custom.push(json!({"id": COMMENT, "value": s.comment}));
+        }
+    }
+    json!({
+        "id": s.id,
+        "subject": s.subject,
+        "description": "generated",
+        "status": "solved",
+        "tags": tags,
+        "requester_id": REQUESTER_ID,
+        "organization_id": s.partner.map(|p| PARTNERS.iter().find(|x| x.0 == p).unwrap().1),
+        "created_at": stamp(s.created),
+        "updated_at": stamp(s.created + Duration::hours(30)),
+        "via": {"channel": "email"},
+        "custom_fields": custom,
+    })
+}
+
+/// The fake Zendesk with the partners' organizations and every generated ticket.
+async fn seeded_zendesk(specs: &[Spec]) -> FakeZendesk {
+    let zendesk = FakeZendesk::start().await;
+    for (name, id) in PARTNERS {
+        zendesk.put_organization(json!({"id": id, "name": name}));
+    }
+    zendesk.put_user(
+        json!({"id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example"}),
+    );
+    for s in specs {
+        zendesk.put_ticket(zendesk_ticket(s));
+    }
+    zendesk
+}
+
+fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
+    let mut vars = zendesk_vars(zendesk);
+    vars.extend([
+        ("APP_URL", "http://127.0.0.1:8080".to_string()),
+        ("SURVEY_KEY", KEY.to_string()),
+        ("SURVEY_OLD_KEY", KEY.to_string()),
+        ("SURVEY_WHSEC", sf::SIGNING_SECRET.to_string()),
+    ]);
+    let text = connector_toml(
+        &crate::helpers::Options::default().auth_toml,
+        "helpdesk",
+        &format!("{}{}", survey_table(), CONTRACTS),
+    );
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let valid = escalation_gate::config::parse("acme", &text, Path::new("connectors"), &env)
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    Connector::build(valid).unwrap()
+}
+
+async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audience) -> Scorecard {
+    report::build(
+        connector,
+        &Options {
+            period: period(),
+            partner: partner.map(str::to_string),
+            audience,
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn zendesk_scorecard_figure_by_figure_through_export_pages() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
+    // The first page is refused with a Retry-After longer than one call waits (3 s): the
+    // paged read waits it out and asks again.
+    zendesk.fail_next(
+        "GET /api/v2/search/export",
+        vec![Failure::RateLimited {
+            retry_after_secs: 4,
+        }],
+    );
+    let card = scorecard(&connector, None, Audience::Vendor).await;
+    check_scorecard(&card, &specs);
+    let exports: Vec<_> = zendesk
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v2/search"))
+        .collect();
+    assert!(
+        exports
+            .iter()
+            .all(|r| r.path == "/api/v2/search/export.json"),
+        "never the plain search"
+    );
+    // 335 tickets in the period's query (330 + none outside), 100 a page: 4 pages + the 429.
+    assert_eq!(exports.iter().filter(|r| r.status == 200).count(), 4);
+    assert_eq!(exports.iter().filter(|r| r.status == 429).count(), 1);
+    let q = exports[1].query.clone().unwrap();
+    assert!(
+        q.contains("filter%5Btype%5D=ticket") && q.contains("page%5Bsize%5D=100"),
+        "{q}"
+    );
+    assert!(
+        exports[2]
+            .query
+            .as_ref()
+            .unwrap()
+            .contains("page%5Bafter%5D=")
+    );
+    // Tiers: Silver is missed by nobody on a straddling interval without saying so.
+    for p in &card.partners {
+        let t = p.tier.as_ref().unwrap();
+        let ratio = p.period.good_ratio.unwrap();
+        if t.reached.as_deref() == Some("Silver") {
+            assert!(ratio.value >= 0.60);
+            assert_eq!(t.next.as_deref(), Some("Gold"));
+            assert!(!t.missed_by.is_empty());
+        }
+        let straddles =
+            ratio.low < 0.60 && ratio.high >= 0.60 || ratio.low < 0.90 && ratio.high >= 0.90;
+        assert_eq!(t.uncertain, straddles, "{}: {t:?} {ratio:?}", p.partner);
+    }
+    let northwind = card
+        .partners
+        .iter()
+        .find(|p| p.partner == "Northwind Support")
+        .unwrap();
+    assert_eq!(northwind.period.target, 0.70);
+}
+
+#[tokio::test]
+async fn the_three_formats_and_the_partner_edition() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
+    let vendor = scorecard(&connector, None, Audience::Vendor).await;
+    // CSV: one row per partner and month, figures as in the scorecard.
+    let csv = render::render(&vendor, Format::Csv).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 9);
+    for r in &records {
+        let month: u32 = r[col("month")][5..].parse().unwrap();
+        let e = expected(&specs, &r[col("partner")], Some(month));
+        assert_eq!(r[col("cases")].parse::<u64>().unwrap(), e.cases);
+        assert_eq!(r[col("good")].parse::<u64>().unwrap(), e.good);
+        assert_eq!(r[col("bad")].parse::<u64>().unwrap(), e.bad);
+        let judged = e.good + e.bad;
+        if judged >= 20 {
+            let (p, lo, _) = wilson_by_hand(e.good, judged);
+            assert_eq!(r[col("good_ratio")], format!("{p:.4}"));
+            assert_eq!(r[col("good_ratio_low")], format!("{lo:.4}"));
+        } else {
+            assert_eq!(&r[col("good_ratio")], "");
+            assert_eq!(&r[col("against_target")], "not enough data");
+        }
+    }
+    // HTML: each month chart's target line lies at the partner's target, on the band's edge.
+    let html = render::html(&vendor);
+    let band = regex::Regex::new(
+        r#"class="target-band" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)""#,
+    )
+    .unwrap();
+    let line =
+        regex::Regex::new(r#"<line class="target" x1="[\d.]+" x2="[\d.]+" y1="([\d.]+)""#).unwrap();
+    let bands: Vec<(f64, f64)> = band
+        .captures_iter(&html)
+        .map(|c| (c[1].parse().unwrap(), c[2].parse().unwrap()))
+        .collect();
+    let lines: Vec<f64> = line
+        .captures_iter(&html)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert_eq!((bands.len(), lines.len()), (3, 3));
+    for (p, ((top, height), y)) in vendor.partners.iter().zip(bands.iter().zip(&lines)) {
+        // The plot runs from y = 190 (0 %) up to y = 12 (100 %).
+        assert!(
+            (y - (190.0 - p.period.target * 178.0)).abs() < 0.06,
+            "{}: {y}",
+            p.partner
+        );
+        assert!((top + height - y).abs() < 0.06);
+    }
+    // JSON: the same scorecard.
+    let json: Value =
+        serde_json::from_str(&render::render(&vendor, Format::Json).unwrap()).unwrap();
+    assert_eq!(json["partners"].as_array().unwrap().len(), 3);
+    assert_eq!(json["tickets"], json!(vendor.tickets));
+    // The partner edition: its own figures, bad escalations and comments, nobody else.
+    let acme = scorecard(&connector, Some("Acme IT Services"), Audience::Partner).await;
+    assert_eq!(acme.partners.len(), 1);
+    assert!(acme.knowledge.is_none() && acme.without_partner.is_none());
+    let e = expected(&specs, "Acme IT Services", None);
+    check_figures(&acme.partners[0].period, &e, 20, "acme edition");
+    let bad = acme.partners[0].bad_escalations.as_ref().unwrap();
+    assert_eq!(bad.len() as u64, e.bad);
+    assert!(
+        bad.iter()
+            .any(|b| b.missing_fields == ["steps", "environment"])
+    );
+    assert!(bad.iter().any(|b| b.articles == ["360001"]));
+    let comments = acme.partners[0].comments.as_ref().unwrap();
+    let about_support = specs
+        .iter()
+        .filter(|s| s.partner == Some("Acme IT Services") && s.created < period().to)
+        .filter(|s| s.comment.is_some() && matches!(s.about, Some("support" | "both")))
+        .count();
+    assert!(about_support > 0);
+    assert_eq!(comments.len(), about_support);
+    for c in comments {
+        assert!(
+            !c.contains("jane.doe") && !c.contains("7946") && !c.contains("Jane"),
+            "{c}"
+        );
+        assert!(!c.contains("Northwind"), "{c}");
+    }
+    let json: Value = serde_json::from_str(&render::render(&acme, Format::Json).unwrap()).unwrap();
+    assert_eq!(
+        json["contracts"]["partner_targets"],
+        json!({}),
+        "other partners' terms"
+    );
+    for format in [Format::Html, Format::Csv, Format::Json] {
+        let text = render::render(&acme, format).unwrap();
+        for other in ["Northwind", "Contoso", "Dana", "dana@customer.example"] {
+            assert!(!text.contains(other), "{format:?} names {other}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_html_report_renders_in_a_browser_with_its_charts() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
+    let vendor = render::html(&scorecard(&connector, None, Audience::Vendor).await);
+    let acme =
+        render::html(&scorecard(&connector, Some("Acme IT Services"), Audience::Partner).await);
+    for html in [&vendor, &acme] {
+        assert!(
+            !html.contains("<script") && !html.contains("http://") && !html.contains("https://"),
+            "self-contained, no external asset"
+        );
+    }
+    if let Some(why) = crate::webdriver::missing() {
+        eprintln!("SKIPPED the_html_report_renders_in_a_browser: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let browser = crate::webdriver::Browser::start()
+        .await
+        .expect("the installed browser starts");
+    let run = async {
+        let mut seen = Vec::new();
+        for (name, html) in [("vendor.html", &vendor), ("acme.html", &acme)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, html).unwrap();
+            browser.goto(&format!("file://{}", path.display())).await?;
+            let months = browser.rect("svg.chart-months").await?;
+            let point = browser.rect("svg.chart-months circle.point").await?;
+            let band = browser.rect("svg.chart-months rect.target-band").await?;
+            let text = browser.text("body").await?;
+            seen.push((months, point, band, text));
+        }
+        let bars = browser.rect("svg.chart-months path.whisker").await?;
+        browser
+            .goto(&format!(
+                "file://{}",
+                dir.path().join("vendor.html").display()
+            ))
+            .await?;
+        let partners = browser.rect("#chart-partners rect.bar").await?;
+        Ok::<_, String>((seen, bars, partners))
+    };
+    let result = run.await;
+    browser.quit().await;
+    let (seen, whisker, partners) = result.expect("the browser renders the reports");
+    for (months, point, band, _) in &seen {
+        assert!(months["width"].as_f64().unwrap() > 300.0, "{months}");
+        assert!(point["width"].as_f64().unwrap() > 0.0, "{point}");
+        assert!(band["height"].as_f64().unwrap() > 0.0, "{band}");
+    }
+    assert!(whisker["height"].as_f64().unwrap() > 0.0);
+    assert!(partners["width"].as_f64().unwrap() > 0.0);
+    let (vendor_text, acme_text) = (&seen[0].3, &seen[1].3);
+    for p in PARTNERS {
+        assert!(vendor_text.contains(p.0));
+    }
+    assert!(acme_text.contains("Acme IT Services"));
+    assert!(
+        !acme_text.contains("Northwind") && !acme_text.contains("Contoso"),
+        "{acme_text}"
+    );
+    assert!(acme_text.contains("What customers said about support"));
+}
+
+// ----- Salesforce ---------------------------------------------------------------------------
+
+fn sf_case(s: &Spec) -> Map<String, Value> {
+    let account = s.partner.map(|p| {
+        let i = PARTNERS.iter().position(|x| x.0 == p).unwrap();
+        format!("00100000000000{i}AAA")
+    });
+    let mut reason: Vec<&str> = s.reasons.clone();
+    if s.late {
+        reason.push("late");
+    }
+    if s.kb_gap {
+        reason.push("kb_gap");
+    }
+    let mut detail = Vec::new();
+    if !s.fields.is_empty() {
+        detail.push(format!("missing={}", s.fields.join(",")));
+    }
+    if let Some(a) = s.article {
+        detail.push(format!("kb_article={a}"));
+    }
+    let cap = |v: &str| match v {
+        "good" => "Good",
+        "bad" => "Bad",
+        _ => "Review",
+    };
+    let status = if s.answered {
+        json!("csat_blind_answered")
+    } else if s.sent {
+        json!("csat_blind_sent")
+    } else {
+        Value::Null
+    };
+    let answered = s.answered;
+    let v = json!({
+        "Id": format!("500{:012}AAA", s.id),
+        "CaseNumber": format!("{:08}", s.id),
+        "Subject": s.subject,
+        "Description": "generated",
+        "CreatedDate": s.created.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
+        "IsEscalated": s.escalated,
+        "Origin": "Email",
+        "Type": "Problem",
+        "ContactEmail": "dana@customer.example",
+        "SuppliedEmail": null,
+        "AccountId": account,
+        "Language__c": "en_US",
+        "Steps_To_Reproduce__c": null,
+        "Environment__c": null,
+        "Severity__c": null,
+        "Product__c": s.product,
+        "Version__c": null,
+        "Escalation_Quality__c": s.verdict.map(cap),
+        "Escalation_Quality_Reason__c": if reason.is_empty() { Value::Null } else { json!(reason.join(", ")) },
+        "Escalation_Quality_Detail__c": if detail.is_empty() { Value::Null } else { json!(detail.join("; ")) },
+        "Escalation_Reviewed_Quality__c": s.reviewed.map(cap),
+        "Blind_Survey_Status__c": status,
+        // Number fields read back as decimals.
+        "Blind_CSAT__c": if answered { json!(f64::from(s.csat.unwrap())) } else { Value::Null },
+        "Blind_CES__c": if answered { json!(f64::from(s.ces.unwrap())) } else { Value::Null },
+        "Blind_CSAT_About__c": if answered { json!(s.about) } else { Value::Null },
+        "Blind_Comment__c": s.comment,
+        "Contact_Email__c": null,
+    });
+    v.as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
+    let specs = specs();
+    let mut state = State_::default();
+    state.client = sf::org().client.clone();
+    for (i, (name, _)) in PARTNERS.iter().enumerate() {
+        state
+            .accounts
+            .insert(format!("00100000000000{i}AAA"), name.to_string());
+    }
+    for s in &specs {
+        let c = sf_case(s);
+        state.cases.insert(c["Id"].as_str().unwrap().to_string(), c);
+    }
+    state.query_batch = 200;
+    // The first query meets the org's API request limit once.
+    state.fails.push(crate::fake_salesforce::Fail {
+        method: "GET",
+        path_contains: "/query".into(),
+        status: 403,
+        error_code: "REQUEST_LIMIT_EXCEEDED",
+        times: 1,
+    });
+    let fake = FakeSalesforce::start(state).await;
+    let text = sf::connector_toml(
+        &fake.base,
+        sf::CLIENT_CREDENTIALS,
+        "Blind_CSAT__c = \"csat_score\"\nBlind_CES__c = \"ces_score\"\nBlind_CSAT_About__c = \"csat_about\"\nBlind_Comment__c = \"csat_comment\"\nContact_Email__c = \"end_customer_email\"\n",
+        &format!(
+            "{}{CONTRACTS}",
+            survey_table()
+        ),
+    )
+    .replace(
+        "[helpdesk.http]",
+        "[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\n\n[helpdesk.http]",
+    );
+    let env = |name: &str| match name {
+        "APP_URL" => Some("http://127.0.0.1:8080".to_string()),
+        "SURVEY_KEY" | "SURVEY_OLD_KEY" => Some(KEY.to_string()),
+        "SURVEY_WHSEC" => Some(sf::SIGNING_SECRET.to_string()),
+        other => sf::env(other),
+    };
+    let valid = escalation_gate::config::parse("acme-sf", &text, Path::new("connectors"), &env)
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let connector = Connector::build(valid).unwrap();
+    let card = scorecard(&connector, None, Audience::Vendor).await;
+    check_scorecard(&card, &specs);
+    // 330 Cases in the period, 200 a batch: the first page, a refused try, and one more.
+    assert_eq!(fake.count("GET", "/query"), 3);
+    assert_eq!(fake.count("GET", "/query/01g"), 1);
+}
+
+// ----- the command --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_report_command_writes_each_format_and_refuses_bad_input() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = connector_toml(
+        &crate::helpers::Options::default().auth_toml,
+        "helpdesk",
+        CONTRACTS,
+    );
+    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    let bin = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+        c.arg("report")
+            .args(args)
+            .arg("--connectors")
+            .arg(dir.path())
+            .envs(zendesk_vars(&zendesk));
+        c
+    };
+    // Blocking children: run them off the runtime that serves the fake.
+    let run = |mut c: Command| tokio::task::spawn_blocking(move || c.output().unwrap());
+    let base = [
+        "--connector",
+        "acme",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-03-31",
+    ];
+    for (format, first) in [
+        ("csv", "partner,month,"),
+        ("json", "{"),
+        ("html", "<!DOCTYPE html>"),
+    ] {
+        let out_file = dir.path().join(format!("q1.{format}"));
+        let mut args = base.to_vec();
+        args.extend(["--format", format, "--out", out_file.to_str().unwrap()]);
+        let out = run(bin(&args)).await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let written = std::fs::read_to_string(&out_file).unwrap();
+        assert!(
+            written.starts_with(first),
+            "{format}: {}",
+            &written[..40.min(written.len())]
+        );
+    }
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("q1.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["tickets"], json!(IN_PERIOD));
+    // --to is the last day included.
+    assert_eq!(json["to"], json!("2026-04-01T00:00:00Z"));
+    for ((connector, from, to), extra, says) in [
+        (
+            ("acme", "2026-01-01", "2026-03-31"),
+            &["--audience", "partner"][..],
+            "needs --partner",
+        ),
+        (
+            ("acme", "2026-01-01", "2025-12-01"),
+            &[][..],
+            "is before --from",
+        ),
+        (
+            ("acme", "2026-01-01", "2026-03-31"),
+            &["--format", "pdf"][..],
+            "invalid value 'pdf'",
+        ),
+        (
+            ("acme", "2026-01-32", "2026-03-31"),
+            &[][..],
+            "invalid value '2026-01-32'",
+        ),
+        (
+            ("nope", "2026-01-01", "2026-03-31"),
+            &[][..],
+            "no connector `nope`",
+        ),
+    ] {
+        let mut args = vec!["--connector", connector, "--from", from, "--to", to];
+        args.extend(extra);
+        let out = run(bin(&args)).await.unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+}
