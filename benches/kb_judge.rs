@@ -12,7 +12,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use escalation_gate::assess::kb::{self, KbSettings, rescore::DEFAULT_THRESHOLD};
+use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use escalation_gate::assess::kb::{self, KbSettings};
 use escalation_gate::config::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use escalation_gate::connector::kb_query;
 use escalation_gate::eval::{Case, Label, Split, escalation};
@@ -209,6 +210,7 @@ fn main() {
 
     let settings = KbSettings {
         threshold: DEFAULT_THRESHOLD,
+        review_bound: DEFAULT_REVIEW_BOUND,
         gap_below: DEFAULT_GAP_BELOW,
         default_locale: DEFAULT_LOCALE.into(),
     };

@@ -349,7 +349,7 @@ async fn patch_case(
         return r;
     }
     for (k, v) in &body {
-        if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad")) {
+        if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad" | "Review")) {
             return errors(
                 StatusCode::BAD_REQUEST,
                 "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",

@@ -107,6 +107,9 @@ const W2: [f64; NF] = [
 /// cross-validated and on in-sample confidences (the stricter of the two).
 pub const DEFAULT_THRESHOLD: f64 = 0.8059;
 // fitted-end
+/// Default review bound, chosen on dev (see the README): a best article between it and the
+/// threshold sends the case to a person.
+pub const DEFAULT_REVIEW_BOUND: f64 = 0.5;
 
 // ---------------------------------------------------------------------------------------------
 // Query cleaning

@@ -111,6 +111,8 @@ pub struct VerdictFields {
     pub reason: String,
     pub good: String,
     pub bad: String,
+    /// The verdict's value for the outcome `review` (a person decides).
+    pub review: String,
 }
 
 impl Default for VerdictFields {
@@ -120,6 +122,7 @@ impl Default for VerdictFields {
             reason: "Escalation_Quality_Reason__c".into(),
             good: "Good".into(),
             bad: "Bad".into(),
+            review: "Review".into(),
         }
     }
 }
@@ -266,10 +269,15 @@ impl SalesforceConfig {
         let sf = &self.survey_fields;
         api_name(key("survey_fields.status"), &sf.status, problems);
         api_name(key("survey_fields.sent_at"), &sf.sent_at, problems);
-        if vf.good.trim().is_empty() || vf.bad.trim().is_empty() || vf.good == vf.bad {
+        let values = [&vf.good, &vf.bad, &vf.review];
+        if values.iter().any(|v| v.trim().is_empty())
+            || vf.good == vf.bad
+            || vf.review == vf.good
+            || vf.review == vf.bad
+        {
             problems.push(Problem::new(
                 key("verdict_fields"),
-                "`good` and `bad` must be two different, non-empty picklist values",
+                "`good`, `bad` and `review` must be three different, non-empty picklist values",
             ));
         }
         let api_version = self

@@ -134,6 +134,8 @@ impl Salesforce {
             Some(Outcome::Bad.as_str().into())
         } else if v == self.cfg.verdict_fields.good {
             Some(Outcome::Good.as_str().into())
+        } else if v == self.cfg.verdict_fields.review {
+            Some(Outcome::Review.as_str().into())
         } else {
             None
         }
@@ -283,6 +285,8 @@ pub fn earlier_verdict(comment: &str) -> Option<(Outcome, String)> {
     let rest = first.strip_prefix(HEADING)?.strip_prefix(": ")?;
     if rest.starts_with("GOOD") {
         Some((Outcome::Good, String::new()))
+    } else if rest.starts_with("REVIEW") {
+        Some((Outcome::Review, String::new()))
     } else if let Some(r) = rest.strip_prefix("BAD escalation") {
         let reasons = r
             .trim()
@@ -395,6 +399,7 @@ impl Helpdesk for Salesforce {
             Value::String(match outcome {
                 Outcome::Good => vf.good.clone(),
                 Outcome::Bad => vf.bad.clone(),
+                Outcome::Review => vf.review.clone(),
             }),
         );
         if !vf.reason.is_empty() {
