@@ -8,6 +8,7 @@ mod fake_zendesk;
 mod helpers;
 mod kb_http;
 mod properties;
+mod remote_search;
 mod review;
 mod salesforce;
 mod salesforce_survey;

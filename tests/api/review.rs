@@ -11,6 +11,7 @@ use crate::helpers::{self, *};
 use crate::salesforce::{
     CLIENT_CREDENTIALS, ENDPOINT_TOKEN, KB, ORG, envelope, org, spawn_connector,
 };
+use crate::zendesk::calendar_neighbours;
 
 /// Sends the case to a person whenever the best article is not certain beyond doubt.
 const REVIEW_LANE: &str = "threshold = 0.999\nreview_bound = 0.3\n";
@@ -59,6 +60,9 @@ async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
     // The same text as the case's answer, but about E1243, not the case's E1234.
     app.zendesk.put_article(calendar_article(360001, "E1243"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk.put_ticket(calendar_ticket(2));
 
     let body: Value = app.escalate(2).await.json().await.unwrap();
@@ -87,6 +91,9 @@ async fn the_same_article_naming_the_case_code_still_makes_it_bad() {
     let app = spawn_app().await;
     app.zendesk.put_article(calendar_article(360001, "E1234"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk.put_ticket(calendar_ticket(3));
     let body: Value = app.escalate(3).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "bad");
@@ -103,6 +110,9 @@ async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
     .await;
     app.zendesk.put_article(calendar_article(360001, "E1234"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk.put_ticket(calendar_ticket(4));
 
     let body: Value = app.escalate(4).await.json().await.unwrap();

@@ -307,6 +307,24 @@ fn generic_weight(t: &str) -> f64 {
     (7.8 - z).max(0.3)
 }
 
+/// The words of a text that are not stop words, each once (lower-cased, as written otherwise),
+/// with how distinctive each is: its generic rarity in English.
+pub fn content_words(text: &str) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for word in text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')) {
+        let word = word.trim_matches(['-', '_']).to_lowercase();
+        if word.chars().count() < 2
+            || STOPSET.contains(word.as_str())
+            || out.iter().any(|(w, _)| *w == word)
+        {
+            continue;
+        }
+        let weight = generic_weight(&stem(&word));
+        out.push((word, weight));
+    }
+    out
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
