@@ -949,6 +949,65 @@ impl fmt::Display for SmallKbReport {
     }
 }
 
+/// One case's generated small knowledge bases: `size` articles that do not answer it, and for a
+/// resolvable case its first answer with `size - 1` of them.
+struct SmallKbs<'a> {
+    case: &'a Case,
+    without_answer: Vec<Article>,
+    with_answer: Option<Vec<Article>>,
+}
+
+/// The small knowledge bases of every case of the split, drawn with `seed`.
+fn small_kb_draws<'a>(
+    data: &'a Dataset,
+    options: &'a Options,
+    size: usize,
+    seed: u64,
+) -> Vec<SmallKbs<'a>> {
+    let articles = kept_articles(data);
+    let mut rng = StdRng::seed_from_u64(seed);
+    split_cases(data, options)
+        .map(|case| {
+            let others: Vec<&Article> = articles
+                .iter()
+                .filter(|a| !case.article_ids.contains(&a.id))
+                .collect();
+            let drawn: Vec<Article> =
+                rand::seq::index::sample(&mut rng, others.len(), size.min(others.len()))
+                    .into_iter()
+                    .map(|i| others[i].clone())
+                    .collect();
+            let answer = articles.iter().find(|a| case.article_ids.contains(&a.id));
+            let with_answer = match (case.label, answer) {
+                (Label::Resolvable, Some(answer)) => {
+                    let mut kb = vec![answer.clone()];
+                    kb.extend(drawn.iter().take(size.saturating_sub(1)).cloned());
+                    Some(kb)
+                }
+                _ => None,
+            };
+            SmallKbs {
+                case,
+                without_answer: drawn,
+                with_answer,
+            }
+        })
+        .collect()
+}
+
+/// The candidates a knowledge base of these articles gives for the case, as the service finds
+/// them.
+fn search_small(
+    case: &Case,
+    kb: Vec<Article>,
+    options: &Options,
+) -> Result<Vec<Article>, EvalError> {
+    let esc = escalation(case);
+    let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
+    let index = LocalIndex::build(kb)?;
+    Ok(index.search_sync(&query, Some(&locale), options.max_candidates)?)
+}
+
 /// Judges every case of the split against generated small knowledge bases (see
 /// [`SmallKbReport`]).
 pub fn small_kbs(
@@ -957,9 +1016,7 @@ pub fn small_kbs(
     size: usize,
     seed: u64,
 ) -> Result<SmallKbReport, EvalError> {
-    let articles = kept_articles(data);
     let settings = options.settings();
-    let mut rng = StdRng::seed_from_u64(seed);
     let mut report = SmallKbReport {
         size,
         seed,
@@ -970,32 +1027,18 @@ pub fn small_kbs(
         wrong_with_answer: 0,
         review: 0,
     };
-    let judge = |case: &Case, kb: Vec<Article>| -> Result<kb::KbFindings, EvalError> {
-        let esc = escalation(case);
-        let (query, locale) = kb_query(&esc, &settings.default_locale);
-        let index = LocalIndex::build(kb)?;
-        let candidates = index.search_sync(&query, Some(&locale), options.max_candidates)?;
-        Ok(kb::judge(&esc, &candidates, &settings))
-    };
-    for case in split_cases(data, options) {
-        let others: Vec<&Article> = articles
-            .iter()
-            .filter(|a| !case.article_ids.contains(&a.id))
-            .collect();
-        let drawn: Vec<Article> =
-            rand::seq::index::sample(&mut rng, others.len(), size.min(others.len()))
-                .into_iter()
-                .map(|i| others[i].clone())
-                .collect();
-        let answer = articles.iter().find(|a| case.article_ids.contains(&a.id));
-        let without = judge(case, drawn.clone())?;
+    for kbs in small_kb_draws(data, options, size, seed) {
+        let case = kbs.case;
+        let judge = |kb: Vec<Article>| -> Result<kb::KbFindings, EvalError> {
+            let candidates = search_small(case, kb, options)?;
+            Ok(kb::judge(&escalation(case), &candidates, &settings))
+        };
+        let without = judge(kbs.without_answer)?;
         report.without_answer += 1;
         report.bad_without_answer += usize::from(without.resolvable_by.is_some());
         report.review += usize::from(without.review.is_some());
-        if let (Label::Resolvable, Some(answer)) = (case.label, answer) {
-            let mut kb = vec![answer.clone()];
-            kb.extend(drawn.into_iter().take(size.saturating_sub(1)));
-            let with = judge(case, kb)?;
+        if let Some(kb) = kbs.with_answer {
+            let with = judge(kb)?;
             report.with_answer += 1;
             match &with.resolvable_by {
                 Some(m) if case.article_ids.contains(&m.article_id) => {
@@ -1008,6 +1051,106 @@ pub fn small_kbs(
         }
     }
     Ok(report)
+}
+
+/// The candidate counts the fitting data is written for.
+pub const FIT_CANDIDATES: [usize; 6] = [1, 2, 3, 5, 10, 20];
+
+/// One candidate set of the fitting data (`tools/fit_rescore.py` reads these as JSON lines).
+#[derive(Debug, Clone, Serialize)]
+pub struct FitSet {
+    pub case: String,
+    /// `top` (the search's best `k`), `top_no_answer` (the same with the case's answers taken
+    /// out), `small` / `small_answer` (a generated small knowledge base without / with the
+    /// answer).
+    pub set: &'static str,
+    pub k: usize,
+    pub resolvable: bool,
+    pub candidates: Vec<FitCandidate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FitCandidate {
+    pub id: String,
+    pub answer: bool,
+    /// The re-score's raw features, in the order of `rescore::FEATURES`.
+    pub features: Vec<f64>,
+}
+
+/// The re-score's features for every case of the split: the search's best `k` candidates for
+/// each of [`FIT_CANDIDATES`], with and (resolvable cases) without the case's answers, and the
+/// generated small knowledge bases of `small` (size, seed). Each set goes to `out`.
+pub fn fitting_sets(
+    data: &Dataset,
+    options: &Options,
+    small: Option<(usize, u64)>,
+    mut out: impl FnMut(FitSet) -> std::io::Result<()>,
+) -> Result<(), EvalError> {
+    let index = LocalIndex::build(kept_articles(data))?;
+    let io = |e: std::io::Error| EvalError::File {
+        path: PathBuf::from("--features"),
+        message: e.to_string(),
+    };
+    let set = |case: &Case, set: &'static str, k: usize, candidates: &[Article]| {
+        let features = kb::rescore::features(
+            &escalation(case).case_text(),
+            &candidates
+                .iter()
+                .map(|a| kb::rescore::Candidate {
+                    title: &a.title,
+                    body: &a.body,
+                })
+                .collect::<Vec<_>>(),
+        );
+        FitSet {
+            case: case.id.clone(),
+            set,
+            k,
+            resolvable: case.label == Label::Resolvable,
+            candidates: candidates
+                .iter()
+                .zip(features)
+                .map(|(a, (f, _))| FitCandidate {
+                    id: a.id.clone(),
+                    answer: case.article_ids.contains(&a.id),
+                    features: f.to_vec(),
+                })
+                .collect(),
+        }
+    };
+    for case in split_cases(data, options) {
+        let esc = escalation(case);
+        let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
+        let found = index.search_sync(&query, Some(&locale), options.max_candidates)?;
+        let no_answer: Vec<Article> = found
+            .iter()
+            .filter(|a| !case.article_ids.contains(&a.id))
+            .cloned()
+            .collect();
+        for k in FIT_CANDIDATES {
+            out(set(case, "top", k, &found[..k.min(found.len())])).map_err(io)?;
+            if case.label == Label::Resolvable {
+                out(set(
+                    case,
+                    "top_no_answer",
+                    k,
+                    &no_answer[..k.min(no_answer.len())],
+                ))
+                .map_err(io)?;
+            }
+        }
+    }
+    if let Some((size, seed)) = small {
+        for kbs in small_kb_draws(data, options, size, seed) {
+            let found = search_small(kbs.case, kbs.without_answer, options)?;
+            out(set(kbs.case, "small", found.len(), &found)).map_err(io)?;
+            if let Some(kb) = kbs.with_answer {
+                let found = search_small(kbs.case, kb, options)?;
+                out(set(kbs.case, "small_answer", found.len(), &found)).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

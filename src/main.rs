@@ -102,6 +102,10 @@ enum Command {
         /// The seed of `--small-kbs`.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Write the re-score's features of every case's candidate sets to this file (JSON
+        /// lines) for `tools/fit_rescore.py`, instead of evaluating.
+        #[arg(long, value_name = "FILE")]
+        features: Option<PathBuf>,
     },
     /// Run a connector's `[sweep]` once now and print what it did as JSON: the escalated
     /// tickets without a verdict it found, and how many it judged (and wrote back).
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
             near_misses,
             small_kbs,
             seed,
+            features,
         } => run_eval(
             &articles,
             &cases,
@@ -224,6 +229,7 @@ fn main() -> ExitCode {
             EvalExtras {
                 near_misses,
                 small_kbs: small_kbs.map(|size| (usize::from(size), seed)),
+                features,
             },
         ),
         Command::Send {
@@ -398,6 +404,8 @@ struct EvalExtras {
     near_misses: bool,
     /// Size and seed of the generated small knowledge bases.
     small_kbs: Option<(usize, u64)>,
+    /// Where to write the fitting data instead.
+    features: Option<PathBuf>,
 }
 
 fn run_eval(
@@ -417,6 +425,17 @@ fn run_eval(
         }
     }
     let data = eval::load(articles, cases, withhold)?;
+    if let Some(path) = &extras.features {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        eval::fitting_sets(&data, &options, extras.small_kbs, |set| {
+            serde_json::to_writer(&mut w, &set)?;
+            std::io::Write::write_all(&mut w, b"\n")
+        })?;
+        std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let total = data
         .cases
         .iter()

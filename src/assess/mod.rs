@@ -241,9 +241,12 @@ pub(crate) mod tests {
         let mut esc = escalation();
         esc.handoff
             .insert("steps".into(), "Open, sync, see error".into());
-        assert_eq!(assess(&esc, &policy(), &[answer()]).outcome, Outcome::Good);
+        let mut policy = policy();
+        policy.kb.threshold = kb::rescore::DEFAULT_THRESHOLD;
+        policy.kb.review_bound = kb::rescore::DEFAULT_THRESHOLD;
+        assert_eq!(assess(&esc, &policy, &[answer()]).outcome, Outcome::Good);
         assert_eq!(
-            assess(&esc, &policy(), &[answer(), printing()]).outcome,
+            assess(&esc, &policy, &[answer(), printing()]).outcome,
             Outcome::Bad
         );
     }
