@@ -90,34 +90,28 @@ async fn salesforce_short_queries_find_the_answer_a_long_one_misses() {
     )
     .await;
     app.fake.lock().tokens.insert("direct".into());
-    let long = format!("{CALENDAR_SUBJECT}\n{CALENDAR_TEXT}");
-    let found: Value = app
-        .http
-        .get(format!("{}{API}/support/knowledgeArticles", app.fake.base))
-        .query(&[("q", long.as_str())])
-        .bearer_auth("direct")
-        .header("accept-language", "en-US")
-        .send()
+    let search = |q: String| {
+        app.http
+            .get(format!("{}{API}/support/knowledgeArticles", app.fake.base))
+            .query(&[("q", q)])
+            .bearer_auth("direct")
+            .header("accept-language", "en-US")
+            .send()
+    };
+    let long: Value = search(format!("{CALENDAR_SUBJECT}\n{CALENDAR_TEXT}"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(found["articles"], json!([]), "{found}");
-    let (short, _) = CALENDAR_SUBJECT.split_at(13);
-    let found: Value = app
-        .http
-        .get(format!("{}{API}/support/knowledgeArticles", app.fake.base))
-        .query(&[("q", short)])
-        .bearer_auth("direct")
-        .header("accept-language", "en-US")
-        .send()
+    assert_eq!(long["articles"], json!([]), "{long}");
+    let short: Value = search(CALENDAR_SUBJECT[..13].to_string())
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(found["articles"].as_array().unwrap().len() >= 2, "{found}");
+    assert!(short["articles"].as_array().unwrap().len() >= 2, "{short}");
 
     let (status, body) = app
         .post_xml(&format!("?token={ENDPOINT_TOKEN}"), envelope(ORG, &[KB]))

@@ -10,7 +10,7 @@ use crate::helpers::{self, *};
 use crate::salesforce::{
     CLIENT_CREDENTIALS, ENDPOINT_TOKEN, KB, ORG, envelope, org, spawn_connector,
 };
-use crate::zendesk::calendar_neighbours;
+use crate::zendesk::{calendar_neighbours, unrelated};
 
 /// A threshold the near miss clears (and no review lane), so only the rule keeps it from counting.
 const NEAR_MISS_THRESHOLD: &str = "threshold = 0.7\nreview_bound = 0.7\n";
@@ -38,15 +38,6 @@ fn calendar_article(id: u64, code: &str) -> Value {
              Calendar, then disconnect and connect the calendar again."
         ),
         "2024-01-01T00:00:00Z",
-    )
-}
-
-fn unrelated() -> Value {
-    article(
-        360002,
-        "Invoice PDFs show empty boxes instead of characters",
-        "Choose a Unicode font such as Noto Sans in the invoice template and export again.",
-        "2023-11-03T00:00:00Z",
     )
 }
 

@@ -22,7 +22,7 @@ fn answer(created_at: &str) -> Value {
     )
 }
 
-fn unrelated() -> Value {
+pub fn unrelated() -> Value {
     article(
         360002,
         "Invoice PDFs show empty boxes instead of characters",
