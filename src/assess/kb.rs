@@ -133,6 +133,8 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
     }
     let case_text = esc.case_text();
     let case_ids = ident::identifiers(&rescore::clean_query(&case_text));
+    let mut shapes: Vec<ident::Shape> = case_ids.iter().map(|i| i.shape).collect();
+    shapes.dedup();
     let scored = rescore::rescore(
         &case_text,
         &eligible
@@ -177,7 +179,7 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
             None
         } else {
             let text = format!("{}\n{}", a.title, a.body);
-            ident::near_miss(&case_ids, &ident::identifiers(&text))
+            ident::near_miss(&case_ids, &ident::identifiers_of(&text, &shapes))
         };
         if let Some(near_miss) = near_miss {
             findings.related.push(Related {

@@ -21,24 +21,47 @@ pub struct Ident {
     pub text: String,
     pub family: String,
     pub key: String,
+    pub shape: Shape,
 }
+
+/// The shapes identifiers are found by. Two identifiers of one family have the same shape, so an
+/// article need only be searched for the shapes of the case's identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Cve,
+    Code,
+    Constant,
+    Exception,
+    Http,
+}
+
+const ALL: [Shape; 5] = [
+    Shape::Cve,
+    Shape::Code,
+    Shape::Constant,
+    Shape::Exception,
+    Shape::Http,
+];
 
 /// Letters, an optional `-`/`_`, digits, optional trailing letters: `E1234`, `CWSIA0241E`,
 /// `ORA-12154`, `PI19804`, `swg21978641`, `KB4012212`.
-static RE_CODE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([A-Za-z]{1,8})[-_]?([0-9]{3,10})([A-Za-z]{0,2})\b").unwrap());
+static RE_CODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)([A-Za-z]{1,8})[-_]?([0-9]{3,10})([A-Za-z]{0,2})(?-u:\b)").unwrap()
+});
 static RE_CVE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(?i:cve)-([0-9]{4})-([0-9]{4,7})\b").unwrap());
+    LazyLock::new(|| Regex::new(r"(?-u:\b)(?i:cve)-([0-9]{4})-([0-9]{4,7})(?-u:\b)").unwrap());
 /// Upper-case constants of two or more words: `MQRC_NOT_AUTHORIZED`, `ERR_FOO_BAR`.
-static RE_CONST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([A-Z][A-Z0-9]{1,9})_[A-Z0-9]+(?:_[A-Z0-9]+)*\b").unwrap());
+static RE_CONST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)([A-Z][A-Z0-9]{1,9})_[A-Z0-9]+(?:_[A-Z0-9]+)*(?-u:\b)").unwrap()
+});
 /// CamelCase exception and error names: `NullPointerException`, `OutOfMemoryError`.
-static RE_EXCEPTION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Z][A-Za-z0-9]*(Exception|Error|Fault)\b").unwrap());
+static RE_EXCEPTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)[A-Z][A-Za-z0-9]*(Exception|Error|Fault)(?-u:\b)").unwrap()
+});
 /// A status code that is clearly one: `HTTP 404`, `HTTP/1.1 503`, `HTTP error 500`,
 /// `status code 401`, `response code 502`.
 static RE_HTTP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:https?(?:/[0-9](?:\.[0-9])?)?(?:\s+(?:error|status|code|response))*|status\s+code|response\s+code)\s*:?\s+([1-5][0-9][0-9])\b").unwrap()
+    Regex::new(r"(?i)(?-u:\b)(?:https?(?:/[0-9](?:\.[0-9])?)?(?:\s+(?:error|status|code|response))*|status\s+code|response\s+code)\s*:?\s+([1-5][0-9][0-9])(?-u:\b)").unwrap()
 });
 
 /// Whether a letters-and-digits token is an identifier rather than a word with a number: an
@@ -52,41 +75,60 @@ fn is_code(prefix: &str, digits: &str) -> bool {
 
 /// The identifying tokens of a text, each once, in order of appearance.
 pub fn identifiers(text: &str) -> Vec<Ident> {
+    identifiers_of(text, &ALL)
+}
+
+/// The identifying tokens of a text that have one of these shapes.
+pub fn identifiers_of(text: &str, shapes: &[Shape]) -> Vec<Ident> {
     let mut out: Vec<Ident> = Vec::new();
-    let mut push = |text: &str, family: String, key: String| {
+    let mut push = |text: &str, family: String, key: String, shape: Shape| {
         if !out.iter().any(|i| i.key == key) {
             out.push(Ident {
                 text: text.to_string(),
                 family,
                 key,
+                shape,
             });
         }
     };
-    for c in RE_CVE.captures_iter(text) {
-        push(&c[0], "cve".into(), format!("cve/{}-{}", &c[1], &c[2]));
-    }
-    for c in RE_CODE.captures_iter(text) {
-        let (prefix, digits) = (&c[1], &c[2]);
-        if prefix.eq_ignore_ascii_case("cve") || !is_code(prefix, digits) {
-            continue;
+    let has = |shape| shapes.contains(&shape);
+    if has(Shape::Cve) {
+        for c in RE_CVE.captures_iter(text) {
+            let key = format!("cve/{}-{}", &c[1], &c[2]);
+            push(&c[0], "cve".into(), key, Shape::Cve);
         }
-        let family = prefix.to_ascii_lowercase();
-        let number = digits.trim_start_matches('0');
-        push(&c[0], family.clone(), format!("{family}/{number}"));
     }
-    for c in RE_CONST.captures_iter(text) {
-        let family = format!("{}_", c[1].to_ascii_lowercase());
-        push(&c[0], family, c[0].to_ascii_lowercase());
-    }
-    for c in RE_EXCEPTION.captures_iter(text) {
-        let name = &c[0];
-        if name == &c[1] {
-            continue;
+    if has(Shape::Code) {
+        for c in RE_CODE.captures_iter(text) {
+            let (prefix, digits) = (&c[1], &c[2]);
+            if prefix.eq_ignore_ascii_case("cve") || !is_code(prefix, digits) {
+                continue;
+            }
+            let family = prefix.to_ascii_lowercase();
+            let key = format!("{family}/{}", digits.trim_start_matches('0'));
+            push(&c[0], family, key, Shape::Code);
         }
-        push(name, c[1].to_ascii_lowercase(), name.to_ascii_lowercase());
     }
-    for c in RE_HTTP.captures_iter(text) {
-        push(&c[0], "http".into(), format!("http/{}", &c[1]));
+    if has(Shape::Constant) {
+        for c in RE_CONST.captures_iter(text) {
+            let family = format!("{}_", c[1].to_ascii_lowercase());
+            push(&c[0], family, c[0].to_ascii_lowercase(), Shape::Constant);
+        }
+    }
+    if has(Shape::Exception) {
+        for c in RE_EXCEPTION.captures_iter(text) {
+            let name = &c[0];
+            if name != &c[1] {
+                let family = c[1].to_ascii_lowercase();
+                push(name, family, name.to_ascii_lowercase(), Shape::Exception);
+            }
+        }
+    }
+    if has(Shape::Http) {
+        for c in RE_HTTP.captures_iter(text) {
+            let key = format!("http/{}", &c[1]);
+            push(&c[0], "http".into(), key, Shape::Http);
+        }
     }
     out
 }
@@ -201,5 +243,14 @@ mod tests {
         assert!(near_miss(&case, &identifiers("SQL0911N deadlock")).is_none());
         assert!(near_miss(&case, &identifiers("no identifiers here")).is_none());
         assert!(near_miss(&[], &other).is_none());
+    }
+
+    #[test]
+    fn an_article_is_searched_for_the_case_shapes_only() {
+        let text = "E5678, MQRC_Q_FULL and NullPointerException";
+        let codes = identifiers_of(text, &[Shape::Code]);
+        assert_eq!(codes.len(), 1);
+        assert_eq!(codes[0].text, "E5678");
+        assert_eq!(identifiers(text).len(), 3);
     }
 }

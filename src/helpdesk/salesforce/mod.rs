@@ -613,6 +613,10 @@ mod tests {
             earlier_verdict("escalation-gate verdict: GOOD escalation\n"),
             Some((Outcome::Good, String::new()))
         );
+        assert_eq!(
+            earlier_verdict("escalation-gate verdict: REVIEW (a person decides)\n"),
+            Some((Outcome::Review, String::new()))
+        );
         assert_eq!(earlier_verdict("Customer called back"), None);
     }
 }
