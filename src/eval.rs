@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use clap::ValueEnum;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::assess::kb::{self, KbSettings};
+use crate::assess::kb::rescore::clean_query;
+use crate::assess::kb::{self, KbSettings, ident};
 use crate::config::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use crate::connector::kb_query;
 use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
@@ -292,6 +295,8 @@ pub struct Options {
     pub split: Option<Split>,
     /// The threshold the judge decides with (the connector default unless told otherwise).
     pub threshold: f64,
+    /// The review bound (the connector default unless told otherwise).
+    pub review_bound: f64,
     /// Candidates asked from the index per case (the connector default).
     pub max_candidates: usize,
 }
@@ -301,7 +306,20 @@ impl Default for Options {
         Options {
             split: None,
             threshold: kb::rescore::DEFAULT_THRESHOLD,
+            review_bound: kb::rescore::DEFAULT_REVIEW_BOUND,
             max_candidates: DEFAULT_MAX_CANDIDATES,
+        }
+    }
+}
+
+impl Options {
+    /// The judge's settings of a connector with these threshold and review bound.
+    pub fn settings(&self) -> KbSettings {
+        KbSettings {
+            threshold: self.threshold,
+            review_bound: self.review_bound.min(self.threshold),
+            gap_below: DEFAULT_GAP_BELOW,
+            default_locale: DEFAULT_LOCALE.into(),
         }
     }
 }
@@ -319,6 +337,13 @@ pub struct CaseOutcome {
     pub correct: bool,
     /// Whether the judge, at the threshold, made the case `kb_resolvable`.
     pub judged_resolvable: bool,
+    /// Whether the judge sent the case to a person (outcome `review`).
+    pub judged_review: bool,
+    /// Whether the case would have been `kb_resolvable` without the near-miss rule.
+    pub judged_resolvable_without_near_miss_rule: bool,
+    /// The best near miss (related, not counted), its confidence, and whether it answers the
+    /// case.
+    pub near_miss: Option<(String, f64, bool)>,
 }
 
 /// The best eligible article of one case after the re-score.
@@ -425,6 +450,50 @@ pub struct AtThreshold {
     pub recall: f64,
 }
 
+/// The cases the judge sent to a person (outcome `review`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewLane {
+    pub review_bound: f64,
+    pub cases: usize,
+    /// Reviewed cases whose candidate article answers them.
+    pub correct: usize,
+}
+
+/// Recall at the report's precisions, and what the judge decides at its threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Curve {
+    pub recall_at: Vec<RecallAt>,
+    pub at_threshold: AtThreshold,
+}
+
+/// Recall at [`MIN_PRECISIONS`] on a curve.
+fn recalls(points: &[Point]) -> Vec<RecallAt> {
+    MIN_PRECISIONS
+        .iter()
+        .map(|&min| {
+            let p = recall_at_precision(points, min);
+            RecallAt {
+                min_precision: min,
+                recall: p.map_or(0.0, |p| p.recall),
+                threshold: p.map(|p| p.threshold),
+                precision: p.map(|p| p.precision),
+            }
+        })
+        .collect()
+}
+
+/// What was decided at `threshold`: `judged` cases, `correct` of them with a right article.
+fn at_threshold(threshold: f64, judged: usize, correct: usize, resolvable: usize) -> AtThreshold {
+    AtThreshold {
+        threshold,
+        is_default: threshold == kb::rescore::DEFAULT_THRESHOLD,
+        judged,
+        correct,
+        precision: (judged > 0).then(|| ratio(correct, judged)),
+        recall: ratio(correct, resolvable),
+    }
+}
+
 /// The figures of one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -445,6 +514,9 @@ pub struct Report {
     pub best_f1_point: Option<Point>,
     pub recall_at: Vec<RecallAt>,
     pub at_threshold: AtThreshold,
+    pub review: ReviewLane,
+    /// The same figures without the near-miss rule: what the rule costs.
+    pub without_near_miss_rule: Curve,
     /// What the judge did with each case, in file order.
     pub per_case: Vec<CaseOutcome>,
 }
@@ -465,11 +537,7 @@ pub fn evaluate(
         .collect();
     let n_articles = articles.len();
     let index = LocalIndex::build(articles)?;
-    let settings = KbSettings {
-        threshold: options.threshold,
-        gap_below: DEFAULT_GAP_BELOW,
-        default_locale: DEFAULT_LOCALE.into(),
-    };
+    let settings = options.settings();
     let mut outcomes = Vec::new();
     let mut turned = 0;
     for case in data
@@ -512,6 +580,16 @@ pub fn evaluate(
             best: best.map(|m| (m.article_id.clone(), m.confidence)),
             correct,
             judged_resolvable: findings.resolvable_by.is_some(),
+            judged_review: findings.review.is_some(),
+            judged_resolvable_without_near_miss_rule: findings.resolvable_without_near_miss_rule(),
+            near_miss: findings.related.first().map(|r| {
+                let id = &r.article.article_id;
+                (
+                    id.clone(),
+                    r.article.confidence,
+                    answers.contains(id.as_str()),
+                )
+            }),
         });
         progress();
     }
@@ -555,23 +633,39 @@ pub fn score(
         .collect();
     let points = sweep(&predictions, resolvable);
     let best = best_f1(&points);
-    let recall_at = MIN_PRECISIONS
-        .iter()
-        .map(|&min| {
-            let p = recall_at_precision(&points, min);
-            RecallAt {
-                min_precision: min,
-                recall: p.map_or(0.0, |p| p.recall),
-                threshold: p.map(|p| p.threshold),
-                precision: p.map(|p| p.precision),
-            }
-        })
-        .collect();
     let judged = outcomes.iter().filter(|o| o.judged_resolvable).count();
     let judged_correct = outcomes
         .iter()
         .filter(|o| o.judged_resolvable && o.correct)
         .count();
+    // Without the rule, the best near miss competes with the best counted article.
+    let before: Vec<(f64, bool)> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let best = o.best.as_ref().map(|(_, c)| (*c, o.correct));
+            let near = o.near_miss.as_ref().map(|(_, c, right)| (*c, *right));
+            match (best, near) {
+                (Some(b), Some(n)) => Some(if n.0 > b.0 { n } else { b }),
+                (b, n) => b.or(n),
+            }
+        })
+        .collect();
+    let before_points = sweep(
+        &before
+            .iter()
+            .map(|&(confidence, correct)| Prediction {
+                confidence,
+                correct,
+            })
+            .collect::<Vec<_>>(),
+        resolvable,
+    );
+    let before_judged: Vec<bool> = before
+        .iter()
+        .filter(|(c, _)| *c >= options.threshold)
+        .map(|(_, right)| *right)
+        .collect();
+    let reviewed: Vec<&CaseOutcome> = outcomes.iter().filter(|o| o.judged_review).collect();
     Report {
         cases: outcomes.len(),
         resolvable,
@@ -588,14 +682,21 @@ pub fn score(
         judge_p_at_1: ratio(judge_at_1, resolvable),
         best_f1: best.map(|p| p.f1()),
         best_f1_point: best,
-        recall_at,
-        at_threshold: AtThreshold {
-            threshold: options.threshold,
-            is_default: options.threshold == kb::rescore::DEFAULT_THRESHOLD,
-            judged,
-            correct: judged_correct,
-            precision: (judged > 0).then(|| ratio(judged_correct, judged)),
-            recall: ratio(judged_correct, resolvable),
+        recall_at: recalls(&points),
+        at_threshold: at_threshold(options.threshold, judged, judged_correct, resolvable),
+        review: ReviewLane {
+            review_bound: options.review_bound.min(options.threshold),
+            cases: reviewed.len(),
+            correct: reviewed.iter().filter(|o| o.correct).count(),
+        },
+        without_near_miss_rule: Curve {
+            recall_at: recalls(&before_points),
+            at_threshold: at_threshold(
+                options.threshold,
+                before_judged.len(),
+                before_judged.iter().filter(|r| **r).count(),
+                resolvable,
+            ),
         },
         per_case: outcomes,
     }
@@ -657,8 +758,399 @@ impl fmt::Display for Report {
             f,
             "{label:w$}P {precision} / R {:.3} ({} judged kb_resolvable, {} with a right article)",
             t.recall, t.judged, t.correct
+        )?;
+        let r = &self.review;
+        writeln!(
+            f,
+            "{:w$}{} cases ({:.3} of all), {} with a right article",
+            format!("review from {:.4}", r.review_bound),
+            r.cases,
+            ratio(r.cases, self.cases),
+            r.correct
+        )?;
+        let b = &self.without_near_miss_rule;
+        let at = &b.at_threshold;
+        writeln!(
+            f,
+            "{:w$}R at P >= 0.90 {:.3}; at threshold P {} / R {:.3} ({} judged, {} right)",
+            "without the near-miss rule",
+            b.recall_at[1].recall,
+            at.precision
+                .map_or_else(|| "n/a".to_string(), |p| format!("{p:.3}")),
+            at.recall,
+            at.judged,
+            at.correct
         )
     }
+}
+
+/// How many candidates each near-miss pair is judged among: a large knowledge base's full
+/// candidate list, and small ones where a neighbouring article stands out.
+pub const NEAR_MISS_CANDIDATES: [usize; 3] = [20, 5, 2];
+
+/// The near-miss set of a split: every pair of a case that names identifiers and an article
+/// (never one of the case's answers) that names other identifiers of one of their families and
+/// none of the case's. Each pair is judged among `candidates` articles: the near miss and the
+/// search's best others, the case's answers taken out, so `kb_resolvable` is always wrong there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NearMissReport {
+    pub candidates: usize,
+    /// Cases with at least one pair.
+    pub cases: usize,
+    pub pairs: usize,
+    /// Pairs judged `kb_resolvable` without the near-miss rule.
+    pub bad_without_rule: usize,
+    /// Pairs judged `kb_resolvable` with it (by some other article).
+    pub bad: usize,
+    /// Pairs sent to a person with it.
+    pub review: usize,
+}
+
+impl fmt::Display for NearMissReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "near-miss pairs among {} candidates: {} from {} cases; judged bad without the rule {} ({:.3}), with it {} ({:.3}); review {} ({:.3})",
+            self.candidates,
+            self.pairs,
+            self.cases,
+            self.bad_without_rule,
+            ratio(self.bad_without_rule, self.pairs),
+            self.bad,
+            ratio(self.bad, self.pairs),
+            self.review,
+            ratio(self.review, self.pairs)
+        )
+    }
+}
+
+/// The articles of the knowledge base (withheld ones left out).
+fn kept_articles(data: &Dataset) -> Vec<Article> {
+    data.articles
+        .iter()
+        .filter(|a| !data.withheld.contains(&a.id))
+        .cloned()
+        .collect()
+}
+
+fn split_cases<'a>(data: &'a Dataset, options: &'a Options) -> impl Iterator<Item = &'a Case> {
+    data.cases
+        .iter()
+        .filter(|c| options.split.is_none_or(|s| s == c.split))
+}
+
+/// Judges the near-miss set of the split among each of [`NEAR_MISS_CANDIDATES`] candidates.
+pub fn near_misses(data: &Dataset, options: &Options) -> Result<Vec<NearMissReport>, EvalError> {
+    let articles = kept_articles(data);
+    let index = LocalIndex::build(articles.clone())?;
+    let ids: Vec<Vec<ident::Ident>> = articles
+        .iter()
+        .map(|a| ident::identifiers(&format!("{}\n{}", a.title, a.body)))
+        .collect();
+    let settings = options.settings();
+    let mut reports: Vec<NearMissReport> = NEAR_MISS_CANDIDATES
+        .iter()
+        .map(|&candidates| NearMissReport {
+            candidates,
+            cases: 0,
+            pairs: 0,
+            bad_without_rule: 0,
+            bad: 0,
+            review: 0,
+        })
+        .collect();
+    for case in split_cases(data, options) {
+        let esc = escalation(case);
+        let case_ids = ident::identifiers(&clean_query(&esc.case_text()));
+        if case_ids.is_empty() {
+            continue;
+        }
+        let (query, locale) = kb_query(&esc, &settings.default_locale);
+        let found: Vec<Article> = index
+            .search_sync(&query, Some(&locale), options.max_candidates)?
+            .into_iter()
+            .filter(|a| !case.article_ids.contains(&a.id))
+            .collect();
+        let mut paired = false;
+        for (a, a_ids) in articles.iter().zip(&ids) {
+            if case.article_ids.contains(&a.id) || ident::near_miss(&case_ids, a_ids).is_none() {
+                continue;
+            }
+            paired = true;
+            for report in &mut reports {
+                let mut candidates = vec![a.clone()];
+                candidates.extend(
+                    found
+                        .iter()
+                        .filter(|c| c.id != a.id)
+                        .take(report.candidates - 1)
+                        .cloned(),
+                );
+                let findings = kb::judge(&esc, &candidates, &settings);
+                report.pairs += 1;
+                report.bad_without_rule +=
+                    usize::from(findings.resolvable_without_near_miss_rule());
+                report.bad += usize::from(findings.resolvable_by.is_some());
+                report.review += usize::from(findings.review.is_some());
+            }
+        }
+        for report in &mut reports {
+            report.cases += usize::from(paired);
+        }
+    }
+    Ok(reports)
+}
+
+/// Small knowledge bases generated from the data with a fixed seed: for every case of the split,
+/// one of `size` articles drawn from those that do not answer it (nothing answers the case), and
+/// for a resolvable case one more made of its first answer and `size - 1` of the same draw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmallKbReport {
+    pub size: usize,
+    pub seed: u64,
+    /// Knowledge bases that do not answer their case, and how many of them made it bad.
+    pub without_answer: usize,
+    pub bad_without_answer: usize,
+    /// Knowledge bases that hold the answer, and how many of them made the case bad with it
+    /// (right) or with another article (wrong).
+    pub with_answer: usize,
+    pub right_with_answer: usize,
+    pub wrong_with_answer: usize,
+    /// Cases sent to a person, over both kinds.
+    pub review: usize,
+}
+
+impl SmallKbReport {
+    /// Precision of "bad" over both kinds of knowledge base.
+    pub fn precision(&self) -> Option<f64> {
+        let judged = self.bad_without_answer + self.right_with_answer + self.wrong_with_answer;
+        (judged > 0).then(|| ratio(self.right_with_answer, judged))
+    }
+}
+
+impl fmt::Display for SmallKbReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "small knowledge bases of {} articles (seed {}): without the answer {} judged bad of {} ({:.3}); with it {} right and {} wrong of {} (recall {:.3}); precision {}; review {}",
+            self.size,
+            self.seed,
+            self.bad_without_answer,
+            self.without_answer,
+            ratio(self.bad_without_answer, self.without_answer),
+            self.right_with_answer,
+            self.wrong_with_answer,
+            self.with_answer,
+            ratio(self.right_with_answer, self.with_answer),
+            self.precision()
+                .map_or_else(|| "n/a".to_string(), |p| format!("{p:.3}")),
+            self.review
+        )
+    }
+}
+
+/// One case's generated small knowledge bases: `size` articles that do not answer it, and for a
+/// resolvable case its first answer with `size - 1` of them.
+struct SmallKbs<'a> {
+    case: &'a Case,
+    without_answer: Vec<Article>,
+    with_answer: Option<Vec<Article>>,
+}
+
+/// The small knowledge bases of every case of the split, drawn with `seed`.
+fn small_kb_draws<'a>(
+    data: &'a Dataset,
+    options: &'a Options,
+    size: usize,
+    seed: u64,
+) -> Vec<SmallKbs<'a>> {
+    let articles = kept_articles(data);
+    let mut rng = StdRng::seed_from_u64(seed);
+    split_cases(data, options)
+        .map(|case| {
+            let others: Vec<&Article> = articles
+                .iter()
+                .filter(|a| !case.article_ids.contains(&a.id))
+                .collect();
+            let drawn: Vec<Article> =
+                rand::seq::index::sample(&mut rng, others.len(), size.min(others.len()))
+                    .into_iter()
+                    .map(|i| others[i].clone())
+                    .collect();
+            let answer = articles.iter().find(|a| case.article_ids.contains(&a.id));
+            let with_answer = match (case.label, answer) {
+                (Label::Resolvable, Some(answer)) => {
+                    let mut kb = vec![answer.clone()];
+                    kb.extend(drawn.iter().take(size.saturating_sub(1)).cloned());
+                    Some(kb)
+                }
+                _ => None,
+            };
+            SmallKbs {
+                case,
+                without_answer: drawn,
+                with_answer,
+            }
+        })
+        .collect()
+}
+
+/// The candidates a knowledge base of these articles gives for the case, as the service finds
+/// them.
+fn search_small(
+    case: &Case,
+    kb: Vec<Article>,
+    options: &Options,
+) -> Result<Vec<Article>, EvalError> {
+    let esc = escalation(case);
+    let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
+    let index = LocalIndex::build(kb)?;
+    Ok(index.search_sync(&query, Some(&locale), options.max_candidates)?)
+}
+
+/// Judges every case of the split against generated small knowledge bases (see
+/// [`SmallKbReport`]).
+pub fn small_kbs(
+    data: &Dataset,
+    options: &Options,
+    size: usize,
+    seed: u64,
+) -> Result<SmallKbReport, EvalError> {
+    let settings = options.settings();
+    let mut report = SmallKbReport {
+        size,
+        seed,
+        without_answer: 0,
+        bad_without_answer: 0,
+        with_answer: 0,
+        right_with_answer: 0,
+        wrong_with_answer: 0,
+        review: 0,
+    };
+    for kbs in small_kb_draws(data, options, size, seed) {
+        let case = kbs.case;
+        let judge = |kb: Vec<Article>| -> Result<kb::KbFindings, EvalError> {
+            let candidates = search_small(case, kb, options)?;
+            Ok(kb::judge(&escalation(case), &candidates, &settings))
+        };
+        let without = judge(kbs.without_answer)?;
+        report.without_answer += 1;
+        report.bad_without_answer += usize::from(without.resolvable_by.is_some());
+        report.review += usize::from(without.review.is_some());
+        if let Some(kb) = kbs.with_answer {
+            let with = judge(kb)?;
+            report.with_answer += 1;
+            match &with.resolvable_by {
+                Some(m) if case.article_ids.contains(&m.article_id) => {
+                    report.right_with_answer += 1
+                }
+                Some(_) => report.wrong_with_answer += 1,
+                None => {}
+            }
+            report.review += usize::from(with.review.is_some());
+        }
+    }
+    Ok(report)
+}
+
+/// The candidate counts the fitting data is written for.
+pub const FIT_CANDIDATES: [usize; 6] = [1, 2, 3, 5, 10, 20];
+
+/// One candidate set of the fitting data (`tools/fit_rescore.py` reads these as JSON lines).
+#[derive(Debug, Clone, Serialize)]
+pub struct FitSet {
+    pub case: String,
+    /// `top` (the search's best `k`), `top_no_answer` (the same with the case's answers taken
+    /// out), `small` / `small_answer` (a generated small knowledge base without / with the
+    /// answer).
+    pub set: &'static str,
+    pub k: usize,
+    pub resolvable: bool,
+    pub candidates: Vec<FitCandidate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FitCandidate {
+    pub id: String,
+    pub answer: bool,
+    /// The re-score's raw features, in the order of `rescore::FEATURES`.
+    pub features: Vec<f64>,
+}
+
+/// The re-score's features for every case of the split: the search's best `k` candidates for
+/// each of [`FIT_CANDIDATES`], with and (resolvable cases) without the case's answers, and the
+/// generated small knowledge bases of `small` (size, seed). Each set goes to `out`.
+pub fn fitting_sets(
+    data: &Dataset,
+    options: &Options,
+    small: Option<(usize, u64)>,
+    mut out: impl FnMut(FitSet) -> std::io::Result<()>,
+) -> Result<(), EvalError> {
+    let index = LocalIndex::build(kept_articles(data))?;
+    let io = |e: std::io::Error| EvalError::File {
+        path: PathBuf::from("--features"),
+        message: e.to_string(),
+    };
+    let set = |case: &Case, set: &'static str, k: usize, candidates: &[Article]| {
+        let features = kb::rescore::features(
+            &escalation(case).case_text(),
+            &candidates
+                .iter()
+                .map(|a| kb::rescore::Candidate {
+                    title: &a.title,
+                    body: &a.body,
+                })
+                .collect::<Vec<_>>(),
+        );
+        FitSet {
+            case: case.id.clone(),
+            set,
+            k,
+            resolvable: case.label == Label::Resolvable,
+            candidates: candidates
+                .iter()
+                .zip(features)
+                .map(|(a, (f, _))| FitCandidate {
+                    id: a.id.clone(),
+                    answer: case.article_ids.contains(&a.id),
+                    features: f.to_vec(),
+                })
+                .collect(),
+        }
+    };
+    for case in split_cases(data, options) {
+        let esc = escalation(case);
+        let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
+        let found = index.search_sync(&query, Some(&locale), options.max_candidates)?;
+        let no_answer: Vec<Article> = found
+            .iter()
+            .filter(|a| !case.article_ids.contains(&a.id))
+            .cloned()
+            .collect();
+        for k in FIT_CANDIDATES {
+            out(set(case, "top", k, &found[..k.min(found.len())])).map_err(io)?;
+            if case.label == Label::Resolvable {
+                out(set(
+                    case,
+                    "top_no_answer",
+                    k,
+                    &no_answer[..k.min(no_answer.len())],
+                ))
+                .map_err(io)?;
+            }
+        }
+    }
+    if let Some((size, seed)) = small {
+        for kbs in small_kb_draws(data, options, size, seed) {
+            let found = search_small(kbs.case, kbs.without_answer, options)?;
+            out(set(kbs.case, "small", found.len(), &found)).map_err(io)?;
+            if let Some(kb) = kbs.with_answer {
+                let found = search_small(kbs.case, kb, options)?;
+                out(set(kbs.case, "small_answer", found.len(), &found)).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -749,6 +1241,9 @@ mod tests {
             best: best.map(|(a, c)| (a.into(), c)),
             correct,
             judged_resolvable: judged,
+            judged_review: false,
+            judged_resolvable_without_near_miss_rule: judged,
+            near_miss: None,
         }
     }
 

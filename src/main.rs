@@ -104,6 +104,25 @@ enum Command {
         /// The judge's threshold (default: the connector default).
         #[arg(long, default_value_t = escalation_gate::assess::kb::rescore::DEFAULT_THRESHOLD)]
         threshold: f64,
+        /// The review bound (default: the connector default): a best article between it and the
+        /// threshold sends the case to a person.
+        #[arg(long, default_value_t = escalation_gate::assess::kb::rescore::DEFAULT_REVIEW_BOUND)]
+        review_bound: f64,
+        /// Also judge the near-miss set: each case that names identifiers (error codes, message
+        /// ids, ...) against an article naming others of the same family, its answers taken out.
+        #[arg(long)]
+        near_misses: bool,
+        /// Also judge every case against generated knowledge bases of this many articles (one
+        /// without its answer, one with it), drawn from ARTICLES with `--seed`.
+        #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u16).range(1..=100))]
+        small_kbs: Option<u16>,
+        /// The seed of `--small-kbs`.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the re-score's features of every case's candidate sets to this file (JSON
+        /// lines) for `tools/fit_rescore.py`, instead of evaluating.
+        #[arg(long, value_name = "FILE")]
+        features: Option<PathBuf>,
     },
     /// Run a connector's `[sweep]` once now and print what it did as JSON: the escalated
     /// tickets without a verdict it found, and how many it judged (and wrote back).
@@ -304,6 +323,11 @@ fn main() -> ExitCode {
             withhold,
             json,
             threshold,
+            review_bound,
+            near_misses,
+            small_kbs,
+            seed,
+            features,
         } => run_eval(
             &articles,
             &cases,
@@ -312,7 +336,13 @@ fn main() -> ExitCode {
             eval::Options {
                 split,
                 threshold,
+                review_bound,
                 ..eval::Options::default()
+            },
+            EvalExtras {
+                near_misses,
+                small_kbs: small_kbs.map(|size| (usize::from(size), seed)),
+                features,
             },
         ),
         Command::Send {
@@ -589,20 +619,43 @@ fn check(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `eval` measures besides the report.
+struct EvalExtras {
+    near_misses: bool,
+    /// Size and seed of the generated small knowledge bases.
+    small_kbs: Option<(usize, u64)>,
+    /// Where to write the fitting data instead.
+    features: Option<PathBuf>,
+}
+
 fn run_eval(
     articles: &Path,
     cases: &Path,
     withhold: Option<&Path>,
     json: Option<&Path>,
     options: eval::Options,
+    extras: EvalExtras,
 ) -> anyhow::Result<ExitCode> {
-    if !(options.threshold > 0.0 && options.threshold <= 1.0) {
-        bail!(
-            "--threshold must be above 0 and at most 1, found {}",
-            options.threshold
-        );
+    for (flag, v) in [
+        ("--threshold", options.threshold),
+        ("--review-bound", options.review_bound),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            bail!("{flag} must be above 0 and at most 1, found {v}");
+        }
     }
     let data = eval::load(articles, cases, withhold)?;
+    if let Some(path) = &extras.features {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        eval::fitting_sets(&data, &options, extras.small_kbs, |set| {
+            serde_json::to_writer(&mut w, &set)?;
+            std::io::Write::write_all(&mut w, b"\n")
+        })?;
+        std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let total = data
         .cases
         .iter()
@@ -616,8 +669,26 @@ fn run_eval(
     let report = eval::evaluate(&data, &options, || bar.inc(1))?;
     bar.finish_and_clear();
     print!("{report}");
+    let near = if extras.near_misses {
+        Some(eval::near_misses(&data, &options)?)
+    } else {
+        None
+    };
+    let small = match extras.small_kbs {
+        Some((size, seed)) => Some(eval::small_kbs(&data, &options, size, seed)?),
+        None => None,
+    };
+    for n in near.iter().flatten() {
+        print!("{n}");
+    }
+    if let Some(s) = &small {
+        print!("{s}");
+    }
     if let Some(out) = json {
-        let text = serde_json::to_string_pretty(&report)?;
+        let mut value = serde_json::to_value(&report)?;
+        value["near_misses"] = serde_json::to_value(&near)?;
+        value["small_kbs"] = serde_json::to_value(&small)?;
+        let text = serde_json::to_string_pretty(&value)?;
         std::fs::write(out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(ExitCode::SUCCESS)

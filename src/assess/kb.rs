@@ -7,13 +7,19 @@ use serde::Serialize;
 use crate::escalation::Escalation;
 use crate::kb::Article;
 
+pub mod ident;
 pub mod rescore;
+
+use ident::NearMiss;
 
 /// Per-connector knobs of the knowledge-base judgement.
 #[derive(Debug, Clone)]
 pub struct KbSettings {
     /// Confidence at or above which an untried article makes the case `kb_resolvable`.
     pub threshold: f64,
+    /// Confidence at or above which (and below `threshold`) an untried article sends the case to
+    /// a person: outcome `review`. Equal to `threshold`: no review.
+    pub review_bound: f64,
     /// A good escalation whose best eligible article stays below this confidence is a `kb_gap`.
     pub gap_below: f64,
     /// Locale used when the requester has none.
@@ -52,17 +58,43 @@ pub struct ExcludedArticle {
     pub why: Excluded,
 }
 
+/// An article about a neighbouring problem: it names other identifiers of a family the case
+/// names, and none of the case's. Listed, never counted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Related {
+    pub article: KbMatch,
+    #[serde(flatten)]
+    pub near_miss: NearMiss,
+}
+
 /// Everything the knowledge-base step found, kept as evidence.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KbFindings {
     /// The best untried eligible article at or above the threshold: the case was resolvable.
     pub resolvable_by: Option<KbMatch>,
+    /// The best untried article between the review bound and the threshold, when none made the
+    /// case resolvable: a person decides.
+    pub review: Option<KbMatch>,
     /// The best eligible article (tried or not) when none made the case resolvable.
     pub best_other: Option<KbMatch>,
     /// Articles at or above the threshold that the partner had already tried.
     pub tried: Vec<KbMatch>,
+    /// Near misses, best first: related, not counted.
+    pub related: Vec<Related>,
     pub excluded: Vec<ExcludedArticle>,
     pub threshold: f64,
+    pub review_bound: f64,
+}
+
+impl KbFindings {
+    /// Whether the case would have been `kb_resolvable` without the near-miss rule.
+    pub fn resolvable_without_near_miss_rule(&self) -> bool {
+        self.resolvable_by.is_some()
+            || self
+                .related
+                .iter()
+                .any(|r| r.article.confidence >= self.threshold)
+    }
 }
 
 /// Filters and re-scores the backend's candidates for one escalation.
@@ -100,6 +132,9 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         }
     }
     let case_text = esc.case_text();
+    let case_ids = ident::identifiers(&rescore::clean_query(&case_text));
+    let mut shapes: Vec<ident::Shape> = case_ids.iter().map(|i| i.shape).collect();
+    shapes.dedup();
     let scored = rescore::rescore(
         &case_text,
         &eligible
@@ -113,6 +148,7 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
     let mut findings = KbFindings {
         excluded,
         threshold: settings.threshold,
+        review_bound: settings.review_bound.min(settings.threshold),
         ..KbFindings::default()
     };
     for s in scored {
@@ -129,18 +165,46 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
         };
-        let above = m.confidence >= settings.threshold;
-        let tried = was_tried(a, &esc.tried_articles);
-        if above && tried {
-            findings.tried.push(m);
-        } else if above && findings.resolvable_by.is_none() {
+        let above = m.confidence >= findings.threshold;
+        let in_review = m.confidence >= findings.review_bound;
+        if was_tried(a, &esc.tried_articles) {
+            if above {
+                findings.tried.push(m);
+            } else if findings.best_other.is_none() && findings.resolvable_by.is_none() {
+                findings.best_other = Some(m);
+            }
+            continue;
+        }
+        let near_miss = if case_ids.is_empty() {
+            None
+        } else {
+            let text = format!("{}\n{}", a.title, a.body);
+            ident::near_miss(&case_ids, &ident::identifiers_of(&text, &shapes))
+        };
+        if let Some(near_miss) = near_miss {
+            findings.related.push(Related {
+                article: m,
+                near_miss,
+            });
+            continue;
+        }
+        if findings.resolvable_by.is_some() {
+            continue;
+        }
+        if above {
             findings.resolvable_by = Some(m);
-        } else if findings.best_other.is_none() && findings.resolvable_by.is_none() {
+            continue;
+        }
+        if in_review && findings.review.is_none() {
+            findings.review = Some(m.clone());
+        }
+        if findings.best_other.is_none() {
             findings.best_other = Some(m);
         }
     }
     if findings.resolvable_by.is_some() {
         findings.best_other = None;
+        findings.review = None;
     }
     findings
 }
@@ -212,6 +276,7 @@ mod tests {
         undated.published_at = None;
         let settings = KbSettings {
             threshold: 0.5,
+            review_bound: 0.5,
             gap_below: 0.2,
             default_locale: "en-us".into(),
         };

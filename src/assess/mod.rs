@@ -27,6 +27,8 @@ pub struct Policy {
 pub enum Outcome {
     Good,
     Bad,
+    /// An article between the review bound and the threshold: a person decides.
+    Review,
 }
 
 impl Outcome {
@@ -34,6 +36,7 @@ impl Outcome {
         match self {
             Outcome::Good => "good",
             Outcome::Bad => "bad",
+            Outcome::Review => "review",
         }
     }
 }
@@ -98,10 +101,12 @@ pub fn assess(esc: &Escalation, policy: &Policy, candidates: &[Article]) -> Verd
             article: article.clone(),
         });
     }
-    let outcome = if reasons.is_empty() {
-        Outcome::Good
-    } else {
+    let outcome = if !reasons.is_empty() {
         Outcome::Bad
+    } else if kb.review.is_some() {
+        Outcome::Review
+    } else {
+        Outcome::Good
     };
     let waited = esc.escalated_at - esc.opened_at;
     let best = kb.best_other.as_ref().map_or(0.0, |m| m.confidence);
@@ -176,6 +181,7 @@ pub(crate) mod tests {
             },
             kb: KbSettings {
                 threshold: 0.5,
+                review_bound: 0.5,
                 gap_below: 0.2,
                 default_locale: "en-us".into(),
             },
@@ -235,9 +241,12 @@ pub(crate) mod tests {
         let mut esc = escalation();
         esc.handoff
             .insert("steps".into(), "Open, sync, see error".into());
-        assert_eq!(assess(&esc, &policy(), &[answer()]).outcome, Outcome::Good);
+        let mut policy = policy();
+        policy.kb.threshold = kb::rescore::DEFAULT_THRESHOLD;
+        policy.kb.review_bound = kb::rescore::DEFAULT_THRESHOLD;
+        assert_eq!(assess(&esc, &policy, &[answer()]).outcome, Outcome::Good);
         assert_eq!(
-            assess(&esc, &policy(), &[answer(), printing()]).outcome,
+            assess(&esc, &policy, &[answer(), printing()]).outcome,
             Outcome::Bad
         );
     }

@@ -24,6 +24,20 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
         Outcome::Bad => {
             let _ = writeln!(s, "{HEADING}: BAD escalation ({})", reasons.join(", "));
         }
+        Outcome::Review => {
+            let _ = writeln!(s, "{HEADING}: REVIEW (a person decides)");
+            let _ = writeln!(
+                s,
+                "\nThe hand-off fields meet the rules. This article may answer the case, but the \
+                 judge is not sure enough to count it (between the review bound {:.2} and the \
+                 threshold {:.2}). Please read it against the case and decide: good escalation \
+                 (the article does not answer it) or bad (it does).",
+                v.kb.review_bound, v.kb.threshold
+            );
+            if let Some(m) = &v.kb.review {
+                write_match(&mut s, m, v.kb.threshold);
+            }
+        }
     }
     for reason in &v.reasons {
         match reason {
@@ -59,6 +73,29 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
             "\nClosest article, below the threshold {:.2}: \"{}\" {} (confidence {:.2}).",
             v.kb.threshold, m.title, m.url, m.confidence
         );
+    }
+    let related: Vec<_> =
+        v.kb.related
+            .iter()
+            .filter(|r| r.article.confidence >= v.kb.review_bound)
+            .collect();
+    if !related.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nRelated, not counted (about a neighbouring problem: the case names {}, the article \
+             names none of them but other identifiers of the same kind):",
+            related[0].near_miss.case_ids.join(", ")
+        );
+        for r in related {
+            let _ = writeln!(
+                s,
+                "- \"{}\" {} (confidence {:.2}; names {}).",
+                r.article.title,
+                r.article.url,
+                r.article.confidence,
+                r.near_miss.article_ids.join(", ")
+            );
+        }
     }
     if !v.kb.excluded.is_empty() {
         let _ = writeln!(s, "\nArticles not counted:");

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::assess::Policy;
 use crate::assess::handoff::{FieldRule, HandoffRules, Override, Rule, Scope};
 use crate::assess::kb::KbSettings;
-use crate::assess::kb::rescore::DEFAULT_THRESHOLD;
+use crate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
 use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
 use crate::kb::http::{HttpKbSettings, Pointers};
@@ -256,6 +256,7 @@ pub struct KnowledgeBaseFile {
     pub path: Option<PathBuf>,
     pub http: Option<HttpKbFile>,
     pub threshold: Option<f64>,
+    pub review_bound: Option<f64>,
     pub gap_below: Option<f64>,
     pub max_candidates: Option<usize>,
     pub default_locale: Option<String>,
@@ -516,13 +517,28 @@ fn validate(
     let kb = &file.knowledge_base;
     let threshold = kb.threshold.unwrap_or(DEFAULT_THRESHOLD);
     let gap_below = kb.gap_below.unwrap_or(DEFAULT_GAP_BELOW);
-    for (key, v) in [("threshold", threshold), ("gap_below", gap_below)] {
+    let review_bound = kb
+        .review_bound
+        .unwrap_or_else(|| DEFAULT_REVIEW_BOUND.min(threshold));
+    for (key, v) in [
+        ("threshold", threshold),
+        ("review_bound", review_bound),
+        ("gap_below", gap_below),
+    ] {
         if !(v > 0.0 && v <= 1.0) {
             problems.push(Problem::new(
                 format!("knowledge_base.{key}"),
                 format!("must be above 0 and at most 1, found {v}"),
             ));
         }
+    }
+    if review_bound > threshold {
+        problems.push(Problem::new(
+            "knowledge_base.review_bound",
+            format!(
+                "must be at most the threshold {threshold} (equal to it: no review), found {review_bound}"
+            ),
+        ));
     }
     let max_candidates = kb.max_candidates.unwrap_or(DEFAULT_MAX_CANDIDATES);
     if !(1..=100).contains(&max_candidates) {
@@ -642,6 +658,7 @@ fn validate(
             handoff: HandoffRules { rules, overrides },
             kb: KbSettings {
                 threshold,
+                review_bound,
                 gap_below,
                 default_locale,
             },

@@ -393,16 +393,6 @@ impl Period {
     }
 }
 
-/// The verdict a ticket carries, as the judge wrote it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recorded {
-    Good,
-    Bad,
-    /// Between the review bound and the threshold: a person decides.
-    Review,
-}
-
 /// What a ticket records of the service's work, read back from the helpdesk (the README's
 /// "What the ticket records"). Nothing here names a helpdesk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -414,7 +404,7 @@ pub struct CaseRecord {
     pub opened_at: DateTime<Utc>,
     /// The partner handed the case to the vendor (it carries a verdict, or the helpdesk says so).
     pub escalated: bool,
-    pub verdict: Option<Recorded>,
+    pub verdict: Option<Outcome>,
     /// A person's final decision, which counts over `verdict`.
     pub reviewed: Option<Outcome>,
     /// The reason a person gave for overturning the verdict, when it says.
@@ -434,11 +424,8 @@ impl CaseRecord {
     /// The verdict that counts: a person's decision where there is one, else the judge's good or
     /// bad; `None` while in review or never judged.
     pub fn counted(&self) -> Option<Outcome> {
-        self.reviewed.or(match self.verdict {
-            Some(Recorded::Good) => Some(Outcome::Good),
-            Some(Recorded::Bad) => Some(Outcome::Bad),
-            _ => None,
-        })
+        self.reviewed
+            .or(self.verdict.filter(|v| *v != Outcome::Review))
     }
 }
 

@@ -21,7 +21,7 @@ use self::contracts::{Contracts, Tier};
 use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::Outcome;
 use crate::connector::Connector;
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, Recorded};
+use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink};
 use crate::survey::About;
 
 /// Who the scorecard is for.
@@ -103,17 +103,12 @@ impl Counts {
                 self.late += 1;
             }
         }
-        if r.verdict == Some(Recorded::Review) && r.reviewed.is_none() {
+        if r.verdict == Some(Outcome::Review) && r.reviewed.is_none() {
             self.in_review += 1;
         }
         if let (Some(reviewed), Some(v)) = (r.reviewed, r.verdict) {
             self.reviewed += 1;
-            let judge = match v {
-                Recorded::Good => Some(Outcome::Good),
-                Recorded::Bad => Some(Outcome::Bad),
-                Recorded::Review => None,
-            };
-            if judge.is_some_and(|j| j != reviewed) {
+            if v != Outcome::Review && v != reviewed {
                 self.overturned += 1;
             }
         }
@@ -122,7 +117,7 @@ impl Counts {
             Some(Outcome::Bad) => {
                 self.bad += 1;
                 // A person's "bad" over the judge's "good" has no reasons of the judge's.
-                if r.verdict == Some(Recorded::Bad) {
+                if r.verdict == Some(Outcome::Bad) {
                     if r.reasons.iter().any(|x| x == "missing_handoff") {
                         self.missing_handoff += 1;
                     }
@@ -137,7 +132,7 @@ impl Counts {
                     }
                 }
             }
-            None => {}
+            Some(Outcome::Review) | None => {}
         }
         let s = &r.survey;
         let group = if r.escalated { 1 } else { 2 };

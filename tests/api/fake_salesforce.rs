@@ -356,7 +356,7 @@ async fn patch_case(
         return r;
     }
     for (k, v) in &body {
-        if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad")) {
+        if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad" | "Review")) {
             return errors(
                 StatusCode::BAD_REQUEST,
                 "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -933,11 +933,13 @@ async fn articles(
             "Accept-Language header is required",
         );
     };
+    // SOSL joins the words of a search with AND: every word (of two or more characters) must be
+    // in the article.
     let words: Vec<String> = q
         .get("q")
         .map(|s| {
             s.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 3)
+                .filter(|w| w.len() > 1)
                 .map(str::to_lowercase)
                 .collect()
         })
@@ -950,10 +952,8 @@ async fn articles(
         .filter(|a| a.status == "Online" && a.language.eq_ignore_ascii_case(&lang))
         .map(|a| {
             let text = format!("{} {} {}", a.title, a.summary, a.answer_html).to_lowercase();
-            (
-                words.iter().filter(|w| text.contains(w.as_str())).count(),
-                a,
-            )
+            let all = !words.is_empty() && words.iter().all(|w| text.contains(w.as_str()));
+            (usize::from(all) * words.len(), a)
         })
         .filter(|(n, _)| *n > 0)
         .collect();

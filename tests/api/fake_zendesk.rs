@@ -75,9 +75,10 @@
 //! At least one of `query`, `section`, `label_names` (or `category`, accepted and ignored as
 //! articles carry no category here) is required, else 400 `{"errors": {..}}`. `locale` filters
 //! case-insensitively; without it the default locale `en-us` is searched; `locale=*` searches
-//! all. `label_names` keeps articles with all the labels. Ranking: for each distinct query word,
-//! 2 points if it starts a word of the title, 1 if it starts a word of the body (HTML stripped),
-//! 1 if it is a label; articles scoring 0 are dropped, ties keep id order. `sort_by`
+//! all. `label_names` keeps articles with all the labels. Every distinct query word must match
+//! (AND, as the real search rewards short queries: a long text finds nothing). Ranking: for each
+//! query word, 2 points if it starts a word of the title, 1 if it starts a word of the body (HTML
+//! stripped), 1 if it is a label; ties keep id order. `sort_by`
 //! (`created_at`/`updated_at`) overrides that. `snippet` is plain text around the first match
 //! with the matching words in `<em>`. Drafts are never returned unless
 //! [`FakeZendesk::set_search_returns_drafts`] is on (a draft "leaking" through).
@@ -2016,14 +2017,20 @@ fn article_score(article: &Value, terms: &[String]) -> usize {
         .as_array()
         .map(|l| l.iter().map(|v| value_text(v).to_lowercase()).collect())
         .unwrap_or_default();
-    terms
+    let points: Vec<usize> = terms
         .iter()
         .map(|term| {
             2 * usize::from(has_word_starting(&title, term))
                 + usize::from(has_word_starting(&body, term))
                 + usize::from(labels.contains(term))
         })
-        .sum()
+        .collect();
+    // Every word of the query must match (the real search joins them with AND).
+    if points.contains(&0) {
+        0
+    } else {
+        points.iter().sum()
+    }
 }
 
 /// Up to ~160 characters of the body's text around the first match, matches in `<em>`.

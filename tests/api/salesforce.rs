@@ -53,8 +53,8 @@ pub fn case(id: &str, subject: &str, description: &str, handoff: bool) -> Map<St
 }
 
 // A case the published article answers almost word for word.
-const CALENDAR_SUBJECT: &str = "Calendar sync stops with error E1234 after a password change";
-const CALENDAR_TEXT: &str = "Calendar sync stops for a user and the sync log shows error E1234 authorization expired. It started right after the user changed their mailbox password.";
+pub const CALENDAR_SUBJECT: &str = "Calendar sync stops with error E1234 after a password change";
+pub const CALENDAR_TEXT: &str = "Calendar sync stops for a user and the sync log shows error E1234 authorization expired. It started right after the user changed their mailbox password.";
 const PDF_SUBJECT: &str = "PDF export of large invoices crashes with error LX-5521";
 const PDF_TEXT: &str = "Hello,\n\nSince upgrading to 4.2.1, exporting an invoice with more than 500 lines to PDF fails with error LX-5521 and the export job stops at 80%. Smaller invoices export fine. We reproduced it on two customer tenants and on our own test tenant.\n\nThanks,\nJordan";
 
@@ -117,7 +117,32 @@ pub fn org() -> State_ {
     }
     s.accounts.insert(ACCOUNT.into(), "Acme IT Services".into());
     s.articles = demo_articles();
+    let online = |id: &str, title: &str, html: &str| FakeArticle {
+        id: id.into(),
+        number: format!("00000{}", &id[11..15]),
+        title: title.into(),
+        url_name: title.to_lowercase().replace(' ', "-"),
+        summary: String::new(),
+        answer_html: html.into(),
+        language: "en_US".into(),
+        status: "Online".into(),
+        last_published: "2023-10-01T00:00:00Z".into(),
+    };
     s.articles.extend([
+        // Two more calendar articles about other problems: Knowledge answers a short query
+        // with several articles, and the judge compares them.
+        online(
+            "kA0000000002001AAA",
+            "Calendar sync shows events twice after reconnecting",
+            "<p>When a calendar is connected twice, calendar sync copies each event two times. \
+             Remove the older calendar connection under Settings, Integrations, Calendar.</p>",
+        ),
+        online(
+            "kA0000000002002AAA",
+            "Mailbox password rules for connected apps",
+            "<p>A mailbox password change signs connected apps out after the next refresh. Sign \
+             in again in each app; calendar sync resumes afterwards.</p>",
+        ),
         // A draft that would answer the PDF case: drafts must never count.
         FakeArticle {
             id: "kA0000000000003AAA".into(),

@@ -268,3 +268,53 @@ async fn in_log_mode_the_sweep_writes_nothing_and_finds_the_ticket_again() {
     }
     assert_eq!(zendesk.count("PUT /api/v2"), 0);
 }
+
+#[tokio::test]
+async fn a_ticket_sent_to_review_counts_as_judged_and_is_not_swept_again() {
+    let zendesk = seeded_zendesk().await;
+    for (id, title, body) in [
+        (
+            360050,
+            "Exporting invoices to PDF fails with error LX-5521",
+            "Since 4.2.1, exporting invoices to PDF fails with error LX-5521. Install 4.2.2, or \
+             split the invoice and export the parts.",
+        ),
+        (
+            360051,
+            "Invoice PDFs show empty boxes instead of characters",
+            "Choose a Unicode font such as Noto Sans in the invoice template and export again.",
+        ),
+        (
+            360052,
+            "Exporting invoices to Excel",
+            "Invoices export to Excel from the list view: select them and choose Export.",
+        ),
+    ] {
+        zendesk.put_article(article(id, title, body, "2023-01-03T00:00:00Z"));
+    }
+    let review = connector_file(&format!("threshold = 0.999\nreview_bound = 0.3\n{SWEEP}"));
+    let first = sweep_command(&zendesk, &review).await;
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(verdict_tags(&zendesk, 50), ["escalation_review"]);
+    let again = sweep_command(&zendesk, &review).await;
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["found"], 0);
+    assert_eq!(zendesk.count("PUT /api/v2/tickets/50"), 1);
+    let search = zendesk
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.starts_with("/api/v2/search"))
+        .unwrap();
+    assert!(
+        search
+            .query
+            .unwrap_or_default()
+            .contains("-tags%3Aescalation_review"),
+        "the sweep's search leaves tickets in review out"
+    );
+}

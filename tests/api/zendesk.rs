@@ -22,13 +22,34 @@ fn answer(created_at: &str) -> Value {
     )
 }
 
-fn unrelated() -> Value {
+pub fn unrelated() -> Value {
     article(
         360002,
         "Invoice PDFs show empty boxes instead of characters",
         "Choose a Unicode font such as Noto Sans in the invoice template and export again.",
         "2023-11-03T00:00:00Z",
     )
+}
+
+/// Two more calendar articles about other problems: a Help Center answers a short query with
+/// several articles, and the judge compares them.
+pub fn calendar_neighbours() -> [Value; 2] {
+    [
+        article(
+            360003,
+            "Calendar sync shows events twice after reconnecting",
+            "When a calendar is connected twice, calendar sync copies each event two times. \
+             Remove the older calendar connection under Settings, Integrations, Calendar.",
+            "2023-10-01T00:00:00Z",
+        ),
+        article(
+            360004,
+            "Mailbox password rules for connected apps",
+            "A mailbox password change signs connected apps out after the next refresh. Sign in \
+             again in each app; calendar sync resumes afterwards.",
+            "2023-10-02T00:00:00Z",
+        ),
+    ]
 }
 
 fn calendar_ticket(id: u64, fields: &[(u64, &str)]) -> Value {
@@ -59,6 +80,9 @@ async fn good_escalation_gets_good_tags_and_one_note() {
     let app = spawn_app().await;
     app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk.put_ticket(novel_ticket(1, &complete_handoff()));
 
     let resp = app.escalate(1).await;
@@ -112,6 +136,9 @@ async fn an_existing_article_makes_it_bad_and_the_note_shows_the_evidence() {
     let app = spawn_app().await;
     app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk
         .put_ticket(calendar_ticket(2, &complete_handoff()));
 
@@ -147,6 +174,9 @@ async fn an_existing_article_makes_it_bad_and_the_note_shows_the_evidence() {
 async fn missing_handoff_makes_it_bad_and_names_the_fields() {
     let app = spawn_app().await;
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk.put_ticket(novel_ticket(
         3,
         &[(STEPS, "see above"), (PRODUCT, "Ledgerly")],
@@ -177,6 +207,9 @@ async fn both_reasons_are_reported() {
     let app = spawn_app().await;
     app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk
         .put_ticket(calendar_ticket(4, &[(PRODUCT, "Ledgerly")]));
 
@@ -224,6 +257,9 @@ async fn an_article_the_partner_already_tried_does_not_count() {
     let app = spawn_app().await;
     app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     let mut fields = complete_handoff();
     let tried = format!("https://acme.zendesk.com/hc/en-us/articles/{ANSWER_ID}-Calendar-sync");
     fields.push((TRIED, &tried));
@@ -287,6 +323,9 @@ async fn a_redelivered_webhook_writes_nothing_new() {
     let app = spawn_app().await;
     app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk
         .put_ticket(calendar_ticket(9, &complete_handoff()));
 
@@ -525,6 +564,9 @@ async fn health_and_metrics() {
 
     app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
     app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
     app.zendesk
         .put_ticket(calendar_ticket(18, &[(PRODUCT, "Ledgerly")]));
     assert_eq!(app.escalate(18).await.status(), 200);

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::oauth::Tokens;
 use super::webhook::parse_datetime;
 use crate::http::{Upstream, UpstreamError};
-use crate::kb::{Article, KbError, KnowledgeBase, html_to_text};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave, remote_queries};
 use crate::metrics as m;
 
 pub const SERVICE: &str = "salesforce";
@@ -439,9 +439,9 @@ impl SalesforceApi {
         .await
     }
 
-    /// `GET /support/knowledgeArticles?q=...` in the language of `locale` (online articles only),
-    /// then each article's detail for its text.
-    pub async fn search_articles(
+    /// `GET /support/knowledgeArticles?q=...` in the language of `locale` (online articles only):
+    /// the list items, best first.
+    pub async fn list_articles(
         &self,
         query: &str,
         locale: &str,
@@ -471,48 +471,60 @@ impl SalesforceApi {
                 call: "search_articles",
                 detail: "no `articles` array".into(),
             })?;
-        let mut out = Vec::new();
-        for item in items.iter().take(limit) {
-            let Some(id) = item.get("id").and_then(Value::as_str) else {
-                continue;
-            };
-            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                continue;
-            }
-            let detail_url = self.url(&format!("/support/knowledgeArticles/{id}"));
-            let resp = self
-                .send("get_article", |c| {
-                    let mut params = vec![];
-                    if let Some(ch) = channel {
-                        params.push(("channel", ch));
-                    }
-                    c.get(detail_url.clone())
-                        .query(&params)
-                        .header(reqwest::header::ACCEPT_LANGUAGE, lang.as_str())
-                })
-                .await?;
-            if resp.status() == StatusCode::NOT_FOUND {
-                continue;
-            }
-            let mut detail = json_of("get_article", resp).await?;
-            if let Some(obj) = detail.as_object_mut() {
-                for k in [
-                    "title",
-                    "summary",
-                    "lastPublishedDate",
-                    "urlName",
-                    "articleNumber",
-                ] {
-                    if !obj.contains_key(k)
-                        && let Some(v) = item.get(k)
-                    {
-                        obj.insert(k.into(), v.clone());
-                    }
+        Ok(items
+            .iter()
+            .filter(|item| {
+                item.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    /// `GET /support/knowledgeArticles/{id}`: a list item's detail for its text, merged with the
+    /// item; `None` when the article is gone.
+    pub async fn article_detail(
+        &self,
+        item: &Value,
+        locale: &str,
+        channel: Option<&str>,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let id = item.get("id").and_then(Value::as_str).unwrap_or("");
+        let lang = accept_language(locale);
+        let detail_url = self.url(&format!("/support/knowledgeArticles/{id}"));
+        let resp = self
+            .send("get_article", |c| {
+                let mut params = vec![];
+                if let Some(ch) = channel {
+                    params.push(("channel", ch));
+                }
+                c.get(detail_url.clone())
+                    .query(&params)
+                    .header(reqwest::header::ACCEPT_LANGUAGE, lang.as_str())
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let mut detail = json_of("get_article", resp).await?;
+        if let Some(obj) = detail.as_object_mut() {
+            for k in [
+                "title",
+                "summary",
+                "lastPublishedDate",
+                "urlName",
+                "articleNumber",
+            ] {
+                if !obj.contains_key(k)
+                    && let Some(v) = item.get(k)
+                {
+                    obj.insert(k.into(), v.clone());
                 }
             }
-            out.push(detail);
         }
-        Ok(out)
+        Ok(Some(detail))
     }
 }
 
@@ -559,7 +571,8 @@ pub fn article(v: &Value, locale: &str, url_template: &str) -> Option<Article> {
     })
 }
 
-/// Salesforce Knowledge as a knowledge-base backend.
+/// Salesforce Knowledge as a knowledge-base backend: several short queries (SOSL joins words
+/// with AND), their articles merged, then each merged article's detail.
 pub struct Knowledge {
     pub api: Arc<SalesforceApi>,
     pub channel: Option<String>,
@@ -576,15 +589,32 @@ impl KnowledgeBase for Knowledge {
         limit: usize,
     ) -> Result<Vec<Article>, KbError> {
         let locale = locale.unwrap_or(&self.default_locale).to_ascii_lowercase();
-        let found = self
-            .api
-            .search_articles(query, &locale, limit, self.channel.as_deref())
-            .await
-            .map_err(|e| KbError::Unavailable(e.to_string()))?;
-        Ok(found
-            .iter()
-            .filter_map(|v| article(v, &locale, &self.url_template))
-            .collect())
+        let channel = self.channel.as_deref();
+        let unavailable = |e: UpstreamError| KbError::Unavailable(e.to_string());
+        let mut lists = Vec::new();
+        for q in remote_queries(query) {
+            lists.push(
+                self.api
+                    .list_articles(&q, &locale, limit, channel)
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        let items = interleave(
+            lists,
+            |item| item.get("id").and_then(Value::as_str).unwrap_or(""),
+            limit,
+        );
+        let mut out = Vec::new();
+        for item in &items {
+            let detail = self
+                .api
+                .article_detail(item, &locale, channel)
+                .await
+                .map_err(unavailable)?;
+            out.extend(detail.and_then(|v| article(&v, &locale, &self.url_template)));
+        }
+        Ok(out)
     }
 }
 

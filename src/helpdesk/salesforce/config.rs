@@ -295,10 +295,15 @@ impl SalesforceConfig {
         let sf = &self.survey_fields;
         api_name(key("survey_fields.status"), &sf.status, problems);
         api_name(key("survey_fields.sent_at"), &sf.sent_at, problems);
-        if vf.good.trim().is_empty() || vf.bad.trim().is_empty() || vf.good == vf.bad {
+        let values = [&vf.good, &vf.bad, &vf.review];
+        if values.iter().any(|v| v.trim().is_empty())
+            || vf.good == vf.bad
+            || vf.review == vf.good
+            || vf.review == vf.bad
+        {
             problems.push(Problem::new(
                 key("verdict_fields"),
-                "`good` and `bad` must be two different, non-empty picklist values",
+                "`good`, `bad` and `review` must be three different, non-empty picklist values",
             ));
         }
         let api_version = self

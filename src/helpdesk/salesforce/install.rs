@@ -17,7 +17,7 @@ const VERDICT_FIELDS: &[Field] = &[
     Field {
         name: "Escalation_Quality__c",
         label: "Escalation Quality",
-        description: "Written by escalation-gate: was the partner's escalation good or bad.",
+        description: "Written by escalation-gate: was the partner's escalation good or bad, or does a person decide (Review).",
         shape: r#"<type>Picklist</type>
     <valueSet>
         <restricted>true</restricted>
@@ -25,6 +25,7 @@ const VERDICT_FIELDS: &[Field] = &[
             <sorted>false</sorted>
             <value><fullName>Good</fullName><default>false</default><label>Good</label></value>
             <value><fullName>Bad</fullName><default>false</default><label>Bad</label></value>
+            <value><fullName>Review</fullName><default>false</default><label>Review</label></value>
         </valueSetDefinition>
     </valueSet>
     <trackHistory>true</trackHistory>"#,

@@ -135,6 +135,8 @@ impl Salesforce {
             Some(Outcome::Bad.as_str().into())
         } else if v == self.cfg.verdict_fields.good {
             Some(Outcome::Good.as_str().into())
+        } else if v == self.cfg.verdict_fields.review {
+            Some(Outcome::Review.as_str().into())
         } else {
             None
         }
@@ -285,6 +287,8 @@ pub fn earlier_verdict(comment: &str) -> Option<(Outcome, String)> {
     let rest = first.strip_prefix(HEADING)?.strip_prefix(": ")?;
     if rest.starts_with("GOOD") {
         Some((Outcome::Good, String::new()))
+    } else if rest.starts_with("REVIEW") {
+        Some((Outcome::Review, String::new()))
     } else if let Some(r) = rest.strip_prefix("BAD escalation") {
         let reasons = r
             .trim()
@@ -397,6 +401,7 @@ impl Helpdesk for Salesforce {
             Value::String(match outcome {
                 Outcome::Good => vf.good.clone(),
                 Outcome::Bad => vf.bad.clone(),
+                Outcome::Review => vf.review.clone(),
             }),
         );
         if !vf.reason.is_empty() {
@@ -635,6 +640,10 @@ mod tests {
         assert_eq!(
             earlier_verdict("escalation-gate verdict: GOOD escalation\n"),
             Some((Outcome::Good, String::new()))
+        );
+        assert_eq!(
+            earlier_verdict("escalation-gate verdict: REVIEW (a person decides)\n"),
+            Some((Outcome::Review, String::new()))
         );
         assert_eq!(earlier_verdict("Customer called back"), None);
     }

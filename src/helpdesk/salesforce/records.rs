@@ -14,7 +14,7 @@ use super::config::{PartnerSource, ValidSalesforce};
 use super::map_case;
 use crate::assess::{Outcome, Verdict};
 use crate::helpdesk::{
-    CaseRecord, HelpdeskError, Period, RecordSink, Recorded, details, patiently, survey_record,
+    CaseRecord, HelpdeskError, Period, RecordSink, details, patiently, survey_record,
 };
 use crate::survey::config::SurveyFields;
 
@@ -136,9 +136,9 @@ pub fn record(
     };
     let verdict = match text(&vf.verdict) {
         "" => None,
-        v if v == vf.good => Some(Recorded::Good),
-        v if v == vf.bad => Some(Recorded::Bad),
-        v if v == vf.review => Some(Recorded::Review),
+        v if v == vf.good => Some(Outcome::Good),
+        v if v == vf.bad => Some(Outcome::Bad),
+        v if v == vf.review => Some(Outcome::Review),
         _ => None,
     };
     let reviewed = match text(&vf.reviewed) {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::config::Auth;
 use crate::http::{Upstream, UpstreamError};
-use crate::kb::{Article, KbError, KnowledgeBase, html_to_text};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave, remote_queries};
 
 pub struct ZendeskApi {
     upstream: Upstream,
@@ -387,7 +387,8 @@ async fn rejected(call: &'static str, resp: reqwest::Response) -> UpstreamError 
     }
 }
 
-/// The Help Center as a knowledge-base backend.
+/// The Help Center as a knowledge-base backend: several short queries (its search joins words
+/// with AND), their articles merged.
 pub struct HelpCenter(pub std::sync::Arc<ZendeskApi>);
 
 #[async_trait]
@@ -398,10 +399,16 @@ impl KnowledgeBase for HelpCenter {
         locale: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Article>, KbError> {
-        self.0
-            .search_articles(query, locale, limit)
-            .await
-            .map_err(|e| KbError::Unavailable(e.to_string()))
+        let mut found = Vec::new();
+        for q in remote_queries(query) {
+            found.push(
+                self.0
+                    .search_articles(&q, locale, limit)
+                    .await
+                    .map_err(|e| KbError::Unavailable(e.to_string()))?,
+            );
+        }
+        Ok(interleave(found, |a| &a.id, limit))
     }
 }
 

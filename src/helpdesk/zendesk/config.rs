@@ -94,8 +94,15 @@ pub struct TagsFile {
     pub good: String,
     pub bad: String,
     /// Prefix of the reason and flag tags: `{prefix}missing_handoff`, `{prefix}kb_resolvable`,
-    /// `{prefix}late`, `{prefix}kb_gap`.
+    /// `{prefix}late`, `{prefix}kb_gap`, and of the review outcome's `{prefix}review`.
     pub reason_prefix: String,
+}
+
+impl TagsFile {
+    /// The tag of the outcome `review` (a person decides): `{prefix}review`.
+    pub fn review(&self) -> String {
+        format!("{}review", self.reason_prefix)
+    }
 }
 
 impl Default for TagsFile {

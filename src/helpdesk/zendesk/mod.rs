@@ -65,6 +65,7 @@ impl Zendesk {
         let mut tags = vec![match v.outcome {
             Outcome::Good => t.good.clone(),
             Outcome::Bad => t.bad.clone(),
+            Outcome::Review => t.review(),
         }];
         tags.extend(
             v.reasons
@@ -103,6 +104,8 @@ impl Zendesk {
             Some(Outcome::Bad.as_str().into())
         } else if has(&self.cfg.tags.good) {
             Some(Outcome::Good.as_str().into())
+        } else if has(&self.cfg.tags.review()) {
+            Some(Outcome::Review.as_str().into())
         } else {
             None
         }
@@ -289,11 +292,12 @@ impl Helpdesk for Zendesk {
     ) -> Result<Vec<TicketRef>, HelpdeskError> {
         let t = &self.cfg.tags;
         let q = format!(
-            "type:ticket {} updated>{} -tags:{} -tags:{}",
+            "type:ticket {} updated>{} -tags:{} -tags:{} -tags:{}",
             query.unwrap_or_default(),
             since.to_rfc3339_opts(SecondsFormat::Secs, true),
             t.good,
-            t.bad
+            t.bad,
+            t.review()
         );
         let found = self
             .api()?

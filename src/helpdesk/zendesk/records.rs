@@ -18,7 +18,7 @@ use super::config::{PartnerSource, ValidZendesk};
 use super::map_ticket;
 use crate::assess::Outcome;
 use crate::helpdesk::{
-    CaseRecord, HelpdeskError, Period, RecordSink, Recorded, patiently, survey_record, tag_safe,
+    CaseRecord, HelpdeskError, Period, RecordSink, patiently, survey_record, tag_safe,
 };
 use crate::survey::config::SurveyFields;
 
@@ -100,11 +100,11 @@ pub fn record(
     let prefix = cfg.tags.reason_prefix.as_str();
     let ours = |name: &str| has(&format!("{prefix}{name}"));
     let verdict = if has(&cfg.tags.bad) {
-        Some(Recorded::Bad)
+        Some(Outcome::Bad)
     } else if has(&cfg.tags.good) {
-        Some(Recorded::Good)
+        Some(Outcome::Good)
     } else if ours(REVIEW) {
-        Some(Recorded::Review)
+        Some(Outcome::Review)
     } else {
         None
     };

@@ -1,0 +1,203 @@
+//! The judge's safety lanes on both helpdesks: an article about a neighbouring identifier never
+//! makes a case bad, and a confidence between the review bound and the threshold sends the case
+//! to a person (outcome `review`) instead of a good/bad verdict.
+
+use escalation_gate::helpdesk::salesforce::webhook::ACK;
+use escalation_gate::server::ServerSettings;
+use serde_json::{Value, json};
+
+use crate::helpers::{self, *};
+use crate::salesforce::{
+    CLIENT_CREDENTIALS, ENDPOINT_TOKEN, KB, ORG, envelope, org, spawn_connector,
+};
+use crate::zendesk::{calendar_neighbours, unrelated};
+
+/// A threshold the near miss clears (and no review lane), so only the rule keeps it from counting.
+const NEAR_MISS_THRESHOLD: &str = "threshold = 0.7\nreview_bound = 0.7\n";
+
+/// Sends the case to a person whenever the best article is not certain beyond doubt.
+const REVIEW_LANE: &str = "threshold = 0.999\nreview_bound = 0.3\n";
+
+fn calendar_ticket(id: u64) -> Value {
+    ticket(
+        id,
+        "Calendar sync stops with error E1234 after password change",
+        "Calendar sync stopped this morning; the sync log shows error E1234 authorization \
+         expired. The user changed the mailbox password yesterday.",
+        &complete_handoff(),
+    )
+}
+
+fn calendar_article(id: u64, code: &str) -> Value {
+    article(
+        id,
+        &format!("Calendar sync stops with error {code} after a password change"),
+        &format!(
+            "Calendar sync stops and the sync log shows error {code} authorization expired \
+             after the user changed the mailbox password. Open Settings, Integrations, \
+             Calendar, then disconnect and connect the calendar again."
+        ),
+        "2024-01-01T00:00:00Z",
+    )
+}
+
+/// The confidence a note line `... (confidence 0.93; ...` states.
+fn confidence_in(line: &str) -> f64 {
+    let (_, rest) = line.split_once("(confidence ").expect("a confidence");
+    rest[..4].parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
+    let app = spawn_with(helpers::Options {
+        extra_toml: NEAR_MISS_THRESHOLD.into(),
+        ..helpers::Options::default()
+    })
+    .await;
+    // The same text as the case's answer, but about E1243, not the case's E1234.
+    app.zendesk.put_article(calendar_article(360001, "E1243"));
+    app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
+    app.zendesk.put_ticket(calendar_ticket(2));
+
+    let body: Value = app.escalate(2).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "good");
+    let tags = app.tags(2);
+    assert!(tags.contains(&"escalation_good".to_string()), "{tags:?}");
+    assert!(
+        !tags.iter().any(|t| t.contains("kb_resolvable")),
+        "{tags:?}"
+    );
+    let note = &app.notes(2)[0];
+    assert!(note.contains("Related, not counted"), "{note}");
+    assert!(note.contains("the case names E1234"), "{note}");
+    let line = note
+        .lines()
+        .find(|l| l.contains("Calendar sync stops with error E1243"))
+        .expect("the near miss is listed");
+    assert!(line.contains("names E1243"), "{line}");
+    // Without the rule it would have counted: its confidence clears the threshold.
+    assert!(confidence_in(line) >= 0.7, "{line}");
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_same_article_naming_the_case_code_still_makes_it_bad() {
+    let app = spawn_app().await;
+    app.zendesk.put_article(calendar_article(360001, "E1234"));
+    app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
+    app.zendesk.put_ticket(calendar_ticket(3));
+    let body: Value = app.escalate(3).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "bad");
+    assert!(!app.notes(3)[0].contains("Related, not counted"));
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
+    let app = spawn_with(helpers::Options {
+        extra_toml: REVIEW_LANE.into(),
+        ..helpers::Options::default()
+    })
+    .await;
+    app.zendesk.put_article(calendar_article(360001, "E1234"));
+    app.zendesk.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.zendesk.put_article(a);
+    }
+    app.zendesk.put_ticket(calendar_ticket(4));
+
+    let body: Value = app.escalate(4).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "review");
+    let tags = app.tags(4);
+    assert!(tags.contains(&"escalation_review".to_string()), "{tags:?}");
+    for verdict_tag in ["escalation_good", "escalation_bad", "escalation_kb_gap"] {
+        assert!(!tags.contains(&verdict_tag.to_string()), "{tags:?}");
+    }
+    let note = &app.notes(4)[0];
+    assert!(
+        note.starts_with("escalation-gate verdict: REVIEW (a person decides)"),
+        "{note}"
+    );
+    assert!(note.contains("Please read it against the case and decide"));
+    assert!(note.contains("Calendar sync stops with error E1234 after a password change"));
+    assert!(note.contains("Matching passage: \""));
+
+    // A ticket in review counts as judged: a redelivery writes nothing.
+    let again: Value = app.escalate(4).await.json().await.unwrap();
+    assert_eq!(again["results"][0]["written"], "already");
+    assert_eq!(again["results"][0]["verdict"], "review");
+    assert_eq!(app.notes(4).len(), 1);
+    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/4"), 1);
+
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_escalations_assessed_total",
+            &["verdict=\"review\""]
+        ),
+        1.0
+    );
+    app.shut_down().await;
+}
+
+#[test]
+fn a_review_bound_above_the_threshold_is_a_config_error() {
+    let text = connector_toml(
+        &helpers::Options::default().auth_toml,
+        "helpdesk",
+        "threshold = 0.6\nreview_bound = 0.7\n",
+    );
+    let problems =
+        escalation_gate::config::parse("zd", &text, std::path::Path::new("."), &|_: &str| {
+            Some("http://127.0.0.1:9".into())
+        })
+        .expect_err("invalid");
+    let text = format!("{problems:?}");
+    assert!(text.contains("knowledge_base.review_bound"), "{text}");
+    assert!(text.contains("must be at most the threshold 0.6"), "{text}");
+}
+
+#[tokio::test]
+async fn salesforce_review_sets_the_review_value_and_is_judged_once() {
+    let app = spawn_connector(
+        org(),
+        CLIENT_CREDENTIALS,
+        ServerSettings::default(),
+        "",
+        REVIEW_LANE,
+        &crate::salesforce::env,
+    )
+    .await;
+    let query = format!("?token={ENDPOINT_TOKEN}");
+    let (status, body) = app.post_xml(&query, envelope(ORG, &[KB])).await;
+    assert_eq!((status, body.as_str()), (200, ACK));
+    let f = &app.fake;
+    assert_eq!(f.field(KB, "Escalation_Quality__c"), json!("Review"));
+    let comments = f.comments_on(KB);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0]
+            .body
+            .starts_with("escalation-gate verdict: REVIEW (a person decides)"),
+        "{}",
+        comments[0].body
+    );
+    assert!(
+        comments[0]
+            .body
+            .contains("Calendar sync stops with error E1234")
+    );
+
+    // Redelivered: the Case carries a verdict already, nothing more is written.
+    let (status, _) = app.post_xml(&query, envelope(ORG, &[KB])).await;
+    assert_eq!(status, 200);
+    assert_eq!(f.comments_on(KB).len(), 1);
+    assert_eq!(f.count("PATCH", &format!("/sobjects/Case/{KB}")), 1);
+}

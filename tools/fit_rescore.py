@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Fits the knowledge-base re-scorer's weights and default bounds on the dev split.
+
+Writes (``--write``) or checks (``--check``) the block between ``// fitted-begin`` and
+``// fitted-end`` in ``src/assess/kb/rescore.rs``: the stage-1 ranking weights, the stage-2
+calibration weights, ``DEFAULT_THRESHOLD`` and ``DEFAULT_REVIEW_BOUND``.
+
+Data: the features the service itself computes, written by
+``escalation-gate eval --features FILE`` for the dev split of techqa (with generated small
+knowledge bases, ``--small-kbs 8 --seed 2``) and of wixqa. Nothing of the test split is read.
+
+    pip install numpy==2.4.6 scikit-learn==1.9.1
+    cargo build --release
+    python3 tools/fit_rescore.py --data ../shared/eval --check   # or --write
+
+Stage 1: an L2 logistic regression (C 0.1) over every candidate of the search's best 20 that
+holds an answer (label: the candidate answers the case). Stage 2: an L2 logistic regression (C 1) over each candidate set's best
+candidate by stage 1, in sets of 1, 2, 3, 5, 10 and 20 candidates, with and without the answer,
+and in the small knowledge bases; its inputs are the stage-1 score, the margin over the best
+other candidate, the small-set indicator u and u * margin, and the features. The default
+threshold is the lowest confidence at and above which precision stays >= 0.90 on techqa dev and
+on pooled dev (techqa with its answers taken out, plus wixqa) for every candidate count, and on
+the small knowledge bases, both in-sample and in 5-fold cross-validation (folds by case, fixed
+seed). The default review bound is the lowest confidence at which the cases between it and the
+threshold are still right at least half the time on pooled dev.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+ROOT = Path(__file__).resolve().parent.parent
+RESCORE = ROOT / "src/assess/kb/rescore.rs"
+SEED = 7
+FOLDS = 5
+C_STAGE1 = 0.1
+C_STAGE2 = 1.0
+N_PRIOR = 20.0
+MARGIN_CLAMP = 5.0
+MIN_PRECISION = 0.90
+REVIEW_PRECISION = 0.50
+CANDIDATE_COUNTS = [1, 2, 3, 5, 10, 20]
+SMALL_KB = ["--small-kbs", "8", "--seed", "2"]
+
+
+def features(binary, data, name, extra):
+    """Runs the service's eval in feature mode and reads its candidate sets."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
+        subprocess.run(
+            [binary, "eval", "--articles", f"{data}/{name}/articles.jsonl",
+             "--cases", f"{data}/{name}/cases.jsonl", "--split", "dev",
+             "--features", out.name, *extra],
+            check=True,
+        )
+        sets = [json.loads(line) for line in Path(out.name).read_text().splitlines()]
+    for s in sets:
+        s["data"] = name
+    return sets
+
+
+def fit(x, y, c):
+    """L2 logistic regression on standardised inputs, returned as raw-scale (weights, bias)."""
+    scaler = StandardScaler().fit(x)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    model = LogisticRegression(C=c, max_iter=5000).fit((x - scaler.mean_) / scale, y)
+    w = model.coef_[0] / scale
+    b = model.intercept_[0] - float(np.dot(w, scaler.mean_))
+    return w, b
+
+
+def stage2_row(s_all, f_all, i):
+    others = np.delete(s_all, i)
+    margin = float(np.clip(s_all[i] - others.max(), -MARGIN_CLAMP, MARGIN_CLAMP)) if len(others) else 0.0
+    u = (N_PRIOR - min(len(s_all), N_PRIOR)) / (N_PRIOR - 1.0)
+    return np.concatenate([[s_all[i], margin, u, u * margin], f_all[i]])
+
+
+def train(sets):
+    """Both stages on these sets; returns (w1, b1, w2, b2)."""
+    # Stage 1 learns to rank where there is something to rank: the sets that hold an answer.
+    rows = [(c["features"], c["answer"]) for s in sets
+            if s["set"] == "top" and s["k"] == 20 and any(c["answer"] for c in s["candidates"])
+            for c in s["candidates"]]
+    x1 = np.array([r[0] for r in rows])
+    y1 = np.array([r[1] for r in rows], dtype=int)
+    w1, b1 = fit(x1, y1, C_STAGE1)
+    x2, y2 = [], []
+    for s in sets:
+        if not s["candidates"]:
+            continue
+        f = np.array([c["features"] for c in s["candidates"]])
+        sc = f @ w1 + b1
+        i = int(np.argmax(sc))
+        x2.append(stage2_row(sc, f, i))
+        y2.append(int(s["candidates"][i]["answer"]))
+    w2, b2 = fit(np.array(x2), np.array(y2), C_STAGE2)
+    return w1, b1, w2, b2
+
+
+def predict(model, s):
+    """The best candidate's confidence and whether it answers, as the service computes them."""
+    w1, b1, w2, b2 = model
+    if not s["candidates"]:
+        return None
+    f = np.array([c["features"] for c in s["candidates"]])
+    sc = f @ w1 + b1
+    conf = [1.0 / (1.0 + np.exp(-(stage2_row(sc, f, i) @ w2 + b2))) for i in range(len(sc))]
+    i = int(np.argmax(conf))
+    return conf[i], bool(s["candidates"][i]["answer"])
+
+
+def conditions(sets):
+    """The groups of sets whose precision must stay >= MIN_PRECISION."""
+    groups = {}
+    for s in sets:
+        if s["set"] in ("top", "top_no_answer"):
+            groups.setdefault(("pooled", s["k"]), []).append(s)
+            if s["data"] == "techqa" and s["set"] == "top":
+                groups.setdefault(("techqa", s["k"]), []).append(s)
+        else:
+            groups.setdefault(("small", 0), []).append(s)
+    return groups
+
+
+def lowest_threshold(predictions_by_group):
+    """The lowest confidence at and above which every group keeps its precision."""
+    grid = sorted({p[0] for preds in predictions_by_group for p in preds}, reverse=True)
+    best = 1.0
+    for t in grid:
+        for preds in predictions_by_group:
+            judged = [right for conf, right in preds if conf >= t]
+            if judged and sum(judged) / len(judged) < MIN_PRECISION:
+                return best
+        best = t
+    return best
+
+
+def review_bound(preds, threshold):
+    """The lowest bound whose band below the threshold is right at least half the time."""
+    band = sorted((p for p in preds if p[0] < threshold), reverse=True)
+    bound, right = threshold, 0
+    for n, (conf, ok) in enumerate(band, 1):
+        right += ok
+        if right / n >= REVIEW_PRECISION:
+            bound = conf
+    return bound
+
+
+def cross_validated(sets):
+    """Each set's prediction by a model fitted without its case (FOLDS folds, SEED)."""
+    cases = sorted({(s["data"], s["case"]) for s in sets})
+    fold = dict(zip(cases, np.random.default_rng(SEED).permutation(len(cases)) % FOLDS))
+    out = {}
+    for f in range(FOLDS):
+        model = train([s for s in sets if fold[(s["data"], s["case"])] != f])
+        for n, s in enumerate(sets):
+            if fold[(s["data"], s["case"])] == f:
+                out[n] = predict(model, s)
+    return [out[n] for n in range(len(sets))]
+
+
+def literal(x):
+    text = f"{x:.6g}"
+    return text if any(ch in text for ch in ".en") else text + ".0"
+
+
+def block(model, threshold, bound):
+    w1, b1, w2, b2 = model
+    a_s, a_m, a_u, a_um = w2[:4]
+    lines = [
+        "// fitted-begin (generated by `python3 tools/fit_rescore.py --data ../shared/eval --write`; do not edit by hand)",
+        "/// Stage 1 (per-candidate ranking) logistic regression over FEATURES, fitted on dev.",
+        f"const W1: [f64; NF] = [{', '.join(literal(v) for v in w1)}];",
+        f"const B1: f64 = {literal(b1)};",
+        "/// Stage 2 (calibration): confidence = sigmoid(A_S*s + A_M*margin + A_U*u + A_UM*u*margin + W2.f + A_0),",
+        "/// s = stage-1 logit, margin = s - best other stage-1 logit (clamped to +-5; 0 for a lone candidate),",
+        "/// u = (N_PRIOR - min(n, N_PRIOR)) / (N_PRIOR - 1) for n candidates (0 for 20 or more, 1 for one).",
+        f"const A_S: f64 = {literal(a_s)};",
+        f"const A_M: f64 = {literal(a_m)};",
+        f"const A_U: f64 = {literal(a_u)};",
+        f"const A_UM: f64 = {literal(a_um)};",
+        f"const A_0: f64 = {literal(b2)};",
+        f"const W2: [f64; NF] = [{', '.join(literal(v) for v in w2[4:])}];",
+        "/// Default threshold, chosen on dev: the lowest confidence at and above which precision stays >= 0.90 on",
+        "/// techqa dev and on pooled dev (techqa with its answers taken out, plus wixqa) for every candidate count",
+        "/// 1, 2, 3, 5, 10, 20, and on generated small knowledge bases, in-sample and in 5-fold cross-validation.",
+        f"pub const DEFAULT_THRESHOLD: f64 = {threshold:.4f};",
+        "/// Default review bound, chosen on dev: the lowest confidence at which the cases between it and the",
+        "/// threshold are still right at least half the time (pooled dev, 20 candidates).",
+        f"pub const DEFAULT_REVIEW_BOUND: f64 = {bound:.4f};",
+        "// fitted-end",
+    ]
+    return "\n".join(lines)
+
+
+def rustfmt(text):
+    out = subprocess.run(["rustfmt", "--edition", "2024", "--emit", "stdout"],
+                         input=text, text=True, capture_output=True, check=True)
+    return out.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared/eval"),
+                    help="the eval data folder (techqa/, wixqa/)")
+    ap.add_argument("--binary", default=str(ROOT / "target/release/escalation-gate"))
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="write the fitted block")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 unless the committed block is what this fit gives")
+    args = ap.parse_args()
+
+    sets = (features(args.binary, args.data, "techqa", SMALL_KB)
+            + features(args.binary, args.data, "wixqa", []))
+    model = train(sets)
+    groups = conditions(sets)
+    index = {id(s): n for n, s in enumerate(sets)}
+    in_sample = [predict(model, s) for s in sets]
+    cv = cross_validated(sets)
+    by_group = []
+    for preds in (in_sample, cv):
+        for members in groups.values():
+            by_group.append([preds[index[id(s)]] for s in members if preds[index[id(s)]]])
+    threshold = lowest_threshold(by_group)
+    pooled20 = [in_sample[index[id(s)]] for s in groups[("pooled", 20)] if in_sample[index[id(s)]]]
+    bound = review_bound(pooled20, threshold)
+
+    source = RESCORE.read_text()
+    start = source.index("// fitted-begin")
+    end = source.index("// fitted-end") + len("// fitted-end")
+    fitted = rustfmt(source[:start] + block(model, threshold, bound) + source[end:])
+    print(f"threshold {threshold:.4f}, review bound {bound:.4f}", file=sys.stderr)
+    if args.write:
+        RESCORE.write_text(fitted)
+        return 0
+    if fitted != source:
+        print(f"{RESCORE} differs from what the fit gives; run with --write", file=sys.stderr)
+        return 1
+    print("the committed weights are what the fit gives", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
