@@ -489,7 +489,7 @@ pub fn evaluate(
         }
         let esc = escalation(case);
         let (query, locale) = kb_query(&esc, &settings.default_locale);
-        let candidates = index.search_sync(&query, Some(&locale), options.max_candidates)?;
+        let candidates = index.search(&query, Some(&locale), options.max_candidates)?;
         let findings = kb::judge(&esc, &candidates, &settings);
         // No article is ever tried here, so the best eligible article is `resolvable_by` when it
         // reaches the threshold and `best_other` when it does not.
@@ -504,7 +504,7 @@ pub fn evaluate(
             search_rank: if resolvable {
                 candidates
                     .iter()
-                    .position(|a| answers.contains(a.id.as_str()))
+                    .position(|a| answers.contains(a.id))
                     .map(|i| i + 1)
             } else {
                 None

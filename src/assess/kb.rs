@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::escalation::Escalation;
-use crate::kb::Article;
+use crate::kb::{ArticleRef, ArticleView};
 
 pub mod rescore;
 
@@ -65,21 +65,26 @@ pub struct KbFindings {
     pub threshold: f64,
 }
 
-/// Filters and re-scores the backend's candidates for one escalation.
-pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) -> KbFindings {
+/// Filters and re-scores the backend's candidates for one escalation. The candidates are read
+/// where they are ([`crate::kb::Article`]s, or borrowed views of the embedded index's store).
+pub fn judge<A: ArticleView>(
+    esc: &Escalation,
+    candidates: &[A],
+    settings: &KbSettings,
+) -> KbFindings {
     let locale = esc
         .requester
         .locale
         .clone()
         .unwrap_or_else(|| settings.default_locale.clone());
     let mut excluded = Vec::new();
-    let mut eligible: Vec<&Article> = Vec::new();
-    for a in candidates {
+    let mut eligible: Vec<ArticleRef> = Vec::new();
+    for a in candidates.iter().map(ArticleView::view) {
         let why = if a.draft {
             Some(Excluded::Draft)
-        } else if !same_locale(&a.locale, &locale) {
+        } else if !same_locale(a.locale, &locale) {
             Some(Excluded::OtherLocale {
-                locale: a.locale.clone(),
+                locale: a.locale.to_string(),
             })
         } else {
             match a.published_at {
@@ -92,8 +97,8 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         };
         match why {
             Some(why) => excluded.push(ExcludedArticle {
-                article_id: a.id.clone(),
-                title: a.title.clone(),
+                article_id: a.id.to_string(),
+                title: a.title.to_string(),
                 why,
             }),
             None => eligible.push(a),
@@ -105,8 +110,8 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         &eligible
             .iter()
             .map(|a| rescore::Candidate {
-                title: &a.title,
-                body: &a.body,
+                title: a.title,
+                body: a.body,
             })
             .collect::<Vec<_>>(),
     );
@@ -118,9 +123,9 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
     for s in scored {
         let a = eligible[s.index];
         let m = KbMatch {
-            article_id: a.id.clone(),
-            title: a.title.clone(),
-            url: a.url.clone(),
+            article_id: a.id.to_string(),
+            title: a.title.to_string(),
+            url: a.url.to_string(),
             passage: s.passage,
             confidence: s.confidence,
             signals: s
@@ -130,7 +135,7 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
                 .collect(),
         };
         let above = m.confidence >= settings.threshold;
-        let tried = was_tried(a, &esc.tried_articles);
+        let tried = was_tried(&a, &esc.tried_articles);
         if above && tried {
             findings.tried.push(m);
         } else if above && findings.resolvable_by.is_none() {
@@ -157,15 +162,16 @@ fn same_locale(article: &str, case: &str) -> bool {
 
 /// Whether the partner listed this article as tried, by id, by URL, or by a URL whose path
 /// names the id (`.../articles/360001-Reset-a-password`).
-pub fn was_tried(article: &Article, tried: &[String]) -> bool {
+pub fn was_tried(article: &impl ArticleView, tried: &[String]) -> bool {
+    let article = article.view();
     tried.iter().any(|t| {
         let t = t.trim();
-        t.eq_ignore_ascii_case(&article.id)
-            || t.eq_ignore_ascii_case(&article.url)
+        t.eq_ignore_ascii_case(article.id)
+            || t.eq_ignore_ascii_case(article.url)
             || t.split(['/', '?', '#']).any(|segment| {
                 segment == article.id
                     || segment
-                        .strip_prefix(article.id.as_str())
+                        .strip_prefix(article.id)
                         .is_some_and(|rest| rest.starts_with('-'))
             })
     })

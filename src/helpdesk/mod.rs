@@ -237,6 +237,8 @@ pub enum ProcessError {
     Helpdesk(#[from] HelpdeskError),
     #[error(transparent)]
     Kb(#[from] crate::kb::KbError),
+    #[error(transparent)]
+    Judge(#[from] crate::judge_pool::PoolError),
 }
 
 impl ProcessError {
@@ -244,7 +246,7 @@ impl ProcessError {
     pub fn retryable(&self) -> bool {
         match self {
             ProcessError::Helpdesk(e) => e.retryable(),
-            ProcessError::Kb(_) => true,
+            ProcessError::Kb(_) | ProcessError::Judge(_) => true,
         }
     }
 
@@ -253,6 +255,8 @@ impl ProcessError {
             ProcessError::Helpdesk(HelpdeskError::Upstream(e)) => {
                 e.retry_after().map_or(60, |d| d.as_secs().max(1))
             }
+            // A full queue drains in well under a second.
+            ProcessError::Judge(crate::judge_pool::PoolError::Busy) => 5,
             _ => 60,
         }
     }
@@ -360,9 +364,15 @@ pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
         .map(ProcessError::retry_after_secs)
         .max();
     if let Some(secs) = retry {
+        let busy = outcomes.iter().any(|o| {
+            matches!(
+                o.result,
+                Err(ProcessError::Judge(crate::judge_pool::PoolError::Busy))
+            )
+        });
         let mut resp = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_unavailable",
+            if busy { "busy" } else { "upstream_unavailable" },
             "the escalation could not be finished now; deliver it again later",
         );
         resp.headers_mut().insert(

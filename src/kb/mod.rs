@@ -23,6 +23,44 @@ pub struct Article {
     pub draft: bool,
 }
 
+/// An article's fields borrowed from where they live (an [`Article`], or the embedded index's
+/// memory-mapped store): what the judge reads, without copying a body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArticleRef<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub url: &'a str,
+    pub locale: &'a str,
+    pub published_at: Option<DateTime<Utc>>,
+    pub draft: bool,
+}
+
+/// Anything the judge can read as an article.
+pub trait ArticleView {
+    fn view(&self) -> ArticleRef<'_>;
+}
+
+impl ArticleView for Article {
+    fn view(&self) -> ArticleRef<'_> {
+        ArticleRef {
+            id: &self.id,
+            title: &self.title,
+            body: &self.body,
+            url: &self.url,
+            locale: &self.locale,
+            published_at: self.published_at,
+            draft: self.draft,
+        }
+    }
+}
+
+impl ArticleView for ArticleRef<'_> {
+    fn view(&self) -> ArticleRef<'_> {
+        *self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
     #[error("knowledge base unavailable: {0}")]

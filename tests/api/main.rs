@@ -6,6 +6,7 @@ mod eval;
 mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;
+mod judge_scale;
 mod kb_http;
 mod properties;
 mod salesforce;
