@@ -242,17 +242,17 @@ fn markdown(a: &Article) -> String {
 }
 
 fn connector_file(zendesk: &FakeZendesk) -> String {
-    let (email, token) = zendesk.api_token();
+    let (email, _) = zendesk.api_token();
     format!(
         r#"[helpdesk]
 type = "zendesk"
 base_url = "{}"
-signing_secrets = ["{SECRET}"]
+signing_secrets = ["${{BENCH_SIGNING_SECRET}}"]
 
 [helpdesk.auth]
 kind = "api_token"
 email = "{email}"
-token = "{token}"
+token = "${{BENCH_ZENDESK_TOKEN}}"
 
 [knowledge_base]
 backend = "local"
@@ -270,7 +270,7 @@ struct Service {
 
 impl Service {
     /// Starts it and waits until `/healthz` answers 200; the time from the start to then.
-    async fn start(folder: &Path, client: &reqwest::Client) -> (Service, Duration) {
+    async fn start(folder: &Path, token: &str, client: &reqwest::Client) -> (Service, Duration) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -282,16 +282,21 @@ impl Service {
             .arg(folder.join("connectors"))
             .arg("--index-dir")
             .arg(folder.join("index"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,tower_http=off")
+            .env("BENCH_SIGNING_SECRET", SECRET)
+            .env("BENCH_ZENDESK_TOKEN", token)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the service starts");
-        let service = Service {
+        let mut service = Service {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
         loop {
+            if let Ok(Some(exit)) = service.child.try_wait() {
+                panic!("the service stopped: {exit}");
+            }
             if let Ok(resp) = client.get(format!("{}/healthz", service.base)).send().await
                 && resp.status() == 200
             {
@@ -483,7 +488,7 @@ fn main() {
         )
         .expect("connector file");
 
-        let (service, first) = Service::start(folder.path(), &client).await;
+        let (service, first) = Service::start(folder.path(), zendesk.api_token().1, &client).await;
         let status = service.health(&client).await;
         let kb = &status["knowledge_bases"][CONNECTOR];
         assert_eq!(kb["index"], "built", "{status}");
@@ -494,7 +499,7 @@ fn main() {
         let mut rss = Vec::new();
         let mut service = None;
         for run in 0..3 {
-            let (s, took) = Service::start(folder.path(), &client).await;
+            let (s, took) = Service::start(folder.path(), zendesk.api_token().1, &client).await;
             let status = s.health(&client).await;
             assert_eq!(status["knowledge_bases"][CONNECTOR]["index"], "reused", "{status}");
             starts.push(took);

@@ -122,32 +122,36 @@ pub fn judge<A: ArticleView>(
     };
     for s in scored {
         let a = eligible[s.index];
-        let m = KbMatch {
-            article_id: a.id.to_string(),
-            title: a.title.to_string(),
-            url: a.url.to_string(),
-            passage: s.passage,
-            confidence: s.confidence,
-            signals: s
-                .signals
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        };
-        let above = m.confidence >= settings.threshold;
+        let above = s.confidence >= settings.threshold;
         let tried = was_tried(&a, &esc.tried_articles);
+        // Only the candidates kept as evidence are copied out of the knowledge base.
         if above && tried {
-            findings.tried.push(m);
+            findings.tried.push(matched(&a, s));
         } else if above && findings.resolvable_by.is_none() {
-            findings.resolvable_by = Some(m);
+            findings.resolvable_by = Some(matched(&a, s));
         } else if findings.best_other.is_none() && findings.resolvable_by.is_none() {
-            findings.best_other = Some(m);
+            findings.best_other = Some(matched(&a, s));
         }
     }
     if findings.resolvable_by.is_some() {
         findings.best_other = None;
     }
     findings
+}
+
+fn matched(a: &ArticleRef, s: rescore::Scored) -> KbMatch {
+    KbMatch {
+        article_id: a.id.to_string(),
+        title: a.title.to_string(),
+        url: a.url.to_string(),
+        passage: s.passage,
+        confidence: s.confidence,
+        signals: s
+            .signals
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    }
 }
 
 /// Locales match when equal, or when one of them names only the language of the other.

@@ -229,20 +229,29 @@ impl LocalIndex {
             }
         }
         let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-        let query: Box<dyn Query> = match locale {
-            Some(l) => Box::new(BooleanQuery::new(vec![
+        let searcher = self.reader.searcher();
+        let locale_term = locale
+            .map(|l| Term::from_field_text(self.fields.locale, &l.to_ascii_lowercase()))
+            .map(|term| {
+                let docs = searcher
+                    .doc_freq(&term)
+                    .map_err(|e| KbError::Invalid(e.to_string()))?;
+                Ok::<_, KbError>((docs, term))
+            })
+            .transpose()?;
+        let query: Box<dyn Query> = match locale_term {
+            // When every article has the locale, the clause would only add the same score to
+            // each: leaving it out ranks the same, and lets the search skip blocks of articles
+            // that cannot reach the top (block-max WAND), which a conjunction cannot.
+            Some((docs, term)) if docs < searcher.num_docs() => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, text_query),
                 (
                     Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(self.fields.locale, &l.to_ascii_lowercase()),
-                        IndexRecordOption::Basic,
-                    )),
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                 ),
             ])),
-            None => text_query,
+            _ => text_query,
         };
-        let searcher = self.reader.searcher();
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit))
             .map_err(|e| KbError::Invalid(e.to_string()))?;
@@ -311,7 +320,6 @@ fn write_index(
 pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, LocalKbError> {
     let mut paths = Vec::new();
     collect_markdown(dir, &mut paths)?;
-    paths.sort();
     Ok(paths)
 }
 
@@ -341,18 +349,23 @@ fn analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// Depth first, each folder's entries sorted by name: the order of the paths sorted whole.
 fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LocalKbError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LocalKbError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| LocalKbError::Io {
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| LocalKbError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
         let path = entry.path();
-        if path.is_dir() {
+        // The entry's type comes with the listing; only a link needs a look at its target.
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => path.is_dir(),
+        };
+        if is_dir {
             collect_markdown(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "md") {
             out.push(path);

@@ -90,7 +90,7 @@ impl LocalKb {
             kb.spawn_build(name, list, None);
             return Ok(kb);
         };
-        let fingerprint = fingerprint(articles, &paths)?;
+        let fingerprint = fingerprint(articles, &paths, Some(&folder.join(MANIFEST)))?;
         let current = folder.join(&fingerprint[..GENERATION_NAME_LEN]);
         if current.is_dir() {
             match LocalIndex::open(&current) {
@@ -319,25 +319,55 @@ fn older_generation(folder: &Path, current: &Path) -> Option<LocalIndex> {
         .find_map(|(path, _)| LocalIndex::open(&path).ok())
 }
 
+/// What a start learnt of each article file: its size and modification time, and the SHA-256
+/// of its bytes. The next start reads only the files whose size or time changed (as git's
+/// index does), so an unchanged knowledge base is checked without reading it.
+const MANIFEST: &str = "files.manifest";
+
+/// Files changed this recently are not recorded in the manifest: a change within the clock's
+/// granularity could keep their size and time.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+struct Seen {
+    size: u64,
+    modified: Option<u128>,
+    digest: [u8; 32],
+}
+
 /// SHA-256 (hex) over the index format, then each article file's path below `root` and the
-/// SHA-256 of its bytes. The files are read on every core.
-pub fn fingerprint(root: &Path, paths: &[PathBuf]) -> Result<String, LocalKbError> {
+/// SHA-256 of its bytes. A file whose size and modification time match `manifest` (in the index
+/// folder) keeps the digest recorded there; the others are read, on every core. The manifest is
+/// then rewritten.
+pub fn fingerprint(
+    root: &Path,
+    paths: &[PathBuf],
+    manifest: Option<&Path>,
+) -> Result<String, LocalKbError> {
+    let before = manifest
+        .and_then(|m| std::fs::read_to_string(m).ok())
+        .unwrap_or_default();
+    let known = read_manifest(&before);
+    let relative: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            p.strip_prefix(root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     let threads = crate::judge_pool::default_threads().get();
     let chunk = paths.len().div_ceil(threads).max(1);
-    let digests = std::thread::scope(|scope| {
+    let seen: Vec<(Seen, bool)> = std::thread::scope(|scope| {
         let workers: Vec<_> = paths
             .chunks(chunk)
-            .map(|part| {
+            .zip(relative.chunks(chunk))
+            .map(|(part, names)| {
+                let known = &known;
                 scope.spawn(move || {
                     part.iter()
-                        .map(|path| {
-                            std::fs::read(path)
-                                .map(|bytes| Sha256::digest(&bytes))
-                                .map_err(|source| LocalKbError::Io {
-                                    path: path.clone(),
-                                    source,
-                                })
-                        })
+                        .zip(names)
+                        .map(|(path, name)| look(path, known.get(name.as_str())))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -346,14 +376,163 @@ pub fn fingerprint(root: &Path, paths: &[PathBuf]) -> Result<String, LocalKbErro
             .into_iter()
             .map(|w| w.join().expect("hashing does not panic"))
             .collect::<Result<Vec<_>, _>>()
-    })?;
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     let mut all = Sha256::new();
     all.update(FORMAT.as_bytes());
-    for (path, digest) in paths.iter().zip(digests.iter().flatten()) {
-        let relative = path.strip_prefix(root).unwrap_or(path);
-        all.update(relative.to_string_lossy().as_bytes());
+    for (name, (file, _)) in relative.iter().zip(&seen) {
+        all.update(name.as_bytes());
         all.update([0]);
-        all.update(digest);
+        all.update(file.digest);
+    }
+    let read = seen.iter().filter(|(_, read)| *read).count();
+    if let Some(manifest) = manifest
+        && (read > 0 || known.len() != seen.len())
+    {
+        write_manifest(manifest, &relative, &seen);
     }
     Ok(format!("{:x}", all.finalize()))
+}
+
+/// The file's size, time and digest (the recorded one when size and time are unchanged), and
+/// whether the file was read.
+fn look(path: &Path, known: Option<&Seen>) -> Result<(Seen, bool), LocalKbError> {
+    let io = |source| LocalKbError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos());
+    if let Some(k) = known
+        && k.size == meta.len()
+        && modified.is_some()
+        && k.modified == modified
+    {
+        let seen = Seen {
+            size: k.size,
+            modified,
+            digest: k.digest,
+        };
+        return Ok((seen, false));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let seen = Seen {
+        size: bytes.len() as u64,
+        modified,
+        digest: Sha256::digest(&bytes).into(),
+    };
+    Ok((seen, true))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn nibble(c: u8) -> Option<u8> {
+    HEX.iter().position(|h| *h == c).map(|n| n as u8)
+}
+
+/// Lines `size<TAB>mtime-ns<TAB>sha256-hex<TAB>relative path`; a damaged or missing manifest
+/// only means every file is read.
+fn read_manifest(text: &str) -> std::collections::HashMap<String, Seen> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(4, '\t');
+            let size = f.next()?.parse().ok()?;
+            let modified = Some(f.next()?.parse().ok()?);
+            let hex = f.next()?;
+            let name = f.next()?;
+            let mut digest = [0u8; 32];
+            if hex.len() != 64 {
+                return None;
+            }
+            for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+                *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+            }
+            Some((
+                name.to_string(),
+                Seen {
+                    size,
+                    modified,
+                    digest,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn write_manifest(path: &Path, names: &[String], seen: &[(Seen, bool)]) {
+    let settled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|now| now.saturating_sub(SETTLED).as_nanos())
+        .unwrap_or_default();
+    let mut text = String::with_capacity(names.len() * 120);
+    for (name, (file, _)) in names.iter().zip(seen) {
+        let Some(modified) = file.modified.filter(|m| *m < settled) else {
+            continue;
+        };
+        if name.contains(['\n', '\t']) {
+            continue;
+        }
+        text.push_str(&format!("{}\t{modified}\t", file.size));
+        for b in file.digest {
+            text.push(HEX[usize::from(b >> 4)] as char);
+            text.push(HEX[usize::from(b & 15)] as char);
+        }
+        text.push('\t');
+        text.push_str(name);
+        text.push('\n');
+    }
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            let partial = path.with_extension(format!("partial-{}", std::process::id()));
+            std::fs::write(&partial, text)?;
+            std::fs::rename(&partial, path)
+        });
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "Article manifest not written; the next start reads every article");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_content_with_or_without_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("articles");
+        std::fs::create_dir_all(&root).unwrap();
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+        for (name, text) in [("a.md", "alpha"), ("b.md", "beta")] {
+            let path = root.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        let paths = super::super::markdown_files(&root).unwrap();
+        let manifest = dir.path().join(MANIFEST);
+        let plain = fingerprint(&root, &paths, None).unwrap();
+        assert_eq!(fingerprint(&root, &paths, Some(&manifest)).unwrap(), plain);
+        assert_eq!(
+            read_manifest(&std::fs::read_to_string(&manifest).unwrap()).len(),
+            2
+        );
+        assert_eq!(fingerprint(&root, &paths, Some(&manifest)).unwrap(), plain);
+
+        std::fs::write(root.join("b.md"), "beta, edited").unwrap();
+        let edited = fingerprint(&root, &paths, Some(&manifest)).unwrap();
+        assert_ne!(edited, plain);
+        assert_eq!(edited, fingerprint(&root, &paths, None).unwrap());
+    }
 }
