@@ -616,6 +616,7 @@ fn judge_in_process(folder: &Path, texts: &[String]) {
         .expect("index folder")
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(generations.len(), 1, "{generations:?}");
     let index = LocalIndex::open(&generations[0]).expect("the persisted index opens");
