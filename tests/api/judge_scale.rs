@@ -227,3 +227,28 @@ async fn a_restart_with_unchanged_articles_reuses_the_persisted_index() {
     assert_eq!(now.len(), 1, "the old generation is removed: {now:?}");
     assert_ne!(now, first);
 }
+
+#[tokio::test]
+async fn a_damaged_persisted_index_is_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (articles, index) = (dir.path().join("articles"), dir.path().join("index"));
+    std::fs::create_dir_all(&articles).unwrap();
+    std::fs::write(articles.join("calendar.md"), ARTICLE).unwrap();
+    std::fs::write(articles.join("invoice.md"), OTHER).unwrap();
+    spawn_local(&articles, &index).await.shut_down().await;
+    let generation = generations(&index).remove(0);
+    std::fs::write(generation.join("articles.store"), b"not a store").unwrap();
+
+    let app = spawn_local(&articles, &index).await;
+    let status = kb_status(&app).await;
+    assert_eq!(status["state"], "ready");
+    assert_eq!(status["index"], "built");
+    assert_eq!(status["articles"], 2);
+    app.zendesk.put_ticket(calendar_ticket(8));
+    let body: Value = app.escalate(8).await.json().await.unwrap();
+    assert_eq!(
+        body["results"][0]["assessment"]["kb"]["resolvable_by"]["article_id"],
+        "kb-1001"
+    );
+    app.shut_down().await;
+}

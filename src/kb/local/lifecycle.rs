@@ -114,6 +114,10 @@ impl LocalKb {
                     tracing::warn!(connector = name, error = %e, "Index cannot be opened; rebuilding")
                 }
             }
+            // Out of the way of the new generation, which takes its name.
+            if let Err(e) = std::fs::remove_dir_all(&current) {
+                tracing::warn!(connector = name, error = %e, "Unusable index folder cannot be removed");
+            }
         }
         let list = read_dir_articles(&paths)?;
         super::check_ids(&list)?;
