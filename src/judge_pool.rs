@@ -42,6 +42,7 @@ impl JudgePool {
             std::thread::Builder::new()
                 .name(format!("judge-{n}"))
                 .spawn(move || {
+                    yield_to_http();
                     for job in rx {
                         job();
                     }
@@ -101,6 +102,28 @@ impl JudgePool {
     }
 }
 
+/// How much nicer than the rest of the process a judge thread is: when the cores are busy
+/// judging, the threads that serve HTTP (health checks, metrics, upstream answers) still get
+/// one at once.
+#[cfg(target_os = "linux")]
+const JUDGE_NICENESS: i32 = 10;
+
+/// Lowers the calling judge thread's priority by [`JUDGE_NICENESS`] (Linux; elsewhere a thread
+/// has no priority of its own to lower).
+#[cfg(target_os = "linux")]
+fn yield_to_http() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    let me = Some(rustix::thread::gettid());
+    let lowered = getpriority_process(me)
+        .and_then(|nice| setpriority_process(me, (nice + JUDGE_NICENESS).min(19)));
+    if let Err(e) = lowered {
+        tracing::warn!(error = %e, "Judge thread priority could not be lowered");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn yield_to_http() {}
+
 /// One judge thread per core the process may use.
 pub fn default_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
@@ -142,6 +165,16 @@ mod tests {
         release.send(()).unwrap();
         assert_eq!(busy.await.unwrap(), Ok(Some(())));
         assert_eq!(queued.await.unwrap(), Ok("queued"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn judge_threads_are_nicer_than_the_rest() {
+        use rustix::process::getpriority_process;
+        let nice = || getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let pool = JudgePool::new(one(), 1).unwrap();
+        let judge = pool.run(nice).await.unwrap();
+        assert_eq!(judge, (nice() + JUDGE_NICENESS).min(19));
     }
 
     #[tokio::test]
