@@ -169,13 +169,19 @@ async fn kb_status(app: &TestApp) -> Value {
     health["knowledge_bases"][CONNECTOR].clone()
 }
 
-#[tokio::test]
-async fn a_restart_with_unchanged_articles_reuses_the_persisted_index() {
+/// A temporary folder with two articles in `articles/`, and where `index/` goes.
+fn two_articles() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (articles, index) = (dir.path().join("articles"), dir.path().join("index"));
     std::fs::create_dir_all(&articles).unwrap();
     std::fs::write(articles.join("calendar.md"), ARTICLE).unwrap();
     std::fs::write(articles.join("invoice.md"), OTHER).unwrap();
+    (dir, articles, index)
+}
+
+#[tokio::test]
+async fn a_restart_with_unchanged_articles_reuses_the_persisted_index() {
+    let (_dir, articles, index) = two_articles();
 
     let app = spawn_local(&articles, &index).await;
     let status = kb_status(&app).await;
@@ -230,11 +236,7 @@ async fn a_restart_with_unchanged_articles_reuses_the_persisted_index() {
 
 #[tokio::test]
 async fn a_damaged_persisted_index_is_built_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (articles, index) = (dir.path().join("articles"), dir.path().join("index"));
-    std::fs::create_dir_all(&articles).unwrap();
-    std::fs::write(articles.join("calendar.md"), ARTICLE).unwrap();
-    std::fs::write(articles.join("invoice.md"), OTHER).unwrap();
+    let (_dir, articles, index) = two_articles();
     spawn_local(&articles, &index).await.shut_down().await;
     let generation = generations(&index).remove(0);
     std::fs::write(generation.join("articles.store"), b"not a store").unwrap();
