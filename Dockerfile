@@ -13,8 +13,10 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/escalation-gate /usr/local/bin/escalation-gate
 COPY connectors ./connectors
+# The embedded knowledge bases' indexes (EG_INDEX_DIR); connectors/ stays read-only.
+RUN mkdir -p /app/index && chown gate /app/index
 USER gate
 EXPOSE 8080 9091
-ENV EG_LISTEN=0.0.0.0:8080 EG_CONNECTORS=/app/connectors
+ENV EG_LISTEN=0.0.0.0:8080 EG_CONNECTORS=/app/connectors EG_INDEX_DIR=/app/index
 ENTRYPOINT ["escalation-gate"]
 CMD ["serve"]

@@ -2,6 +2,7 @@
 //! every escalation takes through them.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,8 +13,9 @@ use crate::assess::{Policy, Verdict, assess, note};
 use crate::config::{KbBackend, SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
 use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
+use crate::judge_pool::JudgePool;
 use crate::kb::http::HttpKb;
-use crate::kb::local::LocalIndex;
+use crate::kb::local::lifecycle::{LocalKb, Status};
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
 use crate::survey::Survey;
@@ -21,8 +23,8 @@ use crate::survey::Survey;
 pub struct Connector {
     pub id: String,
     pub helpdesk: Arc<dyn Helpdesk>,
-    pub kb: Arc<dyn KnowledgeBase>,
-    pub policy: Policy,
+    pub kb: Kb,
+    pub policy: Arc<Policy>,
     pub max_candidates: usize,
     /// The blind survey, when the connector has a `[survey]` table.
     pub survey: Option<Arc<Survey>>,
@@ -30,6 +32,35 @@ pub struct Connector {
     pub sweep: Option<SweepSettings>,
     /// The contract terms `report` measures partners against (`[report]`).
     pub contracts: crate::report::contracts::Contracts,
+    /// The threads that search the embedded index and re-score candidates.
+    pub judges: Arc<JudgePool>,
+}
+
+/// A connector's knowledge base at run time.
+pub enum Kb {
+    /// The embedded index, searched on the judge's threads.
+    Local(Arc<LocalKb>),
+    /// A search API (the helpdesk's, or any JSON one), awaited on the async side.
+    Remote(Arc<dyn KnowledgeBase>),
+}
+
+/// What connectors share at run time: where embedded indexes are kept and the judge's threads.
+#[derive(Clone)]
+pub struct Runtime {
+    /// Each local knowledge base's index is kept in `{index_dir}/{connector}/` and reused while
+    /// its articles do not change; `None` builds it in memory at every start.
+    pub index_dir: Option<PathBuf>,
+    pub judges: Arc<JudgePool>,
+}
+
+impl Default for Runtime {
+    /// Indexes in memory, and the shared judge pool.
+    fn default() -> Runtime {
+        Runtime {
+            index_dir: None,
+            judges: JudgePool::shared(),
+        }
+    }
 }
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
@@ -47,26 +78,38 @@ pub fn kb_query(esc: &Escalation, default_locale: &str) -> (String, String) {
 }
 
 impl Connector {
-    /// Builds clients and the embedded index (reads the article folder; no network).
+    /// [`Connector::build_with`] the default [`Runtime`]: an embedded index is built in memory.
     pub fn build(valid: ValidConnector) -> anyhow::Result<Connector> {
+        Connector::build_with(valid, &Runtime::default())
+    }
+
+    /// Builds clients and starts the embedded index: opened from its folder when the articles
+    /// have not changed, otherwise built on a thread of its own (reads the article folder; no
+    /// network). [`Connector::can_judge`] says when it is ready.
+    pub fn build_with(valid: ValidConnector, runtime: &Runtime) -> anyhow::Result<Connector> {
         let id = valid.id.clone();
         let helpdesk = valid
             .helpdesk
             .build(&id)
             .with_context(|| format!("connector {id}: building the HTTP client"))?;
-        let kb: Arc<dyn KnowledgeBase> = match &valid.kb_backend {
-            KbBackend::Local(dir) => Arc::new(
-                LocalIndex::from_dir(dir)
-                    .with_context(|| format!("connector {id}: building the knowledge base"))?,
+        let kb = match &valid.kb_backend {
+            KbBackend::Local(dir) => Kb::Local(
+                LocalKb::start(
+                    &id,
+                    dir,
+                    runtime.index_dir.as_ref().map(|d| d.join(&id)).as_deref(),
+                )
+                .with_context(|| format!("connector {id}: building the knowledge base"))?,
             ),
-            KbBackend::Http(settings) => Arc::new(
+            KbBackend::Http(settings) => Kb::Remote(Arc::new(
                 HttpKb::new((**settings).clone())
                     .with_context(|| format!("connector {id}: building the HTTP client"))?,
-            ),
-            KbBackend::Helpdesk => helpdesk.knowledge_base().with_context(|| {
+            )),
+            KbBackend::Helpdesk => Kb::Remote(helpdesk.knowledge_base().with_context(|| {
                 format!("connector {id}: its helpdesk has no knowledge base API configured")
-            })?,
+            })?),
         };
+        warm_up_judge();
         let survey = match valid.survey {
             None => None,
             Some(settings) => {
@@ -101,22 +144,74 @@ impl Connector {
             id,
             helpdesk,
             kb,
-            policy: valid.policy,
+            policy: Arc::new(valid.policy),
             max_candidates: valid.max_candidates,
             survey,
             sweep: valid.sweep,
             contracts: valid.contracts,
+            judges: Arc::clone(&runtime.judges),
         })
     }
 
-    /// Searches the knowledge base and judges the escalation.
-    pub async fn judge(&self, esc: &Escalation) -> Result<Verdict, KbError> {
-        let (query, locale) = kb_query(esc, &self.policy.kb.default_locale);
-        let candidates = self
-            .kb
-            .search(&query, Some(&locale), self.max_candidates)
-            .await?;
-        Ok(assess(esc, &self.policy, &candidates))
+    /// The embedded knowledge base's state; `None` for a search API (it is asked per case).
+    pub fn kb_status(&self) -> Option<Status> {
+        match &self.kb {
+            Kb::Local(kb) => Some(kb.status()),
+            Kb::Remote(_) => None,
+        }
+    }
+
+    /// Whether an escalation could be judged now (an embedded index serves).
+    pub fn can_judge(&self) -> bool {
+        match &self.kb {
+            Kb::Local(kb) => kb.index().is_some(),
+            Kb::Remote(_) => true,
+        }
+    }
+
+    /// Waits until the connector can judge; the error when its index could not be built.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        if let Kb::Local(kb) = &self.kb {
+            kb.ready().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "connector {}: the knowledge base has no index: {e}",
+                    self.id
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Searches the knowledge base and judges the escalation. The search of the embedded index
+    /// and the judgement run on the judge's threads, never on the async workers.
+    pub async fn judge(&self, esc: &Escalation) -> Result<Verdict, ProcessError> {
+        let esc = esc.clone();
+        let policy = Arc::clone(&self.policy);
+        let limit = self.max_candidates;
+        match &self.kb {
+            Kb::Local(kb) => {
+                let index = kb.index().ok_or_else(|| {
+                    KbError::Unavailable("the knowledge-base index is still being built".into())
+                })?;
+                let judged = self
+                    .judges
+                    .run(move || {
+                        let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
+                        let candidates = index.search(&query, Some(&locale), limit)?;
+                        Ok::<_, KbError>(assess(&esc, &policy, &candidates))
+                    })
+                    .await?;
+                Ok(judged?)
+            }
+            Kb::Remote(kb) => {
+                let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
+                let candidates = kb.search(&query, Some(&locale), limit).await?;
+                Ok(self
+                    .judges
+                    .run(move || assess(&esc, &policy, &candidates))
+                    .await?)
+            }
+        }
     }
 
     /// Reads, judges and writes back one ticket. Nothing is written twice: a ticket that already
@@ -165,4 +260,37 @@ impl Connector {
         .instrument(span)
         .await
     }
+}
+
+/// Runs the judge once on a made-up case, so its compiled-in word list and expressions are
+/// ready before the first webhook instead of costing it their set-up.
+fn warm_up_judge() {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        let article = crate::kb::Article {
+            id: "warm-up".into(),
+            title: "Sync stops with error E1234".into(),
+            body: "Calendar sync stops after a password change. Reconnect the account.".into(),
+            url: String::new(),
+            locale: "en".into(),
+            published_at: Some(chrono::DateTime::UNIX_EPOCH),
+            draft: false,
+        };
+        let esc = crate::eval::escalation(&crate::eval::Case {
+            id: "warm-up".into(),
+            text: "Calendar sync error E1234\nHi team,\nsync stops since the password change.\n> quoted\nThanks".into(),
+            label: crate::eval::Label::NotResolvable,
+            article_ids: Vec::new(),
+            split: crate::eval::Split::Dev,
+            line: 1,
+        });
+        let settings = crate::assess::kb::KbSettings {
+            threshold: 1.0,
+            review_bound: 1.0,
+            gap_below: 0.0,
+            default_locale: "en".into(),
+        };
+        let _ = clean_query(&esc.case_text());
+        let _ = crate::assess::kb::judge(&esc, &[article], &settings);
+    });
 }

@@ -27,7 +27,7 @@ use crate::config::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use crate::connector::kb_query;
 use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
 use crate::kb::local::{LocalIndex, LocalKbError};
-use crate::kb::{Article, KbError};
+use crate::kb::{Article, ArticleRef, KbError};
 
 /// The precisions the report gives the recall at.
 pub const MIN_PRECISIONS: [f64; 3] = [0.80, 0.90, 0.95];
@@ -557,7 +557,7 @@ pub fn evaluate(
         }
         let esc = escalation(case);
         let (query, locale) = kb_query(&esc, &settings.default_locale);
-        let candidates = index.search_sync(&query, Some(&locale), options.max_candidates)?;
+        let candidates = index.search(&query, Some(&locale), options.max_candidates)?;
         let findings = kb::judge(&esc, &candidates, &settings);
         // No article is ever tried here, so the best eligible article is `resolvable_by` when it
         // reaches the threshold and `best_other` when it does not.
@@ -572,7 +572,7 @@ pub fn evaluate(
             search_rank: if resolvable {
                 candidates
                     .iter()
-                    .position(|a| answers.contains(a.id.as_str()))
+                    .position(|a| answers.contains(a.id))
                     .map(|i| i + 1)
             } else {
                 None
@@ -867,9 +867,10 @@ pub fn near_misses(data: &Dataset, options: &Options) -> Result<Vec<NearMissRepo
         }
         let (query, locale) = kb_query(&esc, &settings.default_locale);
         let found: Vec<Article> = index
-            .search_sync(&query, Some(&locale), options.max_candidates)?
-            .into_iter()
-            .filter(|a| !case.article_ids.contains(&a.id))
+            .search(&query, Some(&locale), options.max_candidates)?
+            .iter()
+            .filter(|a| !case.article_ids.iter().any(|id| id == a.id))
+            .map(ArticleRef::to_article)
             .collect();
         let mut paired = false;
         for (a, a_ids) in articles.iter().zip(&ids) {
@@ -1005,7 +1006,11 @@ fn search_small(
     let esc = escalation(case);
     let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
     let index = LocalIndex::build(kb)?;
-    Ok(index.search_sync(&query, Some(&locale), options.max_candidates)?)
+    Ok(index
+        .search(&query, Some(&locale), options.max_candidates)?
+        .iter()
+        .map(ArticleRef::to_article)
+        .collect())
 }
 
 /// Judges every case of the split against generated small knowledge bases (see
@@ -1121,7 +1126,11 @@ pub fn fitting_sets(
     for case in split_cases(data, options) {
         let esc = escalation(case);
         let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
-        let found = index.search_sync(&query, Some(&locale), options.max_candidates)?;
+        let found: Vec<Article> = index
+            .search(&query, Some(&locale), options.max_candidates)?
+            .iter()
+            .map(ArticleRef::to_article)
+            .collect();
         let no_answer: Vec<Article> = found
             .iter()
             .filter(|a| !case.article_ids.contains(&a.id))

@@ -8,6 +8,7 @@ pub mod escalation;
 pub mod eval;
 pub mod helpdesk;
 pub mod http;
+pub mod judge_pool;
 pub mod kb;
 pub mod metrics;
 pub mod report;

@@ -1,5 +1,6 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,10 +11,11 @@ use clap::{Parser, Subcommand};
 
 use escalation_gate::assess::note;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
-use escalation_gate::connector::Connector;
+use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
 use escalation_gate::helpdesk::Period;
 use escalation_gate::helpdesk::zendesk::webhook;
+use escalation_gate::judge_pool::{self, JudgePool};
 use escalation_gate::report;
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
@@ -62,6 +64,15 @@ enum Command {
         /// Log format (filter with RUST_LOG, e.g. `info,escalation_gate=debug`).
         #[arg(long, env = "EG_LOG_FORMAT", value_enum, default_value = "text")]
         log_format: LogFormat,
+        #[command(flatten)]
+        index: IndexDir,
+        /// Threads that search embedded indexes and judge (default: one per core).
+        #[arg(long, env = "EG_JUDGE_THREADS")]
+        judge_threads: Option<NonZeroUsize>,
+        /// Judgements that may wait for a judge thread; a webhook that finds the queue full is
+        /// answered 503 with Retry-After (default: 32 per judge thread).
+        #[arg(long, env = "EG_JUDGE_QUEUE")]
+        judge_queue: Option<usize>,
     },
     /// Judge one saved ticket offline and print the verdict as JSON. Writes nothing.
     ///
@@ -78,6 +89,8 @@ enum Command {
         /// When the ticket was escalated (RFC 3339); default: the ticket's `updated_at`.
         #[arg(long)]
         escalated_at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        index: IndexDir,
     },
     /// Measure the knowledge-base judgement on labelled cases, through the service's own path.
     ///
@@ -135,6 +148,8 @@ enum Command {
         connector: String,
         #[command(flatten)]
         dir: ConnectorsDir,
+        #[command(flatten)]
+        index: IndexDir,
     },
     /// The partner scorecard: read every ticket of a period back from the helpdesk and write,
     /// per partner and month, the escalation rate, the good-escalation ratio with its 95 % Wilson
@@ -260,6 +275,43 @@ struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    index: IndexDir,
+}
+
+#[derive(clap::Args)]
+struct IndexDir {
+    /// Folder where each embedded knowledge base keeps its index (`{folder}/{connector}/`), to
+    /// reuse it at the next start while the articles do not change. Default:
+    /// `$XDG_CACHE_HOME/escalation-gate/index` or `$HOME/.cache/escalation-gate/index`. When
+    /// it cannot be written, the index is built in memory.
+    #[arg(long, env = "EG_INDEX_DIR")]
+    index_dir: Option<PathBuf>,
+    /// Keep embedded indexes in memory only: built again at every start.
+    #[arg(long, env = "EG_INDEX_IN_MEMORY", conflicts_with = "index_dir")]
+    index_in_memory: bool,
+}
+
+impl IndexDir {
+    fn folder(&self) -> Option<PathBuf> {
+        if self.index_in_memory {
+            return None;
+        }
+        self.index_dir.clone().or_else(|| {
+            env("XDG_CACHE_HOME")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".cache")))
+                .map(|cache| cache.join("escalation-gate").join("index"))
+        })
+    }
+
+    fn runtime(&self) -> connector::Runtime {
+        connector::Runtime {
+            index_dir: self.folder(),
+            ..connector::Runtime::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -286,35 +338,53 @@ fn main() -> ExitCode {
             max_connections,
             metrics_listen,
             log_format,
+            index,
+            judge_threads,
+            judge_queue,
         } => {
             telemetry::init(log_format);
-            serve(
-                listen,
-                metrics_listen,
-                &dir.connectors,
-                ServerSettings {
-                    max_body_bytes,
-                    request_timeout: Duration::from_secs(request_timeout_secs),
-                    header_read_timeout: Duration::from_secs(header_read_timeout_secs),
-                    body_read_timeout: Duration::from_secs(body_read_timeout_secs),
-                    max_connections,
-                },
-            )
+            let threads = judge_threads.unwrap_or_else(judge_pool::default_threads);
+            let queue = judge_queue.unwrap_or(threads.get() * judge_pool::DEFAULT_QUEUE_PER_THREAD);
+            JudgePool::new(threads, queue)
+                .context("starting the judge threads")
+                .and_then(|judges| {
+                    serve(
+                        listen,
+                        metrics_listen,
+                        &dir.connectors,
+                        ServerSettings {
+                            max_body_bytes,
+                            request_timeout: Duration::from_secs(request_timeout_secs),
+                            header_read_timeout: Duration::from_secs(header_read_timeout_secs),
+                            body_read_timeout: Duration::from_secs(body_read_timeout_secs),
+                            max_connections,
+                        },
+                        &connector::Runtime {
+                            judges,
+                            ..index.runtime()
+                        },
+                    )
+                })
         }
         Command::Check {
             connector,
             file,
             dir,
             escalated_at,
+            index,
         } => {
             telemetry::init_quiet();
-            check(&dir.connectors, &connector, &file, escalated_at)
+            check(&dir.connectors, &connector, &file, escalated_at, &index)
         }
         Command::Validate { dir } => validate(&dir.connectors),
         Command::Report { args, dir } => run_report(&dir.connectors, &args),
-        Command::Sweep { connector, dir } => {
+        Command::Sweep {
+            connector,
+            dir,
+            index,
+        } => {
             telemetry::init_quiet();
-            sweep(&dir.connectors, &connector)
+            sweep(&dir.connectors, &connector, &index)
         }
         Command::Eval {
             articles,
@@ -424,10 +494,11 @@ fn serve(
     metrics_listen: Option<SocketAddr>,
     dir: &Path,
     settings: ServerSettings,
+    runtime_settings: &connector::Runtime,
 ) -> anyhow::Result<ExitCode> {
     let connectors = load(dir)?
         .into_iter()
-        .map(Connector::build)
+        .map(|c| Connector::build_with(c, runtime_settings))
         .collect::<anyhow::Result<Vec<_>>>()?;
     runtime()?.block_on(async {
         let bind = |addr: SocketAddr| async move {
@@ -498,7 +569,7 @@ fn print_errors(errors: &[ConfigError]) {
 }
 
 /// Loads and builds one connector of `dir` by name.
-fn one_connector(dir: &Path, name: &str) -> anyhow::Result<Connector> {
+fn one_connector(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<Connector> {
     let path = dir.join(format!("{name}.toml"));
     if !path.is_file() {
         bail!("no connector `{name}`: {} does not exist", path.display());
@@ -507,17 +578,16 @@ fn one_connector(dir: &Path, name: &str) -> anyhow::Result<Connector> {
         print_errors(&errors);
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
-    Connector::build(valid)
+    Connector::build_with(valid, &index.runtime())
 }
 
-fn sweep(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
-    let connector = one_connector(dir, name)?;
+fn sweep(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<ExitCode> {
+    let connector = one_connector(dir, name, index)?;
     let report = runtime()?
-        .block_on(escalation_gate::sweep::sweep_once(
-            &connector,
-            Utc::now(),
-            &|| false,
-        ))
+        .block_on(async {
+            connector.ready().await?;
+            anyhow::Ok(escalation_gate::sweep::sweep_once(&connector, Utc::now(), &|| false).await)
+        })?
         .with_context(|| format!("connector `{name}` has no [sweep] table"))??;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.failed == 0 {
@@ -550,7 +620,7 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     if options.audience == report::Audience::Partner && options.partner.is_none() {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
-    let connector = one_connector(dir, name)?;
+    let connector = one_connector(dir, name, &args.index)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -590,8 +660,9 @@ fn check(
     name: &str,
     file: &Path,
     escalated_at: Option<DateTime<Utc>>,
+    index: &IndexDir,
 ) -> anyhow::Result<ExitCode> {
-    let connector = one_connector(dir, name)?;
+    let connector = one_connector(dir, name, index)?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let snapshot: serde_json::Value =
@@ -607,7 +678,10 @@ fn check(
     let esc = connector
         .helpdesk
         .escalation_from_snapshot(&snapshot, escalated_at)?;
-    let verdict = runtime()?.block_on(connector.judge(&esc))?;
+    let verdict = runtime()?.block_on(async {
+        connector.ready().await?;
+        anyhow::Ok(connector.judge(&esc).await?)
+    })?;
     let out = serde_json::json!({
         "connector": esc.connector,
         "ticket": esc.ticket_id,

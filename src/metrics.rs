@@ -142,7 +142,8 @@ pub fn webhook(connector: &str, outcome: &'static str) {
 }
 
 /// A delivery answered "deliver again later", and why: `unavailable`, `refused`, `invalid`
-/// (the upstream's answer; see `UpstreamError::reason`), `kb`, `time_limit`, `failed`.
+/// (the upstream's answer; see `UpstreamError::reason`), `kb`, `time_limit`, `busy` (the judge
+/// queue was full), `failed`.
 pub fn webhook_retry(connector: &str, reason: &'static str) {
     counter!(WEBHOOK_RETRIES, "connector" => connector.to_string(), "reason" => reason)
         .increment(1);

@@ -70,6 +70,7 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     Router::new()
         .route("/hooks/{connector}", post(hook))
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .merge(crate::survey::web::routes())
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
@@ -115,8 +116,41 @@ fn drop_unsafe_request_id<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// Readiness: 200 `ok` once every connector can judge (its embedded index serves), 503
+/// `starting` before, with each embedded knowledge base's state and the judge pool's queue.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let mut ready = true;
+    let mut kbs = serde_json::Map::new();
+    for (id, c) in state.connectors.iter() {
+        ready &= c.can_judge();
+        if let Some(status) = c.kb_status() {
+            kbs.insert(id.clone(), serde_json::json!(status));
+        }
+    }
+    let judges = state.connectors.values().next().map(|c| {
+        serde_json::json!({
+            "threads": c.judges.threads(),
+            "queued": c.judges.queued(),
+            "queue_capacity": c.judges.queue_capacity(),
+        })
+    });
+    let body = axum::Json(serde_json::json!({
+        "status": if ready { "ok" } else { "starting" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "knowledge_bases": kbs,
+        "judge_pool": judges,
+    }));
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body).into_response()
+}
+
+/// Liveness: the process answers, whatever its knowledge bases are doing.
+async fn livez() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "alive", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 /// The metrics router, served on its own listen address only (never next to the webhooks).

@@ -114,6 +114,11 @@ pub fn spawn(connectors: &Connectors, stop: watch::Receiver<bool>) -> Vec<JoinHa
                     .unwrap_or_default();
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // The first sweep waits for the knowledge base's index.
+                tokio::select! {
+                    _ = connector.ready() => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
                 loop {
                     tokio::select! {
                         _ = ticks.tick() => {}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::escalation::Escalation;
-use crate::kb::Article;
+use crate::kb::{ArticleRef, ArticleView};
 
 pub mod ident;
 pub mod rescore;
@@ -97,21 +97,26 @@ impl KbFindings {
     }
 }
 
-/// Filters and re-scores the backend's candidates for one escalation.
-pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) -> KbFindings {
+/// Filters and re-scores the backend's candidates for one escalation. The candidates are read
+/// where they are ([`crate::kb::Article`]s, or borrowed views of the embedded index's store).
+pub fn judge<A: ArticleView>(
+    esc: &Escalation,
+    candidates: &[A],
+    settings: &KbSettings,
+) -> KbFindings {
     let locale = esc
         .requester
         .locale
         .clone()
         .unwrap_or_else(|| settings.default_locale.clone());
     let mut excluded = Vec::new();
-    let mut eligible: Vec<&Article> = Vec::new();
-    for a in candidates {
+    let mut eligible: Vec<ArticleRef> = Vec::new();
+    for a in candidates.iter().map(ArticleView::view) {
         let why = if a.draft {
             Some(Excluded::Draft)
-        } else if !same_locale(&a.locale, &locale) {
+        } else if !same_locale(a.locale, &locale) {
             Some(Excluded::OtherLocale {
-                locale: a.locale.clone(),
+                locale: a.locale.to_string(),
             })
         } else {
             match a.published_at {
@@ -124,8 +129,8 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         };
         match why {
             Some(why) => excluded.push(ExcludedArticle {
-                article_id: a.id.clone(),
-                title: a.title.clone(),
+                article_id: a.id.to_string(),
+                title: a.title.to_string(),
                 why,
             }),
             None => eligible.push(a),
@@ -140,8 +145,8 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         &eligible
             .iter()
             .map(|a| rescore::Candidate {
-                title: &a.title,
-                body: &a.body,
+                title: a.title,
+                body: a.body,
             })
             .collect::<Vec<_>>(),
     );
@@ -153,25 +158,14 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
     };
     for s in scored {
         let a = eligible[s.index];
-        let m = KbMatch {
-            article_id: a.id.clone(),
-            title: a.title.clone(),
-            url: a.url.clone(),
-            passage: s.passage,
-            confidence: s.confidence,
-            signals: s
-                .signals
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        };
-        let above = m.confidence >= findings.threshold;
-        let in_review = m.confidence >= findings.review_bound;
-        if was_tried(a, &esc.tried_articles) {
+        let above = s.confidence >= findings.threshold;
+        let in_review = s.confidence >= findings.review_bound;
+        // Only the candidates kept as evidence are copied out of the knowledge base.
+        if was_tried(&a, &esc.tried_articles) {
             if above {
-                findings.tried.push(m);
+                findings.tried.push(matched(&a, s));
             } else if findings.best_other.is_none() && findings.resolvable_by.is_none() {
-                findings.best_other = Some(m);
+                findings.best_other = Some(matched(&a, s));
             }
             continue;
         }
@@ -183,7 +177,7 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         };
         if let Some(near_miss) = near_miss {
             findings.related.push(Related {
-                article: m,
+                article: matched(&a, s),
                 near_miss,
             });
             continue;
@@ -192,14 +186,19 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
             continue;
         }
         if above {
-            findings.resolvable_by = Some(m);
+            findings.resolvable_by = Some(matched(&a, s));
             continue;
         }
         if in_review && findings.review.is_none() {
-            findings.review = Some(m.clone());
+            let m = matched(&a, s);
+            if findings.best_other.is_none() {
+                findings.best_other = Some(m.clone());
+            }
+            findings.review = Some(m);
+            continue;
         }
         if findings.best_other.is_none() {
-            findings.best_other = Some(m);
+            findings.best_other = Some(matched(&a, s));
         }
     }
     if findings.resolvable_by.is_some() {
@@ -207,6 +206,21 @@ pub fn judge(esc: &Escalation, candidates: &[Article], settings: &KbSettings) ->
         findings.review = None;
     }
     findings
+}
+
+fn matched(a: &ArticleRef, s: rescore::Scored) -> KbMatch {
+    KbMatch {
+        article_id: a.id.to_string(),
+        title: a.title.to_string(),
+        url: a.url.to_string(),
+        passage: s.passage,
+        confidence: s.confidence,
+        signals: s
+            .signals
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    }
 }
 
 /// Locales match when equal, or when one of them names only the language of the other.
@@ -221,15 +235,16 @@ fn same_locale(article: &str, case: &str) -> bool {
 
 /// Whether the partner listed this article as tried, by id, by URL, or by a URL whose path
 /// names the id (`.../articles/360001-Reset-a-password`).
-pub fn was_tried(article: &Article, tried: &[String]) -> bool {
+pub fn was_tried(article: &impl ArticleView, tried: &[String]) -> bool {
+    let article = article.view();
     tried.iter().any(|t| {
         let t = t.trim();
-        t.eq_ignore_ascii_case(&article.id)
-            || t.eq_ignore_ascii_case(&article.url)
+        t.eq_ignore_ascii_case(article.id)
+            || t.eq_ignore_ascii_case(article.url)
             || t.split(['/', '?', '#']).any(|segment| {
                 segment == article.id
                     || segment
-                        .strip_prefix(article.id.as_str())
+                        .strip_prefix(article.id)
                         .is_some_and(|rest| rest.starts_with('-'))
             })
     })

@@ -9,7 +9,7 @@ use chrono::Duration;
 use serde::Serialize;
 
 use crate::escalation::Escalation;
-use crate::kb::Article;
+use crate::kb::ArticleView;
 use handoff::{HandoffFailure, HandoffRules};
 use kb::{KbFindings, KbMatch, KbSettings};
 
@@ -89,7 +89,7 @@ pub struct Verdict {
 }
 
 /// Judges one escalation against the candidates its knowledge base returned.
-pub fn assess(esc: &Escalation, policy: &Policy, candidates: &[Article]) -> Verdict {
+pub fn assess<A: ArticleView>(esc: &Escalation, policy: &Policy, candidates: &[A]) -> Verdict {
     let mut reasons = Vec::new();
     let failures = policy.handoff.check(esc);
     if !failures.is_empty() {
@@ -132,6 +132,7 @@ pub(crate) mod tests {
     use super::handoff::{FieldRule, Rule};
     use super::*;
     use crate::escalation::Requester;
+    use crate::kb::Article;
 
     pub fn escalation() -> Escalation {
         Escalation {

@@ -249,6 +249,8 @@ pub enum ProcessError {
     Helpdesk(#[from] HelpdeskError),
     #[error(transparent)]
     Kb(#[from] crate::kb::KbError),
+    #[error(transparent)]
+    Judge(#[from] crate::judge_pool::PoolError),
 }
 
 impl ProcessError {
@@ -256,7 +258,7 @@ impl ProcessError {
     pub fn retryable(&self) -> bool {
         match self {
             ProcessError::Helpdesk(e) => e.retryable(),
-            ProcessError::Kb(_) => true,
+            ProcessError::Kb(_) | ProcessError::Judge(_) => true,
         }
     }
 
@@ -266,6 +268,8 @@ impl ProcessError {
         match self {
             ProcessError::Helpdesk(e) => e.reason(),
             ProcessError::Kb(_) => "kb",
+            ProcessError::Judge(crate::judge_pool::PoolError::Busy) => "busy",
+            ProcessError::Judge(crate::judge_pool::PoolError::Failed) => "failed",
         }
     }
 
@@ -274,6 +278,8 @@ impl ProcessError {
             ProcessError::Helpdesk(HelpdeskError::Upstream(e)) => {
                 e.retry_after().map_or(60, |d| d.as_secs().max(1))
             }
+            // A full queue drains in well under a second.
+            ProcessError::Judge(crate::judge_pool::PoolError::Busy) => 5,
             _ => 60,
         }
     }
@@ -571,10 +577,13 @@ pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
         .filter(|e| e.retryable());
     let secs = retry.clone().map(ProcessError::retry_after_secs).max();
     if let (Some(secs), Some(first)) = (secs, retry.clone().next()) {
+        let busy = retry
+            .clone()
+            .any(|e| matches!(e, ProcessError::Judge(crate::judge_pool::PoolError::Busy)));
         let detail: String = first.to_string().chars().take(DETAIL_CHARS).collect();
         let mut resp = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_unavailable",
+            if busy { "busy" } else { "upstream_unavailable" },
             &format!("the escalation could not be finished now; deliver it again later: {detail}"),
         );
         resp.headers_mut().insert(

@@ -224,8 +224,10 @@ impl Upstream {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Built before the clock starts: the duration is the wait for the upstream alone.
+            let request = build(&self.client);
             let started = Instant::now();
-            let result = build(&self.client).send().await;
+            let result = request.send().await;
             let elapsed = started.elapsed().as_secs_f64();
             let (last, asked) = match result {
                 Ok(resp) => {

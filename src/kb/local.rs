@@ -1,15 +1,21 @@
-//! The embedded knowledge base: a tantivy index built in memory at start-up from a folder of
-//! Markdown articles with front matter, or from articles handed over directly (the `eval` command).
+//! The embedded knowledge base: a tantivy index over a folder of Markdown articles with front
+//! matter (or articles handed over directly: the `eval` command), and the one copy of the
+//! articles in a flat store beside it ([`store`]). Persisted in a folder (memory-mapped, reused
+//! while the articles are unchanged: see [`lifecycle`]) or built in memory.
+
+pub mod lifecycle;
+pub mod store;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use std::sync::LazyLock;
 
-use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use regex::Regex;
 use tantivy::collector::TopDocs;
+use tantivy::directory::{MmapDirectory, OwnedBytes};
+use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -17,9 +23,10 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use tantivy::{Index, IndexReader, Term, doc};
+use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
 
-use super::{Article, KbError, KnowledgeBase};
+use super::{Article, ArticleRef, KbError};
+use store::Store;
 
 const ANALYZER: &str = "kb_en";
 /// Title matches count twice a body match (chosen on the evaluation's dev split).
@@ -27,8 +34,11 @@ const TITLE_BOOST: f32 = 2.0;
 /// Longer queries are cut to their first distinct terms.
 const MAX_QUERY_TERMS: usize = 64;
 const INDEX_MEMORY_BYTES: usize = 50_000_000;
+/// Changes whenever the schema, the analyzer or the store's layout does: a persisted index of
+/// another format is rebuilt, never read.
+pub const FORMAT: &str = "escalation-gate kb index 2 (tantivy 0.25)";
 
-/// Why the local knowledge base could not be built.
+/// Why the local knowledge base could not be built or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalKbError {
     #[error("{path}: {message}")]
@@ -38,17 +48,28 @@ pub enum LocalKbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: cannot write the index: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("two articles have the id `{0}`")]
     DuplicateId(String),
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
+    #[error("{path}: cannot open the index: {message}")]
+    Open { path: PathBuf, message: String },
 }
 
+/// The index and the articles it finds. Searches borrow from it; it is shared behind an `Arc`
+/// and replaced whole when the articles change.
 pub struct LocalIndex {
-    articles: Vec<Article>,
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    store: Store,
+    /// The content fingerprint it was built from (empty for one built in memory).
+    fingerprint: String,
 }
 
 #[derive(Clone, Copy)]
@@ -59,80 +80,127 @@ struct Fields {
     locale: Field,
 }
 
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    // Frequencies only: the search is a bag of terms (no phrase queries), so positions would
+    // only double the index.
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        ord: builder.add_u64_field("ord", FAST),
+        title: builder.add_text_field("title", text.clone()),
+        body: builder.add_text_field("body", text),
+        locale: builder.add_text_field("locale", STRING),
+    };
+    (builder.build(), fields)
+}
+
 impl LocalIndex {
-    /// Reads every `*.md` file below `dir` (sorted by path, so the index is the same every time).
-    pub fn from_dir(dir: &Path) -> Result<LocalIndex, LocalKbError> {
-        let mut paths = Vec::new();
-        collect_markdown(dir, &mut paths)?;
-        paths.sort();
-        let mut articles = Vec::with_capacity(paths.len());
-        for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| LocalKbError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let article =
-                parse_markdown(&text).map_err(|message| LocalKbError::Article { path, message })?;
-            articles.push(article);
-        }
-        LocalIndex::build(articles)
+    /// Builds the index in memory.
+    pub fn build(articles: Vec<Article>) -> Result<LocalIndex, LocalKbError> {
+        check_ids(&articles)?;
+        let (schema, fields) = schema();
+        let index = Index::create_in_ram(schema);
+        write_index(&index, fields, &articles, "")?;
+        let store = Store::open(OwnedBytes::new(store::encode(&articles))).map_err(|e| {
+            LocalKbError::Index(tantivy::TantivyError::InternalError(e.to_string()))
+        })?;
+        LocalIndex::with(index, fields, store, String::new())
     }
 
-    pub fn build(articles: Vec<Article>) -> Result<LocalIndex, LocalKbError> {
-        let mut seen = BTreeSet::new();
-        for a in &articles {
-            if !seen.insert(a.id.as_str()) {
-                return Err(LocalKbError::DuplicateId(a.id.clone()));
-            }
-        }
-        let mut builder = Schema::builder();
-        let text = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(ANALYZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        );
-        let fields = Fields {
-            ord: builder.add_u64_field("ord", FAST),
-            title: builder.add_text_field("title", text.clone()),
-            body: builder.add_text_field("body", text),
-            locale: builder.add_text_field("locale", STRING),
+    /// Builds the index in the folder `dir` (created; it must not hold an index yet), with
+    /// `fingerprint` recorded in its commit, and opens it from there.
+    pub fn build_in(
+        dir: &Path,
+        articles: &[Article],
+        fingerprint: &str,
+    ) -> Result<LocalIndex, LocalKbError> {
+        check_ids(articles)?;
+        let write_error = |source| LocalKbError::Write {
+            path: dir.to_path_buf(),
+            source,
         };
-        let index = Index::create_in_ram(builder.build());
-        index.tokenizers().register(ANALYZER, analyzer());
-        let mut writer = index.writer_with_num_threads(1, INDEX_MEMORY_BYTES)?;
-        for (ord, a) in articles.iter().enumerate() {
-            writer.add_document(doc!(
-                fields.ord => ord as u64,
-                fields.title => a.title.as_str(),
-                fields.body => a.body.as_str(),
-                fields.locale => a.locale.as_str(),
-            ))?;
+        std::fs::create_dir_all(dir).map_err(write_error)?;
+        std::fs::write(dir.join(store::FILE_NAME), store::encode(articles)).map_err(write_error)?;
+        let (schema, fields) = schema();
+        let index = Index::create_in_dir(dir, schema)?;
+        write_index(&index, fields, articles, fingerprint)?;
+        drop(index);
+        LocalIndex::open(dir)
+    }
+
+    /// Opens an index a [`LocalIndex::build_in`] wrote, memory-mapped: nothing is read until a
+    /// search needs it.
+    pub fn open(dir: &Path) -> Result<LocalIndex, LocalKbError> {
+        let open_error = |message: String| LocalKbError::Open {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let mmap = MmapDirectory::open(dir).map_err(|e| open_error(e.to_string()))?;
+        let bytes = tantivy::directory::Directory::open_read(&mmap, Path::new(store::FILE_NAME))
+            .map_err(|e| open_error(e.to_string()))?
+            .read_bytes()
+            .map_err(|e| open_error(e.to_string()))?;
+        let store = Store::open(bytes).map_err(|e| open_error(e.to_string()))?;
+        let index = Index::open(mmap)?;
+        let fingerprint = index.load_metas()?.payload.unwrap_or_default();
+        let (schema, fields) = schema();
+        if index.schema() != schema {
+            return Err(open_error("written with another schema".into()));
         }
-        writer.commit()?;
-        let reader = index.reader()?;
+        LocalIndex::with(index, fields, store, fingerprint)
+    }
+
+    fn with(
+        index: Index,
+        fields: Fields,
+        store: Store,
+        fingerprint: String,
+    ) -> Result<LocalIndex, LocalKbError> {
+        index.tokenizers().register(ANALYZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let docs = reader.searcher().num_docs() as usize;
+        if docs != store.len() {
+            return Err(LocalKbError::Index(tantivy::TantivyError::InternalError(
+                format!("{docs} documents indexed for {} articles", store.len()),
+            )));
+        }
         Ok(LocalIndex {
-            articles,
             index,
             reader,
             fields,
+            store,
+            fingerprint,
         })
     }
 
     pub fn len(&self) -> usize {
-        self.articles.len()
+        self.store.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.articles.is_empty()
+        self.store.len() == 0
     }
 
-    /// The synchronous search behind the trait: also what `eval` and the bench call.
-    pub fn search_sync(
+    /// The content fingerprint the index was built from (empty when built in memory).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Up to `limit` candidate articles for `query`, best first, read in place from the store.
+    /// `locale` narrows the search. What the service, `eval` and the bench search with.
+    pub fn search(
         &self,
         query: &str,
         locale: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Article>, KbError> {
+    ) -> Result<Vec<ArticleRef<'_>>, KbError> {
         let mut analyzer = self
             .index
             .tokenizer_for_field(self.fields.body)
@@ -161,20 +229,29 @@ impl LocalIndex {
             }
         }
         let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-        let query: Box<dyn Query> = match locale {
-            Some(l) => Box::new(BooleanQuery::new(vec![
+        let searcher = self.reader.searcher();
+        let locale_term = locale
+            .map(|l| Term::from_field_text(self.fields.locale, &l.to_ascii_lowercase()))
+            .map(|term| {
+                let docs = searcher
+                    .doc_freq(&term)
+                    .map_err(|e| KbError::Invalid(e.to_string()))?;
+                Ok::<_, KbError>((docs, term))
+            })
+            .transpose()?;
+        let query: Box<dyn Query> = match locale_term {
+            // When every article has the locale, the clause would only add the same score to
+            // each: leaving it out ranks the same, and lets the search skip blocks of articles
+            // that cannot reach the top (block-max WAND), which a conjunction cannot.
+            Some((docs, term)) if docs < searcher.num_docs() => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, text_query),
                 (
                     Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(self.fields.locale, &l.to_ascii_lowercase()),
-                        IndexRecordOption::Basic,
-                    )),
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                 ),
             ])),
-            None => text_query,
+            _ => text_query,
         };
-        let searcher = self.reader.searcher();
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit))
             .map_err(|e| KbError::Invalid(e.to_string()))?;
@@ -188,22 +265,79 @@ impl LocalIndex {
             let ord = ords
                 .first(address.doc_id)
                 .ok_or_else(|| KbError::Invalid("document without ordinal".into()))?;
-            out.push(self.articles[ord as usize].clone());
+            out.push(
+                self.store
+                    .get(ord as usize)
+                    .map_err(|e| KbError::Invalid(e.to_string()))?,
+            );
         }
         Ok(out)
     }
 }
 
-#[async_trait]
-impl KnowledgeBase for LocalIndex {
-    async fn search(
-        &self,
-        query: &str,
-        locale: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Article>, KbError> {
-        self.search_sync(query, locale, limit)
+fn check_ids(articles: &[Article]) -> Result<(), LocalKbError> {
+    let mut seen = BTreeSet::new();
+    for a in articles {
+        if !seen.insert(a.id.as_str()) {
+            return Err(LocalKbError::DuplicateId(a.id.clone()));
+        }
     }
+    Ok(())
+}
+
+/// Indexes the articles in order (document `n` is store record `n`) with one writer thread,
+/// then merges them into one segment, so the same articles always give the same index.
+fn write_index(
+    index: &Index,
+    fields: Fields,
+    articles: &[Article],
+    fingerprint: &str,
+) -> Result<(), LocalKbError> {
+    index.tokenizers().register(ANALYZER, analyzer());
+    let mut writer = index.writer_with_num_threads(1, INDEX_MEMORY_BYTES)?;
+    writer.set_merge_policy(Box::new(NoMergePolicy));
+    for (ord, a) in articles.iter().enumerate() {
+        writer.add_document(doc!(
+            fields.ord => ord as u64,
+            fields.title => a.title.as_str(),
+            fields.body => a.body.as_str(),
+            fields.locale => a.locale.as_str(),
+        ))?;
+    }
+    writer.commit()?;
+    let segments = index.searchable_segment_ids()?;
+    if segments.len() > 1 {
+        writer.merge(&segments).wait()?;
+    }
+    let mut commit = writer.prepare_commit()?;
+    commit.set_payload(fingerprint);
+    commit.commit()?;
+    writer.wait_merging_threads()?;
+    Ok(())
+}
+
+/// Every `*.md` file below `dir`, sorted by path.
+pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, LocalKbError> {
+    let mut paths = Vec::new();
+    collect_markdown(dir, &mut paths)?;
+    Ok(paths)
+}
+
+/// Reads and parses the article files, in the order given.
+pub fn read_dir_articles(paths: &[PathBuf]) -> Result<Vec<Article>, LocalKbError> {
+    let mut articles = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|source| LocalKbError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let article = parse_markdown(&text).map_err(|message| LocalKbError::Article {
+            path: path.clone(),
+            message,
+        })?;
+        articles.push(article);
+    }
+    Ok(articles)
 }
 
 fn analyzer() -> TextAnalyzer {
@@ -215,18 +349,23 @@ fn analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// Depth first, each folder's entries sorted by name: the order of the paths sorted whole.
 fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LocalKbError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LocalKbError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| LocalKbError::Io {
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| LocalKbError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
         let path = entry.path();
-        if path.is_dir() {
+        // The entry's type comes with the listing; only a link needs a look at its target.
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => path.is_dir(),
+        };
+        if is_dir {
             collect_markdown(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "md") {
             out.push(path);
@@ -343,12 +482,12 @@ mod tests {
         ])
         .unwrap();
         let hits = idx
-            .search_sync("how do I export an invoice", Some("en-us"), 5)
+            .search("how do I export an invoice", Some("en-us"), 5)
             .unwrap();
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].id, "2");
-        assert_eq!(idx.search_sync("invoice", None, 5).unwrap().len(), 2);
-        assert!(idx.search_sync("   ", None, 5).unwrap().is_empty());
+        assert_eq!(idx.search("invoice", None, 5).unwrap().len(), 2);
+        assert!(idx.search("   ", None, 5).unwrap().is_empty());
     }
 
     #[test]

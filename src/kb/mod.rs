@@ -25,6 +25,59 @@ pub struct Article {
     pub draft: bool,
 }
 
+/// An article's fields borrowed from where they live (an [`Article`], or the embedded index's
+/// memory-mapped store): what the judge reads, without copying a body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArticleRef<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub url: &'a str,
+    pub locale: &'a str,
+    pub published_at: Option<DateTime<Utc>>,
+    pub draft: bool,
+}
+
+impl ArticleRef<'_> {
+    /// An owned copy, for callers that keep candidates beyond the search (`eval`).
+    pub fn to_article(&self) -> Article {
+        Article {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            body: self.body.to_string(),
+            url: self.url.to_string(),
+            locale: self.locale.to_string(),
+            published_at: self.published_at,
+            draft: self.draft,
+        }
+    }
+}
+
+/// Anything the judge can read as an article.
+pub trait ArticleView {
+    fn view(&self) -> ArticleRef<'_>;
+}
+
+impl ArticleView for Article {
+    fn view(&self) -> ArticleRef<'_> {
+        ArticleRef {
+            id: &self.id,
+            title: &self.title,
+            body: &self.body,
+            url: &self.url,
+            locale: &self.locale,
+            published_at: self.published_at,
+            draft: self.draft,
+        }
+    }
+}
+
+impl ArticleView for ArticleRef<'_> {
+    fn view(&self) -> ArticleRef<'_> {
+        *self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
     #[error("knowledge base unavailable: {0}")]

@@ -16,7 +16,8 @@ fn repo() -> PathBuf {
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
     c.current_dir(repo())
-        .env("DEMO_SIGNING_SECRET", DEMO_SECRET);
+        .env("DEMO_SIGNING_SECRET", DEMO_SECRET)
+        .env("EG_INDEX_IN_MEMORY", "true");
     c
 }
 
@@ -116,6 +117,7 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
     let connectors = repo().join("connectors");
     let valid = escalation_gate::config::load_file(&connectors.join("demo.toml"), &env).unwrap();
     let connector = Connector::build(valid).unwrap();
+    connector.ready().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/demo", listener.local_addr().unwrap());
     tokio::spawn(escalation_gate::run(

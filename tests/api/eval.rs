@@ -287,6 +287,7 @@ path = "articles"
     let valid = escalation_gate::config::parse("eval", toml, dir.path(), &env)
         .unwrap_or_else(|e| panic!("{e:?}"));
     let connector = Connector::build(valid).unwrap();
+    connector.ready().await.unwrap();
     let report = eval::evaluate(
         &data,
         &Options {

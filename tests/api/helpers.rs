@@ -6,7 +6,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use escalation_gate::connector::Connector;
+use escalation_gate::connector::{Connector, Runtime};
 use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::server::ServerSettings;
 use serde_json::{Value, json};
@@ -72,6 +72,8 @@ pub struct Options {
     pub tickets: Vec<Value>,
     /// `knowledge_base.backend` (default `helpdesk`: the fake's Help Center).
     pub kb_backend: &'static str,
+    /// The judge pool and where embedded indexes are kept (default: the shared pool, in memory).
+    pub runtime: Runtime,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             vars: Vec::new(),
             tickets: Vec::new(),
             kb_backend: "helpdesk",
+            runtime: Runtime::default(),
         }
     }
 }
@@ -156,7 +159,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let text = connector_toml(&opts.auth_toml, opts.kb_backend, &opts.extra_toml);
     let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &env)
         .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
-    let connector = Connector::build(valid).expect("connector builds");
+    let connector = Connector::build_with(valid, &opts.runtime).expect("connector builds");
     seed_directory(&zendesk);
     for t in opts.tickets {
         zendesk.put_ticket(t);
@@ -173,14 +176,16 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             let _ = rx.await;
         },
     ));
-    TestApp {
+    let app = TestApp {
         address,
         metrics_url,
         zendesk,
         client: reqwest::Client::new(),
         shutdown: Some(tx),
         server: Some(server),
-    }
+    };
+    app.wait_ready().await;
+    app
 }
 
 /// The variables the test connector file references for `zendesk`: its URL, credentials and
@@ -300,6 +305,18 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         req.send().await.expect("request reaches the service")
+    }
+
+    /// Waits until `/healthz` says every connector can judge (an embedded index is built in
+    /// the background).
+    pub async fn wait_ready(&self) {
+        for _ in 0..3000 {
+            if self.get("/healthz").await.status() == reqwest::StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the service did not become ready");
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -8,6 +8,7 @@ mod fake_salesforce;
 mod fake_zendesk;
 mod helpers;
 mod install_zendesk;
+mod judge_scale;
 mod kb_http;
 mod properties;
 mod remote_search;
