@@ -255,8 +255,9 @@ enum UninstallTarget {
     },
 }
 
+/// A connector and the days of the tickets it reads back.
 #[derive(clap::Args)]
-struct ReportArgs {
+struct PeriodArgs {
     /// The connector whose helpdesk holds the record.
     #[arg(long)]
     connector: String,
@@ -266,6 +267,28 @@ struct ReportArgs {
     /// Last day of the period, included (YYYY-MM-DD, UTC).
     #[arg(long)]
     to: NaiveDate,
+}
+
+impl PeriodArgs {
+    /// The tickets created from `from` to `to`, both days included (UTC).
+    fn period(&self) -> anyhow::Result<Period> {
+        let (from, to) = (self.from, self.to);
+        if to < from {
+            bail!("--to ({to}) is before --from ({from})");
+        }
+        Ok(Period {
+            from: from.and_time(NaiveTime::MIN).and_utc(),
+            to: (to + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    period: PeriodArgs,
     /// Only this partner (as the connector names it); required with `--audience partner`.
     #[arg(long)]
     partner: Option<String>,
@@ -282,15 +305,8 @@ struct ReportArgs {
 
 #[derive(clap::Args)]
 struct CalibrateArgs {
-    /// The connector whose helpdesk holds the reviewed verdicts.
-    #[arg(long)]
-    connector: String,
-    /// First day of the period (YYYY-MM-DD, UTC), by ticket creation.
-    #[arg(long)]
-    from: NaiveDate,
-    /// Last day of the period, included (YYYY-MM-DD, UTC).
-    #[arg(long)]
-    to: NaiveDate,
+    #[command(flatten)]
+    period: PeriodArgs,
     /// The precision of "bad" the proposed threshold keeps, between 0.5 and 1.
     #[arg(long, default_value_t = 0.90)]
     target: f64,
@@ -576,29 +592,16 @@ fn sweep(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The tickets created from `from` to `to`, both days included (UTC).
-fn days(from: NaiveDate, to: NaiveDate) -> anyhow::Result<Period> {
-    if to < from {
-        bail!("--to ({to}) is before --from ({from})");
-    }
-    Ok(Period {
-        from: from.and_time(NaiveTime::MIN).and_utc(),
-        to: (to + chrono::Days::new(1))
-            .and_time(NaiveTime::MIN)
-            .and_utc(),
-    })
-}
-
 fn run_calibrate(dir: &Path, args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
     if !(0.5..=1.0).contains(&args.target) {
         bail!("--target {} is not between 0.5 and 1", args.target);
     }
     let options = calibrate::Options {
-        period: days(args.from, args.to)?,
+        period: args.period.period()?,
         target: args.target,
         min_reviewed: args.min_reviewed,
     };
-    let name = &args.connector;
+    let name = &args.period.connector;
     let connector = one_connector(dir, name)?;
     let calibration = runtime()?
         .block_on(calibrate::calibrate(&connector, &options))
@@ -611,9 +614,9 @@ fn run_calibrate(dir: &Path, args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let name = &args.connector;
+    let name = &args.period.connector;
     let options = report::Options {
-        period: days(args.from, args.to)?,
+        period: args.period.period()?,
         partner: args.partner.clone(),
         audience: args.audience,
     };
