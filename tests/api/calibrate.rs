@@ -7,7 +7,6 @@
 //! `cargo test --test api calibration_figures -- --nocapture`.
 
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
@@ -378,16 +377,6 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
         "",
     );
     std::fs::write(dir.path().join("acme.toml"), text).unwrap();
-    let bin = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
-        c.arg("calibrate")
-            .args(args)
-            .arg("--connectors")
-            .arg(dir.path())
-            .envs(zendesk_vars(&zendesk));
-        c
-    };
-    let run = |mut c: Command| tokio::task::spawn_blocking(move || c.output().unwrap());
     let base = [
         "--connector",
         "acme",
@@ -396,7 +385,7 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
         "--to",
         "2026-03-31",
     ];
-    let out = run(bin(&base)).await.unwrap();
+    let out = run_command("calibrate", &base, dir.path(), &zendesk).await;
     assert!(
         out.status.success(),
         "{}",
@@ -411,7 +400,7 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
     assert!(text.contains("\nreview_bound = 0."), "{text}");
     let mut args = base.to_vec();
     args.extend(["--format", "json", "--target", "0.95"]);
-    let out = run(bin(&args)).await.unwrap();
+    let out = run_command("calibrate", &args, dir.path(), &zendesk).await;
     assert!(
         out.status.success(),
         "{}",
@@ -431,7 +420,7 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
         } else {
             args.extend(extra);
         }
-        let out = run(bin(&args)).await.unwrap();
+        let out = run_command("calibrate", &args, dir.path(), &zendesk).await;
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");
