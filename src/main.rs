@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
 use escalation_gate::assess::note;
+use escalation_gate::calibrate;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
@@ -165,6 +166,23 @@ enum Command {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
+    /// Agreement between the judge and the reviewers, and the threshold and review bound that
+    /// keep precision of "bad" at the target on the connector's own reviewed cases.
+    ///
+    /// Reads every ticket created in the period back from the helpdesk (Zendesk Export Search
+    /// Results, Salesforce SOQL; rate limits are waited out) and prints: the review rate, the
+    /// precision of the judge's "bad" overall and by reason (the share of its reviewed bad
+    /// verdicts a person kept bad) with a 95 % Wilson interval, the overturn reasons, and the
+    /// `[knowledge_base]` lines to paste. The proposal rests on reviewed cases whose verdict
+    /// records the judge's confidence (Zendesk tag `escalation_kb_conf_NN`; Salesforce `conf=`
+    /// in `[helpdesk.verdict_fields] detail`); below `--min-reviewed` of them it says the sample
+    /// is too small to move the connector's values.
+    Calibrate {
+        #[command(flatten)]
+        args: CalibrateArgs,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate {
         #[command(flatten)]
@@ -252,8 +270,9 @@ enum UninstallTarget {
     },
 }
 
+/// A connector and the days of the tickets it reads back.
 #[derive(clap::Args)]
-struct ReportArgs {
+struct PeriodArgs {
     /// The connector whose helpdesk holds the record.
     #[arg(long)]
     connector: String,
@@ -263,6 +282,30 @@ struct ReportArgs {
     /// Last day of the period, included (YYYY-MM-DD, UTC).
     #[arg(long)]
     to: NaiveDate,
+    #[command(flatten)]
+    index: IndexDir,
+}
+
+impl PeriodArgs {
+    /// The tickets created from `from` to `to`, both days included (UTC).
+    fn period(&self) -> anyhow::Result<Period> {
+        let (from, to) = (self.from, self.to);
+        if to < from {
+            bail!("--to ({to}) is before --from ({from})");
+        }
+        Ok(Period {
+            from: from.and_time(NaiveTime::MIN).and_utc(),
+            to: (to + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    period: PeriodArgs,
     /// Only this partner (as the connector names it); required with `--audience partner`.
     #[arg(long)]
     partner: Option<String>,
@@ -275,8 +318,6 @@ struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    index: IndexDir,
 }
 
 #[derive(clap::Args)]
@@ -312,6 +353,26 @@ impl IndexDir {
             ..connector::Runtime::default()
         }
     }
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    period: PeriodArgs,
+    /// The precision of "bad" the proposed threshold keeps, between 0.5 and 1.
+    #[arg(long, default_value_t = 0.90)]
+    target: f64,
+    /// The fewest reviewed cases with a recorded confidence that may move the connector's values.
+    #[arg(long, default_value_t = 30)]
+    min_reviewed: u64,
+    #[arg(long, value_enum, default_value = "text")]
+    format: CalibrateFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CalibrateFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -378,6 +439,10 @@ fn main() -> ExitCode {
         }
         Command::Validate { dir } => validate(&dir.connectors),
         Command::Report { args, dir } => run_report(&dir.connectors, &args),
+        Command::Calibrate { args, dir } => {
+            telemetry::init_quiet();
+            run_calibrate(&dir.connectors, &args)
+        }
         Command::Sweep {
             connector,
             dir,
@@ -597,18 +662,31 @@ fn sweep(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let (name, from, to) = (&args.connector, args.from, args.to);
-    if to < from {
-        bail!("--to ({to}) is before --from ({from})");
+fn run_calibrate(dir: &Path, args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
+    if !(0.5..=1.0).contains(&args.target) {
+        bail!("--target {} is not between 0.5 and 1", args.target);
     }
+    let options = calibrate::Options {
+        period: args.period.period()?,
+        target: args.target,
+        min_reviewed: args.min_reviewed,
+    };
+    let name = &args.period.connector;
+    let connector = one_connector(dir, name, &args.period.index)?;
+    let calibration = runtime()?
+        .block_on(calibrate::calibrate(&connector, &options))
+        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
+    match args.format {
+        CalibrateFormat::Text => print!("{}", calibrate::render_text(&calibration)),
+        CalibrateFormat::Json => println!("{}", serde_json::to_string_pretty(&calibration)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let name = &args.period.connector;
     let options = report::Options {
-        period: Period {
-            from: from.and_time(NaiveTime::MIN).and_utc(),
-            to: (to + chrono::Days::new(1))
-                .and_time(NaiveTime::MIN)
-                .and_utc(),
-        },
+        period: args.period.period()?,
         partner: args.partner.clone(),
         audience: args.audience,
     };
@@ -620,7 +698,7 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     if options.audience == report::Audience::Partner && options.partner.is_none() {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
-    let connector = one_connector(dir, name, &args.index)?;
+    let connector = one_connector(dir, name, &args.period.index)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(

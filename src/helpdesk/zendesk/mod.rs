@@ -94,6 +94,10 @@ impl Zendesk {
                 super::tag_safe(a)
             )
         }));
+        tags.extend(
+            super::recorded_confidence(v)
+                .map(|p| format!("{}{}{p:02}", t.reason_prefix, records::KB_CONF)),
+        );
         tags
     }
 
