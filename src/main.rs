@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
 use escalation_gate::assess::note;
+use escalation_gate::backfill;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::Connector;
 use escalation_gate::eval;
@@ -147,6 +148,42 @@ enum Command {
     Report {
         #[command(flatten)]
         args: ReportArgs,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
+    /// Judge a past period's escalations, each as of its own escalation time, for a baseline
+    /// before a partner contract starts: a dry run (the default) prints the verdicts as JSON
+    /// lines and writes nothing; `--write` writes them to the tickets as the webhook would.
+    ///
+    /// Escalated tickets are found through the helpdesk (Zendesk Export Search Results with the
+    /// connector's escalation rule or --query; Salesforce Cases with `IsEscalated`), paged, by
+    /// creation in the period. The escalation time comes from each ticket's history (Zendesk
+    /// audits, Salesforce CaseHistory); articles published after it never count. A ticket that
+    /// already carries a verdict is never written again: after an interruption, run the same
+    /// command again to finish. Rate limits are waited out.
+    Backfill {
+        /// The connector whose past escalations are judged.
+        #[arg(long)]
+        connector: String,
+        /// First day of the period (YYYY-MM-DD, UTC), by ticket creation.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day of the period, included (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        to: NaiveDate,
+        /// Write the verdicts to the tickets (tags or fields and the note, as the webhook does).
+        #[arg(long, conflicts_with = "dry_run")]
+        write: bool,
+        /// Judge and print only; nothing is written to a ticket. The default.
+        #[arg(long)]
+        dry_run: bool,
+        /// Zendesk search terms that find escalated tickets (e.g. `tags:partner_escalation`),
+        /// instead of the connector's `[sweep] query` or its escalation trigger's tags.
+        #[arg(long)]
+        query: Option<String>,
+        /// Write the JSON lines to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         dir: ConnectorsDir,
     },
@@ -309,6 +346,19 @@ fn main() -> ExitCode {
         } => {
             telemetry::init_quiet();
             check(&dir.connectors, &connector, &file, escalated_at)
+        }
+        Command::Backfill {
+            connector,
+            from,
+            to,
+            write,
+            dry_run: _,
+            query,
+            out,
+            dir,
+        } => {
+            telemetry::init_quiet();
+            run_backfill(&dir.connectors, &connector, (from, to), write, query, out)
         }
         Command::Validate { dir } => validate(&dir.connectors),
         Command::Report { args, dir } => run_report(&dir.connectors, &args),
@@ -583,6 +633,114 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shows a bar on a terminal and writes each line as it comes.
+struct BackfillProgress {
+    bar: indicatif::ProgressBar,
+    out: Box<dyn std::io::Write>,
+}
+
+impl backfill::Progress for BackfillProgress {
+    fn found(&mut self, total: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(0);
+    }
+
+    fn done(&mut self, line: Option<&backfill::Line>) -> std::io::Result<()> {
+        self.bar.inc(1);
+        if let Some(line) = line {
+            serde_json::to_writer(&mut self.out, line)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn run_backfill(
+    dir: &Path,
+    name: &str,
+    (from, to): (NaiveDate, NaiveDate),
+    write: bool,
+    query: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if to < from {
+        bail!("--to ({to}) is before --from ({from})");
+    }
+    if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+        bail!("--query is empty");
+    }
+    let connector = one_connector(dir, name)?;
+    if query.is_some() && connector.helpdesk.kind() != "zendesk" {
+        bail!("--query is for Zendesk; Salesforce Cases are found by `IsEscalated`");
+    }
+    let options = backfill::Options {
+        period: Period {
+            from: from.and_time(NaiveTime::MIN).and_utc(),
+            to: (to + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        },
+        query,
+        mode: if write {
+            backfill::Mode::Write
+        } else {
+            backfill::Mode::DryRun
+        },
+    };
+    let sink: Box<dyn std::io::Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} escalations judged ({per_sec}, eta {eta})",
+            )
+            .expect("static template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut progress = BackfillProgress {
+        bar: bar.clone(),
+        out: sink,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = runtime()?;
+    let summary = runtime.block_on(async {
+        let flag = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let stopping = || stop.load(std::sync::atomic::Ordering::SeqCst);
+        backfill::run(&connector, &options, &mut progress, &stopping).await
+    });
+    bar.finish_and_clear();
+    progress.out.flush()?;
+    let summary = summary.with_context(|| format!("backfilling connector `{name}`"))?;
+    let mode = if write {
+        "written"
+    } else {
+        "dry run, nothing written"
+    };
+    eprintln!("backfill ({mode}): {summary}");
+    if let Some(path) = &out {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if summary.failed == 0 && !summary.stopped {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check(
