@@ -205,3 +205,117 @@ fn app_tags(zendesk: &FakeZendesk, id: u64) -> Vec<String> {
         .filter_map(|t| t.as_str().map(str::to_string))
         .collect()
 }
+
+/// Collects what a backfill reports.
+#[derive(Default)]
+struct Collected {
+    found: usize,
+    lines: Vec<escalation_gate::backfill::Line>,
+}
+
+impl escalation_gate::backfill::Progress for Collected {
+    fn found(&mut self, total: usize) {
+        self.found = total;
+    }
+
+    fn done(&mut self, line: Option<&escalation_gate::backfill::Line>) -> std::io::Result<()> {
+        self.lines.extend(line.cloned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn salesforce_cases_are_dated_by_their_case_history() {
+    use escalation_gate::backfill::{self, Mode, TimeSource};
+    use escalation_gate::helpdesk::Period;
+
+    use crate::fake_salesforce::FakeSalesforce;
+    use crate::salesforce as sf;
+
+    let mut state = sf::org();
+    // KB was opened on 3 May at 09:00 and escalated the next day; the article that answers it
+    // was published in between. GOOD's history kept no escalation row; MISSING is not escalated.
+    for (case, escalated) in [(sf::KB, true), (sf::GOOD, true), (sf::MISSING, false)] {
+        state
+            .cases
+            .get_mut(case)
+            .unwrap()
+            .insert("IsEscalated".into(), json!(escalated));
+    }
+    for a in state
+        .articles
+        .iter_mut()
+        .filter(|a| a.title.contains("E1234"))
+    {
+        a.last_published = "2024-05-03T12:00:00Z".into();
+    }
+    for (field, old, new, at) in [
+        ("Status", "New", "Working", "2024-05-03T10:00:00.000+0000"),
+        (
+            "IsEscalated",
+            "false",
+            "true",
+            "2024-05-04T10:00:00.000+0000",
+        ),
+    ] {
+        let row = json!({"CaseId": sf::KB, "Field": field, "OldValue": old, "NewValue": new, "CreatedDate": at});
+        state.case_history.push(row.as_object().unwrap().clone());
+    }
+    state.query_batch = 1;
+    let fake = FakeSalesforce::start(state).await;
+    let text = sf::connector_toml(&fake.base, sf::CLIENT_CREDENTIALS, "", "");
+    let valid = escalation_gate::config::parse(
+        "acme-sf",
+        &text,
+        std::path::Path::new("connectors"),
+        &sf::env,
+    )
+    .unwrap_or_else(|p| panic!("{p:?}"));
+    let connector = escalation_gate::connector::Connector::build(valid).unwrap();
+    let mut options = backfill::Options {
+        period: Period {
+            from: "2024-05-01T00:00:00Z".parse().unwrap(),
+            to: "2024-06-01T00:00:00Z".parse().unwrap(),
+        },
+        query: None,
+        mode: Mode::DryRun,
+    };
+    let mut seen = Collected::default();
+    let summary = backfill::run(&connector, &options, &mut seen, &|| false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.found, summary.judged, summary.time_unknown),
+        (2, 2, 1)
+    );
+    let kb = seen.lines.iter().find(|l| l.ticket == sf::KB).unwrap();
+    assert_eq!(kb.escalated_at_source, TimeSource::History);
+    assert_eq!(
+        kb.escalated_at,
+        "2024-05-04T10:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    assert_eq!(kb.reasons, ["kb_resolvable"], "{kb:?}");
+    let good = seen.lines.iter().find(|l| l.ticket == sf::GOOD).unwrap();
+    assert_eq!(good.escalated_at_source, TimeSource::Created);
+    assert!(!good.late);
+    assert_eq!(
+        fake.count("PATCH", "sobjects/Case"),
+        0,
+        "a dry run writes nothing"
+    );
+    // Two escalated Cases, one a batch: the listing followed `nextRecordsUrl`.
+    assert_eq!(fake.count("GET", "/query/01g"), 1);
+
+    options.mode = Mode::Write;
+    for run in 0..2 {
+        let summary = backfill::run(&connector, &options, &mut Collected::default(), &|| false)
+            .await
+            .unwrap();
+        assert_eq!(summary.written, if run == 0 { 2 } else { 0 }, "{summary:?}");
+    }
+    assert_eq!(fake.field(sf::KB, "Escalation_Quality__c"), json!("Bad"));
+    assert_eq!(fake.comments_on(sf::KB).len(), 1);
+    assert_eq!(fake.comments_on(sf::GOOD).len(), 1);
+}
