@@ -11,14 +11,16 @@
 //! here: the ticket is the state.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::assess::{Outcome, Verdict};
 use crate::connector::Connector;
 use crate::escalation::Escalation;
+use crate::helpdesk::{CaseRecord, RecordSink};
 use crate::helpdesk::{
     HelpdeskError, Period, ProcessError, Processed, TicketRef, Written, details, patiently,
 };
+use crate::report::{Aggregator, Scorecard};
 
 /// Write the verdicts, or only say what they would be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +39,7 @@ pub struct Options {
 }
 
 /// Where a line's escalation time comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeSource {
     /// The ticket's history (Zendesk audits, Salesforce `CaseHistory`).
@@ -47,7 +49,7 @@ pub enum TimeSource {
 }
 
 /// The article a verdict names: the one that answers the case, or the one sent to review.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArticleLine {
     pub id: String,
     pub title: String,
@@ -55,11 +57,12 @@ pub struct ArticleLine {
 }
 
 /// One judged escalation, as a line of the JSON-lines export.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     pub ticket: String,
     pub partner: String,
     pub product: Option<String>,
+    pub subject: String,
     pub opened_at: DateTime<Utc>,
     pub escalated_at: DateTime<Utc>,
     pub escalated_at_source: TimeSource,
@@ -75,7 +78,7 @@ pub struct Line {
     /// eligible article's, which stayed below the review bound.
     pub confidence: Option<f64>,
     /// The verdict the ticket already carried (a dry run judges it again, for the baseline).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_ticket: Option<String>,
 }
 
@@ -268,6 +271,7 @@ fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<String>) -> Line 
         ticket: esc.ticket_id.clone(),
         partner: esc.partner.clone(),
         product: esc.product.clone(),
+        subject: esc.subject.clone(),
         opened_at: esc.opened_at,
         escalated_at: esc.escalated_at,
         escalated_at_source: if esc.escalated_at_unknown {
@@ -294,4 +298,57 @@ fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<String>) -> Line 
             .map(|m| m.confidence),
         on_ticket,
     }
+}
+
+impl Line {
+    /// The line as the record a ticket would hold once the verdict is written.
+    pub fn record(self) -> CaseRecord {
+        let kb_articles = self
+            .article
+            .filter(|_| self.reasons.iter().any(|r| r == "kb_resolvable"))
+            .map(|a| a.id)
+            .into_iter()
+            .collect();
+        CaseRecord {
+            ticket_id: self.ticket,
+            partner: self.partner,
+            product: self.product,
+            subject: self.subject,
+            opened_at: self.opened_at,
+            escalated: true,
+            verdict: Some(self.outcome),
+            reviewed: None,
+            overturn: None,
+            reasons: self.reasons,
+            late: self.late,
+            kb_gap: self.kb_gap,
+            missing_fields: self.missing_fields,
+            kb_articles,
+            survey: Default::default(),
+        }
+    }
+}
+
+/// The scorecard of the escalations a backfill file (`--out` of a dry run) holds, opened in
+/// the report's period, aggregated as the report aggregates the tickets.
+pub fn scorecard(
+    connector: &Connector,
+    options: &crate::report::Options,
+    lines: impl std::io::BufRead,
+    progress: indicatif::ProgressBar,
+) -> anyhow::Result<Scorecard> {
+    let mut agg = Aggregator::new(options, progress);
+    for (n, text) in lines.lines().enumerate() {
+        let text = text?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let line: Line = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("line {}: not a backfill line: {e}", n + 1))?;
+        let period = &options.period;
+        if line.opened_at >= period.from && line.opened_at < period.to {
+            agg.record(line.record());
+        }
+    }
+    Ok(agg.finish(&connector.id, &connector.contracts))
 }

@@ -297,6 +297,10 @@ struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Compute the scorecard from a `backfill` dry run's JSON lines (its `--out` file) instead
+    /// of reading the tickets: escalations only (every case counts as escalated) and no survey.
+    #[arg(long, value_name = "FILE")]
+    from_jsonl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -614,9 +618,22 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let card = runtime()?
-        .block_on(report::build(&connector, &options, &bar))
-        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
+    let card = match &args.from_jsonl {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            backfill::scorecard(
+                &connector,
+                &options,
+                std::io::BufReader::new(file),
+                bar.clone(),
+            )
+            .with_context(|| format!("reading {}", path.display()))?
+        }
+        None => runtime()?
+            .block_on(report::build(&connector, &options, &bar))
+            .with_context(|| format!("reading the tickets of connector `{name}`"))?,
+    };
     bar.finish_and_clear();
     if options.partner.is_some() && card.partners.iter().all(|p| p.period.cases == 0) {
         eprintln!(

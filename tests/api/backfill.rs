@@ -133,6 +133,55 @@ async fn a_dry_run_judges_each_escalation_as_of_its_audit_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn the_report_computes_the_scorecard_from_a_dry_run_file() {
+    let zendesk = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baseline.jsonl");
+    let out = backfill(&zendesk, &["--dry-run", "--out", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "the lines go to the file");
+    std::fs::write(
+        dir.path().join("acme.toml"),
+        connector_toml(&Options::default().auth_toml, "helpdesk", EXTRA),
+    )
+    .unwrap();
+    let report = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args([
+            "report",
+            "--connector",
+            "acme",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-31",
+        ])
+        .args(["--format", "json", "--from-jsonl"])
+        .arg(&file)
+        .arg("--connectors")
+        .arg(dir.path())
+        .envs(zendesk_vars(&zendesk))
+        .output()
+        .await
+        .unwrap();
+    assert!(report.status.success(), "{}", stderr(&report));
+    let card: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let period = &card["partners"][0]["period"];
+    assert_eq!(card["partners"][0]["partner"], PARTNER);
+    assert_eq!(
+        (&period["escalations"], &period["good"], &period["bad"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{period}"
+    );
+    assert_eq!(period["bad_reasons"]["kb_resolvable"], 1, "{period}");
+    let reads = zendesk.count("GET /api/v2");
+    assert_eq!(
+        zendesk.count("GET /api/v2/search/export"),
+        1,
+        "the report reads the file, not the tickets ({reads} reads)"
+    );
+}
+
+#[tokio::test]
 async fn a_rerun_after_an_interruption_writes_nothing_twice() {
     let zendesk = seeded().await;
     // Rate limits on the listing and on a write, beyond the client's own retries; then a
