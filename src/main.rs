@@ -583,16 +583,8 @@ fn sweep(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
 
 fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let (name, from, to) = (&args.connector, args.from, args.to);
-    if to < from {
-        bail!("--to ({to}) is before --from ({from})");
-    }
     let options = report::Options {
-        period: Period {
-            from: from.and_time(NaiveTime::MIN).and_utc(),
-            to: (to + chrono::Days::new(1))
-                .and_time(NaiveTime::MIN)
-                .and_utc(),
-        },
+        period: days(from, to)?,
         partner: args.partner.clone(),
         audience: args.audience,
     };
@@ -605,19 +597,7 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
     let connector = one_connector(dir, name)?;
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {human_pos} tickets read ({per_sec}, {elapsed})",
-            )
-            .expect("static template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = terminal_bar("{spinner} {human_pos} tickets read ({per_sec}, {elapsed})");
     let card = match &args.from_jsonl {
         Some(path) => {
             let file =
@@ -652,6 +632,30 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The period of `from` to `to`, both days included (UTC).
+fn days(from: NaiveDate, to: NaiveDate) -> anyhow::Result<Period> {
+    if to < from {
+        bail!("--to ({to}) is before --from ({from})");
+    }
+    Ok(Period {
+        from: from.and_time(NaiveTime::MIN).and_utc(),
+        to: (to + chrono::Days::new(1))
+            .and_time(NaiveTime::MIN)
+            .and_utc(),
+    })
+}
+
+/// A progress line with `template` on a terminal; hidden otherwise.
+fn terminal_bar(template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// Shows a bar on a terminal and writes each line as it comes.
 struct BackfillProgress {
     bar: indicatif::ProgressBar,
@@ -682,9 +686,7 @@ fn run_backfill(
     query: Option<String>,
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    if to < from {
-        bail!("--to ({to}) is before --from ({from})");
-    }
+    let period = days(from, to)?;
     if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
         bail!("--query is empty");
     }
@@ -693,12 +695,7 @@ fn run_backfill(
         bail!("--query is for Zendesk; Salesforce Cases are found by `IsEscalated`");
     }
     let options = backfill::Options {
-        period: Period {
-            from: from.and_time(NaiveTime::MIN).and_utc(),
-            to: (to + chrono::Days::new(1))
-                .and_time(NaiveTime::MIN)
-                .and_utc(),
-        },
+        period,
         query,
         mode: if write {
             backfill::Mode::Write
@@ -712,19 +709,7 @@ fn run_backfill(
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} escalations judged ({per_sec}, eta {eta})",
-            )
-            .expect("static template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = terminal_bar("{spinner} {pos}/{len} escalations judged ({per_sec}, eta {eta})");
     let mut progress = BackfillProgress {
         bar: bar.clone(),
         out: sink,

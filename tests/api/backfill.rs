@@ -54,8 +54,8 @@ async fn seeded() -> FakeZendesk {
     zendesk
 }
 
-/// Runs `escalation-gate backfill` over March 2026 with `args` on the test connector.
-async fn backfill(zendesk: &FakeZendesk, args: &[&str]) -> std::process::Output {
+/// Runs `escalation-gate COMMAND` over March 2026 with `args` on the test connector.
+async fn command(zendesk: &FakeZendesk, command: &str, args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("acme.toml"),
@@ -64,7 +64,7 @@ async fn backfill(zendesk: &FakeZendesk, args: &[&str]) -> std::process::Output 
     .unwrap();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
         .args([
-            "backfill",
+            command,
             "--connector",
             "acme",
             "--from",
@@ -79,6 +79,10 @@ async fn backfill(zendesk: &FakeZendesk, args: &[&str]) -> std::process::Output 
         .output()
         .await
         .unwrap()
+}
+
+async fn backfill(zendesk: &FakeZendesk, args: &[&str]) -> std::process::Output {
+    command(zendesk, "backfill", args).await
 }
 
 fn lines(out: &std::process::Output) -> Vec<Value> {
@@ -140,29 +144,13 @@ async fn the_report_computes_the_scorecard_from_a_dry_run_file() {
     let out = backfill(&zendesk, &["--dry-run", "--out", file.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "the lines go to the file");
-    std::fs::write(
-        dir.path().join("acme.toml"),
-        connector_toml(&Options::default().auth_toml, "helpdesk", EXTRA),
+    let file_arg = file.to_str().unwrap();
+    let report = command(
+        &zendesk,
+        "report",
+        &["--format", "json", "--from-jsonl", file_arg],
     )
-    .unwrap();
-    let report = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args([
-            "report",
-            "--connector",
-            "acme",
-            "--from",
-            "2026-03-01",
-            "--to",
-            "2026-03-31",
-        ])
-        .args(["--format", "json", "--from-jsonl"])
-        .arg(&file)
-        .arg("--connectors")
-        .arg(dir.path())
-        .envs(zendesk_vars(&zendesk))
-        .output()
-        .await
-        .unwrap();
+    .await;
     assert!(report.status.success(), "{}", stderr(&report));
     let card: Value = serde_json::from_slice(&report.stdout).unwrap();
     let period = &card["partners"][0]["period"];
