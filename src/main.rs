@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
 use escalation_gate::assess::note;
+use escalation_gate::backfill;
 use escalation_gate::calibrate;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::{self, Connector};
@@ -183,6 +184,35 @@ enum Command {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
+    /// Judge a past period's escalations, each as of its own escalation time, for a baseline
+    /// before a partner contract starts: a dry run (the default) prints the verdicts as JSON
+    /// lines and writes nothing; `--write` writes them to the tickets as the webhook would.
+    ///
+    /// Escalated tickets are found through the helpdesk (Zendesk Export Search Results with the
+    /// connector's escalation rule or --query; Salesforce Cases with `IsEscalated`), paged, by
+    /// creation in the period. The escalation time comes from each ticket's history (Zendesk
+    /// audits, Salesforce CaseHistory); articles published after it never count. A ticket that
+    /// already carries a verdict is never written again: after an interruption, run the same
+    /// command again to finish. Rate limits are waited out.
+    Backfill {
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Write the verdicts to the tickets (tags or fields and the note, as the webhook does).
+        #[arg(long, conflicts_with = "dry_run")]
+        write: bool,
+        /// Judge and print only; nothing is written to a ticket. The default.
+        #[arg(long)]
+        dry_run: bool,
+        /// Zendesk search terms that find escalated tickets (e.g. `tags:partner_escalation`),
+        /// instead of the connector's `[sweep] query` or its escalation trigger's tags.
+        #[arg(long)]
+        query: Option<String>,
+        /// Write the JSON lines to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate {
         #[command(flatten)]
@@ -318,6 +348,10 @@ struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Compute the scorecard from a `backfill` dry run's JSON lines (its `--out` file) instead
+    /// of reading the tickets: escalations only (every case counts as escalated) and no survey.
+    #[arg(long, value_name = "FILE")]
+    from_jsonl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -436,6 +470,17 @@ fn main() -> ExitCode {
         } => {
             telemetry::init_quiet();
             check(&dir.connectors, &connector, &file, escalated_at, &index)
+        }
+        Command::Backfill {
+            period,
+            write,
+            dry_run: _,
+            query,
+            out,
+            dir,
+        } => {
+            telemetry::init_quiet();
+            run_backfill(&dir.connectors, &period, write, query, out)
         }
         Command::Validate { dir } => validate(&dir.connectors),
         Command::Report { args, dir } => run_report(&dir.connectors, &args),
@@ -699,22 +744,23 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
     let connector = one_connector(dir, name, &args.period.index)?;
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {human_pos} tickets read ({per_sec}, {elapsed})",
+    let bar = terminal_bar("{spinner} {human_pos} tickets read ({per_sec}, {elapsed})");
+    let card = match &args.from_jsonl {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            backfill::scorecard(
+                &connector,
+                &options,
+                std::io::BufReader::new(file),
+                bar.clone(),
             )
-            .expect("static template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
+            .with_context(|| format!("reading {}", path.display()))?
+        }
+        None => runtime()?
+            .block_on(report::build(&connector, &options, &bar))
+            .with_context(|| format!("reading the tickets of connector `{name}`"))?,
     };
-    let card = runtime()?
-        .block_on(report::build(&connector, &options, &bar))
-        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
     bar.finish_and_clear();
     if options.partner.is_some() && card.partners.iter().all(|p| p.period.cases == 0) {
         eprintln!(
@@ -731,6 +777,105 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress line with `template` on a terminal; hidden otherwise.
+fn terminal_bar(template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Shows a bar on a terminal and writes each line as it comes.
+struct BackfillProgress {
+    bar: indicatif::ProgressBar,
+    out: Box<dyn std::io::Write>,
+}
+
+impl backfill::Progress for BackfillProgress {
+    fn found(&mut self, total: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(0);
+    }
+
+    fn done(&mut self, line: Option<&backfill::Line>) -> std::io::Result<()> {
+        self.bar.inc(1);
+        if let Some(line) = line {
+            serde_json::to_writer(&mut self.out, line)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn run_backfill(
+    dir: &Path,
+    args: &PeriodArgs,
+    write: bool,
+    query: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (name, period) = (&args.connector, args.period()?);
+    if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+        bail!("--query is empty");
+    }
+    let connector = one_connector(dir, name, &args.index)?;
+    if query.is_some() && connector.helpdesk.kind() != "zendesk" {
+        bail!("--query is for Zendesk; Salesforce Cases are found by `IsEscalated`");
+    }
+    let options = backfill::Options {
+        period,
+        query,
+        mode: if write {
+            backfill::Mode::Write
+        } else {
+            backfill::Mode::DryRun
+        },
+    };
+    let sink: Box<dyn std::io::Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let bar = terminal_bar("{spinner} {pos}/{len} escalations judged ({per_sec}, eta {eta})");
+    let mut progress = BackfillProgress {
+        bar: bar.clone(),
+        out: sink,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = runtime()?;
+    let summary = runtime.block_on(async {
+        let flag = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let stopping = || stop.load(std::sync::atomic::Ordering::SeqCst);
+        backfill::run(&connector, &options, &mut progress, &stopping).await
+    });
+    bar.finish_and_clear();
+    progress.out.flush()?;
+    let summary = summary.with_context(|| format!("backfilling connector `{name}`"))?;
+    let mode = if write {
+        "written"
+    } else {
+        "dry run, nothing written"
+    };
+    eprintln!("backfill ({mode}): {summary}");
+    if let Some(path) = &out {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if summary.failed == 0 && !summary.stopped {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check(

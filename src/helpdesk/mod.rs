@@ -355,6 +355,26 @@ pub trait Helpdesk: Send + Sync {
         sink: &mut (dyn RecordSink + Send),
     ) -> Result<(), HelpdeskError>;
 
+    /// Every escalated ticket created in `period`, oldest first, handed to `sink` page by page
+    /// (Zendesk Export Search Results with the escalation rule's search terms, `query` when
+    /// given; Salesforce SOQL `IsEscalated = true` with `nextRecordsUrl`); rate limits are
+    /// waited out. Each one's `escalated_at` is its creation, marked unknown:
+    /// [`Helpdesk::escalation_time`] reads the real one.
+    async fn escalations(
+        &self,
+        period: &Period,
+        query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError>;
+
+    /// When ticket `id` became an escalation, from its history (Zendesk audits, Salesforce
+    /// `CaseHistory`); `None` when the history does not say.
+    async fn escalation_time(
+        &self,
+        id: &str,
+        query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError>;
+
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
 
@@ -546,7 +566,12 @@ pub fn recorded_confidence(v: &Verdict) -> Option<u8> {
         .as_ref()
         .or(kb.review.as_ref())
         .or(kb.best_other.as_ref())
-        .map(|m| (m.confidence.clamp(0.0, 1.0) * 100.0 + 1e-9).floor() as u8)
+        .map(|m| floor_percent(m.confidence))
+}
+
+/// A confidence (0 to 1) in whole percent, floored as a ticket records it.
+pub fn floor_percent(confidence: f64) -> u8 {
+    (confidence.clamp(0.0, 1.0) * 100.0 + 1e-9).floor() as u8
 }
 
 /// The survey as a ticket records it: `marks` are its tags (Zendesk) or its status (Salesforce),

@@ -1,5 +1,6 @@
 //! Integration tests: the service on a random port against fake helpdesks on loopback.
 
+mod backfill;
 mod calibrate;
 mod cli;
 mod config;

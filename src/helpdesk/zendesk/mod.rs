@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod history;
 pub mod install;
 pub mod records;
 pub mod survey;
@@ -57,6 +58,12 @@ impl Zendesk {
         self.api.as_deref().ok_or_else(|| {
             HelpdeskError::Unusable("the connector has no Zendesk API configured".into())
         })
+    }
+
+    /// What makes a ticket an escalation: `[helpdesk.install.trigger]`, else the search terms.
+    fn escalation_rule(&self, query: Option<&str>) -> Result<history::Rule, HelpdeskError> {
+        let trigger = self.cfg.install.as_ref().and_then(|i| i.trigger.as_ref());
+        history::Rule::new(trigger, query)
     }
 
     /// The tags a verdict is written as.
@@ -337,6 +344,23 @@ impl Helpdesk for Zendesk {
             sink,
         )
         .await
+    }
+
+    async fn escalations(
+        &self,
+        period: &super::Period,
+        query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError> {
+        history::escalations(self.api()?, &self.escalation_rule(query)?, period, sink).await
+    }
+
+    async fn escalation_time(
+        &self,
+        id: &str,
+        query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
+        history::escalation_time(self.api()?, &self.escalation_rule(query)?, id).await
     }
 
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
