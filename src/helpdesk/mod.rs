@@ -2,6 +2,7 @@
 //! verified inbound call into tickets, a ticket into an escalation, and a verdict into a
 //! write-back. It knows nothing of how escalations are judged.
 
+pub mod freshdesk;
 pub mod salesforce;
 pub mod zendesk;
 
@@ -28,6 +29,7 @@ use crate::kb::KnowledgeBase;
 pub enum HelpdeskConfig {
     Zendesk(zendesk::config::ZendeskConfig),
     Salesforce(salesforce::config::SalesforceConfig),
+    Freshdesk(freshdesk::config::FreshdeskConfig),
 }
 
 impl crate::config::typed::Tagged for HelpdeskConfig {
@@ -40,6 +42,7 @@ impl crate::config::typed::Tagged for HelpdeskConfig {
 pub enum ValidHelpdesk {
     Zendesk(zendesk::config::ValidZendesk),
     Salesforce(salesforce::config::ValidSalesforce),
+    Freshdesk(freshdesk::config::ValidFreshdesk),
 }
 
 impl HelpdeskConfig {
@@ -57,6 +60,9 @@ impl HelpdeskConfig {
             HelpdeskConfig::Salesforce(c) => c
                 .validate(known_fields, problems)
                 .map(ValidHelpdesk::Salesforce),
+            HelpdeskConfig::Freshdesk(c) => c
+                .validate(known_fields, problems)
+                .map(ValidHelpdesk::Freshdesk),
         }
     }
 }
@@ -70,7 +76,7 @@ impl ValidHelpdesk {
         problems: &mut Vec<Problem>,
     ) {
         match self {
-            ValidHelpdesk::Zendesk(_) => {}
+            ValidHelpdesk::Zendesk(_) | ValidHelpdesk::Freshdesk(_) => {}
             ValidHelpdesk::Salesforce(c) => c.with_survey(fields, problems),
         }
     }
@@ -82,6 +88,12 @@ impl ValidHelpdesk {
         let (api, needs_query) = match self {
             ValidHelpdesk::Zendesk(c) => (c.base_url.is_some() && c.auth.is_some(), true),
             ValidHelpdesk::Salesforce(c) => (c.base.is_some() && c.auth.is_some(), false),
+            ValidHelpdesk::Freshdesk(_) => {
+                return Err(Problem::new(
+                    "sweep",
+                    "Freshdesk connectors are not swept: Freshdesk's ticket search returns at most 300 tickets and cannot exclude the judged ones",
+                ));
+            }
         };
         if !api {
             return Err(Problem::new(
@@ -109,6 +121,7 @@ impl ValidHelpdesk {
             ValidHelpdesk::Salesforce(c) => {
                 Ok(Arc::new(salesforce::Salesforce::new(connector, c)?))
             }
+            ValidHelpdesk::Freshdesk(c) => Ok(Arc::new(freshdesk::Freshdesk::new(connector, c)?)),
         }
     }
 }

@@ -90,7 +90,7 @@ fn every_problem_names_its_key() {
         (VALID.replace("[helpdesk.auth]", "[helpdesk.auth]\ntokn = \"x\""), "helpdesk.auth.tokn", "unknown field `tokn`"),
         (VALID.replace("kind = \"api_token\"", "kind = \"password\""), "helpdesk.auth.kind", "unknown variant `password`"),
         (VALID.replace("101 = \"steps\"", "101 = 5"), "helpdesk.fields.101", "invalid type: integer `5`"),
-        (VALID.replace("type = \"zendesk\"", "type = \"freshdesk\""), "helpdesk.type", "unknown variant `freshdesk`"),
+        (VALID.replace("type = \"zendesk\"", "type = \"servicenow\""), "helpdesk.type", "unknown variant `servicenow`"),
         (format!("{VALID}\n[extra]\nx = 1\n"), "extra", "unknown field `extra`"),
         (VALID.replace("${ZD_TOKEN}", "${ZD_MISSING}"), "helpdesk.auth.token", "environment variable `ZD_MISSING` is not set"),
         (VALID.replace("\"${ZD_TOKEN}\"", "\"literal-token\""), "helpdesk.auth.token", "never as a literal"),

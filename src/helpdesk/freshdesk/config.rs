@@ -1,0 +1,201 @@
+//! The `[helpdesk]` table of a Freshdesk connector.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::config::typed::{self, Tagged};
+use crate::config::{
+    Credentials, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
+};
+use crate::http::RetrySettings;
+
+/// The header the automation rule's webhook carries the shared secret in, unless the file names
+/// another.
+pub const DEFAULT_SECRET_HEADER: &str = "X-Escalation-Gate-Secret";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshdeskConfig {
+    /// `https://{domain}.freshdesk.com`, or a local server in tests.
+    pub base_url: String,
+    /// The API key of the agent the service acts as (HTTP Basic `{key}:X`).
+    pub api_key: SecretString,
+    /// Secrets the automation rule's webhook sends (in `secret_header`, or as the Basic auth
+    /// password); more than one while rotating.
+    pub webhook_secrets: Vec<SecretString>,
+    pub secret_header: Option<String>,
+    /// Custom field name (`cf_...`) → hand-off field name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "typed::tagged")]
+    pub partner: PartnerSource,
+    pub product_field: Option<String>,
+    pub version_field: Option<String>,
+    pub tried_articles_field: Option<String>,
+    #[serde(default)]
+    pub tags: TagsFile,
+    #[serde(default)]
+    pub http: HttpFile,
+}
+
+impl Tagged for PartnerSource {
+    const TAG: &'static str = "from";
+}
+
+#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PartnerSource {
+    /// The ticket's company name.
+    #[default]
+    Company,
+    /// A mapped custom field (its name from `fields`).
+    Field { field: String },
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagsFile {
+    pub good: String,
+    pub bad: String,
+    /// Prefix of the reason and flag tags and of the review outcome's `{prefix}review`.
+    pub reason_prefix: String,
+}
+
+impl TagsFile {
+    /// The tag of the outcome `review` (a person decides): `{prefix}review`.
+    pub fn review(&self) -> String {
+        format!("{}review", self.reason_prefix)
+    }
+}
+
+impl Default for TagsFile {
+    fn default() -> Self {
+        TagsFile {
+            good: "escalation_good".into(),
+            bad: "escalation_bad".into(),
+            reason_prefix: "escalation_".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub max_retry_wait_secs: Option<u64>,
+}
+
+/// A Freshdesk connector after validation.
+#[derive(Debug)]
+pub struct ValidFreshdesk {
+    pub base_url: reqwest::Url,
+    pub api_key: SecretString,
+    pub webhook_secrets: Vec<SecretString>,
+    pub secret_header: axum::http::HeaderName,
+    /// `cf_...` → hand-off field name.
+    pub fields: BTreeMap<String, String>,
+    pub partner: PartnerSource,
+    pub product_field: Option<String>,
+    pub version_field: Option<String>,
+    pub tried_articles_field: Option<String>,
+    pub tags: TagsFile,
+    pub retry: RetrySettings,
+}
+
+impl FreshdeskConfig {
+    pub fn validate(
+        self,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<ValidFreshdesk> {
+        let start = problems.len();
+        let key = |k: &str| format!("helpdesk.{k}");
+        for (field, name) in &self.fields {
+            if !field.starts_with("cf_") {
+                problems.push(Problem::new(
+                    key(&format!("fields.{field}")),
+                    "keys are Freshdesk custom field names (`cf_...`, as the API names them)",
+                ));
+            }
+            map_field_name(
+                key(&format!("fields.{field}")),
+                name,
+                known_fields,
+                problems,
+            );
+        }
+        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
+            require_mapped(key(k), v.as_deref(), known_fields, problems)
+        };
+        mapped("product_field", &self.product_field, problems);
+        mapped("version_field", &self.version_field, problems);
+        mapped("tried_articles_field", &self.tried_articles_field, problems);
+        if let PartnerSource::Field { field } = &self.partner {
+            mapped("partner.field", &Some(field.clone()), problems);
+        }
+        let base_url = upstream_url(
+            key("base_url"),
+            &self.base_url,
+            Credentials::Key("helpdesk.api_key"),
+            problems,
+        );
+        if self.webhook_secrets.is_empty() {
+            problems.push(Problem::new(
+                key("webhook_secrets"),
+                "at least one secret is needed: Freshdesk does not sign webhooks, so the automation rule sends one",
+            ));
+        }
+        for (i, s) in self.webhook_secrets.iter().enumerate() {
+            shared_secret(key(&format!("webhook_secrets[{i}]")), s, problems);
+        }
+        let header = self
+            .secret_header
+            .as_deref()
+            .unwrap_or(DEFAULT_SECRET_HEADER);
+        let secret_header = match axum::http::HeaderName::try_from(header) {
+            Ok(h) if h != axum::http::header::AUTHORIZATION => Some(h),
+            _ => {
+                problems.push(Problem::new(
+                    key("secret_header"),
+                    format!("`{header}` is not a usable header name (letters, digits and `-`; not `Authorization`, which carries Basic auth)"),
+                ));
+                None
+            }
+        };
+        for (k, v) in [
+            ("tags.good", &self.tags.good),
+            ("tags.bad", &self.tags.bad),
+            ("tags.reason_prefix", &self.tags.reason_prefix),
+        ] {
+            if v.is_empty() || v.contains(char::is_whitespace) || v.contains(',') {
+                problems.push(Problem::new(
+                    key(k),
+                    "a tag must be non-empty and contain no spaces or commas",
+                ));
+            }
+        }
+        let retry = RetrySettings::from_file(
+            self.http.timeout_secs,
+            self.http.max_retries,
+            self.http.max_retry_wait_secs,
+            "helpdesk.http",
+            problems,
+        );
+        (problems.len() == start).then_some(ValidFreshdesk {
+            base_url: base_url?,
+            api_key: self.api_key,
+            webhook_secrets: self.webhook_secrets,
+            secret_header: secret_header?,
+            fields: self.fields,
+            partner: self.partner,
+            product_field: self.product_field,
+            version_field: self.version_field,
+            tried_articles_field: self.tried_articles_field,
+            tags: self.tags,
+            retry,
+        })
+    }
+}

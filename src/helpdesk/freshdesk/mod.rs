@@ -1,0 +1,429 @@
+//! Freshdesk (API v2): an automation rule's "Trigger webhook" action in, the ticket with its
+//! requester and company through the API, the verdict back as one private note and tags, and
+//! Freshdesk Solutions as a knowledge base.
+//!
+//! Write order and redelivery: the note is written first and the tags last. The verdict tag is
+//! what `load` reads to skip a judged ticket, so it appears only once the evidence is there. If
+//! the tag write fails after the note was added, Freshdesk's retry (or the next rule run)
+//! judges the ticket again; a private note that already states the same verdict is not written
+//! a second time. Freshdesk's update replaces the whole tag list, so the ticket is read again
+//! right before it and the verdict's tags are merged into the tags it has then: a tag someone
+//! added after the service first read the ticket is kept. Freshdesk has no conditional update,
+//! so two instances judging one ticket at the same instant could each add a note.
+
+pub mod api;
+pub mod config;
+pub mod survey;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use self::api::{FreshdeskApi, Solutions};
+use self::config::{PartnerSource, ValidFreshdesk};
+use self::webhook::CallEvent;
+use super::{
+    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written,
+};
+use crate::assess::note::HEADING;
+use crate::assess::{Outcome, Verdict};
+use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::http::Upstream;
+use crate::kb::{KnowledgeBase, html_to_text};
+use crate::survey::SurveyDesk;
+use crate::survey::config::SurveyFields;
+
+pub struct Freshdesk {
+    connector: String,
+    cfg: Arc<ValidFreshdesk>,
+    api: Arc<FreshdeskApi>,
+}
+
+impl Freshdesk {
+    pub fn new(connector: &str, cfg: ValidFreshdesk) -> Result<Freshdesk, reqwest::Error> {
+        let api = Arc::new(FreshdeskApi::new(
+            Upstream::new("freshdesk", cfg.retry)?,
+            cfg.base_url.clone(),
+            cfg.api_key.clone(),
+        ));
+        Ok(Freshdesk {
+            connector: connector.to_string(),
+            cfg: Arc::new(cfg),
+            api,
+        })
+    }
+
+    /// The tags a verdict is written as (the same vocabulary as the other helpdesks').
+    pub fn tags_for(&self, v: &Verdict) -> Vec<String> {
+        let t = &self.cfg.tags;
+        let mut tags = vec![match v.outcome {
+            Outcome::Good => t.good.clone(),
+            Outcome::Bad => t.bad.clone(),
+            Outcome::Review => t.review(),
+        }];
+        tags.extend(
+            v.reasons
+                .iter()
+                .map(|r| format!("{}{}", t.reason_prefix, r.name())),
+        );
+        tags.extend(
+            v.flags
+                .names()
+                .map(|flag| format!("{}{flag}", t.reason_prefix)),
+        );
+        let (fields, articles) = super::details(v);
+        tags.extend(
+            fields
+                .iter()
+                .map(|f| format!("{}missing_{}", t.reason_prefix, super::tag_safe(f))),
+        );
+        tags.extend(
+            articles
+                .iter()
+                .map(|a| format!("{}kb_article_{}", t.reason_prefix, super::tag_safe(a))),
+        );
+        tags.extend(
+            super::recorded_confidence(v).map(|p| format!("{}kb_conf_{p:02}", t.reason_prefix)),
+        );
+        tags
+    }
+
+    /// The verdict a ticket's tags record, if any.
+    fn judged(&self, ticket: &Value) -> Option<String> {
+        let tags = tag_list(ticket);
+        let has = |tag: &str| tags.iter().any(|t| t == tag);
+        let t = &self.cfg.tags;
+        if has(&t.bad) {
+            Some(Outcome::Bad.as_str().into())
+        } else if has(&t.good) {
+            Some(Outcome::Good.as_str().into())
+        } else if has(&t.review()) {
+            Some(Outcome::Review.as_str().into())
+        } else {
+            None
+        }
+    }
+
+    async fn read(&self, id: &str) -> Result<Value, HelpdeskError> {
+        read_ticket(&self.api, id).await
+    }
+
+    /// The requester's contact record (its language), when the ticket names one.
+    async fn requester_contact(&self, ticket: &Value) -> Result<Option<Value>, HelpdeskError> {
+        match ticket.get("requester_id").and_then(Value::as_u64) {
+            Some(id) => Ok(self.api.contact(&id.to_string()).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether one of the ticket's private notes already states this verdict (its first line).
+    async fn has_note(&self, id: &str, note: &str) -> Result<bool, HelpdeskError> {
+        let heading = note.lines().next().unwrap_or(HEADING).trim();
+        Ok(self.api.conversations(id).await?.iter().any(|c| {
+            c.get("private").and_then(Value::as_bool) == Some(true)
+                && c.get("body_text")
+                    .and_then(Value::as_str)
+                    .and_then(|b| b.lines().next())
+                    .is_some_and(|first| first.trim() == heading)
+        }))
+    }
+}
+
+/// The ticket with its requester and company; a ticket that does not exist is unusable.
+pub async fn read_ticket(api: &FreshdeskApi, id: &str) -> Result<Value, HelpdeskError> {
+    api.ticket(id)
+        .await?
+        .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
+}
+
+/// A ticket's tags.
+pub fn tag_list(ticket: &Value) -> Vec<String> {
+    ticket
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// `current` with `add` appended (each once) and `remove` taken out, in their order.
+pub fn merged_tags(current: &[String], add: &[String], remove: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(current.len() + add.len());
+    for t in current.iter().chain(add) {
+        if !remove.contains(t) && !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Helpdesk for Freshdesk {
+    fn kind(&self) -> &'static str {
+        "freshdesk"
+    }
+
+    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
+        webhook::verify(
+            &self.cfg.webhook_secrets,
+            &self.cfg.secret_header,
+            inbound.headers,
+        )?;
+        let call = webhook::parse_body(inbound.body)?;
+        let delivery = Delivery {
+            delivery_id: None,
+            tickets: vec![TicketRef {
+                id: call.ticket_id,
+                // The rule fires when the ticket becomes an escalation: the call is its time.
+                escalated_at: inbound.now,
+                escalated_at_unknown: false,
+                snapshot: None,
+            }],
+        };
+        Ok(match call.event {
+            CallEvent::Solved => Event::Solved(delivery),
+            CallEvent::Escalated => Event::Escalated(delivery),
+        })
+    }
+
+    async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
+        let ticket = self.read(&t.id).await?;
+        let contact = self.requester_contact(&ticket).await?;
+        let escalation = map_ticket(
+            &self.connector,
+            &self.cfg,
+            &ticket,
+            contact.as_ref(),
+            t.escalated_at,
+        )?;
+        Ok(Loaded {
+            escalation,
+            judged: self.judged(&ticket),
+            version: ticket
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            survey_recorded: false,
+        })
+    }
+
+    fn escalation_from_snapshot(
+        &self,
+        snapshot: &Value,
+        escalated_at: DateTime<Utc>,
+    ) -> Result<Escalation, HelpdeskError> {
+        map_ticket(&self.connector, &self.cfg, snapshot, None, escalated_at)
+    }
+
+    async fn write_back(
+        &self,
+        loaded: &Loaded,
+        verdict: &Verdict,
+        note: &str,
+        survey_pending: Option<&str>,
+    ) -> Result<Written, HelpdeskError> {
+        let id = &loaded.escalation.ticket_id;
+        let mut tags = self.tags_for(verdict);
+        tags.extend(survey_pending.map(str::to_string));
+        if !self.has_note(id, note).await? {
+            self.api.add_private_note(id, note).await?;
+        }
+        // The update replaces the whole list: merge into the tags the ticket has right now.
+        let fresh = self.read(id).await?;
+        if self.judged(&fresh).is_some() {
+            return Ok(Written::Already);
+        }
+        let merged = merged_tags(&tag_list(&fresh), &tags, &[]);
+        self.api
+            .update_ticket(id, &json!({ "tags": merged }))
+            .await?;
+        Ok(Written::Now)
+    }
+
+    async fn unjudged(
+        &self,
+        _query: Option<&str>,
+        _since: DateTime<Utc>,
+    ) -> Result<Vec<TicketRef>, HelpdeskError> {
+        Err(not_read_back("the sweep"))
+    }
+
+    async fn records(
+        &self,
+        _period: &super::Period,
+        _survey: Option<&SurveyFields>,
+        _sink: &mut (dyn super::RecordSink + Send),
+    ) -> Result<(), HelpdeskError> {
+        Err(not_read_back("reports and calibration"))
+    }
+
+    async fn escalations(
+        &self,
+        _period: &super::Period,
+        _query: Option<&str>,
+        _sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError> {
+        Err(not_read_back("the backfill"))
+    }
+
+    async fn escalation_time(
+        &self,
+        _id: &str,
+        _query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
+        Err(not_read_back("the backfill"))
+    }
+
+    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
+        Some(Arc::new(Solutions(Arc::clone(&self.api))))
+    }
+
+    fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
+        Some(Arc::new(survey::FreshdeskSurvey {
+            connector: self.connector.clone(),
+            cfg: Arc::clone(&self.cfg),
+            api: Arc::clone(&self.api),
+            fields: fields.clone(),
+        }))
+    }
+}
+
+/// The answer of the paged reads Freshdesk connectors do not offer: Freshdesk's ticket search
+/// stops at 300 results and cannot exclude tags, so it is no queue to sweep or report from.
+fn not_read_back(what: &str) -> HelpdeskError {
+    HelpdeskError::Unusable(format!(
+        "{what} does not read Freshdesk connectors: Freshdesk's ticket search returns at most 300 tickets"
+    ))
+}
+
+/// Freshdesk's `source` codes as channel names.
+fn channel(source: u64) -> Option<&'static str> {
+    Some(match source {
+        1 => "email",
+        2 => "portal",
+        3 => "phone",
+        7 => "chat",
+        9 => "feedback_widget",
+        10 => "outbound_email",
+        _ => return None,
+    })
+}
+
+/// Maps a ticket as `GET /api/v2/tickets/{id}?include=requester,company` returns it (and the
+/// requester's contact record, for its language) to an escalation.
+pub fn map_ticket(
+    connector: &str,
+    cfg: &ValidFreshdesk,
+    t: &Value,
+    contact: Option<&Value>,
+    escalated_at: DateTime<Utc>,
+) -> Result<Escalation, HelpdeskError> {
+    let unusable = |m: &str| HelpdeskError::Unusable(m.to_string());
+    if !t.is_object() {
+        return Err(unusable("the ticket is not a JSON object"));
+    }
+    let id = match t.get("id") {
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(unusable("the ticket has no id")),
+    };
+    let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let opened_at = t
+        .get("created_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
+    let custom = t.get("custom_fields");
+    let mut handoff = BTreeMap::new();
+    for (field, name) in &cfg.fields {
+        let value = match custom.and_then(|c| c.get(field)) {
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        };
+        if !value.is_empty() {
+            handoff.insert(name.clone(), value);
+        }
+    }
+    let partner = match &cfg.partner {
+        PartnerSource::Company => t
+            .pointer("/company/name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        PartnerSource::Field { field } => handoff.get(field).cloned(),
+    }
+    .filter(|p| !p.trim().is_empty())
+    .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
+    let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
+    let description = match t.get("description_text").and_then(Value::as_str) {
+        Some(plain) => plain.to_string(),
+        None => html_to_text(&text("description")),
+    };
+    Ok(Escalation {
+        connector: connector.to_string(),
+        ticket_id: id.clone(),
+        partner,
+        subject: text("subject"),
+        description,
+        requester: Requester {
+            email: t
+                .pointer("/requester/email")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            locale: contact
+                .and_then(|c| c.get("language"))
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase),
+        },
+        product: field(&cfg.product_field),
+        version: field(&cfg.version_field),
+        channel: t
+            .get("source")
+            .and_then(Value::as_u64)
+            .and_then(channel)
+            .map(str::to_string),
+        issue_type: t.get("type").and_then(Value::as_str).map(str::to_string),
+        opened_at,
+        escalated_at,
+        escalated_at_unknown: false,
+        tried_articles: field(&cfg.tried_articles_field)
+            .map(|s| crate::escalation::tried_articles(&s))
+            .unwrap_or_default(),
+        handoff,
+        url: crate::http::join_path(&cfg.base_url, &format!("/a/tickets/{id}")).to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_keeps_every_tag_once() {
+        let s = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            merged_tags(
+                &s(&["vip", "escalated"]),
+                &s(&["escalated", "escalation_good"]),
+                &[]
+            ),
+            s(&["vip", "escalated", "escalation_good"])
+        );
+        assert_eq!(
+            merged_tags(&s(&["a", "b"]), &s(&["c"]), &s(&["a"])),
+            s(&["b", "c"])
+        );
+    }
+}

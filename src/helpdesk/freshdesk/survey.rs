@@ -1,0 +1,301 @@
+//! The blind survey's reads and writes on Freshdesk: the case with its requester's contact
+//! (opt-out in a contact checkbox field), earlier surveys through the ticket search, and tags, a
+//! private note and custom fields on the ticket. Freshdesk replaces the whole tag list on an
+//! update, so every tag change reads the ticket first and merges.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::api::FreshdeskApi;
+use super::config::ValidFreshdesk;
+use super::{map_ticket, merged_tags, read_ticket, tag_list};
+use crate::helpdesk::HelpdeskError;
+use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
+use crate::survey::rules::{Person, SurveyCase};
+use crate::survey::{About, Answer, SurveyDesk, Tagged};
+
+/// Ticket statuses: 4 resolved, 5 closed.
+const RESOLVED: u64 = 4;
+const CLOSED: u64 = 5;
+
+pub struct FreshdeskSurvey {
+    pub(super) connector: String,
+    pub(super) cfg: Arc<ValidFreshdesk>,
+    pub(super) api: Arc<FreshdeskApi>,
+    pub(super) fields: SurveyFields,
+}
+
+impl FreshdeskSurvey {
+    /// The checkbox contact field that keeps the opt-out (its API name, without `cf_`).
+    fn opt_out_field(&self) -> &str {
+        self.fields
+            .opt_out
+            .as_deref()
+            .unwrap_or(DEFAULT_OPT_OUT_FIELD)
+    }
+
+    /// The ticket custom field (`cf_...`) mapped to `name` in `[helpdesk.fields]`.
+    fn field_key(&self, name: &Option<String>) -> Option<&str> {
+        let name = name.as_ref()?;
+        self.cfg
+            .fields
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(k, _)| k.as_str())
+    }
+
+    fn person(&self, contact: &Value) -> Person {
+        let text = |k: &str| contact.get(k).and_then(Value::as_str).map(str::to_string);
+        Person {
+            id: contact
+                .get("id")
+                .and_then(Value::as_u64)
+                .map(|n| n.to_string()),
+            email: text("email"),
+            name: text("name"),
+            locale: text("language").map(|l| l.to_ascii_lowercase()),
+            // Contacts are end customers; agents are a separate record in Freshdesk.
+            is_agent: false,
+            opted_out: contact
+                .get("custom_fields")
+                .and_then(|f| f.get(self.opt_out_field()))
+                .is_some_and(truthy),
+        }
+    }
+
+    /// The tag that records which answer a ticket holds: `{answered}_{answer id}`.
+    fn answer_tag(&self, answer_id: &str) -> String {
+        format!("{}_{answer_id}", self.fields.tags.answered)
+    }
+
+    /// The answer tags on a ticket other than `keep`, to be removed when a new answer lands.
+    fn other_answer_tags(&self, tags: &[String], keep: &str) -> Vec<String> {
+        let prefix = format!("{}_", self.fields.tags.answered);
+        tags.iter()
+            .filter(|t| t.starts_with(&prefix) && *t != keep)
+            .cloned()
+            .collect()
+    }
+
+    /// Writes `current` tags merged with `add` and without `remove`, and any `more` fields, in
+    /// one update.
+    async fn write_tags(
+        &self,
+        ticket: &str,
+        current: &[String],
+        add: &[String],
+        remove: &[String],
+        more: Map<String, Value>,
+    ) -> Result<(), HelpdeskError> {
+        let mut body = more;
+        body.insert("tags".into(), json!(merged_tags(current, add, remove)));
+        self.api.update_ticket(ticket, &Value::Object(body)).await?;
+        Ok(())
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.as_str(), "true" | "1" | "yes"),
+        Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
+}
+
+/// A value safe inside a quoted filter-query string.
+fn quoted(s: &str) -> String {
+    s.replace(['\'', '"', '\\'], "")
+}
+
+#[async_trait]
+impl SurveyDesk for FreshdeskSurvey {
+    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, HelpdeskError> {
+        let Some(t) = self.api.ticket(ticket).await? else {
+            return Ok(None);
+        };
+        let contact = match t.get("requester_id").and_then(Value::as_u64) {
+            Some(id) => self.api.contact(&id.to_string()).await?,
+            None => None,
+        };
+        let esc = map_ticket(&self.connector, &self.cfg, &t, contact.as_ref(), Utc::now())?;
+        let tags = tag_list(&t);
+        let requester = contact.map(|c| self.person(&c)).unwrap_or_default();
+        let marked = [
+            &self.cfg.tags.good,
+            &self.cfg.tags.bad,
+            &self.fields.tags.pending,
+        ];
+        let status = t.get("status").and_then(Value::as_u64);
+        Ok(Some(SurveyCase {
+            ticket_id: esc.ticket_id.clone(),
+            number: None,
+            solved: matches!(status, Some(RESOLVED | CLOSED)),
+            escalated: marked.iter().any(|m| tags.contains(m)),
+            ticket_type: t
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase),
+            subject: esc.subject.clone(),
+            end_customer_email: self.fields.end_customer_of(&esc),
+            version: t
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            partner: esc.partner,
+            tags,
+            requester,
+        }))
+    }
+
+    async fn find_customer(&self, email: &str) -> Result<Option<Person>, HelpdeskError> {
+        let contacts = self.api.contacts_by_email(email).await?;
+        Ok(contacts
+            .iter()
+            .find(|c| {
+                c.get("email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|c| self.person(c)))
+    }
+
+    async fn surveyed_recently(
+        &self,
+        email: &str,
+        days: u32,
+        except_ticket: &str,
+    ) -> Result<bool, HelpdeskError> {
+        let t = &self.fields.tags;
+        let since = (Utc::now() - chrono::Duration::days(i64::from(days)))
+            .format("%Y-%m-%d")
+            .to_string();
+        let base = format!(
+            "(tag:'{}' OR tag:'{}') AND updated_at:>'{since}'",
+            quoted(&t.sent),
+            quoted(&t.sending)
+        );
+        let mut queries = Vec::new();
+        for c in self.api.contacts_by_email(email).await? {
+            if let Some(id) = c.get("id").and_then(Value::as_u64) {
+                queries.push(format!("{base} AND requester_id:{id}"));
+            }
+        }
+        if let Some(key) = self.field_key(&self.fields.end_customer) {
+            let name = key.trim_start_matches("cf_");
+            queries.push(format!("{base} AND {name}:'{}'", quoted(email)));
+        }
+        for q in queries {
+            let found = self.api.search_tickets(&q).await?;
+            if found.iter().any(|r| {
+                r.get("id")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|id| id.to_string() != except_ticket)
+            }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn tag(
+        &self,
+        ticket: &str,
+        add: &[String],
+        remove: &[String],
+        version: Option<&str>,
+    ) -> Result<Tagged, HelpdeskError> {
+        // No conditional update on Freshdesk: the version is compared on a fresh read.
+        let current = read_ticket(&self.api, ticket).await?;
+        if let Some(v) = version
+            && current.get("updated_at").and_then(Value::as_str) != Some(v)
+        {
+            return Ok(Tagged::Conflict);
+        }
+        self.write_tags(ticket, &tag_list(&current), add, remove, Map::new())
+            .await?;
+        Ok(Tagged::Applied)
+    }
+
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+        let t = read_ticket(&self.api, ticket).await?;
+        Ok(tag_list(&t).contains(&self.answer_tag(answer_id)))
+    }
+
+    async fn record_answer(
+        &self,
+        ticket: &str,
+        answer: &Answer,
+        answer_id: &str,
+        note: &str,
+    ) -> Result<bool, HelpdeskError> {
+        let t = &self.fields.tags;
+        let mut custom = Map::new();
+        let mut set = |name: &Option<String>, value: Value| {
+            if let Some(k) = self.field_key(name) {
+                custom.insert(k.to_string(), value);
+            }
+        };
+        set(&self.fields.csat, json!(answer.csat));
+        set(&self.fields.ces, json!(answer.ces));
+        set(&self.fields.about, json!(answer.about.map(|a| a.as_str())));
+        set(&self.fields.comment, json!(answer.comment));
+        let score_tag = |s: u8| format!("{}{s}", t.score_prefix);
+        let ces_tag = |s: u8| format!("{}{s}", t.ces_prefix);
+        let about_tag = |a: About| format!("{}{}", t.about_prefix, a.as_str());
+        let answer_tag = self.answer_tag(answer_id);
+        let mut add = vec![
+            t.answered.clone(),
+            score_tag(answer.csat),
+            answer_tag.clone(),
+        ];
+        add.extend(answer.ces.map(ces_tag));
+        add.extend(answer.about.map(about_tag));
+        self.api.add_private_note(ticket, note).await?;
+        let current = tag_list(&read_ticket(&self.api, ticket).await?);
+        let mut remove: Vec<String> = (1..=5).map(score_tag).collect();
+        remove.extend((1..=7).map(ces_tag));
+        remove.extend([About::Product, About::Support, About::Both].map(about_tag));
+        remove.extend(self.other_answer_tags(&current, &answer_tag));
+        remove.retain(|r| !add.contains(r));
+        let mut more = Map::new();
+        if !custom.is_empty() {
+            more.insert("custom_fields".into(), Value::Object(custom));
+        }
+        self.write_tags(ticket, &current, &add, &remove, more)
+            .await?;
+        Ok(!current.contains(&t.answered))
+    }
+
+    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+        let current = tag_list(&read_ticket(&self.api, ticket).await?);
+        let answered = &self.fields.tags.answered;
+        let answer_tag = self.answer_tag(answer_id);
+        let remove = self.other_answer_tags(&current, &answer_tag);
+        self.write_tags(
+            ticket,
+            &current,
+            &[answered.clone(), answer_tag],
+            &remove,
+            Map::new(),
+        )
+        .await?;
+        Ok(!current.contains(answered))
+    }
+
+    async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError> {
+        if customer.is_empty() || !customer.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(HelpdeskError::Unusable("not a Freshdesk contact id".into()));
+        }
+        self.api
+            .update_contact(
+                customer,
+                &json!({"custom_fields": {self.opt_out_field(): true}}),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,628 @@
+//! The Freshdesk connector end to end: the real service on loopback against the fake Freshdesk,
+//! called as an automation rule's "Trigger webhook" action calls it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use escalation_gate::connector::Connector;
+use escalation_gate::server::ServerSettings;
+use serde_json::{Map, Value, json};
+
+use crate::fake_freshdesk::{API_KEY, Fail, FakeFreshdesk, State_};
+use crate::helpers::{
+    TICKET_SINK, email_delivery, get_text, metric_value, rating_links_to, survey_of, survey_toml,
+};
+use crate::smtp::SmtpServer;
+
+/// Connector ids are `acme-fd-{n}`, one per service started, so that each test's metrics are its
+/// own.
+const CONNECTOR: &str = "acme-fd";
+pub const SECRET: &str = "fd-webhook-secret-3c9a71e05b2d48f6";
+const HEADER: &str = "x-escalation-gate-secret";
+const SURVEY_KEY: &str = "fd-survey-key-0123456789abcdef0123456789";
+
+pub const GOOD: u64 = 101;
+pub const MISSING: u64 = 102;
+pub const KB: u64 = 103;
+const COMPANY: u64 = 501;
+const REQUESTER: u64 = 9001;
+const CUSTOMER: &str = "dana.reyes@northwind.example";
+
+const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
+const CALENDAR_SUBJECT: &str = "Calendar sync stops with error E1234 after a password change";
+const CALENDAR_TEXT: &str = "Calendar sync stops for a user and the sync log shows error E1234 authorization expired. It started right after the user changed their mailbox password.";
+const PDF_SUBJECT: &str = "PDF export of large invoices crashes with error LX-5521";
+const PDF_TEXT: &str = "Hello,\n\nSince upgrading to 4.2.1, exporting an invoice with more than 500 lines to PDF fails with error LX-5521 and the export job stops at 80%. Smaller invoices export fine.\n\nThanks,\nJordan";
+
+/// A ticket as Freshdesk stores it (the includes are added when it is read).
+fn ticket(id: u64, subject: &str, text: &str, handoff: bool) -> Map<String, Value> {
+    let v = |s: &str| if handoff { json!(s) } else { Value::Null };
+    json!({
+        "id": id,
+        "subject": subject,
+        "description": format!("<div>{text}</div>"),
+        "description_text": text,
+        "status": 2,
+        "priority": 2,
+        "source": 1,
+        "type": "Problem",
+        "requester_id": REQUESTER,
+        "company_id": COMPANY,
+        "group_id": null,
+        "responder_id": null,
+        "is_escalated": false,
+        "spam": false,
+        "tags": ["partner_escalated"],
+        "custom_fields": {
+            "cf_steps_to_reproduce": if handoff { json!(FULL_STEPS) } else { json!("run report") },
+            "cf_environment": v("Ledgerly cloud, EU region, Chrome 124"),
+            "cf_product": "Ledgerly Invoicing",
+            "cf_end_customer_email": null,
+            "cf_csat_score": null,
+            "cf_ces_score": null,
+            "cf_csat_about": null,
+        },
+        "created_at": "2024-05-03T09:00:00Z",
+        "updated_at": "2024-05-03T11:30:00Z",
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+/// The demo knowledge base (connectors/demo/articles) as Freshdesk Solutions articles as the
+/// search answers them: a translation keeps its article's id, the demo's draft is status 1.
+fn demo_articles() -> Vec<Value> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("connectors/demo/articles").unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let (front, body) = text
+            .trim_start_matches("---\n")
+            .split_once("\n---\n")
+            .unwrap();
+        let meta: HashMap<&str, &str> = front.lines().filter_map(|l| l.split_once(": ")).collect();
+        let id: u64 = meta["id"][3..7].parse().unwrap();
+        let language = match meta["locale"] {
+            "en-us" => "en",
+            other => other,
+        };
+        let time = format!("{}T00:00:00Z", meta["published"]);
+        out.push(json!({
+            "id": id,
+            "type": 1,
+            "category_id": 3,
+            "folder_id": 4,
+            "hierarchy": [
+                {"level": 0, "type": "category", "data": {"id": 3, "name": "Ledgerly", "language": language}},
+                {"level": 1, "type": "folder", "data": {"id": 4, "name": "Troubleshooting", "language": language}}
+            ],
+            "folder_visibility": 1,
+            "agent_id": 1,
+            "path": format!("{id}-article"),
+            "title": meta["title"].trim_matches('"'),
+            "status": if meta.get("draft") == Some(&"true") { 1 } else { 2 },
+            "description": format!("<p>{}</p>", body.replace('&', "&amp;").replace('<', "&lt;")),
+            "description_text": body,
+            "created_at": time,
+            "modified_at": time,
+            "updated_at": time,
+            "category_name": "Ledgerly",
+            "folder_name": "Troubleshooting",
+        }));
+    }
+    out
+}
+
+pub fn desk() -> State_ {
+    let mut s = State_::default();
+    for (id, subject, text, handoff) in [
+        (GOOD, PDF_SUBJECT, PDF_TEXT, true),
+        (
+            MISSING,
+            "Reports are slow",
+            "Customer says reports are slow. Please check.",
+            false,
+        ),
+        (KB, CALENDAR_SUBJECT, CALENDAR_TEXT, true),
+    ] {
+        s.tickets.insert(id, ticket(id, subject, text, handoff));
+    }
+    s.companies.insert(COMPANY, "Acme IT Services".into());
+    s.contacts.insert(
+        REQUESTER,
+        json!({
+            "id": REQUESTER, "name": "Dana Reyes", "email": CUSTOMER, "mobile": null,
+            "phone": null, "language": "en", "time_zone": "Eastern Time (US & Canada)",
+            "company_id": 601, "active": true,
+            "custom_fields": {"csat_blind_opt_out": false},
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    s.articles = demo_articles();
+    let published = |id: u64, title: &str, text: &str| {
+        json!({
+            "id": id, "type": 1, "category_id": 3, "folder_id": 4,
+            "hierarchy": [{"level": 0, "type": "category", "data": {"id": 3, "name": "Ledgerly", "language": "en"}}],
+            "title": title, "status": 2,
+            "description": format!("<p>{text}</p>"), "description_text": text,
+            "created_at": "2023-10-01T00:00:00Z", "modified_at": "2023-10-01T00:00:00Z",
+            "updated_at": "2023-10-01T00:00:00Z",
+        })
+    };
+    // Two more calendar articles about other problems: Solutions answers a short search with
+    // several articles, and the judge compares them.
+    s.articles.extend([
+        published(
+            2001,
+            "Calendar sync shows events twice after reconnecting",
+            "When a calendar is connected twice, calendar sync copies each event two times. \
+             Remove the older calendar connection under Settings, Integrations, Calendar.",
+        ),
+        published(
+            2002,
+            "Mailbox password rules for connected apps",
+            "A mailbox password change signs connected apps out after the next refresh. Sign \
+             in again in each app; calendar sync resumes afterwards.",
+        ),
+    ]);
+    // A draft that would answer the PDF case: drafts must never count.
+    s.articles.push(json!({
+        "id": 1003, "type": 1, "category_id": 3, "folder_id": 4,
+        "hierarchy": [{"level": 0, "type": "category", "data": {"id": 3, "name": "Ledgerly", "language": "en"}}],
+        "title": PDF_SUBJECT, "status": 1,
+        "description": format!("<p>{PDF_TEXT}</p>"), "description_text": format!("{PDF_TEXT} Split the invoice."),
+        "created_at": "2024-01-01T00:00:00Z", "modified_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+    }));
+    s
+}
+
+/// The test connector; `extra` goes at the end of the file.
+pub fn connector_toml(base: &str, extra: &str) -> String {
+    format!(
+        r#"
+[helpdesk]
+type = "freshdesk"
+base_url = "{base}"
+api_key = "${{FD_API_KEY}}"
+webhook_secrets = ["${{FD_WEBHOOK_SECRET}}"]
+product_field = "product"
+
+[helpdesk.http]
+max_retries = 2
+max_retry_wait_secs = 2
+
+[helpdesk.fields]
+cf_steps_to_reproduce = "steps_to_reproduce"
+cf_environment = "environment"
+cf_product = "product"
+cf_end_customer_email = "end_customer_email"
+cf_csat_score = "csat_score"
+cf_ces_score = "ces_score"
+cf_csat_about = "csat_about"
+
+[[handoff.rules]]
+field = "steps_to_reproduce"
+rule = "min_length"
+min = 40
+
+[[handoff.rules]]
+field = "environment"
+rule = "present"
+
+[metrics]
+partners = ["Acme IT Services"]
+
+[knowledge_base]
+backend = "helpdesk"
+default_locale = "en"
+threshold = 0.85
+{extra}
+"#
+    )
+}
+
+pub struct App {
+    pub connector: String,
+    /// `{service}/hooks/{connector}`.
+    pub url: String,
+    pub metrics_url: String,
+    pub http: reqwest::Client,
+    pub fake: FakeFreshdesk,
+}
+
+fn vars(name: &str) -> Option<String> {
+    match name {
+        "FD_API_KEY" => Some(API_KEY.into()),
+        "FD_WEBHOOK_SECRET" => Some(SECRET.into()),
+        "SURVEY_KEY" | "SURVEY_OLD_KEY" => Some(SURVEY_KEY.into()),
+        _ => None,
+    }
+}
+
+pub async fn spawn_with(state: State_, extra: &str) -> App {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{CONNECTOR}-{n}");
+    let fake = FakeFreshdesk::start(state).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let text = connector_toml(&fake.base, extra);
+    let env = |name: &str| match name {
+        "APP_URL" => Some(address.clone()),
+        other => vars(other),
+    };
+    let valid = escalation_gate::config::parse(&id, &text, Path::new("connectors"), &env)
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let connector = Connector::build(valid).unwrap();
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
+    tokio::spawn(escalation_gate::run_with_metrics(
+        vec![connector],
+        ServerSettings::default(),
+        listener,
+        Some(metrics),
+        std::future::pending(),
+    ));
+    App {
+        url: format!("{address}/hooks/{id}"),
+        connector: id,
+        metrics_url,
+        http: reqwest::Client::new(),
+        fake,
+    }
+}
+
+async fn spawn() -> App {
+    spawn_with(desk(), "").await
+}
+
+impl App {
+    /// POSTs the rule's JSON body with the secret header as given.
+    pub async fn call(&self, secret: Option<&str>, body: &str) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(s) = secret {
+            req = req.header(HEADER, s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The rule's call for `ticket` and `event`, with the right secret.
+    pub async fn event(&self, ticket: u64, event: &str) -> reqwest::Response {
+        self.call(
+            Some(SECRET),
+            &format!(r#"{{"ticket_id": "{ticket}", "event": "{event}"}}"#),
+        )
+        .await
+    }
+
+    /// Escalates `ticket`; the answer must be 200; returns its JSON.
+    pub async fn escalate(&self, ticket: u64) -> Value {
+        let resp = self.event(ticket, "escalated").await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+fn first_lines(fake: &FakeFreshdesk, ticket: u64) -> Vec<String> {
+    fake.notes_on(ticket)
+        .iter()
+        .map(|n| n.body_text.lines().next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_secret_is_refused_before_any_read() {
+    let app = spawn().await;
+    let body = format!(r#"{{"ticket_id": "{GOOD}", "event": "escalated"}}"#);
+    for secret in [
+        None,
+        Some("wrong-secret"),
+        Some(&SECRET[..SECRET.len() - 1]),
+    ] {
+        let resp = app.call(secret, &body).await;
+        assert_eq!(resp.status(), 401, "{secret:?}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"], "unauthorized");
+    }
+    assert!(
+        app.fake.lock().log.is_empty(),
+        "a refused call reads nothing"
+    );
+    // The secret as the Basic auth password passes (the rule's "Requires authentication").
+    let resp = app
+        .http
+        .post(&app.url)
+        .basic_auth("freshdesk", Some(SECRET))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+#[test]
+fn a_short_or_missing_secret_in_the_connector_file_is_refused() {
+    let text = connector_toml("https://acme.freshdesk.com", "");
+    let short = |name: &str| match name {
+        "FD_WEBHOOK_SECRET" => Some("too-short-secret".to_string()),
+        other => vars(other),
+    };
+    let problems = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &short)
+        .expect_err("a short secret is refused");
+    let shown = format!("{problems:?}");
+    assert!(shown.contains("helpdesk.webhook_secrets[0]"), "{shown}");
+    assert!(shown.contains("at least 32"), "{shown}");
+    assert!(
+        !shown.contains("too-short-secret"),
+        "the secret is never shown"
+    );
+    let none = text.replace(r#"["${FD_WEBHOOK_SECRET}"]"#, "[]");
+    let problems = escalation_gate::config::parse(CONNECTOR, &none, Path::new("."), &vars)
+        .expect_err("a connector without a secret is refused");
+    assert!(
+        format!("{problems:?}").contains("helpdesk.webhook_secrets"),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_and_good_escalations_are_written_as_one_private_note_and_merged_tags() {
+    let app = spawn().await;
+    let f = &app.fake;
+    for (ticket, verdict) in [(GOOD, "good"), (MISSING, "bad"), (KB, "bad")] {
+        let body = app.escalate(ticket).await;
+        assert_eq!(body["results"][0]["verdict"], verdict, "{body}");
+        assert_eq!(body["results"][0]["written"], "now", "{body}");
+    }
+    let want = [
+        (GOOD, "escalation-gate verdict: GOOD escalation"),
+        (
+            MISSING,
+            "escalation-gate verdict: BAD escalation (missing_handoff)",
+        ),
+        (
+            KB,
+            "escalation-gate verdict: BAD escalation (kb_resolvable)",
+        ),
+    ];
+    for (ticket, head) in want {
+        assert_eq!(first_lines(f, ticket), [head], "{ticket}");
+        let note = &f.notes_on(ticket)[0];
+        assert!(note.private, "the note is private");
+        assert!(note.body_text.contains("Partner: Acme IT Services"));
+        // The partner's own tag stays: the update replaces the list, so it is merged.
+        assert!(f.tags(ticket).contains(&"partner_escalated".to_string()));
+    }
+    let tags = |t: u64| f.tags(t);
+    assert!(tags(GOOD).contains(&"escalation_good".to_string()));
+    for t in [
+        "escalation_bad",
+        "escalation_missing_handoff",
+        "escalation_missing_environment",
+    ] {
+        assert!(
+            tags(MISSING).contains(&t.to_string()),
+            "{t}: {:?}",
+            tags(MISSING)
+        );
+    }
+    for t in [
+        "escalation_bad",
+        "escalation_kb_resolvable",
+        "escalation_kb_article_1001",
+    ] {
+        assert!(tags(KB).contains(&t.to_string()), "{t}: {:?}", tags(KB));
+    }
+    // The Solutions article is quoted with its link; the draft that answers the PDF case was
+    // never counted, so that case is good.
+    let kb_note = &f.notes_on(KB)[0].body_text;
+    assert!(
+        kb_note.contains(&format!("{}/support/solutions/articles/1001", f.base)),
+        "{kb_note}"
+    );
+    let metrics = get_text(&app.http, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_escalations_assessed_total",
+            &[
+                &format!("connector=\"{}\"", app.connector),
+                "verdict=\"bad\""
+            ]
+        ),
+        2.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn redelivery_writes_nothing() {
+    let app = spawn().await;
+    app.escalate(MISSING).await;
+    let (notes, puts) = (
+        app.fake.notes_on(MISSING).len(),
+        app.fake.count("PUT", "/tickets/"),
+    );
+    assert_eq!((notes, puts), (1, 1));
+    let body = app.escalate(MISSING).await;
+    assert_eq!(body["results"][0]["written"], "already", "{body}");
+    assert_eq!(body["results"][0]["verdict"], "bad", "{body}");
+    assert_eq!(app.fake.notes_on(MISSING).len(), 1);
+    assert_eq!(app.fake.count("PUT", "/tickets/"), 1);
+    assert_eq!(app.fake.count("POST", "/notes"), 1);
+}
+
+#[tokio::test]
+async fn a_tag_added_between_read_and_write_survives() {
+    let app = spawn().await;
+    // An agent tags the ticket after the service read it, while the note is written.
+    app.fake.lock().tag_during_note = Some("vip_customer".into());
+    app.escalate(GOOD).await;
+    let tags = app.fake.tags(GOOD);
+    for t in ["partner_escalated", "vip_customer", "escalation_good"] {
+        assert!(tags.contains(&t.to_string()), "{t}: {tags:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_note_written_before_a_failed_tag_write_is_not_written_again() {
+    let app = spawn().await;
+    app.fake.fail(Fail {
+        method: "PUT",
+        path_contains: format!("/tickets/{MISSING}"),
+        status: 500,
+        retry_after: None,
+        times: 3,
+    });
+    let resp = app.event(MISSING, "escalated").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(app.fake.notes_on(MISSING).len(), 1);
+    // Freshdesk's retry: the ticket carries no verdict tag yet, so it is judged again, and the
+    // note that states the same verdict is kept as it is.
+    let body = app.escalate(MISSING).await;
+    assert_eq!(body["results"][0]["written"], "now", "{body}");
+    assert_eq!(app.fake.notes_on(MISSING).len(), 1);
+    assert!(
+        app.fake
+            .tags(MISSING)
+            .contains(&"escalation_bad".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_as_retry_after_asks() {
+    let app = spawn().await;
+    app.fake.fail(Fail {
+        method: "GET",
+        path_contains: format!("/tickets/{GOOD}"),
+        status: 429,
+        retry_after: Some(1),
+        times: 1,
+    });
+    let body = app.escalate(GOOD).await;
+    assert_eq!(body["results"][0]["verdict"], "good", "{body}");
+    let log: Vec<(String, u16)> = app
+        .fake
+        .lock()
+        .log
+        .iter()
+        .filter(|(l, _)| l == &format!("GET /api/v2/tickets/{GOOD}"))
+        .cloned()
+        .collect();
+    assert_eq!(log[0].1, 429);
+    assert_eq!(log[1].1, 200);
+}
+
+#[tokio::test]
+async fn an_upstream_failure_answers_503_with_retry_after_and_writes_nothing() {
+    let app = spawn().await;
+    app.fake.fail(Fail {
+        method: "GET",
+        path_contains: format!("/tickets/{GOOD}"),
+        status: 429,
+        retry_after: Some(120),
+        times: 10,
+    });
+    let resp = app.event(GOOD, "escalated").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "120");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "upstream_unavailable", "{body}");
+    assert!(app.fake.notes_on(GOOD).is_empty());
+    assert_eq!(app.fake.count("PUT", "/tickets/"), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_ticket_is_unusable_and_a_bad_body_is_refused() {
+    let app = spawn().await;
+    let resp = app.event(999, "escalated").await;
+    assert_eq!(resp.status(), 422);
+    let resp = app
+        .call(Some(SECRET), r#"{"ticket_id": "{{ticket.id}}"}"#)
+        .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("ticket_id"),
+        "{body}"
+    );
+}
+
+async fn spawn_survey(smtp: &SmtpServer) -> App {
+    spawn_with(
+        desk(),
+        &survey_toml(&email_delivery(smtp.port), TICKET_SINK),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_survey_goes_out_once_when_the_resolution_rule_calls() {
+    let smtp = SmtpServer::start();
+    let app = spawn_survey(&smtp).await;
+    app.escalate(GOOD).await;
+    assert!(
+        app.fake
+            .tags(GOOD)
+            .contains(&"csat_blind_pending".to_string()),
+        "the verdict's own update marks the ticket for the survey"
+    );
+    assert!(smtp.messages().is_empty(), "no survey on escalation");
+
+    // Not resolved yet: nothing is sent.
+    assert_eq!(
+        survey_of(app.event(GOOD, "solved").await).await,
+        "skipped:not_solved"
+    );
+    app.fake.edit(GOOD, "status", json!(4));
+    assert_eq!(survey_of(app.event(GOOD, "solved").await).await, "sent");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].rcpt_tos, vec![CUSTOMER.to_string()]);
+    assert!(
+        mails[0].text.contains("Hello Dana Reyes"),
+        "{}",
+        mails[0].text
+    );
+    assert_eq!(rating_links_to(&mails[0], &app.connector).len(), 5);
+    let tags = app.fake.tags(GOOD);
+    assert!(tags.contains(&"csat_blind_sent".to_string()), "{tags:?}");
+    assert!(tags.contains(&"escalation_good".to_string()), "{tags:?}");
+
+    // The rule's retry sends nothing twice.
+    assert_eq!(survey_of(app.event(GOOD, "solved").await).await, "already");
+    assert_eq!(smtp.messages().len(), 1);
+
+    // One click on the unsubscribe link writes the opt-out on the contact.
+    let url = smtp.messages()[0].unsubscribe_url();
+    let resp = app
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        app.fake.contact_field(REQUESTER, "csat_blind_opt_out"),
+        json!(true)
+    );
+    app.fake.edit(KB, "status", json!(5));
+    app.escalate(KB).await;
+    assert_eq!(
+        survey_of(app.event(KB, "solved").await).await,
+        "skipped:opted_out"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+}
