@@ -2,6 +2,7 @@
 //! the verdict back to the helpdesk.
 
 pub mod assess;
+pub mod checks;
 pub mod config;
 pub mod connector;
 pub mod escalation;

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::assess::{Outcome, Verdict};
-use crate::config::{KbBackend, Problem};
+use crate::checks::Problem;
 use crate::escalation::Escalation;
 use crate::http::UpstreamError;
-use crate::kb::KnowledgeBase;
+use crate::kb::{KbBackend, KnowledgeBase};
+use crate::survey::{SurveyError, SurveyResult};
 
 /// The `[helpdesk]` table, by its `type`. Built once at start-up: variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -30,7 +31,7 @@ pub enum HelpdeskConfig {
     Salesforce(salesforce::config::SalesforceConfig),
 }
 
-impl crate::config::typed::Tagged for HelpdeskConfig {
+impl crate::checks::typed::Tagged for HelpdeskConfig {
     const TAG: &'static str = "type";
 }
 
@@ -229,6 +230,24 @@ impl HelpdeskError {
     }
 }
 
+impl From<SurveyError> for HelpdeskError {
+    fn from(e: SurveyError) -> HelpdeskError {
+        match e {
+            SurveyError::Upstream(e) => HelpdeskError::Upstream(e),
+            SurveyError::Unusable(m) => HelpdeskError::Unusable(m),
+        }
+    }
+}
+
+impl From<HelpdeskError> for SurveyError {
+    fn from(e: HelpdeskError) -> SurveyError {
+        match e {
+            HelpdeskError::Upstream(e) => SurveyError::Upstream(e),
+            HelpdeskError::Unusable(m) => SurveyError::Unusable(m),
+        }
+    }
+}
+
 /// The outcome for one ticket of a delivery.
 #[derive(Debug)]
 pub struct TicketOutcome {
@@ -371,15 +390,15 @@ pub trait Helpdesk: Send + Sync {
     }
 
     /// The answer to a `solved` delivery once every case was tried (see
-    /// [`crate::survey::respond`]); helpdesks that take several kinds of call answer each in
+    /// [`default_respond_solved`]); helpdesks that take several kinds of call answer each in
     /// its own form.
     fn respond_solved(
         &self,
         inbound: &Inbound<'_>,
-        outcomes: Vec<(String, Result<crate::survey::SurveyResult, HelpdeskError>)>,
+        outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
     ) -> Response {
         let _ = inbound;
-        crate::survey::respond(outcomes)
+        default_respond_solved(outcomes)
     }
 }
 
@@ -616,5 +635,27 @@ pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
             })
         })
         .collect();
+    (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
+}
+
+/// The answer to a `solved` delivery: 200 with each ticket's outcome; errors as the
+/// escalation path answers them (503 + `Retry-After` when retrying helps).
+pub fn default_respond_solved(
+    outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
+) -> Response {
+    let mut errors = Vec::new();
+    let mut results = Vec::new();
+    for (ticket, r) in outcomes {
+        match r {
+            Ok(res) => results.push(json!({"ticket": ticket, "survey": res.label()})),
+            Err(e) => errors.push(TicketOutcome {
+                ticket,
+                result: Err(ProcessError::Helpdesk(e.into())),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return default_respond(&errors);
+    }
     (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
 }

@@ -12,8 +12,8 @@ use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::typed::{self, Tagged};
-use crate::config::{
+use crate::checks::typed::{self, Tagged};
+use crate::checks::{
     Credentials, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
 };
 use crate::http::RetrySettings;

@@ -45,7 +45,7 @@ use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER, locale_of};
 use crate::http::{Upstream, standard_webhooks};
 use crate::kb::KnowledgeBase;
 use crate::survey::config::SurveyFields;
-use crate::survey::{SurveyDesk, SurveyResult};
+use crate::survey::{SurveyDesk, SurveyError, SurveyResult};
 
 /// A CaseComment holds at most 4,000 bytes.
 pub const COMMENT_MAX_BYTES: usize = 4000;
@@ -481,7 +481,7 @@ impl Helpdesk for Salesforce {
                 .article_url
                 .clone()
                 .unwrap_or_else(|| format!("{base}/{{id}}")),
-            default_locale: crate::config::DEFAULT_LOCALE.into(),
+            default_locale: crate::assess::kb::DEFAULT_LOCALE.into(),
         }))
     }
 
@@ -497,14 +497,14 @@ impl Helpdesk for Salesforce {
     fn respond_solved(
         &self,
         inbound: &Inbound<'_>,
-        outcomes: Vec<(String, Result<SurveyResult, HelpdeskError>)>,
+        outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
     ) -> Response {
         if webhook::is_signed_json(inbound.headers) {
-            return crate::survey::respond(outcomes);
+            return super::default_respond_solved(outcomes);
         }
         let failed: Vec<bool> = outcomes
             .iter()
-            .filter_map(|(_, r)| r.as_ref().err().map(HelpdeskError::retryable))
+            .filter_map(|(_, r)| r.as_ref().err().map(SurveyError::retryable))
             .collect();
         webhook::answer(&failed, outcomes.len(), "surveys")
     }

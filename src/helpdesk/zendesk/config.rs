@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::typed::{self, Tagged};
-use crate::config::{
-    Credentials, KbBackend, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
+use crate::checks::typed::{self, Tagged};
+use crate::checks::{
+    Credentials, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
 };
 use crate::http::RetrySettings;
+use crate::kb::KbBackend;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
