@@ -231,8 +231,11 @@ impl Connector {
             let mut loaded = self.helpdesk.load(ticket).await?;
             loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
-            if let Some(outcome) = loaded.judged.clone() {
-                tracing::info!(verdict = %outcome, "Ticket already carries a verdict; nothing written");
+            if let Some(outcome) = loaded.judged {
+                tracing::info!(
+                    verdict = outcome.as_str(),
+                    "Ticket already carries a verdict; nothing written"
+                );
                 return Ok(Processed {
                     outcome,
                     written: Written::Already,
@@ -270,7 +273,7 @@ impl Connector {
                 "Escalation judged"
             );
             Ok(Processed {
-                outcome: verdict.outcome.as_str().to_string(),
+                outcome: verdict.outcome,
                 written,
                 verdict: Some(verdict),
             })

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::assess::{Outcome, Verdict};
+use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::checks::Problem;
 use crate::escalation::Escalation;
 use crate::http::UpstreamError;
@@ -160,8 +160,8 @@ pub const SWEEP_PAGE: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub escalation: Escalation,
-    /// The verdict already on the ticket (`good`/`bad`), if any: nothing is written again.
-    pub judged: Option<String>,
+    /// The verdict already on the ticket, if any: nothing is written again.
+    pub judged: Option<Outcome>,
     /// The helpdesk's version of the ticket, for a conditional write.
     pub version: Option<String>,
     /// The ticket already records a survey in a single status (Salesforce): the pending mark
@@ -257,7 +257,7 @@ pub struct TicketOutcome {
 
 #[derive(Debug, Clone)]
 pub struct Processed {
-    pub outcome: String,
+    pub outcome: Outcome,
     pub written: Written,
     pub verdict: Option<Verdict>,
 }
@@ -434,8 +434,7 @@ pub struct CaseRecord {
     pub reviewed: Option<Outcome>,
     /// The reason a person gave for overturning the verdict, when it says.
     pub overturn: Option<String>,
-    /// `missing_handoff`, `kb_resolvable`.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<ReasonKind>,
     pub late: bool,
     pub kb_gap: bool,
     /// The hand-off fields that failed their rule.

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use self::contracts::{Contracts, Tier};
 use self::stats::{Estimate, Position, Scores, wilson};
-use crate::assess::Outcome;
+use crate::assess::{Outcome, ReasonKind};
 use crate::helpdesk::{CaseRecord, Helpdesk, HelpdeskError, Period, RecordSink};
 use crate::survey::About;
 use crate::survey::config::SurveyFields;
@@ -125,10 +125,10 @@ impl Counts {
                 self.bad += 1;
                 // A person's "bad" over the judge's "good" has no reasons of the judge's.
                 if r.verdict == Some(Outcome::Bad) {
-                    if r.reasons.iter().any(|x| x == "missing_handoff") {
+                    if r.reasons.contains(&ReasonKind::MissingHandoff) {
                         self.missing_handoff += 1;
                     }
-                    if r.reasons.iter().any(|x| x == "kb_resolvable") {
+                    if r.reasons.contains(&ReasonKind::KbResolvable) {
                         self.kb_resolvable += 1;
                     }
                     for f in &r.missing_fields {
@@ -450,7 +450,7 @@ pub struct Month {
 pub struct BadCase {
     pub ticket: String,
     pub opened: String,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<ReasonKind>,
     pub missing_fields: Vec<String>,
     pub articles: Vec<String>,
     pub late: bool,

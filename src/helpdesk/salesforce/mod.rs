@@ -129,14 +129,14 @@ impl Salesforce {
         Ok(earlier_verdict(body))
     }
 
-    fn judged(&self, case: &Value) -> Option<String> {
+    fn judged(&self, case: &Value) -> Option<Outcome> {
         let v = case.get(&self.cfg.verdict_fields.verdict)?.as_str()?;
         if v == self.cfg.verdict_fields.bad {
-            Some(Outcome::Bad.as_str().into())
+            Some(Outcome::Bad)
         } else if v == self.cfg.verdict_fields.good {
-            Some(Outcome::Good.as_str().into())
+            Some(Outcome::Good)
         } else if v == self.cfg.verdict_fields.review {
-            Some(Outcome::Review.as_str().into())
+            Some(Outcome::Review)
         } else {
             None
         }

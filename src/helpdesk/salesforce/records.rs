@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::api::{SalesforceApi, next_records_url};
 use super::config::{PartnerSource, ValidSalesforce};
 use super::map_case;
-use crate::assess::{Outcome, Verdict};
+use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::helpdesk::{
     CaseRecord, HelpdeskError, Period, RecordSink, details, patiently, survey_record,
 };
@@ -163,10 +163,9 @@ pub fn record(
         verdict,
         reviewed,
         overturn: None,
-        reasons: ["missing_handoff", "kb_resolvable"]
+        reasons: ReasonKind::ALL
             .into_iter()
-            .filter(|r| named.contains(r))
-            .map(str::to_string)
+            .filter(|r| named.contains(&r.as_str()))
             .collect(),
         late: named.contains(&"late"),
         kb_gap: named.contains(&"kb_gap"),

@@ -97,15 +97,15 @@ impl Zendesk {
         tags
     }
 
-    fn judged(&self, ticket: &Value) -> Option<String> {
+    fn judged(&self, ticket: &Value) -> Option<Outcome> {
         let tags = ticket.get("tags")?.as_array()?;
         let has = |tag: &str| tags.iter().any(|t| t.as_str() == Some(tag));
         if has(&self.cfg.tags.bad) {
-            Some(Outcome::Bad.as_str().into())
+            Some(Outcome::Bad)
         } else if has(&self.cfg.tags.good) {
-            Some(Outcome::Good.as_str().into())
+            Some(Outcome::Good)
         } else if has(&self.cfg.tags.review()) {
-            Some(Outcome::Review.as_str().into())
+            Some(Outcome::Review)
         } else {
             None
         }
