@@ -2,6 +2,7 @@
 //! verified inbound call into tickets, a ticket into an escalation, and a verdict into a
 //! write-back. It knows nothing of how escalations are judged.
 
+pub mod mapping;
 pub mod salesforce;
 pub mod zendesk;
 

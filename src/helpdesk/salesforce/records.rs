@@ -66,7 +66,7 @@ fn select(cfg: &ValidSalesforce, survey: Option<&SurveyFields>) -> Vec<String> {
     if cfg.partner == PartnerSource::Account {
         f.push("Account.Name".into());
     }
-    f.extend(cfg.fields.keys().cloned());
+    f.extend(cfg.mapping.fields.keys().cloned());
     f.push(vf.verdict.clone());
     f.extend(
         [&vf.reason, &vf.detail, &vf.reviewed]

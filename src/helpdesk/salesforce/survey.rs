@@ -68,12 +68,10 @@ impl SalesforceSurvey {
 
     /// The Case field (API name) mapped to the hand-off name in `[helpdesk.fields]`.
     fn api_field(&self, name: &Option<String>) -> Option<&str> {
-        let name = name.as_ref()?;
         self.cfg
-            .fields
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(api, _)| api.as_str())
+            .mapping
+            .key_of(name.as_deref()?)
+            .map(String::as_str)
     }
 
     fn contact_fields(&self) -> Vec<&str> {

@@ -121,7 +121,8 @@ pub fn record(
             .collect()
     };
     let field_name = |suffix: String| {
-        cfg.fields
+        cfg.mapping
+            .fields
             .values()
             .find(|n| tag_safe(n) == suffix)
             .cloned()

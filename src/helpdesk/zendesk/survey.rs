@@ -33,12 +33,7 @@ impl ZendeskSurvey {
 
     /// The custom field id mapped to `name` in `[helpdesk.fields]`.
     fn field_id(&self, name: &Option<String>) -> Option<u64> {
-        let name = name.as_ref()?;
-        self.cfg
-            .fields
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(id, _)| *id)
+        self.cfg.mapping.key_of(name.as_deref()?).copied()
     }
 
     fn person(&self, user: &Value) -> Person {
