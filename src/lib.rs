@@ -2,6 +2,8 @@
 //! the verdict back to the helpdesk.
 
 pub mod assess;
+pub mod backfill;
+pub mod calibrate;
 pub mod checks;
 pub mod config;
 pub mod connector;

@@ -10,6 +10,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
 use escalation_gate::assess::note;
+use escalation_gate::backfill;
+use escalation_gate::calibrate;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
@@ -165,6 +167,52 @@ enum Command {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
+    /// Agreement between the judge and the reviewers, and the threshold and review bound that
+    /// keep precision of "bad" at the target on the connector's own reviewed cases.
+    ///
+    /// Reads every ticket created in the period back from the helpdesk (Zendesk Export Search
+    /// Results, Salesforce SOQL; rate limits are waited out) and prints: the review rate, the
+    /// precision of the judge's "bad" overall and by reason (the share of its reviewed bad
+    /// verdicts a person kept bad) with a 95 % Wilson interval, the overturn reasons, and the
+    /// `[knowledge_base]` lines to paste. The proposal rests on reviewed cases whose verdict
+    /// records the judge's confidence (Zendesk tag `escalation_kb_conf_NN`; Salesforce `conf=`
+    /// in `[helpdesk.verdict_fields] detail`); below `--min-reviewed` of them it says the sample
+    /// is too small to move the connector's values.
+    Calibrate {
+        #[command(flatten)]
+        args: CalibrateArgs,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
+    /// Judge a past period's escalations, each as of its own escalation time, for a baseline
+    /// before a partner contract starts: a dry run (the default) prints the verdicts as JSON
+    /// lines and writes nothing; `--write` writes them to the tickets as the webhook would.
+    ///
+    /// Escalated tickets are found through the helpdesk (Zendesk Export Search Results with the
+    /// connector's escalation rule or --query; Salesforce Cases with `IsEscalated`), paged, by
+    /// creation in the period. The escalation time comes from each ticket's history (Zendesk
+    /// audits, Salesforce CaseHistory); articles published after it never count. A ticket that
+    /// already carries a verdict is never written again: after an interruption, run the same
+    /// command again to finish. Rate limits are waited out.
+    Backfill {
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Write the verdicts to the tickets (tags or fields and the note, as the webhook does).
+        #[arg(long, conflicts_with = "dry_run")]
+        write: bool,
+        /// Judge and print only; nothing is written to a ticket. The default.
+        #[arg(long)]
+        dry_run: bool,
+        /// Zendesk search terms that find escalated tickets (e.g. `tags:partner_escalation`),
+        /// instead of the connector's `[sweep] query` or its escalation trigger's tags.
+        #[arg(long)]
+        query: Option<String>,
+        /// Write the JSON lines to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate {
         #[command(flatten)]
@@ -252,8 +300,9 @@ enum UninstallTarget {
     },
 }
 
+/// A connector and the days of the tickets it reads back.
 #[derive(clap::Args)]
-struct ReportArgs {
+struct PeriodArgs {
     /// The connector whose helpdesk holds the record.
     #[arg(long)]
     connector: String,
@@ -263,6 +312,30 @@ struct ReportArgs {
     /// Last day of the period, included (YYYY-MM-DD, UTC).
     #[arg(long)]
     to: NaiveDate,
+    #[command(flatten)]
+    index: IndexDir,
+}
+
+impl PeriodArgs {
+    /// The tickets created from `from` to `to`, both days included (UTC).
+    fn period(&self) -> anyhow::Result<Period> {
+        let (from, to) = (self.from, self.to);
+        if to < from {
+            bail!("--to ({to}) is before --from ({from})");
+        }
+        Ok(Period {
+            from: from.and_time(NaiveTime::MIN).and_utc(),
+            to: (to + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    period: PeriodArgs,
     /// Only this partner (as the connector names it); required with `--audience partner`.
     #[arg(long)]
     partner: Option<String>,
@@ -275,8 +348,10 @@ struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    index: IndexDir,
+    /// Compute the scorecard from a `backfill` dry run's JSON lines (its `--out` file) instead
+    /// of reading the tickets: escalations only (every case counts as escalated) and no survey.
+    #[arg(long, value_name = "FILE")]
+    from_jsonl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -312,6 +387,26 @@ impl IndexDir {
             ..connector::Runtime::default()
         }
     }
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    period: PeriodArgs,
+    /// The precision of "bad" the proposed threshold keeps, between 0.5 and 1.
+    #[arg(long, default_value_t = 0.90)]
+    target: f64,
+    /// The fewest reviewed cases with a recorded confidence that may move the connector's values.
+    #[arg(long, default_value_t = 30)]
+    min_reviewed: u64,
+    #[arg(long, value_enum, default_value = "text")]
+    format: CalibrateFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CalibrateFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -376,8 +471,23 @@ fn main() -> ExitCode {
             telemetry::init_quiet();
             check(&dir.connectors, &connector, &file, escalated_at, &index)
         }
+        Command::Backfill {
+            period,
+            write,
+            dry_run: _,
+            query,
+            out,
+            dir,
+        } => {
+            telemetry::init_quiet();
+            run_backfill(&dir.connectors, &period, write, query, out)
+        }
         Command::Validate { dir } => validate(&dir.connectors),
         Command::Report { args, dir } => run_report(&dir.connectors, &args),
+        Command::Calibrate { args, dir } => {
+            telemetry::init_quiet();
+            run_calibrate(&dir.connectors, &args)
+        }
         Command::Sweep {
             connector,
             dir,
@@ -597,18 +707,31 @@ fn sweep(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let (name, from, to) = (&args.connector, args.from, args.to);
-    if to < from {
-        bail!("--to ({to}) is before --from ({from})");
+fn run_calibrate(dir: &Path, args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
+    if !(0.5..=1.0).contains(&args.target) {
+        bail!("--target {} is not between 0.5 and 1", args.target);
     }
+    let options = calibrate::Options {
+        period: args.period.period()?,
+        target: args.target,
+        min_reviewed: args.min_reviewed,
+    };
+    let name = &args.period.connector;
+    let connector = one_connector(dir, name, &args.period.index)?;
+    let calibration = runtime()?
+        .block_on(calibrate::calibrate(&connector, &options))
+        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
+    match args.format {
+        CalibrateFormat::Text => print!("{}", calibrate::render_text(&calibration)),
+        CalibrateFormat::Json => println!("{}", serde_json::to_string_pretty(&calibration)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let name = &args.period.connector;
     let options = report::Options {
-        period: Period {
-            from: from.and_time(NaiveTime::MIN).and_utc(),
-            to: (to + chrono::Days::new(1))
-                .and_time(NaiveTime::MIN)
-                .and_utc(),
-        },
+        period: args.period.period()?,
         partner: args.partner.clone(),
         audience: args.audience,
     };
@@ -620,23 +743,24 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     if options.audience == report::Audience::Partner && options.partner.is_none() {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
-    let connector = one_connector(dir, name, &args.index)?;
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {human_pos} tickets read ({per_sec}, {elapsed})",
+    let connector = one_connector(dir, name, &args.period.index)?;
+    let bar = terminal_bar("{spinner} {human_pos} tickets read ({per_sec}, {elapsed})");
+    let card = match &args.from_jsonl {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            backfill::scorecard(
+                &connector,
+                &options,
+                std::io::BufReader::new(file),
+                bar.clone(),
             )
-            .expect("static template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
+            .with_context(|| format!("reading {}", path.display()))?
+        }
+        None => runtime()?
+            .block_on(connector.scorecard(&options, &bar))
+            .with_context(|| format!("reading the tickets of connector `{name}`"))?,
     };
-    let card = runtime()?
-        .block_on(connector.scorecard(&options, &bar))
-        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
     bar.finish_and_clear();
     if options.partner.is_some() && card.partners.iter().all(|p| p.period.cases == 0) {
         eprintln!(
@@ -653,6 +777,105 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress line with `template` on a terminal; hidden otherwise.
+fn terminal_bar(template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Shows a bar on a terminal and writes each line as it comes.
+struct BackfillProgress {
+    bar: indicatif::ProgressBar,
+    out: Box<dyn std::io::Write>,
+}
+
+impl backfill::Progress for BackfillProgress {
+    fn found(&mut self, total: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(0);
+    }
+
+    fn done(&mut self, line: Option<&backfill::Line>) -> std::io::Result<()> {
+        self.bar.inc(1);
+        if let Some(line) = line {
+            serde_json::to_writer(&mut self.out, line)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn run_backfill(
+    dir: &Path,
+    args: &PeriodArgs,
+    write: bool,
+    query: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (name, period) = (&args.connector, args.period()?);
+    if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+        bail!("--query is empty");
+    }
+    let connector = one_connector(dir, name, &args.index)?;
+    if query.is_some() && connector.helpdesk.kind() != "zendesk" {
+        bail!("--query is for Zendesk; Salesforce Cases are found by `IsEscalated`");
+    }
+    let options = backfill::Options {
+        period,
+        query,
+        mode: if write {
+            backfill::Mode::Write
+        } else {
+            backfill::Mode::DryRun
+        },
+    };
+    let sink: Box<dyn std::io::Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let bar = terminal_bar("{spinner} {pos}/{len} escalations judged ({per_sec}, eta {eta})");
+    let mut progress = BackfillProgress {
+        bar: bar.clone(),
+        out: sink,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = runtime()?;
+    let summary = runtime.block_on(async {
+        let flag = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let stopping = || stop.load(std::sync::atomic::Ordering::SeqCst);
+        backfill::run(&connector, &options, &mut progress, &stopping).await
+    });
+    bar.finish_and_clear();
+    progress.out.flush()?;
+    let summary = summary.with_context(|| format!("backfilling connector `{name}`"))?;
+    let mode = if write {
+        "written"
+    } else {
+        "dry run, nothing written"
+    };
+    eprintln!("backfill ({mode}): {summary}");
+    if let Some(path) = &out {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if summary.failed == 0 && !summary.stopped {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check(

@@ -22,7 +22,7 @@ pub struct Policy {
     pub late_after: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Good,
@@ -64,7 +64,7 @@ impl Reason {
 
 /// A reason without its evidence: what a ticket records of it (a tag, a field value) and
 /// reports count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonKind {
     MissingHandoff,
@@ -269,6 +269,24 @@ pub(crate) mod tests {
         let mut policy = policy();
         policy.kb.threshold = kb::rescore::DEFAULT_THRESHOLD;
         policy.kb.review_bound = kb::rescore::DEFAULT_THRESHOLD;
+        let lone = assess(&esc, &policy, &[answer()]);
+        assert_eq!(lone.outcome, Outcome::Good);
+        let pair = assess(&esc, &policy, &[answer(), printing()]);
+        let best = |v: &Verdict| {
+            let kb = &v.kb;
+            let m = kb.resolvable_by.as_ref().or(kb.review.as_ref());
+            m.or(kb.best_other.as_ref()).unwrap().confidence
+        };
+        // Next to an unrelated article the same answer stands out: the confidence rises past
+        // where the lone candidate stayed, and a threshold between the two makes the case bad.
+        assert!(
+            best(&pair) > best(&lone) + 0.1,
+            "{} {}",
+            best(&pair),
+            best(&lone)
+        );
+        policy.kb.threshold = (best(&pair) + best(&lone)) / 2.0;
+        policy.kb.review_bound = policy.kb.threshold;
         assert_eq!(assess(&esc, &policy, &[answer()]).outcome, Outcome::Good);
         assert_eq!(
             assess(&esc, &policy, &[answer(), printing()]).outcome,

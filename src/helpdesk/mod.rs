@@ -154,6 +154,15 @@ pub struct TicketRef {
     pub snapshot: Option<serde_json::Value>,
 }
 
+/// The reasons a person may give for overturning a verdict (Zendesk: the tag
+/// `{reason_prefix}overturn_{reason}`; Salesforce: a value of `[helpdesk.verdict_fields] overturn`).
+pub const OVERTURN_REASONS: [&str; 4] = [
+    "kb_not_applicable",
+    "handoff_complete",
+    "kb_resolvable",
+    "missing_handoff",
+];
+
 /// How many Cases one sweep takes at most (one SOQL page).
 pub const SWEEP_PAGE: usize = 200;
 
@@ -366,6 +375,26 @@ pub trait Helpdesk: Send + Sync {
         sink: &mut (dyn RecordSink + Send),
     ) -> Result<(), HelpdeskError>;
 
+    /// Every escalated ticket created in `period`, oldest first, handed to `sink` page by page
+    /// (Zendesk Export Search Results with the escalation rule's search terms, `query` when
+    /// given; Salesforce SOQL `IsEscalated = true` with `nextRecordsUrl`); rate limits are
+    /// waited out. Each one's `escalated_at` is its creation, marked unknown:
+    /// [`Helpdesk::escalation_time`] reads the real one.
+    async fn escalations(
+        &self,
+        period: &Period,
+        query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError>;
+
+    /// When ticket `id` became an escalation, from its history (Zendesk audits, Salesforce
+    /// `CaseHistory`); `None` when the history does not say.
+    async fn escalation_time(
+        &self,
+        id: &str,
+        query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError>;
+
     /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
 
@@ -442,6 +471,10 @@ pub struct CaseRecord {
     pub missing_fields: Vec<String>,
     /// The article that made the case resolvable.
     pub kb_articles: Vec<String>,
+    /// The judge's confidence in its best counted article (the one that made the case bad, sent
+    /// it to review, or came closest), floored to the percent as the ticket records it; `None`
+    /// when no article was a candidate or the verdict predates the record.
+    pub kb_confidence: Option<f64>,
     pub survey: SurveyRecord,
 }
 
@@ -540,6 +573,24 @@ pub fn details(v: &Verdict) -> (Vec<String>, Vec<String>) {
         }
     }
     (fields, articles)
+}
+
+/// The confidence a verdict records, in whole percent (floored, so a recorded `p` means the
+/// confidence was at least `p / 100`): the best counted article's, the one that made the case
+/// `kb_resolvable`, sent it to review or, for a good case, came closest. `None` without a
+/// candidate. Calibration reads it back to place each reviewed case against a threshold.
+pub fn recorded_confidence(v: &Verdict) -> Option<u8> {
+    let kb = &v.kb;
+    kb.resolvable_by
+        .as_ref()
+        .or(kb.review.as_ref())
+        .or(kb.best_other.as_ref())
+        .map(|m| floor_percent(m.confidence))
+}
+
+/// A confidence (0 to 1) in whole percent, floored as a ticket records it.
+pub fn floor_percent(confidence: f64) -> u8 {
+    (confidence.clamp(0.0, 1.0) * 100.0 + 1e-9).floor() as u8
 }
 
 /// The survey as a ticket records it: `marks` are its tags (Zendesk) or its status (Salesforce),

@@ -100,7 +100,7 @@ fn check_explains_what_is_wrong() {
 fn help_names_every_command() {
     let out = bin().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["serve", "check", "validate", "send"] {
+    for cmd in ["serve", "check", "validate", "send", "calibrate"] {
         assert!(text.contains(cmd), "{cmd} in\n{text}");
     }
     let out = bin().args(["serve", "--help"]).output().unwrap();

@@ -2,8 +2,8 @@
 //! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204), `sobjects/Account`
 //! GET, `sobjects/Contact` GET and PATCH, `sobjects/CaseComment` POST (201) and DELETE (204),
 //! SOQL `query` for CaseComments, Contacts by e-mail, recently surveyed Cases, escalated Cases
-//! without a verdict and the Cases of a period (in batches behind `nextRecordsUrl` query
-//! locators), `If-Unmodified-Since` on a
+//! without a verdict, the (escalated) Cases of a period (in batches behind `nextRecordsUrl` query
+//! locators) and a Case's `CaseHistory` rows, `If-Unmodified-Since` on a
 //! PATCH (412 when `LastModifiedDate` is later; every PATCH sets it), the Knowledge articles
 //! list and detail (online articles in the `Accept-Language` only), error arrays
 //! (`INVALID_SESSION_ID` 401, `REQUEST_LIMIT_EXCEEDED` 403, ...). Every request is recorded.
@@ -85,6 +85,9 @@ pub struct State_ {
     pub racing_comment: Option<String>,
     /// Records a query answer holds at most (Salesforce's default batch is 2,000); 0: 2,000.
     pub query_batch: usize,
+    /// `CaseHistory` rows (`CaseId`, `Field`, `OldValue`, `NewValue`, `CreatedDate`), as field
+    /// history tracking records them.
+    pub case_history: Vec<Map<String, Value>>,
     /// Query locators: the records still to serve through `nextRecordsUrl`.
     cursors: HashMap<String, Vec<Value>>,
     locators: usize,
@@ -583,11 +586,16 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
     if soql.starts_with("SELECT Id FROM Case ") {
         return query_cases(&state, &soql);
     }
+    if soql.contains(" FROM CaseHistory ") {
+        return query_history(&state, &soql);
+    }
+    if soql.contains(" FROM Case WHERE CreatedDate >= ")
+        || soql.contains(" FROM Case WHERE IsEscalated = true AND CreatedDate >= ")
+    {
+        return query_period(&state, &soql);
+    }
     if soql.starts_with("SELECT Id, CreatedDate FROM Case ") {
         return query_escalated(&state, &soql);
-    }
-    if soql.contains(" FROM Case WHERE CreatedDate >= ") {
-        return query_period(&state, &soql);
     }
     let re = regex::Regex::new(
         r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '([A-Za-z0-9]{15,18})' ORDER BY CreatedDate, Id$",
@@ -636,20 +644,22 @@ fn records(list: Vec<Value>) -> Response {
     axum::Json(json!({"totalSize": list.len(), "done": true, "records": list})).into_response()
 }
 
-/// `SELECT f, ... FROM Case WHERE CreatedDate >= A AND CreatedDate < B ORDER BY CreatedDate, Id`
-/// (datetime literals unquoted): every field must exist on the Case (else `INVALID_FIELD`);
+/// `SELECT f, ... FROM Case WHERE [IsEscalated = true AND] CreatedDate >= A AND CreatedDate < B
+/// ORDER BY CreatedDate, Id` (datetime literals unquoted; a Case without `IsEscalated` is not
+/// escalated): every field must exist on the Case (else `INVALID_FIELD`);
 /// `Account.Name` reads the Account as a nested record, as SOQL relationship queries answer.
 /// The answer holds at most [`State_::query_batch`] records; the rest wait behind a query
 /// locator (`nextRecordsUrl`, `done: false`).
 fn query_period(state: &Shared, soql: &str) -> Response {
     let re = regex::Regex::new(
-        r"^SELECT ([A-Za-z0-9_., ]+) FROM Case WHERE CreatedDate >= (\S+) AND CreatedDate < (\S+) ORDER BY CreatedDate, Id$",
+        r"^SELECT ([A-Za-z0-9_., ]+) FROM Case WHERE (IsEscalated = true AND )?CreatedDate >= (\S+) AND CreatedDate < (\S+) ORDER BY CreatedDate, Id$",
     )
     .unwrap();
     let Some(caps) = re.captures(soql) else {
         return malformed("unexpected token in the Case query");
     };
-    let (Some(from), Some(to)) = (sf_datetime(&caps[2]), sf_datetime(&caps[3])) else {
+    let escalated_only = caps.get(2).is_some();
+    let (Some(from), Some(to)) = (sf_datetime(&caps[3]), sf_datetime(&caps[4])) else {
         return malformed("a datetime literal is like 2024-05-03T09:00:00Z");
     };
     let fields: Vec<&str> = caps[1].split(',').map(str::trim).collect();
@@ -657,6 +667,7 @@ fn query_period(state: &Shared, soql: &str) -> Response {
     let mut found: Vec<(chrono::DateTime<chrono::FixedOffset>, String)> = s
         .cases
         .values()
+        .filter(|c| !escalated_only || c.get("IsEscalated") == Some(&json!(true)))
         .filter_map(|c| {
             let at = c
                 .get("CreatedDate")
@@ -722,6 +733,48 @@ fn query_period(state: &Shared, soql: &str) -> Response {
         s.cursors.insert(locator, rest);
     }
     axum::Json(answer).into_response()
+}
+
+/// `SELECT Field, NewValue, CreatedDate FROM CaseHistory WHERE CaseId = '...' AND Field IN
+/// ('a', 'b') ORDER BY CreatedDate`: the Case's history rows of those fields, oldest first.
+fn query_history(state: &Shared, soql: &str) -> Response {
+    let re = regex::Regex::new(&format!(
+        r"^SELECT Field, NewValue, CreatedDate FROM CaseHistory WHERE CaseId = {LITERAL} AND Field IN \(({LITERAL}(?:, {LITERAL})*)\) ORDER BY CreatedDate$"
+    ))
+    .unwrap();
+    let Some(caps) = re.captures(soql) else {
+        return malformed("unexpected token in the CaseHistory query");
+    };
+    let case = unquote(&caps[1]);
+    let names: Vec<String> = regex::Regex::new(LITERAL)
+        .unwrap()
+        .captures_iter(&caps[2])
+        .map(|c| unquote(&c[1]))
+        .collect();
+    let s = state.lock().unwrap();
+    let mut rows: Vec<&Map<String, Value>> = s
+        .case_history
+        .iter()
+        .filter(|r| r["CaseId"].as_str() == Some(case.as_str()))
+        .filter(|r| {
+            names
+                .iter()
+                .any(|n| r["Field"].as_str() == Some(n.as_str()))
+        })
+        .collect();
+    rows.sort_by_key(|r| r["CreatedDate"].as_str().and_then(sf_datetime));
+    records(
+        rows.into_iter()
+            .map(|r| {
+                json!({
+                    "attributes": {"type": "CaseHistory"},
+                    "Field": r["Field"],
+                    "NewValue": r["NewValue"],
+                    "CreatedDate": r["CreatedDate"],
+                })
+            })
+            .collect(),
+    )
 }
 
 /// `GET /query/{locator}-{offset}`: the next batch of a query answer.

@@ -15,7 +15,7 @@
 //! | `GET /api/v2/tickets/{id}` (`?include=users,organizations` sideloads) | 200 `{"ticket"}` (S `TicketResponse`) |
 //! | `POST /api/v2/tickets` `{"ticket": {..}}` (`via_followup_source_id`: a follow-up of a closed ticket) | 201 `{"ticket","audit"}` |
 //! | `PUT /api/v2/tickets/{id}` `{"ticket": {..}}` | 200 `{"ticket","audit"}` (S `TicketUpdateResponse`); 409 on a stale `updated_stamp` |
-//! | `GET /api/v2/tickets/{id}/audits` (`sort_order`, `page`, `per_page`) | 200 `{"audits","count","next_page","previous_page"}` (S `TicketAuditsResponseNoneCursor`): the audits of API updates; a `metadata` object on an update is its audit's `metadata.custom` |
+//! | `GET /api/v2/tickets/{id}/audits` (`sort_order`, `page`, `per_page`) | 200 `{"audits","count","next_page","previous_page"}` (S `TicketAuditsResponseNoneCursor`): a seeded ticket's history (its `audits` key, `{"created_at","events"}` each, else one audit at creation with `Create` events of its `tags` and `group_id`), then the audits of API updates; a `metadata` object on an update is its audit's `metadata.custom` |
 //! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
 //! | `GET /api/v2/users/search?query=` | 200 `{"users","count","next_page","previous_page"}` (S `UsersResponse`) |
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
@@ -778,6 +778,28 @@ impl Inner {
         fields.insert("created_at".into(), json!(created_at));
         fields.insert("updated_at".into(), json!(updated_at));
         fields.remove("fields");
+        let history = match fields.remove("audits") {
+            Some(Value::Array(audits)) => audits,
+            _ => vec![json!({"created_at": created_at, "events": [
+                {"type": "Create", "field_name": "tags", "value": tags},
+                {"type": "Create", "field_name": "group_id", "value": fields.get("group_id").cloned().unwrap_or(Value::Null)},
+            ]})],
+        };
+        let audits = history
+            .into_iter()
+            .map(|mut audit| {
+                audit["id"] = json!(self.next_id());
+                audit["ticket_id"] = json!(id);
+                audit["author_id"] = json!(AGENT_USER_ID);
+                audit["metadata"] = json!({"system": {}, "custom": {}});
+                audit["via"] =
+                    json!({"channel": "web", "source": {"from": {}, "to": {}, "rel": null}});
+                for event in audit["events"].as_array_mut().into_iter().flatten() {
+                    event["id"] = json!(self.next_id());
+                }
+                audit
+            })
+            .collect();
         let comments = match fields.remove("comments") {
             Some(Value::Array(comments)) => comments
                 .into_iter()
@@ -802,7 +824,7 @@ impl Inner {
             TicketRec {
                 fields,
                 comments,
-                audits: Vec::new(),
+                audits,
             },
         );
     }

@@ -506,3 +506,22 @@ end_customer_field = "end_customer_email"
 
 /// The ticket sink: the answer as an internal note and three mapped fields.
 pub const TICKET_SINK: &str = "kind = \"ticket\"\ncsat_field = \"csat_score\"\nces_field = \"ces_score\"\nabout_field = \"csat_about\"\n";
+
+/// Runs `escalation-gate {command} {args} --connectors {dir}` with the fake Zendesk's variables,
+/// off the runtime that serves the fake (the child blocks while the fake answers it).
+pub async fn run_command(
+    command: &str,
+    args: &[&str],
+    dir: &Path,
+    zendesk: &FakeZendesk,
+) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    c.arg(command)
+        .args(args)
+        .arg("--connectors")
+        .arg(dir)
+        .envs(zendesk_vars(zendesk));
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}

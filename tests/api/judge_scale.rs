@@ -155,7 +155,11 @@ fn generations(index: &Path) -> Vec<PathBuf> {
 async fn spawn_local(articles: &Path, index: &Path) -> TestApp {
     spawn_with(Options {
         kb_backend: "local",
-        extra_toml: format!("path = \"{}\"\n", articles.display()),
+        // The tests here are about the index, not the bar: one the matching article clears.
+        extra_toml: format!(
+            "path = \"{}\"\nthreshold = 0.7\nreview_bound = 0.7\n",
+            articles.display()
+        ),
         runtime: Runtime {
             index_dir: Some(index.to_path_buf()),
             ..Runtime::default()

@@ -112,7 +112,7 @@ draft = "/doc/state/draft"
 
 async fn app_with(kb: &SearchServer) -> TestApp {
     let app = spawn_with(Options {
-        extra_toml: HTTP_KB.into(),
+        extra_toml: format!("{}{HTTP_KB}", crate::salesforce::CLEAR_ANSWER),
         kb_backend: "http",
         vars: vec![
             ("KB_URL", kb.url.clone()),

@@ -1,5 +1,7 @@
 //! Integration tests: the service on a random port against fake helpdesks on loopback.
 
+mod backfill;
+mod calibrate;
 mod cli;
 mod config;
 mod dashboards;

@@ -85,7 +85,7 @@ async fn salesforce_short_queries_find_the_answer_a_long_one_misses() {
         crate::salesforce::CLIENT_CREDENTIALS,
         escalation_gate::server::ServerSettings::default(),
         "",
-        "",
+        crate::salesforce::CLEAR_ANSWER,
         &crate::salesforce::env,
     )
     .await;

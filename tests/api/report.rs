@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::connector::Connector;
@@ -918,17 +917,6 @@ async fn the_report_command_writes_each_format_and_refuses_bad_input() {
         CONTRACTS,
     );
     std::fs::write(dir.path().join("acme.toml"), text).unwrap();
-    let bin = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
-        c.arg("report")
-            .args(args)
-            .arg("--connectors")
-            .arg(dir.path())
-            .envs(zendesk_vars(&zendesk));
-        c
-    };
-    // Blocking children: run them off the runtime that serves the fake.
-    let run = |mut c: Command| tokio::task::spawn_blocking(move || c.output().unwrap());
     let base = [
         "--connector",
         "acme",
@@ -945,7 +933,7 @@ async fn the_report_command_writes_each_format_and_refuses_bad_input() {
         let out_file = dir.path().join(format!("q1.{format}"));
         let mut args = base.to_vec();
         args.extend(["--format", format, "--out", out_file.to_str().unwrap()]);
-        let out = run(bin(&args)).await.unwrap();
+        let out = run_command("report", &args, dir.path(), &zendesk).await;
         assert!(
             out.status.success(),
             "{}",
@@ -993,7 +981,7 @@ async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     ] {
         let mut args = vec!["--connector", connector, "--from", from, "--to", to];
         args.extend(extra);
-        let out = run(bin(&args)).await.unwrap();
+        let out = run_command("report", &args, dir.path(), &zendesk).await;
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");

@@ -299,7 +299,11 @@ async fn a_ticket_sent_to_review_counts_as_judged_and_is_not_swept_again() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert_eq!(verdict_tags(&zendesk, 50), ["escalation_review"]);
+    // The confidence of the article in review is recorded for calibration.
+    assert_eq!(
+        verdict_tags(&zendesk, 50),
+        ["escalation_review", "escalation_kb_conf_96"]
+    );
     let again = sweep_command(&zendesk, &review).await;
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["found"], 0);

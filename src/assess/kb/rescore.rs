@@ -102,13 +102,13 @@ const W2: [f64; NF] = [
     0.00726641,
     2.80986,
 ];
-/// Default threshold, chosen on dev: the lowest confidence at and above which precision stays >= 0.90 on
+/// Default threshold, chosen on dev: the lowest confidence at and above which precision is >= 0.93 on
 /// techqa dev and on pooled dev (techqa with its answers taken out, plus wixqa) for every candidate count
 /// 1, 2, 3, 5, 10, 20, and on generated small knowledge bases, in-sample and in 5-fold cross-validation.
-pub const DEFAULT_THRESHOLD: f64 = 0.8544;
+pub const DEFAULT_THRESHOLD: f64 = 0.9423;
 /// Default review bound, chosen on dev: the lowest confidence at which the cases between it and the
 /// threshold are still right at least half the time (pooled dev, 20 candidates).
-pub const DEFAULT_REVIEW_BOUND: f64 = 0.3559;
+pub const DEFAULT_REVIEW_BOUND: f64 = 0.2415;
 // fitted-end
 
 // ---------------------------------------------------------------------------------------------

@@ -130,6 +130,10 @@ pub struct VerdictFields {
     /// A text field (255) for what the reasons point at: `missing=field,field; kb_article=id`
     /// (reports read it). Empty (the default): not written.
     pub detail: String,
+    /// A picklist a reviewer sets with the reason of an overturn (`kb_not_applicable`,
+    /// `handoff_complete`, `kb_resolvable`, `missing_handoff`); read by calibration. Empty (the
+    /// default): the org has none.
+    pub overturn: String,
 }
 
 impl Default for VerdictFields {
@@ -142,6 +146,7 @@ impl Default for VerdictFields {
             review: "Review".into(),
             reviewed: "Escalation_Reviewed_Quality__c".into(),
             detail: String::new(),
+            overturn: String::new(),
         }
     }
 }
@@ -296,6 +301,7 @@ impl SalesforceConfig {
             ("verdict_fields.reason", &vf.reason),
             ("verdict_fields.reviewed", &vf.reviewed),
             ("verdict_fields.detail", &vf.detail),
+            ("verdict_fields.overturn", &vf.overturn),
         ] {
             if !v.is_empty() {
                 api_name(key(k), v, problems);

@@ -44,6 +44,45 @@ const VERDICT_FIELDS: &[Field] = &[
     },
 ];
 
+/// The fields a reviewer sets: the final decision and, for an overturn, its reason.
+const REVIEW_FIELDS: &[Field] = &[
+    Field {
+        name: "Escalation_Reviewed_Quality__c",
+        label: "Escalation Reviewed Quality",
+        description: "Set by a reviewer: the final decision on the escalation (Good or Bad); where set, it is the verdict that counts. Reports and calibration read it.",
+        shape: r#"<type>Picklist</type>
+    <valueSet>
+        <restricted>true</restricted>
+        <valueSetDefinition>
+            <sorted>false</sorted>
+            <value><fullName>Good</fullName><default>false</default><label>Good</label></value>
+            <value><fullName>Bad</fullName><default>false</default><label>Bad</label></value>
+        </valueSetDefinition>
+    </valueSet>
+    <trackHistory>true</trackHistory>"#,
+    },
+    Field {
+        name: "Escalation_Overturn_Reason__c",
+        label: "Escalation Overturn Reason",
+        description: "Set by a reviewer who overturns the verdict: why the judge was wrong. Calibration reads it ([helpdesk.verdict_fields] overturn).",
+        shape: r#"<type>Picklist</type>
+    <valueSet>
+        <restricted>true</restricted>
+        <valueSetDefinition>
+            <sorted>false</sorted>
+            <value><fullName>kb_not_applicable</fullName><default>false</default><label>Good: the article does not answer the case</label></value>
+            <value><fullName>handoff_complete</fullName><default>false</default><label>Good: the hand-off was complete</label></value>
+            <value><fullName>kb_resolvable</fullName><default>false</default><label>Bad: an article answers the case</label></value>
+            <value><fullName>missing_handoff</fullName><default>false</default><label>Bad: the hand-off is incomplete</label></value>
+        </valueSetDefinition>
+    </valueSet>
+    <trackHistory>true</trackHistory>"#,
+    },
+];
+
+/// The quick action on Case a reviewer records a decision with.
+const REVIEW_ACTION: &str = "Review_Escalation";
+
 const SURVEY_FIELDS: &[Field] = &[
     Field {
         name: "Blind_Survey_Status__c",
@@ -92,6 +131,7 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
     let endpoint = format!("{url}/hooks/{connector}?token=REPLACE_WITH_SF_ENDPOINT_TOKEN");
     let fields: Vec<&Field> = VERDICT_FIELDS
         .iter()
+        .chain(REVIEW_FIELDS)
         .chain(if survey { SURVEY_FIELDS } else { &[] })
         .collect();
     let mut messages = vec![outbound_message(
@@ -130,7 +170,7 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
         format!("    <types>{m}<name>{kind}</name></types>\n")
     };
     let package = format!(
-        "{XML}\n<Package xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n{}{}{}{}{}    <version>{API_VERSION}</version>\n</Package>\n",
+        "{XML}\n<Package xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n{}{}{}{}{}{}    <version>{API_VERSION}</version>\n</Package>\n",
         members(
             "CustomField",
             fields.iter().map(|f| format!("Case.{}", f.name)).collect()
@@ -140,7 +180,11 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
             messages.iter().map(|(n, _)| format!("Case.{n}")).collect()
         ),
         members("Flow", flows.iter().map(|(n, _)| n.clone()).collect()),
-        members("PermissionSet", vec!["Escalation_Gate".into()]),
+        members(
+            "PermissionSet",
+            vec!["Escalation_Gate".into(), "Escalation_Gate_Reviewer".into()]
+        ),
+        members("QuickAction", vec![format!("Case.{REVIEW_ACTION}")]),
         members("RemoteSiteSetting", vec!["Escalation_Gate".into()]),
     );
     let mut files = vec![("package.xml".to_string(), package)];
@@ -168,6 +212,8 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
             "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Escalation Gate</label>\n    <description>For escalation-gate's integration user: reads and writes the fields it owns on Case.</description>\n{permissions}</PermissionSet>\n"
         ),
     ));
+    files.push(reviewer_permissions());
+    files.push(review_action());
     let outbound: String = messages.iter().map(|(_, xml)| xml.as_str()).collect();
     files.push((
         "workflows/Case.workflow-meta.xml".into(),
@@ -192,6 +238,48 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
         ),
     ));
     files
+}
+
+/// The reviewers' permission set: read the verdict, edit the decision and its reason.
+fn reviewer_permissions() -> (String, String) {
+    let field = |f: &Field, edit: bool| {
+        format!(
+            "    <fieldPermissions><editable>{edit}</editable><field>Case.{}</field><readable>true</readable></fieldPermissions>\n",
+            f.name
+        )
+    };
+    let permissions: String = VERDICT_FIELDS
+        .iter()
+        .map(|f| field(f, false))
+        .chain(REVIEW_FIELDS.iter().map(|f| field(f, true)))
+        .collect();
+    (
+        "permissionsets/Escalation_Gate_Reviewer.permissionset-meta.xml".into(),
+        format!(
+            "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Escalation Gate Reviewer</label>\n    <description>For the people who confirm or overturn escalation-gate's verdicts: reads the verdict, sets the decision and the overturn reason.</description>\n{permissions}</PermissionSet>\n"
+        ),
+    )
+}
+
+/// The Case quick action a reviewer records a decision with: one picklist, plus the overturn
+/// reason when the decision goes against the judge.
+fn review_action() -> (String, String) {
+    let items: String = REVIEW_FIELDS
+        .iter()
+        .zip(["Required", "Edit"])
+        .map(|(f, behaviour)| {
+            format!(
+                "            <quickActionLayoutItems>\n                <emptySpace>false</emptySpace>\n                <field>{}</field>\n                <uiBehavior>{behaviour}</uiBehavior>\n            </quickActionLayoutItems>\n",
+                f.name
+            )
+        })
+        .collect();
+    (
+        format!("quickActions/Case.{REVIEW_ACTION}.quickAction-meta.xml"),
+        format!(
+            "{XML}\n<QuickAction xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Review escalation</label>\n    <description>Confirm or overturn escalation-gate's verdict on this Case.</description>\n    <optionsCreateFeedItem>true</optionsCreateFeedItem>\n    <quickActionLayout>\n        <layoutSectionStyle>TwoColumnsLeftToRight</layoutSectionStyle>\n        <quickActionLayoutColumns>\n{items}        </quickActionLayoutColumns>\n        <quickActionLayoutColumns/>\n    </quickActionLayout>\n    <type>Update</type>\n</QuickAction>\n"
+        ),
+    )
 }
 
 /// An outbound message on Case with the fields the connector reads (`Id`, `LastModifiedDate`).
@@ -325,7 +413,11 @@ mod tests {
             &files,
             "permissionsets/Escalation_Gate.permissionset-meta.xml",
         );
-        for f in VERDICT_FIELDS.iter().chain(SURVEY_FIELDS) {
+        for f in VERDICT_FIELDS
+            .iter()
+            .chain(REVIEW_FIELDS)
+            .chain(SURVEY_FIELDS)
+        {
             assert!(
                 get(
                     &files,
@@ -362,6 +454,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reviewers_get_the_decision_picklists_a_quick_action_and_their_own_permission_set() {
+        let files = metadata("acme-sf", "https://gate.example.org", false);
+        let package = get(&files, "package.xml");
+        let defaults = super::super::config::VerdictFields::default();
+        assert_eq!(REVIEW_FIELDS[0].name, defaults.reviewed);
+        let reviewed = get(
+            &files,
+            "objects/Case/fields/Escalation_Reviewed_Quality__c.field-meta.xml",
+        );
+        for value in [&defaults.good, &defaults.bad] {
+            assert!(reviewed.contains(&format!("<fullName>{value}</fullName>")));
+        }
+        let overturn = get(
+            &files,
+            "objects/Case/fields/Escalation_Overturn_Reason__c.field-meta.xml",
+        );
+        assert_eq!(
+            overturn.matches("<value>").count(),
+            crate::helpdesk::OVERTURN_REASONS.len()
+        );
+        for reason in crate::helpdesk::OVERTURN_REASONS {
+            assert!(overturn.contains(&format!("<fullName>{reason}</fullName>")));
+        }
+        let reviewer = get(
+            &files,
+            "permissionsets/Escalation_Gate_Reviewer.permissionset-meta.xml",
+        );
+        let integration = get(
+            &files,
+            "permissionsets/Escalation_Gate.permissionset-meta.xml",
+        );
+        for f in REVIEW_FIELDS {
+            assert!(package.contains(&format!("<members>Case.{}</members>", f.name)));
+            assert!(reviewer.contains(&format!(
+                "<editable>true</editable><field>Case.{}</field>",
+                f.name
+            )));
+            assert!(integration.contains(&format!("<field>Case.{}</field>", f.name)));
+        }
+        assert!(
+            reviewer
+                .contains("<editable>false</editable><field>Case.Escalation_Quality__c</field>")
+        );
+        let action = get(
+            &files,
+            "quickActions/Case.Review_Escalation.quickAction-meta.xml",
+        );
+        assert!(action.contains("<type>Update</type>"));
+        assert!(action.contains("<field>Escalation_Reviewed_Quality__c</field>"));
+        assert!(
+            package.contains("<members>Case.Review_Escalation</members><name>QuickAction</name>")
+        );
+        assert!(package.contains("<members>Escalation_Gate_Reviewer</members>"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod config;
+pub mod history;
 pub mod install;
 pub mod oauth;
 pub mod records;
@@ -450,6 +451,23 @@ impl Helpdesk for Salesforce {
                 })
             })
             .collect())
+    }
+
+    async fn escalations(
+        &self,
+        period: &super::Period,
+        _query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError> {
+        history::escalations(self.api()?, period, sink).await
+    }
+
+    async fn escalation_time(
+        &self,
+        id: &str,
+        _query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
+        history::escalation_time(self.api()?, id).await
     }
 
     async fn records(

@@ -3,7 +3,9 @@
 //!
 //! What a judged Case carries (`[helpdesk.verdict_fields]`): the verdict (`good`, `bad` or
 //! `review` value), the reasons and flags (`missing_handoff, kb_resolvable, late, kb_gap`), the
-//! detail (`missing=steps,version; kb_article=kb-1001`) and a person's decision in `reviewed`.
+//! detail (`missing=steps,version; kb_article=kb-1001; conf=0.87`, the last the judge's confidence
+//! in its best counted article, floored to the percent), a person's decision in `reviewed` and,
+//! when the org has the field, the reason of an overturn in `overturn`.
 //! The survey's state is its status field, its answer the ticket sink's fields.
 
 use chrono::Utc;
@@ -14,7 +16,8 @@ use super::config::{PartnerSource, ValidSalesforce};
 use super::map_case;
 use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::helpdesk::{
-    CaseRecord, HelpdeskError, Period, RecordSink, details, patiently, survey_record,
+    CaseRecord, HelpdeskError, Period, RecordSink, details, patiently, recorded_confidence,
+    survey_record,
 };
 use crate::survey::config::SurveyFields;
 
@@ -22,10 +25,13 @@ use crate::survey::config::SurveyFields;
 const DETAIL_MAX_CHARS: usize = 255;
 const MISSING: &str = "missing=";
 const KB_ARTICLE: &str = "kb_article=";
+const CONF: &str = "conf=";
 
-/// The detail field's value: the failed hand-off fields and the article that answers the case.
+/// The detail field's value: the failed hand-off fields, the article that answers the case and
+/// the judge's confidence (kept first when the field's 255 characters do not hold everything).
 pub fn detail_text(v: &Verdict) -> String {
     let (fields, articles) = details(v);
+    let conf = recorded_confidence(v).map(|p| format!("{CONF}{:.2}", f64::from(p) / 100.0));
     let mut parts = Vec::new();
     if !fields.is_empty() {
         parts.push(format!("{MISSING}{}", fields.join(",")));
@@ -33,7 +39,23 @@ pub fn detail_text(v: &Verdict) -> String {
     if !articles.is_empty() {
         parts.push(format!("{KB_ARTICLE}{}", articles.join(",")));
     }
-    parts.join("; ").chars().take(DETAIL_MAX_CHARS).collect()
+    let room = DETAIL_MAX_CHARS - conf.as_ref().map_or(0, |c| c.len() + 2);
+    let mut text: String = parts.join("; ").chars().take(room).collect();
+    if let Some(conf) = conf {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(&conf);
+    }
+    text
+}
+
+/// The confidence a detail value records (`conf=0.87`).
+fn parse_conf(text: &str) -> Option<f64> {
+    text.split(';')
+        .find_map(|part| part.trim().strip_prefix(CONF))
+        .and_then(|c| c.trim().parse::<f64>().ok())
+        .filter(|c| (0.0..=1.0).contains(c))
 }
 
 /// The failed fields and articles a detail value names.
@@ -69,7 +91,7 @@ fn select(cfg: &ValidSalesforce, survey: Option<&SurveyFields>) -> Vec<String> {
     f.extend(cfg.mapping.fields.keys().cloned());
     f.push(vf.verdict.clone());
     f.extend(
-        [&vf.reason, &vf.detail, &vf.reviewed]
+        [&vf.reason, &vf.detail, &vf.reviewed, &vf.overturn]
             .into_iter()
             .filter(|n| !n.is_empty())
             .cloned(),
@@ -162,7 +184,9 @@ pub fn record(
             || reviewed.is_some(),
         verdict,
         reviewed,
-        overturn: None,
+        overturn: Some(text(&vf.overturn))
+            .filter(|o| !o.is_empty())
+            .map(crate::helpdesk::tag_safe),
         reasons: ReasonKind::ALL
             .into_iter()
             .filter(|r| named.contains(&r.as_str()))
@@ -171,6 +195,7 @@ pub fn record(
         kb_gap: named.contains(&"kb_gap"),
         missing_fields,
         kb_articles,
+        kb_confidence: parse_conf(text(&vf.detail)),
         survey: survey
             .map(|f| survey_record(f, &[status], &esc.handoff))
             .unwrap_or_default(),
@@ -180,6 +205,51 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn verdict(outcome: crate::assess::Outcome, confidence: f64) -> Verdict {
+        let m = crate::assess::kb::KbMatch {
+            article_id: "kb-1001".into(),
+            title: "Calendar sync".into(),
+            url: "https://kb.example/kb-1001".into(),
+            passage: String::new(),
+            confidence,
+            signals: vec![],
+        };
+        let mut kb = crate::assess::kb::KbFindings::default();
+        match outcome {
+            Outcome::Bad => kb.resolvable_by = Some(m),
+            Outcome::Review => kb.review = Some(m),
+            Outcome::Good => kb.best_other = Some(m),
+        }
+        Verdict {
+            outcome,
+            reasons: match outcome {
+                Outcome::Bad => vec![crate::assess::Reason::KbResolvable {
+                    article: kb.resolvable_by.clone().unwrap(),
+                }],
+                _ => vec![],
+            },
+            flags: Default::default(),
+            hours_to_escalation: 0,
+            kb,
+        }
+    }
+
+    #[test]
+    fn the_detail_records_the_confidence_floored_to_the_percent() {
+        assert_eq!(
+            detail_text(&verdict(Outcome::Bad, 0.9731)),
+            "kb_article=kb-1001; conf=0.97"
+        );
+        assert_eq!(detail_text(&verdict(Outcome::Review, 0.5)), "conf=0.50");
+        // A good case below the review bound records its closest article too.
+        assert_eq!(detail_text(&verdict(Outcome::Good, 0.0799)), "conf=0.07");
+        for (outcome, c) in [(Outcome::Bad, 0.9731), (Outcome::Good, 0.29)] {
+            let text = detail_text(&verdict(outcome, c));
+            let back = parse_conf(&text).unwrap();
+            assert!(back <= c && c < back + 0.01, "{c} -> {text}");
+        }
+    }
 
     #[test]
     fn details_read_back_as_written() {
@@ -191,5 +261,12 @@ mod tests {
             )
         );
         assert_eq!(parse_detail(""), (vec![], vec![]));
+        assert_eq!(
+            parse_conf("missing=steps; kb_article=kb-1001; conf=0.87"),
+            Some(0.87)
+        );
+        assert_eq!(parse_conf("conf=0.05"), Some(0.05));
+        assert_eq!(parse_conf("kb_article=kb-1001"), None);
+        assert_eq!(parse_conf("conf=7"), None);
     }
 }

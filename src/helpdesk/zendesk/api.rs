@@ -142,6 +142,25 @@ impl ZendeskApi {
             }))
     }
 
+    /// One page of the ticket's audits, oldest first (`GET /api/v2/tickets/{id}/audits.json`,
+    /// offset pagination, 100 a page, `page` from 1); the answer's `next_page` says whether
+    /// more follow.
+    pub async fn audits_page(&self, id: &str, page: u32) -> Result<Value, UpstreamError> {
+        let url = self.url(&format!("/api/v2/tickets/{id}/audits.json"));
+        let page = page.to_string();
+        let resp = self
+            .upstream
+            .send("list_audits", |c| {
+                self.authed(c.get(url.clone())).query(&[
+                    ("sort_order", "asc"),
+                    ("per_page", "100"),
+                    ("page", page.as_str()),
+                ])
+            })
+            .await?;
+        json_of("list_audits", resp).await
+    }
+
     /// `PUT /api/v2/tickets/{id}.json`: a partial update (`{"ticket": {...}}`), conditional on
     /// `updated_stamp` when given.
     pub async fn update_ticket(

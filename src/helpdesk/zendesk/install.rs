@@ -267,12 +267,7 @@ struct ReviewMacro {
 }
 
 /// The reasons an overturn may record, as `{reason_prefix}overturn_{reason}`.
-pub const OVERTURN_REASONS: [&str; 4] = [
-    "kb_not_applicable",
-    "handoff_complete",
-    "kb_resolvable",
-    "missing_handoff",
-];
+pub use crate::helpdesk::OVERTURN_REASONS;
 
 const REVIEW_MACROS: [ReviewMacro; 6] = [
     ReviewMacro {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod history;
 pub mod install;
 pub mod records;
 pub mod survey;
@@ -60,6 +61,12 @@ impl Zendesk {
         })
     }
 
+    /// What makes a ticket an escalation: `[helpdesk.install.trigger]`, else the search terms.
+    fn escalation_rule(&self, query: Option<&str>) -> Result<history::Rule, HelpdeskError> {
+        let trigger = self.cfg.install.as_ref().and_then(|i| i.trigger.as_ref());
+        history::Rule::new(trigger, query)
+    }
+
     /// The tags a verdict is written as.
     pub fn tags_for(&self, v: &Verdict) -> Vec<String> {
         let t = &self.cfg.tags;
@@ -95,6 +102,10 @@ impl Zendesk {
                 super::tag_safe(a)
             )
         }));
+        tags.extend(
+            super::recorded_confidence(v)
+                .map(|p| format!("{}{}{p:02}", t.reason_prefix, records::KB_CONF)),
+        );
         tags
     }
 
@@ -334,6 +345,23 @@ impl Helpdesk for Zendesk {
             sink,
         )
         .await
+    }
+
+    async fn escalations(
+        &self,
+        period: &super::Period,
+        query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError> {
+        history::escalations(self.api()?, &self.escalation_rule(query)?, period, sink).await
+    }
+
+    async fn escalation_time(
+        &self,
+        id: &str,
+        query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
+        history::escalation_time(self.api()?, &self.escalation_rule(query)?, id).await
     }
 
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {

@@ -6,7 +6,8 @@
 //! `escalation_`): the verdict tag (`good`, `bad`, or `{prefix}review`), one tag a reason
 //! (`{prefix}missing_handoff`, `{prefix}kb_resolvable`) and a flag (`{prefix}late`,
 //! `{prefix}kb_gap`), `{prefix}missing_{field}` for each hand-off field that failed and
-//! `{prefix}kb_article_{id}` for the article that answers the case; a person's decision is
+//! `{prefix}kb_article_{id}` for the article that answers the case, `{prefix}kb_conf_{NN}` for the
+//! judge's confidence in its best counted article (whole percent, floored); a person's decision is
 //! `{prefix}reviewed_good` / `{prefix}reviewed_bad` (with at most one `{prefix}overturn_{reason}`).
 //! The survey adds its own tags (`[survey.tags]`) and, with a ticket sink, its fields.
 
@@ -26,6 +27,8 @@ use crate::survey::config::SurveyFields;
 pub const MISSING: &str = "missing_";
 /// After the prefix: the article that made the case resolvable.
 pub const KB_ARTICLE: &str = "kb_article_";
+/// After the prefix: the judge's confidence in its best counted article, in whole percent.
+pub const KB_CONF: &str = "kb_conf_";
 /// After the prefix: a case in review, and a person's decisions.
 pub const REVIEW: &str = "review";
 pub const REVIEWED_GOOD: &str = "reviewed_good";
@@ -151,6 +154,10 @@ pub fn record(
         kb_gap: ours("kb_gap"),
         missing_fields,
         kb_articles: suffixes(KB_ARTICLE),
+        kb_confidence: suffixes(KB_CONF)
+            .iter()
+            .find_map(|p| p.parse::<u8>().ok().filter(|p| *p <= 100))
+            .map(|p| f64::from(p) / 100.0),
         survey: survey
             .map(|f| survey_record(f, &tags, &esc.handoff))
             .unwrap_or_default(),
