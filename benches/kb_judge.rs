@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{TimeZone, Utc};
+use escalation_gate::assess::kb::query::kb_query;
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
 use escalation_gate::assess::kb::{self, KbSettings};
-use escalation_gate::config::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
-use escalation_gate::connector::kb_query;
+use escalation_gate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use escalation_gate::eval::{Case, Label, Split, escalation};
 use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::kb::Article;

@@ -21,7 +21,7 @@ use chrono::{Duration, TimeZone, Utc};
 use escalation_gate::connector::Connector;
 use escalation_gate::helpdesk::Period;
 use escalation_gate::report::render::{Format, render};
-use escalation_gate::report::{self, Audience, Options};
+use escalation_gate::report::{Audience, Options};
 use serde_json::{Value, json};
 
 const PARTNERS: usize = 12;
@@ -268,7 +268,8 @@ async fn run(total: u64) -> (f64, f64, u64, usize) {
         audience: Audience::Vendor,
     };
     let start = Instant::now();
-    let card = report::build(&connector, &options, &indicatif::ProgressBar::hidden())
+    let card = connector
+        .scorecard(&options, &indicatif::ProgressBar::hidden())
         .await
         .expect("the report reads every page");
     let read = start.elapsed().as_secs_f64();

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::assess::{Outcome, Verdict};
+use crate::assess::{Outcome, Reason, ReasonKind, Verdict};
 use crate::connector::Connector;
 use crate::escalation::Escalation;
 use crate::helpdesk::{CaseRecord, RecordSink};
@@ -68,7 +68,7 @@ pub struct Line {
     pub escalated_at_source: TimeSource,
     pub outcome: Outcome,
     /// `missing_handoff`, `kb_resolvable`.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<ReasonKind>,
     pub late: bool,
     pub kb_gap: bool,
     /// The hand-off fields that failed their rule.
@@ -79,7 +79,7 @@ pub struct Line {
     pub confidence: Option<f64>,
     /// The verdict the ticket already carried (a dry run judges it again, for the baseline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_ticket: Option<String>,
+    pub on_ticket: Option<Outcome>,
 }
 
 /// What a backfill did.
@@ -260,7 +260,7 @@ where
 }
 
 /// The line of a judged escalation.
-fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<String>) -> Line {
+fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<Outcome>) -> Line {
     let (missing_fields, _) = details(verdict);
     let named = verdict
         .kb
@@ -280,11 +280,7 @@ fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<String>) -> Line 
             TimeSource::History
         },
         outcome: verdict.outcome,
-        reasons: verdict
-            .reasons
-            .iter()
-            .map(|r| r.name().to_string())
-            .collect(),
+        reasons: verdict.reasons.iter().map(Reason::kind).collect(),
         late: verdict.flags.late,
         kb_gap: verdict.flags.kb_gap,
         missing_fields,
@@ -305,7 +301,7 @@ impl Line {
     pub fn record(self) -> CaseRecord {
         let kb_articles = self
             .article
-            .filter(|_| self.reasons.iter().any(|r| r == "kb_resolvable"))
+            .filter(|_| self.reasons.contains(&ReasonKind::KbResolvable))
             .map(|a| a.id)
             .into_iter()
             .collect();

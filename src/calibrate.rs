@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::assess::Outcome;
+use crate::assess::{Outcome, ReasonKind};
 use crate::connector::Connector;
 use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink};
 use crate::report::stats::{Estimate, wilson};
@@ -153,21 +153,21 @@ impl RecordSink for Tally {
         if let Some(reason) = &r.overturn {
             *self.overturns.entry(reason.clone()).or_default() += 1;
         }
-        let reason = |name: &str| r.reasons.iter().any(|x| x == name);
+        let reason = |kind: ReasonKind| r.reasons.contains(&kind);
         match verdict {
             Outcome::Bad => {
                 self.bad.add(bad);
-                if reason("missing_handoff") {
+                if reason(ReasonKind::MissingHandoff) {
                     self.missing_handoff.add(bad);
                 }
-                if reason("kb_resolvable") {
+                if reason(ReasonKind::KbResolvable) {
                     self.kb_resolvable.add(bad);
                 }
             }
             Outcome::Good => self.good.add(bad),
             Outcome::Review => self.review.add(bad),
         }
-        if reason("missing_handoff") {
+        if reason(ReasonKind::MissingHandoff) {
             self.handoff.add(bad);
             return;
         }
@@ -444,7 +444,7 @@ mod tests {
     fn record(
         verdict: Outcome,
         reviewed: Option<Outcome>,
-        reasons: &[&str],
+        reasons: &[ReasonKind],
         conf: Option<f64>,
     ) -> CaseRecord {
         CaseRecord {
@@ -457,7 +457,7 @@ mod tests {
             verdict: Some(verdict),
             reviewed,
             overturn: None,
-            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            reasons: reasons.to_vec(),
             late: false,
             kb_gap: false,
             missing_fields: vec![],
@@ -473,16 +473,21 @@ mod tests {
         t.record(record(
             Outcome::Bad,
             Some(Outcome::Good),
-            &["kb_resolvable"],
+            &[ReasonKind::KbResolvable],
             Some(0.87),
         ));
         t.record(record(
             Outcome::Bad,
             Some(Outcome::Bad),
-            &["missing_handoff"],
+            &[ReasonKind::MissingHandoff],
             Some(0.95),
         ));
-        t.record(record(Outcome::Bad, None, &["kb_resolvable"], Some(0.99)));
+        t.record(record(
+            Outcome::Bad,
+            None,
+            &[ReasonKind::KbResolvable],
+            Some(0.99),
+        ));
         t.record(record(Outcome::Review, Some(Outcome::Bad), &[], Some(0.5)));
         t.record(record(Outcome::Good, Some(Outcome::Bad), &[], None));
         assert_eq!(

@@ -8,16 +8,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::Instrument;
 
+use crate::assess::kb::query::kb_query;
 use crate::assess::kb::rescore::clean_query;
 use crate::assess::{Policy, Verdict, assess, note};
-use crate::config::{KbBackend, SweepSettings, ValidConnector};
+use crate::config::{SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
-use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
+use crate::helpdesk::{Helpdesk, HelpdeskError, ProcessError, Processed, TicketRef, Written};
 use crate::judge_pool::JudgePool;
+use crate::kb::KbBackend;
 use crate::kb::http::HttpKb;
 use crate::kb::local::lifecycle::{LocalKb, Status};
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
+use crate::report;
 use crate::survey::Survey;
 
 pub struct Connector {
@@ -31,7 +34,7 @@ pub struct Connector {
     /// The sweep for escalations whose webhook never arrived, when it has a `[sweep]` table.
     pub sweep: Option<SweepSettings>,
     /// The contract terms `report` measures partners against (`[report]`).
-    pub contracts: crate::report::contracts::Contracts,
+    pub contracts: report::contracts::Contracts,
     /// The threads that search the embedded index and re-score candidates.
     pub judges: Arc<JudgePool>,
 }
@@ -65,17 +68,6 @@ impl Default for Runtime {
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
 pub type Connectors = Arc<HashMap<String, Arc<Connector>>>;
-
-/// The query and the locale an escalation's knowledge base is searched with: the cleaned case
-/// text, and the requester's locale or the connector's default. `eval` searches with the same.
-pub fn kb_query(esc: &Escalation, default_locale: &str) -> (String, String) {
-    let locale = esc
-        .requester
-        .locale
-        .clone()
-        .unwrap_or_else(|| default_locale.to_string());
-    (clean_query(&esc.case_text()), locale)
-}
 
 impl Connector {
     /// [`Connector::build_with`] the default [`Runtime`]: an embedded index is built in memory.
@@ -182,6 +174,21 @@ impl Connector {
         Ok(())
     }
 
+    /// The partner scorecard of `options`' period, read from the helpdesk ([`report::build`]).
+    pub async fn scorecard(
+        &self,
+        options: &report::Options,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<report::Scorecard, HelpdeskError> {
+        let source = report::Source {
+            connector: &self.id,
+            helpdesk: self.helpdesk.as_ref(),
+            survey: self.survey.as_ref().map(|s| &s.settings.fields),
+            contracts: &self.contracts,
+        };
+        report::build(source, options, progress).await
+    }
+
     /// Searches the knowledge base and judges the escalation. The search of the embedded index
     /// and the judgement run on the judge's threads, never on the async workers.
     pub async fn judge(&self, esc: &Escalation) -> Result<Verdict, ProcessError> {
@@ -224,8 +231,11 @@ impl Connector {
             let mut loaded = self.helpdesk.load(ticket).await?;
             loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
-            if let Some(outcome) = loaded.judged.clone() {
-                tracing::info!(verdict = %outcome, "Ticket already carries a verdict; nothing written");
+            if let Some(outcome) = loaded.judged {
+                tracing::info!(
+                    verdict = outcome.as_str(),
+                    "Ticket already carries a verdict; nothing written"
+                );
                 return Ok(Processed {
                     outcome,
                     written: Written::Already,
@@ -243,7 +253,18 @@ impl Connector {
                 .write_back(&loaded, &verdict, &text, pending)
                 .await?;
             if written != Written::Already {
-                m::verdict(&self.id, &loaded.escalation.partner, &verdict);
+                let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.name()).collect();
+                let (_, articles) = crate::helpdesk::details(&verdict);
+                let articles: Vec<&str> = articles.iter().map(String::as_str).collect();
+                let flags: Vec<&str> = verdict.flags.names().collect();
+                m::verdict(
+                    &self.id,
+                    &loaded.escalation.partner,
+                    verdict.outcome.as_str(),
+                    &reasons,
+                    &articles,
+                    &flags,
+                );
             }
             tracing::info!(
                 verdict = verdict.outcome.as_str(),
@@ -252,7 +273,7 @@ impl Connector {
                 "Escalation judged"
             );
             Ok(Processed {
-                outcome: verdict.outcome.as_str().to_string(),
+                outcome: verdict.outcome,
                 written,
                 verdict: Some(verdict),
             })

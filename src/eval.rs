@@ -1,7 +1,7 @@
 //! Measures the knowledge-base judgement on labelled cases (the `eval` command).
 //!
 //! Every case goes through the path the service takes for an escalation: the embedded index
-//! ([`LocalIndex`]) built from the articles, the query and locale of [`kb_query`], the connector's
+//! ([`LocalIndex`]) built from the articles, the query and locale of [`kb_query`](crate::assess::kb::query::kb_query), the connector's
 //! default candidate count, and [`kb::judge`] (candidate filtering, re-score, threshold). Nothing
 //! of the judgement is re-implemented here; this module only reads the files, reads the
 //! [`KbFindings`](crate::assess::kb::KbFindings) and scores them.
@@ -21,10 +21,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use crate::assess::kb::query::kb_query;
 use crate::assess::kb::rescore::clean_query;
 use crate::assess::kb::{self, KbSettings, ident};
-use crate::config::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
-use crate::connector::kb_query;
+use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
 use crate::kb::local::{LocalIndex, LocalKbError};
 use crate::kb::{Article, ArticleRef, KbError};

@@ -4,6 +4,7 @@
 pub mod assess;
 pub mod backfill;
 pub mod calibrate;
+pub mod checks;
 pub mod config;
 pub mod connector;
 pub mod escalation;

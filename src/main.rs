@@ -758,7 +758,7 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("reading {}", path.display()))?
         }
         None => runtime()?
-            .block_on(report::build(&connector, &options, &bar))
+            .block_on(connector.scorecard(&options, &bar))
             .with_context(|| format!("reading the tickets of connector `{name}`"))?,
     };
     bar.finish_and_clear();
@@ -1097,7 +1097,13 @@ fn zendesk_admin(
         print_errors(&errors);
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
-    let target = Target::from_connector(valid).map_err(anyhow::Error::msg)?;
+    let target = Target::from_connector(
+        valid.id,
+        valid.helpdesk,
+        valid.sweep.and_then(|s| s.query),
+        valid.survey.map(|s| s.fields),
+    )
+    .map_err(anyhow::Error::msg)?;
     let setup = url
         .map(|u| target.setup(u))
         .transpose()

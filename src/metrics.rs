@@ -13,8 +13,6 @@ use std::sync::{Mutex, OnceLock};
 use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::assess::Verdict;
-
 pub const WEBHOOKS: &str = "escalation_gate_webhooks_total";
 pub const WEBHOOK_RETRIES: &str = "escalation_gate_webhook_retries_total";
 pub const ESCALATIONS: &str = "escalation_gate_escalations_assessed_total";
@@ -149,32 +147,32 @@ pub fn webhook_retry(connector: &str, reason: &'static str) {
         .increment(1);
 }
 
-/// A newly judged escalation.
-pub fn verdict(connector: &str, partner: &str, v: &Verdict) {
+/// A newly judged escalation: its outcome, the names of its reasons, the articles that made it
+/// resolvable, and the names of its flags.
+pub fn verdict(
+    connector: &str,
+    partner: &str,
+    outcome: &str,
+    reasons: &[&str],
+    articles: &[&str],
+    flags: &[&str],
+) {
     let labels = [
         ("connector", connector.to_string()),
         ("partner", partner_label(connector, partner)),
     ];
-    counter!(
-        ESCALATIONS,
-        &labels_with(&labels, "verdict", v.outcome.as_str())
-    )
-    .increment(1);
-    for r in &v.reasons {
-        counter!(REASONS, &labels_with(&labels, "reason", r.name())).increment(1);
-        if let crate::assess::Reason::KbResolvable { article } = r {
-            counter!(
-                KB_ARTICLES,
-                &labels_with(
-                    &labels[..1],
-                    "article",
-                    &article_label(connector, &article.article_id)
-                )
-            )
-            .increment(1);
-        }
+    counter!(ESCALATIONS, &labels_with(&labels, "verdict", outcome)).increment(1);
+    for reason in reasons {
+        counter!(REASONS, &labels_with(&labels, "reason", reason)).increment(1);
     }
-    for flag in v.flags.names() {
+    for article in articles {
+        counter!(
+            KB_ARTICLES,
+            &labels_with(&labels[..1], "article", &article_label(connector, article))
+        )
+        .increment(1);
+    }
+    for flag in flags {
         counter!(FLAGS, &labels_with(&labels, "flag", flag)).increment(1);
     }
 }
@@ -210,13 +208,14 @@ pub fn survey_sent(connector: &str, partner: &str, channel: &'static str) {
         .increment(1);
 }
 
-/// A recorded answer. Only a ticket's first answer is counted in the answers and histograms; a
-/// later one (which replaces it in the sink) is counted as an update.
+/// A recorded answer: its CSAT (1–5), CES (1–7) and what it was about (`unsaid` when the
+/// customer did not say). Only a ticket's first answer is counted in the answers and
+/// histograms; a later one (which replaces it in the sink) is counted as an update.
 pub fn survey_answered(
     connector: &str,
     partner: &str,
     escalated: bool,
-    answer: &crate::survey::Answer,
+    (csat, ces, about): (u8, Option<u8>, &str),
     first: bool,
 ) {
     let labels = [
@@ -233,12 +232,10 @@ pub fn survey_answered(
         &labels_with(&labels, "escalated", escalated)
     )
     .increment(1);
-    histogram!(SURVEY_CSAT, &labels_with(&labels, "escalated", escalated))
-        .record(f64::from(answer.csat));
-    if let Some(ces) = answer.ces {
+    histogram!(SURVEY_CSAT, &labels_with(&labels, "escalated", escalated)).record(f64::from(csat));
+    if let Some(ces) = ces {
         histogram!(SURVEY_CES, &labels).record(f64::from(ces));
     }
-    let about = answer.about.map_or("unsaid", |a| a.as_str());
     counter!(SURVEY_ABOUT, &labels_with(&labels, "about", about)).increment(1);
 }
 

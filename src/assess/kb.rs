@@ -8,9 +8,15 @@ use crate::escalation::Escalation;
 use crate::kb::{ArticleRef, ArticleView};
 
 pub mod ident;
+pub mod query;
 pub mod rescore;
 
 use ident::NearMiss;
+
+pub const DEFAULT_GAP_BELOW: f64 = 0.3;
+/// The judge's weights were fitted on 20 candidates a case.
+pub const DEFAULT_MAX_CANDIDATES: usize = 20;
+pub const DEFAULT_LOCALE: &str = "en-us";
 
 /// Per-connector knobs of the knowledge-base judgement.
 #[derive(Debug, Clone)]

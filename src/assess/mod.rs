@@ -50,10 +50,34 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ReasonKind {
         match self {
-            Reason::MissingHandoff { .. } => "missing_handoff",
-            Reason::KbResolvable { .. } => "kb_resolvable",
+            Reason::MissingHandoff { .. } => ReasonKind::MissingHandoff,
+            Reason::KbResolvable { .. } => ReasonKind::KbResolvable,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+}
+
+/// A reason without its evidence: what a ticket records of it (a tag, a field value) and
+/// reports count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKind {
+    MissingHandoff,
+    KbResolvable,
+}
+
+impl ReasonKind {
+    pub const ALL: [ReasonKind; 2] = [ReasonKind::MissingHandoff, ReasonKind::KbResolvable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::MissingHandoff => "missing_handoff",
+            ReasonKind::KbResolvable => "kb_resolvable",
         }
     }
 }

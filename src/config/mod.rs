@@ -1,8 +1,6 @@
 //! Connector files: `connectors/*.toml`, one connector each, named by the file. Loading is pure
 //! (no network): read, expand `${VAR}`, type, validate, and report every problem found.
 
-pub mod checks;
-pub mod typed;
 pub mod vars;
 
 use std::fmt;
@@ -14,12 +12,14 @@ use serde::Deserialize;
 
 use crate::assess::Policy;
 use crate::assess::handoff::{FieldRule, HandoffRules, Override, Rule, Scope};
-use crate::assess::kb::KbSettings;
 use crate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES, KbSettings};
+use crate::checks::typed;
+use crate::checks::{Credentials, Problem, upstream_url};
 use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
+use crate::kb::KbBackend;
 use crate::kb::http::{HttpKbSettings, Pointers};
-pub use checks::{Credentials, shared_secret, upstream_url};
 use secrecy::{ExposeSecret, SecretString};
 pub use vars::Env;
 
@@ -39,55 +39,6 @@ impl fmt::Display for ConfigError {
         } else {
             write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
         }
-    }
-}
-
-/// A problem found while validating, before the file name is attached.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Records a hand-off field name a helpdesk maps; a name mapped twice is a problem at `key`.
-pub fn map_field_name(
-    key: String,
-    name: &str,
-    known: &mut Vec<String>,
-    problems: &mut Vec<Problem>,
-) {
-    if known.iter().any(|n| n == name) {
-        problems.push(Problem::new(
-            key,
-            format!("the name `{name}` is mapped twice"),
-        ));
-    }
-    known.push(name.to_string());
-}
-
-/// A setting that names a mapped field (`product_field`, ...) must name one of `known`.
-pub fn require_mapped(
-    key: String,
-    name: Option<&str>,
-    known: &[String],
-    problems: &mut Vec<Problem>,
-) {
-    if let Some(name) = name
-        && !known.iter().any(|n| n == name)
-    {
-        problems.push(Problem::new(
-            key,
-            format!("`{name}` is not a name mapped in [helpdesk.fields]"),
-        ));
     }
 }
 
@@ -268,14 +219,6 @@ pub struct VerdictFile {
     pub late_after_hours: Option<i64>,
 }
 
-/// Where a connector's knowledge base lives, validated.
-#[derive(Debug, Clone)]
-pub enum KbBackend {
-    Local(PathBuf),
-    Helpdesk,
-    Http(Box<crate::kb::http::HttpKbSettings>),
-}
-
 impl HttpKbFile {
     fn validate(
         &self,
@@ -377,11 +320,7 @@ pub struct ValidConnector {
     pub contracts: crate::report::contracts::Contracts,
 }
 
-pub const DEFAULT_GAP_BELOW: f64 = 0.3;
-/// The judge's weights were fitted on 20 candidates a case.
-pub const DEFAULT_MAX_CANDIDATES: usize = 20;
 pub const DEFAULT_LATE_AFTER_HOURS: i64 = 48;
-pub const DEFAULT_LOCALE: &str = "en-us";
 
 /// Loads every `*.toml` directly in `dir` (sub-folders hold articles and examples and are not
 /// read). Returns every problem in every file, or the connectors sorted by id.

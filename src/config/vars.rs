@@ -1,8 +1,11 @@
 //! `${VAR}` references in connector files, expanded from the environment before the file is
 //! typed. A missing variable is an error that names it; secrets may only be references.
 
-use regex::Regex;
 use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::checks::is_secret_key;
 
 /// Looks a variable up; `std::env::var` in the service, a map in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -17,13 +20,6 @@ static WHOLE_REFERENCE: LazyLock<Regex> =
 pub struct VarProblem {
     pub key: String,
     pub message: String,
-}
-
-/// Whether a key holds a secret: such values must be `${VAR}` references, never literals.
-pub fn is_secret_key(key: &str) -> bool {
-    const EXACT: &[&str] = &["token", "password", "secret", "private_key", "api_key"];
-    const SUFFIXES: &[&str] = &["_secret", "_secrets", "_token", "_password", "_key"];
-    EXACT.contains(&key) || SUFFIXES.iter().any(|s| key.ends_with(s))
 }
 
 /// Expands every `${VAR}` in the table's strings in place and returns every problem found.

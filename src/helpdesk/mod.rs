@@ -3,6 +3,7 @@
 //! write-back. It knows nothing of how escalations are judged.
 
 pub mod freshdesk;
+pub mod mapping;
 pub mod salesforce;
 pub mod zendesk;
 
@@ -16,11 +17,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::assess::{Outcome, Verdict};
-use crate::config::{KbBackend, Problem};
+use crate::assess::{Outcome, ReasonKind, Verdict};
+use crate::checks::Problem;
 use crate::escalation::Escalation;
 use crate::http::UpstreamError;
-use crate::kb::KnowledgeBase;
+use crate::kb::{KbBackend, KnowledgeBase};
+use crate::survey::{SurveyError, SurveyResult};
 
 /// The `[helpdesk]` table, by its `type`. Built once at start-up: variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -32,7 +34,7 @@ pub enum HelpdeskConfig {
     Freshdesk(freshdesk::config::FreshdeskConfig),
 }
 
-impl crate::config::typed::Tagged for HelpdeskConfig {
+impl crate::checks::typed::Tagged for HelpdeskConfig {
     const TAG: &'static str = "type";
 }
 
@@ -181,8 +183,8 @@ pub const SWEEP_PAGE: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub escalation: Escalation,
-    /// The verdict already on the ticket (`good`/`bad`), if any: nothing is written again.
-    pub judged: Option<String>,
+    /// The verdict already on the ticket, if any: nothing is written again.
+    pub judged: Option<Outcome>,
     /// The helpdesk's version of the ticket, for a conditional write.
     pub version: Option<String>,
     /// The ticket already records a survey in a single status (Salesforce): the pending mark
@@ -251,6 +253,24 @@ impl HelpdeskError {
     }
 }
 
+impl From<SurveyError> for HelpdeskError {
+    fn from(e: SurveyError) -> HelpdeskError {
+        match e {
+            SurveyError::Upstream(e) => HelpdeskError::Upstream(e),
+            SurveyError::Unusable(m) => HelpdeskError::Unusable(m),
+        }
+    }
+}
+
+impl From<HelpdeskError> for SurveyError {
+    fn from(e: HelpdeskError) -> SurveyError {
+        match e {
+            HelpdeskError::Upstream(e) => SurveyError::Upstream(e),
+            HelpdeskError::Unusable(m) => SurveyError::Unusable(m),
+        }
+    }
+}
+
 /// The outcome for one ticket of a delivery.
 #[derive(Debug)]
 pub struct TicketOutcome {
@@ -260,7 +280,7 @@ pub struct TicketOutcome {
 
 #[derive(Debug, Clone)]
 pub struct Processed {
-    pub outcome: String,
+    pub outcome: Outcome,
     pub written: Written,
     pub verdict: Option<Verdict>,
 }
@@ -413,15 +433,15 @@ pub trait Helpdesk: Send + Sync {
     }
 
     /// The answer to a `solved` delivery once every case was tried (see
-    /// [`crate::survey::respond`]); helpdesks that take several kinds of call answer each in
+    /// [`default_respond_solved`]); helpdesks that take several kinds of call answer each in
     /// its own form.
     fn respond_solved(
         &self,
         inbound: &Inbound<'_>,
-        outcomes: Vec<(String, Result<crate::survey::SurveyResult, HelpdeskError>)>,
+        outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
     ) -> Response {
         let _ = inbound;
-        crate::survey::respond(outcomes)
+        default_respond_solved(outcomes)
     }
 }
 
@@ -457,8 +477,7 @@ pub struct CaseRecord {
     pub reviewed: Option<Outcome>,
     /// The reason a person gave for overturning the verdict, when it says.
     pub overturn: Option<String>,
-    /// `missing_handoff`, `kb_resolvable`.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<ReasonKind>,
     pub late: bool,
     pub kb_gap: bool,
     /// The hand-off fields that failed their rule.
@@ -680,5 +699,27 @@ pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
             })
         })
         .collect();
+    (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
+}
+
+/// The answer to a `solved` delivery: 200 with each ticket's outcome; errors as the
+/// escalation path answers them (503 + `Retry-After` when retrying helps).
+pub fn default_respond_solved(
+    outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
+) -> Response {
+    let mut errors = Vec::new();
+    let mut results = Vec::new();
+    for (ticket, r) in outcomes {
+        match r {
+            Ok(res) => results.push(json!({"ticket": ticket, "survey": res.label()})),
+            Err(e) => errors.push(TicketOutcome {
+                ticket,
+                result: Err(ProcessError::Helpdesk(e.into())),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return default_respond(&errors);
+    }
     (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
-use crate::config::Problem;
+use crate::checks::Problem;
 use crate::metrics as m;
 
 pub const USER_AGENT: &str = concat!("escalation-gate/", env!("CARGO_PKG_VERSION"));

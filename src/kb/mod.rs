@@ -4,11 +4,11 @@
 pub mod http;
 pub mod local;
 
+use std::path::PathBuf;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-
-use crate::assess::kb::rescore;
 
 /// A knowledge-base article as a backend returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +78,14 @@ impl ArticleView for ArticleRef<'_> {
     }
 }
 
+/// Where a connector's knowledge base lives, validated.
+#[derive(Debug, Clone)]
+pub enum KbBackend {
+    Local(PathBuf),
+    Helpdesk,
+    Http(Box<http::HttpKbSettings>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
     #[error("knowledge base unavailable: {0}")]
@@ -96,54 +104,6 @@ pub trait KnowledgeBase: Send + Sync {
         locale: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Article>, KbError>;
-}
-
-/// Most queries a remote knowledge base is asked per escalation (see [`remote_queries`]).
-pub const MAX_REMOTE_QUERIES: usize = 4;
-/// Identifiers queried on their own.
-const IDENTIFIER_QUERIES: usize = 2;
-/// Words of the subject query.
-const SUBJECT_WORDS: usize = 4;
-
-/// The short queries a remote knowledge base is searched with for one cleaned case text (first
-/// line: the subject). Salesforce Knowledge (SOSL) and the Zendesk Help Center join a query's
-/// words with AND, so a long text finds nothing; these find candidates, and enough of them for
-/// the judge to compare: each of the case's first identifiers alone, the subject's most
-/// distinctive words, and the case's most distinctive word alone (identifiers are not repeated
-/// in the word queries). At most [`MAX_REMOTE_QUERIES`], each once, in that order.
-pub fn remote_queries(text: &str) -> Vec<String> {
-    let ids = crate::assess::kb::ident::identifiers(text);
-    let is_id = |w: &str| ids.iter().any(|i| i.text.eq_ignore_ascii_case(w));
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |q: String| {
-        if !q.is_empty() && !out.contains(&q) && out.len() < MAX_REMOTE_QUERIES {
-            out.push(q);
-        }
-    };
-    for id in ids.iter().take(IDENTIFIER_QUERIES) {
-        push(id.text.clone());
-    }
-    let subject = text.lines().next().unwrap_or("");
-    push(distinctive_in_order(subject, SUBJECT_WORDS, &is_id));
-    push(distinctive_in_order(text, 1, &is_id));
-    out
-}
-
-/// The `n` most distinctive words of `text` that are not `skip`ped, in the order they appear.
-fn distinctive_in_order(text: &str, n: usize, skip: &dyn Fn(&str) -> bool) -> String {
-    let words: Vec<(String, f64)> = rescore::content_words(text)
-        .into_iter()
-        .filter(|(w, _)| !skip(w))
-        .collect();
-    let mut ranked: Vec<usize> = (0..words.len()).collect();
-    ranked.sort_by(|&a, &b| words[b].1.total_cmp(&words[a].1).then(a.cmp(&b)));
-    ranked.truncate(n);
-    ranked.sort_unstable();
-    ranked
-        .into_iter()
-        .map(|i| words[i].0.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Merges the candidates of several queries: the first of each, then the second of each, ...,
@@ -217,22 +177,6 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn remote_queries_are_short_and_distinct() {
-        let q = remote_queries(
-            "Calendar sync stops with error E1234 after password change\nThe sync log shows \
-             error E1234 authorization expired for the mailbox.",
-        );
-        assert_eq!(q[0], "E1234");
-        assert!(q.len() >= 3 && q.len() <= MAX_REMOTE_QUERIES, "{q:?}");
-        for words in &q {
-            assert!(words.split(' ').count() <= SUBJECT_WORDS, "{q:?}");
-        }
-        assert!(q[1..].iter().all(|w| !w.contains("e1234")), "{q:?}");
-        assert!(q[1].contains("calendar"), "{q:?}");
-        assert!(remote_queries("").is_empty());
-    }
 
     #[test]
     fn interleave_takes_turns_and_dedupes() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Problem;
+use crate::checks::Problem;
 
 pub const DEFAULT_TARGET: f64 = 0.80;
 pub const DEFAULT_MIN_ESCALATIONS: u64 = 20;

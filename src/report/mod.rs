@@ -19,10 +19,10 @@ use serde::Serialize;
 
 use self::contracts::{Contracts, Tier};
 use self::stats::{Estimate, Position, Scores, wilson};
-use crate::assess::Outcome;
-use crate::connector::Connector;
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink};
+use crate::assess::{Outcome, ReasonKind};
+use crate::helpdesk::{CaseRecord, Helpdesk, HelpdeskError, Period, RecordSink};
 use crate::survey::About;
+use crate::survey::config::SurveyFields;
 
 /// Who the scorecard is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -48,20 +48,27 @@ const TOP: usize = 10;
 /// Distinctive terms shown for each knowledge gap group.
 const GAP_TERMS: usize = 6;
 
+/// What a scorecard is read from: a connector's id, helpdesk, survey names and contracts.
+pub struct Source<'a> {
+    pub connector: &'a str,
+    pub helpdesk: &'a dyn Helpdesk,
+    pub survey: Option<&'a SurveyFields>,
+    pub contracts: &'a Contracts,
+}
+
 /// Reads the period from the connector's helpdesk and builds its scorecard; `progress` is told
 /// the total when the helpdesk says it, and each record as it arrives.
 pub async fn build(
-    connector: &Connector,
+    source: Source<'_>,
     options: &Options,
     progress: &indicatif::ProgressBar,
 ) -> Result<Scorecard, HelpdeskError> {
     let mut agg = Aggregator::new(options, progress.clone());
-    let fields = connector.survey.as_ref().map(|s| &s.settings.fields);
-    connector
+    source
         .helpdesk
-        .records(&options.period, fields, &mut agg)
+        .records(&options.period, source.survey, &mut agg)
         .await?;
-    Ok(agg.finish(&connector.id, &connector.contracts))
+    Ok(agg.finish(source.connector, source.contracts))
 }
 
 /// Survey answers of one group of cases.
@@ -118,10 +125,10 @@ impl Counts {
                 self.bad += 1;
                 // A person's "bad" over the judge's "good" has no reasons of the judge's.
                 if r.verdict == Some(Outcome::Bad) {
-                    if r.reasons.iter().any(|x| x == "missing_handoff") {
+                    if r.reasons.contains(&ReasonKind::MissingHandoff) {
                         self.missing_handoff += 1;
                     }
-                    if r.reasons.iter().any(|x| x == "kb_resolvable") {
+                    if r.reasons.contains(&ReasonKind::KbResolvable) {
                         self.kb_resolvable += 1;
                     }
                     for f in &r.missing_fields {
@@ -443,7 +450,7 @@ pub struct Month {
 pub struct BadCase {
     pub ticket: String,
     pub opened: String,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<ReasonKind>,
     pub missing_fields: Vec<String>,
     pub articles: Vec<String>,
     pub late: bool,

@@ -398,7 +398,12 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
         } else {
             h.push_str("<table><tr><th>ticket</th><th>opened</th><th>why</th><th>fields missing</th><th>article that answers it</th></tr>\n");
             for b in bad {
-                let mut why = b.reasons.join(", ");
+                let mut why = b
+                    .reasons
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if b.reviewed && why.is_empty() {
                     why = "decided by a reviewer".into();
                 }

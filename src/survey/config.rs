@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::email::Templates;
 use super::rules::{CaseKind, Rules};
 use super::token::Keys;
-use crate::config::checks::is_loopback_host;
-use crate::config::typed::{self, Tagged};
-use crate::config::{Credentials, Problem, require_mapped, shared_secret, upstream_url};
+use crate::checks::is_loopback_host;
+use crate::checks::typed::{self, Tagged};
+use crate::checks::{Credentials, Problem, require_mapped, shared_secret, upstream_url};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,6 @@ pub mod config;
 pub mod email;
 pub mod rules;
 pub mod token;
-pub mod web;
 pub mod webhooks;
 
 use std::collections::BTreeMap;
@@ -27,9 +26,34 @@ use self::config::{Delivery, Sink, SurveySettings, WebhookTarget};
 use self::email::{MailError, Mailer};
 use self::rules::{Person, Recipient, Skip, SurveyCase};
 use self::token::{Claims, Purpose};
-use crate::helpdesk::HelpdeskError;
 use crate::http::{Upstream, UpstreamError};
 use crate::metrics as m;
+
+/// Why a survey step could not be finished.
+#[derive(Debug, thiserror::Error)]
+pub enum SurveyError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The case cannot be surveyed (not found, unusable): retrying will not help.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl SurveyError {
+    /// Whether a later delivery may succeed (see [`crate::helpdesk`]'s errors): every upstream
+    /// failure; a fact about the case itself is final.
+    pub fn retryable(&self) -> bool {
+        matches!(self, SurveyError::Upstream(_))
+    }
+
+    /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SurveyError::Upstream(e) => e.reason(),
+            SurveyError::Unusable(_) => "unusable",
+        }
+    }
+}
 
 /// How a conditional tag write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +69,10 @@ pub enum Tagged {
 pub trait SurveyDesk: Send + Sync {
     /// Reads the case (status, partner, requester, end-customer field, tags); `None` when the
     /// ticket does not exist.
-    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, HelpdeskError>;
+    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, SurveyError>;
 
     /// The customer's record by e-mail address, when there is one.
-    async fn find_customer(&self, email: &str) -> Result<Option<Person>, HelpdeskError>;
+    async fn find_customer(&self, email: &str) -> Result<Option<Person>, SurveyError>;
 
     /// Whether another ticket of this customer was surveyed in the last `days` days (the
     /// helpdesk's own search is the memory).
@@ -57,7 +81,7 @@ pub trait SurveyDesk: Send + Sync {
         email: &str,
         days: u32,
         except_ticket: &str,
-    ) -> Result<bool, HelpdeskError>;
+    ) -> Result<bool, SurveyError>;
 
     /// Adds and removes ticket tags; with `version`, only if the ticket has not changed.
     async fn tag(
@@ -66,11 +90,11 @@ pub trait SurveyDesk: Send + Sync {
         add: &[String],
         remove: &[String],
         version: Option<&str>,
-    ) -> Result<Tagged, HelpdeskError>;
+    ) -> Result<Tagged, SurveyError>;
 
     /// Whether the ticket's latest recorded answer is the one with this [`answer_id`] (a
     /// replayed or double-clicked answer is then recorded no second time).
-    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError>;
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError>;
 
     /// Writes an answer on the ticket: an internal note, the configured fields, the answered
     /// and score tags (a later answer replaces the score), and `answer_id` for
@@ -82,14 +106,14 @@ pub trait SurveyDesk: Send + Sync {
         answer: &Answer,
         answer_id: &str,
         note: &str,
-    ) -> Result<bool, HelpdeskError>;
+    ) -> Result<bool, SurveyError>;
 
     /// Marks the ticket answered with `answer_id` (no score: the answer went elsewhere).
     /// Returns whether it is the first answer.
-    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError>;
+    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError>;
 
     /// Writes an opt-out on the customer's record.
-    async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError>;
+    async fn opt_out(&self, customer: &str) -> Result<(), SurveyError>;
 }
 
 /// What the customer said about the rating.
@@ -206,14 +230,14 @@ impl Survey {
         &self,
         ticket: &str,
         now: DateTime<Utc>,
-    ) -> Result<SurveyResult, HelpdeskError> {
+    ) -> Result<SurveyResult, SurveyError> {
         let span = tracing::info_span!("survey", ticket = %ticket, partner = tracing::field::Empty);
         async {
             let _turn = crate::ticket_lock::lock(&self.connector, ticket).await;
             let mut requested = false;
             for _ in 0..ATTEMPTS {
                 let case = self.desk.read_case(ticket).await?.ok_or_else(|| {
-                    HelpdeskError::Unusable(format!("ticket {ticket} does not exist"))
+                    SurveyError::Unusable(format!("ticket {ticket} does not exist"))
                 })?;
                 tracing::Span::current().record("partner", case.partner.as_str());
                 let t = &self.settings.fields.tags;
@@ -237,7 +261,7 @@ impl Survey {
                     }
                 }
             }
-            Err(HelpdeskError::Upstream(UpstreamError::Unavailable {
+            Err(SurveyError::Upstream(UpstreamError::Unavailable {
                 call: "survey_record",
                 attempts: ATTEMPTS as u32,
                 last: "the ticket kept changing".into(),
@@ -253,7 +277,7 @@ impl Survey {
         &self,
         case: &SurveyCase,
         now: DateTime<Utc>,
-    ) -> Result<Option<SurveyResult>, HelpdeskError> {
+    ) -> Result<Option<SurveyResult>, SurveyError> {
         let recipient = match self.settings.rules.check(case) {
             Ok(r) => r,
             Err(skip) => return self.skip(case, skip).await,
@@ -338,7 +362,7 @@ impl Survey {
                 {
                     tracing::error!(error = %e, "Could not release the claim tag");
                 }
-                Err(HelpdeskError::Upstream(UpstreamError::Unavailable {
+                Err(SurveyError::Upstream(UpstreamError::Unavailable {
                     call: self.channel_name(),
                     attempts: 1,
                     last: detail,
@@ -368,7 +392,7 @@ impl Survey {
         &self,
         case: &SurveyCase,
         skip: Skip,
-    ) -> Result<Option<SurveyResult>, HelpdeskError> {
+    ) -> Result<Option<SurveyResult>, SurveyError> {
         if skip.is_final() {
             let written = self
                 .desk
@@ -517,7 +541,7 @@ impl Survey {
     }
 
     /// Records an answer in the configured sink and counts it.
-    pub async fn record(&self, claims: &Claims, answer: &Answer) -> Result<(), HelpdeskError> {
+    pub async fn record(&self, claims: &Claims, answer: &Answer) -> Result<(), SurveyError> {
         let _turn = crate::ticket_lock::lock(&self.connector, &claims.ticket).await;
         let id = answer_id(&self.connector, &claims.ticket, answer);
         if self.desk.answered_with(&claims.ticket, &id).await? {
@@ -556,7 +580,11 @@ impl Survey {
             &self.connector,
             &claims.partner,
             claims.escalated,
-            answer,
+            (
+                answer.csat,
+                answer.ces,
+                answer.about.map_or("unsaid", |a| a.as_str()),
+            ),
             first,
         );
         tracing::info!(ticket = %claims.ticket, partner = %claims.partner, first, "Survey answer recorded");
@@ -564,7 +592,7 @@ impl Survey {
     }
 
     /// Writes the customer's opt-out.
-    pub async fn unsubscribe(&self, claims: &Claims) -> Result<bool, HelpdeskError> {
+    pub async fn unsubscribe(&self, claims: &Claims) -> Result<bool, SurveyError> {
         let Some(customer) = &claims.customer else {
             return Ok(false);
         };
@@ -620,31 +648,4 @@ pub fn answer_note(a: &Answer, id: &str) -> String {
         s.push_str(&format!("\nComment: {c}"));
     }
     s
-}
-
-/// The answer to a `solved` delivery: 200 with each ticket's outcome; errors as the
-/// escalation path answers them (503 + `Retry-After` when retrying helps).
-pub fn respond(
-    outcomes: Vec<(String, Result<SurveyResult, HelpdeskError>)>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut errors = Vec::new();
-    let mut results = Vec::new();
-    for (ticket, r) in outcomes {
-        match r {
-            Ok(res) => results.push(json!({"ticket": ticket, "survey": res.label()})),
-            Err(e) => errors.push(crate::helpdesk::TicketOutcome {
-                ticket,
-                result: Err(e.into()),
-            }),
-        }
-    }
-    if !errors.is_empty() {
-        return crate::helpdesk::default_respond(&errors);
-    }
-    (
-        axum::http::StatusCode::OK,
-        axum::Json(json!({ "results": results })),
-    )
-        .into_response()
 }

@@ -1,6 +1,7 @@
 //! `backfill`: a past period's escalations judged as of their own escalation time (from the
 //! ticket's audits), exported as JSON lines by a dry run, written once by `--write`.
 
+use escalation_gate::assess::ReasonKind;
 use serde_json::{Value, json};
 
 use crate::fake_zendesk::{Failure, FakeZendesk};
@@ -333,7 +334,7 @@ async fn salesforce_cases_are_dated_by_their_case_history() {
             .parse::<chrono::DateTime<chrono::Utc>>()
             .unwrap()
     );
-    assert_eq!(kb.reasons, ["kb_resolvable"], "{kb:?}");
+    assert_eq!(kb.reasons, [ReasonKind::KbResolvable], "{kb:?}");
     let good = seen.lines.iter().find(|l| l.ticket == sf::GOOD).unwrap();
     assert_eq!(good.escalated_at_source, TimeSource::Created);
     assert!(!good.late);

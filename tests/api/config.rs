@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use escalation_gate::config::{self, Problem};
+use escalation_gate::checks::Problem;
+use escalation_gate::config;
 
 fn env(name: &str) -> Option<String> {
     HashMap::from([

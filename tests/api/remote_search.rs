@@ -2,9 +2,9 @@
 //! Help Center), as the fakes do: the case's whole text finds nothing there, and the service's
 //! several short queries still find the answer among other candidates.
 
+use escalation_gate::assess::kb::query::{MAX_REMOTE_QUERIES, remote_queries};
 use escalation_gate::assess::kb::rescore::clean_query;
 use escalation_gate::helpdesk::salesforce::webhook::ACK;
-use escalation_gate::kb::{MAX_REMOTE_QUERIES, remote_queries};
 use serde_json::{Value, json};
 
 use crate::fake_salesforce::API;

@@ -541,17 +541,17 @@ fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
 }
 
 async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audience) -> Scorecard {
-    report::build(
-        connector,
-        &Options {
-            period: period(),
-            partner: partner.map(str::to_string),
-            audience,
-        },
-        &indicatif::ProgressBar::hidden(),
-    )
-    .await
-    .unwrap()
+    connector
+        .scorecard(
+            &Options {
+                period: period(),
+                partner: partner.map(str::to_string),
+                audience,
+            },
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@ use reqwest::{RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use crate::assess::kb::query::remote_queries;
 use crate::http::{Upstream, UpstreamError};
-use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave, remote_queries};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave};
 
 pub struct FreshdeskApi {
     upstream: Upstream,

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::typed::{self, Tagged};
-use crate::config::{
-    Credentials, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
-};
+use crate::checks::typed::{self, Tagged};
+use crate::checks::{Credentials, Problem, shared_secret, upstream_url};
+use crate::helpdesk::mapping::{FieldMapping, MappingFile};
 use crate::http::RetrySettings;
 
 /// The header the automation rule's webhook carries the shared secret in, unless the file names
@@ -95,12 +94,10 @@ pub struct ValidFreshdesk {
     pub api_key: SecretString,
     pub webhook_secrets: Vec<SecretString>,
     pub secret_header: axum::http::HeaderName,
-    /// `cf_...` → hand-off field name.
-    pub fields: BTreeMap<String, String>,
+    /// Custom field (`cf_...`) → hand-off field name, and the fields that hold product,
+    /// version, tried articles.
+    pub mapping: FieldMapping<String>,
     pub partner: PartnerSource,
-    pub product_field: Option<String>,
-    pub version_field: Option<String>,
-    pub tried_articles_field: Option<String>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
 }
@@ -113,29 +110,28 @@ impl FreshdeskConfig {
     ) -> Option<ValidFreshdesk> {
         let start = problems.len();
         let key = |k: &str| format!("helpdesk.{k}");
-        for (field, name) in &self.fields {
-            if !field.starts_with("cf_") {
-                problems.push(Problem::new(
-                    key(&format!("fields.{field}")),
-                    "keys are Freshdesk custom field names (`cf_...`, as the API names them)",
-                ));
-            }
-            map_field_name(
-                key(&format!("fields.{field}")),
-                name,
-                known_fields,
-                problems,
-            );
-        }
-        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
-            require_mapped(key(k), v.as_deref(), known_fields, problems)
+        let partner_field = match &self.partner {
+            PartnerSource::Field { field } => Some(field.as_str()),
+            PartnerSource::Company => None,
         };
-        mapped("product_field", &self.product_field, problems);
-        mapped("version_field", &self.version_field, problems);
-        mapped("tried_articles_field", &self.tried_articles_field, problems);
-        if let PartnerSource::Field { field } = &self.partner {
-            mapped("partner.field", &Some(field.clone()), problems);
-        }
+        let mapping = FieldMapping::validate(
+            MappingFile {
+                fields: &self.fields,
+                product_field: &self.product_field,
+                version_field: &self.version_field,
+                tried_articles_field: &self.tried_articles_field,
+                partner_field,
+            },
+            |field| match field.starts_with("cf_") {
+                true => Ok(field.to_string()),
+                false => Err(
+                    "keys are Freshdesk custom field names (`cf_...`, as the API names them)"
+                        .to_string(),
+                ),
+            },
+            known_fields,
+            problems,
+        );
         let base_url = upstream_url(
             key("base_url"),
             &self.base_url,
@@ -189,11 +185,8 @@ impl FreshdeskConfig {
             api_key: self.api_key,
             webhook_secrets: self.webhook_secrets,
             secret_header: secret_header?,
-            fields: self.fields,
+            mapping,
             partner: self.partner,
-            product_field: self.product_field,
-            version_field: self.version_field,
-            tried_articles_field: self.tried_articles_field,
             tags: self.tags,
             retry,
         })

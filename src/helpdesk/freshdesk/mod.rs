@@ -16,7 +16,6 @@ pub mod config;
 pub mod survey;
 pub mod webhook;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -26,12 +25,13 @@ use serde_json::{Value, json};
 use self::api::{FreshdeskApi, Solutions};
 use self::config::{PartnerSource, ValidFreshdesk};
 use self::webhook::CallEvent;
+use super::mapping::partner_or_unknown;
 use super::{
     Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written,
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
-use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::escalation::{Escalation, Requester};
 use crate::http::Upstream;
 use crate::kb::{KnowledgeBase, html_to_text};
 use crate::survey::SurveyDesk;
@@ -93,16 +93,16 @@ impl Freshdesk {
     }
 
     /// The verdict a ticket's tags record, if any.
-    fn judged(&self, ticket: &Value) -> Option<String> {
+    fn judged(&self, ticket: &Value) -> Option<Outcome> {
         let tags = tag_list(ticket);
         let has = |tag: &str| tags.iter().any(|t| t == tag);
         let t = &self.cfg.tags;
         if has(&t.bad) {
-            Some(Outcome::Bad.as_str().into())
+            Some(Outcome::Bad)
         } else if has(&t.good) {
-            Some(Outcome::Good.as_str().into())
+            Some(Outcome::Good)
         } else if has(&t.review()) {
-            Some(Outcome::Review.as_str().into())
+            Some(Outcome::Review)
         } else {
             None
         }
@@ -340,33 +340,14 @@ pub fn map_ticket(
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
     let custom = t.get("custom_fields");
-    let mut handoff = BTreeMap::new();
-    for (field, name) in &cfg.fields {
-        let value = match custom.and_then(|c| c.get(field)) {
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => String::new(),
-        };
-        if !value.is_empty() {
-            handoff.insert(name.clone(), value);
-        }
-    }
-    let partner = match &cfg.partner {
+    let mapped = cfg.mapping.read(|field| custom.and_then(|c| c.get(field)));
+    let partner = partner_or_unknown(match &cfg.partner {
         PartnerSource::Company => t
             .pointer("/company/name")
             .and_then(Value::as_str)
             .map(str::to_string),
-        PartnerSource::Field { field } => handoff.get(field).cloned(),
-    }
-    .filter(|p| !p.trim().is_empty())
-    .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
-    let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
+        PartnerSource::Field { field } => mapped.field(field),
+    });
     let description = match t.get("description_text").and_then(Value::as_str) {
         Some(plain) => plain.to_string(),
         None => html_to_text(&text("description")),
@@ -387,8 +368,8 @@ pub fn map_ticket(
                 .and_then(Value::as_str)
                 .map(str::to_ascii_lowercase),
         },
-        product: field(&cfg.product_field),
-        version: field(&cfg.version_field),
+        product: mapped.product,
+        version: mapped.version,
         channel: t
             .get("source")
             .and_then(Value::as_u64)
@@ -398,10 +379,8 @@ pub fn map_ticket(
         opened_at,
         escalated_at,
         escalated_at_unknown: false,
-        tried_articles: field(&cfg.tried_articles_field)
-            .map(|s| crate::escalation::tried_articles(&s))
-            .unwrap_or_default(),
-        handoff,
+        tried_articles: mapped.tried_articles,
+        handoff: mapped.handoff,
         url: crate::http::join_path(&cfg.base_url, &format!("/a/tickets/{id}")).to_string(),
     })
 }

@@ -12,10 +12,9 @@ use serde_json::{Map, Value, json};
 use super::api::FreshdeskApi;
 use super::config::ValidFreshdesk;
 use super::{map_ticket, merged_tags, read_ticket, tag_list};
-use crate::helpdesk::HelpdeskError;
 use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{About, Answer, SurveyDesk, Tagged};
+use crate::survey::{About, Answer, SurveyDesk, SurveyError, Tagged};
 
 /// Ticket statuses: 4 resolved, 5 closed.
 const RESOLVED: u64 = 4;
@@ -39,12 +38,7 @@ impl FreshdeskSurvey {
 
     /// The ticket custom field (`cf_...`) mapped to `name` in `[helpdesk.fields]`.
     fn field_key(&self, name: &Option<String>) -> Option<&str> {
-        let name = name.as_ref()?;
-        self.cfg
-            .fields
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(k, _)| k.as_str())
+        self.cfg.mapping.key_of(name.as_ref()?).map(String::as_str)
     }
 
     fn person(&self, contact: &Value) -> Person {
@@ -89,7 +83,7 @@ impl FreshdeskSurvey {
         add: &[String],
         remove: &[String],
         more: Map<String, Value>,
-    ) -> Result<(), HelpdeskError> {
+    ) -> Result<(), SurveyError> {
         let mut body = more;
         body.insert("tags".into(), json!(merged_tags(current, add, remove)));
         self.api.update_ticket(ticket, &Value::Object(body)).await?;
@@ -113,7 +107,7 @@ fn quoted(s: &str) -> String {
 
 #[async_trait]
 impl SurveyDesk for FreshdeskSurvey {
-    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, HelpdeskError> {
+    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, SurveyError> {
         let Some(t) = self.api.ticket(ticket).await? else {
             return Ok(None);
         };
@@ -151,7 +145,7 @@ impl SurveyDesk for FreshdeskSurvey {
         }))
     }
 
-    async fn find_customer(&self, email: &str) -> Result<Option<Person>, HelpdeskError> {
+    async fn find_customer(&self, email: &str) -> Result<Option<Person>, SurveyError> {
         let contacts = self.api.contacts_by_email(email).await?;
         Ok(contacts
             .iter()
@@ -168,7 +162,7 @@ impl SurveyDesk for FreshdeskSurvey {
         email: &str,
         days: u32,
         except_ticket: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let t = &self.fields.tags;
         let since = (Utc::now() - chrono::Duration::days(i64::from(days)))
             .format("%Y-%m-%d")
@@ -207,7 +201,7 @@ impl SurveyDesk for FreshdeskSurvey {
         add: &[String],
         remove: &[String],
         version: Option<&str>,
-    ) -> Result<Tagged, HelpdeskError> {
+    ) -> Result<Tagged, SurveyError> {
         // No conditional update on Freshdesk: the version is compared on a fresh read.
         let current = read_ticket(&self.api, ticket).await?;
         if let Some(v) = version
@@ -220,7 +214,7 @@ impl SurveyDesk for FreshdeskSurvey {
         Ok(Tagged::Applied)
     }
 
-    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let t = read_ticket(&self.api, ticket).await?;
         Ok(tag_list(&t).contains(&self.answer_tag(answer_id)))
     }
@@ -231,7 +225,7 @@ impl SurveyDesk for FreshdeskSurvey {
         answer: &Answer,
         answer_id: &str,
         note: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let t = &self.fields.tags;
         let mut custom = Map::new();
         let mut set = |name: &Option<String>, value: Value| {
@@ -270,7 +264,7 @@ impl SurveyDesk for FreshdeskSurvey {
         Ok(!current.contains(&t.answered))
     }
 
-    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let current = tag_list(&read_ticket(&self.api, ticket).await?);
         let answered = &self.fields.tags.answered;
         let answer_tag = self.answer_tag(answer_id);
@@ -286,9 +280,9 @@ impl SurveyDesk for FreshdeskSurvey {
         Ok(!current.contains(answered))
     }
 
-    async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError> {
+    async fn opt_out(&self, customer: &str) -> Result<(), SurveyError> {
         if customer.is_empty() || !customer.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(HelpdeskError::Unusable("not a Freshdesk contact id".into()));
+            return Err(SurveyError::Unusable("not a Freshdesk contact id".into()));
         }
         self.api
             .update_contact(

@@ -11,8 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::oauth::Tokens;
 use super::webhook::parse_datetime;
+use crate::assess::kb::query::remote_queries;
 use crate::http::{Upstream, UpstreamError};
-use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave, remote_queries};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave};
 use crate::metrics as m;
 
 pub const SERVICE: &str = "salesforce";

@@ -12,10 +12,9 @@ use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::typed::{self, Tagged};
-use crate::config::{
-    Credentials, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
-};
+use crate::checks::typed::{self, Tagged};
+use crate::checks::{Credentials, Problem, shared_secret, upstream_url};
+use crate::helpdesk::mapping::{FieldMapping, MappingFile};
 use crate::http::RetrySettings;
 use crate::http::standard_webhooks;
 
@@ -241,11 +240,10 @@ pub struct ValidSalesforce {
     pub write_back: WriteBackMode,
     pub verdict_fields: VerdictFields,
     pub survey_fields: SurveyCaseFields,
-    pub fields: BTreeMap<String, String>,
+    /// Case field API name → hand-off field name, and the fields that hold product, version,
+    /// tried articles.
+    pub mapping: FieldMapping<String>,
     pub partner: PartnerSource,
-    pub product_field: Option<String>,
-    pub version_field: Option<String>,
-    pub tried_articles_field: Option<String>,
     pub locale_field: Option<String>,
     pub knowledge: KnowledgeFile,
     pub retry: RetrySettings,
@@ -270,19 +268,30 @@ impl SalesforceConfig {
                 ));
             }
         };
-        for (api, name) in &self.fields {
-            api_name(key(&format!("fields.{api}")), api, problems);
-            map_field_name(key(&format!("fields.{api}")), name, known_fields, problems);
-        }
-        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
-            require_mapped(key(k), v.as_deref(), known_fields, problems)
+        let partner_field = match &self.partner {
+            PartnerSource::Field { field } => Some(field.as_str()),
+            PartnerSource::Account => None,
         };
-        mapped("product_field", &self.product_field, problems);
-        mapped("version_field", &self.version_field, problems);
-        mapped("tried_articles_field", &self.tried_articles_field, problems);
-        if let PartnerSource::Field { field } = &self.partner {
-            mapped("partner.field", &Some(field.clone()), problems);
-        }
+        let mapping = FieldMapping::validate(
+            MappingFile {
+                fields: &self.fields,
+                product_field: &self.product_field,
+                version_field: &self.version_field,
+                tried_articles_field: &self.tried_articles_field,
+                partner_field,
+            },
+            |api| {
+                if API_NAME.is_match(api) {
+                    Ok(api.to_string())
+                } else {
+                    Err(format!(
+                        "`{api}` is not a Salesforce field API name (e.g. `Steps__c`)"
+                    ))
+                }
+            },
+            known_fields,
+            problems,
+        );
         if let Some(f) = &self.locale_field {
             api_name(key("locale_field"), f, problems);
         }
@@ -474,11 +483,8 @@ impl SalesforceConfig {
             write_back: self.write_back,
             verdict_fields: self.verdict_fields,
             survey_fields: self.survey_fields,
-            fields: self.fields,
+            mapping,
             partner: self.partner,
-            product_field: self.product_field,
-            version_field: self.version_field,
-            tried_articles_field: self.tried_articles_field,
             locale_field: self.locale_field,
             knowledge: self.knowledge,
             retry,

@@ -22,7 +22,6 @@ pub mod records;
 pub mod survey;
 pub mod webhook;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -36,17 +35,18 @@ use self::api::{Knowledge, SalesforceApi};
 use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use self::webhook::CaseEvent;
+use super::mapping::partner_or_unknown;
 use super::{
     Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, ProcessError, SWEEP_PAGE,
     TicketOutcome, TicketRef, Written, default_reject, default_respond,
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
-use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER, locale_of};
+use crate::escalation::{Escalation, Requester, locale_of};
 use crate::http::{Upstream, standard_webhooks};
 use crate::kb::KnowledgeBase;
 use crate::survey::config::SurveyFields;
-use crate::survey::{SurveyDesk, SurveyResult};
+use crate::survey::{SurveyDesk, SurveyError, SurveyResult};
 
 /// A CaseComment holds at most 4,000 bytes.
 pub const COMMENT_MAX_BYTES: usize = 4000;
@@ -130,14 +130,14 @@ impl Salesforce {
         Ok(earlier_verdict(body))
     }
 
-    fn judged(&self, case: &Value) -> Option<String> {
+    fn judged(&self, case: &Value) -> Option<Outcome> {
         let v = case.get(&self.cfg.verdict_fields.verdict)?.as_str()?;
         if v == self.cfg.verdict_fields.bad {
-            Some(Outcome::Bad.as_str().into())
+            Some(Outcome::Bad)
         } else if v == self.cfg.verdict_fields.good {
-            Some(Outcome::Good.as_str().into())
+            Some(Outcome::Good)
         } else if v == self.cfg.verdict_fields.review {
-            Some(Outcome::Review.as_str().into())
+            Some(Outcome::Review)
         } else {
             None
         }
@@ -237,7 +237,7 @@ impl Salesforce {
 /// `extra`.
 pub fn case_fields(cfg: &ValidSalesforce, extra: &[String]) -> Vec<String> {
     let mut f: Vec<String> = CASE_FIELDS.iter().map(|s| s.to_string()).collect();
-    f.extend(cfg.fields.keys().cloned());
+    f.extend(cfg.mapping.fields.keys().cloned());
     f.extend(cfg.locale_field.clone());
     f.push(cfg.verdict_fields.verdict.clone());
     f.extend(extra.iter().cloned());
@@ -499,7 +499,7 @@ impl Helpdesk for Salesforce {
                 .article_url
                 .clone()
                 .unwrap_or_else(|| format!("{base}/{{id}}")),
-            default_locale: crate::config::DEFAULT_LOCALE.into(),
+            default_locale: crate::assess::kb::DEFAULT_LOCALE.into(),
         }))
     }
 
@@ -515,14 +515,14 @@ impl Helpdesk for Salesforce {
     fn respond_solved(
         &self,
         inbound: &Inbound<'_>,
-        outcomes: Vec<(String, Result<SurveyResult, HelpdeskError>)>,
+        outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
     ) -> Response {
         if webhook::is_signed_json(inbound.headers) {
-            return crate::survey::respond(outcomes);
+            return super::default_respond_solved(outcomes);
         }
         let failed: Vec<bool> = outcomes
             .iter()
-            .filter_map(|(_, r)| r.as_ref().err().map(HelpdeskError::retryable))
+            .filter_map(|(_, r)| r.as_ref().err().map(SurveyError::retryable))
             .collect();
         webhook::answer(&failed, outcomes.len(), "surveys")
     }
@@ -568,29 +568,15 @@ pub fn map_case(
     let opened_at = s("CreatedDate")
         .and_then(webhook::parse_datetime)
         .ok_or_else(|| unusable("the Case has no valid CreatedDate"))?;
-    let mut handoff = BTreeMap::new();
-    for (api_name, name) in &cfg.fields {
-        let value = match case.get(api_name) {
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            _ => String::new(),
-        };
-        if !value.is_empty() {
-            handoff.insert(name.clone(), value);
-        }
-    }
-    let partner = match &cfg.partner {
+    let mapped = cfg.mapping.read(|api_name| case.get(api_name));
+    let partner = partner_or_unknown(match &cfg.partner {
         PartnerSource::Account => case
             .get("Account")
             .and_then(|a| a.get("Name"))
             .and_then(Value::as_str)
             .map(str::to_string),
-        PartnerSource::Field { field } => handoff.get(field).cloned(),
-    }
-    .filter(|p| !p.trim().is_empty())
-    .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
-    let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
+        PartnerSource::Field { field } => mapped.field(field),
+    });
     let url = match &cfg.base {
         Some(base) => format!(
             "{}/lightning/r/Case/{id}/view",
@@ -615,17 +601,15 @@ pub fn map_case(
                 .filter(|l| !l.is_empty())
                 .map(locale_of),
         },
-        product: field(&cfg.product_field),
-        version: field(&cfg.version_field),
+        product: mapped.product,
+        version: mapped.version,
         channel: s("Origin").map(str::to_string),
         issue_type: s("Type").map(str::to_string),
         opened_at,
         escalated_at,
         escalated_at_unknown: false,
-        tried_articles: field(&cfg.tried_articles_field)
-            .map(|v| crate::escalation::tried_articles(&v))
-            .unwrap_or_default(),
-        handoff,
+        tried_articles: mapped.tried_articles,
+        handoff: mapped.handoff,
         url,
     })
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::api::{SalesforceApi, next_records_url};
 use super::config::{PartnerSource, ValidSalesforce};
 use super::map_case;
-use crate::assess::{Outcome, Verdict};
+use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::helpdesk::{
     CaseRecord, HelpdeskError, Period, RecordSink, details, patiently, recorded_confidence,
     survey_record,
@@ -88,7 +88,7 @@ fn select(cfg: &ValidSalesforce, survey: Option<&SurveyFields>) -> Vec<String> {
     if cfg.partner == PartnerSource::Account {
         f.push("Account.Name".into());
     }
-    f.extend(cfg.fields.keys().cloned());
+    f.extend(cfg.mapping.fields.keys().cloned());
     f.push(vf.verdict.clone());
     f.extend(
         [&vf.reason, &vf.detail, &vf.reviewed, &vf.overturn]
@@ -187,10 +187,9 @@ pub fn record(
         overturn: Some(text(&vf.overturn))
             .filter(|o| !o.is_empty())
             .map(crate::helpdesk::tag_safe),
-        reasons: ["missing_handoff", "kb_resolvable"]
+        reasons: ReasonKind::ALL
             .into_iter()
-            .filter(|r| named.contains(r))
-            .map(str::to_string)
+            .filter(|r| named.contains(&r.as_str()))
             .collect(),
         late: named.contains(&"late"),
         kb_gap: named.contains(&"kb_gap"),

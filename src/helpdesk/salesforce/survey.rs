@@ -21,10 +21,9 @@ use super::config::{PartnerSource, ValidSalesforce};
 use super::webhook::{is_id_of, parse_datetime};
 use super::{map_case, read_case, truncate_comment};
 use crate::escalation::locale_of;
-use crate::helpdesk::HelpdeskError;
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{ANSWER_ID_LINE, ANSWER_NOTE_HEADING, Answer, SurveyDesk, Tagged};
+use crate::survey::{ANSWER_ID_LINE, ANSWER_NOTE_HEADING, Answer, SurveyDesk, SurveyError, Tagged};
 
 /// The standard Contact checkbox "Email Opt Out".
 pub const DEFAULT_OPT_OUT_FIELD: &str = "HasOptedOutOfEmail";
@@ -69,12 +68,10 @@ impl SalesforceSurvey {
 
     /// The Case field (API name) mapped to the hand-off name in `[helpdesk.fields]`.
     fn api_field(&self, name: &Option<String>) -> Option<&str> {
-        let name = name.as_ref()?;
         self.cfg
-            .fields
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(api, _)| api.as_str())
+            .mapping
+            .key_of(name.as_deref()?)
+            .map(String::as_str)
     }
 
     fn contact_fields(&self) -> Vec<&str> {
@@ -117,16 +114,16 @@ impl SalesforceSurvey {
     }
 
     /// The status field's value now.
-    async fn status(&self, ticket: &str) -> Result<Option<String>, HelpdeskError> {
+    async fn status(&self, ticket: &str) -> Result<Option<String>, SurveyError> {
         let case = self
             .api
             .case(ticket, &[self.status_field().to_string()])
             .await?
-            .ok_or_else(|| HelpdeskError::Unusable(format!("Case {ticket} does not exist")))?;
+            .ok_or_else(|| SurveyError::Unusable(format!("Case {ticket} does not exist")))?;
         Ok(text(&case, self.status_field()).map(str::to_string))
     }
 
-    async fn set_status(&self, ticket: &str, value: &str) -> Result<(), HelpdeskError> {
+    async fn set_status(&self, ticket: &str, value: &str) -> Result<(), SurveyError> {
         let mut fields = Map::new();
         fields.insert(self.status_field().into(), json!(value));
         self.api.update_case(ticket, &fields).await?;
@@ -136,7 +133,7 @@ impl SalesforceSurvey {
 
 #[async_trait]
 impl SurveyDesk for SalesforceSurvey {
-    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, HelpdeskError> {
+    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, SurveyError> {
         let extra: Vec<String> = [
             "IsClosed",
             "ContactId",
@@ -195,7 +192,7 @@ impl SurveyDesk for SalesforceSurvey {
         }))
     }
 
-    async fn find_customer(&self, email: &str) -> Result<Option<Person>, HelpdeskError> {
+    async fn find_customer(&self, email: &str) -> Result<Option<Person>, SurveyError> {
         let soql = format!(
             "SELECT {} FROM Contact WHERE Email = {} LIMIT {LOOKUP_LIMIT}",
             self.contact_fields().join(", "),
@@ -218,7 +215,7 @@ impl SurveyDesk for SalesforceSurvey {
         email: &str,
         days: u32,
         except_ticket: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let t = &self.fields.tags;
         let email = soql_quote(email);
         let mut who = vec![
@@ -250,7 +247,7 @@ impl SurveyDesk for SalesforceSurvey {
         add: &[String],
         remove: &[String],
         version: Option<&str>,
-    ) -> Result<Tagged, HelpdeskError> {
+    ) -> Result<Tagged, SurveyError> {
         let t = &self.fields.tags;
         let mut fields = Map::new();
         if let Some(first) = add.first() {
@@ -291,7 +288,7 @@ impl SurveyDesk for SalesforceSurvey {
         }
     }
 
-    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let comments = self.api.comments(ticket).await?;
         let latest = comments
             .iter()
@@ -311,7 +308,7 @@ impl SurveyDesk for SalesforceSurvey {
         answer: &Answer,
         _answer_id: &str,
         note: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let answered = &self.fields.tags.answered;
         let first = self.status(ticket).await?.as_ref() != Some(answered);
         // The comment first: if the fields fail, the customer's retry adds a second comment,
@@ -337,7 +334,7 @@ impl SurveyDesk for SalesforceSurvey {
 
     /// Without a note the answer id is not kept: a replayed answer goes to the sink again, with
     /// the same `webhook-id`, for the receiver to drop.
-    async fn mark_answered(&self, ticket: &str, _answer_id: &str) -> Result<bool, HelpdeskError> {
+    async fn mark_answered(&self, ticket: &str, _answer_id: &str) -> Result<bool, SurveyError> {
         let answered = &self.fields.tags.answered;
         if self.status(ticket).await?.as_ref() == Some(answered) {
             return Ok(false);
@@ -346,11 +343,9 @@ impl SurveyDesk for SalesforceSurvey {
         Ok(true)
     }
 
-    async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError> {
+    async fn opt_out(&self, customer: &str) -> Result<(), SurveyError> {
         if !is_id_of(customer, "003") {
-            return Err(HelpdeskError::Unusable(
-                "not a Salesforce Contact id".into(),
-            ));
+            return Err(SurveyError::Unusable("not a Salesforce Contact id".into()));
         }
         let mut fields = Map::new();
         fields.insert(self.opt_out_field().into(), Value::Bool(true));

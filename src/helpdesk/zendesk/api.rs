@@ -7,8 +7,9 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use super::config::Auth;
+use crate::assess::kb::query::remote_queries;
 use crate::http::{Upstream, UpstreamError};
-use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave, remote_queries};
+use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave};
 
 pub struct ZendeskApi {
     upstream: Upstream,

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::typed::{self, Tagged};
-use crate::config::{
-    Credentials, KbBackend, Problem, map_field_name, require_mapped, shared_secret, upstream_url,
-};
+use crate::checks::typed::{self, Tagged};
+use crate::checks::{Credentials, Problem, shared_secret, upstream_url};
+use crate::helpdesk::mapping::{FieldMapping, MappingFile};
 use crate::http::RetrySettings;
+use crate::kb::KbBackend;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,11 +138,10 @@ pub struct ValidZendesk {
     pub tolerance: chrono::Duration,
     pub ticket_source: TicketSource,
     pub write_back: WriteBackMode,
-    pub fields: BTreeMap<u64, String>,
+    /// Custom field id → hand-off field name, and the fields that hold product, version, tried
+    /// articles.
+    pub mapping: FieldMapping<u64>,
     pub partner: PartnerSource,
-    pub product_field: Option<String>,
-    pub version_field: Option<String>,
-    pub tried_articles_field: Option<String>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
     pub install: Option<super::install::InstallFile>,
@@ -159,28 +158,25 @@ impl ZendeskConfig {
     ) -> Option<ValidZendesk> {
         let start = problems.len();
         let key = |k: &str| format!("helpdesk.{k}");
-        let mut fields = BTreeMap::new();
-        for (id, name) in &self.fields {
-            match id.parse::<u64>() {
-                Ok(n) => {
-                    fields.insert(n, name.clone());
-                }
-                Err(_) => problems.push(Problem::new(
-                    key(&format!("fields.{id}")),
-                    "keys are Zendesk custom field ids (numbers)",
-                )),
-            }
-            map_field_name(key(&format!("fields.{id}")), name, known_fields, problems);
-        }
-        let mapped = |k: &str, v: &Option<String>, problems: &mut Vec<Problem>| {
-            require_mapped(key(k), v.as_deref(), known_fields, problems)
+        let partner_field = match &self.partner {
+            PartnerSource::Field { field } => Some(field.as_str()),
+            PartnerSource::Organization => None,
         };
-        mapped("product_field", &self.product_field, problems);
-        mapped("version_field", &self.version_field, problems);
-        mapped("tried_articles_field", &self.tried_articles_field, problems);
-        if let PartnerSource::Field { field } = &self.partner {
-            mapped("partner.field", &Some(field.clone()), problems);
-        }
+        let mapping = FieldMapping::validate(
+            MappingFile {
+                fields: &self.fields,
+                product_field: &self.product_field,
+                version_field: &self.version_field,
+                tried_articles_field: &self.tried_articles_field,
+                partner_field,
+            },
+            |id| {
+                id.parse::<u64>()
+                    .map_err(|_| "keys are Zendesk custom field ids (numbers)".to_string())
+            },
+            known_fields,
+            problems,
+        );
         if self.signing_secrets.is_empty() {
             problems.push(Problem::new(
                 key("signing_secrets"),
@@ -268,11 +264,8 @@ impl ZendeskConfig {
             tolerance: chrono::Duration::seconds(tolerance as i64),
             ticket_source: self.ticket_source,
             write_back: self.write_back,
-            fields,
+            mapping,
             partner: self.partner,
-            product_field: self.product_field,
-            version_field: self.version_field,
-            tried_articles_field: self.tried_articles_field,
             tags: self.tags,
             retry,
             install: self.install,

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
 use super::config::TagsFile;
-use crate::config::Problem;
+use crate::checks::Problem;
 use crate::http::UpstreamError;
 use crate::survey::config::SurveyTags;
 
@@ -524,18 +524,22 @@ pub struct Target {
 impl Target {
     /// The connector's API client (patient with rate limits: a `Retry-After` of up to two
     /// minutes is waited for) and its settings. Fails for a connector that is not Zendesk or has
-    /// no API configured.
-    pub fn from_connector(valid: crate::config::ValidConnector) -> Result<Target, String> {
-        let crate::helpdesk::ValidHelpdesk::Zendesk(mut z) = valid.helpdesk else {
+    /// no API configured. `sweep_query` and `survey` are the connector's sweep terms and survey
+    /// names.
+    pub fn from_connector(
+        id: String,
+        helpdesk: crate::helpdesk::ValidHelpdesk,
+        sweep_query: Option<String>,
+        survey: Option<crate::survey::config::SurveyFields>,
+    ) -> Result<Target, String> {
+        let crate::helpdesk::ValidHelpdesk::Zendesk(mut z) = helpdesk else {
             return Err(format!(
-                "connector `{}` is not a Zendesk connector ([helpdesk] type)",
-                valid.id
+                "connector `{id}` is not a Zendesk connector ([helpdesk] type)"
             ));
         };
         let (Some(base_url), Some(auth)) = (z.base_url.clone(), z.auth.take()) else {
             return Err(format!(
-                "connector `{}` needs [helpdesk] base_url and [helpdesk.auth] to install through the Zendesk API",
-                valid.id
+                "connector `{id}` needs [helpdesk] base_url and [helpdesk.auth] to install through the Zendesk API"
             ));
         };
         let retry = crate::http::RetrySettings {
@@ -547,13 +551,13 @@ impl Target {
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Target {
             api: ZendeskApi::new(upstream, base_url.clone(), auth),
-            connector: valid.id,
+            connector: id,
             base_url,
             known_secrets: z.signing_secrets,
             tags: z.tags,
             install: z.install.unwrap_or_default(),
-            sweep_query: valid.sweep.and_then(|s| s.query),
-            survey: valid.survey.map(|s| s.fields),
+            sweep_query,
+            survey,
         })
     }
 

@@ -18,11 +18,12 @@ use serde_json::Value;
 
 use self::api::{HelpCenter, Update, ZendeskApi};
 use self::config::{PartnerSource, TicketSource, ValidZendesk, WriteBackMode};
+use super::mapping::partner_or_unknown;
 use super::{
     Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written,
 };
 use crate::assess::{Outcome, Verdict};
-use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::escalation::{Escalation, Requester};
 use crate::http::{Upstream, UpstreamError};
 use crate::kb::KnowledgeBase;
 use crate::survey::SurveyDesk;
@@ -108,15 +109,15 @@ impl Zendesk {
         tags
     }
 
-    fn judged(&self, ticket: &Value) -> Option<String> {
+    fn judged(&self, ticket: &Value) -> Option<Outcome> {
         let tags = ticket.get("tags")?.as_array()?;
         let has = |tag: &str| tags.iter().any(|t| t.as_str() == Some(tag));
         if has(&self.cfg.tags.bad) {
-            Some(Outcome::Bad.as_str().into())
+            Some(Outcome::Bad)
         } else if has(&self.cfg.tags.good) {
-            Some(Outcome::Good.as_str().into())
+            Some(Outcome::Good)
         } else if has(&self.cfg.tags.review()) {
-            Some(Outcome::Review.as_str().into())
+            Some(Outcome::Review)
         } else {
             None
         }
@@ -405,46 +406,22 @@ pub fn map_ticket(
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
-    let mut handoff = BTreeMap::new();
-    for f in t
+    let by_id: BTreeMap<u64, &Value> = t
         .get("custom_fields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        let Some(name) = f
-            .get("id")
-            .and_then(Value::as_u64)
-            .and_then(|i| cfg.fields.get(&i))
-        else {
-            continue;
-        };
-        let value = match f.get("value") {
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => String::new(),
-        };
-        if !value.is_empty() {
-            handoff.insert(name.clone(), value);
-        }
-    }
-    let partner = match &cfg.partner {
+        .filter_map(|f| Some((f.get("id")?.as_u64()?, f.get("value")?)))
+        .collect();
+    let mapped = cfg.mapping.read(|id| by_id.get(id).copied());
+    let partner = partner_or_unknown(match &cfg.partner {
         PartnerSource::Organization => sideloaded(snapshot, "organizations", "organization_id")
             .and_then(|o| o.get("name"))
             .and_then(Value::as_str)
             .map(str::to_string),
-        PartnerSource::Field { field } => handoff.get(field).cloned(),
-    }
-    .filter(|p| !p.trim().is_empty())
-    .unwrap_or_else(|| UNKNOWN_PARTNER.to_string());
+        PartnerSource::Field { field } => mapped.field(field),
+    });
     let requester = sideloaded(snapshot, "users", "requester_id");
-    let field = |name: &Option<String>| name.as_ref().and_then(|n| handoff.get(n)).cloned();
     let url = match &cfg.base_url {
         Some(base) => format!("{}/agent/tickets/{id}", base.as_str().trim_end_matches('/')),
         None => text("url"),
@@ -465,8 +442,8 @@ pub fn map_ticket(
                 .and_then(Value::as_str)
                 .map(str::to_ascii_lowercase),
         },
-        product: field(&cfg.product_field),
-        version: field(&cfg.version_field),
+        product: mapped.product,
+        version: mapped.version,
         channel: t
             .get("via")
             .and_then(|v| v.get("channel"))
@@ -476,10 +453,8 @@ pub fn map_ticket(
         opened_at,
         escalated_at,
         escalated_at_unknown: false,
-        tried_articles: field(&cfg.tried_articles_field)
-            .map(|s| crate::escalation::tried_articles(&s))
-            .unwrap_or_default(),
-        handoff,
+        tried_articles: mapped.tried_articles,
+        handoff: mapped.handoff,
         url,
     })
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::api::ZendeskApi;
 use super::config::{PartnerSource, ValidZendesk};
 use super::map_ticket;
-use crate::assess::Outcome;
+use crate::assess::{Outcome, ReasonKind};
 use crate::helpdesk::{
     CaseRecord, HelpdeskError, Period, RecordSink, patiently, survey_record, tag_safe,
 };
@@ -34,9 +34,6 @@ pub const REVIEW: &str = "review";
 pub const REVIEWED_GOOD: &str = "reviewed_good";
 pub const REVIEWED_BAD: &str = "reviewed_bad";
 pub const OVERTURN: &str = "overturn_";
-
-/// The reasons, as their tags name them after the prefix.
-const REASONS: [&str; 2] = ["missing_handoff", "kb_resolvable"];
 
 /// Streams every ticket created in `period` into `sink`.
 pub async fn read(
@@ -127,7 +124,8 @@ pub fn record(
             .collect()
     };
     let field_name = |suffix: String| {
-        cfg.fields
+        cfg.mapping
+            .fields
             .values()
             .find(|n| tag_safe(n) == suffix)
             .cloned()
@@ -135,7 +133,7 @@ pub fn record(
     };
     let missing_fields = suffixes(MISSING)
         .into_iter()
-        .filter(|s| format!("{MISSING}{s}") != REASONS[0])
+        .filter(|s| format!("{MISSING}{s}") != ReasonKind::MissingHandoff.as_str())
         .map(field_name)
         .collect();
     Ok(CaseRecord {
@@ -148,10 +146,9 @@ pub fn record(
         verdict,
         reviewed,
         overturn: suffixes(OVERTURN).into_iter().next(),
-        reasons: REASONS
-            .iter()
-            .filter(|r| ours(r))
-            .map(|r| r.to_string())
+        reasons: ReasonKind::ALL
+            .into_iter()
+            .filter(|r| ours(r.as_str()))
             .collect(),
         late: ours("late"),
         kb_gap: ours("kb_gap"),

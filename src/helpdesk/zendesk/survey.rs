@@ -11,10 +11,9 @@ use serde_json::{Value, json};
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
 use super::{map_ticket, read_ticket, sideloaded};
-use crate::helpdesk::HelpdeskError;
 use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{About, Answer, SurveyDesk, Tagged};
+use crate::survey::{About, Answer, SurveyDesk, SurveyError, Tagged};
 
 pub struct ZendeskSurvey {
     pub(super) connector: String,
@@ -34,12 +33,7 @@ impl ZendeskSurvey {
 
     /// The custom field id mapped to `name` in `[helpdesk.fields]`.
     fn field_id(&self, name: &Option<String>) -> Option<u64> {
-        let name = name.as_ref()?;
-        self.cfg
-            .fields
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(id, _)| *id)
+        self.cfg.mapping.key_of(name.as_deref()?).copied()
     }
 
     fn person(&self, user: &Value) -> Person {
@@ -78,7 +72,7 @@ impl ZendeskSurvey {
     }
 
     /// The tags of the follow-up tickets of a closed ticket (at most [`MAX_FOLLOWUPS`]).
-    async fn followup_tags(&self, closed: &Value) -> Result<Vec<Vec<String>>, HelpdeskError> {
+    async fn followup_tags(&self, closed: &Value) -> Result<Vec<Vec<String>>, SurveyError> {
         let ids = closed
             .get("followup_ids")
             .and_then(Value::as_array)
@@ -106,14 +100,14 @@ impl ZendeskSurvey {
         tags: Vec<String>,
         custom: Vec<Value>,
         note: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let answered = &self.fields.tags.answered;
         let earlier = self.followup_tags(closed).await?;
         let first =
             !tag_list(closed).contains(answered) && !earlier.iter().any(|t| t.contains(answered));
         let id: u64 = ticket
             .parse()
-            .map_err(|_| HelpdeskError::Unusable(format!("`{ticket}` is not a ticket id")))?;
+            .map_err(|_| SurveyError::Unusable(format!("`{ticket}` is not a ticket id")))?;
         let mut follow_up = json!({
             "via_followup_source_id": id,
             "subject": format!("Blind CSAT survey answer for closed ticket #{id}"),
@@ -155,7 +149,7 @@ fn tag_list(ticket: &Value) -> Vec<String> {
 
 #[async_trait]
 impl SurveyDesk for ZendeskSurvey {
-    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, HelpdeskError> {
+    async fn read_case(&self, ticket: &str) -> Result<Option<SurveyCase>, SurveyError> {
         let Some(snap) = self.api.ticket(ticket).await? else {
             return Ok(None);
         };
@@ -191,7 +185,7 @@ impl SurveyDesk for ZendeskSurvey {
         }))
     }
 
-    async fn find_customer(&self, email: &str) -> Result<Option<Person>, HelpdeskError> {
+    async fn find_customer(&self, email: &str) -> Result<Option<Person>, SurveyError> {
         let users = self.api.users_by_email(email).await?;
         Ok(users
             .iter()
@@ -208,7 +202,7 @@ impl SurveyDesk for ZendeskSurvey {
         email: &str,
         days: u32,
         except_ticket: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let t = &self.fields.tags;
         let base = format!(
             "type:ticket tags:{} tags:{} updated>{days}days",
@@ -240,7 +234,7 @@ impl SurveyDesk for ZendeskSurvey {
         add: &[String],
         remove: &[String],
         version: Option<&str>,
-    ) -> Result<Tagged, HelpdeskError> {
+    ) -> Result<Tagged, SurveyError> {
         let mut body = json!({});
         if !add.is_empty() {
             body["additional_tags"] = json!(add);
@@ -254,7 +248,7 @@ impl SurveyDesk for ZendeskSurvey {
         })
     }
 
-    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+    async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let snap = read_ticket(&self.api, ticket).await?;
         let t = &snap["ticket"];
         let tag = self.answer_tag(answer_id);
@@ -277,7 +271,7 @@ impl SurveyDesk for ZendeskSurvey {
         answer: &Answer,
         answer_id: &str,
         note: &str,
-    ) -> Result<bool, HelpdeskError> {
+    ) -> Result<bool, SurveyError> {
         let snap = read_ticket(&self.api, ticket).await?;
         let current = &snap["ticket"];
         let tags = tag_list(current);
@@ -331,7 +325,7 @@ impl SurveyDesk for ZendeskSurvey {
         Ok(first)
     }
 
-    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, HelpdeskError> {
+    async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let snap = read_ticket(&self.api, ticket).await?;
         let current = &snap["ticket"];
         let tags = tag_list(current);
@@ -349,9 +343,9 @@ impl SurveyDesk for ZendeskSurvey {
         Ok(first)
     }
 
-    async fn opt_out(&self, customer: &str) -> Result<(), HelpdeskError> {
+    async fn opt_out(&self, customer: &str) -> Result<(), SurveyError> {
         if customer.is_empty() || !customer.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(HelpdeskError::Unusable("not a Zendesk user id".into()));
+            return Err(SurveyError::Unusable("not a Zendesk user id".into()));
         }
         self.api
             .update_user(

@@ -1,6 +1,8 @@
 //! The HTTP side: routes, middleware (request id, tracing, body limit, time limit), health and
 //! metrics.
 
+mod survey;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +73,7 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
         .route("/hooks/{connector}", post(hook))
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
-        .merge(crate::survey::web::routes())
+        .merge(survey::routes())
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(settings, read_body))

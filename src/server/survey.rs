@@ -14,11 +14,11 @@ use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::email::escape_html;
-use super::token::{Claims, Purpose, TokenError};
-use super::{About, Answer, MAX_COMMENT_CHARS, Survey};
 use crate::connector::Connectors;
 use crate::metrics as m;
+use crate::survey::email::escape_html;
+use crate::survey::token::{Claims, Purpose, TokenError};
+use crate::survey::{About, Answer, MAX_COMMENT_CHARS, Survey};
 
 /// The survey routes; the state must give the connectors.
 pub fn routes<S>() -> Router<S>

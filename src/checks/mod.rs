@@ -1,12 +1,69 @@
-//! Checks every connector table shares: shared secrets long enough to resist guessing, and
-//! upstream URLs that keep credentials off the wire (TLS, nothing secret in the URL itself).
+//! The vocabulary of configuration checks every connector table shares, a leaf module that
+//! imports nothing of the crate: the [`Problem`] a check reports, mapped-field names, shared
+//! secrets long enough to resist guessing, and upstream URLs that keep credentials off the wire
+//! (TLS, nothing secret in the URL itself).
+
+pub mod typed;
 
 use std::net::IpAddr;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Problem;
-use super::vars::is_secret_key;
+/// A problem found while validating, before the file name is attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Records a hand-off field name a helpdesk maps; a name mapped twice is a problem at `key`.
+pub fn map_field_name(
+    key: String,
+    name: &str,
+    known: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) {
+    if known.iter().any(|n| n == name) {
+        problems.push(Problem::new(
+            key,
+            format!("the name `{name}` is mapped twice"),
+        ));
+    }
+    known.push(name.to_string());
+}
+
+/// A setting that names a mapped field (`product_field`, ...) must name one of `known`.
+pub fn require_mapped(
+    key: String,
+    name: Option<&str>,
+    known: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(name) = name
+        && !known.iter().any(|n| n == name)
+    {
+        problems.push(Problem::new(
+            key,
+            format!("`{name}` is not a name mapped in [helpdesk.fields]"),
+        ));
+    }
+}
+
+/// Whether a key holds a secret: such values must be `${VAR}` references, never literals.
+pub fn is_secret_key(key: &str) -> bool {
+    const EXACT: &[&str] = &["token", "password", "secret", "private_key", "api_key"];
+    const SUFFIXES: &[&str] = &["_secret", "_secrets", "_token", "_password", "_key"];
+    EXACT.contains(&key) || SUFFIXES.iter().any(|s| key.ends_with(s))
+}
 
 /// The fewest characters of a shared secret: a webhook signing secret, the Salesforce endpoint
 /// token, a survey link key (Zendesk's own signing secrets are 44).
