@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::assess::kb::rescore::{Candidate, clean_query, rescore};
+use escalation_gate::helpdesk::freshdesk::webhook as freshdesk;
 use escalation_gate::helpdesk::salesforce::webhook::{parse_outbound, parse_signed_body};
 use escalation_gate::helpdesk::zendesk::webhook as zendesk;
 use escalation_gate::http::standard_webhooks as standard;
@@ -41,6 +42,20 @@ proptest! {
         let _ = parse_signed_body(&body);
         let _ = zendesk::parse_body(&body, false);
         let _ = zendesk::parse_body(&body, true);
+        let _ = freshdesk::parse_body(&body);
+    }
+
+    #[test]
+    fn a_freshdesk_secret_passes_exactly_as_given(
+        secret in "[!-~]{32,64}",
+        other in "[!-~]{0,64}",
+    ) {
+        let secrets = vec![SecretString::from(secret.clone())];
+        let name = axum::http::HeaderName::from_static("x-escalation-gate-secret");
+        let given = |v: &str| headers(&[("x-escalation-gate-secret", v)]);
+        prop_assert!(freshdesk::verify(&secrets, &name, &given(&secret)).is_ok());
+        prop_assume!(other != secret);
+        prop_assert!(freshdesk::verify(&secrets, &name, &given(&other)).is_err());
     }
 
     #[test]
