@@ -120,15 +120,16 @@ impl Freshdesk {
         }
     }
 
-    /// Whether one of the ticket's private notes already states this verdict (its first line).
+    /// Whether one of the ticket's private notes already states this verdict: its text starts
+    /// with the note's first line (however Freshdesk's `body_text` renders the line breaks).
     async fn has_note(&self, id: &str, note: &str) -> Result<bool, HelpdeskError> {
         let heading = note.lines().next().unwrap_or(HEADING).trim();
         Ok(self.api.conversations(id).await?.iter().any(|c| {
             c.get("private").and_then(Value::as_bool) == Some(true)
                 && c.get("body_text")
                     .and_then(Value::as_str)
-                    .and_then(|b| b.lines().next())
-                    .is_some_and(|first| first.trim() == heading)
+                    .and_then(|b| b.trim_start().strip_prefix(heading))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
         }))
     }
 }
