@@ -2,7 +2,7 @@
 //! a baseline before a partner contract starts.
 //!
 //! The helpdesk lists the period's escalated tickets (paged; see
-//! [`Helpdesk::escalations`](crate::helpdesk::Helpdesk::escalations)); for each one its
+//! [`Tickets::escalations`](crate::helpdesk::Tickets::escalations)); for each one its
 //! history says when it was escalated (unknown: its creation, never flagged late), so an article
 //! published later never counts against the partner. A dry run reads and judges and writes
 //! nothing; `--write` takes the webhook's own path ([`Connector::process`]): a ticket that
@@ -153,6 +153,7 @@ pub async fn run(
     let mut found = Vec::new();
     connector
         .helpdesk
+        .tickets
         .escalations(&options.period, query, &mut |t| found.push(t))
         .await?;
     let mut summary = Summary {
@@ -189,6 +190,7 @@ async fn one(
     let time = waited_out(|| async {
         Ok(connector
             .helpdesk
+            .tickets
             .escalation_time(&ticket.id, query)
             .await?)
     })
@@ -201,7 +203,8 @@ async fn one(
         None => summary.time_unknown += 1,
     }
     let ticket = &*ticket;
-    let mut loaded = waited_out(|| async { Ok(connector.helpdesk.load(ticket).await?) }).await?;
+    let mut loaded =
+        waited_out(|| async { Ok(connector.helpdesk.tickets.load(ticket).await?) }).await?;
     loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
     if loaded.judged.is_some() {
         summary.already += 1;

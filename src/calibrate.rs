@@ -2,7 +2,7 @@
 //! threshold and review bound that keep precision of "bad" at a target on the vendor's own
 //! reviewed cases.
 //!
-//! It reads the period's tickets back through [`Helpdesk::records`](crate::helpdesk::Helpdesk)
+//! It reads the period's tickets back through [`Tickets::records`](crate::helpdesk::Tickets::records)
 //! and keeps counts only (per recorded confidence percent), so memory stays flat however many
 //! tickets there are. A reviewed case tells the threshold something when its verdict records the
 //! judge's confidence and no hand-off field made it bad (the threshold cannot change those).
@@ -305,6 +305,7 @@ pub async fn calibrate(
     let fields = connector.survey.as_ref().map(|s| &s.settings.fields);
     connector
         .helpdesk
+        .tickets
         .records(&options.period, fields, &mut tally)
         .await?;
     Ok(tally.finish(connector, options))

@@ -25,7 +25,7 @@ use crate::survey::Survey;
 
 pub struct Connector {
     pub id: String,
-    pub helpdesk: Arc<dyn Helpdesk>,
+    pub helpdesk: Helpdesk,
     pub kb: Kb,
     pub policy: Arc<Policy>,
     pub max_candidates: usize,
@@ -82,7 +82,7 @@ impl Connector {
         let id = valid.id.clone();
         let helpdesk = valid
             .helpdesk
-            .build(&id)
+            .build(&id, valid.survey.as_ref().map(|s| &s.fields))
             .with_context(|| format!("connector {id}: building the HTTP client"))?;
         let kb = match &valid.kb_backend {
             KbBackend::Local(dir) => Kb::Local(
@@ -97,18 +97,20 @@ impl Connector {
                 HttpKb::new((**settings).clone())
                     .with_context(|| format!("connector {id}: building the HTTP client"))?,
             )),
-            KbBackend::Helpdesk => Kb::Remote(helpdesk.knowledge_base().with_context(|| {
-                format!("connector {id}: its helpdesk has no knowledge base API configured")
-            })?),
+            KbBackend::Helpdesk => {
+                Kb::Remote(helpdesk.knowledge_base.clone().with_context(|| {
+                    format!("connector {id}: its helpdesk has no knowledge base API configured")
+                })?)
+            }
         };
         warm_up_judge();
         let survey = match valid.survey {
             None => None,
             Some(settings) => {
-                let desk = helpdesk.survey_desk(&settings.fields).with_context(|| {
+                let desk = helpdesk.survey_desk.clone().with_context(|| {
                     format!(
                         "connector {id}: its helpdesk ({}) does not support the survey",
-                        helpdesk.kind()
+                        helpdesk.kind
                     )
                 })?;
                 Some(Arc::new(Survey::build(&id, settings, desk).with_context(
@@ -182,7 +184,7 @@ impl Connector {
     ) -> Result<report::Scorecard, HelpdeskError> {
         let source = report::Source {
             connector: &self.id,
-            helpdesk: self.helpdesk.as_ref(),
+            tickets: self.helpdesk.tickets.as_ref(),
             survey: self.survey.as_ref().map(|s| &s.settings.fields),
             contracts: &self.contracts,
         };
@@ -228,7 +230,7 @@ impl Connector {
             tracing::info_span!("ticket", ticket = %ticket.id, partner = tracing::field::Empty);
         async {
             let _turn = crate::ticket_lock::lock(&self.id, &ticket.id).await;
-            let mut loaded = self.helpdesk.load(ticket).await?;
+            let mut loaded = self.helpdesk.tickets.load(ticket).await?;
             loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
             tracing::Span::current().record("partner", loaded.escalation.partner.as_str());
             if let Some(outcome) = loaded.judged {
@@ -250,6 +252,7 @@ impl Connector {
                 .and_then(|s| s.pending_mark(&loaded.escalation.partner));
             let written = self
                 .helpdesk
+                .tickets
                 .write_back(&loaded, &verdict, &text, pending)
                 .await?;
             if written != Written::Already {

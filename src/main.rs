@@ -15,8 +15,7 @@ use escalation_gate::calibrate;
 use escalation_gate::config::{self, ConfigError, ValidConnector};
 use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
-use escalation_gate::helpdesk::Period;
-use escalation_gate::helpdesk::zendesk::webhook;
+use escalation_gate::helpdesk::{Period, SearchTerms};
 use escalation_gate::judge_pool::{self, JudgePool};
 use escalation_gate::report;
 use escalation_gate::server::ServerSettings;
@@ -88,7 +87,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         dir: ConnectorsDir,
-        /// When the ticket was escalated (RFC 3339); default: the ticket's `updated_at`.
+        /// When the ticket was escalated (RFC 3339); default: what the ticket says (its last
+        /// update).
         #[arg(long)]
         escalated_at: Option<DateTime<Utc>>,
         #[command(flatten)]
@@ -232,12 +232,15 @@ enum Command {
     Send {
         /// The body to send, e.g. connectors/demo/samples/good.json.
         file: PathBuf,
-        /// Where to send it.
-        #[arg(long, default_value = "http://127.0.0.1:8080/hooks/demo")]
-        url: String,
-        /// Environment variable that holds the signing secret.
-        #[arg(long, default_value = "DEMO_SIGNING_SECRET")]
-        secret_env: String,
+        /// The connector whose helpdesk's signature the call carries (with the first of its
+        /// signing secrets).
+        #[arg(long, default_value = "demo")]
+        connector: String,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+        /// Where to send it (default: http://127.0.0.1:8080/hooks/CONNECTOR).
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -527,9 +530,10 @@ fn main() -> ExitCode {
         ),
         Command::Send {
             file,
+            connector,
+            dir,
             url,
-            secret_env,
-        } => send(&file, &url, &secret_env),
+        } => send(&dir.connectors, &connector, &file, url.as_deref()),
         Command::Install {
             helpdesk:
                 InstallTarget::Salesforce {
@@ -680,15 +684,19 @@ fn print_errors(errors: &[ConfigError]) {
 
 /// Loads and builds one connector of `dir` by name.
 fn one_connector(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<Connector> {
+    Connector::build_with(load_one(dir, name)?, &index.runtime())
+}
+
+/// The connector file `{dir}/{name}.toml`, validated; the error lists its problems.
+fn load_one(dir: &Path, name: &str) -> anyhow::Result<ValidConnector> {
     let path = dir.join(format!("{name}.toml"));
     if !path.is_file() {
         bail!("no connector `{name}`: {} does not exist", path.display());
     }
-    let valid = config::load_file(&path, &env).map_err(|errors| {
-        print_errors(&errors);
-        anyhow::anyhow!("connector `{name}` is not valid")
-    })?;
-    Connector::build_with(valid, &index.runtime())
+    config::load_file(&path, &env).map_err(|errors| {
+        let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("connector `{name}` is not valid:\n{}", problems.join("\n"))
+    })
 }
 
 fn sweep(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<ExitCode> {
@@ -824,8 +832,10 @@ fn run_backfill(
         bail!("--query is empty");
     }
     let connector = one_connector(dir, name, &args.index)?;
-    if query.is_some() && connector.helpdesk.kind() != "zendesk" {
-        bail!("--query is for Zendesk; Salesforce Cases are found by `IsEscalated`");
+    if query.is_some()
+        && let SearchTerms::Refused { how } = connector.helpdesk.tickets.search_terms()
+    {
+        bail!("--query is not taken: {how}");
     }
     let options = backfill::Options {
         period,
@@ -890,17 +900,11 @@ fn check(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let snapshot: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-    let escalated_at = match escalated_at {
-        Some(t) => t,
-        None => snapshot["ticket"]["updated_at"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .context("the ticket has no `updated_at`; pass --escalated-at")?,
-    };
     let esc = connector
         .helpdesk
-        .escalation_from_snapshot(&snapshot, escalated_at)?;
+        .tickets
+        .escalation_from_snapshot(&snapshot, escalated_at)
+        .with_context(|| format!("judging {} (give --escalated-at when the ticket does not say when it was escalated)", file.display()))?;
     let verdict = runtime()?.block_on(async {
         connector.ready().await?;
         anyhow::Ok(connector.judge(&esc).await?)
@@ -991,18 +995,32 @@ fn run_eval(
     Ok(ExitCode::SUCCESS)
 }
 
-fn send(file: &Path, url: &str, secret_env: &str) -> anyhow::Result<ExitCode> {
-    let secret = env(secret_env)
-        .with_context(|| format!("environment variable `{secret_env}` is not set"))?;
+fn send(dir: &Path, name: &str, file: &Path, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let valid = load_one(dir, name)?;
+    let helpdesk = valid
+        .helpdesk
+        .build(name, None)
+        .context("building the HTTP client")?;
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let timestamp = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let signature = webhook::sign(&secret, &timestamp, &body);
+    let headers = helpdesk
+        .inbound
+        .sign(&body, Utc::now())
+        .map_err(|e| anyhow::anyhow!("connector `{name}` cannot sign a call: {e}"))?;
+    let url = url.map_or_else(
+        || format!("http://127.0.0.1:8080/hooks/{name}"),
+        str::to_string,
+    );
+    let url = url.as_str();
     runtime()?.block_on(async {
         let resp = reqwest::Client::new()
             .post(url)
             .header("content-type", "application/json")
-            .header(webhook::TIMESTAMP, &timestamp)
-            .header(webhook::SIGNATURE, &signature)
+            .headers(
+                headers
+                    .iter()
+                    .map(|(k, v)| Ok((k.parse()?, v.parse()?)))
+                    .collect::<anyhow::Result<reqwest::header::HeaderMap>>()?,
+            )
             .body(body)
             .send()
             .await

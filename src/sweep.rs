@@ -46,6 +46,7 @@ pub async fn sweep_once(
         async {
             let found = match connector
                 .helpdesk
+                .tickets
                 .unjudged(settings.query.as_deref(), now - settings.lookback)
                 .await
             {

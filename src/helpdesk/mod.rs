@@ -1,135 +1,147 @@
-//! Helpdesks: one folder each with the same files (config, webhook, api, mod). A helpdesk turns a
-//! verified inbound call into tickets, a ticket into an escalation, and a verdict into a
-//! write-back. It knows nothing of how escalations are judged.
+//! Helpdesks: one folder each, listed once in [`registry`]. A helpdesk folder implements small
+//! roles, each with one job:
+//! - its `[helpdesk]` table ([`HelpdeskFile`], validated into a [`ValidHelpdeskFile`]), which
+//!   builds the roles of a [`Helpdesk`];
+//! - [`Inbound`]: verify a call, parse it into ticket references and an event, choose the reply
+//!   format (pure: bytes and headers in, no I/O);
+//! - [`Tickets`]: load a ticket into the normalised [`Escalation`] (through the shared field
+//!   [`mapping`]), write the verdict back, and the paged reads of the sweep, reports, calibration
+//!   and backfill;
+//! - a [`KnowledgeBase`] (its own article search) and a [`SurveyDesk`] (the blind survey's reads
+//!   and writes), where the helpdesk has them.
+//!
+//! It knows nothing of how escalations are judged, and builds no HTTP answer: the server renders
+//! them in the [`ReplyFormat`] the inbound role chooses.
 
 pub mod freshdesk;
 pub mod mapping;
+pub mod registry;
 pub mod salesforce;
 pub mod zendesk;
+
+pub use registry::{HelpdeskConfig, ValidHelpdesk};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::checks::Problem;
 use crate::escalation::Escalation;
 use crate::http::UpstreamError;
 use crate::kb::{KbBackend, KnowledgeBase};
-use crate::survey::{SurveyError, SurveyResult};
+use crate::survey::config::SurveyFields;
+use crate::survey::{SurveyDesk, SurveyError};
 
-/// The `[helpdesk]` table, by its `type`. Built once at start-up: variant sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HelpdeskConfig {
-    Zendesk(zendesk::config::ZendeskConfig),
-    Salesforce(salesforce::config::SalesforceConfig),
-    Freshdesk(freshdesk::config::FreshdeskConfig),
+/// A helpdesk as a connector holds it at run time: one object for each of its roles, built by
+/// the registry from the connector's validated `[helpdesk]` table.
+#[derive(Clone)]
+pub struct Helpdesk {
+    /// `zendesk`, `salesforce`, ...: the `type` of its `[helpdesk]` table, and the `helpdesk`
+    /// label of upstream metrics.
+    pub kind: &'static str,
+    pub inbound: Arc<dyn Inbound>,
+    pub tickets: Arc<dyn Tickets>,
+    /// The helpdesk's own knowledge base (for `backend = "helpdesk"`), when its API is
+    /// configured.
+    pub knowledge_base: Option<Arc<dyn KnowledgeBase>>,
+    /// What the blind survey reads and writes through the helpdesk, when the connector has a
+    /// `[survey]` and the helpdesk supports it.
+    pub survey_desk: Option<Arc<dyn SurveyDesk>>,
 }
 
-impl crate::checks::typed::Tagged for HelpdeskConfig {
-    const TAG: &'static str = "type";
-}
+/// A helpdesk's `[helpdesk]` table as its connector file writes it (`type = "..."` picks the
+/// helpdesk in the registry). Each helpdesk folder implements it on its own table type.
+pub trait HelpdeskFile: serde::de::DeserializeOwned + std::fmt::Debug {
+    /// The validated table.
+    type Valid: ValidHelpdeskFile;
 
-/// A validated `[helpdesk]` table: nothing built, no network touched.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum ValidHelpdesk {
-    Zendesk(zendesk::config::ValidZendesk),
-    Salesforce(salesforce::config::ValidSalesforce),
-    Freshdesk(freshdesk::config::ValidFreshdesk),
-}
-
-impl HelpdeskConfig {
-    /// Validates the table; `known_fields` receives every hand-off field name the helpdesk maps.
-    pub fn validate(
+    /// Checks the table without touching the network and collects every problem (keys under
+    /// `helpdesk.`). `known_fields` receives every hand-off field name the helpdesk maps (its
+    /// `[helpdesk.fields]`, see [`mapping::FieldMapping::validate`]); `kb` is the connector's
+    /// knowledge-base choice. `None` when the table has problems.
+    fn validate(
         self,
         kb: &KbBackend,
         known_fields: &mut Vec<String>,
         problems: &mut Vec<Problem>,
-    ) -> Option<ValidHelpdesk> {
-        match self {
-            HelpdeskConfig::Zendesk(c) => c
-                .validate(kb, known_fields, problems)
-                .map(ValidHelpdesk::Zendesk),
-            HelpdeskConfig::Salesforce(c) => c
-                .validate(known_fields, problems)
-                .map(ValidHelpdesk::Salesforce),
-            HelpdeskConfig::Freshdesk(c) => c
-                .validate(known_fields, problems)
-                .map(ValidHelpdesk::Freshdesk),
-        }
+    ) -> Option<Self::Valid>;
+}
+
+/// A helpdesk's validated `[helpdesk]` table: nothing built, no network touched yet.
+pub trait ValidHelpdeskFile: std::fmt::Debug + Send {
+    /// Takes the connector's `[survey]` in and checks the names this helpdesk reads and writes
+    /// for it (no network); problems are reported under `survey.`. Default: nothing to check.
+    fn with_survey(&mut self, fields: &SurveyFields, problems: &mut Vec<Problem>) {
+        let _ = (fields, problems);
     }
+
+    /// Whether the helpdesk's API is configured (URL and credentials): the sweep, reports,
+    /// calibration and backfill read through it.
+    fn has_api(&self) -> bool;
+
+    /// Whether the tickets role finds escalated tickets with search terms the connector gives
+    /// (`[sweep] query`, `backfill --query`); see [`SearchTerms`].
+    fn search_terms(&self) -> SearchTerms;
+
+    /// Builds the roles: HTTP clients and the like, no call made yet. `connector` is the
+    /// connector's id (it goes into each escalation); `survey` the connector's survey names
+    /// when it has a `[survey]` (leave [`Helpdesk::survey_desk`] `None` when the helpdesk does
+    /// not support the survey: the connector then refuses to start).
+    fn build(
+        self,
+        connector: &str,
+        survey: Option<&SurveyFields>,
+    ) -> Result<Helpdesk, reqwest::Error>;
+}
+
+/// How a helpdesk's tickets role finds escalated tickets in a search (sweep, backfill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchTerms {
+    /// By search terms the connector gives; the sweep needs them (backfill may find them
+    /// elsewhere, e.g. Zendesk's escalation trigger). `example` goes into error messages.
+    Taken {
+        helpdesk: &'static str,
+        example: &'static str,
+    },
+    /// By a rule of its own; given terms are refused with `how` (e.g. "Salesforce Cases are
+    /// found by `IsEscalated`").
+    Refused { how: &'static str },
 }
 
 impl ValidHelpdesk {
-    /// Takes the connector's `[survey]` in and checks the names this helpdesk reads and writes
-    /// (no network).
-    pub fn with_survey(
-        &mut self,
-        fields: &crate::survey::config::SurveyFields,
-        problems: &mut Vec<Problem>,
-    ) {
-        match self {
-            ValidHelpdesk::Zendesk(_) | ValidHelpdesk::Freshdesk(_) => {}
-            ValidHelpdesk::Salesforce(c) => c.with_survey(fields, problems),
-        }
-    }
-
-    /// Whether this helpdesk can be swept with `query`: it needs its API, and Zendesk needs the
-    /// search terms that find escalated tickets.
+    /// Whether this helpdesk can be swept with `query`: it needs its API, and the search terms
+    /// when its tickets role takes them (refused when it does not).
     pub fn can_sweep(&self, query: Option<&str>) -> Result<(), Problem> {
         let query = query.map(str::trim).filter(|q| !q.is_empty());
-        let (api, needs_query) = match self {
-            ValidHelpdesk::Zendesk(c) => (c.base_url.is_some() && c.auth.is_some(), true),
-            ValidHelpdesk::Salesforce(c) => (c.base.is_some() && c.auth.is_some(), false),
-            ValidHelpdesk::Freshdesk(_) => {
-                return Err(Problem::new(
-                    "sweep",
-                    "Freshdesk connectors are not swept: Freshdesk's ticket search returns at most 300 tickets and cannot exclude the judged ones",
-                ));
-            }
-        };
-        if !api {
+        if !self.has_api() {
             return Err(Problem::new(
                 "sweep",
                 "the sweep reads the helpdesk's API: configure its URL and [helpdesk.auth]",
             ));
         }
-        match (needs_query, query) {
-            (true, None) => Err(Problem::new(
+        match (self.search_terms(), query) {
+            (SearchTerms::Taken { helpdesk, example }, None) => Err(Problem::new(
                 "sweep.query",
-                "give the Zendesk search terms that find escalated tickets, e.g. `tags:partner_escalation`",
+                format!(
+                    "give the {helpdesk} search terms that find escalated tickets, e.g. `{example}`"
+                ),
             )),
-            (false, Some(_)) => Err(Problem::new(
+            (SearchTerms::Refused { how }, Some(_)) => Err(Problem::new(
                 "sweep.query",
-                "Salesforce Cases are found by `IsEscalated`; remove `query`",
+                format!("{how}; remove `query`"),
             )),
             _ => Ok(()),
         }
     }
-
-    /// Builds the runtime helpdesk (HTTP clients; no call is made yet).
-    pub fn build(self, connector: &str) -> Result<Arc<dyn Helpdesk>, reqwest::Error> {
-        match self {
-            ValidHelpdesk::Zendesk(c) => Ok(Arc::new(zendesk::Zendesk::new(connector, c)?)),
-            ValidHelpdesk::Salesforce(c) => {
-                Ok(Arc::new(salesforce::Salesforce::new(connector, c)?))
-            }
-            ValidHelpdesk::Freshdesk(c) => Ok(Arc::new(freshdesk::Freshdesk::new(connector, c)?)),
-        }
-    }
 }
 
-/// One inbound call, as the server hands it to the helpdesk.
-pub struct Inbound<'a> {
+/// One inbound call, as the server hands it to the helpdesk's inbound role.
+pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     pub query: Option<&'a str>,
     pub body: &'a Bytes,
@@ -327,37 +339,69 @@ impl ProcessError {
     }
 }
 
-/// A JSON error answer: `{"error": ..., "detail": ...}`.
-pub fn json_error(status: StatusCode, error: &str, detail: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": error, "detail": detail})),
-    )
-        .into_response()
+/// The form a helpdesk takes its answers in. The server renders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFormat {
+    /// JSON: `{"results": [...]}` with 200; `{"error", "detail"}` with 4xx, 422 for a ticket
+    /// that cannot be judged, 503 + `Retry-After` when a later delivery may succeed.
+    Json,
+    /// A SOAP outbound message (Salesforce): the `Ack` document once every item of the message
+    /// is finished, otherwise a SOAP fault (500) so the message is delivered again; a refused
+    /// call is a `soapenv:Client` fault with the refusal's status.
+    SoapAck,
 }
 
+/// The inbound role: verifies a call from the helpdesk, says what it asks for, and chooses the
+/// form of the answer. Pure: bytes and headers in, no I/O, no clock read (the call carries
+/// `now`).
+pub trait Inbound: Send + Sync {
+    /// Verifies the call (signature, shared secret, origin; constant-time comparisons) before
+    /// parsing anything, then parses it: the tickets it escalates ([`Event::Escalated`]) or the
+    /// cases solved, for the blind survey ([`Event::Solved`]). Every ticket carries the time it
+    /// was escalated, from the verified call. Refusals are [`HookError`]s (4xx: the caller must
+    /// not retry unchanged).
+    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError>;
+
+    /// The form of every answer to `call` (refusals included). Default: JSON.
+    fn reply_format(&self, call: &Call<'_>) -> ReplyFormat {
+        let _ = call;
+        ReplyFormat::Json
+    }
+
+    /// The headers that make `body`, sent at `now`, a call this connector accepts (its own
+    /// signature with its first secret), for `send` (trying a connector out). `Err` says why
+    /// this connector cannot sign (e.g. it authenticates calls another way).
+    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> Result<Vec<(String, String)>, String>;
+}
+
+/// The tickets role: reads tickets into the normalised [`Escalation`], writes verdicts back,
+/// and the paged reads that the sweep, backfill, calibration and reports need. Every call goes
+/// through the helpdesk's API client, which retries within its budget and then reports an
+/// [`UpstreamError`]; only a fact about the ticket itself (it does not exist, it cannot be
+/// judged) is [`HelpdeskError::Unusable`].
 #[async_trait]
-pub trait Helpdesk: Send + Sync {
-    /// `zendesk`, `salesforce`, ...: the `helpdesk` label of upstream metrics.
-    fn kind(&self) -> &'static str;
-
-    /// Verifies an inbound call and says what it asks for: the tickets it escalates, or the
-    /// cases solved (for the blind survey). No I/O.
-    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError>;
-
-    /// Reads a ticket and maps it to an escalation.
+pub trait Tickets: Send + Sync {
+    /// Reads a ticket (or takes [`TicketRef::snapshot`] when the inbound call carried it) and
+    /// maps it to an escalation through the connector's field mapping
+    /// ([`mapping::FieldMapping::read`]), with the verdict already on it, if any, and its version
+    /// for a conditional write.
     async fn load(&self, ticket: &TicketRef) -> Result<Loaded, HelpdeskError>;
 
-    /// Maps a saved ticket (as the helpdesk's API returns it) to an escalation, offline.
+    /// Maps a saved ticket (as the helpdesk's API returns it) to an escalation, offline
+    /// (`check`). Without `escalated_at`, the ticket's own best guess (Zendesk: its
+    /// `updated_at`); `Unusable` when it has none.
     fn escalation_from_snapshot(
         &self,
         snapshot: &serde_json::Value,
-        escalated_at: DateTime<Utc>,
+        escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError>;
 
-    /// Writes the verdict's tags or fields and one internal note, unless already there. With
-    /// `survey_pending` (the survey's pending mark, e.g. `csat_blind_pending`), the same write
-    /// marks the ticket for the blind survey, so a verdict never lands without its mark.
+    /// Writes the verdict's tags or fields and one internal note, unless the ticket already
+    /// carries a verdict (another delivery wrote it first: [`Written::Already`]); conditional
+    /// on [`Loaded::version`] where the helpdesk has versions, so two writers never both land.
+    /// With `survey_pending` (the survey's pending mark, e.g. `csat_blind_pending`), the same
+    /// write marks the ticket for the blind survey, so a verdict never lands without its mark.
+    /// Tags someone else added in between are kept.
     async fn write_back(
         &self,
         loaded: &Loaded,
@@ -367,9 +411,9 @@ pub trait Helpdesk: Send + Sync {
     ) -> Result<Written, HelpdeskError>;
 
     /// Escalated tickets changed since `since` that carry no verdict, oldest change first (at
-    /// most one page: 100 on Zendesk, [`SWEEP_PAGE`] on Salesforce); `query` narrows them where
-    /// the helpdesk needs it (Zendesk search terms). Their escalation time is unknown: each
-    /// one's `escalated_at` is its creation.
+    /// most one page, e.g. [`SWEEP_PAGE`]); `query` narrows them when the helpdesk takes search
+    /// terms ([`SearchTerms`]). Their escalation time is unknown: each one's `escalated_at` is
+    /// its creation and `escalated_at_unknown` is set.
     async fn unjudged(
         &self,
         query: Option<&str>,
@@ -384,7 +428,7 @@ pub trait Helpdesk: Send + Sync {
     async fn records(
         &self,
         period: &Period,
-        survey: Option<&crate::survey::config::SurveyFields>,
+        survey: Option<&SurveyFields>,
         sink: &mut (dyn RecordSink + Send),
     ) -> Result<(), HelpdeskError>;
 
@@ -392,7 +436,7 @@ pub trait Helpdesk: Send + Sync {
     /// (Zendesk Export Search Results with the escalation rule's search terms, `query` when
     /// given; Salesforce SOQL `IsEscalated = true` with `nextRecordsUrl`); rate limits are
     /// waited out. Each one's `escalated_at` is its creation, marked unknown:
-    /// [`Helpdesk::escalation_time`] reads the real one.
+    /// [`Tickets::escalation_time`] reads the real one.
     async fn escalations(
         &self,
         period: &Period,
@@ -408,41 +452,8 @@ pub trait Helpdesk: Send + Sync {
         query: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, HelpdeskError>;
 
-    /// The helpdesk's own knowledge base, for `backend = "helpdesk"`.
-    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>>;
-
-    /// What the blind survey reads and writes through this helpdesk; `None`: not supported.
-    fn survey_desk(
-        &self,
-        _fields: &crate::survey::config::SurveyFields,
-    ) -> Option<Arc<dyn crate::survey::SurveyDesk>> {
-        None
-    }
-
-    /// The answer to a refused call. `inbound` tells which kind of call it was, for helpdesks
-    /// that take several (Salesforce: SOAP outbound messages and signed JSON).
-    fn reject(&self, inbound: &Inbound<'_>, err: &HookError) -> Response {
-        let _ = inbound;
-        default_reject(err)
-    }
-
-    /// The answer once every ticket of the delivery was tried: 2xx only when all are written.
-    fn respond(&self, inbound: &Inbound<'_>, outcomes: &[TicketOutcome]) -> Response {
-        let _ = inbound;
-        default_respond(outcomes)
-    }
-
-    /// The answer to a `solved` delivery once every case was tried (see
-    /// [`default_respond_solved`]); helpdesks that take several kinds of call answer each in
-    /// its own form.
-    fn respond_solved(
-        &self,
-        inbound: &Inbound<'_>,
-        outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
-    ) -> Response {
-        let _ = inbound;
-        default_respond_solved(outcomes)
-    }
+    /// Whether this role takes search terms to find escalated tickets (see [`SearchTerms`]).
+    fn search_terms(&self) -> SearchTerms;
 }
 
 /// Tickets created from `from` (inclusive) to `to` (exclusive).
@@ -513,7 +524,7 @@ pub struct SurveyRecord {
     pub comment: Option<String>,
 }
 
-/// Takes the records of [`Helpdesk::records`] as they stream in.
+/// Takes the records of [`Tickets::records`] as they stream in.
 pub trait RecordSink {
     /// How many records the period holds, when the helpdesk says (for a progress bar).
     fn total(&mut self, _total: u64) {}
@@ -639,87 +650,4 @@ pub fn survey_record(
             .and_then(|a| crate::survey::About::parse(&a)),
         comment: field(&f.comment).filter(|c| !c.trim().is_empty()),
     }
-}
-
-/// JSON refusal: 401, 403 or 400 with `{"error", "detail"}`.
-pub fn default_reject(err: &HookError) -> Response {
-    let (status, code) = err.status();
-    json_error(status, code, &err.to_string())
-}
-
-/// The most of an upstream error's text an answer's `detail` carries.
-const DETAIL_CHARS: usize = 300;
-
-/// JSON answer: 200 with each ticket's verdict; 503 + `Retry-After` when any ticket must be
-/// retried (the `detail` names the upstream host and the cause); 422 when a ticket cannot be
-/// judged at all.
-pub fn default_respond(outcomes: &[TicketOutcome]) -> Response {
-    let retry = outcomes
-        .iter()
-        .filter_map(|o| o.result.as_ref().err())
-        .filter(|e| e.retryable());
-    let secs = retry.clone().map(ProcessError::retry_after_secs).max();
-    if let (Some(secs), Some(first)) = (secs, retry.clone().next()) {
-        let busy = retry
-            .clone()
-            .any(|e| matches!(e, ProcessError::Judge(crate::judge_pool::PoolError::Busy)));
-        let detail: String = first.to_string().chars().take(DETAIL_CHARS).collect();
-        let mut resp = json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            if busy { "busy" } else { "upstream_unavailable" },
-            &format!("the escalation could not be finished now; deliver it again later: {detail}"),
-        );
-        resp.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from(secs),
-        );
-        return resp;
-    }
-    if let Some(e) = outcomes.iter().find_map(|o| o.result.as_ref().err()) {
-        return json_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unusable_ticket",
-            &e.to_string(),
-        );
-    }
-    let results: Vec<_> = outcomes
-        .iter()
-        .filter_map(|o| {
-            o.result.as_ref().ok().map(|p| {
-                json!({
-                    "ticket": o.ticket,
-                    "verdict": p.outcome,
-                    "written": match p.written {
-                        Written::Now => "now",
-                        Written::Already => "already",
-                        Written::Logged => "logged",
-                    },
-                    "assessment": p.verdict,
-                })
-            })
-        })
-        .collect();
-    (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
-}
-
-/// The answer to a `solved` delivery: 200 with each ticket's outcome; errors as the
-/// escalation path answers them (503 + `Retry-After` when retrying helps).
-pub fn default_respond_solved(
-    outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
-) -> Response {
-    let mut errors = Vec::new();
-    let mut results = Vec::new();
-    for (ticket, r) in outcomes {
-        match r {
-            Ok(res) => results.push(json!({"ticket": ticket, "survey": res.label()})),
-            Err(e) => errors.push(TicketOutcome {
-                ticket,
-                result: Err(ProcessError::Helpdesk(e.into())),
-            }),
-        }
-    }
-    if !errors.is_empty() {
-        return default_respond(&errors);
-    }
-    (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use self::contracts::{Contracts, Tier};
 use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::{Outcome, ReasonKind};
-use crate::helpdesk::{CaseRecord, Helpdesk, HelpdeskError, Period, RecordSink};
+use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, Tickets};
 use crate::survey::About;
 use crate::survey::config::SurveyFields;
 
@@ -48,10 +48,10 @@ const TOP: usize = 10;
 /// Distinctive terms shown for each knowledge gap group.
 const GAP_TERMS: usize = 6;
 
-/// What a scorecard is read from: a connector's id, helpdesk, survey names and contracts.
+/// What a scorecard is read from: a connector's id, tickets, survey names and contracts.
 pub struct Source<'a> {
     pub connector: &'a str,
-    pub helpdesk: &'a dyn Helpdesk,
+    pub tickets: &'a dyn Tickets,
     pub survey: Option<&'a SurveyFields>,
     pub contracts: &'a Contracts,
 }
@@ -65,7 +65,7 @@ pub async fn build(
 ) -> Result<Scorecard, HelpdeskError> {
     let mut agg = Aggregator::new(options, progress.clone());
     source
-        .helpdesk
+        .tickets
         .records(&options.period, source.survey, &mut agg)
         .await?;
     Ok(agg.finish(source.connector, source.contracts))

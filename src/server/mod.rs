@@ -1,6 +1,7 @@
 //! The HTTP side: routes, middleware (request id, tracing, body limit, time limit), health and
 //! metrics.
 
+pub mod reply;
 mod survey;
 
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
+use self::reply::json_error;
 use crate::connector::Connectors;
-use crate::helpdesk::{Event, Inbound, TicketOutcome, json_error};
+use crate::helpdesk::{Call, Event, ReplyFormat, TicketOutcome};
 use crate::metrics as m;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -267,26 +269,27 @@ async fn hook(
                 };
             }
         };
-        let inbound = Inbound {
+        let call = Call {
             headers: &headers,
             query: query.as_deref(),
             body: &body,
             now: Utc::now(),
         };
-        let (delivery, solved) = match connector.helpdesk.accept_event(&inbound) {
+        let format = connector.helpdesk.inbound.reply_format(&call);
+        let (delivery, solved) = match connector.helpdesk.inbound.accept_event(&call) {
             Ok(Event::Escalated(d)) => (d, false),
             Ok(Event::Solved(d)) => (d, true),
             Err(e) => {
                 m::webhook(&connector.id, "rejected");
                 tracing::warn!(error = %e, "Webhook refused");
-                return connector.helpdesk.reject(&inbound, &e);
+                return reply::refused(format, &e);
             }
         };
         if let Some(d) = &delivery.delivery_id {
             tracing::Span::current().record("delivery", d.as_str());
         }
         if solved {
-            return solved_cases(&state, &connector, &inbound, delivery).await;
+            return solved_cases(&state, &connector, format, delivery).await;
         }
         let outcomes = {
             let connector = Arc::clone(&connector);
@@ -316,7 +319,7 @@ async fn hook(
                 .filter_map(|o| o.result.as_ref().err())
                 .map(|e| (e.retryable(), e.reason())),
         );
-        connector.helpdesk.respond(&inbound, &outcomes)
+        reply::escalations(format, &outcomes)
     }
     .instrument(span)
     .await
@@ -357,7 +360,7 @@ fn retry_later(secs: u64) -> Response {
 async fn solved_cases(
     state: &AppState,
     connector: &Arc<crate::connector::Connector>,
-    inbound: &Inbound<'_>,
+    format: ReplyFormat,
     delivery: crate::helpdesk::Delivery,
 ) -> Response {
     let Some(survey) = connector.survey.clone() else {
@@ -389,7 +392,7 @@ async fn solved_cases(
                     .filter_map(|(_, r)| r.as_ref().err())
                     .map(|e| (e.retryable(), e.reason())),
             );
-            connector.helpdesk.respond_solved(inbound, outcomes)
+            reply::solved(format, outcomes)
         }
         Err(resp) => resp,
     }

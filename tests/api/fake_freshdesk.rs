@@ -8,7 +8,7 @@
 //! | `GET /api/v2/tickets/{id}/conversations` | 200 the ticket's notes, oldest first |
 //! | `GET /api/v2/contacts/{id}`, `PUT /api/v2/contacts/{id}` | 200 the contact (`custom_fields` merged) |
 //! | `GET /api/v2/contacts?email=` | 200 an array of contacts |
-//! | `GET /api/v2/search/tickets?query="..."` | 200 `{"results", "total"}`; the query in double quotes: clauses joined by `AND`, a parenthesised group of `OR`, terms `tag:'x'`, `requester_id:n`, `updated_at:>'yyyy-mm-dd'` and `{custom field}:'x'` |
+//! | `GET /api/v2/search/tickets?query="..."&page=n` | 200 `{"results", "total"}`, 30 a page, pages 1 to 10; the query in double quotes: clauses joined by `AND`, a parenthesised group of `OR`, terms `tag:'x'`, `requester_id:n`, `updated_at:>'yyyy-mm-dd'` and `{custom field}:'x'` |
 //! | `GET /api/v2/search/solutions?term=` | 200 an array of articles whose title or text holds every word of the term, with `hierarchy`, `status` (1 draft, 2 published), `description`, `description_text`, times |
 //!
 //! Every route needs HTTP Basic `{api key}:X`, else 401 `{"code": "invalid_credentials",
@@ -540,9 +540,22 @@ async fn search_tickets(
             "It should be in the format \"query\"",
         );
     };
+    let page = match q.get("page").map(|p| p.parse::<usize>()) {
+        None => 1,
+        Some(Ok(p)) if (1..=10).contains(&p) => p,
+        Some(_) => {
+            return validation(
+                "page",
+                "invalid_value",
+                "It should be a Positive Integer less than or equal to 10",
+            );
+        }
+    };
     s.searches.push(query.to_string());
     let mut results = Vec::new();
-    for t in s.tickets.values() {
+    let mut ids: Vec<u64> = s.tickets.keys().copied().collect();
+    ids.sort_unstable();
+    for t in ids.iter().map(|id| &s.tickets[id]) {
         let mut all = true;
         for clause in query.split(" AND ") {
             let clause = clause.trim();
@@ -565,7 +578,8 @@ async fn search_tickets(
         }
     }
     let total = results.len();
-    axum::Json(json!({"results": results, "total": total})).into_response()
+    let page: Vec<Value> = results.into_iter().skip((page - 1) * 30).take(30).collect();
+    axum::Json(json!({"results": page, "total": total})).into_response()
 }
 
 async fn search_solutions(

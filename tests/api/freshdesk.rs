@@ -626,3 +626,58 @@ async fn the_survey_goes_out_once_when_the_resolution_rule_calls() {
     );
     assert_eq!(smtp.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn the_sweep_judges_an_escalation_whose_call_never_came() {
+    let mut state = desk();
+    let changed = |hours: i64| {
+        json!(
+            (chrono::Utc::now() - chrono::Duration::hours(hours))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    };
+    // The lost call, one already judged, one not escalated, one changed before the look-back.
+    for (id, tags, hours) in [
+        (GOOD, json!(["partner_escalated"]), 2),
+        (MISSING, json!(["partner_escalated", "escalation_good"]), 1),
+        (KB, json!([]), 1),
+        (104, json!(["partner_escalated"]), 72),
+    ] {
+        let mut t = ticket(id, PDF_SUBJECT, PDF_TEXT, true);
+        t.insert("tags".into(), tags);
+        t.insert("updated_at".into(), changed(hours));
+        state.tickets.insert(id, t);
+    }
+    let app = spawn_with(
+        state,
+        "[sweep]\nquery = \"tag:'partner_escalated'\"\nlookback_hours = 24\n",
+    )
+    .await;
+    let mut swept = false;
+    for _ in 0..100 {
+        if app.fake.tags(GOOD).contains(&"escalation_good".to_string()) {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        swept,
+        "the first sweep runs at start: {:?}",
+        app.fake.tags(GOOD)
+    );
+    assert_eq!(app.fake.notes_on(GOOD).len(), 1);
+    for id in [MISSING, KB, 104] {
+        assert!(app.fake.notes_on(id).is_empty(), "ticket {id}");
+        assert_eq!(
+            app.fake.count("PUT", &format!("/tickets/{id}")),
+            0,
+            "ticket {id}"
+        );
+    }
+    let searches = app.fake.lock().searches.clone();
+    assert!(
+        searches[0].starts_with("(tag:'partner_escalated') AND updated_at:>'"),
+        "{searches:?}"
+    );
+}

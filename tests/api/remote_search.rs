@@ -4,7 +4,7 @@
 
 use escalation_gate::assess::kb::query::{MAX_REMOTE_QUERIES, remote_queries};
 use escalation_gate::assess::kb::rescore::clean_query;
-use escalation_gate::helpdesk::salesforce::webhook::ACK;
+use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
 use crate::fake_salesforce::API;

@@ -2,8 +2,8 @@
 //! makes a case bad, and a confidence between the review bound and the threshold sends the case
 //! to a person (outcome `review`) instead of a good/bad verdict.
 
-use escalation_gate::helpdesk::salesforce::webhook::ACK;
 use escalation_gate::server::ServerSettings;
+use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
 use crate::helpers::{self, *};

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use escalation_gate::connector::Connector;
-use escalation_gate::helpdesk::salesforce::webhook::ACK;
 use escalation_gate::http::standard_webhooks;
 use escalation_gate::server::ServerSettings;
+use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Map, Value, json};
 
 use crate::fake_salesforce::{Fail, FakeArticle, FakeSalesforce, JwtClient, State_};

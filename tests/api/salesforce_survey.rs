@@ -1,8 +1,8 @@
 //! The blind CSAT survey on Salesforce end to end: a closed partner Case on the fake org, one
 //! e-mail on the real SMTP server, the opt-out on the Contact, the answer on the Case.
 
-use escalation_gate::helpdesk::salesforce::webhook::ACK;
 use escalation_gate::server::ServerSettings;
+use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
 use crate::fake_salesforce::{Fail, sf_now};

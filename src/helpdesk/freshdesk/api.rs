@@ -21,6 +21,9 @@ pub struct FreshdeskApi {
 
 /// The longest Solutions search term sent.
 const SOLUTIONS_TERM_CHARS: usize = 200;
+/// Pages of the ticket search: 30 tickets each, 10 at most (300 tickets).
+pub const SEARCH_PAGES: u32 = 10;
+pub const SEARCH_PAGE_SIZE: usize = 30;
 /// Solutions article status: published (1 is draft).
 const PUBLISHED: u64 = 2;
 
@@ -162,15 +165,20 @@ impl FreshdeskApi {
         .await
     }
 
-    /// `GET /api/v2/search/tickets?query="..."`: the first page of tickets the filter query
-    /// finds (up to 30).
-    pub async fn search_tickets(&self, query: &str) -> Result<Vec<Value>, UpstreamError> {
+    /// `GET /api/v2/search/tickets?query="..."&page=n`: one page (30 tickets, `page` from 1 to
+    /// [`SEARCH_PAGES`]) of the tickets the filter query finds.
+    pub async fn search_tickets(
+        &self,
+        query: &str,
+        page: u32,
+    ) -> Result<Vec<Value>, UpstreamError> {
         let quoted = format!("\"{query}\"");
+        let page = page.to_string();
         let found = self
             .get(
                 "search_tickets",
                 "/api/v2/search/tickets",
-                &[("query", quoted.as_str())],
+                &[("query", quoted.as_str()), ("page", page.as_str())],
             )
             .await?
             .unwrap_or(Value::Null);

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use self::api::{FreshdeskApi, Solutions};
@@ -27,15 +28,61 @@ use self::config::{PartnerSource, ValidFreshdesk};
 use self::webhook::CallEvent;
 use super::mapping::partner_or_unknown;
 use super::{
-    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written,
+    Call, Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SearchTerms,
+    TicketRef, Tickets, ValidHelpdeskFile, Written,
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester};
 use crate::http::Upstream;
-use crate::kb::{KnowledgeBase, html_to_text};
+use crate::kb::html_to_text;
 use crate::survey::SurveyDesk;
 use crate::survey::config::SurveyFields;
+
+/// Escalated tickets are found with the filter-query terms the connector gives.
+const SEARCH_TERMS: SearchTerms = SearchTerms::Taken {
+    helpdesk: "Freshdesk",
+    example: "tag:'partner_escalated'",
+};
+
+impl super::HelpdeskFile for config::FreshdeskConfig {
+    type Valid = ValidFreshdesk;
+
+    fn validate(
+        self,
+        _kb: &crate::kb::KbBackend,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<crate::checks::Problem>,
+    ) -> Option<ValidFreshdesk> {
+        config::FreshdeskConfig::validate(self, known_fields, problems)
+    }
+}
+
+impl ValidHelpdeskFile for ValidFreshdesk {
+    /// The API key and the URL are required: always configured.
+    fn has_api(&self) -> bool {
+        true
+    }
+
+    fn search_terms(&self) -> SearchTerms {
+        SEARCH_TERMS
+    }
+
+    fn build(
+        self,
+        connector: &str,
+        survey: Option<&SurveyFields>,
+    ) -> Result<Helpdesk, reqwest::Error> {
+        let freshdesk = Arc::new(Freshdesk::new(connector, self)?);
+        Ok(Helpdesk {
+            kind: "freshdesk",
+            knowledge_base: Some(Arc::new(Solutions(Arc::clone(&freshdesk.api)))),
+            survey_desk: survey.map(|f| freshdesk.survey_desk(f)),
+            inbound: freshdesk.clone(),
+            tickets: freshdesk,
+        })
+    }
+}
 
 pub struct Freshdesk {
     connector: String,
@@ -164,35 +211,46 @@ pub fn merged_tags(current: &[String], add: &[String], remove: &[String]) -> Vec
     out
 }
 
-#[async_trait]
-impl Helpdesk for Freshdesk {
-    fn kind(&self) -> &'static str {
-        "freshdesk"
-    }
-
-    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
+impl Inbound for Freshdesk {
+    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
         webhook::verify(
             &self.cfg.webhook_secrets,
             &self.cfg.secret_header,
-            inbound.headers,
+            call.headers,
         )?;
-        let call = webhook::parse_body(inbound.body)?;
+        let parsed = webhook::parse_body(call.body)?;
         let delivery = Delivery {
             delivery_id: None,
             tickets: vec![TicketRef {
-                id: call.ticket_id,
+                id: parsed.ticket_id,
                 // The rule fires when the ticket becomes an escalation: the call is its time.
-                escalated_at: inbound.now,
+                escalated_at: call.now,
                 escalated_at_unknown: false,
                 snapshot: None,
             }],
         };
-        Ok(match call.event {
+        Ok(match parsed.event {
             CallEvent::Solved => Event::Solved(delivery),
             CallEvent::Escalated => Event::Escalated(delivery),
         })
     }
 
+    /// The first secret in the connector's header: what the automation rule sends.
+    fn sign(&self, _body: &[u8], _now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
+        let secret = self
+            .cfg
+            .webhook_secrets
+            .first()
+            .ok_or("the connector has no webhook secret")?;
+        Ok(vec![(
+            self.cfg.secret_header.to_string(),
+            secret.expose_secret().to_string(),
+        )])
+    }
+}
+
+#[async_trait]
+impl Tickets for Freshdesk {
     async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
         let ticket = self.read(&t.id).await?;
         let contact = self.requester_contact(&ticket).await?;
@@ -214,11 +272,25 @@ impl Helpdesk for Freshdesk {
         })
     }
 
+    /// A ticket as `GET /api/v2/tickets/{id}?include=requester,company` returns it. Without
+    /// `escalated_at`, its `updated_at`: the rule's change is its last.
     fn escalation_from_snapshot(
         &self,
         snapshot: &Value,
-        escalated_at: DateTime<Utc>,
+        escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError> {
+        let escalated_at = match escalated_at {
+            Some(t) => t,
+            None => snapshot["updated_at"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| {
+                    HelpdeskError::Unusable(
+                        "the ticket has no `updated_at` to take as its escalation time".into(),
+                    )
+                })?,
+        };
         map_ticket(&self.connector, &self.cfg, snapshot, None, escalated_at)
     }
 
@@ -247,12 +319,60 @@ impl Helpdesk for Freshdesk {
         Ok(Written::Now)
     }
 
+    /// The filter query `({query}) AND updated_at:>'{day before since}'`, every page (at most
+    /// 300 tickets: Freshdesk's search goes no further), without the judged ones, oldest change
+    /// first.
     async fn unjudged(
         &self,
-        _query: Option<&str>,
-        _since: DateTime<Utc>,
+        query: Option<&str>,
+        since: DateTime<Utc>,
     ) -> Result<Vec<TicketRef>, HelpdeskError> {
-        Err(not_read_back("the sweep"))
+        let query = query
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .ok_or_else(|| {
+                HelpdeskError::Unusable(
+                    "the Freshdesk sweep needs the filter-query terms that find escalated tickets"
+                        .into(),
+                )
+            })?;
+        let day = (since - chrono::Duration::days(1)).format("%Y-%m-%d");
+        let q = format!("({query}) AND updated_at:>'{day}'");
+        let time = |t: &Value, k: &str| {
+            t.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&Utc))
+        };
+        let mut found: Vec<(DateTime<Utc>, TicketRef)> = Vec::new();
+        for page in 1..=api::SEARCH_PAGES {
+            let tickets = self.api.search_tickets(&q, page).await?;
+            for t in &tickets {
+                let (Some(id), Some(created), Some(updated)) = (
+                    t.get("id").and_then(Value::as_u64),
+                    time(t, "created_at"),
+                    time(t, "updated_at"),
+                ) else {
+                    continue;
+                };
+                if updated >= since && self.judged(t).is_none() {
+                    found.push((
+                        updated,
+                        TicketRef {
+                            id: id.to_string(),
+                            escalated_at: created,
+                            escalated_at_unknown: true,
+                            snapshot: None,
+                        },
+                    ));
+                }
+            }
+            if tickets.len() < api::SEARCH_PAGE_SIZE {
+                break;
+            }
+        }
+        found.sort_by_key(|(updated, _)| *updated);
+        Ok(found.into_iter().map(|(_, t)| t).collect())
     }
 
     async fn records(
@@ -281,22 +401,25 @@ impl Helpdesk for Freshdesk {
         Err(not_read_back("the backfill"))
     }
 
-    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
-        Some(Arc::new(Solutions(Arc::clone(&self.api))))
+    fn search_terms(&self) -> SearchTerms {
+        SEARCH_TERMS
     }
+}
 
-    fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
-        Some(Arc::new(survey::FreshdeskSurvey {
+impl Freshdesk {
+    /// The survey's reads and writes.
+    fn survey_desk(&self, fields: &SurveyFields) -> Arc<dyn SurveyDesk> {
+        Arc::new(survey::FreshdeskSurvey {
             connector: self.connector.clone(),
             cfg: Arc::clone(&self.cfg),
             api: Arc::clone(&self.api),
             fields: fields.clone(),
-        }))
+        })
     }
 }
 
 /// The answer of the paged reads Freshdesk connectors do not offer: Freshdesk's ticket search
-/// stops at 300 results and cannot exclude tags, so it is no queue to sweep or report from.
+/// stops at 300 results, so it cannot read back a whole period.
 fn not_read_back(what: &str) -> HelpdeskError {
     HelpdeskError::Unusable(format!(
         "{what} does not read Freshdesk connectors: Freshdesk's ticket search returns at most 300 tickets"

@@ -183,7 +183,7 @@ impl SurveyDesk for FreshdeskSurvey {
             queries.push(format!("{base} AND {name}:'{}'", quoted(email)));
         }
         for q in queries {
-            let found = self.api.search_tickets(&q).await?;
+            let found = self.api.search_tickets(&q, 1).await?;
             if found.iter().any(|r| {
                 r.get("id")
                     .and_then(Value::as_u64)

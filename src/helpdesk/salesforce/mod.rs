@@ -25,7 +25,6 @@ pub mod webhook;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
@@ -37,16 +36,16 @@ use self::oauth::Tokens;
 use self::webhook::CaseEvent;
 use super::mapping::partner_or_unknown;
 use super::{
-    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, ProcessError, SWEEP_PAGE,
-    TicketOutcome, TicketRef, Written, default_reject, default_respond,
+    Call, Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, ReplyFormat,
+    SWEEP_PAGE, SearchTerms, TicketRef, Tickets, ValidHelpdeskFile, Written,
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester, locale_of};
 use crate::http::{Upstream, standard_webhooks};
 use crate::kb::KnowledgeBase;
+use crate::survey::SurveyDesk;
 use crate::survey::config::SurveyFields;
-use crate::survey::{SurveyDesk, SurveyError, SurveyResult};
 
 /// A CaseComment holds at most 4,000 bytes.
 pub const COMMENT_MAX_BYTES: usize = 4000;
@@ -67,6 +66,53 @@ const CASE_FIELDS: &[&str] = &[
     "SuppliedEmail",
     "AccountId",
 ];
+
+/// Escalated Cases are found by `IsEscalated`, never by search terms.
+const SEARCH_TERMS: SearchTerms = SearchTerms::Refused {
+    how: "Salesforce Cases are found by `IsEscalated`",
+};
+
+impl super::HelpdeskFile for config::SalesforceConfig {
+    type Valid = ValidSalesforce;
+
+    fn validate(
+        self,
+        _kb: &crate::kb::KbBackend,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<crate::checks::Problem>,
+    ) -> Option<ValidSalesforce> {
+        config::SalesforceConfig::validate(self, known_fields, problems)
+    }
+}
+
+impl ValidHelpdeskFile for ValidSalesforce {
+    fn with_survey(&mut self, fields: &SurveyFields, problems: &mut Vec<crate::checks::Problem>) {
+        ValidSalesforce::with_survey(self, fields, problems)
+    }
+
+    fn has_api(&self) -> bool {
+        self.base.is_some() && self.auth.is_some()
+    }
+
+    fn search_terms(&self) -> SearchTerms {
+        SEARCH_TERMS
+    }
+
+    fn build(
+        self,
+        connector: &str,
+        survey: Option<&SurveyFields>,
+    ) -> Result<Helpdesk, reqwest::Error> {
+        let salesforce = Arc::new(Salesforce::new(connector, self)?);
+        Ok(Helpdesk {
+            kind: "salesforce",
+            knowledge_base: salesforce.knowledge_base(),
+            survey_desk: survey.and_then(|f| salesforce.survey_desk(f)),
+            inbound: salesforce.clone(),
+            tickets: salesforce,
+        })
+    }
+}
 
 pub struct Salesforce {
     connector: String,
@@ -143,7 +189,7 @@ impl Salesforce {
         }
     }
 
-    fn accept_signed(&self, inbound: &Inbound<'_>) -> Result<(Delivery, CaseEvent), HookError> {
+    fn accept_signed(&self, call: &Call<'_>) -> Result<(Delivery, CaseEvent), HookError> {
         if self.cfg.signing_secrets.is_empty() {
             return Err(HookError::Unauthorized(
                 "this connector takes no signed JSON (no signing_secrets)".into(),
@@ -151,13 +197,13 @@ impl Salesforce {
         }
         let verified = standard_webhooks::verify(
             &self.cfg.signing_secrets,
-            inbound.headers,
-            inbound.body,
-            inbound.now,
+            call.headers,
+            call.body,
+            call.now,
             self.cfg.tolerance,
         )
         .map_err(|e| HookError::Unauthorized(e.to_string()))?;
-        let (ids, event) = webhook::parse_signed_body(inbound.body)?;
+        let (ids, event) = webhook::parse_signed_body(call.body)?;
         let delivery = Delivery {
             delivery_id: Some(verified.id),
             tickets: ids
@@ -175,14 +221,14 @@ impl Salesforce {
 
     /// An outbound message; its endpoint URL's `&event=solved` makes it a `solved` event (a
     /// second outbound message, sent from the flow's scheduled path).
-    fn accept_outbound(&self, inbound: &Inbound<'_>) -> Result<(Delivery, CaseEvent), HookError> {
+    fn accept_outbound(&self, call: &Call<'_>) -> Result<(Delivery, CaseEvent), HookError> {
         let Some(org) = &self.cfg.org_id else {
             return Err(HookError::Forbidden(
                 "this connector takes no outbound messages (no organization_id)".into(),
             ));
         };
         let param = |name: &str| {
-            inbound.query.and_then(|q| {
+            call.query.and_then(|q| {
                 form_urlencoded::parse(q.as_bytes())
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.into_owned())
@@ -202,7 +248,7 @@ impl Salesforce {
             ));
         }
         let event = CaseEvent::parse(param("event").as_deref())?;
-        let msg = webhook::parse_outbound(inbound.body)?;
+        let msg = webhook::parse_outbound(call.body)?;
         if msg.organization_id.get(..15) != Some(org.as_str()) {
             return Err(HookError::Forbidden(
                 "the message comes from another Salesforce org than this connector's organization_id"
@@ -216,7 +262,7 @@ impl Salesforce {
                 .into_iter()
                 .map(|n| TicketRef {
                     id: n.case_id,
-                    escalated_at: n.last_modified.unwrap_or(inbound.now),
+                    escalated_at: n.last_modified.unwrap_or(call.now),
                     escalated_at_unknown: false,
                     snapshot: None,
                 })
@@ -302,17 +348,12 @@ pub fn earlier_verdict(comment: &str) -> Option<(Outcome, String)> {
     }
 }
 
-#[async_trait]
-impl Helpdesk for Salesforce {
-    fn kind(&self) -> &'static str {
-        "salesforce"
-    }
-
-    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
-        let (delivery, event) = if webhook::is_signed_json(inbound.headers) {
-            self.accept_signed(inbound)?
+impl Inbound for Salesforce {
+    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
+        let (delivery, event) = if webhook::is_signed_json(call.headers) {
+            self.accept_signed(call)?
         } else {
-            self.accept_outbound(inbound)?
+            self.accept_outbound(call)?
         };
         Ok(match event {
             CaseEvent::Escalated => Event::Escalated(delivery),
@@ -320,6 +361,39 @@ impl Helpdesk for Salesforce {
         })
     }
 
+    /// Outbound messages take SOAP answers; signed JSON takes JSON.
+    fn reply_format(&self, call: &Call<'_>) -> ReplyFormat {
+        if webhook::is_signed_json(call.headers) {
+            ReplyFormat::Json
+        } else {
+            ReplyFormat::SoapAck
+        }
+    }
+
+    /// Signed JSON (Standard Webhooks) with the first of `signing_secrets`.
+    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
+        let secret = self
+            .cfg
+            .signing_secrets
+            .first()
+            .ok_or("the connector has no signing_secrets (it takes outbound messages only)")?;
+        let key = standard_webhooks::decode_secret(secret.expose_secret())?;
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let timestamp = now.timestamp();
+        let signature = standard_webhooks::sign(&key, &id, timestamp, body);
+        Ok(vec![
+            (standard_webhooks::ID.to_string(), id),
+            (
+                standard_webhooks::TIMESTAMP.to_string(),
+                timestamp.to_string(),
+            ),
+            (standard_webhooks::SIGNATURE.to_string(), signature),
+        ])
+    }
+}
+
+#[async_trait]
+impl Tickets for Salesforce {
     async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
         let status = &self.cfg.survey_fields.status;
         let extra = if self.cfg.survey {
@@ -330,7 +404,7 @@ impl Helpdesk for Salesforce {
         let case = read_case(self.api()?, &self.cfg, &t.id, extra)
             .await?
             .ok_or_else(|| HelpdeskError::Unusable(format!("Case {} does not exist", t.id)))?;
-        let escalation = self.escalation_from_snapshot(&case, t.escalated_at)?;
+        let escalation = map_case(&self.connector, &self.cfg, &case, t.escalated_at)?;
         Ok(Loaded {
             escalation,
             judged: self.judged(&case),
@@ -342,11 +416,24 @@ impl Helpdesk for Salesforce {
         })
     }
 
+    /// Without `escalated_at`, the Case's `LastModifiedDate`: the escalation is its last change.
     fn escalation_from_snapshot(
         &self,
         snapshot: &Value,
-        escalated_at: DateTime<Utc>,
+        escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError> {
+        let escalated_at = match escalated_at {
+            Some(t) => t,
+            None => snapshot
+                .get("LastModifiedDate")
+                .and_then(Value::as_str)
+                .and_then(webhook::parse_datetime)
+                .ok_or_else(|| {
+                    HelpdeskError::Unusable(
+                        "the Case has no `LastModifiedDate` to take as its escalation time".into(),
+                    )
+                })?,
+        };
         map_case(&self.connector, &self.cfg, snapshot, escalated_at)
     }
 
@@ -487,6 +574,13 @@ impl Helpdesk for Salesforce {
         .await
     }
 
+    fn search_terms(&self) -> SearchTerms {
+        SEARCH_TERMS
+    }
+}
+
+impl Salesforce {
+    /// Salesforce Knowledge, when the API is configured.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
         let api = self.api.clone()?;
         let base = api.base().as_str().trim_end_matches('/').to_string();
@@ -503,30 +597,7 @@ impl Helpdesk for Salesforce {
         }))
     }
 
-    fn reject(&self, inbound: &Inbound<'_>, err: &HookError) -> Response {
-        if webhook::is_signed_json(inbound.headers) {
-            return default_reject(err);
-        }
-        webhook::fault(err.status().0, true, &err.to_string())
-    }
-
-    /// Outbound messages: the `Ack` only when every case's survey was decided and recorded;
-    /// otherwise a SOAP fault (500), so Salesforce delivers the message again.
-    fn respond_solved(
-        &self,
-        inbound: &Inbound<'_>,
-        outcomes: Vec<(String, Result<SurveyResult, SurveyError>)>,
-    ) -> Response {
-        if webhook::is_signed_json(inbound.headers) {
-            return super::default_respond_solved(outcomes);
-        }
-        let failed: Vec<bool> = outcomes
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().err().map(SurveyError::retryable))
-            .collect();
-        webhook::answer(&failed, outcomes.len(), "surveys")
-    }
-
+    /// The survey's reads and writes, when the API is configured.
     fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
         let api = self.api.clone()?;
         Some(Arc::new(survey::SalesforceSurvey {
@@ -535,19 +606,6 @@ impl Helpdesk for Salesforce {
             api,
             fields: fields.clone(),
         }))
-    }
-
-    /// Outbound messages: the `Ack` only when every notification was judged and written;
-    /// otherwise a SOAP fault (500), so Salesforce delivers the message again.
-    fn respond(&self, inbound: &Inbound<'_>, outcomes: &[TicketOutcome]) -> Response {
-        if webhook::is_signed_json(inbound.headers) {
-            return default_respond(outcomes);
-        }
-        let failed: Vec<bool> = outcomes
-            .iter()
-            .filter_map(|o| o.result.as_ref().err().map(ProcessError::retryable))
-            .collect();
-        webhook::answer(&failed, outcomes.len(), "notifications")
     }
 }
 

@@ -1,9 +1,8 @@
 //! Inbound Salesforce calls: SOAP outbound messages (parsed with quick-xml; no DTD, no entity
 //! but the five predefined ones and character references) and signed JSON from a Flow HTTP
-//! Callout or Apex, and the SOAP answers (`Ack` or fault).
+//! Callout or Apex (the server renders the SOAP answers, `Ack` or fault).
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
@@ -16,9 +15,6 @@ use crate::http::standard_webhooks;
 pub const SOAP_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const OUTBOUND_NS: &str = "http://soap.sforce.com/2005/09/outbound";
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
-
-/// The acknowledgement Salesforce waits for, byte for byte.
-pub const ACK: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"#;
 
 /// Salesforce sends at most 100 notifications per message.
 pub const MAX_NOTIFICATIONS: usize = 100;
@@ -455,63 +451,6 @@ pub fn parse_signed_body(body: &[u8]) -> Result<(Vec<String>, CaseEvent), HookEr
     Ok((ids, event))
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn xml_response(status: StatusCode, body: String) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
-    resp
-}
-
-/// 200 with the `Ack` document: Salesforce removes the message from its queue.
-/// The answer to an outbound message with `total` items, of which the ones in `failed` (each
-/// flagged whether it may pass on a retry) could not be finished: the `Ack` when none failed,
-/// otherwise a SOAP fault (500; a server fault when any failure may pass on a retry), so
-/// Salesforce delivers the message again.
-pub fn answer(failed: &[bool], total: usize, what: &str) -> Response {
-    if failed.is_empty() {
-        return ack();
-    }
-    let retryable = failed.iter().any(|r| *r);
-    fault(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        !retryable,
-        &format!(
-            "{} of {total} {what} not finished; deliver the message again",
-            failed.len()
-        ),
-    )
-}
-
-pub fn ack() -> Response {
-    xml_response(StatusCode::OK, ACK.to_string())
-}
-
-/// A SOAP 1.1 fault. `client`: the sender's message is at fault (`soapenv:Client`), else the
-/// service (`soapenv:Server`).
-pub fn fault(status: StatusCode, client: bool, text: &str) -> Response {
-    let code = if client {
-        "soapenv:Client"
-    } else {
-        "soapenv:Server"
-    };
-    xml_response(
-        status,
-        format!(
-            r#"<soapenv:Envelope xmlns:soapenv="{SOAP_ENV_NS}"><soapenv:Body><soapenv:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#,
-            xml_escape(text)
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,15 +604,5 @@ mod tests {
             );
         }
         assert!(parse_datetime("yesterday").is_none());
-    }
-
-    #[test]
-    fn fault_escapes_its_text() {
-        let resp = fault(StatusCode::INTERNAL_SERVER_ERROR, false, "a < b & c");
-        assert_eq!(resp.status(), 500);
-        assert_eq!(
-            resp.headers()[header::CONTENT_TYPE],
-            "text/xml; charset=utf-8"
-        );
     }
 }

@@ -14,13 +14,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use self::api::{HelpCenter, Update, ZendeskApi};
 use self::config::{PartnerSource, TicketSource, ValidZendesk, WriteBackMode};
 use super::mapping::partner_or_unknown;
 use super::{
-    Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, TicketRef, Written,
+    Call, Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SearchTerms,
+    TicketRef, Tickets, ValidHelpdeskFile, Written,
 };
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester};
@@ -29,8 +31,52 @@ use crate::kb::KnowledgeBase;
 use crate::survey::SurveyDesk;
 use crate::survey::config::SurveyFields;
 
+/// Escalated tickets are found with the search terms the connector gives.
+const SEARCH_TERMS: SearchTerms = SearchTerms::Taken {
+    helpdesk: "Zendesk",
+    example: "tags:partner_escalation",
+};
+
 /// How often a write that lost a `safe_update` race is re-read and tried again.
 const CONFLICT_ATTEMPTS: usize = 3;
+
+impl super::HelpdeskFile for config::ZendeskConfig {
+    type Valid = ValidZendesk;
+
+    fn validate(
+        self,
+        kb: &crate::kb::KbBackend,
+        known_fields: &mut Vec<String>,
+        problems: &mut Vec<crate::checks::Problem>,
+    ) -> Option<ValidZendesk> {
+        config::ZendeskConfig::validate(self, kb, known_fields, problems)
+    }
+}
+
+impl ValidHelpdeskFile for ValidZendesk {
+    fn has_api(&self) -> bool {
+        self.base_url.is_some() && self.auth.is_some()
+    }
+
+    fn search_terms(&self) -> SearchTerms {
+        SEARCH_TERMS
+    }
+
+    fn build(
+        self,
+        connector: &str,
+        survey: Option<&SurveyFields>,
+    ) -> Result<Helpdesk, reqwest::Error> {
+        let zendesk = Arc::new(Zendesk::new(connector, self)?);
+        Ok(Helpdesk {
+            kind: "zendesk",
+            knowledge_base: zendesk.knowledge_base(),
+            survey_desk: survey.and_then(|f| zendesk.survey_desk(f)),
+            inbound: zendesk.clone(),
+            tickets: zendesk,
+        })
+    }
+}
 
 pub struct Zendesk {
     connector: String,
@@ -128,7 +174,7 @@ impl Zendesk {
         snapshot: &Value,
         escalated_at: DateTime<Utc>,
     ) -> Result<Loaded, HelpdeskError> {
-        let escalation = self.escalation_from_snapshot(snapshot, escalated_at)?;
+        let escalation = map_ticket(&self.connector, &self.cfg, snapshot, escalated_at)?;
         let ticket = &snapshot["ticket"];
         Ok(Loaded {
             escalation,
@@ -175,26 +221,21 @@ pub async fn read_ticket(api: &ZendeskApi, id: &str) -> Result<Value, HelpdeskEr
         .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
 }
 
-#[async_trait]
-impl Helpdesk for Zendesk {
-    fn kind(&self) -> &'static str {
-        "zendesk"
-    }
-
-    fn accept_event(&self, inbound: &Inbound<'_>) -> Result<Event, HookError> {
+impl Inbound for Zendesk {
+    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
         let escalated_at = webhook::verify(
             &self.cfg.signing_secrets,
-            inbound.headers,
-            inbound.body,
-            inbound.now,
+            call.headers,
+            call.body,
+            call.now,
             self.cfg.tolerance,
         )?;
         let body = webhook::parse_body(
-            inbound.body,
+            call.body,
             self.cfg.ticket_source == TicketSource::WebhookBody,
         )?;
         let delivery = Delivery {
-            delivery_id: inbound
+            delivery_id: call
                 .headers
                 .get(webhook::INVOCATION_ID)
                 .and_then(|v| v.to_str().ok())
@@ -212,6 +253,23 @@ impl Helpdesk for Zendesk {
         })
     }
 
+    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
+        let secret = self
+            .cfg
+            .signing_secrets
+            .first()
+            .ok_or("the connector has no signing secret")?;
+        let timestamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let signature = webhook::sign(secret.expose_secret(), &timestamp, body);
+        Ok(vec![
+            (webhook::TIMESTAMP.to_string(), timestamp),
+            (webhook::SIGNATURE.to_string(), signature),
+        ])
+    }
+}
+
+#[async_trait]
+impl Tickets for Zendesk {
     async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
         match &t.snapshot {
             Some(snapshot) => self.loaded(snapshot, t.escalated_at),
@@ -219,11 +277,24 @@ impl Helpdesk for Zendesk {
         }
     }
 
+    /// Without `escalated_at`, the ticket's `updated_at`: the trigger's change is its last.
     fn escalation_from_snapshot(
         &self,
         snapshot: &Value,
-        escalated_at: DateTime<Utc>,
+        escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError> {
+        let escalated_at = match escalated_at {
+            Some(t) => t,
+            None => snapshot["ticket"]["updated_at"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| {
+                    HelpdeskError::Unusable(
+                        "the ticket has no `updated_at` to take as its escalation time".into(),
+                    )
+                })?,
+        };
         map_ticket(&self.connector, &self.cfg, snapshot, escalated_at)
     }
 
@@ -364,12 +435,20 @@ impl Helpdesk for Zendesk {
         history::escalation_time(self.api()?, &self.escalation_rule(query)?, id).await
     }
 
+    fn search_terms(&self) -> SearchTerms {
+        SEARCH_TERMS
+    }
+}
+
+impl Zendesk {
+    /// The Help Center, when the API is configured.
     fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
         self.api
             .clone()
             .map(|api| Arc::new(HelpCenter(api)) as Arc<dyn KnowledgeBase>)
     }
 
+    /// The survey's reads and writes, when the API is configured.
     fn survey_desk(&self, fields: &SurveyFields) -> Option<Arc<dyn SurveyDesk>> {
         let api = self.api.clone()?;
         Some(Arc::new(survey::ZendeskSurvey {
