@@ -94,6 +94,51 @@ impl Default for SurveyTags {
     }
 }
 
+impl SurveyTags {
+    /// The tag that records which answer a ticket holds: `{answered}_{answer id}`.
+    pub fn answer_tag(&self, answer_id: &str) -> String {
+        format!("{}_{answer_id}", self.answered)
+    }
+
+    /// The answer tags among `tags` other than `keep`, to be removed when a new answer lands.
+    pub fn other_answer_tags(&self, tags: &[String], keep: &str) -> Vec<String> {
+        let prefix = format!("{}_", self.answered);
+        tags.iter()
+            .filter(|t| t.starts_with(&prefix) && *t != keep)
+            .cloned()
+            .collect()
+    }
+
+    /// The tags an answer adds to a ticket (answered, its answer tag, its scores and what the
+    /// rating is about, so reports read them without fields) and the ones it takes off a ticket
+    /// tagged `current` (an earlier answer's: a later answer replaces them).
+    pub fn answer_tags(
+        &self,
+        answer: &super::Answer,
+        answer_id: &str,
+        current: &[String],
+    ) -> (Vec<String>, Vec<String>) {
+        use super::About;
+        let score_tag = |s: u8| format!("{}{s}", self.score_prefix);
+        let ces_tag = |s: u8| format!("{}{s}", self.ces_prefix);
+        let about_tag = |a: About| format!("{}{}", self.about_prefix, a.as_str());
+        let answer_tag = self.answer_tag(answer_id);
+        let mut add = vec![
+            self.answered.clone(),
+            score_tag(answer.csat),
+            answer_tag.clone(),
+        ];
+        add.extend(answer.ces.map(ces_tag));
+        add.extend(answer.about.map(about_tag));
+        let mut remove: Vec<String> = (1..=5).map(score_tag).collect();
+        remove.extend((1..=7).map(ces_tag));
+        remove.extend([About::Product, About::Support, About::Both].map(about_tag));
+        remove.extend(self.other_answer_tags(current, &answer_tag));
+        remove.retain(|r| !add.contains(r));
+        (add, remove)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeliveryFile {
@@ -178,8 +223,8 @@ pub struct SurveySettings {
 #[derive(Debug, Clone, Default)]
 pub struct SurveyFields {
     pub end_customer: Option<String>,
-    /// The customer record's opt-out field; `None`: the helpdesk's default (Zendesk:
-    /// [`DEFAULT_OPT_OUT_FIELD`], Salesforce: the Contact's `HasOptedOutOfEmail`).
+    /// The customer record's opt-out field; `None`: the helpdesk's default (Zendesk and
+    /// Freshdesk: [`DEFAULT_OPT_OUT_FIELD`], Salesforce: the Contact's `HasOptedOutOfEmail`).
     pub opt_out: Option<String>,
     pub csat: Option<String>,
     pub ces: Option<String>,
@@ -189,6 +234,12 @@ pub struct SurveyFields {
 }
 
 impl SurveyFields {
+    /// The customer record's opt-out field: `opt_out`, else [`DEFAULT_OPT_OUT_FIELD`] (the default
+    /// of Zendesk's user field and Freshdesk's contact field; Salesforce has its own).
+    pub fn opt_out_field(&self) -> &str {
+        self.opt_out.as_deref().unwrap_or(DEFAULT_OPT_OUT_FIELD)
+    }
+
     /// The end customer's address from the configured hand-off field, if the case has one.
     pub fn end_customer_of(&self, esc: &crate::escalation::Escalation) -> Option<String> {
         self.end_customer

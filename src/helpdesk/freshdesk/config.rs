@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::checks::typed::{self, Tagged};
 use crate::checks::{Credentials, Problem, shared_secret, upstream_url};
 use crate::helpdesk::mapping::{FieldMapping, MappingFile};
+use crate::helpdesk::tags::TagsFile;
 use crate::http::RetrySettings;
 
 /// The header the automation rule's webhook carries the shared secret in, unless the file names
@@ -51,32 +52,6 @@ pub enum PartnerSource {
     Company,
     /// A mapped custom field (its name from `fields`).
     Field { field: String },
-}
-
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct TagsFile {
-    pub good: String,
-    pub bad: String,
-    /// Prefix of the reason and flag tags and of the review outcome's `{prefix}review`.
-    pub reason_prefix: String,
-}
-
-impl TagsFile {
-    /// The tag of the outcome `review` (a person decides): `{prefix}review`.
-    pub fn review(&self) -> String {
-        format!("{}review", self.reason_prefix)
-    }
-}
-
-impl Default for TagsFile {
-    fn default() -> Self {
-        TagsFile {
-            good: "escalation_good".into(),
-            bad: "escalation_bad".into(),
-            reason_prefix: "escalation_".into(),
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,18 +136,10 @@ impl FreshdeskConfig {
                 None
             }
         };
-        for (k, v) in [
-            ("tags.good", &self.tags.good),
-            ("tags.bad", &self.tags.bad),
-            ("tags.reason_prefix", &self.tags.reason_prefix),
-        ] {
-            if v.is_empty() || v.contains(char::is_whitespace) || v.contains(',') {
-                problems.push(Problem::new(
-                    key(k),
-                    "a tag must be non-empty and contain no spaces or commas",
-                ));
-            }
-        }
+        self.tags.validate(
+            "a Freshdesk tag must be non-empty and contain no spaces",
+            problems,
+        );
         let retry = RetrySettings::from_file(
             self.http.timeout_secs,
             self.http.max_retries,

@@ -104,55 +104,11 @@ impl Freshdesk {
         })
     }
 
-    /// The tags a verdict is written as (the same vocabulary as the other helpdesks').
-    pub fn tags_for(&self, v: &Verdict) -> Vec<String> {
-        let t = &self.cfg.tags;
-        let mut tags = vec![match v.outcome {
-            Outcome::Good => t.good.clone(),
-            Outcome::Bad => t.bad.clone(),
-            Outcome::Review => t.review(),
-        }];
-        tags.extend(
-            v.reasons
-                .iter()
-                .map(|r| format!("{}{}", t.reason_prefix, r.name())),
-        );
-        tags.extend(
-            v.flags
-                .names()
-                .map(|flag| format!("{}{flag}", t.reason_prefix)),
-        );
-        let (fields, articles) = super::details(v);
-        tags.extend(
-            fields
-                .iter()
-                .map(|f| format!("{}missing_{}", t.reason_prefix, super::tag_safe(f))),
-        );
-        tags.extend(
-            articles
-                .iter()
-                .map(|a| format!("{}kb_article_{}", t.reason_prefix, super::tag_safe(a))),
-        );
-        tags.extend(
-            super::recorded_confidence(v).map(|p| format!("{}kb_conf_{p:02}", t.reason_prefix)),
-        );
-        tags
-    }
-
     /// The verdict a ticket's tags record, if any.
     fn judged(&self, ticket: &Value) -> Option<Outcome> {
-        let tags = tag_list(ticket);
-        let has = |tag: &str| tags.iter().any(|t| t == tag);
-        let t = &self.cfg.tags;
-        if has(&t.bad) {
-            Some(Outcome::Bad)
-        } else if has(&t.good) {
-            Some(Outcome::Good)
-        } else if has(&t.review()) {
-            Some(Outcome::Review)
-        } else {
-            None
-        }
+        self.cfg
+            .tags
+            .judged(tag_list(ticket).iter().map(String::as_str))
     }
 
     async fn read(&self, id: &str) -> Result<Value, HelpdeskError> {
@@ -302,7 +258,7 @@ impl Tickets for Freshdesk {
         survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError> {
         let id = &loaded.escalation.ticket_id;
-        let mut tags = self.tags_for(verdict);
+        let mut tags = self.cfg.tags.for_verdict(verdict);
         tags.extend(survey_pending.map(str::to_string));
         if !self.has_note(id, note).await? {
             self.api.add_private_note(id, note).await?;

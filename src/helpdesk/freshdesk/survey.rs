@@ -12,9 +12,9 @@ use serde_json::{Map, Value, json};
 use super::api::FreshdeskApi;
 use super::config::ValidFreshdesk;
 use super::{map_ticket, merged_tags, read_ticket, tag_list};
-use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
+use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{About, Answer, SurveyDesk, SurveyError, Tagged};
+use crate::survey::{Answer, SurveyDesk, SurveyError, Tagged};
 
 /// Ticket statuses: 4 resolved, 5 closed.
 const RESOLVED: u64 = 4;
@@ -28,14 +28,6 @@ pub struct FreshdeskSurvey {
 }
 
 impl FreshdeskSurvey {
-    /// The checkbox contact field that keeps the opt-out (its API name, without `cf_`).
-    fn opt_out_field(&self) -> &str {
-        self.fields
-            .opt_out
-            .as_deref()
-            .unwrap_or(DEFAULT_OPT_OUT_FIELD)
-    }
-
     /// The ticket custom field (`cf_...`) mapped to `name` in `[helpdesk.fields]`.
     fn field_key(&self, name: &Option<String>) -> Option<&str> {
         self.cfg.mapping.key_of(name.as_ref()?).map(String::as_str)
@@ -55,23 +47,9 @@ impl FreshdeskSurvey {
             is_agent: false,
             opted_out: contact
                 .get("custom_fields")
-                .and_then(|f| f.get(self.opt_out_field()))
+                .and_then(|f| f.get(self.fields.opt_out_field()))
                 .is_some_and(truthy),
         }
-    }
-
-    /// The tag that records which answer a ticket holds: `{answered}_{answer id}`.
-    fn answer_tag(&self, answer_id: &str) -> String {
-        format!("{}_{answer_id}", self.fields.tags.answered)
-    }
-
-    /// The answer tags on a ticket other than `keep`, to be removed when a new answer lands.
-    fn other_answer_tags(&self, tags: &[String], keep: &str) -> Vec<String> {
-        let prefix = format!("{}_", self.fields.tags.answered);
-        tags.iter()
-            .filter(|t| t.starts_with(&prefix) && *t != keep)
-            .cloned()
-            .collect()
     }
 
     /// Writes `current` tags merged with `add` and without `remove`, and any `more` fields, in
@@ -216,7 +194,7 @@ impl SurveyDesk for FreshdeskSurvey {
 
     async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let t = read_ticket(&self.api, ticket).await?;
-        Ok(tag_list(&t).contains(&self.answer_tag(answer_id)))
+        Ok(tag_list(&t).contains(&self.fields.tags.answer_tag(answer_id)))
     }
 
     async fn record_answer(
@@ -237,24 +215,9 @@ impl SurveyDesk for FreshdeskSurvey {
         set(&self.fields.ces, json!(answer.ces));
         set(&self.fields.about, json!(answer.about.map(|a| a.as_str())));
         set(&self.fields.comment, json!(answer.comment));
-        let score_tag = |s: u8| format!("{}{s}", t.score_prefix);
-        let ces_tag = |s: u8| format!("{}{s}", t.ces_prefix);
-        let about_tag = |a: About| format!("{}{}", t.about_prefix, a.as_str());
-        let answer_tag = self.answer_tag(answer_id);
-        let mut add = vec![
-            t.answered.clone(),
-            score_tag(answer.csat),
-            answer_tag.clone(),
-        ];
-        add.extend(answer.ces.map(ces_tag));
-        add.extend(answer.about.map(about_tag));
         self.api.add_private_note(ticket, note).await?;
         let current = tag_list(&read_ticket(&self.api, ticket).await?);
-        let mut remove: Vec<String> = (1..=5).map(score_tag).collect();
-        remove.extend((1..=7).map(ces_tag));
-        remove.extend([About::Product, About::Support, About::Both].map(about_tag));
-        remove.extend(self.other_answer_tags(&current, &answer_tag));
-        remove.retain(|r| !add.contains(r));
+        let (add, remove) = t.answer_tags(answer, answer_id, &current);
         let mut more = Map::new();
         if !custom.is_empty() {
             more.insert("custom_fields".into(), Value::Object(custom));
@@ -267,8 +230,8 @@ impl SurveyDesk for FreshdeskSurvey {
     async fn mark_answered(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let current = tag_list(&read_ticket(&self.api, ticket).await?);
         let answered = &self.fields.tags.answered;
-        let answer_tag = self.answer_tag(answer_id);
-        let remove = self.other_answer_tags(&current, &answer_tag);
+        let answer_tag = self.fields.tags.answer_tag(answer_id);
+        let remove = self.fields.tags.other_answer_tags(&current, &answer_tag);
         self.write_tags(
             ticket,
             &current,
@@ -287,7 +250,7 @@ impl SurveyDesk for FreshdeskSurvey {
         self.api
             .update_contact(
                 customer,
-                &json!({"custom_fields": {self.opt_out_field(): true}}),
+                &json!({"custom_fields": {self.fields.opt_out_field(): true}}),
             )
             .await?;
         Ok(())

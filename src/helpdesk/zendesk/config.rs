@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::checks::typed::{self, Tagged};
 use crate::checks::{Credentials, Problem, shared_secret, upstream_url};
 use crate::helpdesk::mapping::{FieldMapping, MappingFile};
+pub use crate::helpdesk::tags::TagsFile;
 use crate::http::RetrySettings;
 use crate::kb::KbBackend;
 
@@ -86,33 +87,6 @@ pub enum PartnerSource {
     Organization,
     /// A mapped custom field (its name from `fields`).
     Field { field: String },
-}
-
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct TagsFile {
-    pub good: String,
-    pub bad: String,
-    /// Prefix of the reason and flag tags: `{prefix}missing_handoff`, `{prefix}kb_resolvable`,
-    /// `{prefix}late`, `{prefix}kb_gap`, and of the review outcome's `{prefix}review`.
-    pub reason_prefix: String,
-}
-
-impl TagsFile {
-    /// The tag of the outcome `review` (a person decides): `{prefix}review`.
-    pub fn review(&self) -> String {
-        format!("{}review", self.reason_prefix)
-    }
-}
-
-impl Default for TagsFile {
-    fn default() -> Self {
-        TagsFile {
-            good: "escalation_good".into(),
-            bad: "escalation_bad".into(),
-            reason_prefix: "escalation_".into(),
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,18 +209,10 @@ impl ZendeskConfig {
             }
             None => None,
         };
-        for (k, v) in [
-            ("tags.good", &self.tags.good),
-            ("tags.bad", &self.tags.bad),
-            ("tags.reason_prefix", &self.tags.reason_prefix),
-        ] {
-            if v.is_empty() || v.contains(char::is_whitespace) {
-                problems.push(Problem::new(
-                    key(k),
-                    "a Zendesk tag must be non-empty and contain no spaces",
-                ));
-            }
-        }
+        self.tags.validate(
+            "a Zendesk tag must be non-empty and contain no spaces",
+            problems,
+        );
         if let Some(install) = &self.install {
             install.validate(problems);
         }

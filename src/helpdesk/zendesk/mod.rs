@@ -113,60 +113,9 @@ impl Zendesk {
         history::Rule::new(trigger, query)
     }
 
-    /// The tags a verdict is written as.
-    pub fn tags_for(&self, v: &Verdict) -> Vec<String> {
-        let t = &self.cfg.tags;
-        let mut tags = vec![match v.outcome {
-            Outcome::Good => t.good.clone(),
-            Outcome::Bad => t.bad.clone(),
-            Outcome::Review => t.review(),
-        }];
-        tags.extend(
-            v.reasons
-                .iter()
-                .map(|r| format!("{}{}", t.reason_prefix, r.name())),
-        );
-        tags.extend(
-            v.flags
-                .names()
-                .map(|flag| format!("{}{flag}", t.reason_prefix)),
-        );
-        let (fields, articles) = super::details(v);
-        tags.extend(fields.iter().map(|f| {
-            format!(
-                "{}{}{}",
-                t.reason_prefix,
-                records::MISSING,
-                super::tag_safe(f)
-            )
-        }));
-        tags.extend(articles.iter().map(|a| {
-            format!(
-                "{}{}{}",
-                t.reason_prefix,
-                records::KB_ARTICLE,
-                super::tag_safe(a)
-            )
-        }));
-        tags.extend(
-            super::recorded_confidence(v)
-                .map(|p| format!("{}{}{p:02}", t.reason_prefix, records::KB_CONF)),
-        );
-        tags
-    }
-
     fn judged(&self, ticket: &Value) -> Option<Outcome> {
         let tags = ticket.get("tags")?.as_array()?;
-        let has = |tag: &str| tags.iter().any(|t| t.as_str() == Some(tag));
-        if has(&self.cfg.tags.bad) {
-            Some(Outcome::Bad)
-        } else if has(&self.cfg.tags.good) {
-            Some(Outcome::Good)
-        } else if has(&self.cfg.tags.review()) {
-            Some(Outcome::Review)
-        } else {
-            None
-        }
+        self.cfg.tags.judged(tags.iter().filter_map(Value::as_str))
     }
 
     fn loaded(
@@ -305,7 +254,7 @@ impl Tickets for Zendesk {
         note: &str,
         survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError> {
-        let mut tags = self.tags_for(verdict);
+        let mut tags = self.cfg.tags.for_verdict(verdict);
         tags.extend(survey_pending.map(str::to_string));
         let id = &loaded.escalation.ticket_id;
         if self.cfg.write_back == WriteBackMode::Log {

@@ -23,12 +23,7 @@ use crate::helpdesk::{
 };
 use crate::survey::config::SurveyFields;
 
-/// After the prefix: a hand-off field that failed its rule.
-pub const MISSING: &str = "missing_";
-/// After the prefix: the article that made the case resolvable.
-pub const KB_ARTICLE: &str = "kb_article_";
-/// After the prefix: the judge's confidence in its best counted article, in whole percent.
-pub const KB_CONF: &str = "kb_conf_";
+pub use crate::helpdesk::tags::{KB_ARTICLE, KB_CONF, MISSING};
 /// After the prefix: a case in review, and a person's decisions.
 pub const REVIEW: &str = "review";
 pub const REVIEWED_GOOD: &str = "reviewed_good";

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
 use super::{map_ticket, read_ticket, sideloaded};
-use crate::survey::config::{DEFAULT_OPT_OUT_FIELD, SurveyFields};
+use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
-use crate::survey::{About, Answer, SurveyDesk, SurveyError, Tagged};
+use crate::survey::{Answer, SurveyDesk, SurveyError, Tagged};
 
 pub struct ZendeskSurvey {
     pub(super) connector: String,
@@ -23,14 +23,6 @@ pub struct ZendeskSurvey {
 }
 
 impl ZendeskSurvey {
-    /// The checkbox user field that keeps the opt-out.
-    fn opt_out_field(&self) -> &str {
-        self.fields
-            .opt_out
-            .as_deref()
-            .unwrap_or(DEFAULT_OPT_OUT_FIELD)
-    }
-
     /// The custom field id mapped to `name` in `[helpdesk.fields]`.
     fn field_id(&self, name: &Option<String>) -> Option<u64> {
         self.cfg.mapping.key_of(name.as_deref()?).copied()
@@ -52,23 +44,9 @@ impl ZendeskSurvey {
             ),
             opted_out: user
                 .get("user_fields")
-                .and_then(|f| f.get(self.opt_out_field()))
+                .and_then(|f| f.get(self.fields.opt_out_field()))
                 .is_some_and(truthy),
         }
-    }
-
-    /// The tag that records which answer a ticket holds: `{answered}_{answer id}`.
-    fn answer_tag(&self, answer_id: &str) -> String {
-        format!("{}_{answer_id}", self.fields.tags.answered)
-    }
-
-    /// The answer tags on a ticket other than `keep`, to be removed when a new answer lands.
-    fn other_answer_tags(&self, tags: &[String], keep: &str) -> Vec<String> {
-        let prefix = format!("{}_", self.fields.tags.answered);
-        tags.iter()
-            .filter(|t| t.starts_with(&prefix) && *t != keep)
-            .cloned()
-            .collect()
     }
 
     /// The tags of the follow-up tickets of a closed ticket (at most [`MAX_FOLLOWUPS`]).
@@ -251,7 +229,7 @@ impl SurveyDesk for ZendeskSurvey {
     async fn answered_with(&self, ticket: &str, answer_id: &str) -> Result<bool, SurveyError> {
         let snap = read_ticket(&self.api, ticket).await?;
         let t = &snap["ticket"];
-        let tag = self.answer_tag(answer_id);
+        let tag = self.fields.tags.answer_tag(answer_id);
         // On a closed ticket, the latest follow-up holding an answer is the one that counts.
         let latest = if t.get("status").and_then(Value::as_str) == Some("closed") {
             self.followup_tags(t)
@@ -275,9 +253,7 @@ impl SurveyDesk for ZendeskSurvey {
         let snap = read_ticket(&self.api, ticket).await?;
         let current = &snap["ticket"];
         let tags = tag_list(current);
-        let t = &self.fields.tags;
-        let first = !tags.contains(&t.answered);
-        let score_tag = |s: u8| format!("{}{s}", t.score_prefix);
+        let first = !tags.contains(&self.fields.tags.answered);
         let mut custom = Vec::new();
         if let Some(id) = self.field_id(&self.fields.csat) {
             custom.push(json!({"id": id, "value": answer.csat}));
@@ -291,28 +267,12 @@ impl SurveyDesk for ZendeskSurvey {
         if let Some(id) = self.field_id(&self.fields.comment) {
             custom.push(json!({"id": id, "value": answer.comment}));
         }
-        // Scores and what the rating is about as tags too, so reports read them without fields;
-        // a later answer replaces them.
-        let ces_tag = |s: u8| format!("{}{s}", t.ces_prefix);
-        let about_tag = |a: About| format!("{}{}", t.about_prefix, a.as_str());
-        let answer_tag = self.answer_tag(answer_id);
-        let mut add = vec![
-            t.answered.clone(),
-            score_tag(answer.csat),
-            answer_tag.clone(),
-        ];
-        add.extend(answer.ces.map(ces_tag));
-        add.extend(answer.about.map(about_tag));
+        let (add, remove) = self.fields.tags.answer_tags(answer, answer_id, &tags);
         if current.get("status").and_then(Value::as_str) == Some("closed") {
             return self
                 .record_late_answer(ticket, current, add, custom, note)
                 .await;
         }
-        let mut remove: Vec<String> = (1..=5).map(score_tag).collect();
-        remove.extend((1..=7).map(ces_tag));
-        remove.extend([About::Product, About::Support, About::Both].map(about_tag));
-        remove.extend(self.other_answer_tags(&tags, &answer_tag));
-        remove.retain(|r| !add.contains(r));
         let mut body = json!({
             "comment": {"body": note, "public": false},
             "additional_tags": add,
@@ -336,8 +296,8 @@ impl SurveyDesk for ZendeskSurvey {
             tracing::info!(ticket = %ticket, "Ticket closed: the answer went to the sink and the ticket stays untagged");
             return Ok(first);
         }
-        let answer_tag = self.answer_tag(answer_id);
-        let remove = self.other_answer_tags(&tags, &answer_tag);
+        let answer_tag = self.fields.tags.answer_tag(answer_id);
+        let remove = self.fields.tags.other_answer_tags(&tags, &answer_tag);
         self.tag(ticket, &[answered.clone(), answer_tag], &remove, None)
             .await?;
         Ok(first)
@@ -350,7 +310,7 @@ impl SurveyDesk for ZendeskSurvey {
         self.api
             .update_user(
                 customer,
-                json!({"user_fields": {self.opt_out_field(): true}}),
+                json!({"user_fields": {self.fields.opt_out_field(): true}}),
             )
             .await?;
         Ok(())

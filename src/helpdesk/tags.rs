@@ -1,0 +1,98 @@
+//! The verdict as ticket tags, for the helpdesks that record it in tags (Zendesk, Freshdesk): the
+//! `[helpdesk.tags]` table, the tags a verdict is written as, and the verdict a ticket's tags
+//! record.
+
+use serde::Deserialize;
+
+use super::{details, recorded_confidence, tag_safe};
+use crate::assess::{Outcome, Verdict};
+use crate::checks::Problem;
+
+/// After the prefix: a hand-off field that failed its rule.
+pub const MISSING: &str = "missing_";
+/// After the prefix: the article that made the case resolvable.
+pub const KB_ARTICLE: &str = "kb_article_";
+/// After the prefix: the judge's confidence in its best counted article, in whole percent.
+pub const KB_CONF: &str = "kb_conf_";
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagsFile {
+    pub good: String,
+    pub bad: String,
+    /// Prefix of the reason and flag tags: `{prefix}missing_handoff`, `{prefix}kb_resolvable`,
+    /// `{prefix}late`, `{prefix}kb_gap`, and of the review outcome's `{prefix}review`.
+    pub reason_prefix: String,
+}
+
+impl TagsFile {
+    /// The tag of the outcome `review` (a person decides): `{prefix}review`.
+    pub fn review(&self) -> String {
+        format!("{}review", self.reason_prefix)
+    }
+
+    /// Each tag must be non-empty and hold no whitespace; `refusal` says so in the helpdesk's
+    /// words, under `helpdesk.tags.*`.
+    pub fn validate(&self, refusal: &str, problems: &mut Vec<Problem>) {
+        for (k, v) in [
+            ("tags.good", &self.good),
+            ("tags.bad", &self.bad),
+            ("tags.reason_prefix", &self.reason_prefix),
+        ] {
+            if v.is_empty() || v.contains(char::is_whitespace) {
+                problems.push(Problem::new(format!("helpdesk.{k}"), refusal));
+            }
+        }
+    }
+
+    /// The tags a verdict is written as: its outcome, reasons and flags, the failed hand-off
+    /// fields, the article that made it resolvable and the recorded confidence.
+    pub fn for_verdict(&self, v: &Verdict) -> Vec<String> {
+        let prefix = &self.reason_prefix;
+        let mut tags = vec![match v.outcome {
+            Outcome::Good => self.good.clone(),
+            Outcome::Bad => self.bad.clone(),
+            Outcome::Review => self.review(),
+        }];
+        tags.extend(v.reasons.iter().map(|r| format!("{prefix}{}", r.name())));
+        tags.extend(v.flags.names().map(|flag| format!("{prefix}{flag}")));
+        let (fields, articles) = details(v);
+        tags.extend(
+            fields
+                .iter()
+                .map(|f| format!("{prefix}{MISSING}{}", tag_safe(f))),
+        );
+        tags.extend(
+            articles
+                .iter()
+                .map(|a| format!("{prefix}{KB_ARTICLE}{}", tag_safe(a))),
+        );
+        tags.extend(recorded_confidence(v).map(|p| format!("{prefix}{KB_CONF}{p:02}")));
+        tags
+    }
+
+    /// The verdict `tags` record, if any (bad over good over review).
+    pub fn judged<'a>(&self, tags: impl IntoIterator<Item = &'a str>) -> Option<Outcome> {
+        let tags: Vec<&str> = tags.into_iter().collect();
+        let has = |tag: &str| tags.contains(&tag);
+        if has(&self.bad) {
+            Some(Outcome::Bad)
+        } else if has(&self.good) {
+            Some(Outcome::Good)
+        } else if has(&self.review()) {
+            Some(Outcome::Review)
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for TagsFile {
+    fn default() -> Self {
+        TagsFile {
+            good: "escalation_good".into(),
+            bad: "escalation_bad".into(),
+            reason_prefix: "escalation_".into(),
+        }
+    }
+}
