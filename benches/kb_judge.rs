@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 // The integration tests' fake Zendesk; the bench uses only a part of it.
 #[allow(dead_code)]
-#[path = "../tests/api/fake_zendesk.rs"]
+#[path = "../tests/api/fakes/zendesk/server.rs"]
 mod fake_zendesk;
 
 use fake_zendesk::FakeZendesk;

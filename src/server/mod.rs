@@ -1,8 +1,11 @@
 //! The HTTP side: routes, middleware (request id, tracing, body limit, time limit), health and
 //! metrics.
 
+mod error;
 pub mod reply;
 mod survey;
+
+pub use self::error::HttpError;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
-use self::reply::json_error;
 use crate::connector::Connectors;
 use crate::helpdesk::{Call, Event, ReplyFormat, TicketOutcome};
 use crate::metrics as m;
@@ -76,7 +78,7 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .merge(survey::routes())
-        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { HttpError::NoRoute })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(settings, read_body))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -170,7 +172,7 @@ pub fn metrics_router() -> Router {
                 )
             }),
         )
-        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { HttpError::NoRoute })
 }
 
 /// Reads the whole request body within the body-read time limit before routing, so a client
@@ -195,37 +197,22 @@ async fn read_body(
             if std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
         {
-            return json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("the body exceeds {} bytes", settings.max_body_bytes),
-            );
+            return HttpError::PayloadTooLarge(settings.max_body_bytes).into_response();
         }
         Ok(Err(_)) => {
-            return json_error(
+            return HttpError::BadBody(
                 StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the body could not be read",
-            );
+                "the body could not be read".into(),
+            )
+            .into_response();
         }
         Err(_) => {
             tracing::warn!(
                 limit_secs = settings.body_read_timeout.as_secs_f64(),
                 "Request body not received in time"
             );
-            let mut resp = json_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                &format!(
-                    "the body did not arrive within {} s",
-                    settings.body_read_timeout.as_secs_f64()
-                ),
-            );
-            resp.headers_mut().insert(
-                header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-            return resp;
+            return HttpError::BodyTimeout(settings.body_read_timeout.as_secs_f64())
+                .into_response();
         }
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
@@ -238,16 +225,9 @@ async fn hook(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<Response, HttpError> {
     let Some(connector) = state.connectors.get(&id).cloned() else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "unknown_connector",
-            &format!(
-                "no connector named `{}`",
-                id.chars().take(64).collect::<String>()
-            ),
-        );
+        return Err(HttpError::UnknownConnector(id.chars().take(64).collect()));
     };
     let span =
         tracing::info_span!("hook", connector = %connector.id, delivery = tracing::field::Empty);
@@ -258,15 +238,11 @@ async fn hook(
                 let status = rejection.status();
                 m::webhook(&connector.id, "rejected");
                 tracing::warn!(status = status.as_u16(), "Webhook body refused");
-                return if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    json_error(
-                        status,
-                        "payload_too_large",
-                        &format!("the body exceeds {} bytes", state.settings.max_body_bytes),
-                    )
+                return Err(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    HttpError::PayloadTooLarge(state.settings.max_body_bytes)
                 } else {
-                    json_error(status, "bad_request", &rejection.body_text())
-                };
+                    HttpError::BadBody(status, rejection.body_text())
+                });
             }
         };
         let call = Call {
@@ -282,7 +258,7 @@ async fn hook(
             Err(e) => {
                 m::webhook(&connector.id, "rejected");
                 tracing::warn!(error = %e, "Webhook refused");
-                return reply::refused(format, &e);
+                return Err(HttpError::Refused { format, err: e });
             }
         };
         if let Some(d) = &delivery.delivery_id {
@@ -308,10 +284,7 @@ async fn hook(
             })
             .await
         };
-        let outcomes = match outcomes {
-            Ok(outcomes) => outcomes,
-            Err(resp) => return resp,
-        };
+        let outcomes = outcomes?;
         count_outcome(
             &connector.id,
             outcomes
@@ -319,7 +292,7 @@ async fn hook(
                 .filter_map(|o| o.result.as_ref().err())
                 .map(|e| (e.retryable(), e.reason())),
         );
-        reply::escalations(format, &outcomes)
+        Ok(reply::escalations(format, &outcomes))
     }
     .instrument(span)
     .await
@@ -345,32 +318,17 @@ fn count_outcome(connector: &str, mut errors: impl Iterator<Item = (bool, &'stat
     }
 }
 
-fn retry_later(secs: u64) -> Response {
-    let mut resp = json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "retry_later",
-        "the escalation is not finished; deliver it again later",
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
-    resp
-}
-
 /// A `solved` delivery: the blind survey for each case, in its own task like the escalations.
 async fn solved_cases(
     state: &AppState,
     connector: &Arc<crate::connector::Connector>,
     format: ReplyFormat,
     delivery: crate::helpdesk::Delivery,
-) -> Response {
+) -> Result<Response, HttpError> {
     let Some(survey) = connector.survey.clone() else {
         m::webhook(&connector.id, "rejected");
         tracing::warn!("Solved event for a connector without a survey");
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "no_survey",
-            "this connector has no [survey] table; the `solved` event is not served",
-        );
+        return Err(HttpError::NoSurvey);
     };
     let outcomes = run_tickets(state, &connector.id, "Survey", delivery, move |t| {
         let survey = Arc::clone(&survey);
@@ -382,20 +340,15 @@ async fn solved_cases(
             (t.id.clone(), result)
         }
     })
-    .await;
-    match outcomes {
-        Ok(outcomes) => {
-            count_outcome(
-                &connector.id,
-                outcomes
-                    .iter()
-                    .filter_map(|(_, r)| r.as_ref().err())
-                    .map(|e| (e.retryable(), e.reason())),
-            );
-            reply::solved(format, outcomes)
-        }
-        Err(resp) => resp,
-    }
+    .await?;
+    count_outcome(
+        &connector.id,
+        outcomes
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .map(|e| (e.retryable(), e.reason())),
+    );
+    Ok(reply::solved(format, outcomes))
 }
 
 /// Runs `each` for every ticket of the delivery, one after the other, in a task of its own (a
@@ -408,7 +361,7 @@ async fn run_tickets<T, Fut>(
     what: &'static str,
     delivery: crate::helpdesk::Delivery,
     each: impl Fn(crate::helpdesk::TicketRef) -> Fut + Send + 'static,
-) -> Result<Vec<T>, Response>
+) -> Result<Vec<T>, HttpError>
 where
     T: Send + 'static,
     Fut: std::future::Future<Output = T> + Send,
@@ -429,7 +382,7 @@ where
             tracing::error!(error = %join, work = what, "Task failed");
             m::webhook(connector, "retry");
             m::webhook_retry(connector, "failed");
-            Err(retry_later(60))
+            Err(HttpError::RetryLater(60))
         }
         Err(_) => {
             tracing::warn!(
@@ -438,7 +391,7 @@ where
             );
             m::webhook(connector, "retry");
             m::webhook_retry(connector, "time_limit");
-            Err(retry_later(30))
+            Err(HttpError::RetryLater(30))
         }
     }
 }

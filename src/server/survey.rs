@@ -14,6 +14,7 @@ use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::HttpError;
 use crate::connector::Connectors;
 use crate::metrics as m;
 use crate::survey::email::escape_html;
@@ -57,57 +58,64 @@ pub struct AnswerForm {
     website: Option<String>,
 }
 
-fn survey_of(connectors: &Connectors, id: &str) -> Option<Arc<Survey>> {
-    connectors.get(id).and_then(|c| c.survey.clone())
+/// The survey of connector `id`: a "not found" page when there is none.
+fn survey_of(connectors: &Connectors, id: &str) -> Result<Arc<Survey>, HttpError> {
+    connectors
+        .get(id)
+        .and_then(|c| c.survey.clone())
+        .ok_or(HttpError::Page {
+            status: StatusCode::NOT_FOUND,
+            company: String::new(),
+            title: "Not found",
+            text: "There is no survey here.",
+            retry_after: None,
+        })
 }
 
 async fn rating_page(
     State(connectors): State<Connectors>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
-) -> Response {
-    let Some(survey) = survey_of(&connectors, &id) else {
-        return not_found();
-    };
+) -> Result<Response, HttpError> {
+    let survey = survey_of(&connectors, &id)?;
     let now = Utc::now();
     let claims = match verify(&survey, q.t.as_deref(), Purpose::Rate, now) {
         Ok(c) => c,
-        Err(e) => return refused(&survey, e),
+        Err(e) => return Err(refused(&survey, e)),
     };
     let token = q.t.unwrap_or_default();
     let form = FormState {
         csat: Some(claims.score),
         ..FormState::default()
     };
-    page(
+    Ok(page(
         StatusCode::OK,
         &survey.settings.company,
         "How did we do?",
         &form_html(&survey, &claims, &token, &form, None, now),
-    )
+    ))
 }
 
 async fn answer(
     State(connectors): State<Connectors>,
     Path(id): Path<String>,
     form: Result<Form<AnswerForm>, FormRejection>,
-) -> Response {
-    let Some(survey) = survey_of(&connectors, &id) else {
-        return not_found();
-    };
+) -> Result<Response, HttpError> {
+    let survey = survey_of(&connectors, &id)?;
     let company = &survey.settings.company;
     let Ok(Form(f)) = form else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            company,
-            "Something went wrong",
-            "The answer could not be read. Please open the link in the e-mail again.",
-        );
+        return Err(HttpError::Page {
+            status: StatusCode::BAD_REQUEST,
+            company: company.clone(),
+            title: "Something went wrong",
+            text: "The answer could not be read. Please open the link in the e-mail again.",
+            retry_after: None,
+        });
     };
     let now = Utc::now();
     let claims = match verify(&survey, f.t.as_deref(), Purpose::Rate, now) {
         Ok(c) => c,
-        Err(e) => return refused(&survey, e),
+        Err(e) => return Err(refused(&survey, e)),
     };
     let token = f.t.clone().unwrap_or_default();
     let state = FormState::from(&f);
@@ -124,7 +132,7 @@ async fn answer(
     if f.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
         m::survey_refused(&survey.connector, "honeypot");
         tracing::info!(ticket = %claims.ticket, "Survey answer ignored: honeypot filled");
-        return thanks(company);
+        return Ok(thanks(company));
     }
     let on_page =
         f.p.as_deref()
@@ -140,24 +148,24 @@ async fn answer(
             .and_then(|i| DateTime::from_timestamp(i, 0));
     let Some(issued) = on_page else {
         m::survey_refused(&survey.connector, "no_page");
-        return again(
+        return Ok(again(
             StatusCode::BAD_REQUEST,
             "Please send your answer from this page.",
-        );
+        ));
     };
     if now - issued < survey.settings.min_on_page {
         m::survey_refused(&survey.connector, "too_fast");
-        return again(
+        return Ok(again(
             StatusCode::BAD_REQUEST,
             "That was quick! Please check your answer and send it again.",
-        );
+        ));
     }
     let answer = match state.answer() {
         Ok(a) => a,
-        Err(problem) => return again(StatusCode::UNPROCESSABLE_ENTITY, problem),
+        Err(problem) => return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, problem)),
     };
     match survey.record(&claims, &answer).await {
-        Ok(()) => thanks(company),
+        Ok(()) => Ok(thanks(company)),
         Err(e) => {
             tracing::error!(ticket = %claims.ticket, error = %e, "Survey answer not recorded");
             let mut resp = page(
@@ -171,7 +179,7 @@ async fn answer(
             );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            resp
+            Ok(resp)
         }
     }
 }
@@ -180,16 +188,14 @@ async fn unsubscribe_page(
     State(connectors): State<Connectors>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
-) -> Response {
-    let Some(survey) = survey_of(&connectors, &id) else {
-        return not_found();
-    };
+) -> Result<Response, HttpError> {
+    let survey = survey_of(&connectors, &id)?;
     if let Err(e) = verify(&survey, q.t.as_deref(), Purpose::Unsubscribe, Utc::now()) {
-        return refused(&survey, e);
+        return Err(refused(&survey, e));
     }
     let company = escape_html(&survey.settings.company);
     let token = escape_html(q.t.as_deref().unwrap_or_default());
-    page(
+    Ok(page(
         StatusCode::OK,
         &survey.settings.company,
         "Unsubscribe",
@@ -199,7 +205,7 @@ async fn unsubscribe_page(
              <input type=\"hidden\" name=\"t\" value=\"{token}\">\
              <button type=\"submit\">Yes, unsubscribe me</button></form>"
         ),
-    )
+    ))
 }
 
 /// The unsubscribe POST: from the confirmation page, or a mail client's one-click
@@ -209,40 +215,36 @@ async fn unsubscribe(
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let Some(survey) = survey_of(&connectors, &id) else {
-        return not_found();
-    };
+) -> Result<Response, HttpError> {
+    let survey = survey_of(&connectors, &id)?;
     let from_form = form.ok().and_then(|Form(f)| f.get("t").cloned());
     let token = q.t.or(from_form);
     let claims = match verify(&survey, token.as_deref(), Purpose::Unsubscribe, Utc::now()) {
         Ok(c) => c,
-        Err(e) => return refused(&survey, e),
+        Err(e) => return Err(refused(&survey, e)),
     };
     match survey.unsubscribe(&claims).await {
-        Ok(true) => message(
+        Ok(true) => Ok(message(
             StatusCode::OK,
             &survey.settings.company,
             "You are unsubscribed",
             "You will not receive satisfaction surveys from us any more.",
-        ),
-        Ok(false) => message(
+        )),
+        Ok(false) => Ok(message(
             StatusCode::OK,
             &survey.settings.company,
             "Nothing to unsubscribe",
             "We keep no record for this address, so no more surveys will reach it from this case.",
-        ),
+        )),
         Err(e) => {
             tracing::error!(ticket = %claims.ticket, error = %e, "Opt-out not recorded");
-            let mut resp = message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &survey.settings.company,
-                "Please try again",
-                "We could not record this just now. Please try again in a minute.",
-            );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            resp
+            Err(HttpError::Page {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                company: survey.settings.company.clone(),
+                title: "Please try again",
+                text: "We could not record this just now. Please try again in a minute.",
+                retry_after: Some(60),
+            })
         }
     }
 }
@@ -259,23 +261,27 @@ fn verify(
         .verify(token.unwrap_or_default(), purpose, &survey.connector, now)
 }
 
-fn refused(survey: &Survey, e: TokenError) -> Response {
+fn refused(survey: &Survey, e: TokenError) -> HttpError {
     m::survey_refused(&survey.connector, e.reason());
     tracing::info!(reason = e.reason(), "Survey link refused");
-    let company = &survey.settings.company;
-    match e {
-        TokenError::Expired => message(
+    let (status, title, text) = match e {
+        TokenError::Expired => (
             StatusCode::GONE,
-            company,
             "This survey has closed",
             "Thank you for following the link. This survey is no longer open for answers.",
         ),
-        _ => message(
+        _ => (
             StatusCode::BAD_REQUEST,
-            company,
             "This link does not work",
             "Sorry, this link is not valid. Please use the link exactly as it is in the e-mail.",
         ),
+    };
+    HttpError::Page {
+        status,
+        company: survey.settings.company.clone(),
+        title,
+        text,
+        retry_after: None,
     }
 }
 
@@ -439,16 +445,7 @@ fn thanks(company: &str) -> Response {
     )
 }
 
-fn not_found() -> Response {
-    message(
-        StatusCode::NOT_FOUND,
-        "",
-        "Not found",
-        "There is no survey here.",
-    )
-}
-
-fn message(status: StatusCode, company: &str, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, company: &str, title: &str, text: &str) -> Response {
     page(
         status,
         company,

@@ -4,7 +4,7 @@
 use escalation_gate::assess::ReasonKind;
 use serde_json::{Value, json};
 
-use crate::fake_zendesk::{Failure, FakeZendesk};
+use crate::fakes::zendesk::*;
 use crate::helpers::*;
 
 /// The knowledge-base threshold a little lower than the default, so the article that answers
@@ -60,7 +60,7 @@ async fn command(zendesk: &FakeZendesk, command: &str, args: &[&str]) -> std::pr
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("acme.toml"),
-        connector_toml(&Options::default().auth_toml, "helpdesk", EXTRA),
+        connector_toml(API_TOKEN_AUTH, "helpdesk", EXTRA),
     )
     .unwrap();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
@@ -267,7 +267,7 @@ async fn salesforce_cases_are_dated_by_their_case_history() {
     use escalation_gate::backfill::{self, Mode, TimeSource};
     use escalation_gate::helpdesk::Period;
 
-    use crate::fake_salesforce::FakeSalesforce;
+    use crate::fakes::salesforce::FakeSalesforce;
     use crate::salesforce as sf;
 
     let mut state = sf::org();

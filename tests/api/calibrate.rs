@@ -15,9 +15,8 @@ use escalation_gate::connector::Connector;
 use escalation_gate::helpdesk::Period;
 use serde_json::{Map, Value, json};
 
-use crate::fake_salesforce::{FakeSalesforce, State_};
-use crate::fake_zendesk::FakeZendesk;
-use crate::helpers::*;
+use crate::fakes::salesforce::{FakeSalesforce, State_};
+use crate::fakes::zendesk::*;
 use crate::salesforce as sf;
 
 const CASES: u64 = 800;
@@ -202,11 +201,7 @@ async fn seeded_zendesk(cases: &[Case]) -> FakeZendesk {
 
 fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
     let vars = zendesk_vars(zendesk);
-    let text = connector_toml(
-        &crate::helpers::Options::default().auth_toml,
-        "helpdesk",
-        "",
-    );
+    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", "");
     let env = |name: &str| {
         vars.iter()
             .find(|(k, _)| *k == name)
@@ -371,11 +366,7 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
     let cases = history(1);
     let zendesk = seeded_zendesk(&cases).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = connector_toml(
-        &crate::helpers::Options::default().auth_toml,
-        "helpdesk",
-        "",
-    );
+    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", "");
     std::fs::write(dir.path().join("acme.toml"), text).unwrap();
     let base = [
         "--connector",

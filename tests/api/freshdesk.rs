@@ -4,21 +4,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use escalation_gate::connector::Connector;
-use escalation_gate::server::ServerSettings;
 use serde_json::{Map, Value, json};
 
-use crate::fake_freshdesk::{API_KEY, Fail, FakeFreshdesk, State_};
+use crate::fakes::freshdesk::{Fail, FakeFreshdesk, SECRET, State_, connector_toml, vars};
 use crate::helpers::{
-    TICKET_SINK, email_delivery, get_text, metric_value, rating_links_to, survey_of, survey_toml,
+    Options, TICKET_SINK, TestApp, email_delivery, get_text, metric_value, rating_links_to,
+    spawn_with, survey_of, survey_toml,
 };
 use crate::smtp::SmtpServer;
 
-/// Connector ids are `acme-fd-{n}`, one per service started, so that each test's metrics are its
-/// own.
-const CONNECTOR: &str = "acme-fd";
-pub const SECRET: &str = "fd-webhook-secret-3c9a71e05b2d48f6";
-const HEADER: &str = "x-escalation-gate-secret";
 const SURVEY_KEY: &str = "fd-survey-key-0123456789abcdef0123456789";
 
 pub const GOOD: u64 = 101;
@@ -180,137 +174,22 @@ pub fn desk() -> State_ {
     s
 }
 
-/// The test connector; `extra` goes at the end of the file.
-pub fn connector_toml(base: &str, extra: &str) -> String {
-    format!(
-        r#"
-[helpdesk]
-type = "freshdesk"
-base_url = "{base}"
-api_key = "${{FD_API_KEY}}"
-webhook_secrets = ["${{FD_WEBHOOK_SECRET}}"]
-product_field = "product"
+type App = TestApp<FakeFreshdesk>;
 
-[helpdesk.http]
-max_retries = 2
-max_retry_wait_secs = 2
-
-[helpdesk.fields]
-cf_steps_to_reproduce = "steps_to_reproduce"
-cf_environment = "environment"
-cf_product = "product"
-cf_end_customer_email = "end_customer_email"
-cf_csat_score = "csat_score"
-cf_ces_score = "ces_score"
-cf_csat_about = "csat_about"
-
-[[handoff.rules]]
-field = "steps_to_reproduce"
-rule = "min_length"
-min = 40
-
-[[handoff.rules]]
-field = "environment"
-rule = "present"
-
-[metrics]
-partners = ["Acme IT Services"]
-
-[knowledge_base]
-backend = "helpdesk"
-default_locale = "en"
-threshold = 0.85
-{extra}
-"#
+async fn spawn_desk(state: State_, extra: &str, vars: Vec<(&'static str, String)>) -> App {
+    spawn_with(
+        FakeFreshdesk::start(state).await,
+        Options {
+            extra_toml: extra.to_string(),
+            vars,
+            ..Options::default()
+        },
     )
-}
-
-pub struct App {
-    pub connector: String,
-    /// `{service}/hooks/{connector}`.
-    pub url: String,
-    pub metrics_url: String,
-    pub http: reqwest::Client,
-    pub fake: FakeFreshdesk,
-}
-
-fn vars(name: &str) -> Option<String> {
-    match name {
-        "FD_API_KEY" => Some(API_KEY.into()),
-        "FD_WEBHOOK_SECRET" => Some(SECRET.into()),
-        "SURVEY_KEY" | "SURVEY_OLD_KEY" => Some(SURVEY_KEY.into()),
-        _ => None,
-    }
-}
-
-pub async fn spawn_with(state: State_, extra: &str) -> App {
-    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let id = format!("{CONNECTOR}-{n}");
-    let fake = FakeFreshdesk::start(state).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let text = connector_toml(&fake.base, extra);
-    let env = |name: &str| match name {
-        "APP_URL" => Some(address.clone()),
-        other => vars(other),
-    };
-    let valid = escalation_gate::config::parse(&id, &text, Path::new("connectors"), &env)
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    let connector = Connector::build(valid).unwrap();
-    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
-    tokio::spawn(escalation_gate::run_with_metrics(
-        vec![connector],
-        ServerSettings::default(),
-        listener,
-        Some(metrics),
-        std::future::pending(),
-    ));
-    App {
-        url: format!("{address}/hooks/{id}"),
-        connector: id,
-        metrics_url,
-        http: reqwest::Client::new(),
-        fake,
-    }
+    .await
 }
 
 async fn spawn() -> App {
-    spawn_with(desk(), "").await
-}
-
-impl App {
-    /// POSTs the rule's JSON body with the secret header as given.
-    pub async fn call(&self, secret: Option<&str>, body: &str) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(s) = secret {
-            req = req.header(HEADER, s);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// The rule's call for `ticket` and `event`, with the right secret.
-    pub async fn event(&self, ticket: u64, event: &str) -> reqwest::Response {
-        self.call(
-            Some(SECRET),
-            &format!(r#"{{"ticket_id": "{ticket}", "event": "{event}"}}"#),
-        )
-        .await
-    }
-
-    /// Escalates `ticket`; the answer must be 200; returns its JSON.
-    pub async fn escalate(&self, ticket: u64) -> Value {
-        let resp = self.event(ticket, "escalated").await;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        body
-    }
+    spawn_desk(desk(), "", Vec::new()).await
 }
 
 fn first_lines(fake: &FakeFreshdesk, ticket: u64) -> Vec<String> {
@@ -340,7 +219,7 @@ async fn a_missing_or_wrong_secret_is_refused_before_any_read() {
     );
     // The secret as the Basic auth password passes (the rule's "Requires authentication").
     let resp = app
-        .http
+        .client
         .post(&app.url)
         .basic_auth("freshdesk", Some(SECRET))
         .body(body.clone())
@@ -352,12 +231,13 @@ async fn a_missing_or_wrong_secret_is_refused_before_any_read() {
 
 #[test]
 fn a_short_or_missing_secret_in_the_connector_file_is_refused() {
-    let text = connector_toml("https://acme.freshdesk.com", "");
+    let text = connector_toml("https://acme.freshdesk.com", "", "");
+    let var = |name: &str| vars().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let short = |name: &str| match name {
         "FD_WEBHOOK_SECRET" => Some("too-short-secret".to_string()),
-        other => vars(other),
+        other => var(other),
     };
-    let problems = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &short)
+    let problems = escalation_gate::config::parse("acme-fd", &text, Path::new("."), &short)
         .expect_err("a short secret is refused");
     let shown = format!("{problems:?}");
     assert!(shown.contains("helpdesk.webhook_secrets[0]"), "{shown}");
@@ -367,7 +247,7 @@ fn a_short_or_missing_secret_in_the_connector_file_is_refused() {
         "the secret is never shown"
     );
     let none = text.replace(r#"["${FD_WEBHOOK_SECRET}"]"#, "[]");
-    let problems = escalation_gate::config::parse(CONNECTOR, &none, Path::new("."), &vars)
+    let problems = escalation_gate::config::parse("acme-fd", &none, Path::new("."), &var)
         .expect_err("a connector without a secret is refused");
     assert!(
         format!("{problems:?}").contains("helpdesk.webhook_secrets"),
@@ -430,7 +310,7 @@ async fn bad_and_good_escalations_are_written_as_one_private_note_and_merged_tag
         kb_note.contains(&format!("{}/support/solutions/articles/1001", f.base)),
         "{kb_note}"
     );
-    let metrics = get_text(&app.http, &app.metrics_url).await;
+    let metrics = get_text(&app.client, &app.metrics_url).await;
     assert_eq!(
         metric_value(
             &metrics,
@@ -559,9 +439,13 @@ async fn an_unknown_ticket_is_unusable_and_a_bad_body_is_refused() {
 }
 
 async fn spawn_survey(smtp: &SmtpServer) -> App {
-    spawn_with(
+    spawn_desk(
         desk(),
         &survey_toml(&email_delivery(smtp.port), TICKET_SINK),
+        vec![
+            ("SURVEY_KEY", SURVEY_KEY.to_string()),
+            ("SURVEY_OLD_KEY", SURVEY_KEY.to_string()),
+        ],
     )
     .await
 }
@@ -606,7 +490,7 @@ async fn the_survey_goes_out_once_when_the_resolution_rule_calls() {
     // One click on the unsubscribe link writes the opt-out on the contact.
     let url = smtp.messages()[0].unsubscribe_url();
     let resp = app
-        .http
+        .client
         .post(&url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body("List-Unsubscribe=One-Click")
@@ -648,9 +532,10 @@ async fn the_sweep_judges_an_escalation_whose_call_never_came() {
         t.insert("updated_at".into(), changed(hours));
         state.tickets.insert(id, t);
     }
-    let app = spawn_with(
+    let app = spawn_desk(
         state,
         "[sweep]\nquery = \"tag:'partner_escalated'\"\nlookback_hours = 24\n",
+        Vec::new(),
     )
     .await;
     let mut swept = false;

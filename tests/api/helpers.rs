@@ -1,39 +1,23 @@
-//! `spawn_app`: the real service on 127.0.0.1:0 against a fake Zendesk, with request helpers.
+//! `spawn_app(fake)`: the real service on 127.0.0.1:0 against a fake helpdesk, with a connector
+//! of its own, and request helpers. The harness names no helpdesk: each fake says how the test
+//! connector that points at it looks ([`FakeHelpdesk`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use escalation_gate::connector::{Connector, Runtime};
-use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::server::ServerSettings;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::fake_zendesk::FakeZendesk;
-
-pub const SECRET: &str = "test-signing-secret-7d41c9e2b08f5a36";
-/// The signing secret being rotated out, still listed.
-pub const RETIRED_SECRET: &str = "retired-signing-secret-3f9a0c72e1b4";
+/// The connector id of tests that write a connector file and run a command on it.
 pub const CONNECTOR: &str = "acme";
 pub const PARTNER: &str = "Acme IT Services";
-pub const ORG_ID: u64 = 501;
-pub const REQUESTER_ID: u64 = 9001;
-
-/// Custom field ids of the test connector.
-pub const STEPS: u64 = 1001;
-pub const ENVIRONMENT: u64 = 1002;
-pub const PRODUCT: u64 = 1003;
-pub const TRIED: u64 = 1004;
-/// Survey fields of the test connector (mapped for every test; only survey tests use them).
-pub const END_CUSTOMER: u64 = 1005;
-pub const CSAT: u64 = 1006;
-pub const CES: u64 = 1007;
-pub const ABOUT: u64 = 1008;
-pub const COMMENT: u64 = 1009;
 
 /// Logs are silent unless `TEST_LOG=1`.
 fn init_logs() {
@@ -48,11 +32,27 @@ fn init_logs() {
     });
 }
 
-pub struct TestApp {
+/// A fake helpdesk the harness can serve a test connector against.
+pub trait FakeHelpdesk: Send + Sync + 'static {
+    /// The test connector file pointing at this fake: its `[helpdesk]` table (with
+    /// `opts.auth_toml`, else the fake's usual credentials, and `opts.fields_toml` added to
+    /// `[helpdesk.fields]`), its hand-off rules and its knowledge base (`opts.kb_backend`), then
+    /// `opts.extra_toml`.
+    fn connector_toml(&self, opts: &Options) -> String;
+
+    /// The values of the file's `${VAR}` references.
+    fn vars(&self) -> Vec<(&'static str, String)>;
+}
+
+pub struct TestApp<F> {
+    /// This test's connector: an id of its own, so the metrics it reads are its own.
+    pub connector: String,
     pub address: String,
+    /// `{address}/hooks/{connector}`.
+    pub url: String,
     /// `GET /metrics` on the service's metrics listener.
     pub metrics_url: String,
-    pub zendesk: FakeZendesk,
+    pub fake: F,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -62,113 +62,70 @@ pub struct TestApp {
 pub struct Options {
     /// Appended to the connector file (TOML).
     pub extra_toml: String,
-    /// `[helpdesk.auth]` table.
-    pub auth_toml: String,
+    /// The `[helpdesk.auth]` table's lines; `None`: the fake's usual credentials.
+    pub auth_toml: Option<String>,
+    /// More `[helpdesk.fields]` lines.
+    pub fields_toml: String,
     pub settings: ServerSettings,
     /// More environment variables for `${VAR}` references in `extra_toml`. `APP_URL` (the
     /// service's own address) is always set.
     pub vars: Vec<(&'static str, String)>,
-    /// Tickets on the fake Zendesk before the service starts.
-    pub tickets: Vec<Value>,
-    /// `knowledge_base.backend` (default `helpdesk`: the fake's Help Center).
+    /// `knowledge_base.backend` (default `helpdesk`: the fake's own articles).
     pub kb_backend: &'static str,
     /// The judge pool and where embedded indexes are kept (default: the shared pool, in memory).
     pub runtime: Runtime,
+    /// The connector's id; `None` (the default): one no other test uses. A test that starts
+    /// the service again on the same persisted index gives one.
+    pub connector: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             extra_toml: String::new(),
-            auth_toml: "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n"
-                .into(),
+            auth_toml: None,
+            fields_toml: String::new(),
             settings: ServerSettings {
                 max_body_bytes: 16 * 1024,
                 request_timeout: Duration::from_secs(20),
                 ..ServerSettings::default()
             },
             vars: Vec::new(),
-            tickets: Vec::new(),
             kb_backend: "helpdesk",
             runtime: Runtime::default(),
+            connector: None,
         }
     }
 }
 
-/// The test connector: hand-off rules on two fields, the Help Center as knowledge base.
-pub fn connector_toml(auth: &str, kb_backend: &str, extra: &str) -> String {
-    format!(
-        r#"
-[helpdesk]
-type = "zendesk"
-base_url = "${{ZD_URL}}"
-signing_secrets = ["${{ZD_OLD_SECRET}}", "${{ZD_SECRET}}"]
-product_field = "product"
-tried_articles_field = "tried_articles"
-
-[helpdesk.auth]
-{auth}
-[helpdesk.http]
-timeout_secs = 2
-max_retries = 3
-max_retry_wait_secs = 3
-
-[helpdesk.fields]
-{STEPS} = "steps"
-{ENVIRONMENT} = "environment"
-{PRODUCT} = "product"
-{TRIED} = "tried_articles"
-{END_CUSTOMER} = "end_customer_email"
-{CSAT} = "csat_score"
-{CES} = "ces_score"
-{ABOUT} = "csat_about"
-{COMMENT} = "csat_comment"
-
-[[handoff.rules]]
-field = "steps"
-rule = "min_length"
-min = 20
-
-[[handoff.rules]]
-field = "environment"
-rule = "present"
-
-[metrics]
-partners = ["{PARTNER}"]
-
-[knowledge_base]
-backend = "{kb_backend}"
-{extra}
-"#
-    )
+pub async fn spawn_app<F: FakeHelpdesk>(fake: F) -> TestApp<F> {
+    spawn_with(fake, Options::default()).await
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_with(Options::default()).await
+/// A connector id no other test of this run uses (`acme-1`, `acme-2`, ...).
+fn connector_id() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    format!("{CONNECTOR}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-pub async fn spawn_with(opts: Options) -> TestApp {
+pub async fn spawn_with<F: FakeHelpdesk>(fake: F, opts: Options) -> TestApp<F> {
     init_logs();
-    let zendesk = FakeZendesk::start().await;
+    let connector = opts.connector.clone().unwrap_or_else(connector_id);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let mut vars: HashMap<&str, String> = zendesk_vars(&zendesk).into_iter().collect();
+    let mut vars: HashMap<&str, String> = fake.vars().into_iter().collect();
     vars.insert("APP_URL", address.clone());
     vars.extend(opts.vars.iter().cloned());
     let env = |name: &str| vars.get(name).cloned();
-    let text = connector_toml(&opts.auth_toml, opts.kb_backend, &opts.extra_toml);
-    let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("."), &env)
+    let text = fake.connector_toml(&opts);
+    let valid = escalation_gate::config::parse(&connector, &text, Path::new("connectors"), &env)
         .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
-    let connector = Connector::build_with(valid, &opts.runtime).expect("connector builds");
-    seed_directory(&zendesk);
-    for t in opts.tickets {
-        zendesk.put_ticket(t);
-    }
+    let built = Connector::build_with(valid, &opts.runtime).expect("connector builds");
     let (tx, rx) = oneshot::channel::<()>();
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
     let server = tokio::spawn(escalation_gate::run_with_metrics(
-        vec![connector],
+        vec![built],
         opts.settings,
         listener,
         Some(metrics),
@@ -177,9 +134,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         },
     ));
     let app = TestApp {
+        url: format!("{address}/hooks/{connector}"),
+        connector,
         address,
         metrics_url,
-        zendesk,
+        fake,
         client: reqwest::Client::new(),
         shutdown: Some(tx),
         server: Some(server),
@@ -188,108 +147,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     app
 }
 
-/// The variables the test connector file references for `zendesk`: its URL, credentials and
-/// the webhook signing secrets.
-pub fn zendesk_vars(zendesk: &FakeZendesk) -> Vec<(&'static str, String)> {
-    let (email, token) = zendesk.api_token();
-    vec![
-        ("ZD_URL", zendesk.url()),
-        ("ZD_EMAIL", email.to_string()),
-        ("ZD_TOKEN", token.to_string()),
-        ("ZD_BEARER", zendesk.bearer_token().to_string()),
-        ("ZD_SECRET", SECRET.to_string()),
-        ("ZD_OLD_SECRET", RETIRED_SECRET.to_string()),
-    ]
-}
-
-pub fn seed_directory(zd: &FakeZendesk) {
-    zd.put_organization(json!({"id": ORG_ID, "name": PARTNER}));
-    zd.put_user(json!({
-        "id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example", "locale": "en-US",
-        "organization_id": ORG_ID
-    }));
-}
-
-/// A ticket as a partner escalates it; `fields` are (custom field id, value).
-pub fn ticket(id: u64, subject: &str, description: &str, fields: &[(u64, &str)]) -> Value {
-    json!({
-        "id": id,
-        "subject": subject,
-        "description": description,
-        "status": "open",
-        "tags": ["partner_escalation"],
-        "requester_id": REQUESTER_ID,
-        "organization_id": ORG_ID,
-        "created_at": "2024-05-02T08:00:00Z",
-        "updated_at": "2024-05-02T09:00:00Z",
-        "via": {"channel": "email"},
-        "custom_fields": fields.iter().map(|(id, v)| json!({"id": id, "value": v})).collect::<Vec<_>>(),
-        "comments": [],
-    })
-}
-
-/// Hand-off fields that meet the test connector's rules.
-pub fn complete_handoff() -> Vec<(u64, &'static str)> {
-    vec![
-        (
-            STEPS,
-            "1. Open Settings > Calendar. 2. Press Sync. 3. See the error.",
-        ),
-        (ENVIRONMENT, "Cloud, EU region, Chrome 124"),
-        (PRODUCT, "Ledgerly Calendar"),
-    ]
-}
-
-/// A Help Center article published at `created_at`.
-pub fn article(id: u64, title: &str, body: &str, created_at: &str) -> Value {
-    json!({
-        "id": id,
-        "title": title,
-        "body": format!("<p>{body}</p>"),
-        "html_url": format!("https://acme.zendesk.com/hc/en-us/articles/{id}-{}", title.replace(' ', "-")),
-        "url": format!("https://acme.zendesk.com/api/v2/help_center/en-us/articles/{id}.json"),
-        "locale": "en-us",
-        "draft": false,
-        "created_at": created_at,
-        "edited_at": created_at,
-        "updated_at": created_at,
-        "section_id": 1,
-        "label_names": [],
-    })
-}
-
 pub fn now_stamp() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-impl TestApp {
-    /// POSTs a body signed with the test secret at `timestamp`.
-    pub async fn post_signed_at(&self, body: &str, timestamp: &str) -> reqwest::Response {
-        let sig = webhook::sign(SECRET, timestamp, body.as_bytes());
-        self.post_raw(
-            body,
-            &[(webhook::TIMESTAMP, timestamp), (webhook::SIGNATURE, &sig)],
-        )
-        .await
-    }
-
-    pub async fn post_signed(&self, body: &str) -> reqwest::Response {
-        self.post_signed_at(body, &now_stamp()).await
-    }
-
-    /// The trigger's body for a ticket, signed now.
-    pub async fn escalate(&self, ticket_id: u64) -> reqwest::Response {
-        self.post_signed(&format!(
-            r#"{{"ticket_id": "{ticket_id}", "event": "escalated"}}"#
-        ))
-        .await
-    }
-
-    pub async fn post_raw(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        self.post_to(CONNECTOR, body.to_string().into_bytes(), headers)
-            .await
-    }
-
+impl<F> TestApp<F> {
     pub async fn post_to(
         &self,
         connector: &str,
@@ -327,25 +189,6 @@ impl TestApp {
             .expect("request reaches the service")
     }
 
-    /// Internal notes on a ticket.
-    pub fn notes(&self, ticket: u64) -> Vec<String> {
-        self.zendesk
-            .comments(ticket)
-            .into_iter()
-            .filter(|c| c["public"] == json!(false))
-            .map(|c| c["body"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    pub fn tags(&self, ticket: u64) -> Vec<String> {
-        self.zendesk.ticket(ticket)["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_string())
-            .collect()
-    }
-
     /// Stops the server the way SIGTERM does and waits until it has finished.
     pub async fn shut_down(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -363,9 +206,14 @@ impl TestApp {
         }
         self.server.take().expect("server still running")
     }
+
+    /// `connector="{id}"`, the label of this test's connector in metrics.
+    pub fn label(&self) -> String {
+        format!("connector=\"{}\"", self.connector)
+    }
 }
 
-// Survey helpers, shared by the Zendesk and the Salesforce survey tests.
+// Survey helpers, shared by every helpdesk's survey tests.
 
 /// The test connector's minimum time on the answer page.
 pub const MIN_ON_PAGE: Duration = Duration::from_millis(1100);
@@ -477,7 +325,7 @@ pub async fn post_form(
     client.post(post_to).form(fields).send().await.unwrap()
 }
 
-/// The `[survey]` table of the test connectors (Zendesk and Salesforce alike): partner
+/// The `[survey]` table of the test connectors (every helpdesk alike): partner
 /// `Acme IT Services` with its domain, links signed with `SURVEY_KEY` (and `SURVEY_OLD_KEY`, being
 /// rotated out), and the given delivery and sink tables.
 pub fn survey_toml(delivery: &str, sink: &str) -> String {
@@ -506,22 +354,3 @@ end_customer_field = "end_customer_email"
 
 /// The ticket sink: the answer as an internal note and three mapped fields.
 pub const TICKET_SINK: &str = "kind = \"ticket\"\ncsat_field = \"csat_score\"\nces_field = \"ces_score\"\nabout_field = \"csat_about\"\n";
-
-/// Runs `escalation-gate {command} {args} --connectors {dir}` with the fake Zendesk's variables,
-/// off the runtime that serves the fake (the child blocks while the fake answers it).
-pub async fn run_command(
-    command: &str,
-    args: &[&str],
-    dir: &Path,
-    zendesk: &FakeZendesk,
-) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
-    c.arg(command)
-        .args(args)
-        .arg("--connectors")
-        .arg(dir)
-        .envs(zendesk_vars(zendesk));
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}

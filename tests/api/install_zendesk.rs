@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::fake_zendesk::{Failure, FakeZendesk};
-use crate::helpers::{CONNECTOR, TICKET_SINK, connector_toml, survey_toml};
+use crate::fakes::zendesk::{Failure, FakeZendesk, connector_toml};
+use crate::helpers::{CONNECTOR, TICKET_SINK, survey_toml};
 
 const URL: &str = "https://eg.example.com";
 const SURVEY_KEY: &str = "install-test-survey-link-key-0123456789";

@@ -13,6 +13,7 @@ use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::judge_pool::JudgePool;
 use serde_json::{Value, json};
 
+use crate::fakes::zendesk::*;
 use crate::helpers::*;
 
 /// How often a test looks again at something under way.
@@ -47,16 +48,19 @@ async fn occupy(pool: &Arc<JudgePool>) -> std::sync::mpsc::Sender<()> {
 #[tokio::test]
 async fn health_answers_while_the_judge_is_busy_and_a_full_queue_answers_503() {
     let pool = JudgePool::new(NonZeroUsize::MIN, 1).unwrap();
-    let app = spawn_with(Options {
-        runtime: Runtime {
-            judges: Arc::clone(&pool),
-            index_dir: None,
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            runtime: Runtime {
+                judges: Arc::clone(&pool),
+                index_dir: None,
+            },
+            ..Options::default()
         },
-        ..Options::default()
-    })
+    )
     .await;
-    app.zendesk.put_ticket(calendar_ticket(1));
-    app.zendesk.put_ticket(calendar_ticket(2));
+    app.fake.put_ticket(calendar_ticket(1));
+    app.fake.put_ticket(calendar_ticket(2));
 
     let release = occupy(&pool).await;
     // A first delivery waits in the queue for the busy thread.
@@ -66,7 +70,7 @@ async fn health_answers_while_the_judge_is_busy_and_a_full_queue_answers_503() {
         let signature = webhook::sign(SECRET, &stamp, body.as_bytes());
         let request = app
             .client
-            .post(format!("{}/hooks/{CONNECTOR}", app.address))
+            .post(&app.url)
             .header("content-type", "application/json")
             .header(webhook::TIMESTAMP, stamp)
             .header(webhook::SIGNATURE, signature)
@@ -152,26 +156,31 @@ fn generations(index: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-async fn spawn_local(articles: &Path, index: &Path) -> TestApp {
-    spawn_with(Options {
-        kb_backend: "local",
-        // The tests here are about the index, not the bar: one the matching article clears.
-        extra_toml: format!(
-            "path = \"{}\"\nthreshold = 0.7\nreview_bound = 0.7\n",
-            articles.display()
-        ),
-        runtime: Runtime {
-            index_dir: Some(index.to_path_buf()),
-            ..Runtime::default()
+async fn spawn_local(articles: &Path, index: &Path) -> TestApp<FakeZendesk> {
+    spawn_with(
+        zendesk().await,
+        Options {
+            kb_backend: "local",
+            // The tests here are about the index, not the bar: one the matching article clears.
+            extra_toml: format!(
+                "path = \"{}\"\nthreshold = 0.7\nreview_bound = 0.7\n",
+                articles.display()
+            ),
+            runtime: Runtime {
+                index_dir: Some(index.to_path_buf()),
+                ..Runtime::default()
+            },
+            // Each start opens the same connector's index.
+            connector: Some(CONNECTOR.into()),
+            ..Options::default()
         },
-        ..Options::default()
-    })
+    )
     .await
 }
 
-async fn kb_status(app: &TestApp) -> Value {
+async fn kb_status(app: &TestApp<FakeZendesk>) -> Value {
     let health: Value = app.get("/healthz").await.json().await.unwrap();
-    health["knowledge_bases"][CONNECTOR].clone()
+    health["knowledge_bases"][&app.connector].clone()
 }
 
 /// A temporary folder with two articles in `articles/`, and where `index/` goes.
@@ -204,7 +213,7 @@ async fn a_restart_with_unchanged_articles_reuses_the_persisted_index() {
     assert_eq!(status["index"], "reused");
     assert_eq!(status["rebuilding"], false);
     assert_eq!(status["articles"], 2);
-    app.zendesk.put_ticket(calendar_ticket(7));
+    app.fake.put_ticket(calendar_ticket(7));
     let resp = app.escalate(7).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
@@ -251,7 +260,7 @@ async fn a_damaged_persisted_index_is_built_again() {
     assert_eq!(status["state"], "ready");
     assert_eq!(status["index"], "built");
     assert_eq!(status["articles"], 2);
-    app.zendesk.put_ticket(calendar_ticket(8));
+    app.fake.put_ticket(calendar_ticket(8));
     let body: Value = app.escalate(8).await.json().await.unwrap();
     assert_eq!(
         body["results"][0]["assessment"]["kb"]["resolvable_by"]["article_id"],

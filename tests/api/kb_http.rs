@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::fakes::zendesk::*;
 use crate::helpers::*;
 
 /// What the search server saw: each request's query parameters and `Authorization` header.
@@ -110,18 +111,21 @@ published_at = "/doc/published"
 draft = "/doc/state/draft"
 "#;
 
-async fn app_with(kb: &SearchServer) -> TestApp {
-    let app = spawn_with(Options {
-        extra_toml: format!("{}{HTTP_KB}", crate::salesforce::CLEAR_ANSWER),
-        kb_backend: "http",
-        vars: vec![
-            ("KB_URL", kb.url.clone()),
-            ("KB_TOKEN", "kb-secret-token".into()),
-        ],
-        ..Options::default()
-    })
+async fn app_with(kb: &SearchServer) -> TestApp<FakeZendesk> {
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            extra_toml: format!("{}{HTTP_KB}", crate::salesforce::CLEAR_ANSWER),
+            kb_backend: "http",
+            vars: vec![
+                ("KB_URL", kb.url.clone()),
+                ("KB_TOKEN", "kb-secret-token".into()),
+            ],
+            ..Options::default()
+        },
+    )
     .await;
-    app.zendesk.put_ticket(ticket(
+    app.fake.put_ticket(ticket(
         1,
         "Calendar sync stops with error E1234 after password change",
         "Calendar sync stopped this morning; the sync log shows error E1234 authorization \
@@ -175,7 +179,7 @@ async fn a_search_api_that_is_down_gets_a_retry_answer_and_nothing_is_written() 
     let resp = app.escalate(1).await;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().get("retry-after").is_some());
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/1"), 0);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/1"), 0);
     // The first try and one retry.
     assert_eq!(kb.seen.lock().unwrap().len(), 2);
     app.shut_down().await;

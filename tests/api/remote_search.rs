@@ -7,7 +7,8 @@ use escalation_gate::assess::kb::rescore::clean_query;
 use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
-use crate::fake_salesforce::API;
+use crate::fakes::salesforce::API;
+use crate::fakes::zendesk::*;
 use crate::helpers::*;
 use crate::salesforce::{
     CALENDAR_SUBJECT, CALENDAR_TEXT, ENDPOINT_TOKEN, KB, ORG, envelope, spawn_connector,
@@ -20,8 +21,8 @@ const DESCRIPTION: &str = "Calendar sync stopped this morning; the sync log show
 
 #[tokio::test]
 async fn zendesk_short_queries_find_the_answer_a_long_one_misses() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(article(
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(article(
         360001,
         "Calendar sync stops with error E1234 after a password change",
         "Calendar sync stops and the sync log shows error E1234 authorization expired after \
@@ -30,9 +31,9 @@ async fn zendesk_short_queries_find_the_answer_a_long_one_misses() {
         "2024-01-01T00:00:00Z",
     ));
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk
+    app.fake
         .put_ticket(ticket(5, SUBJECT, DESCRIPTION, &complete_handoff()));
 
     // The whole case text as one query: every word must match, and no article has them all.
@@ -41,7 +42,7 @@ async fn zendesk_short_queries_find_the_answer_a_long_one_misses() {
         .client
         .get(format!(
             "{}/api/v2/help_center/articles/search.json",
-            app.zendesk.url()
+            app.fake.url()
         ))
         .query(&[("query", long.as_str()), ("locale", "en-us")])
         .send()
@@ -58,7 +59,7 @@ async fn zendesk_short_queries_find_the_answer_a_long_one_misses() {
     assert!(note.contains("articles/360001-"), "{note}");
     // The direct search above, then the service's.
     let queries: Vec<String> = app
-        .zendesk
+        .fake
         .requests()
         .into_iter()
         .filter(|r| r.path.contains("/help_center/articles/search"))
@@ -86,12 +87,12 @@ async fn salesforce_short_queries_find_the_answer_a_long_one_misses() {
         escalation_gate::server::ServerSettings::default(),
         "",
         crate::salesforce::CLEAR_ANSWER,
-        &crate::salesforce::env,
+        Vec::new(),
     )
     .await;
     app.fake.lock().tokens.insert("direct".into());
     let search = |q: String| {
-        app.http
+        app.client
             .get(format!("{}{API}/support/knowledgeArticles", app.fake.base))
             .query(&[("q", q)])
             .bearer_auth("direct")

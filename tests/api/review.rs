@@ -6,6 +6,7 @@ use escalation_gate::server::ServerSettings;
 use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
+use crate::fakes::zendesk::*;
 use crate::helpers::{self, *};
 use crate::salesforce::{
     CLIENT_CREDENTIALS, ENDPOINT_TOKEN, KB, ORG, envelope, org, spawn_connector,
@@ -49,18 +50,21 @@ fn confidence_in(line: &str) -> f64 {
 
 #[tokio::test]
 async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
-    let app = spawn_with(helpers::Options {
-        extra_toml: NEAR_MISS_THRESHOLD.into(),
-        ..helpers::Options::default()
-    })
+    let app = spawn_with(
+        zendesk().await,
+        helpers::Options {
+            extra_toml: NEAR_MISS_THRESHOLD.into(),
+            ..helpers::Options::default()
+        },
+    )
     .await;
     // The same text as the case's answer, but about E1243, not the case's E1234.
-    app.zendesk.put_article(calendar_article(360001, "E1243"));
-    app.zendesk.put_article(unrelated());
+    app.fake.put_article(calendar_article(360001, "E1243"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk.put_ticket(calendar_ticket(2));
+    app.fake.put_ticket(calendar_ticket(2));
 
     let body: Value = app.escalate(2).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "good");
@@ -85,13 +89,13 @@ async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
 
 #[tokio::test]
 async fn the_same_article_naming_the_case_code_still_makes_it_bad() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(calendar_article(360001, "E1234"));
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(calendar_article(360001, "E1234"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk.put_ticket(calendar_ticket(3));
+    app.fake.put_ticket(calendar_ticket(3));
     let body: Value = app.escalate(3).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "bad");
     assert!(!app.notes(3)[0].contains("Related, not counted"));
@@ -100,17 +104,20 @@ async fn the_same_article_naming_the_case_code_still_makes_it_bad() {
 
 #[tokio::test]
 async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
-    let app = spawn_with(helpers::Options {
-        extra_toml: REVIEW_LANE.into(),
-        ..helpers::Options::default()
-    })
+    let app = spawn_with(
+        zendesk().await,
+        helpers::Options {
+            extra_toml: REVIEW_LANE.into(),
+            ..helpers::Options::default()
+        },
+    )
     .await;
-    app.zendesk.put_article(calendar_article(360001, "E1234"));
-    app.zendesk.put_article(unrelated());
+    app.fake.put_article(calendar_article(360001, "E1234"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk.put_ticket(calendar_ticket(4));
+    app.fake.put_ticket(calendar_ticket(4));
 
     let body: Value = app.escalate(4).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "review");
@@ -133,14 +140,14 @@ async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
     assert_eq!(again["results"][0]["written"], "already");
     assert_eq!(again["results"][0]["verdict"], "review");
     assert_eq!(app.notes(4).len(), 1);
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/4"), 1);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/4"), 1);
 
     let metrics = get_text(&app.client, &app.metrics_url).await;
     assert_eq!(
         metric_value(
             &metrics,
             "escalation_gate_escalations_assessed_total",
-            &["verdict=\"review\""]
+            &[&app.label(), "verdict=\"review\""]
         ),
         1.0
     );
@@ -150,7 +157,7 @@ async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
 #[test]
 fn a_review_bound_above_the_threshold_is_a_config_error() {
     let text = connector_toml(
-        &helpers::Options::default().auth_toml,
+        API_TOKEN_AUTH,
         "helpdesk",
         "threshold = 0.6\nreview_bound = 0.7\n",
     );
@@ -172,7 +179,7 @@ async fn salesforce_review_sets_the_review_value_and_is_judged_once() {
         ServerSettings::default(),
         "",
         REVIEW_LANE,
-        &crate::salesforce::env,
+        Vec::new(),
     )
     .await;
     let query = format!("?token={ENDPOINT_TOKEN}");

@@ -5,17 +5,16 @@ use escalation_gate::server::ServerSettings;
 use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
-use crate::fake_salesforce::{Fail, sf_now};
+use crate::fakes::salesforce::{Fail, sf_now};
 use crate::helpers::{
     TICKET_SINK, answer_at, email_delivery, get_text, metric_value, rating_links_to, survey_of,
     survey_toml,
 };
 use crate::salesforce::{
-    App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, env, org, spawn_connector,
+    App, BOTH, CLIENT_CREDENTIALS, ENDPOINT_TOKEN, GOOD, KB, ORG, org, spawn_connector,
 };
 use crate::smtp::SmtpServer;
 
-const CONNECTOR: &str = "acme-sf";
 const KEY: &str = "sf-survey-key-0123456789abcdef0123456789";
 const CONTACT: &str = "003000000000001AAA";
 const CUSTOMER: &str = "dana.reyes@northwind.example";
@@ -32,7 +31,7 @@ End_Customer_Email__c = "end_customer_email"
 "#;
 
 /// The test org with the survey's Case fields, every Case closed and judged, and its Contact.
-fn survey_org() -> crate::fake_salesforce::State_ {
+fn survey_org() -> crate::fakes::salesforce::State_ {
     let mut s = org();
     for case in s.cases.values_mut() {
         for (k, v) in [
@@ -67,17 +66,16 @@ fn survey_org() -> crate::fake_salesforce::State_ {
 }
 
 async fn spawn_survey(smtp: &SmtpServer) -> App {
-    let vars = |name: &str| match name {
-        "SURVEY_KEY" | "SURVEY_OLD_KEY" => Some(KEY.to_string()),
-        other => env(other),
-    };
     spawn_connector(
         survey_org(),
         CLIENT_CREDENTIALS,
         ServerSettings::default(),
         SURVEY_FIELDS,
         &survey_toml(&email_delivery(smtp.port), TICKET_SINK),
-        &vars,
+        vec![
+            ("SURVEY_KEY", KEY.to_string()),
+            ("SURVEY_OLD_KEY", KEY.to_string()),
+        ],
     )
     .await
 }
@@ -140,13 +138,13 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
         Some("How did we do with your case #0000001?")
     );
     assert!(mail.text.contains("Hello Dana Reyes"), "{}", mail.text);
-    assert_eq!(rating_links_to(mail, CONNECTOR).len(), 5);
+    assert_eq!(rating_links_to(mail, &app.connector).len(), 5);
     assert!(
         mail.header("List-Unsubscribe")
             .unwrap()
             .starts_with(&format!(
-                "<{}/survey/{CONNECTOR}/unsubscribe?t=",
-                app.address
+                "<{}/survey/{}/unsubscribe?t=",
+                app.address, app.connector
             ))
     );
     assert_eq!(app.fake.field(GOOD, STATUS), json!("csat_blind_sent"));
@@ -158,13 +156,14 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(app.fake.count("PATCH", "/sobjects/Case/"), patches);
 
-    let metrics = get_text(&app.http, &app.metrics_url).await;
-    assert!(
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
         metric_value(
             &metrics,
             "escalation_gate_surveys_sent_total",
-            &["connector=\"acme-sf\"", "partner=\"Acme IT Services\""]
-        ) >= 1.0,
+            &[&app.label(), "partner=\"Acme IT Services\""]
+        ),
+        1.0,
         "{metrics}"
     );
 }
@@ -232,11 +231,11 @@ async fn one_click_unsubscribe_writes_has_opted_out_of_email_on_the_contact() {
     assert_eq!(solved(&app, GOOD).await, "sent");
     let url = smtp.messages()[0].unsubscribe_url();
     // A scanner's GET writes nothing.
-    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(app.fake.count("PATCH", "/sobjects/Contact/"), 0);
     // RFC 8058 one-click.
     let resp = app
-        .http
+        .client
         .post(&url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body("List-Unsubscribe=One-Click")
@@ -257,9 +256,9 @@ async fn an_answer_from_the_survey_page_lands_on_the_case() {
     let smtp = SmtpServer::start();
     let app = spawn_survey(&smtp).await;
     assert_eq!(solved(&app, GOOD).await, "sent");
-    let links = rating_links_to(&smtp.messages()[0], CONNECTOR);
+    let links = rating_links_to(&smtp.messages()[0], &app.connector);
     let resp = answer_at(
-        &app.http,
+        &app.client,
         &links[3],
         &[
             ("csat", "4"),
@@ -290,7 +289,7 @@ async fn an_answer_from_the_survey_page_lands_on_the_case() {
     // An answered Case still counts as surveyed.
     assert_eq!(solved(&app, GOOD).await, "already");
     // A later answer replaces the score.
-    let resp = answer_at(&app.http, &links[1], &[("csat", "2")]).await;
+    let resp = answer_at(&app.client, &links[1], &[("csat", "2")]).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.fake.field(GOOD, "Blind_CSAT__c"), json!(2));
     assert_eq!(app.fake.comments_on(GOOD).len(), 2);
@@ -368,17 +367,17 @@ async fn the_same_answer_sent_twice_adds_one_comment() {
     let smtp = SmtpServer::start();
     let app = spawn_survey(&smtp).await;
     assert_eq!(solved(&app, GOOD).await, "sent");
-    let links = rating_links_to(&smtp.messages()[0], CONNECTOR);
+    let links = rating_links_to(&smtp.messages()[0], &app.connector);
     let form = [("csat", "5"), ("comment", "Sorted quickly")];
     for _ in 0..2 {
-        let resp = answer_at(&app.http, &links[4], &form).await;
+        let resp = answer_at(&app.client, &links[4], &form).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("Thank you!"));
     }
     assert_eq!(app.fake.comments_on(GOOD).len(), 1);
     // A changed answer is a new comment.
     assert_eq!(
-        answer_at(&app.http, &links[1], &[("csat", "2")])
+        answer_at(&app.client, &links[1], &[("csat", "2")])
             .await
             .status(),
         200

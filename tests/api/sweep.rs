@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::fake_zendesk::FakeZendesk;
+use crate::fakes::zendesk::*;
 use crate::helpers::*;
 
 const SWEEP: &str = "[sweep]\nquery = \"tags:partner_escalation\"\nlookback_hours = 24\n";
@@ -81,29 +81,35 @@ async fn after_first_sweep(client: &reqwest::Client, metrics_url: &str, connecto
 
 #[tokio::test]
 async fn serve_judges_an_escalation_whose_webhook_never_came() {
-    let app = spawn_with(Options {
-        extra_toml: SWEEP.into(),
-        tickets: tickets(),
-        ..Options::default()
-    })
+    let zd = zendesk().await;
+    for t in tickets() {
+        zd.put_ticket(t);
+    }
+    let app = spawn_with(
+        zd,
+        Options {
+            extra_toml: SWEEP.into(),
+            ..Options::default()
+        },
+    )
     .await;
-    let metrics = after_first_sweep(&app.client, &app.metrics_url, "acme").await;
-    assert!(verdict_tags(&app.zendesk, 50).contains(&"escalation_good".to_string()));
+    let metrics = after_first_sweep(&app.client, &app.metrics_url, &app.connector).await;
+    assert!(verdict_tags(&app.fake, 50).contains(&"escalation_good".to_string()));
     assert_eq!(app.notes(50).len(), 1);
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/50"), 1);
-    untouched(&app.zendesk);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/50"), 1);
+    untouched(&app.fake);
     assert_eq!(
         metric_value(
             &metrics,
             "escalation_gate_sweep_tickets_total",
-            &["connector=\"acme\"", "outcome=\"judged\""],
+            &[&app.label(), "outcome=\"judged\""],
         ),
         1.0,
         "{metrics}"
     );
     // The webhook arriving late finds the verdict and writes nothing.
     assert_eq!(app.escalate(50).await.status(), 200);
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/50"), 1);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/50"), 1);
     app.shut_down().await;
 }
 
@@ -119,7 +125,7 @@ async fn seeded_zendesk() -> FakeZendesk {
 
 /// The test connector's file with `extra` appended.
 fn connector_file(extra: &str) -> String {
-    connector_toml(&Options::default().auth_toml, "helpdesk", extra)
+    connector_toml(API_TOKEN_AUTH, "helpdesk", extra)
 }
 
 /// Runs `escalation-gate sweep` on a connectors folder holding `text` as `acme.toml`.
@@ -200,9 +206,7 @@ async fn the_sweep_command_judges_once_and_reports_what_it_did() {
 
 #[tokio::test]
 async fn serve_judges_a_salesforce_case_whose_outbound_message_never_came() {
-    use crate::salesforce::{
-        BOTH, CLIENT_CREDENTIALS, GOOD, KB, MISSING, env, org, spawn_connector,
-    };
+    use crate::salesforce::{BOTH, CLIENT_CREDENTIALS, GOOD, KB, MISSING, org, spawn_connector};
     let mut state = org();
     let ago = |hours: i64| {
         json!(
@@ -230,10 +234,10 @@ async fn serve_judges_a_salesforce_case_whose_outbound_message_never_came() {
         Default::default(),
         "",
         "[sweep]\nlookback_hours = 24\n",
-        &env,
+        Vec::new(),
     )
     .await;
-    after_first_sweep(&app.http, &app.metrics_url, "acme-sf").await;
+    after_first_sweep(&app.client, &app.metrics_url, &app.connector).await;
     assert_eq!(app.fake.field(GOOD, "Escalation_Quality__c"), json!("Good"));
     assert_eq!(app.fake.comments_on(GOOD).len(), 1);
     for case in [KB, MISSING, BOTH] {

@@ -18,8 +18,8 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-/// Why the browser test cannot run here: Chromium or chromedriver is not installed.
-pub fn missing() -> Option<String> {
+/// Why the browser tests cannot run here: Chromium or chromedriver is not installed.
+fn missing() -> Option<String> {
     [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .find(|bin| !std::path::Path::new(bin).exists())

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::fake_zendesk::Failure;
+use crate::fakes::zendesk::*;
 use crate::helpers::*;
 
 const ANSWER_ID: u64 = 360001;
@@ -77,13 +77,13 @@ async fn json_of(resp: reqwest::Response) -> Value {
 
 #[tokio::test]
 async fn good_escalation_gets_good_tags_and_one_note() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk.put_ticket(novel_ticket(1, &complete_handoff()));
+    app.fake.put_ticket(novel_ticket(1, &complete_handoff()));
 
     let resp = app.escalate(1).await;
     assert_eq!(resp.status(), 200);
@@ -107,7 +107,7 @@ async fn good_escalation_gets_good_tags_and_one_note() {
     );
     assert!(notes[0].contains("Partner: Acme IT Services"));
     let put = app
-        .zendesk
+        .fake
         .requests()
         .into_iter()
         .find(|r| r.route().starts_with("PUT /api/v2/tickets/1"))
@@ -133,14 +133,13 @@ async fn good_escalation_gets_good_tags_and_one_note() {
 
 #[tokio::test]
 async fn an_existing_article_makes_it_bad_and_the_note_shows_the_evidence() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk
-        .put_ticket(calendar_ticket(2, &complete_handoff()));
+    app.fake.put_ticket(calendar_ticket(2, &complete_handoff()));
 
     let body = json_of(app.escalate(2).await).await;
     assert_eq!(body["results"][0]["verdict"], "bad");
@@ -156,7 +155,7 @@ async fn an_existing_article_makes_it_bad_and_the_note_shows_the_evidence() {
     assert!(note.contains("error E1234"));
     assert!(note.contains("Confidence "));
     let search = app
-        .zendesk
+        .fake
         .requests()
         .into_iter()
         .find(|r| r.path.contains("/help_center/articles/search"))
@@ -172,12 +171,12 @@ async fn an_existing_article_makes_it_bad_and_the_note_shows_the_evidence() {
 
 #[tokio::test]
 async fn missing_handoff_makes_it_bad_and_names_the_fields() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk.put_ticket(novel_ticket(
+    app.fake.put_ticket(novel_ticket(
         3,
         &[(STEPS, "see above"), (PRODUCT, "Ledgerly")],
     ));
@@ -204,13 +203,13 @@ async fn missing_handoff_makes_it_bad_and_names_the_fields() {
 
 #[tokio::test]
 async fn both_reasons_are_reported() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk
+    app.fake
         .put_ticket(calendar_ticket(4, &[(PRODUCT, "Ledgerly")]));
 
     let body = json_of(app.escalate(4).await).await;
@@ -233,14 +232,13 @@ async fn both_reasons_are_reported() {
 
 #[tokio::test]
 async fn an_article_published_after_the_escalation_does_not_count() {
-    let app = spawn_app().await;
+    let app = spawn_app(zendesk().await).await;
     let escalated = Utc::now() - chrono::Duration::minutes(4);
     let published = Utc::now() - chrono::Duration::minutes(1);
-    app.zendesk.put_article(answer(
+    app.fake.put_article(answer(
         &published.to_rfc3339_opts(SecondsFormat::Secs, true),
     ));
-    app.zendesk
-        .put_ticket(calendar_ticket(5, &complete_handoff()));
+    app.fake.put_ticket(calendar_ticket(5, &complete_handoff()));
 
     let body = r#"{"ticket_id": 5}"#;
     let resp = app
@@ -254,16 +252,16 @@ async fn an_article_published_after_the_escalation_does_not_count() {
 
 #[tokio::test]
 async fn an_article_the_partner_already_tried_does_not_count() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
     let mut fields = complete_handoff();
     let tried = format!("https://acme.zendesk.com/hc/en-us/articles/{ANSWER_ID}-Calendar-sync");
     fields.push((TRIED, &tried));
-    app.zendesk.put_ticket(calendar_ticket(6, &fields));
+    app.fake.put_ticket(calendar_ticket(6, &fields));
 
     let body = json_of(app.escalate(6).await).await;
     assert_eq!(body["results"][0]["verdict"], "good");
@@ -278,17 +276,16 @@ async fn an_article_the_partner_already_tried_does_not_count() {
 
 #[tokio::test]
 async fn drafts_and_other_locales_do_not_count() {
-    let app = spawn_app().await;
-    app.zendesk.set_search_returns_drafts(true);
+    let app = spawn_app(zendesk().await).await;
+    app.fake.set_search_returns_drafts(true);
     let mut draft = answer("2024-01-01T00:00:00Z");
     draft["draft"] = json!(true);
-    app.zendesk.put_article(draft);
+    app.fake.put_article(draft);
     let mut german = answer("2024-01-01T00:00:00Z");
     german["id"] = json!(360009);
     german["locale"] = json!("de");
-    app.zendesk.put_article(german);
-    app.zendesk
-        .put_ticket(calendar_ticket(7, &complete_handoff()));
+    app.fake.put_article(german);
+    app.fake.put_ticket(calendar_ticket(7, &complete_handoff()));
 
     let body = json_of(app.escalate(7).await).await;
     assert_eq!(body["results"][0]["verdict"], "good");
@@ -300,16 +297,16 @@ async fn drafts_and_other_locales_do_not_count() {
     );
 
     // The same German article against a German-speaking requester: still not an English case.
-    app.zendesk.put_user(json!({
+    app.fake.put_user(json!({
         "id": 9002, "name": "Jonas", "email": "jonas@kunde.example", "locale": "de"
     }));
     let mut t = novel_ticket(8, &complete_handoff());
     t["requester_id"] = json!(9002);
-    app.zendesk.put_ticket(t);
+    app.fake.put_ticket(t);
     let body = json_of(app.escalate(8).await).await;
     assert_eq!(body["results"][0]["verdict"], "good");
     let search = app
-        .zendesk
+        .fake
         .requests()
         .into_iter()
         .rev()
@@ -320,14 +317,13 @@ async fn drafts_and_other_locales_do_not_count() {
 
 #[tokio::test]
 async fn a_redelivered_webhook_writes_nothing_new() {
-    let app = spawn_app().await;
-    app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
-    app.zendesk.put_article(unrelated());
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk
-        .put_ticket(calendar_ticket(9, &complete_handoff()));
+    app.fake.put_ticket(calendar_ticket(9, &complete_handoff()));
 
     assert_eq!(app.escalate(9).await.status(), 200);
     let tags_before = app.tags(9);
@@ -336,30 +332,28 @@ async fn a_redelivered_webhook_writes_nothing_new() {
     assert_eq!(second["results"][0]["verdict"], "bad");
     assert_eq!(app.notes(9).len(), 1);
     assert_eq!(app.tags(9), tags_before);
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/9"), 1);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/9"), 1);
 }
 
 #[tokio::test]
 async fn a_concurrent_update_is_reread_and_written_once() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(10, &complete_handoff()));
-    app.zendesk
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(10, &complete_handoff()));
+    app.fake
         .fail_next("PUT /api/v2/tickets/10", vec![Failure::Conflict]);
 
     let resp = app.escalate(10).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.notes(10).len(), 1);
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/10"), 2);
-    assert_eq!(app.zendesk.count("GET /api/v2/tickets/10"), 2);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/10"), 2);
+    assert_eq!(app.fake.count("GET /api/v2/tickets/10"), 2);
 }
 
 #[tokio::test]
 async fn rate_limited_then_success() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(11, &complete_handoff()));
-    app.zendesk.fail_next(
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(11, &complete_handoff()));
+    app.fake.fail_next(
         "GET /api/v2/tickets/11",
         vec![Failure::RateLimited {
             retry_after_secs: 1,
@@ -373,22 +367,21 @@ async fn rate_limited_then_success() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was honoured"
     );
-    assert_eq!(app.zendesk.count("GET /api/v2/tickets/11"), 2);
+    assert_eq!(app.fake.count("GET /api/v2/tickets/11"), 2);
     assert_eq!(app.notes(11).len(), 1);
 }
 
 #[tokio::test]
 async fn helpdesk_down_answers_retryable_and_writes_nothing() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(12, &complete_handoff()));
-    app.zendesk.set_down(true);
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(12, &complete_handoff()));
+    app.fake.set_down(true);
 
     let resp = app.escalate(12).await;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().get("retry-after").is_some());
     assert_eq!(json_of(resp).await["error"], "upstream_unavailable");
-    app.zendesk.set_down(false);
+    app.fake.set_down(false);
     assert!(app.notes(12).is_empty());
     assert!(!app.tags(12).iter().any(|t| t.starts_with("escalation_")));
 
@@ -399,25 +392,23 @@ async fn helpdesk_down_answers_retryable_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_write_that_keeps_failing_leaves_the_ticket_untouched() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(13, &complete_handoff()));
-    app.zendesk
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(13, &complete_handoff()));
+    app.fake
         .fail_next("PUT /api/v2/tickets/13", vec![Failure::Status(500); 4]);
 
     let resp = app.escalate(13).await;
     assert_eq!(resp.status(), 503);
     assert!(app.notes(13).is_empty());
     assert!(!app.tags(13).iter().any(|t| t.starts_with("escalation_")));
-    assert_eq!(app.zendesk.count("PUT /api/v2/tickets/13"), 4);
+    assert_eq!(app.fake.count("PUT /api/v2/tickets/13"), 4);
 }
 
 #[tokio::test]
 async fn a_search_outage_is_retryable_too() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(14, &complete_handoff()));
-    app.zendesk.fail_next(
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(14, &complete_handoff()));
+    app.fake.fail_next(
         "GET /api/v2/help_center/articles/search",
         vec![Failure::Status(503); 4],
     );
@@ -428,7 +419,7 @@ async fn a_search_outage_is_retryable_too() {
 
 #[tokio::test]
 async fn an_unknown_ticket_is_unprocessable_not_retried() {
-    let app = spawn_app().await;
+    let app = spawn_app(zendesk().await).await;
     let resp = app.escalate(404).await;
     assert_eq!(resp.status(), 422);
     assert_eq!(json_of(resp).await["error"], "unusable_ticket");
@@ -436,9 +427,8 @@ async fn an_unknown_ticket_is_unprocessable_not_retried() {
 
 #[tokio::test]
 async fn bad_signatures_and_times_are_refused_before_any_call() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(15, &complete_handoff()));
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(15, &complete_handoff()));
     let body = r#"{"ticket_id": 15}"#;
     let now = now_stamp();
 
@@ -487,7 +477,7 @@ async fn bad_signatures_and_times_are_refused_before_any_call() {
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
-        app.zendesk.count("GET /api/v2/tickets/15"),
+        app.fake.count("GET /api/v2/tickets/15"),
         1,
         "only the valid call read the ticket"
     );
@@ -495,7 +485,7 @@ async fn bad_signatures_and_times_are_refused_before_any_call() {
 
 #[tokio::test]
 async fn oversized_malformed_and_unknown_are_clear_json_errors() {
-    let app = spawn_app().await;
+    let app = spawn_app(zendesk().await).await;
     let big = format!(r#"{{"ticket_id": 1, "pad": "{}"}}"#, "x".repeat(20 * 1024));
     let resp = app.post_signed(&big).await;
     assert_eq!(resp.status(), 413);
@@ -516,14 +506,13 @@ async fn oversized_malformed_and_unknown_are_clear_json_errors() {
     let resp = app.post_to("nobody", b"{}".to_vec(), &[]).await;
     assert_eq!(resp.status(), 404);
     assert_eq!(json_of(resp).await["error"], "unknown_connector");
-    assert!(app.zendesk.requests().is_empty(), "no call reached Zendesk");
+    assert!(app.fake.requests().is_empty(), "no call reached Zendesk");
 }
 
 #[tokio::test]
 async fn odd_trigger_escaping_is_tolerated() {
-    let app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(16, &complete_handoff()));
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(16, &complete_handoff()));
     let resp = app.post_signed("{\"ticket_id\": \" 16 \"}\n").await;
     assert_eq!(resp.status(), 200);
     let resp = app.post_signed("{\"ticket_id\": 16}").await;
@@ -532,16 +521,18 @@ async fn odd_trigger_escaping_is_tolerated() {
 
 #[tokio::test]
 async fn oauth_bearer_auth_is_sent() {
-    let app = spawn_with(Options {
-        auth_toml: "kind = \"oauth_bearer\"\ntoken = \"${ZD_BEARER}\"\n".into(),
-        ..Options::default()
-    })
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            auth_toml: Some("kind = \"oauth_bearer\"\ntoken = \"${ZD_BEARER}\"\n".into()),
+            ..Options::default()
+        },
+    )
     .await;
-    app.zendesk
-        .put_ticket(novel_ticket(17, &complete_handoff()));
+    app.fake.put_ticket(novel_ticket(17, &complete_handoff()));
     assert_eq!(app.escalate(17).await.status(), 200);
     assert!(
-        app.zendesk
+        app.fake
             .requests()
             .iter()
             .all(|r| r.auth_scheme.as_deref() == Some("Bearer"))
@@ -550,7 +541,7 @@ async fn oauth_bearer_auth_is_sent() {
 
 #[tokio::test]
 async fn health_and_metrics() {
-    let app = spawn_app().await;
+    let app = spawn_app(zendesk().await).await;
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert_eq!(json_of(health).await["status"], "ok");
@@ -562,23 +553,38 @@ async fn health_and_metrics() {
             .is_some()
     );
 
-    app.zendesk.put_article(answer("2024-01-01T00:00:00Z"));
-    app.zendesk.put_article(unrelated());
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
-        app.zendesk.put_article(a);
+        app.fake.put_article(a);
     }
-    app.zendesk
+    app.fake
         .put_ticket(calendar_ticket(18, &[(PRODUCT, "Ledgerly")]));
     assert_eq!(app.escalate(18).await.status(), 200);
     let text = get_text(&app.client, &app.metrics_url).await;
+    // This test's connector counts exactly this escalation.
+    let connector = app.label();
     for want in [
-        r#"escalation_gate_escalations_assessed_total{connector="acme",partner="Acme IT Services",verdict="bad"}"#,
-        r#"escalation_gate_escalation_reasons_total{connector="acme",partner="Acme IT Services",reason="kb_resolvable"}"#,
-        r#"escalation_gate_escalation_reasons_total{connector="acme",partner="Acme IT Services",reason="missing_handoff"}"#,
-        r#"escalation_gate_kb_resolvable_articles_total{connector="acme",article="360001"}"#,
+        format!(
+            r#"escalation_gate_escalations_assessed_total{{{connector},partner="Acme IT Services",verdict="bad"}} 1"#
+        ),
+        format!(
+            r#"escalation_gate_escalation_reasons_total{{{connector},partner="Acme IT Services",reason="kb_resolvable"}} 1"#
+        ),
+        format!(
+            r#"escalation_gate_escalation_reasons_total{{{connector},partner="Acme IT Services",reason="missing_handoff"}} 1"#
+        ),
+        format!(
+            r#"escalation_gate_kb_resolvable_articles_total{{{connector},article="360001"}} 1"#
+        ),
+        format!(r#"escalation_gate_webhooks_total{{{connector},outcome="ok"}} 1"#),
+    ] {
+        assert!(text.lines().any(|l| l == want), "missing {want}:\n{text}");
+    }
+    // Upstream calls are counted by helpdesk, for every connector of the process.
+    for want in [
         r#"escalation_gate_upstream_requests_total{helpdesk="zendesk",call="get_ticket",status="200"}"#,
         r#"escalation_gate_upstream_request_duration_seconds_bucket{helpdesk="zendesk",call="update_ticket",le="0.5"}"#,
-        r#"escalation_gate_webhooks_total{connector="acme",outcome="ok"}"#,
     ] {
         assert!(text.contains(want), "missing {want}");
     }
@@ -586,10 +592,9 @@ async fn health_and_metrics() {
 
 #[tokio::test]
 async fn shutdown_finishes_requests_under_way() {
-    let mut app = spawn_app().await;
-    app.zendesk
-        .put_ticket(novel_ticket(19, &complete_handoff()));
-    app.zendesk.fail_next(
+    let mut app = spawn_app(zendesk().await).await;
+    app.fake.put_ticket(novel_ticket(19, &complete_handoff()));
+    app.fake.fail_next(
         "GET /api/v2/tickets/19",
         vec![Failure::RateLimited {
             retry_after_secs: 1,
@@ -597,7 +602,7 @@ async fn shutdown_finishes_requests_under_way() {
     );
     let request = {
         let client = app.client.clone();
-        let url = format!("{}/hooks/{CONNECTOR}", app.address);
+        let url = app.url.clone();
         let body = r#"{"ticket_id": 19}"#;
         let ts = now_stamp();
         let sig = escalation_gate::helpdesk::zendesk::webhook::sign(SECRET, &ts, body.as_bytes());
@@ -613,7 +618,7 @@ async fn shutdown_finishes_requests_under_way() {
     };
     assert!(
         wait_until(Duration::from_secs(10), || app
-            .zendesk
+            .fake
             .count("GET /api/v2/tickets/19")
             > 0)
         .await,
@@ -631,17 +636,19 @@ async fn shutdown_finishes_requests_under_way() {
 
 #[tokio::test]
 async fn work_past_the_time_limit_asks_for_redelivery_and_still_finishes() {
-    let app = spawn_with(Options {
-        settings: escalation_gate::server::ServerSettings {
-            request_timeout: Duration::from_secs(1),
-            ..Options::default().settings
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            settings: escalation_gate::server::ServerSettings {
+                request_timeout: Duration::from_secs(1),
+                ..Options::default().settings
+            },
+            ..Options::default()
         },
-        ..Options::default()
-    })
+    )
     .await;
-    app.zendesk
-        .put_ticket(novel_ticket(20, &complete_handoff()));
-    app.zendesk.fail_next(
+    app.fake.put_ticket(novel_ticket(20, &complete_handoff()));
+    app.fake.fail_next(
         "GET /api/v2/tickets/20",
         vec![Failure::RateLimited {
             retry_after_secs: 2,

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Page, Reply, error, not_found, record_invalid, stamp};
 
-const SPEC: &str = include_str!("../../fixtures/zendesk/admin.openapi.json");
+const SPEC: &str = include_str!("../../../fixtures/zendesk/admin.openapi.json");
 
 /// The collections served, with the key one record is wrapped in.
 const KINDS: [(&str, &str); 4] = [

@@ -95,7 +95,7 @@
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
 // Spelled out so the bench that includes this file by `#[path]` finds it too.
-#[path = "fake_zendesk/admin.rs"]
+#[path = "admin.rs"]
 mod admin;
 
 use std::collections::{BTreeMap, VecDeque};
