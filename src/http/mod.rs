@@ -332,6 +332,19 @@ pub fn join_path(base: &reqwest::Url, path: &str) -> reqwest::Url {
     url
 }
 
+/// A successful answer's JSON body; a body that is not JSON is [`UpstreamError::Invalid`],
+/// naming the host that answered.
+pub async fn read_json(
+    call: &'static str,
+    resp: Response,
+) -> Result<serde_json::Value, UpstreamError> {
+    let host = host_of(resp.url());
+    resp.json().await.map_err(|e| UpstreamError::Invalid {
+        call,
+        detail: format!("{host} answered a body that is not JSON: {e}"),
+    })
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(resp: &Response, now: DateTime<Utc>) -> Option<Duration> {
     let value = resp

@@ -1,16 +1,16 @@
 //! The Freshdesk connector end to end: the real service on loopback against the fake Freshdesk,
 //! called as an automation rule's "Trigger webhook" action calls it.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
 use crate::fakes::freshdesk::{Fail, FakeFreshdesk, SECRET, State_, connector_toml, vars};
 use crate::helpers::{
-    Options, TICKET_SINK, TestApp, email_delivery, get_text, metric_value, rating_links_to,
-    spawn_with, survey_of, survey_toml,
+    Options, TICKET_SINK, TestApp, demo_articles, email_delivery, get_text, metric_value,
+    rating_links_to, spawn_with, survey_of, survey_toml,
 };
+use crate::salesforce::{CALENDAR_SUBJECT, CALENDAR_TEXT, PDF_SUBJECT, PDF_TEXT};
 use crate::smtp::SmtpServer;
 
 const SURVEY_KEY: &str = "fd-survey-key-0123456789abcdef0123456789";
@@ -23,10 +23,6 @@ const REQUESTER: u64 = 9001;
 const CUSTOMER: &str = "dana.reyes@northwind.example";
 
 const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
-const CALENDAR_SUBJECT: &str = "Calendar sync stops with error E1234 after a password change";
-const CALENDAR_TEXT: &str = "Calendar sync stops for a user and the sync log shows error E1234 authorization expired. It started right after the user changed their mailbox password.";
-const PDF_SUBJECT: &str = "PDF export of large invoices crashes with error LX-5521";
-const PDF_TEXT: &str = "Hello,\n\nSince upgrading to 4.2.1, exporting an invoice with more than 500 lines to PDF fails with error LX-5521 and the export job stops at 80%. Smaller invoices export fine.\n\nThanks,\nJordan";
 
 /// A ticket as Freshdesk stores it (the includes are added when it is read).
 fn ticket(id: u64, subject: &str, text: &str, handoff: bool) -> Map<String, Value> {
@@ -66,45 +62,39 @@ fn ticket(id: u64, subject: &str, text: &str, handoff: bool) -> Map<String, Valu
 
 /// The demo knowledge base (connectors/demo/articles) as Freshdesk Solutions articles as the
 /// search answers them: a translation keeps its article's id, the demo's draft is status 1.
-fn demo_articles() -> Vec<Value> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("connectors/demo/articles").unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let (front, body) = text
-            .trim_start_matches("---\n")
-            .split_once("\n---\n")
-            .unwrap();
-        let meta: HashMap<&str, &str> = front.lines().filter_map(|l| l.split_once(": ")).collect();
-        let id: u64 = meta["id"][3..7].parse().unwrap();
-        let language = match meta["locale"] {
-            "en-us" => "en",
-            other => other,
-        };
-        let time = format!("{}T00:00:00Z", meta["published"]);
-        out.push(json!({
-            "id": id,
-            "type": 1,
-            "category_id": 3,
-            "folder_id": 4,
-            "hierarchy": [
-                {"level": 0, "type": "category", "data": {"id": 3, "name": "Ledgerly", "language": language}},
-                {"level": 1, "type": "folder", "data": {"id": 4, "name": "Troubleshooting", "language": language}}
-            ],
-            "folder_visibility": 1,
-            "agent_id": 1,
-            "path": format!("{id}-article"),
-            "title": meta["title"].trim_matches('"'),
-            "status": if meta.get("draft") == Some(&"true") { 1 } else { 2 },
-            "description": format!("<p>{}</p>", body.replace('&', "&amp;").replace('<', "&lt;")),
-            "description_text": body,
-            "created_at": time,
-            "modified_at": time,
-            "updated_at": time,
-            "category_name": "Ledgerly",
-            "folder_name": "Troubleshooting",
-        }));
-    }
-    out
+fn solutions() -> Vec<Value> {
+    demo_articles()
+        .into_iter()
+        .map(|a| {
+            let language = match a.locale.as_str() {
+                "en-us" => "en",
+                other => other,
+            };
+            let time = format!("{}T00:00:00Z", a.published);
+            json!({
+                "id": a.number,
+                "type": 1,
+                "category_id": 3,
+                "folder_id": 4,
+                "hierarchy": [
+                    {"level": 0, "type": "category", "data": {"id": 3, "name": "Ledgerly", "language": language}},
+                    {"level": 1, "type": "folder", "data": {"id": 4, "name": "Troubleshooting", "language": language}}
+                ],
+                "folder_visibility": 1,
+                "agent_id": 1,
+                "path": format!("{}-article", a.number),
+                "title": a.title,
+                "status": if a.draft { 1 } else { 2 },
+                "description": a.html(),
+                "description_text": a.body,
+                "created_at": time,
+                "modified_at": time,
+                "updated_at": time,
+                "category_name": "Ledgerly",
+                "folder_name": "Troubleshooting",
+            })
+        })
+        .collect()
 }
 
 pub fn desk() -> State_ {
@@ -135,7 +125,7 @@ pub fn desk() -> State_ {
         .unwrap()
         .clone(),
     );
-    s.articles = demo_articles();
+    s.articles = solutions();
     let published = |id: u64, title: &str, text: &str| {
         json!({
             "id": id, "type": 1, "category_id": 3, "folder_id": 4,

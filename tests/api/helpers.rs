@@ -354,3 +354,53 @@ end_customer_field = "end_customer_email"
 
 /// The ticket sink: the answer as an internal note and three mapped fields.
 pub const TICKET_SINK: &str = "kind = \"ticket\"\ncsat_field = \"csat_score\"\nces_field = \"ces_score\"\nabout_field = \"csat_about\"\n";
+
+/// An article of the demo knowledge base (`connectors/demo/articles`), for the fakes' own
+/// knowledge bases.
+pub struct DemoArticle {
+    /// The number of its id (`kb-1001` and its translation `kb-1001-de`: `1001`).
+    pub number: u64,
+    pub title: String,
+    /// `url` from its front matter.
+    pub url: String,
+    /// `en-us`, `de`, ...
+    pub locale: String,
+    /// `YYYY-MM-DD`.
+    pub published: String,
+    pub draft: bool,
+    /// Markdown.
+    pub body: String,
+}
+
+impl DemoArticle {
+    /// The body as HTML paragraphs.
+    pub fn html(&self) -> String {
+        self.body
+            .split("\n\n")
+            .map(|p| format!("<p>{}</p>", p.replace('&', "&amp;").replace('<', "&lt;")))
+            .collect()
+    }
+}
+
+/// Every article of the demo knowledge base.
+pub fn demo_articles() -> Vec<DemoArticle> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("connectors/demo/articles").unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let (front, body) = text
+            .trim_start_matches("---\n")
+            .split_once("\n---\n")
+            .unwrap();
+        let meta: HashMap<&str, &str> = front.lines().filter_map(|l| l.split_once(": ")).collect();
+        out.push(DemoArticle {
+            number: meta["id"][3..7].parse().unwrap(),
+            title: meta["title"].trim_matches('"').to_string(),
+            url: meta["url"].to_string(),
+            locale: meta["locale"].to_string(),
+            published: meta["published"].to_string(),
+            draft: meta.get("draft") == Some(&"true"),
+            body: body.to_string(),
+        });
+    }
+    out
+}

@@ -56,49 +56,29 @@ pub fn case(id: &str, subject: &str, description: &str, handoff: bool) -> Map<St
 // A case the published article answers almost word for word.
 pub const CALENDAR_SUBJECT: &str = "Calendar sync stops with error E1234 after a password change";
 pub const CALENDAR_TEXT: &str = "Calendar sync stops for a user and the sync log shows error E1234 authorization expired. It started right after the user changed their mailbox password.";
-const PDF_SUBJECT: &str = "PDF export of large invoices crashes with error LX-5521";
-const PDF_TEXT: &str = "Hello,\n\nSince upgrading to 4.2.1, exporting an invoice with more than 500 lines to PDF fails with error LX-5521 and the export job stops at 80%. Smaller invoices export fine. We reproduced it on two customer tenants and on our own test tenant.\n\nThanks,\nJordan";
+pub const PDF_SUBJECT: &str = "PDF export of large invoices crashes with error LX-5521";
+pub const PDF_TEXT: &str = "Hello,\n\nSince upgrading to 4.2.1, exporting an invoice with more than 500 lines to PDF fails with error LX-5521 and the export job stops at 80%. Smaller invoices export fine. We reproduced it on two customer tenants and on our own test tenant.\n\nThanks,\nJordan";
 
 /// The demo knowledge base (connectors/demo/articles) as Salesforce Knowledge articles: the
 /// same article id for a translation, `Draft` for the demo's draft.
 fn demo_articles() -> Vec<FakeArticle> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("connectors/demo/articles").unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let (front, body) = text
-            .trim_start_matches("---\n")
-            .split_once("\n---\n")
-            .unwrap();
-        let meta: HashMap<&str, &str> = front.lines().filter_map(|l| l.split_once(": ")).collect();
-        let number: String = meta["id"]
-            .trim_start_matches("kb-")
-            .chars()
-            .take(4)
-            .collect();
-        let html: String = body
-            .split("\n\n")
-            .map(|p| format!("<p>{}</p>", p.replace('&', "&amp;").replace('<', "&lt;")))
-            .collect();
-        out.push(FakeArticle {
-            id: format!("kA000000000{number:0>4}AAA"),
-            number: format!("00000{number}"),
-            title: meta["title"].trim_matches('"').to_string(),
-            url_name: meta["url"].rsplit('/').next().unwrap().to_string(),
+    crate::helpers::demo_articles()
+        .into_iter()
+        .map(|a| FakeArticle {
+            id: format!("kA000000000{:0>4}AAA", a.number),
+            number: format!("00000{}", a.number),
+            url_name: a.url.rsplit('/').next().unwrap().to_string(),
             summary: String::new(),
-            answer_html: html,
-            language: match meta["locale"] {
+            answer_html: a.html(),
+            language: match a.locale.as_str() {
                 "en-us" => "en_US".to_string(),
                 other => other.to_string(),
             },
-            status: if meta.get("draft") == Some(&"true") {
-                "Draft".into()
-            } else {
-                "Online".into()
-            },
-            last_published: format!("{}T00:00:00Z", meta["published"]),
-        });
-    }
-    out
+            status: if a.draft { "Draft" } else { "Online" }.into(),
+            last_published: format!("{}T00:00:00Z", a.published),
+            title: a.title,
+        })
+        .collect()
 }
 
 pub fn org() -> State_ {

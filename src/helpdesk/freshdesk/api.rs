@@ -275,11 +275,7 @@ async fn json_of(call: &'static str, resp: reqwest::Response) -> Result<Value, U
     if !resp.status().is_success() {
         return Err(rejected(call, resp).await);
     }
-    let host = crate::http::host_of(resp.url());
-    resp.json().await.map_err(|e| UpstreamError::Invalid {
-        call,
-        detail: format!("{host} answered a body that is not JSON: {e}"),
-    })
+    crate::http::read_json(call, resp).await
 }
 
 /// A refusal, with Freshdesk's own words: `{"code", "message"}` (401, 403) or
