@@ -44,18 +44,19 @@ mod fake_zendesk;
 
 use fake_zendesk::FakeZendesk;
 
+mod common;
+use common::{GAMMA, SECRET, mix};
+
 const WORDS: &str = include_str!("../src/assess/kb/wordfreq_en.txt");
 
-/// splitmix64: small, fast and the same on every platform and crate version.
+/// A splitmix64 sequence.
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let z = mix(self.0);
+        self.0 = self.0.wrapping_add(GAMMA);
+        z
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -229,7 +230,6 @@ fn mean(times: &[Duration]) -> Duration {
     times.iter().sum::<Duration>() / times.len().max(1) as u32
 }
 
-const SECRET: &str = "bench-signing-secret";
 const CONNECTOR: &str = "bench";
 const ORG_ID: u64 = 501;
 const REQUESTER_ID: u64 = 9001;
