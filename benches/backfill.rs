@@ -27,6 +27,9 @@ use escalation_gate::connector::Connector;
 use escalation_gate::helpdesk::Period;
 use serde_json::{Value, json};
 
+mod common;
+use common::{SECRET, mix};
+
 const FIRST_ID: u64 = 1_000_000;
 const PARTNERS: u64 = 12;
 
@@ -49,14 +52,6 @@ const CASES: [(&str, &str); 4] = [
         "Users signing in through the company identity provider are sent back to the sign-in page again and again.",
     ),
 ];
-
-/// splitmix64.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 struct Fake {
     total: u64,
@@ -192,7 +187,7 @@ path = "demo/articles"
 query = "tags:partner_escalation"
 "#
     );
-    let env = |name: &str| (name == "SECRET").then(|| "bench-secret".to_string());
+    let env = |name: &str| (name == "SECRET").then(|| SECRET.to_string());
     let valid =
         escalation_gate::config::parse("bench", &text, std::path::Path::new("connectors"), &env)
             .unwrap_or_else(|p| panic!("{p:?}"));

@@ -44,18 +44,19 @@ mod fake_zendesk;
 
 use fake_zendesk::FakeZendesk;
 
+mod common;
+use common::{GAMMA, SECRET, mix};
+
 const WORDS: &str = include_str!("../src/assess/kb/wordfreq_en.txt");
 
-/// splitmix64: small, fast and the same on every platform and crate version.
+/// A splitmix64 sequence.
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let z = mix(self.0);
+        self.0 = self.0.wrapping_add(GAMMA);
+        z
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -229,7 +230,6 @@ fn mean(times: &[Duration]) -> Duration {
     times.iter().sum::<Duration>() / times.len().max(1) as u32
 }
 
-const SECRET: &str = "bench-signing-secret";
 const CONNECTOR: &str = "bench";
 const ORG_ID: u64 = 501;
 const REQUESTER_ID: u64 = 9001;
@@ -267,18 +267,25 @@ path = "{CONNECTOR}/articles"
 struct Service {
     child: Child,
     base: String,
+    /// The address `/metrics` is served on (its own listener).
+    metrics: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl Service {
     /// Starts it and waits until `/healthz` answers 200; the time from the start to then.
     async fn start(folder: &Path, token: &str, client: &reqwest::Client) -> (Service, Duration) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let (port, metrics_port) = (free_port(), free_port());
         let started = Instant::now();
         let child = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
             .arg("--connectors")
             .arg(folder.join("connectors"))
             .arg("--index-dir")
@@ -293,6 +300,7 @@ impl Service {
         let mut service = Service {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            metrics: format!("http://127.0.0.1:{metrics_port}"),
         };
         loop {
             if let Ok(Some(exit)) = service.child.try_wait() {
@@ -331,6 +339,7 @@ async fn upstream_seconds(client: &reqwest::Client, base: &str) -> BTreeMap<Stri
         .get(format!("{base}/metrics"))
         .send()
         .await
+        .and_then(|r| r.error_for_status())
         .expect("metrics answer")
         .text()
         .await
@@ -548,7 +557,7 @@ fn main() {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{email}/token:{token}"))
         );
-        let before = upstream_seconds(&client, &service.base).await;
+        let before = upstream_seconds(&client, &service.metrics).await;
         let stop = Arc::new(AtomicBool::new(false));
         let health = probe(format!("{}/healthz", service.base), None, Duration::from_millis(10), Arc::clone(&stop));
         let upstream = probe(
@@ -581,7 +590,7 @@ fn main() {
         stop.store(true, Ordering::Relaxed);
         let mut busy_health = health.join().expect("probe");
         let upstream_seen = upstream.join().expect("probe");
-        let after = upstream_seconds(&client, &service.base).await;
+        let after = upstream_seconds(&client, &service.metrics).await;
         let ok: Vec<Duration> = answers.iter().filter(|(s, _)| *s == 200).map(|(_, d)| *d).collect();
         let refused = answers.iter().filter(|(s, _)| *s == 503).count();
         println!(

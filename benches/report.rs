@@ -24,6 +24,9 @@ use escalation_gate::report::render::{Format, render};
 use escalation_gate::report::{Audience, Options};
 use serde_json::{Value, json};
 
+mod common;
+use common::{SECRET, mix};
+
 const PARTNERS: usize = 12;
 const WORDS: &[&str] = &[
     "invoice",
@@ -55,14 +58,6 @@ const WORDS: &[&str] = &[
     "workflow",
     "mobile",
 ];
-
-/// splitmix64.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Ticket `i` of the generated period (Q1 2026), as the Support API returns it.
 fn ticket(i: u64, total: u64) -> Value {
@@ -227,8 +222,8 @@ min_good_ratio = 0.6
 "#
     );
     let env = |name: &str| match name {
-        "SECRET" => Some("bench-secret".to_string()),
-        "LINK_KEY" => Some("a-link-secret-of-32-characters!".to_string()),
+        "SECRET" => Some(SECRET.to_string()),
+        "LINK_KEY" => Some("a-link-secret-of-more-than-32-characters".to_string()),
         "WHSEC" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()),
         _ => None,
     };

@@ -1,6 +1,7 @@
 //! escalation-gate: judges partner escalations (hand-off fields and knowledge base) and writes
 //! the verdict back to the helpdesk.
 
+pub mod admin;
 pub mod assess;
 pub mod backfill;
 pub mod calibrate;

@@ -9,10 +9,11 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
+use escalation_gate::admin::{self, env, print_errors, runtime};
 use escalation_gate::assess::note;
 use escalation_gate::backfill;
 use escalation_gate::calibrate;
-use escalation_gate::config::{self, ConfigError, ValidConnector};
+use escalation_gate::config::{self, ValidConnector};
 use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
 use escalation_gate::helpdesk::{Period, SearchTerms};
@@ -221,14 +222,15 @@ enum Command {
     /// Set a helpdesk up for a connector: Salesforce metadata to deploy, or Zendesk through its API.
     Install {
         #[command(subcommand)]
-        helpdesk: InstallTarget,
+        helpdesk: admin::InstallTarget,
     },
     /// Remove what `install` set up in a helpdesk for a connector.
     Uninstall {
         #[command(subcommand)]
-        helpdesk: UninstallTarget,
+        helpdesk: admin::UninstallTarget,
     },
-    /// Sign a JSON body as a Zendesk webhook does and POST it (try the demo with it).
+    /// Sign a JSON body as the connector's helpdesk signs its calls and POST it (try the demo
+    /// with it).
     Send {
         /// The body to send, e.g. connectors/demo/samples/good.json.
         file: PathBuf,
@@ -241,65 +243,6 @@ enum Command {
         /// Where to send it (default: http://127.0.0.1:8080/hooks/CONNECTOR).
         #[arg(long)]
         url: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum InstallTarget {
-    /// Salesforce metadata: the custom Case fields, a permission set for the integration user,
-    /// the outbound message and the flow that sends it when a Case is escalated, the remote site,
-    /// and a package.xml (deploy with `sf project deploy start --manifest package.xml`).
-    Salesforce {
-        /// The connector (its file name without .toml).
-        #[arg(long)]
-        connector: String,
-        /// Where escalation-gate is reachable from Salesforce.
-        #[arg(long, default_value = "https://escalation-gate.example.com")]
-        url: String,
-        /// Also the blind survey: its Case fields, a `solved` outbound message and a flow that
-        /// sends it a day after a Case is closed.
-        #[arg(long)]
-        survey: bool,
-        /// Write the files into this folder instead of printing them.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
-    /// (its signing secret is printed once), the escalation trigger, the blind survey's
-    /// automation, re-arm trigger and opt-out user field (with `[survey]`), and the reviewer
-    /// macros. Run it again after changing the connector: it updates what differs and says when
-    /// nothing does.
-    Zendesk {
-        /// The connector (its file name without .toml).
-        #[arg(long)]
-        connector: String,
-        /// Where Zendesk reaches escalation-gate (https); the webhook calls URL/hooks/CONNECTOR.
-        #[arg(long)]
-        url: String,
-        /// Read what is there and print every write it would send; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        dir: ConnectorsDir,
-    },
-}
-
-#[derive(Subcommand)]
-enum UninstallTarget {
-    /// Delete what `install zendesk` created for the connector (found by its names and the
-    /// marker in its description); resources made by hand are left alone.
-    Zendesk {
-        /// The connector (its file name without .toml).
-        #[arg(long)]
-        connector: String,
-        /// Print every request it would send; delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also delete the survey's opt-out user field, and with it every person's opt-out.
-        #[arg(long)]
-        delete_opt_out_field: bool,
-        #[command(flatten)]
-        dir: ConnectorsDir,
     },
 }
 
@@ -534,45 +477,8 @@ fn main() -> ExitCode {
             dir,
             url,
         } => send(&dir.connectors, &connector, &file, url.as_deref()),
-        Command::Install {
-            helpdesk:
-                InstallTarget::Salesforce {
-                    connector,
-                    url,
-                    survey,
-                    out,
-                },
-        } => install_salesforce(&connector, &url, survey, out.as_deref()),
-        Command::Install {
-            helpdesk:
-                InstallTarget::Zendesk {
-                    connector,
-                    url,
-                    dry_run,
-                    dir,
-                },
-        } => {
-            telemetry::init_quiet();
-            zendesk_admin(&dir.connectors, &connector, Some(&url), dry_run, false)
-        }
-        Command::Uninstall {
-            helpdesk:
-                UninstallTarget::Zendesk {
-                    connector,
-                    dry_run,
-                    delete_opt_out_field,
-                    dir,
-                },
-        } => {
-            telemetry::init_quiet();
-            zendesk_admin(
-                &dir.connectors,
-                &connector,
-                None,
-                dry_run,
-                delete_opt_out_field,
-            )
-        }
+        Command::Install { helpdesk } => admin::install(helpdesk),
+        Command::Uninstall { helpdesk } => admin::uninstall(helpdesk),
     };
     match result {
         Ok(code) => code,
@@ -583,10 +489,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 fn load(dir: &Path) -> anyhow::Result<Vec<ValidConnector>> {
     config::load_dir(dir, &env).map_err(|errors| {
         for e in &errors {
@@ -594,13 +496,6 @@ fn load(dir: &Path) -> anyhow::Result<Vec<ValidConnector>> {
         }
         anyhow::anyhow!("{} problem(s) in the connector files", errors.len())
     })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 fn serve(
@@ -673,13 +568,6 @@ fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-fn print_errors(errors: &[ConfigError]) {
-    for e in errors {
-        println!("{e}");
-    }
-    println!("{} problem(s)", errors.len());
 }
 
 /// Loads and builds one connector of `dir` by name.
@@ -1038,159 +926,4 @@ fn send(dir: &Path, name: &str, file: &Path, url: Option<&str>) -> anyhow::Resul
             ExitCode::FAILURE
         })
     })
-}
-
-/// The Salesforce metadata for one connector, as (path, content) pairs of a Metadata API
-/// source folder.
-fn install_salesforce(
-    connector: &str,
-    url: &str,
-    survey: bool,
-    out: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    if connector.is_empty()
-        || !connector
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        bail!("`{connector}` is not a connector id: letters, digits, - and _ only");
-    }
-    let files = escalation_gate::helpdesk::salesforce::install::metadata(connector, url, survey);
-    match out {
-        Some(dir) => {
-            for (path, content) in &files {
-                let full = dir.join(path);
-                if let Some(parent) = full.parent() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
-                std::fs::write(&full, content)
-                    .with_context(|| format!("writing {}", full.display()))?;
-                println!("wrote {}", full.display());
-            }
-            println!(
-                "Replace REPLACE_WITH_SF_ENDPOINT_TOKEN and REPLACE_WITH_INTEGRATION_USERNAME, then deploy: \
-                 sf project deploy start --manifest {}\n\
-                 and assign the permission set to the integration user: \
-                 sf org assign permset --name Escalation_Gate --on-behalf-of <integration username>",
-                dir.join("package.xml").display()
-            );
-        }
-        None => {
-            for (path, content) in &files {
-                println!("==> {path} <==\n{content}");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `install zendesk` (with `url`) or `uninstall zendesk` (without): what was done is printed as
-/// it stands when an error stops the run.
-fn zendesk_admin(
-    dir: &Path,
-    name: &str,
-    url: Option<&str>,
-    dry_run: bool,
-    delete_opt_out_field: bool,
-) -> anyhow::Result<ExitCode> {
-    use escalation_gate::helpdesk::zendesk::install::{
-        Installer, Target, UNSET_SECRET, signing_secret_vars,
-    };
-    use secrecy::ExposeSecret;
-    let path = dir.join(format!("{name}.toml"));
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
-    let secret_vars = signing_secret_vars(&text);
-    // The signing secret's variable may be unset: install is what prints the secret.
-    let lookup = |var: &str| {
-        env(var).or_else(|| {
-            secret_vars
-                .iter()
-                .any(|v| v == var)
-                .then(|| UNSET_SECRET.to_string())
-        })
-    };
-    let valid = config::load_file(&path, &lookup).map_err(|errors| {
-        print_errors(&errors);
-        anyhow::anyhow!("connector `{name}` is not valid")
-    })?;
-    let target = Target::from_connector(
-        valid.id,
-        valid.helpdesk,
-        valid.sweep.and_then(|s| s.query),
-        valid.survey.map(|s| s.fields),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let setup = url
-        .map(|u| target.setup(u))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let mut out = String::new();
-    let result = runtime()?.block_on(async {
-        let mut installer = Installer {
-            api: &target.api,
-            connector: name,
-            dry_run,
-            out: &mut out,
-        };
-        match &setup {
-            Some(setup) => installer.install(setup, &target.known_secrets).await,
-            None => {
-                let field = target.opt_out_field().filter(|_| delete_opt_out_field);
-                installer
-                    .uninstall(field.as_deref())
-                    .await
-                    .map(|s| (s, None))
-            }
-        }
-    });
-    println!("Zendesk {}, connector `{name}`", target.base_url);
-    print!("{out}");
-    let (summary, secret) = result?;
-    let changes = summary.created + summary.updated + summary.deleted;
-    if dry_run {
-        println!(
-            "Dry run: only reads were sent. It would create {}, update {} and delete {}; {} unchanged.",
-            summary.created, summary.updated, summary.deleted, summary.unchanged
-        );
-    } else if changes == 0 {
-        println!(
-            "Nothing to change: {} as configured.",
-            if setup.is_some() {
-                "everything is installed"
-            } else {
-                "nothing of escalation-gate's is installed"
-            }
-        );
-    } else {
-        println!(
-            "Done: {} created, {} updated, {} deleted, {} unchanged.",
-            summary.created, summary.updated, summary.deleted, summary.unchanged
-        );
-    }
-    match secret {
-        Some(s) => {
-            let var = secret_vars
-                .first()
-                .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
-            println!(
-                "The webhook's signing secret, shown this once and written nowhere: store it as \
-                 {var} (what [helpdesk] signing_secrets references) and restart escalation-gate, \
-                 e.g. on Fly.io:\n  fly secrets set {var}={}",
-                s.expose_secret()
-            );
-        }
-        None if setup.is_some() && !dry_run => {
-            println!("The connector already holds the webhook's signing secret.");
-        }
-        None => {}
-    }
-    if url.is_none() && !delete_opt_out_field && target.opt_out_field().is_some() {
-        println!(
-            "The survey's opt-out user field was kept (it holds people's opt-outs); \
-             --delete-opt-out-field deletes it."
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,33 @@ pub trait FakeHelpdesk: Send + Sync + 'static {
 
     /// The values of the file's `${VAR}` references.
     fn vars(&self) -> Vec<(&'static str, String)>;
+
+    // What the shared behaviour suite (`behaviour.rs`) asks of every helpdesk.
+
+    /// A ticket on the fake whose hand-off is complete and that no article answers (a good
+    /// escalation); its id.
+    fn good_ticket(&self) -> String;
+
+    /// The call the helpdesk makes when ticket `id` is escalated, authenticated as the test
+    /// connector expects, in a form that takes JSON answers.
+    fn escalation(&self, id: &str) -> HookCall;
+
+    /// The same call with a wrong signature or secret.
+    fn forged_escalation(&self, id: &str) -> HookCall;
+
+    /// How many verdict notes (internal notes, case comments) ticket `id` carries.
+    fn verdict_notes(&self, id: &str) -> usize;
+
+    /// Makes the reads of ticket `id` fail (a 5xx from the helpdesk) for as long as one
+    /// delivery keeps retrying them; the next delivery reads it.
+    fn fail_reads(&self, id: &str);
+}
+
+/// A call to the service's webhook: `query` (e.g. `?token=...`, or empty), body and headers.
+pub struct HookCall {
+    pub query: String,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
 }
 
 pub struct TestApp<F> {
@@ -205,6 +232,19 @@ impl<F> TestApp<F> {
             let _ = tx.send(());
         }
         self.server.take().expect("server still running")
+    }
+
+    /// Sends `call` to this test's connector.
+    pub async fn send(&self, call: HookCall) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.url, call.query))
+            .header("content-type", "application/json")
+            .body(call.body);
+        for (k, v) in &call.headers {
+            req = req.header(k, v);
+        }
+        req.send().await.expect("request reaches the service")
     }
 
     /// `connector="{id}"`, the label of this test's connector in metrics.

@@ -1,6 +1,7 @@
 //! Integration tests: the service on a random port against fake helpdesks on loopback.
 
 mod backfill;
+mod behaviour;
 mod calibrate;
 mod cli;
 mod config;

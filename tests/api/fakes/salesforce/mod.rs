@@ -9,7 +9,7 @@ pub use server::*;
 use escalation_gate::http::standard_webhooks;
 use serde_json::Value;
 
-use crate::helpers::{FakeHelpdesk, Options, TestApp};
+use crate::helpers::{FakeHelpdesk, HookCall, Options, TestApp};
 
 pub const CLIENT_ID: &str = "3MVG9fakeClientId";
 pub const CLIENT_SECRET: &str = "fake-client-secret";
@@ -109,6 +109,59 @@ impl FakeHelpdesk for FakeSalesforce {
         ENV.iter()
             .map(|name| (*name, env(name).expect("every test variable has a value")))
             .collect()
+    }
+
+    /// The org's Case with a complete hand-off that no article answers
+    /// ([`crate::salesforce::org`]).
+    fn good_ticket(&self) -> String {
+        let good = crate::salesforce::GOOD;
+        assert!(
+            self.lock().cases.contains_key(good),
+            "the fake org holds the test Cases"
+        );
+        good.to_string()
+    }
+
+    /// Signed JSON, as a Flow HTTP Callout sends it (JSON answers; outbound messages take SOAP).
+    fn escalation(&self, id: &str) -> HookCall {
+        signed_call(SIGNING_SECRET, id)
+    }
+
+    fn forged_escalation(&self, id: &str) -> HookCall {
+        signed_call("whsec_bm90LXRoZS1jb25uZWN0b3Itc2VjcmV0LTQ4Mjk=", id)
+    }
+
+    fn verdict_notes(&self, id: &str) -> usize {
+        self.comments_on(id).len()
+    }
+
+    fn fail_reads(&self, id: &str) {
+        // The test connector tries a call 1 + 1 times.
+        self.fail(Fail {
+            method: "GET",
+            path_contains: format!("sobjects/Case/{id}"),
+            status: 500,
+            error_code: "UNKNOWN_EXCEPTION",
+            times: 2,
+        });
+    }
+}
+
+/// Signed JSON naming Case `id`, signed now with `secret` (Standard Webhooks).
+fn signed_call(secret: &str, id: &str) -> HookCall {
+    let body = format!(r#"{{"case_ids": ["{id}"]}}"#).into_bytes();
+    let key = standard_webhooks::decode_secret(secret).expect("a Standard Webhooks secret");
+    let message = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let now = chrono::Utc::now().timestamp();
+    let signature = standard_webhooks::sign(&key, &message, now, &body);
+    HookCall {
+        query: String::new(),
+        body,
+        headers: vec![
+            (standard_webhooks::ID.to_string(), message),
+            (standard_webhooks::TIMESTAMP.to_string(), now.to_string()),
+            (standard_webhooks::SIGNATURE.to_string(), signature),
+        ],
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use escalation_gate::helpdesk::zendesk::webhook;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeHelpdesk, Options, PARTNER, TestApp, now_stamp};
+use crate::helpers::{FakeHelpdesk, HookCall, Options, PARTNER, TestApp, now_stamp};
 
 pub const SECRET: &str = "test-signing-secret-7d41c9e2b08f5a36";
 /// The signing secret being rotated out, still listed.
@@ -53,6 +53,58 @@ impl FakeHelpdesk for FakeZendesk {
 
     fn vars(&self) -> Vec<(&'static str, String)> {
         zendesk_vars(self)
+    }
+
+    fn good_ticket(&self) -> String {
+        self.put_ticket(ticket(
+            GOOD_TICKET,
+            "Export to PDF stops at 80%",
+            "The export job stops with error LX-5521 for invoices of 600 lines.",
+            &complete_handoff(),
+        ));
+        GOOD_TICKET.to_string()
+    }
+
+    fn escalation(&self, id: &str) -> HookCall {
+        signed_call(SECRET, id)
+    }
+
+    fn forged_escalation(&self, id: &str) -> HookCall {
+        signed_call("not-the-connector-secret-5b2e91c7d4a0", id)
+    }
+
+    fn verdict_notes(&self, id: &str) -> usize {
+        let id: u64 = id.parse().expect("a Zendesk ticket id");
+        self.comments(id)
+            .iter()
+            .filter(|c| c["public"] == json!(false))
+            .count()
+    }
+
+    fn fail_reads(&self, id: &str) {
+        // The test connector tries a call 1 + 3 times.
+        self.fail_next(
+            &format!("GET /api/v2/tickets/{id}"),
+            vec![Failure::Status(500); 4],
+        );
+    }
+}
+
+/// The ticket [`FakeHelpdesk::good_ticket`] puts on the fake.
+const GOOD_TICKET: u64 = 701;
+
+/// The trigger's webhook for ticket `id`, signed now with `secret`.
+fn signed_call(secret: &str, id: &str) -> HookCall {
+    let body = format!(r#"{{"ticket_id": "{id}", "event": "escalated"}}"#).into_bytes();
+    let stamp = now_stamp();
+    let signature = webhook::sign(secret, &stamp, &body);
+    HookCall {
+        query: String::new(),
+        body,
+        headers: vec![
+            (webhook::TIMESTAMP.to_string(), stamp),
+            (webhook::SIGNATURE.to_string(), signature),
+        ],
     }
 }
 

@@ -1,0 +1,291 @@
+//! The admin commands that set a helpdesk up for a connector (`install`, `uninstall`): one
+//! subcommand for each helpdesk that has them, and the pieces every command shares (the
+//! environment, printing a connector file's problems, the async runtime). Nothing imports this
+//! module but the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use crate::config::{self, ConfigError};
+
+#[derive(Subcommand)]
+pub enum InstallTarget {
+    /// Salesforce metadata: the custom Case fields, a permission set for the integration user,
+    /// the outbound message and the flow that sends it when a Case is escalated, the remote site,
+    /// and a package.xml (deploy with `sf project deploy start --manifest package.xml`).
+    Salesforce {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: String,
+        /// Where escalation-gate is reachable from Salesforce.
+        #[arg(long, default_value = "https://escalation-gate.example.com")]
+        url: String,
+        /// Also the blind survey: its Case fields, a `solved` outbound message and a flow that
+        /// sends it a day after a Case is closed.
+        #[arg(long)]
+        survey: bool,
+        /// Write the files into this folder instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
+    /// (its signing secret is printed once), the escalation trigger, the blind survey's
+    /// automation, re-arm trigger and opt-out user field (with `[survey]`), and the reviewer
+    /// macros. Run it again after changing the connector: it updates what differs and says when
+    /// nothing does.
+    Zendesk {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: String,
+        /// Where Zendesk reaches escalation-gate (https); the webhook calls URL/hooks/CONNECTOR.
+        #[arg(long)]
+        url: String,
+        /// Read what is there and print every write it would send; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Folder of connector files.
+        #[arg(
+            long = "connectors",
+            env = "EG_CONNECTORS",
+            default_value = "connectors"
+        )]
+        connectors: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UninstallTarget {
+    /// Delete what `install zendesk` created for the connector (found by its names and the
+    /// marker in its description); resources made by hand are left alone.
+    Zendesk {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: String,
+        /// Print every request it would send; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete the survey's opt-out user field, and with it every person's opt-out.
+        #[arg(long)]
+        delete_opt_out_field: bool,
+        /// Folder of connector files.
+        #[arg(
+            long = "connectors",
+            env = "EG_CONNECTORS",
+            default_value = "connectors"
+        )]
+        connectors: PathBuf,
+    },
+}
+
+/// Runs `install <helpdesk>`.
+pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
+    match target {
+        InstallTarget::Salesforce {
+            connector,
+            url,
+            survey,
+            out,
+        } => salesforce(&connector, &url, survey, out.as_deref()),
+        InstallTarget::Zendesk {
+            connector,
+            url,
+            dry_run,
+            connectors,
+        } => {
+            crate::telemetry::init_quiet();
+            zendesk(&connectors, &connector, Some(&url), dry_run, false)
+        }
+    }
+}
+
+/// Runs `uninstall <helpdesk>`.
+pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
+    match target {
+        UninstallTarget::Zendesk {
+            connector,
+            dry_run,
+            delete_opt_out_field,
+            connectors,
+        } => {
+            crate::telemetry::init_quiet();
+            zendesk(&connectors, &connector, None, dry_run, delete_opt_out_field)
+        }
+    }
+}
+
+/// A variable of the process environment (what `${VAR}` in a connector file reads).
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Prints a connector file's problems, one a line, and how many there are.
+pub fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        println!("{e}");
+    }
+    println!("{} problem(s)", errors.len());
+}
+
+/// The async runtime a command runs its calls on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The Salesforce metadata for one connector, as (path, content) pairs of a Metadata API
+/// source folder.
+fn salesforce(
+    connector: &str,
+    url: &str,
+    survey: bool,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    if connector.is_empty()
+        || !connector
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("`{connector}` is not a connector id: letters, digits, - and _ only");
+    }
+    let files = crate::helpdesk::salesforce::install::metadata(connector, url, survey);
+    match out {
+        Some(dir) => {
+            for (path, content) in &files {
+                let full = dir.join(path);
+                if let Some(parent) = full.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                std::fs::write(&full, content)
+                    .with_context(|| format!("writing {}", full.display()))?;
+                println!("wrote {}", full.display());
+            }
+            println!(
+                "Replace REPLACE_WITH_SF_ENDPOINT_TOKEN and REPLACE_WITH_INTEGRATION_USERNAME, then deploy: \
+                 sf project deploy start --manifest {}\n\
+                 and assign the permission set to the integration user: \
+                 sf org assign permset --name Escalation_Gate --on-behalf-of <integration username>",
+                dir.join("package.xml").display()
+            );
+        }
+        None => {
+            for (path, content) in &files {
+                println!("==> {path} <==\n{content}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `install zendesk` (with `url`) or `uninstall zendesk` (without): what was done is printed as
+/// it stands when an error stops the run.
+fn zendesk(
+    dir: &Path,
+    name: &str,
+    url: Option<&str>,
+    dry_run: bool,
+    delete_opt_out_field: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::helpdesk::zendesk::install::{Installer, Target, UNSET_SECRET, signing_secret_vars};
+    use secrecy::ExposeSecret;
+    let path = dir.join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
+    let secret_vars = signing_secret_vars(&text);
+    // The signing secret's variable may be unset: install is what prints the secret.
+    let lookup = |var: &str| {
+        env(var).or_else(|| {
+            secret_vars
+                .iter()
+                .any(|v| v == var)
+                .then(|| UNSET_SECRET.to_string())
+        })
+    };
+    let valid = config::load_file(&path, &lookup).map_err(|errors| {
+        print_errors(&errors);
+        anyhow::anyhow!("connector `{name}` is not valid")
+    })?;
+    let target = Target::from_connector(
+        valid.id,
+        valid.helpdesk,
+        valid.sweep.and_then(|s| s.query),
+        valid.survey.map(|s| s.fields),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let setup = url
+        .map(|u| target.setup(u))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let mut out = String::new();
+    let result = runtime()?.block_on(async {
+        let mut installer = Installer {
+            api: &target.api,
+            connector: name,
+            dry_run,
+            out: &mut out,
+        };
+        match &setup {
+            Some(setup) => installer.install(setup, &target.known_secrets).await,
+            None => {
+                let field = target.opt_out_field().filter(|_| delete_opt_out_field);
+                installer
+                    .uninstall(field.as_deref())
+                    .await
+                    .map(|s| (s, None))
+            }
+        }
+    });
+    println!("Zendesk {}, connector `{name}`", target.base_url);
+    print!("{out}");
+    let (summary, secret) = result?;
+    let changes = summary.created + summary.updated + summary.deleted;
+    if dry_run {
+        println!(
+            "Dry run: only reads were sent. It would create {}, update {} and delete {}; {} unchanged.",
+            summary.created, summary.updated, summary.deleted, summary.unchanged
+        );
+    } else if changes == 0 {
+        println!(
+            "Nothing to change: {} as configured.",
+            if setup.is_some() {
+                "everything is installed"
+            } else {
+                "nothing of escalation-gate's is installed"
+            }
+        );
+    } else {
+        println!(
+            "Done: {} created, {} updated, {} deleted, {} unchanged.",
+            summary.created, summary.updated, summary.deleted, summary.unchanged
+        );
+    }
+    match secret {
+        Some(s) => {
+            let var = secret_vars
+                .first()
+                .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
+            println!(
+                "The webhook's signing secret, shown this once and written nowhere: store it as \
+                 {var} (what [helpdesk] signing_secrets references) and restart escalation-gate, \
+                 e.g. on Fly.io:\n  fly secrets set {var}={}",
+                s.expose_secret()
+            );
+        }
+        None if setup.is_some() && !dry_run => {
+            println!("The connector already holds the webhook's signing secret.");
+        }
+        None => {}
+    }
+    if url.is_none() && !delete_opt_out_field && target.opt_out_field().is_some() {
+        println!(
+            "The survey's opt-out user field was kept (it holds people's opt-outs); \
+             --delete-opt-out-field deletes it."
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,121 @@
+//! The behaviour every helpdesk shares, run through the one harness against each fake: a forged
+//! call is refused before any work, a redelivery writes nothing twice, and an upstream failure
+//! asks for redelivery (503 + `Retry-After`) with nothing written. A new helpdesk's fake
+//! implements [`FakeHelpdesk`] and adds one line at the bottom.
+
+use serde_json::Value;
+
+use crate::helpers::{FakeHelpdesk, get_text, metric_value, spawn_app};
+
+async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+pub async fn a_forged_call_is_refused_before_any_work(fake: impl FakeHelpdesk) {
+    let app = spawn_app(fake).await;
+    let id = app.fake.good_ticket();
+    let (status, body) = json_of(app.send(app.fake.forged_escalation(&id)).await).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "unauthorized", "{body}");
+    assert_eq!(app.fake.verdict_notes(&id), 0);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    for (outcome, count) in [("rejected", 1.0), ("ok", 0.0)] {
+        assert_eq!(
+            metric_value(
+                &metrics,
+                "escalation_gate_webhooks_total",
+                &[&app.label(), &format!("outcome=\"{outcome}\"")]
+            ),
+            count,
+            "{metrics}"
+        );
+    }
+}
+
+pub async fn a_redelivery_writes_nothing_twice(fake: impl FakeHelpdesk) {
+    let app = spawn_app(fake).await;
+    let id = app.fake.good_ticket();
+    let (status, first) = json_of(app.send(app.fake.escalation(&id)).await).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["results"][0]["verdict"], "good", "{first}");
+    assert_eq!(first["results"][0]["written"], "now", "{first}");
+    let (status, again) = json_of(app.send(app.fake.escalation(&id)).await).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["results"][0]["written"], "already", "{again}");
+    assert_eq!(app.fake.verdict_notes(&id), 1);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_escalations_assessed_total",
+            &[&app.label(), "verdict=\"good\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_webhooks_total",
+            &[&app.label(), "outcome=\"ok\""]
+        ),
+        2.0,
+        "{metrics}"
+    );
+}
+
+pub async fn an_upstream_failure_asks_for_redelivery(fake: impl FakeHelpdesk) {
+    let app = spawn_app(fake).await;
+    let id = app.fake.good_ticket();
+    app.fake.fail_reads(&id);
+    let resp = app.send(app.fake.escalation(&id)).await;
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(retry_after.is_some(), "503 without Retry-After");
+    assert_eq!(body["error"], "upstream_unavailable", "{body}");
+    assert_eq!(app.fake.verdict_notes(&id), 0);
+    // Once the helpdesk answers again, the redelivery is judged and written once.
+    let (status, body) = json_of(app.send(app.fake.escalation(&id)).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.fake.verdict_notes(&id), 1);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_webhooks_total",
+            &[&app.label(), "outcome=\"retry\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
+}
+
+/// The suite for one helpdesk: `$fake` starts its fake.
+macro_rules! behaviour {
+    ($helpdesk:ident, $fake:expr) => {
+        mod $helpdesk {
+            #[tokio::test]
+            async fn a_forged_call_is_refused_before_any_work() {
+                super::a_forged_call_is_refused_before_any_work($fake).await;
+            }
+
+            #[tokio::test]
+            async fn a_redelivery_writes_nothing_twice() {
+                super::a_redelivery_writes_nothing_twice($fake).await;
+            }
+
+            #[tokio::test]
+            async fn an_upstream_failure_asks_for_redelivery() {
+                super::an_upstream_failure_asks_for_redelivery($fake).await;
+            }
+        }
+    };
+}
+
+behaviour!(zendesk, crate::fakes::zendesk::zendesk().await);
+behaviour!(
+    salesforce,
+    crate::fakes::salesforce::FakeSalesforce::start(crate::salesforce::org()).await
+);
