@@ -119,3 +119,7 @@ behaviour!(
     salesforce,
     crate::fakes::salesforce::FakeSalesforce::start(crate::salesforce::org()).await
 );
+behaviour!(
+    freshdesk,
+    crate::fakes::freshdesk::FakeFreshdesk::start(crate::freshdesk::desk()).await
+);

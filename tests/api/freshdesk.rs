@@ -25,7 +25,7 @@ const CUSTOMER: &str = "dana.reyes@northwind.example";
 const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
 
 /// A ticket as Freshdesk stores it (the includes are added when it is read).
-fn ticket(id: u64, subject: &str, text: &str, handoff: bool) -> Map<String, Value> {
+pub fn ticket(id: u64, subject: &str, text: &str, handoff: bool) -> Map<String, Value> {
     let v = |s: &str| if handoff { json!(s) } else { Value::Null };
     json!({
         "id": id,

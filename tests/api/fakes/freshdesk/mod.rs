@@ -8,7 +8,7 @@ pub use server::*;
 
 use serde_json::Value;
 
-use crate::helpers::{FakeHelpdesk, Options, TestApp};
+use crate::helpers::{FakeHelpdesk, HookCall, Options, TestApp};
 
 pub const SECRET: &str = "fd-webhook-secret-3c9a71e05b2d48f6";
 pub const HEADER: &str = "x-escalation-gate-secret";
@@ -78,6 +78,54 @@ impl FakeHelpdesk for FakeFreshdesk {
 
     fn vars(&self) -> Vec<(&'static str, String)> {
         vars()
+    }
+
+    fn good_ticket(&self) -> String {
+        let id = GOOD_TICKET;
+        let t = crate::freshdesk::ticket(
+            id,
+            crate::salesforce::PDF_SUBJECT,
+            crate::salesforce::PDF_TEXT,
+            true,
+        );
+        self.lock().tickets.insert(id, t);
+        id.to_string()
+    }
+
+    fn escalation(&self, id: &str) -> HookCall {
+        rule_call(SECRET, id)
+    }
+
+    fn forged_escalation(&self, id: &str) -> HookCall {
+        rule_call("not-the-connector-secret-5b2e91c7d4a0", id)
+    }
+
+    fn verdict_notes(&self, id: &str) -> usize {
+        let id: u64 = id.parse().expect("a Freshdesk ticket id");
+        self.notes_on(id).iter().filter(|n| n.private).count()
+    }
+
+    fn fail_reads(&self, id: &str) {
+        // The test connector tries a call 1 + 2 times.
+        self.fail(Fail {
+            method: "GET",
+            path_contains: format!("/api/v2/tickets/{id}"),
+            status: 500,
+            retry_after: None,
+            times: 3,
+        });
+    }
+}
+
+/// The ticket [`FakeHelpdesk::good_ticket`] puts on the fake.
+const GOOD_TICKET: u64 = 701;
+
+/// The escalation rule's webhook for ticket `id`, with `secret` in the secret header.
+fn rule_call(secret: &str, id: &str) -> HookCall {
+    HookCall {
+        query: String::new(),
+        body: format!(r#"{{"ticket_id": "{id}", "event": "escalated"}}"#).into_bytes(),
+        headers: vec![(HEADER.to_string(), secret.to_string())],
     }
 }
 
