@@ -87,19 +87,7 @@ impl FakeHelpdesk for FakeZendesk {
     }
 
     fn solved_ticket(&self) -> String {
-        let mut t = ticket(
-            SOLVED_TICKET,
-            "Calendar sync stopped",
-            "The calendar stopped syncing.",
-            &complete_handoff(),
-        );
-        t["status"] = json!("solved");
-        t["tags"] = json!([
-            "partner_escalation",
-            "escalation_good",
-            "csat_blind_pending"
-        ]);
-        self.put_ticket(t);
+        self.put_ticket(solved_case(SOLVED_TICKET, "Calendar sync stopped"));
         SOLVED_TICKET.to_string()
     }
 
@@ -117,6 +105,23 @@ impl FakeHelpdesk for FakeZendesk {
             vec![Failure::Status(500); 4],
         );
     }
+}
+
+/// A partner case, escalated and judged, now solved.
+pub fn solved_case(id: u64, subject: &str) -> Value {
+    let mut t = ticket(
+        id,
+        subject,
+        "The calendar stopped syncing.",
+        &complete_handoff(),
+    );
+    t["status"] = json!("solved");
+    t["tags"] = json!([
+        "partner_escalation",
+        "escalation_good",
+        "csat_blind_pending"
+    ]);
+    t
 }
 
 /// The tickets [`FakeHelpdesk::good_ticket`] and [`FakeHelpdesk::solved_ticket`] put on the
