@@ -79,8 +79,8 @@ pub struct MetricsFile {
 pub struct SweepFile {
     pub every_minutes: Option<u64>,
     pub lookback_hours: Option<u64>,
-    /// Zendesk: the search terms that find escalated tickets, e.g. `tags:partner_escalation`
-    /// (Salesforce Cases are found by `IsEscalated`).
+    /// The search terms that find escalated tickets, for a helpdesk whose tickets role takes
+    /// them (see `helpdesk::SearchTerms`).
     pub query: Option<String>,
 }
 
@@ -170,7 +170,7 @@ pub struct OverrideFile {
 pub enum KbBackendFile {
     /// Markdown articles in the folder `path`, relative to the connectors folder.
     Local,
-    /// The helpdesk's own knowledge base (Zendesk Help Center, ...).
+    /// The helpdesk's own knowledge base (its knowledge-base role).
     Helpdesk,
     /// Any HTTP search API answering JSON, described in `[knowledge_base.http]`.
     Http,

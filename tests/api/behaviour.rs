@@ -1,11 +1,16 @@
 //! The behaviour every helpdesk shares, run through the one harness against each fake: a forged
 //! call is refused before any work, a redelivery writes nothing twice, and an upstream failure
-//! asks for redelivery (503 + `Retry-After`) with nothing written. A new helpdesk's fake
+//! asks for redelivery (503 + `Retry-After`) with nothing written, and a solved case gets one
+//! blind survey however often it is delivered. A new helpdesk's fake
 //! implements [`FakeHelpdesk`] and adds one line at the bottom.
 
 use serde_json::Value;
 
-use crate::helpers::{FakeHelpdesk, get_text, metric_value, spawn_app};
+use crate::helpers::{
+    FakeHelpdesk, Options, TICKET_SINK, email_delivery, get_text, metric_value, rating_links_to,
+    spawn_app, spawn_with, survey_of, survey_toml,
+};
+use crate::smtp::SmtpServer;
 
 async fn json_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
@@ -92,6 +97,46 @@ pub async fn an_upstream_failure_asks_for_redelivery(fake: impl FakeHelpdesk) {
     );
 }
 
+pub async fn a_solved_case_gets_one_blind_survey(fake: impl FakeHelpdesk) {
+    let smtp = SmtpServer::start();
+    let key = "behaviour-survey-key-0123456789abcdef01".to_string();
+    let fields = fake.survey_fields_toml();
+    let app = spawn_with(
+        fake,
+        Options {
+            fields_toml: fields,
+            extra_toml: survey_toml(&email_delivery(smtp.port), TICKET_SINK),
+            vars: vec![("SURVEY_KEY", key.clone()), ("SURVEY_OLD_KEY", key)],
+            ..Options::default()
+        },
+    )
+    .await;
+    let id = app.fake.solved_ticket();
+    assert_eq!(
+        survey_of(app.send(app.fake.solved(&id)).await).await,
+        "sent"
+    );
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(rating_links_to(&mails[0], &app.connector).len(), 5);
+    // A redelivery sends nothing twice.
+    assert_eq!(
+        survey_of(app.send(app.fake.solved(&id)).await).await,
+        "already"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_surveys_sent_total",
+            &[&app.label(), "channel=\"smtp\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
+}
+
 /// The suite for one helpdesk: `$fake` starts its fake.
 macro_rules! behaviour {
     ($helpdesk:ident, $fake:expr) => {
@@ -109,6 +154,11 @@ macro_rules! behaviour {
             #[tokio::test]
             async fn an_upstream_failure_asks_for_redelivery() {
                 super::an_upstream_failure_asks_for_redelivery($fake).await;
+            }
+
+            #[tokio::test]
+            async fn a_solved_case_gets_one_blind_survey() {
+                super::a_solved_case_gets_one_blind_survey($fake).await;
             }
         }
     };

@@ -59,6 +59,18 @@ pub trait FakeHelpdesk: Send + Sync + 'static {
     /// How many verdict notes (internal notes, case comments) ticket `id` carries.
     fn verdict_notes(&self, id: &str) -> usize;
 
+    /// `[helpdesk.fields]` lines the blind survey needs on this helpdesk beyond the test
+    /// connector's own (its score and end-customer fields).
+    fn survey_fields_toml(&self) -> String;
+
+    /// A ticket judged good and now solved, its end customer reachable by e-mail: ready for the
+    /// blind survey; its id.
+    fn solved_ticket(&self) -> String;
+
+    /// The call the helpdesk makes when ticket `id` is solved, in a form that takes JSON
+    /// answers.
+    fn solved(&self, id: &str) -> HookCall;
+
     /// Makes the reads of ticket `id` fail (a 5xx from the helpdesk) for as long as one
     /// delivery keeps retrying them; the next delivery reads it.
     fn fail_reads(&self, id: &str);

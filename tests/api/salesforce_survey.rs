@@ -5,7 +5,9 @@ use escalation_gate::server::ServerSettings;
 use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Value, json};
 
-use crate::fakes::salesforce::{Fail, sf_now};
+use crate::fakes::salesforce::{
+    CONTACT, CUSTOMER, Fail, SENT_AT, STATUS, SURVEY_FIELDS, ready_for_survey, sf_now,
+};
 use crate::helpers::{
     TICKET_SINK, answer_at, email_delivery, get_text, metric_value, rating_links_to, survey_of,
     survey_toml,
@@ -16,52 +18,11 @@ use crate::salesforce::{
 use crate::smtp::SmtpServer;
 
 const KEY: &str = "sf-survey-key-0123456789abcdef0123456789";
-const CONTACT: &str = "003000000000001AAA";
-const CUSTOMER: &str = "dana.reyes@northwind.example";
-const CUSTOMER_ACCOUNT: &str = "001000000000009AAA";
-const STATUS: &str = "Blind_Survey_Status__c";
-const SENT_AT: &str = "Blind_Survey_Sent_At__c";
-
-/// Survey fields mapped in `[helpdesk.fields]`.
-const SURVEY_FIELDS: &str = r#"
-Blind_CSAT__c = "csat_score"
-Blind_CES__c = "ces_score"
-Blind_CSAT_About__c = "csat_about"
-End_Customer_Email__c = "end_customer_email"
-"#;
 
 /// The test org with the survey's Case fields, every Case closed and judged, and its Contact.
 fn survey_org() -> crate::fakes::salesforce::State_ {
     let mut s = org();
-    for case in s.cases.values_mut() {
-        for (k, v) in [
-            ("IsClosed", json!(true)),
-            ("ContactId", json!(CONTACT)),
-            ("LastModifiedDate", json!("2024-05-04T09:00:00.000+0000")),
-            ("Escalation_Quality__c", json!("Good")),
-            (STATUS, Value::Null),
-            (SENT_AT, Value::Null),
-            ("Blind_CSAT__c", Value::Null),
-            ("Blind_CES__c", Value::Null),
-            ("Blind_CSAT_About__c", Value::Null),
-            ("End_Customer_Email__c", Value::Null),
-        ] {
-            case.insert(k.into(), v);
-        }
-    }
-    s.contacts.insert(
-        CONTACT.into(),
-        json!({
-            "Id": CONTACT,
-            "Email": CUSTOMER,
-            "Name": "Dana Reyes",
-            "AccountId": CUSTOMER_ACCOUNT,
-            "HasOptedOutOfEmail": false,
-        })
-        .as_object()
-        .unwrap()
-        .clone(),
-    );
+    ready_for_survey(&mut s);
     s
 }
 

@@ -47,23 +47,6 @@ async fn survey_app(smtp: &SmtpServer) -> TestApp<FakeZendesk> {
     survey_app_with(email_delivery(smtp.port), TICKET_SINK, vec![]).await
 }
 
-/// A partner case, escalated and judged, now solved.
-fn solved_case(id: u64, subject: &str) -> Value {
-    let mut t = ticket(
-        id,
-        subject,
-        "The calendar stopped syncing.",
-        &complete_handoff(),
-    );
-    t["status"] = json!("solved");
-    t["tags"] = json!([
-        "partner_escalation",
-        "escalation_good",
-        "csat_blind_pending"
-    ]);
-    t
-}
-
 impl TestApp<FakeZendesk> {
     async fn solved(&self, ticket: u64) -> reqwest::Response {
         self.post_signed(&format!(

@@ -7,7 +7,7 @@ mod server;
 pub use server::*;
 
 use escalation_gate::http::standard_webhooks;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{FakeHelpdesk, HookCall, Options, TestApp};
 
@@ -91,6 +91,55 @@ default_locale = "en-us"
     )
 }
 
+/// The end customer of the test Cases, a Contact.
+pub const CONTACT: &str = "003000000000001AAA";
+pub const CUSTOMER: &str = "dana.reyes@northwind.example";
+pub const CUSTOMER_ACCOUNT: &str = "001000000000009AAA";
+pub const STATUS: &str = "Blind_Survey_Status__c";
+pub const SENT_AT: &str = "Blind_Survey_Sent_At__c";
+
+/// Survey fields mapped in `[helpdesk.fields]`.
+pub const SURVEY_FIELDS: &str = r#"
+Blind_CSAT__c = "csat_score"
+Blind_CES__c = "ces_score"
+Blind_CSAT_About__c = "csat_about"
+End_Customer_Email__c = "end_customer_email"
+"#;
+
+/// Makes every Case of the org closed and judged good, its Contact the end customer who never
+/// opted out, and its survey fields empty: ready for the blind survey.
+pub fn ready_for_survey(s: &mut State_) {
+    for c in s.cases.values_mut() {
+        for (k, v) in [
+            ("IsClosed", json!(true)),
+            ("ContactId", json!(CONTACT)),
+            ("LastModifiedDate", json!("2024-05-04T09:00:00.000+0000")),
+            ("Escalation_Quality__c", json!("Good")),
+            (STATUS, Value::Null),
+            (SENT_AT, Value::Null),
+            ("Blind_CSAT__c", Value::Null),
+            ("Blind_CES__c", Value::Null),
+            ("Blind_CSAT_About__c", Value::Null),
+            ("End_Customer_Email__c", Value::Null),
+        ] {
+            c.insert(k.into(), v);
+        }
+    }
+    s.contacts.insert(
+        CONTACT.into(),
+        json!({
+            "Id": CONTACT,
+            "Email": CUSTOMER,
+            "Name": "Dana Reyes",
+            "AccountId": CUSTOMER_ACCOUNT,
+            "HasOptedOutOfEmail": false,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+}
+
 impl FakeHelpdesk for FakeSalesforce {
     fn connector_toml(&self, opts: &Options) -> String {
         connector_toml(
@@ -135,6 +184,24 @@ impl FakeHelpdesk for FakeSalesforce {
         self.comments_on(id).len()
     }
 
+    fn survey_fields_toml(&self) -> String {
+        SURVEY_FIELDS.into()
+    }
+
+    /// The org's good Case, closed; like every Case of the org, it has the survey's fields.
+    fn solved_ticket(&self) -> String {
+        let good = self.good_ticket();
+        ready_for_survey(&mut self.lock());
+        good
+    }
+
+    fn solved(&self, id: &str) -> HookCall {
+        signed_body(
+            SIGNING_SECRET,
+            format!(r#"{{"case_id": "{id}", "event": "solved"}}"#),
+        )
+    }
+
     fn fail_reads(&self, id: &str) {
         // The test connector tries a call 1 + 1 times.
         self.fail(Fail {
@@ -149,7 +216,12 @@ impl FakeHelpdesk for FakeSalesforce {
 
 /// Signed JSON naming Case `id`, signed now with `secret` (Standard Webhooks).
 fn signed_call(secret: &str, id: &str) -> HookCall {
-    let body = format!(r#"{{"case_ids": ["{id}"]}}"#).into_bytes();
+    signed_body(secret, format!(r#"{{"case_ids": ["{id}"]}}"#))
+}
+
+/// `body`, signed now with `secret` (Standard Webhooks).
+fn signed_body(secret: &str, body: String) -> HookCall {
+    let body = body.into_bytes();
     let key = standard_webhooks::decode_secret(secret).expect("a Standard Webhooks secret");
     let message = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let now = chrono::Utc::now().timestamp();

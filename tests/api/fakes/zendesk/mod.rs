@@ -81,6 +81,23 @@ impl FakeHelpdesk for FakeZendesk {
             .count()
     }
 
+    fn survey_fields_toml(&self) -> String {
+        // The test connector maps the survey's fields already.
+        String::new()
+    }
+
+    fn solved_ticket(&self) -> String {
+        self.put_ticket(solved_case(SOLVED_TICKET, "Calendar sync stopped"));
+        SOLVED_TICKET.to_string()
+    }
+
+    fn solved(&self, id: &str) -> HookCall {
+        signed_body(
+            SECRET,
+            format!(r#"{{"ticket_id": "{id}", "event": "solved"}}"#),
+        )
+    }
+
     fn fail_reads(&self, id: &str) {
         // The test connector tries a call 1 + 3 times.
         self.fail_next(
@@ -90,12 +107,39 @@ impl FakeHelpdesk for FakeZendesk {
     }
 }
 
-/// The ticket [`FakeHelpdesk::good_ticket`] puts on the fake.
+/// A partner case, escalated and judged, now solved.
+pub fn solved_case(id: u64, subject: &str) -> Value {
+    let mut t = ticket(
+        id,
+        subject,
+        "The calendar stopped syncing.",
+        &complete_handoff(),
+    );
+    t["status"] = json!("solved");
+    t["tags"] = json!([
+        "partner_escalation",
+        "escalation_good",
+        "csat_blind_pending"
+    ]);
+    t
+}
+
+/// The tickets [`FakeHelpdesk::good_ticket`] and [`FakeHelpdesk::solved_ticket`] put on the
+/// fake.
 const GOOD_TICKET: u64 = 701;
+const SOLVED_TICKET: u64 = 702;
 
 /// The trigger's webhook for ticket `id`, signed now with `secret`.
 fn signed_call(secret: &str, id: &str) -> HookCall {
-    let body = format!(r#"{{"ticket_id": "{id}", "event": "escalated"}}"#).into_bytes();
+    signed_body(
+        secret,
+        format!(r#"{{"ticket_id": "{id}", "event": "escalated"}}"#),
+    )
+}
+
+/// A trigger's webhook `body`, signed now with `secret`.
+fn signed_body(secret: &str, body: String) -> HookCall {
+    let body = body.into_bytes();
     let stamp = now_stamp();
     let signature = webhook::sign(secret, &stamp, &body);
     HookCall {
