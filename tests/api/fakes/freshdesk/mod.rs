@@ -6,7 +6,7 @@ mod server;
 
 pub use server::*;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{FakeHelpdesk, HookCall, Options, TestApp};
 
@@ -93,16 +93,42 @@ impl FakeHelpdesk for FakeFreshdesk {
     }
 
     fn escalation(&self, id: &str) -> HookCall {
-        rule_call(SECRET, id)
+        rule_call(SECRET, id, "escalated")
     }
 
     fn forged_escalation(&self, id: &str) -> HookCall {
-        rule_call("not-the-connector-secret-5b2e91c7d4a0", id)
+        rule_call("not-the-connector-secret-5b2e91c7d4a0", id, "escalated")
     }
 
     fn verdict_notes(&self, id: &str) -> usize {
         let id: u64 = id.parse().expect("a Freshdesk ticket id");
         self.notes_on(id).iter().filter(|n| n.private).count()
+    }
+
+    fn survey_fields_toml(&self) -> String {
+        // The test connector maps the survey's fields already.
+        String::new()
+    }
+
+    fn solved_ticket(&self) -> String {
+        let id = SOLVED_TICKET;
+        let mut t = crate::freshdesk::ticket(
+            id,
+            crate::salesforce::CALENDAR_SUBJECT,
+            "The calendar stopped syncing.",
+            true,
+        );
+        t.insert("status".into(), json!(RESOLVED));
+        t.insert(
+            "tags".into(),
+            json!(["partner_escalated", "escalation_good", "csat_blind_pending"]),
+        );
+        self.lock().tickets.insert(id, t);
+        id.to_string()
+    }
+
+    fn solved(&self, id: &str) -> HookCall {
+        rule_call(SECRET, id, "solved")
     }
 
     fn fail_reads(&self, id: &str) {
@@ -117,14 +143,19 @@ impl FakeHelpdesk for FakeFreshdesk {
     }
 }
 
-/// The ticket [`FakeHelpdesk::good_ticket`] puts on the fake.
+/// The tickets [`FakeHelpdesk::good_ticket`] and [`FakeHelpdesk::solved_ticket`] put on the
+/// fake.
 const GOOD_TICKET: u64 = 701;
+const SOLVED_TICKET: u64 = 702;
+/// Freshdesk's status Resolved.
+const RESOLVED: u64 = 4;
 
-/// The escalation rule's webhook for ticket `id`, with `secret` in the secret header.
-fn rule_call(secret: &str, id: &str) -> HookCall {
+/// An automation rule's webhook for ticket `id` and `event`, with `secret` in the secret
+/// header.
+fn rule_call(secret: &str, id: &str, event: &str) -> HookCall {
     HookCall {
         query: String::new(),
-        body: format!(r#"{{"ticket_id": "{id}", "event": "escalated"}}"#).into_bytes(),
+        body: format!(r#"{{"ticket_id": "{id}", "event": "{event}"}}"#).into_bytes(),
         headers: vec![(HEADER.to_string(), secret.to_string())],
     }
 }
