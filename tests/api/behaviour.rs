@@ -1,8 +1,8 @@
 //! The behaviour every helpdesk shares, run through the one harness against each fake: a forged
-//! call is refused before any work, a redelivery writes nothing twice, and an upstream failure
-//! asks for redelivery (503 + `Retry-After`) with nothing written, and a solved case gets one
-//! blind survey however often it is delivered. A new helpdesk's fake
-//! implements [`FakeHelpdesk`] and adds one line at the bottom.
+//! call is refused before any work, a redelivery writes nothing twice, an upstream failure asks
+//! for redelivery (503 + `Retry-After`) with nothing written, a solved case gets one blind
+//! survey however often it is delivered, and the connector accepts what its inbound role signs
+//! (`send`). A new helpdesk's fake implements [`FakeHelpdesk`] and adds one line at the bottom.
 
 use serde_json::Value;
 
@@ -137,6 +137,27 @@ pub async fn a_solved_case_gets_one_blind_survey(fake: impl FakeHelpdesk) {
     );
 }
 
+/// `send` signs a body through the connector's inbound role; the connector accepts what it
+/// signs, and nothing once the body changes.
+pub async fn the_connector_accepts_what_it_signs(fake: impl FakeHelpdesk) {
+    let app = spawn_app(fake).await;
+    let id = app.fake.good_ticket();
+    let mut call = app.fake.escalation(&id);
+    call.headers = app
+        .helpdesk
+        .inbound
+        .sign(&call.body, chrono::Utc::now())
+        .expect("the test connector signs");
+    let headers = call.headers.clone();
+    let (status, body) = json_of(app.send(call).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.fake.verdict_notes(&id), 1);
+    let mut changed = app.fake.escalation("1");
+    changed.headers = headers;
+    let (status, body) = json_of(app.send(changed).await).await;
+    assert_eq!(status, 401, "{body}");
+}
+
 /// The suite for one helpdesk: `$fake` starts its fake.
 macro_rules! behaviour {
     ($helpdesk:ident, $fake:expr) => {
@@ -154,6 +175,11 @@ macro_rules! behaviour {
             #[tokio::test]
             async fn an_upstream_failure_asks_for_redelivery() {
                 super::an_upstream_failure_asks_for_redelivery($fake).await;
+            }
+
+            #[tokio::test]
+            async fn the_connector_accepts_what_it_signs() {
+                super::the_connector_accepts_what_it_signs($fake).await;
             }
 
             #[tokio::test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use escalation_gate::connector::{Connector, Runtime};
+use escalation_gate::helpdesk::Helpdesk;
 use escalation_gate::server::ServerSettings;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -92,6 +93,8 @@ pub struct TestApp<F> {
     /// `GET /metrics` on the service's metrics listener.
     pub metrics_url: String,
     pub fake: F,
+    /// The connector's helpdesk roles, as the service runs them.
+    pub helpdesk: Helpdesk,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -160,6 +163,7 @@ pub async fn spawn_with<F: FakeHelpdesk>(fake: F, opts: Options) -> TestApp<F> {
     let valid = escalation_gate::config::parse(&connector, &text, Path::new("connectors"), &env)
         .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
     let built = Connector::build_with(valid, &opts.runtime).expect("connector builds");
+    let helpdesk = built.helpdesk.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
@@ -178,6 +182,7 @@ pub async fn spawn_with<F: FakeHelpdesk>(fake: F, opts: Options) -> TestApp<F> {
         address,
         metrics_url,
         fake,
+        helpdesk,
         client: reqwest::Client::new(),
         shutdown: Some(tx),
         server: Some(server),
