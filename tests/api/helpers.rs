@@ -75,6 +75,12 @@ pub trait FakeHelpdesk: Send + Sync + 'static {
     /// Makes the reads of ticket `id` fail (a 5xx from the helpdesk) for as long as one
     /// delivery keeps retrying them; the next delivery reads it.
     fn fail_reads(&self, id: &str);
+
+    /// Whether the helpdesk signs each call's body, so that the same headers on another body
+    /// are refused. A helpdesk that sends a shared secret instead (Freshdesk) signs none.
+    fn signs_body(&self) -> bool {
+        true
+    }
 }
 
 /// A call to the service's webhook: `query` (e.g. `?token=...`, or empty), body and headers.

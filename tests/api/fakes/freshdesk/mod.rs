@@ -141,6 +141,11 @@ impl FakeHelpdesk for FakeFreshdesk {
             times: 3,
         });
     }
+
+    /// The rule sends a shared secret, the same whatever the body.
+    fn signs_body(&self) -> bool {
+        false
+    }
 }
 
 /// The tickets [`FakeHelpdesk::good_ticket`] and [`FakeHelpdesk::solved_ticket`] put on the
