@@ -3,6 +3,7 @@
 //! record.
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{details, recorded_confidence, tag_safe};
 use crate::assess::{Outcome, Verdict};
@@ -95,4 +96,16 @@ impl Default for TagsFile {
             reason_prefix: "escalation_".into(),
         }
     }
+}
+
+/// A ticket's tags (its `tags` array of strings, as Zendesk and Freshdesk answer it).
+pub fn tag_list(ticket: &Value) -> Vec<String> {
+    ticket
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }

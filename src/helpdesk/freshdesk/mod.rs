@@ -27,6 +27,7 @@ use self::api::{FreshdeskApi, Solutions};
 use self::config::{PartnerSource, ValidFreshdesk};
 use self::webhook::CallEvent;
 use super::mapping::partner_or_unknown;
+use super::tags::tag_list;
 use super::{
     Call, Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SearchTerms,
     TicketRef, Tickets, ValidHelpdeskFile, Written,
@@ -142,18 +143,6 @@ pub async fn read_ticket(api: &FreshdeskApi, id: &str) -> Result<Value, Helpdesk
     api.ticket(id)
         .await?
         .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
-}
-
-/// A ticket's tags.
-pub fn tag_list(ticket: &Value) -> Vec<String> {
-    ticket
-        .get("tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect()
 }
 
 /// `current` with `add` appended (each once) and `remove` taken out, in their order.

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use super::api::FreshdeskApi;
 use super::config::ValidFreshdesk;
-use super::{map_ticket, merged_tags, read_ticket, tag_list};
+use super::{map_ticket, merged_tags, read_ticket};
+use crate::helpdesk::tags::tag_list;
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
 use crate::survey::{Answer, SurveyDesk, SurveyError, Tagged};

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
 use super::{map_ticket, read_ticket, sideloaded};
+use crate::helpdesk::tags::tag_list;
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
 use crate::survey::{Answer, SurveyDesk, SurveyError, Tagged};
@@ -112,17 +113,6 @@ fn truthy(v: &Value) -> bool {
         Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
         _ => false,
     }
-}
-
-fn tag_list(ticket: &Value) -> Vec<String> {
-    ticket
-        .get("tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect()
 }
 
 #[async_trait]
