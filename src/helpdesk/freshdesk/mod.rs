@@ -1,6 +1,7 @@
-//! Freshdesk (API v2): an automation rule's "Trigger webhook" action in, the ticket with its
-//! requester and company through the API, the verdict back as one private note and tags, and
-//! Freshdesk Solutions as a knowledge base.
+//! Freshdesk (API v2): an automation rule's "Trigger webhook" action in (the inbound role, in
+//! `webhook.rs`), the ticket with its requester and company through the API, the verdict back as
+//! one private note and tags (the tickets role, here), Freshdesk Solutions as a knowledge base
+//! (`api.rs`) and the survey desk (`survey.rs`).
 //!
 //! Write order and redelivery: the note is written first and the tags last. The verdict tag is
 //! what `load` reads to skip a judged ticket, so it appears only once the evidence is there. If
@@ -20,17 +21,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use self::api::{FreshdeskApi, Solutions};
 use self::config::{PartnerSource, ValidFreshdesk};
-use self::webhook::CallEvent;
 use super::mapping::partner_or_unknown;
 use super::tags::tag_list;
 use super::{
-    Call, Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SearchTerms,
-    TicketRef, Tickets, ValidHelpdeskFile, Written,
+    Helpdesk, HelpdeskError, Loaded, SearchTerms, TicketRef, Tickets, ValidHelpdeskFile, Written,
 };
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
@@ -154,44 +152,6 @@ pub fn merged_tags(current: &[String], add: &[String], remove: &[String]) -> Vec
         }
     }
     out
-}
-
-impl Inbound for Freshdesk {
-    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
-        webhook::verify(
-            &self.cfg.webhook_secrets,
-            &self.cfg.secret_header,
-            call.headers,
-        )?;
-        let parsed = webhook::parse_body(call.body)?;
-        let delivery = Delivery {
-            delivery_id: None,
-            tickets: vec![TicketRef {
-                id: parsed.ticket_id,
-                // The rule fires when the ticket becomes an escalation: the call is its time.
-                escalated_at: call.now,
-                escalated_at_unknown: false,
-                snapshot: None,
-            }],
-        };
-        Ok(match parsed.event {
-            CallEvent::Solved => Event::Solved(delivery),
-            CallEvent::Escalated => Event::Escalated(delivery),
-        })
-    }
-
-    /// The first secret in the connector's header: what the automation rule sends.
-    fn sign(&self, _body: &[u8], _now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
-        let secret = self
-            .cfg
-            .webhook_secrets
-            .first()
-            .ok_or("the connector has no webhook secret")?;
-        Ok(vec![(
-            self.cfg.secret_header.to_string(),
-            secret.expose_secret().to_string(),
-        )])
-    }
 }
 
 #[async_trait]

@@ -1,25 +1,28 @@
-//! The automation rule's "Trigger webhook" call: Freshdesk signs nothing, so the rule sends a
-//! shared secret (in a custom header, or as the Basic auth password), and a JSON body the admin
-//! writes with placeholders: `{"ticket_id": "{{ticket.id}}", "event": "escalated"}`.
+//! The automation rule's "Trigger webhook" call, and the inbound role: Freshdesk signs nothing,
+//! so the rule sends a shared secret (in a custom header, or as the Basic auth password), and a
+//! JSON body the admin writes with placeholders:
+//! `{"ticket_id": "{{ticket.id}}", "event": "escalated"}`.
 
 use axum::http::{HeaderMap, HeaderName, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::helpdesk::HookError;
+use super::Freshdesk;
+use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
 
 /// What a verified call asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Call {
+pub struct RuleBody {
     pub ticket_id: String,
-    pub event: CallEvent,
+    pub event: RuleEvent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallEvent {
+pub enum RuleEvent {
     /// The rule that fires when a partner escalates (the default when the body names none).
     Escalated,
     /// The rule that fires when the ticket is resolved: the blind survey.
@@ -72,7 +75,7 @@ fn basic_password(headers: &HeaderMap) -> Option<Vec<u8>> {
 
 /// Parses the body the rule sends: `ticket_id` (the `{{ticket.id}}` placeholder, a number or a
 /// string of digits) and `event` (`escalated` or `solved`; `escalated` when absent).
-pub fn parse_body(body: &[u8]) -> Result<Call, HookError> {
+pub fn parse_body(body: &[u8]) -> Result<RuleBody, HookError> {
     let bad = |m: &str| HookError::BadRequest(m.to_string());
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| HookError::BadRequest(format!("the body is not JSON: {e}")))?;
@@ -91,15 +94,54 @@ pub fn parse_body(body: &[u8]) -> Result<Call, HookError> {
         None => return Err(bad("the body has no `ticket_id`")),
     };
     let event = match v.get("event").and_then(Value::as_str) {
-        None | Some("escalated") => CallEvent::Escalated,
-        Some("solved") => CallEvent::Solved,
+        None | Some("escalated") => RuleEvent::Escalated,
+        Some("solved") => RuleEvent::Solved,
         Some(other) => {
             return Err(HookError::BadRequest(format!(
                 "unknown event `{other}`: use `escalated` or `solved`"
             )));
         }
     };
-    Ok(Call { ticket_id, event })
+    Ok(RuleBody { ticket_id, event })
+}
+
+/// The inbound role: an automation rule's webhook with the shared secret.
+impl Inbound for Freshdesk {
+    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
+        verify(
+            &self.cfg.webhook_secrets,
+            &self.cfg.secret_header,
+            call.headers,
+        )?;
+        let parsed = parse_body(call.body)?;
+        let delivery = Delivery {
+            delivery_id: None,
+            tickets: vec![TicketRef {
+                id: parsed.ticket_id,
+                // The rule fires when the ticket becomes an escalation: the call is its time.
+                escalated_at: call.now,
+                escalated_at_unknown: false,
+                snapshot: None,
+            }],
+        };
+        Ok(match parsed.event {
+            RuleEvent::Solved => Event::Solved(delivery),
+            RuleEvent::Escalated => Event::Escalated(delivery),
+        })
+    }
+
+    /// The first secret in the connector's header: what the automation rule sends.
+    fn sign(&self, _body: &[u8], _now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
+        let secret = self
+            .cfg
+            .webhook_secrets
+            .first()
+            .ok_or("the connector has no webhook secret")?;
+        Ok(vec![(
+            self.cfg.secret_header.to_string(),
+            secret.expose_secret().to_string(),
+        )])
+    }
 }
 
 #[cfg(test)]
@@ -152,13 +194,13 @@ mod tests {
         let call = parse_body(br#"{"ticket_id": "42", "event": "solved"}"#).unwrap();
         assert_eq!(
             call,
-            Call {
+            RuleBody {
                 ticket_id: "42".into(),
-                event: CallEvent::Solved
+                event: RuleEvent::Solved
             }
         );
         let call = parse_body(br#"{"ticket_id": 7}"#).unwrap();
-        assert_eq!(call.event, CallEvent::Escalated);
+        assert_eq!(call.event, RuleEvent::Escalated);
         for bad in [
             &br#"{"ticket_id": "{{ticket.id}}"}"#[..],
             br#"{"event": "escalated"}"#,

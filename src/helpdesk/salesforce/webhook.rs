@@ -1,6 +1,7 @@
 //! Inbound Salesforce calls: SOAP outbound messages (parsed with quick-xml; no DTD, no entity
 //! but the five predefined ones and character references) and signed JSON from a Flow HTTP
-//! Callout or Apex (the server renders the SOAP answers, `Ack` or fault).
+//! Callout or Apex, and the inbound role built on them (the server renders the SOAP answers, `Ack`
+//! or fault).
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -9,7 +10,13 @@ use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::reader::NsReader;
 use serde_json::Value;
 
-use crate::helpdesk::HookError;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use super::Salesforce;
+use crate::helpdesk::{
+    Call, Delivery, Event as CallEvent, HookError, Inbound, ReplyFormat, TicketRef,
+};
 use crate::http::standard_webhooks;
 
 pub const SOAP_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -449,6 +456,135 @@ pub fn parse_signed_body(body: &[u8]) -> Result<(Vec<String>, CaseEvent), HookEr
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((ids, event))
+}
+
+/// The inbound role: outbound messages (SOAP) and signed JSON.
+impl Inbound for Salesforce {
+    fn accept_event(&self, call: &Call<'_>) -> Result<CallEvent, HookError> {
+        let (delivery, event) = if is_signed_json(call.headers) {
+            self.accept_signed(call)?
+        } else {
+            self.accept_outbound(call)?
+        };
+        Ok(match event {
+            CaseEvent::Escalated => CallEvent::Escalated(delivery),
+            CaseEvent::Solved => CallEvent::Solved(delivery),
+        })
+    }
+
+    /// Outbound messages take SOAP answers; signed JSON takes JSON.
+    fn reply_format(&self, call: &Call<'_>) -> ReplyFormat {
+        if is_signed_json(call.headers) {
+            ReplyFormat::Json
+        } else {
+            ReplyFormat::SoapAck
+        }
+    }
+
+    /// Signed JSON (Standard Webhooks) with the first of `signing_secrets`.
+    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
+        let secret = self
+            .cfg
+            .signing_secrets
+            .first()
+            .ok_or("the connector has no signing_secrets (it takes outbound messages only)")?;
+        let key = standard_webhooks::decode_secret(secret.expose_secret())?;
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let timestamp = now.timestamp();
+        let signature = standard_webhooks::sign(&key, &id, timestamp, body);
+        Ok(vec![
+            (standard_webhooks::ID.to_string(), id),
+            (
+                standard_webhooks::TIMESTAMP.to_string(),
+                timestamp.to_string(),
+            ),
+            (standard_webhooks::SIGNATURE.to_string(), signature),
+        ])
+    }
+}
+
+impl Salesforce {
+    fn accept_signed(&self, call: &Call<'_>) -> Result<(Delivery, CaseEvent), HookError> {
+        if self.cfg.signing_secrets.is_empty() {
+            return Err(HookError::Unauthorized(
+                "this connector takes no signed JSON (no signing_secrets)".into(),
+            ));
+        }
+        let verified = standard_webhooks::verify(
+            &self.cfg.signing_secrets,
+            call.headers,
+            call.body,
+            call.now,
+            self.cfg.tolerance,
+        )
+        .map_err(|e| HookError::Unauthorized(e.to_string()))?;
+        let (ids, event) = parse_signed_body(call.body)?;
+        let delivery = Delivery {
+            delivery_id: Some(verified.id),
+            tickets: ids
+                .into_iter()
+                .map(|id| TicketRef {
+                    id,
+                    escalated_at: verified.timestamp,
+                    escalated_at_unknown: false,
+                    snapshot: None,
+                })
+                .collect(),
+        };
+        Ok((delivery, event))
+    }
+
+    /// An outbound message; its endpoint URL's `&event=solved` makes it a `solved` event (a
+    /// second outbound message, sent from the flow's scheduled path).
+    fn accept_outbound(&self, call: &Call<'_>) -> Result<(Delivery, CaseEvent), HookError> {
+        let Some(org) = &self.cfg.org_id else {
+            return Err(HookError::Forbidden(
+                "this connector takes no outbound messages (no organization_id)".into(),
+            ));
+        };
+        let param = |name: &str| {
+            call.query.and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            })
+        };
+        // Validation requires the token with `organization_id`; without one, nothing passes.
+        let given = param("token").unwrap_or_default();
+        let same: bool = self.cfg.endpoint_token.as_ref().is_some_and(|expected| {
+            given
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes())
+                .into()
+        });
+        if !same {
+            return Err(HookError::Unauthorized(
+                "the endpoint URL's `token` is missing or wrong".into(),
+            ));
+        }
+        let event = CaseEvent::parse(param("event").as_deref())?;
+        let msg = parse_outbound(call.body)?;
+        if msg.organization_id.get(..15) != Some(org.as_str()) {
+            return Err(HookError::Forbidden(
+                "the message comes from another Salesforce org than this connector's organization_id"
+                    .into(),
+            ));
+        }
+        let delivery = Delivery {
+            delivery_id: msg.notifications.first().map(|n| n.id.clone()),
+            tickets: msg
+                .notifications
+                .into_iter()
+                .map(|n| TicketRef {
+                    id: n.case_id,
+                    escalated_at: n.last_modified.unwrap_or(call.now),
+                    escalated_at_unknown: false,
+                    snapshot: None,
+                })
+                .collect(),
+        };
+        Ok((delivery, event))
+    }
 }
 
 #[cfg(test)]

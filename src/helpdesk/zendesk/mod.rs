@@ -14,15 +14,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use self::api::{HelpCenter, Update, ZendeskApi};
-use self::config::{PartnerSource, TicketSource, ValidZendesk, WriteBackMode};
+use self::config::{PartnerSource, ValidZendesk, WriteBackMode};
 use super::mapping::partner_or_unknown;
 use super::{
-    Call, Delivery, Event, Helpdesk, HelpdeskError, HookError, Inbound, Loaded, SearchTerms,
-    TicketRef, Tickets, ValidHelpdeskFile, Written,
+    Helpdesk, HelpdeskError, Loaded, SearchTerms, TicketRef, Tickets, ValidHelpdeskFile, Written,
 };
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester};
@@ -168,53 +166,6 @@ pub async fn read_ticket(api: &ZendeskApi, id: &str) -> Result<Value, HelpdeskEr
     api.ticket(id)
         .await?
         .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
-}
-
-impl Inbound for Zendesk {
-    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
-        let escalated_at = webhook::verify(
-            &self.cfg.signing_secrets,
-            call.headers,
-            call.body,
-            call.now,
-            self.cfg.tolerance,
-        )?;
-        let body = webhook::parse_body(
-            call.body,
-            self.cfg.ticket_source == TicketSource::WebhookBody,
-        )?;
-        let delivery = Delivery {
-            delivery_id: call
-                .headers
-                .get(webhook::INVOCATION_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            tickets: vec![TicketRef {
-                id: body.ticket_id,
-                escalated_at,
-                escalated_at_unknown: false,
-                snapshot: body.snapshot,
-            }],
-        };
-        Ok(match body.event.as_str() {
-            "solved" => Event::Solved(delivery),
-            _ => Event::Escalated(delivery),
-        })
-    }
-
-    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
-        let secret = self
-            .cfg
-            .signing_secrets
-            .first()
-            .ok_or("the connector has no signing secret")?;
-        let timestamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let signature = webhook::sign(secret.expose_secret(), &timestamp, body);
-        Ok(vec![
-            (webhook::TIMESTAMP.to_string(), timestamp),
-            (webhook::SIGNATURE.to_string(), signature),
-        ])
-    }
 }
 
 #[async_trait]

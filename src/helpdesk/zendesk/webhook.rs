@@ -1,4 +1,4 @@
-//! Inbound Zendesk webhooks: signature check and the trigger's JSON body.
+//! Inbound Zendesk webhooks: signature check, the trigger's JSON body, and the inbound role.
 //!
 //! Zendesk signs every webhook request: `X-Zendesk-Webhook-Signature` is
 //! `base64(HMAC-SHA256(signing secret as text, X-Zendesk-Webhook-Signature-Timestamp + raw body))`.
@@ -6,13 +6,15 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::helpdesk::HookError;
+use super::Zendesk;
+use super::config::TicketSource;
+use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
 
 pub const SIGNATURE: &str = "x-zendesk-webhook-signature";
 pub const TIMESTAMP: &str = "x-zendesk-webhook-signature-timestamp";
@@ -154,6 +156,54 @@ pub fn parse_body(body: &[u8], want_snapshot: bool) -> Result<TriggerBody, HookE
         event,
         snapshot,
     })
+}
+
+/// The inbound role: a trigger's signed webhook.
+impl Inbound for Zendesk {
+    fn accept_event(&self, call: &Call<'_>) -> Result<Event, HookError> {
+        let escalated_at = verify(
+            &self.cfg.signing_secrets,
+            call.headers,
+            call.body,
+            call.now,
+            self.cfg.tolerance,
+        )?;
+        let body = parse_body(
+            call.body,
+            self.cfg.ticket_source == TicketSource::WebhookBody,
+        )?;
+        let delivery = Delivery {
+            delivery_id: call
+                .headers
+                .get(INVOCATION_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            tickets: vec![TicketRef {
+                id: body.ticket_id,
+                escalated_at,
+                escalated_at_unknown: false,
+                snapshot: body.snapshot,
+            }],
+        };
+        Ok(match body.event.as_str() {
+            "solved" => Event::Solved(delivery),
+            _ => Event::Escalated(delivery),
+        })
+    }
+
+    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> Result<Vec<(String, String)>, String> {
+        let secret = self
+            .cfg
+            .signing_secrets
+            .first()
+            .ok_or("the connector has no signing secret")?;
+        let timestamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let signature = sign(secret.expose_secret(), &timestamp, body);
+        Ok(vec![
+            (TIMESTAMP.to_string(), timestamp),
+            (SIGNATURE.to_string(), signature),
+        ])
+    }
 }
 
 #[cfg(test)]
