@@ -556,3 +556,39 @@ async fn the_sweep_judges_an_escalation_whose_call_never_came() {
         "{searches:?}"
     );
 }
+
+#[tokio::test]
+async fn report_and_backfill_refuse_a_freshdesk_connector_with_a_reason() {
+    let fake = FakeFreshdesk::start(desk()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("acme-fd.toml"),
+        connector_toml(&fake.base, "", ""),
+    )
+    .unwrap();
+    for command in ["report", "backfill"] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+        c.arg(command)
+            .args([
+                "--connector",
+                "acme-fd",
+                "--from",
+                "2024-05-01",
+                "--to",
+                "2024-06-01",
+            ])
+            .arg("--connectors")
+            .arg(dir.path())
+            .envs(vars());
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot read a Freshdesk connector"),
+            "{command}: {err}"
+        );
+    }
+    assert!(fake.lock().log.is_empty(), "nothing was read");
+}

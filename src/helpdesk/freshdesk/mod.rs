@@ -286,7 +286,7 @@ impl Tickets for Freshdesk {
         _survey: Option<&SurveyFields>,
         _sink: &mut (dyn super::RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
-        Err(not_read_back("reports and calibration"))
+        Err(not_read_back("`report` and `calibrate`"))
     }
 
     async fn escalations(
@@ -295,7 +295,7 @@ impl Tickets for Freshdesk {
         _query: Option<&str>,
         _sink: &mut (dyn FnMut(TicketRef) + Send),
     ) -> Result<(), HelpdeskError> {
-        Err(not_read_back("the backfill"))
+        Err(not_read_back("`backfill`"))
     }
 
     async fn escalation_time(
@@ -303,7 +303,7 @@ impl Tickets for Freshdesk {
         _id: &str,
         _query: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
-        Err(not_read_back("the backfill"))
+        Err(not_read_back("`backfill`"))
     }
 
     fn search_terms(&self) -> SearchTerms {
@@ -327,7 +327,7 @@ impl Freshdesk {
 /// stops at 300 results, so it cannot read back a whole period.
 fn not_read_back(what: &str) -> HelpdeskError {
     HelpdeskError::Unusable(format!(
-        "{what} does not read Freshdesk connectors: Freshdesk's ticket search returns at most 300 tickets"
+        "{what} cannot read a Freshdesk connector: a whole period is read back, and Freshdesk's ticket search returns at most 300 tickets"
     ))
 }
 
