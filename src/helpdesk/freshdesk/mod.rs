@@ -418,6 +418,58 @@ pub fn map_ticket(
 mod tests {
     use super::*;
 
+    fn valid(partner: &str) -> ValidFreshdesk {
+        let text = format!(
+            r#"
+base_url = "https://acme.freshdesk.com"
+api_key = "key"
+webhook_secrets = ["fd-webhook-secret-3c9a71e05b2d48f6"]
+{partner}
+product_field = "product"
+[fields]
+cf_steps = "steps"
+cf_product = "product"
+cf_partner = "partner"
+"#
+        );
+        let file: config::FreshdeskConfig = toml::from_str(&text).unwrap();
+        let mut problems = Vec::new();
+        file.validate(&mut Vec::new(), &mut problems)
+            .unwrap_or_else(|| panic!("{problems:?}"))
+    }
+
+    #[test]
+    fn a_ticket_maps_to_the_escalation() {
+        let t = json!({
+            "id": 42, "subject": "Export fails", "description": "<p>HTML</p>",
+            "description_text": "Plain text", "source": 7, "type": "Problem",
+            "created_at": "2024-05-03T09:00:00Z",
+            "custom_fields": {"cf_steps": " 1. Open ", "cf_product": "Ledgerly", "cf_partner": "Northwind Support", "cf_other": "x"},
+            "requester": {"id": 9, "email": "dana@example.com"},
+            "company": {"id": 5, "name": "Acme IT Services"}
+        });
+        let contact = json!({"id": 9, "language": "pt-BR"});
+        let at = Utc::now();
+        let esc = map_ticket("fd", &valid(""), &t, Some(&contact), at).unwrap();
+        assert_eq!(esc.ticket_id, "42");
+        assert_eq!(esc.partner, "Acme IT Services");
+        assert_eq!(esc.description, "Plain text");
+        assert_eq!(esc.channel.as_deref(), Some("chat"));
+        assert_eq!(esc.requester.email.as_deref(), Some("dana@example.com"));
+        assert_eq!(esc.requester.locale.as_deref(), Some("pt-br"));
+        assert_eq!(esc.product.as_deref(), Some("Ledgerly"));
+        assert_eq!(esc.handoff["steps"], "1. Open");
+        assert_eq!(esc.url, "https://acme.freshdesk.com/a/tickets/42");
+        let by_field = valid(r#"partner = { from = "field", field = "partner" }"#);
+        let esc = map_ticket("fd", &by_field, &t, None, at).unwrap();
+        assert_eq!(esc.partner, "Northwind Support");
+        assert_eq!(esc.requester.locale, None);
+        let no_company = json!({"id": 1, "created_at": "2024-05-03T09:00:00Z"});
+        let esc = map_ticket("fd", &valid(""), &no_company, None, at).unwrap();
+        assert_eq!(esc.partner, crate::escalation::UNKNOWN_PARTNER);
+        assert!(map_ticket("fd", &valid(""), &json!({"id": 1}), None, at).is_err());
+    }
+
     #[test]
     fn merging_keeps_every_tag_once() {
         let s = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
