@@ -8,6 +8,9 @@ use serde_json::Value;
 use super::{details, recorded_confidence, tag_safe};
 use crate::assess::{Outcome, Verdict};
 use crate::checks::Problem;
+use crate::escalation::Escalation;
+use crate::survey::config::SurveyFields;
+use crate::survey::rules::{Person, SurveyCase};
 
 /// After the prefix: a hand-off field that failed its rule.
 pub const MISSING: &str = "missing_";
@@ -108,4 +111,33 @@ pub fn tag_list(ticket: &Value) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect()
+}
+
+/// The blind survey's view of a case on a helpdesk that keeps the verdict in tags: `ticket` as
+/// its API answers it (its `tags`, `type` and `updated_at`), mapped to `esc`. It counts as
+/// escalated when it carries a good or bad verdict or the survey's pending mark.
+pub fn survey_case(
+    verdict: &TagsFile,
+    fields: &SurveyFields,
+    esc: Escalation,
+    ticket: &Value,
+    solved: bool,
+    requester: Person,
+) -> SurveyCase {
+    let tags = tag_list(ticket);
+    let text = |k: &str| ticket.get(k).and_then(Value::as_str);
+    let marked = [&verdict.good, &verdict.bad, &fields.tags.pending];
+    SurveyCase {
+        number: None,
+        solved,
+        escalated: marked.iter().any(|m| tags.contains(m)),
+        ticket_type: text("type").map(str::to_ascii_lowercase),
+        subject: esc.subject.clone(),
+        end_customer_email: fields.end_customer_of(&esc),
+        version: text("updated_at").map(str::to_string),
+        ticket_id: esc.ticket_id,
+        partner: esc.partner,
+        tags,
+        requester,
+    }
 }

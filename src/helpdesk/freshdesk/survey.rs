@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::api::FreshdeskApi;
 use super::config::ValidFreshdesk;
 use super::{map_ticket, merged_tags, read_ticket};
-use crate::helpdesk::tags::tag_list;
+use crate::helpdesk::tags::{survey_case, tag_list};
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
 use crate::survey::{Answer, SurveyDesk, SurveyError, Tagged};
@@ -95,33 +95,17 @@ impl SurveyDesk for FreshdeskSurvey {
             None => None,
         };
         let esc = map_ticket(&self.connector, &self.cfg, &t, contact.as_ref(), Utc::now())?;
-        let tags = tag_list(&t);
         let requester = contact.map(|c| self.person(&c)).unwrap_or_default();
-        let marked = [
-            &self.cfg.tags.good,
-            &self.cfg.tags.bad,
-            &self.fields.tags.pending,
-        ];
         let status = t.get("status").and_then(Value::as_u64);
-        Ok(Some(SurveyCase {
-            ticket_id: esc.ticket_id.clone(),
-            number: None,
-            solved: matches!(status, Some(RESOLVED | CLOSED)),
-            escalated: marked.iter().any(|m| tags.contains(m)),
-            ticket_type: t
-                .get("type")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase),
-            subject: esc.subject.clone(),
-            end_customer_email: self.fields.end_customer_of(&esc),
-            version: t
-                .get("updated_at")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            partner: esc.partner,
-            tags,
+        let solved = matches!(status, Some(RESOLVED | CLOSED));
+        Ok(Some(survey_case(
+            &self.cfg.tags,
+            &self.fields,
+            esc,
+            &t,
+            solved,
             requester,
-        }))
+        )))
     }
 
     async fn find_customer(&self, email: &str) -> Result<Option<Person>, SurveyError> {

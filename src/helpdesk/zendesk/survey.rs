@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
 use super::{map_ticket, read_ticket, sideloaded};
-use crate::helpdesk::tags::tag_list;
+use crate::helpdesk::tags::{survey_case, tag_list};
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
 use crate::survey::{Answer, SurveyDesk, SurveyError, Tagged};
@@ -123,34 +123,18 @@ impl SurveyDesk for ZendeskSurvey {
         };
         let esc = map_ticket(&self.connector, &self.cfg, &snap, Utc::now())?;
         let t = &snap["ticket"];
-        let tags = tag_list(t);
         let requester = sideloaded(&snap, "users", "requester_id")
             .map(|u| self.person(u))
             .unwrap_or_default();
-        let marked = [
-            &self.cfg.tags.good,
-            &self.cfg.tags.bad,
-            &self.fields.tags.pending,
-        ];
-        Ok(Some(SurveyCase {
-            ticket_id: esc.ticket_id.clone(),
-            number: None,
-            solved: t.get("status").and_then(Value::as_str) == Some("solved"),
-            escalated: marked.iter().any(|m| tags.contains(m)),
-            ticket_type: t
-                .get("type")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase),
-            subject: esc.subject.clone(),
-            end_customer_email: self.fields.end_customer_of(&esc),
-            version: t
-                .get("updated_at")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            partner: esc.partner,
-            tags,
+        let solved = t.get("status").and_then(Value::as_str) == Some("solved");
+        Ok(Some(survey_case(
+            &self.cfg.tags,
+            &self.fields,
+            esc,
+            t,
+            solved,
             requester,
-        }))
+        )))
     }
 
     async fn find_customer(&self, email: &str) -> Result<Option<Person>, SurveyError> {
