@@ -477,6 +477,16 @@ async fn the_survey_goes_out_once_when_the_resolution_rule_calls() {
     assert_eq!(survey_of(app.event(GOOD, "solved").await).await, "already");
     assert_eq!(smtp.messages().len(), 1);
 
+    // The same customer's next resolved case within the throttle window is not asked again
+    // (found through the ticket list by requester e-mail).
+    app.escalate(MISSING).await;
+    app.fake.edit(MISSING, "status", json!(4));
+    assert_eq!(
+        survey_of(app.event(MISSING, "solved").await).await,
+        "skipped:throttled"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+
     // One click on the unsubscribe link writes the opt-out on the contact.
     let url = smtp.messages()[0].unsubscribe_url();
     let resp = app

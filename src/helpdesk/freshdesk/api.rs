@@ -116,6 +116,31 @@ impl FreshdeskApi {
             .unwrap_or_default())
     }
 
+    /// `GET /api/v2/tickets?email=...&updated_since=...`: the first page (100) of the tickets
+    /// this address requested that changed since `since`, latest change first.
+    pub async fn tickets_of_requester(
+        &self,
+        email: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Value>, UpstreamError> {
+        let since = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let found = self
+            .get(
+                "list_tickets",
+                "/api/v2/tickets",
+                &[
+                    ("email", email),
+                    ("updated_since", since.as_str()),
+                    ("order_by", "updated_at"),
+                    ("per_page", "100"),
+                ],
+            )
+            .await?;
+        Ok(found
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default())
+    }
+
     /// `PUT /api/v2/contacts/{id}` with the fields to change.
     pub async fn update_contact(&self, id: &str, contact: &Value) -> Result<(), UpstreamError> {
         self.write(

@@ -127,35 +127,33 @@ impl SurveyDesk for FreshdeskSurvey {
         except_ticket: &str,
     ) -> Result<bool, SurveyError> {
         let t = &self.fields.tags;
-        let since = (Utc::now() - chrono::Duration::days(i64::from(days)))
-            .format("%Y-%m-%d")
-            .to_string();
-        let base = format!(
-            "(tag:'{}' OR tag:'{}') AND updated_at:>'{since}'",
+        let since = Utc::now() - chrono::Duration::days(i64::from(days));
+        let surveyed = |found: &[Value]| {
+            found.iter().any(|r| {
+                let tags = tag_list(r);
+                (tags.contains(&t.sent) || tags.contains(&t.sending))
+                    && r.get("id")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|id| id.to_string() != except_ticket)
+            })
+        };
+        // The customer's own tickets: the ticket list filtered by requester e-mail.
+        if surveyed(&self.api.tickets_of_requester(email, since).await?) {
+            return Ok(true);
+        }
+        // Tickets that name the customer in the end-customer field: the filter query.
+        let Some(key) = self.field_key(&self.fields.end_customer) else {
+            return Ok(false);
+        };
+        let q = format!(
+            "(tag:'{}' OR tag:'{}') AND updated_at:>'{}' AND {}:'{}'",
             quoted(&t.sent),
-            quoted(&t.sending)
+            quoted(&t.sending),
+            since.format("%Y-%m-%d"),
+            key.trim_start_matches("cf_"),
+            quoted(email)
         );
-        let mut queries = Vec::new();
-        for c in self.api.contacts_by_email(email).await? {
-            if let Some(id) = c.get("id").and_then(Value::as_u64) {
-                queries.push(format!("{base} AND requester_id:{id}"));
-            }
-        }
-        if let Some(key) = self.field_key(&self.fields.end_customer) {
-            let name = key.trim_start_matches("cf_");
-            queries.push(format!("{base} AND {name}:'{}'", quoted(email)));
-        }
-        for q in queries {
-            let found = self.api.search_tickets(&q, 1).await?;
-            if found.iter().any(|r| {
-                r.get("id")
-                    .and_then(Value::as_u64)
-                    .is_some_and(|id| id.to_string() != except_ticket)
-            }) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(surveyed(&self.api.search_tickets(&q, 1).await?))
     }
 
     async fn tag(

@@ -2,13 +2,14 @@
 //!
 //! | route | answer |
 //! |---|---|
+//! | `GET /api/v2/tickets?email=&updated_since=` | 200 the requester's tickets changed since then, latest change first (100 at most) |
 //! | `GET /api/v2/tickets/{id}` | 200 the ticket; `include=requester,company` embeds `requester` (id, name, email, mobile, phone) and `company` (id, name) |
 //! | `PUT /api/v2/tickets/{id}` | 200 the ticket; `tags` **replaces** the whole list, `custom_fields` merges by name (an unknown `cf_` answers 400), `status` sets it |
 //! | `POST /api/v2/tickets/{id}/notes` | 201 the note (`body` HTML, `body_text`, `private`, `incoming`, `user_id`, `ticket_id`, ...); no `body`: 400 |
 //! | `GET /api/v2/tickets/{id}/conversations` | 200 the ticket's notes, oldest first |
 //! | `GET /api/v2/contacts/{id}`, `PUT /api/v2/contacts/{id}` | 200 the contact (`custom_fields` merged) |
 //! | `GET /api/v2/contacts?email=` | 200 an array of contacts |
-//! | `GET /api/v2/search/tickets?query="..."&page=n` | 200 `{"results", "total"}`, 30 a page, pages 1 to 10; the query in double quotes: clauses joined by `AND`, a parenthesised group of `OR`, terms `tag:'x'`, `requester_id:n`, `updated_at:>'yyyy-mm-dd'` and `{custom field}:'x'` |
+//! | `GET /api/v2/search/tickets?query="..."&page=n` | 200 `{"results", "total"}`, 30 a page, pages 1 to 10; the query in double quotes: clauses joined by `AND`, a parenthesised group of `OR`, terms `tag:'x'`, `updated_at:>'yyyy-mm-dd'` (on or after) and `{custom field}:'x'` |
 //! | `GET /api/v2/search/solutions?term=` | 200 an array of articles whose title or text holds every word of the term, with `hierarchy`, `status` (1 draft, 2 published), `description`, `description_text`, times |
 //!
 //! Every route needs HTTP Basic `{api key}:X`, else 401 `{"code": "invalid_credentials",
@@ -82,6 +83,7 @@ impl FakeFreshdesk {
     pub async fn start(state: State_) -> FakeFreshdesk {
         let state: Shared = Arc::new(Mutex::new(state));
         let app = Router::new()
+            .route("/api/v2/tickets", get(list_tickets))
             .route("/api/v2/tickets/{id}", get(get_ticket).put(put_ticket))
             .route("/api/v2/tickets/{id}/notes", axum::routing::post(add_note))
             .route("/api/v2/tickets/{id}/conversations", get(conversations))
@@ -308,6 +310,56 @@ async fn get_ticket(
     axum::Json(with_includes(&s, t, include)).into_response()
 }
 
+async fn list_tickets(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    let since = match q
+        .get("updated_since")
+        .map(|t| DateTime::parse_from_rfc3339(t))
+    {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+        Some(Err(_)) => {
+            return validation(
+                "updated_since",
+                "invalid_date",
+                "It should be in the 'valid date' format",
+            );
+        }
+    };
+    let email = q.get("email").map(|e| e.to_lowercase());
+    let mut list: Vec<&Map<String, Value>> = s
+        .tickets
+        .values()
+        .filter(|t| {
+            let requester = t
+                .get("requester_id")
+                .and_then(Value::as_u64)
+                .and_then(|id| s.contacts.get(&id))
+                .and_then(|c| c.get("email"))
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
+            email.as_ref().is_none_or(|e| requester.as_ref() == Some(e))
+        })
+        .filter(|t| {
+            let updated = t
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .and_then(|u| DateTime::parse_from_rfc3339(u).ok());
+            since.is_none_or(|since| updated.is_some_and(|u| u >= since))
+        })
+        .collect();
+    list.sort_by(|a, b| b["updated_at"].as_str().cmp(&a["updated_at"].as_str()));
+    let list: Vec<Value> = list
+        .into_iter()
+        .take(100)
+        .map(|t| Value::Object(t.clone()))
+        .collect();
+    axum::Json(json!(list)).into_response()
+}
+
 async fn put_ticket(
     State(state): State<Shared>,
     Path(id): Path<u64>,
@@ -512,13 +564,11 @@ fn term_holds(t: &Map<String, Value>, term: &str) -> Option<bool> {
             .as_array()?
             .iter()
             .any(|x| x.as_str() == Some(&unquote(value))),
-        "requester_id" => {
-            t.get("requester_id").and_then(Value::as_u64) == value.trim().parse::<u64>().ok()
-        }
         "updated_at" => {
             let day = unquote(value.trim().strip_prefix('>')?);
             let updated = t.get("updated_at")?.as_str()?;
-            updated[..10] > *day.as_str()
+            // `:>` is "greater than or equal to".
+            updated[..10] >= *day.as_str()
         }
         custom => t["custom_fields"].get(format!("cf_{custom}"))?.as_str() == Some(&unquote(value)),
     })
