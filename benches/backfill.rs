@@ -19,8 +19,6 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{Duration, TimeZone, Utc};
 use escalation_gate::backfill::{self, Line, Mode, Options, Progress, Summary};
 use escalation_gate::connector::Connector;
@@ -28,6 +26,8 @@ use escalation_gate::helpdesk::Period;
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/export.rs"]
+mod export;
 use common::{SECRET, mix};
 
 const FIRST_ID: u64 = 1_000_000;
@@ -101,23 +101,12 @@ type Shared = Arc<Fake>;
 
 /// `GET /api/v2/search/export.json`: pages generated on demand.
 async fn export(State(fake): State<Shared>, q: Query<Vec<(String, String)>>) -> impl IntoResponse {
-    let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let size: u64 = param("page[size]")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
-    let from: u64 = param("page[after]")
-        .and_then(|c| BASE64.decode(c).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let to = (from + size).min(fake.total);
-    let more = to < fake.total;
-    axum::Json(json!({
-        "results": (from..to).map(|i| ticket(&fake, i)).collect::<Vec<_>>(),
-        "facets": null,
-        "links": {"prev": null, "next": null},
-        "meta": {"has_more": more, "after_cursor": more.then(|| BASE64.encode(to.to_string())), "before_cursor": null},
-    }))
+    axum::Json(export::page(
+        &q,
+        fake.total,
+        |i| ticket(&fake, i),
+        Default::default(),
+    ))
 }
 
 fn index(id: &str) -> u64 {

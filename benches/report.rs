@@ -15,8 +15,6 @@ use axum::Router;
 use axum::extract::Query;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{Duration, TimeZone, Utc};
 use escalation_gate::connector::Connector;
 use escalation_gate::helpdesk::Period;
@@ -25,6 +23,8 @@ use escalation_gate::report::{Audience, Options};
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/export.rs"]
+mod export;
 use common::{SECRET, mix};
 
 const PARTNERS: usize = 12;
@@ -139,30 +139,19 @@ fn ticket(i: u64, total: u64) -> Value {
     })
 }
 
-/// `GET /api/v2/search/export.json`: pages generated on demand.
+/// `GET /api/v2/search/export.json`: pages generated on demand, with the partners'
+/// organizations side-loaded.
 async fn export(total: u64, q: Query<Vec<(String, String)>>) -> axum::response::Response {
-    let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let size: u64 = param("page[size]")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
-    let from: u64 = param("page[after]")
-        .and_then(|c| BASE64.decode(c).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let to = (from + size).min(total);
-    let results: Vec<Value> = (from..to).map(|i| ticket(i, total)).collect();
-    let more = to < total;
     let organizations: Vec<Value> = (0..PARTNERS)
         .map(|p| json!({"id": 500 + p, "name": format!("Partner {p:02} Services")}))
         .collect();
-    axum::Json(json!({
-        "results": results,
-        "organizations": organizations,
-        "facets": null,
-        "links": {"prev": null, "next": null},
-        "meta": {"has_more": more, "after_cursor": more.then(|| BASE64.encode(to.to_string())), "before_cursor": null},
-    }))
+    let side_loads = [("organizations".to_string(), Value::from(organizations))];
+    axum::Json(export::page(
+        &q,
+        total,
+        |i| ticket(i, total),
+        side_loads.into_iter().collect(),
+    ))
     .into_response()
 }
 
