@@ -721,7 +721,7 @@ fn run_backfill(
     }
     let connector = one_connector(dir, name, &args.index)?;
     if query.is_some()
-        && let SearchTerms::Refused { how } = connector.helpdesk.tickets.search_terms()
+        && let SearchTerms::Refused { how } = connector.helpdesk.search_terms
     {
         bail!("--query is not taken: {how}");
     }

@@ -142,6 +142,16 @@ pub fn value_text(value: Option<&Value>) -> String {
     }
 }
 
+/// Whether a field value says yes: `true`, a non-zero number, or the text `true`, `1` or `yes`.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.as_str(), "true" | "1" | "yes"),
+        Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

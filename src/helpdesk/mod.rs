@@ -45,6 +45,8 @@ pub struct Helpdesk {
     /// `zendesk`, `salesforce`, ...: the `type` of its `[helpdesk]` table, and the `helpdesk`
     /// label of upstream metrics.
     pub kind: &'static str,
+    /// Whether its tickets role takes search terms to find escalated tickets.
+    pub search_terms: SearchTerms,
     pub inbound: Arc<dyn Inbound>,
     pub tickets: Arc<dyn Tickets>,
     /// The helpdesk's own knowledge base (for `backend = "helpdesk"`), when its API is
@@ -53,6 +55,28 @@ pub struct Helpdesk {
     /// What the blind survey reads and writes through the helpdesk, when the connector has a
     /// `[survey]` and the helpdesk supports it.
     pub survey_desk: Option<Arc<dyn SurveyDesk>>,
+}
+
+/// The `[helpdesk.http]` table every helpdesk's connector file may have.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub max_retry_wait_secs: Option<u64>,
+}
+
+impl HttpFile {
+    /// The retry policy it sets; problems are reported under `helpdesk.http`.
+    pub fn retry(&self, problems: &mut Vec<Problem>) -> crate::http::RetrySettings {
+        crate::http::RetrySettings::from_file(
+            self.timeout_secs,
+            self.max_retries,
+            self.max_retry_wait_secs,
+            "helpdesk.http",
+            problems,
+        )
+    }
 }
 
 /// A helpdesk's `[helpdesk]` table as its connector file writes it (`type = "..."` picks the
@@ -452,9 +476,6 @@ pub trait Tickets: Send + Sync {
         id: &str,
         query: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, HelpdeskError>;
-
-    /// Whether this role takes search terms to find escalated tickets (see [`SearchTerms`]).
-    fn search_terms(&self) -> SearchTerms;
 }
 
 /// Tickets created from `from` (inclusive) to `to` (exclusive).
@@ -611,6 +632,14 @@ pub fn recorded_confidence(v: &Verdict) -> Option<u8> {
         .or(kb.review.as_ref())
         .or(kb.best_other.as_ref())
         .map(|m| floor_percent(m.confidence))
+}
+
+/// The RFC 3339 time under `key` of a helpdesk's JSON answer (UTC), if it has a valid one.
+pub fn time_at(v: &serde_json::Value, key: &str) -> Option<DateTime<Utc>> {
+    let text = v.get(key)?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A confidence (0 to 1) in whole percent, floored as a ticket records it.

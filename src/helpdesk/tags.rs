@@ -89,6 +89,12 @@ impl TagsFile {
             None
         }
     }
+
+    /// The verdict the tags of `ticket` (its API answer, with a `tags` array) record, if any.
+    pub fn judged_on(&self, ticket: &Value) -> Option<Outcome> {
+        let tags = ticket.get("tags")?.as_array()?;
+        self.judged(tags.iter().filter_map(Value::as_str))
+    }
 }
 
 impl Default for TagsFile {

@@ -333,7 +333,7 @@ pub fn join_path(base: &reqwest::Url, path: &str) -> reqwest::Url {
 }
 
 /// A successful answer's JSON body; a body that is not JSON is [`UpstreamError::Invalid`],
-/// naming the host that answered.
+/// naming the host that answered but not the URL (its query may carry a customer's address).
 pub async fn read_json(
     call: &'static str,
     resp: Response,
@@ -341,7 +341,10 @@ pub async fn read_json(
     let host = host_of(resp.url());
     resp.json().await.map_err(|e| UpstreamError::Invalid {
         call,
-        detail: format!("{host} answered a body that is not JSON: {e}"),
+        detail: format!(
+            "{host} answered a body that is not JSON: {}",
+            e.without_url()
+        ),
     })
 }
 

@@ -3,6 +3,7 @@
 //! Every call authenticates with HTTP Basic `{api_key}:X` and goes through the shared client
 //! (429 and 5xx retried within the connector's `[helpdesk.http]` budget, `Retry-After` honoured).
 
+use crate::helpdesk::time_at;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, StatusCode, Url};
@@ -34,10 +35,6 @@ impl FreshdeskApi {
             base,
             api_key,
         }
-    }
-
-    pub fn base(&self) -> &Url {
-        &self.base
     }
 
     fn url(&self, path: &str) -> Url {
@@ -101,9 +98,17 @@ impl FreshdeskApi {
     }
 
     /// `GET /api/v2/contacts/{id}`: the contact (its `language`, `custom_fields`).
-    pub async fn contact(&self, id: &str) -> Result<Option<Value>, UpstreamError> {
+    async fn contact(&self, id: &str) -> Result<Option<Value>, UpstreamError> {
         self.get("get_contact", &format!("/api/v2/contacts/{id}"), &[])
             .await
+    }
+
+    /// The contact of the ticket's requester (its language), when the ticket names one.
+    pub async fn requester_contact(&self, ticket: &Value) -> Result<Option<Value>, UpstreamError> {
+        match ticket.get("requester_id").and_then(Value::as_u64) {
+            Some(id) => self.contact(&id.to_string()).await,
+            None => Ok(None),
+        }
     }
 
     /// `GET /api/v2/contacts?email=...`: the contacts with this address.
@@ -241,12 +246,7 @@ impl FreshdeskApi {
     /// `modified_at` and `updated_at` (the text as it stands existed only from its last change
     /// on), and anything but status 2 (published) is a draft.
     fn article(&self, v: &Value) -> Option<Article> {
-        let time = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
+        let time = |k: &str| time_at(v, k);
         let id = match v.get("id")? {
             Value::Number(n) => n.to_string(),
             _ => return None,

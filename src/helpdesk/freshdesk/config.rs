@@ -1,5 +1,6 @@
 //! The `[helpdesk]` table of a Freshdesk connector.
 
+use crate::helpdesk::HttpFile;
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
@@ -52,14 +53,6 @@ pub enum PartnerSource {
     Company,
     /// A mapped custom field (its name from `fields`).
     Field { field: String },
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpFile {
-    pub timeout_secs: Option<u64>,
-    pub max_retries: Option<u32>,
-    pub max_retry_wait_secs: Option<u64>,
 }
 
 /// A Freshdesk connector after validation.
@@ -140,13 +133,7 @@ impl FreshdeskConfig {
             "a Freshdesk tag must be non-empty and contain no spaces",
             problems,
         );
-        let retry = RetrySettings::from_file(
-            self.http.timeout_secs,
-            self.http.max_retries,
-            self.http.max_retry_wait_secs,
-            "helpdesk.http",
-            problems,
-        );
+        let retry = self.http.retry(problems);
         (problems.len() == start).then_some(ValidFreshdesk {
             base_url: base_url?,
             api_key: self.api_key,

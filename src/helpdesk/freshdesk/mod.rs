@@ -17,6 +17,7 @@ pub mod config;
 pub mod survey;
 pub mod webhook;
 
+use crate::helpdesk::time_at;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -75,6 +76,7 @@ impl ValidHelpdeskFile for ValidFreshdesk {
         let freshdesk = Arc::new(Freshdesk::new(connector, self)?);
         Ok(Helpdesk {
             kind: "freshdesk",
+            search_terms: SEARCH_TERMS,
             knowledge_base: Some(Arc::new(Solutions(Arc::clone(&freshdesk.api)))),
             survey_desk: survey.map(|f| freshdesk.survey_desk(f)),
             inbound: freshdesk.clone(),
@@ -105,21 +107,11 @@ impl Freshdesk {
 
     /// The verdict a ticket's tags record, if any.
     fn judged(&self, ticket: &Value) -> Option<Outcome> {
-        self.cfg
-            .tags
-            .judged(tag_list(ticket).iter().map(String::as_str))
+        self.cfg.tags.judged_on(ticket)
     }
 
     async fn read(&self, id: &str) -> Result<Value, HelpdeskError> {
         read_ticket(&self.api, id).await
-    }
-
-    /// The requester's contact record (its language), when the ticket names one.
-    async fn requester_contact(&self, ticket: &Value) -> Result<Option<Value>, HelpdeskError> {
-        match ticket.get("requester_id").and_then(Value::as_u64) {
-            Some(id) => Ok(self.api.contact(&id.to_string()).await?),
-            None => Ok(None),
-        }
     }
 
     /// Whether one of the ticket's private notes already states this verdict: its text starts
@@ -158,7 +150,7 @@ pub fn merged_tags(current: &[String], add: &[String], remove: &[String]) -> Vec
 impl Tickets for Freshdesk {
     async fn load(&self, t: &TicketRef) -> Result<Loaded, HelpdeskError> {
         let ticket = self.read(&t.id).await?;
-        let contact = self.requester_contact(&ticket).await?;
+        let contact = self.api.requester_contact(&ticket).await?;
         let escalation = map_ticket(
             &self.connector,
             &self.cfg,
@@ -184,18 +176,13 @@ impl Tickets for Freshdesk {
         snapshot: &Value,
         escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError> {
-        let escalated_at = match escalated_at {
-            Some(t) => t,
-            None => snapshot["updated_at"]
-                .as_str()
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| {
-                    HelpdeskError::Unusable(
-                        "the ticket has no `updated_at` to take as its escalation time".into(),
-                    )
-                })?,
-        };
+        let escalated_at = escalated_at
+            .or_else(|| time_at(snapshot, "updated_at"))
+            .ok_or_else(|| {
+                HelpdeskError::Unusable(
+                    "the ticket has no `updated_at` to take as its escalation time".into(),
+                )
+            })?;
         map_ticket(&self.connector, &self.cfg, snapshot, None, escalated_at)
     }
 
@@ -243,20 +230,14 @@ impl Tickets for Freshdesk {
             })?;
         let day = (since - chrono::Duration::days(1)).format("%Y-%m-%d");
         let q = format!("({query}) AND updated_at:>'{day}'");
-        let time = |t: &Value, k: &str| {
-            t.get(k)
-                .and_then(Value::as_str)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|d| d.with_timezone(&Utc))
-        };
         let mut found: Vec<(DateTime<Utc>, TicketRef)> = Vec::new();
         for page in 1..=api::SEARCH_PAGES {
             let tickets = self.api.search_tickets(&q, page).await?;
             for t in &tickets {
                 let (Some(id), Some(created), Some(updated)) = (
                     t.get("id").and_then(Value::as_u64),
-                    time(t, "created_at"),
-                    time(t, "updated_at"),
+                    time_at(t, "created_at"),
+                    time_at(t, "updated_at"),
                 ) else {
                     continue;
                 };
@@ -304,10 +285,6 @@ impl Tickets for Freshdesk {
         _query: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
         Err(not_read_back("`backfill`"))
-    }
-
-    fn search_terms(&self) -> SearchTerms {
-        SEARCH_TERMS
     }
 }
 
@@ -362,12 +339,8 @@ pub fn map_ticket(
         _ => return Err(unusable("the ticket has no id")),
     };
     let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let opened_at = t
-        .get("created_at")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
+    let opened_at =
+        time_at(t, "created_at").ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
     let custom = t.get("custom_fields");
     let mapped = cfg.mapping.read(|field| custom.and_then(|c| c.get(field)));
     let partner = partner_or_unknown(match &cfg.partner {

@@ -3,6 +3,7 @@
 //! private note and custom fields on the ticket. Freshdesk replaces the whole tag list on an
 //! update, so every tag change reads the ticket first and merges.
 
+use crate::helpdesk::mapping::truthy;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -70,15 +71,6 @@ impl FreshdeskSurvey {
     }
 }
 
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::String(s) => matches!(s.as_str(), "true" | "1" | "yes"),
-        Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
-        _ => false,
-    }
-}
-
 /// A value safe inside a quoted filter-query string.
 fn quoted(s: &str) -> String {
     s.replace(['\'', '"', '\\'], "")
@@ -90,10 +82,7 @@ impl SurveyDesk for FreshdeskSurvey {
         let Some(t) = self.api.ticket(ticket).await? else {
             return Ok(None);
         };
-        let contact = match t.get("requester_id").and_then(Value::as_u64) {
-            Some(id) => self.api.contact(&id.to_string()).await?,
-            None => None,
-        };
+        let contact = self.api.requester_contact(&t).await?;
         let esc = map_ticket(&self.connector, &self.cfg, &t, contact.as_ref(), Utc::now())?;
         let requester = contact.map(|c| self.person(&c)).unwrap_or_default();
         let status = t.get("status").and_then(Value::as_u64);

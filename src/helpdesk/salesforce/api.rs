@@ -131,14 +131,7 @@ async fn json_of(call: &'static str, resp: Response) -> Result<Value, UpstreamEr
     if !resp.status().is_success() {
         return Err(rejected(call, resp).await);
     }
-    let host = crate::http::host_of(resp.url());
-    resp.json().await.map_err(|e| UpstreamError::Invalid {
-        call,
-        detail: format!(
-            "{host} answered a body that is not JSON: {}",
-            e.without_url()
-        ),
-    })
+    crate::http::read_json(call, resp).await
 }
 
 /// How a conditional update ended.

@@ -1,5 +1,6 @@
 //! The `[helpdesk]` table of a Salesforce Service Cloud connector.
 
+use crate::helpdesk::HttpFile;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -191,14 +192,6 @@ pub struct KnowledgeFile {
     /// How an article is linked in the note: `{id}`, `{urlName}` and `{articleNumber}` are
     /// replaced. Default: `{my_domain}/{id}`.
     pub article_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpFile {
-    pub timeout_secs: Option<u64>,
-    pub max_retries: Option<u32>,
-    pub max_retry_wait_secs: Option<u64>,
 }
 
 /// A parsed RSA private key; `Debug` shows nothing of it.
@@ -464,13 +457,7 @@ impl SalesforceConfig {
                 None
             }
         };
-        let retry = RetrySettings::from_file(
-            self.http.timeout_secs,
-            self.http.max_retries,
-            self.http.max_retry_wait_secs,
-            "helpdesk.http",
-            problems,
-        );
+        let retry = self.http.retry(problems);
         (problems.len() == start).then_some(ValidSalesforce {
             base,
             api_version,

@@ -103,6 +103,7 @@ impl ValidHelpdeskFile for ValidSalesforce {
         let salesforce = Arc::new(Salesforce::new(connector, self)?);
         Ok(Helpdesk {
             kind: "salesforce",
+            search_terms: SEARCH_TERMS,
             knowledge_base: salesforce.knowledge_base(),
             survey_desk: survey.and_then(|f| salesforce.survey_desk(f)),
             inbound: salesforce.clone(),
@@ -293,18 +294,18 @@ impl Tickets for Salesforce {
         snapshot: &Value,
         escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError> {
-        let escalated_at = match escalated_at {
-            Some(t) => t,
-            None => snapshot
-                .get("LastModifiedDate")
-                .and_then(Value::as_str)
-                .and_then(webhook::parse_datetime)
-                .ok_or_else(|| {
-                    HelpdeskError::Unusable(
-                        "the Case has no `LastModifiedDate` to take as its escalation time".into(),
-                    )
-                })?,
-        };
+        let escalated_at = escalated_at
+            .or_else(|| {
+                snapshot
+                    .get("LastModifiedDate")
+                    .and_then(Value::as_str)
+                    .and_then(webhook::parse_datetime)
+            })
+            .ok_or_else(|| {
+                HelpdeskError::Unusable(
+                    "the Case has no `LastModifiedDate` to take as its escalation time".into(),
+                )
+            })?;
         map_case(&self.connector, &self.cfg, snapshot, escalated_at)
     }
 
@@ -443,10 +444,6 @@ impl Tickets for Salesforce {
             sink,
         )
         .await
-    }
-
-    fn search_terms(&self) -> SearchTerms {
-        SEARCH_TERMS
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Zendesk Support and Help Center API calls escalation-gate makes.
 
+use crate::helpdesk::time_at;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -339,12 +339,7 @@ impl ZendeskApi {
 /// `created_at` and `edited_at`: the text as it stands existed only from its last edit on, and a
 /// partner cannot be blamed for a text that did not exist yet.
 fn article(v: &Value) -> Option<Article> {
-    let time = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
+    let time = |k: &str| time_at(v, k);
     let published_at = match (time("created_at"), time("edited_at")) {
         (Some(c), Some(e)) => Some(c.max(e)),
         (c, e) => c.or(e),

@@ -1,5 +1,6 @@
 //! The `[helpdesk]` table of a Zendesk connector.
 
+use crate::helpdesk::HttpFile;
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
@@ -87,14 +88,6 @@ pub enum PartnerSource {
     Organization,
     /// A mapped custom field (its name from `fields`).
     Field { field: String },
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpFile {
-    pub timeout_secs: Option<u64>,
-    pub max_retries: Option<u32>,
-    pub max_retry_wait_secs: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -216,13 +209,7 @@ impl ZendeskConfig {
         if let Some(install) = &self.install {
             install.validate(problems);
         }
-        let retry = RetrySettings::from_file(
-            self.http.timeout_secs,
-            self.http.max_retries,
-            self.http.max_retry_wait_secs,
-            "helpdesk.http",
-            problems,
-        );
+        let retry = self.http.retry(problems);
         (problems.len() == start).then_some(ValidZendesk {
             base_url,
             auth,

@@ -9,6 +9,7 @@
 //! conditions (a custom field, the status, ...) is not replayed: the time is then unknown and
 //! the ticket's creation stands in for it.
 
+use crate::helpdesk::time_at;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -179,10 +180,7 @@ impl Rule {
                 }
             }
             if self.holds(&state) {
-                return audit["created_at"]
-                    .as_str()
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map(|t| t.with_timezone(&Utc));
+                return time_at(audit, "created_at");
             }
         }
         None
@@ -217,14 +215,10 @@ pub async fn escalations(
             ));
         };
         for t in tickets {
-            let id = t["id"].as_u64();
-            let created = t["created_at"]
-                .as_str()
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
-            match (id, created) {
+            match (t["id"].as_u64(), time_at(t, "created_at")) {
                 (Some(id), Some(created)) => sink(TicketRef {
                     id: id.to_string(),
-                    escalated_at: created.with_timezone(&Utc),
+                    escalated_at: created,
                     escalated_at_unknown: true,
                     snapshot: None,
                 }),

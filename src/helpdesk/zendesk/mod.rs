@@ -9,6 +9,7 @@ pub mod records;
 pub mod survey;
 pub mod webhook;
 
+use crate::helpdesk::time_at;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ impl ValidHelpdeskFile for ValidZendesk {
         let zendesk = Arc::new(Zendesk::new(connector, self)?);
         Ok(Helpdesk {
             kind: "zendesk",
+            search_terms: SEARCH_TERMS,
             knowledge_base: zendesk.knowledge_base(),
             survey_desk: survey.and_then(|f| zendesk.survey_desk(f)),
             inbound: zendesk.clone(),
@@ -112,8 +114,7 @@ impl Zendesk {
     }
 
     fn judged(&self, ticket: &Value) -> Option<Outcome> {
-        let tags = ticket.get("tags")?.as_array()?;
-        self.cfg.tags.judged(tags.iter().filter_map(Value::as_str))
+        self.cfg.tags.judged_on(ticket)
     }
 
     fn loaded(
@@ -183,18 +184,13 @@ impl Tickets for Zendesk {
         snapshot: &Value,
         escalated_at: Option<DateTime<Utc>>,
     ) -> Result<Escalation, HelpdeskError> {
-        let escalated_at = match escalated_at {
-            Some(t) => t,
-            None => snapshot["ticket"]["updated_at"]
-                .as_str()
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| {
-                    HelpdeskError::Unusable(
-                        "the ticket has no `updated_at` to take as its escalation time".into(),
-                    )
-                })?,
-        };
+        let escalated_at = escalated_at
+            .or_else(|| time_at(&snapshot["ticket"], "updated_at"))
+            .ok_or_else(|| {
+                HelpdeskError::Unusable(
+                    "the ticket has no `updated_at` to take as its escalation time".into(),
+                )
+            })?;
         map_ticket(&self.connector, &self.cfg, snapshot, escalated_at)
     }
 
@@ -291,9 +287,7 @@ impl Tickets for Zendesk {
             .filter_map(|r| {
                 Some(TicketRef {
                     id: r.get("id")?.as_u64()?.to_string(),
-                    escalated_at: DateTime::parse_from_rfc3339(r.get("created_at")?.as_str()?)
-                        .ok()?
-                        .with_timezone(&Utc),
+                    escalated_at: time_at(r, "created_at")?,
                     escalated_at_unknown: true,
                     snapshot: None,
                 })
@@ -333,10 +327,6 @@ impl Tickets for Zendesk {
         query: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
         history::escalation_time(self.api()?, &self.escalation_rule(query)?, id).await
-    }
-
-    fn search_terms(&self) -> SearchTerms {
-        SEARCH_TERMS
     }
 }
 
@@ -379,12 +369,8 @@ pub fn map_ticket(
         _ => return Err(unusable("the ticket has no id")),
     };
     let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let opened_at = t
-        .get("created_at")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
+    let opened_at =
+        time_at(t, "created_at").ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
     let by_id: BTreeMap<u64, &Value> = t
         .get("custom_fields")
         .and_then(Value::as_array)

@@ -11,7 +11,7 @@
 //! `{prefix}reviewed_good` / `{prefix}reviewed_bad` (with at most one `{prefix}overturn_{reason}`).
 //! The survey adds its own tags (`[survey.tags]`) and, with a ticket sink, its fields.
 
-use chrono::{DateTime, Utc};
+use crate::helpdesk::time_at;
 use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
@@ -24,8 +24,7 @@ use crate::helpdesk::{
 use crate::survey::config::SurveyFields;
 
 pub use crate::helpdesk::tags::{KB_ARTICLE, KB_CONF, MISSING};
-/// After the prefix: a case in review, and a person's decisions.
-pub const REVIEW: &str = "review";
+/// After the prefix: a person's decisions.
 pub const REVIEWED_GOOD: &str = "reviewed_good";
 pub const REVIEWED_BAD: &str = "reviewed_bad";
 pub const OVERTURN: &str = "overturn_";
@@ -77,12 +76,7 @@ pub fn record(
     survey: Option<&SurveyFields>,
 ) -> Result<CaseRecord, HelpdeskError> {
     let t = &snapshot["ticket"];
-    let created = t
-        .get("created_at")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default();
+    let created = time_at(t, "created_at").unwrap_or_default();
     let esc = map_ticket(connector, cfg, snapshot, created)?;
     let tags: Vec<&str> = t
         .get("tags")
@@ -94,15 +88,7 @@ pub fn record(
     let has = |tag: &str| tags.contains(&tag);
     let prefix = cfg.tags.reason_prefix.as_str();
     let ours = |name: &str| has(&format!("{prefix}{name}"));
-    let verdict = if has(&cfg.tags.bad) {
-        Some(Outcome::Bad)
-    } else if has(&cfg.tags.good) {
-        Some(Outcome::Good)
-    } else if ours(REVIEW) {
-        Some(Outcome::Review)
-    } else {
-        None
-    };
+    let verdict = cfg.tags.judged(tags.iter().copied());
     let reviewed = if ours(REVIEWED_BAD) {
         Some(Outcome::Bad)
     } else if ours(REVIEWED_GOOD) {

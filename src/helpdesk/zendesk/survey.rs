@@ -2,6 +2,7 @@
 //! user record (opt-out in a user field), earlier surveys through the Search API, and tags, a
 //! note and custom fields on the ticket.
 
+use crate::helpdesk::mapping::truthy;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -105,15 +106,6 @@ impl ZendeskSurvey {
 
 /// Follow-ups of a closed ticket read to find its earlier survey answers.
 const MAX_FOLLOWUPS: usize = 10;
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::String(s) => matches!(s.as_str(), "true" | "1" | "yes"),
-        Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
-        _ => false,
-    }
-}
 
 #[async_trait]
 impl SurveyDesk for ZendeskSurvey {
