@@ -159,15 +159,10 @@ fn touch(t: &mut Map<String, Value>) {
     let before = t
         .get("updated_at")
         .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc));
-    let next = match before {
-        Some(b) if b >= Utc::now() => b + chrono::Duration::seconds(1),
-        _ => Utc::now(),
-    };
+        .unwrap_or_default();
     t.insert(
         "updated_at".into(),
-        json!(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        json!(crate::fakes::zendesk::next_stamp(before)),
     );
 }
 
