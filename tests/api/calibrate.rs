@@ -188,11 +188,7 @@ fn sf_case(c: &Case) -> Map<String, Value> {
 }
 
 async fn seeded_zendesk(cases: &[Case]) -> FakeZendesk {
-    let zendesk = FakeZendesk::start().await;
-    zendesk.put_organization(json!({"id": 501, "name": "Acme IT Services"}));
-    zendesk.put_user(
-        json!({"id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example"}),
-    );
+    let zendesk = zendesk().await;
     for c in cases {
         zendesk.put_ticket(zendesk_ticket(c));
     }
@@ -365,9 +361,7 @@ async fn calibration_figures() {
 async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
     let cases = history(1);
     let zendesk = seeded_zendesk(&cases).await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", "");
-    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", ""));
     let base = [
         "--connector",
         "acme",

@@ -504,13 +504,10 @@ fn zendesk_ticket(s: &Spec) -> Value {
 
 /// The fake Zendesk with the partners' organizations and every generated ticket.
 async fn seeded_zendesk(specs: &[Spec]) -> FakeZendesk {
-    let zendesk = FakeZendesk::start().await;
-    for (name, id) in PARTNERS {
+    let zendesk = zendesk().await;
+    for (name, id) in PARTNERS.into_iter().filter(|p| p.1 != ORG_ID) {
         zendesk.put_organization(json!({"id": id, "name": name}));
     }
-    zendesk.put_user(
-        json!({"id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example"}),
-    );
     for s in specs {
         zendesk.put_ticket(zendesk_ticket(s));
     }
@@ -909,9 +906,7 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
 async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     let specs = specs();
     let zendesk = seeded_zendesk(&specs).await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS);
-    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
     let base = [
         "--connector",
         "acme",

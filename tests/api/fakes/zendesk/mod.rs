@@ -337,3 +337,14 @@ pub async fn run_command(
         .await
         .unwrap()
 }
+/// A connectors folder holding `text` as the test connector's file (`acme.toml`).
+pub fn connectors_dir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path()
+            .join(format!("{}.toml", crate::helpers::CONNECTOR)),
+        text,
+    )
+    .unwrap();
+    dir
+}
