@@ -288,15 +288,11 @@ async fn salesforce_cases_are_dated_by_their_case_history() {
     }
     state.query_batch = 1;
     let fake = FakeSalesforce::start(state).await;
-    let text = sf::connector_toml(&fake.base, sf::CLIENT_CREDENTIALS, "", sf::CLEAR_ANSWER);
-    let valid = escalation_gate::config::parse(
-        "acme-sf",
-        &text,
-        std::path::Path::new("connectors"),
-        &sf::env,
-    )
-    .unwrap_or_else(|p| panic!("{p:?}"));
-    let connector = escalation_gate::connector::Connector::build(valid).unwrap();
+    let opts = Options {
+        extra_toml: sf::CLEAR_ANSWER.into(),
+        ..Options::default()
+    };
+    let connector = build_connector(&fake, "acme-sf", &opts);
     let mut options = backfill::Options {
         period: Period {
             from: "2024-05-01T00:00:00Z".parse().unwrap(),

@@ -8,11 +8,10 @@ use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Map, Value, json};
 
 pub use crate::fakes::salesforce::{
-    CLIENT_CREDENTIALS, ENDPOINT_TOKEN, SIGNING_SECRET, connector_toml, env,
+    CLIENT_CREDENTIALS, CLIENT_ID, CLIENT_SECRET, ENDPOINT_TOKEN, SIGNING_SECRET,
 };
 use crate::fakes::salesforce::{
-    CLIENT_ID, CLIENT_SECRET, Fail, FakeArticle, FakeSalesforce, JWT_KEY, JwtClient, State_,
-    USERNAME,
+    Fail, FakeArticle, FakeSalesforce, JWT_KEY, JwtClient, State_, USERNAME,
 };
 use crate::helpers::{Options, TestApp, spawn_with as spawn_with_options};
 
