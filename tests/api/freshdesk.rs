@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::fakes::freshdesk::{Fail, FakeFreshdesk, SECRET, State_, connector_toml, vars};
 use crate::helpers::{
     Options, TICKET_SINK, TestApp, demo_articles, email_delivery, get_text, metric_value,
-    rating_links_to, spawn_with, survey_of, survey_toml,
+    rating_links_to, spawn_with, survey_of, survey_toml, wait_until,
 };
 use crate::salesforce::{CALENDAR_SUBJECT, CALENDAR_TEXT, PDF_SUBJECT, PDF_TEXT};
 use crate::smtp::SmtpServer;
@@ -538,14 +538,10 @@ async fn the_sweep_judges_an_escalation_whose_call_never_came() {
         Vec::new(),
     )
     .await;
-    let mut swept = false;
-    for _ in 0..100 {
-        if app.fake.tags(GOOD).contains(&"escalation_good".to_string()) {
-            swept = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let swept = wait_until(std::time::Duration::from_secs(10), || {
+        app.fake.tags(GOOD).contains(&"escalation_good".to_string())
+    })
+    .await;
     assert!(
         swept,
         "the first sweep runs at start: {:?}",
