@@ -56,6 +56,12 @@ pub struct Fail {
     pub times: usize,
 }
 
+impl crate::fakes::Injected for Fail {
+    fn target(&mut self) -> (&str, &str, &mut usize) {
+        (self.method, &self.path_contains, &mut self.times)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct JwtClient {
     pub client_id: String,
@@ -156,11 +162,7 @@ impl FakeSalesforce {
 
     /// How many requests matched `method` and a path containing `part`.
     pub fn count(&self, method: &str, part: &str) -> usize {
-        self.lock()
-            .log
-            .iter()
-            .filter(|(l, _)| l.starts_with(&format!("{method} ")) && l.contains(part))
-            .count()
+        crate::fakes::count(&self.lock().log, method, part)
     }
 
     pub fn comments_on(&self, case: &str) -> Vec<Comment> {
@@ -217,16 +219,10 @@ fn gate(
             "Session expired or invalid",
         )));
     }
-    if let Some(f) = s
-        .fails
-        .iter_mut()
-        .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains))
-    {
-        f.times -= 1;
-        let (status, code) = (f.status, f.error_code);
-        s.log.push((line, status));
-        let status = StatusCode::from_u16(status).unwrap();
-        return Err(Box::new(errors(status, code, "Injected failure")));
+    if let Some(f) = crate::fakes::next_failure(&mut s.fails, method, path) {
+        s.log.push((line, f.status));
+        let status = StatusCode::from_u16(f.status).unwrap();
+        return Err(Box::new(errors(status, f.error_code, "Injected failure")));
     }
     s.log.push((line, 200));
     Ok(())
