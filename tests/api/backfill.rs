@@ -38,8 +38,7 @@ fn escalated(id: u64, escalated_at: &str) -> Value {
 /// A fake Zendesk with two escalations of the same case, 60 escalated before the article
 /// that answers it was published and 61 after, and a ticket of the period never escalated.
 async fn seeded() -> FakeZendesk {
-    let zendesk = FakeZendesk::start().await;
-    seed_directory(&zendesk);
+    let zendesk = zendesk().await;
     zendesk.put_ticket(escalated(60, "2026-03-02T09:00:00Z"));
     zendesk.put_ticket(escalated(61, "2026-03-03T09:00:00Z"));
     let mut other = escalated(62, "2026-03-02T09:00:00Z");
@@ -57,29 +56,17 @@ async fn seeded() -> FakeZendesk {
 
 /// Runs `escalation-gate COMMAND` over March 2026 with `args` on the test connector.
 async fn command(zendesk: &FakeZendesk, command: &str, args: &[&str]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("acme.toml"),
-        connector_toml(API_TOKEN_AUTH, "helpdesk", EXTRA),
-    )
-    .unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args([
-            command,
-            "--connector",
-            "acme",
-            "--from",
-            "2026-03-01",
-            "--to",
-            "2026-03-31",
-        ])
-        .args(args)
-        .arg("--connectors")
-        .arg(dir.path())
-        .envs(zendesk_vars(zendesk))
-        .output()
-        .await
-        .unwrap()
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", EXTRA));
+    let mut all = vec![
+        "--connector",
+        "acme",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+    ];
+    all.extend_from_slice(args);
+    run_command(command, &all, dir.path(), zendesk).await
 }
 
 async fn backfill(zendesk: &FakeZendesk, args: &[&str]) -> std::process::Output {
@@ -301,15 +288,11 @@ async fn salesforce_cases_are_dated_by_their_case_history() {
     }
     state.query_batch = 1;
     let fake = FakeSalesforce::start(state).await;
-    let text = sf::connector_toml(&fake.base, sf::CLIENT_CREDENTIALS, "", sf::CLEAR_ANSWER);
-    let valid = escalation_gate::config::parse(
-        "acme-sf",
-        &text,
-        std::path::Path::new("connectors"),
-        &sf::env,
-    )
-    .unwrap_or_else(|p| panic!("{p:?}"));
-    let connector = escalation_gate::connector::Connector::build(valid).unwrap();
+    let opts = Options {
+        extra_toml: sf::CLEAR_ANSWER.into(),
+        ..Options::default()
+    };
+    let connector = build_connector(&fake, "acme-sf", &opts);
     let mut options = backfill::Options {
         period: Period {
             from: "2024-05-01T00:00:00Z".parse().unwrap(),

@@ -6,8 +6,6 @@
 //! The figures of the README's *Review and calibration* come from
 //! `cargo test --test api calibration_figures -- --nocapture`.
 
-use std::path::Path;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
 use escalation_gate::calibrate::{self, Calibration, Options};
@@ -17,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::fakes::salesforce::{FakeSalesforce, State_};
 use crate::fakes::zendesk::*;
+use crate::helpers::{self, build_connector, lcg, stamp};
 use crate::salesforce as sf;
 
 const CASES: u64 = 800;
@@ -35,11 +34,6 @@ struct Case {
     answers: bool,
     reviewed: Option<&'static str>,
     overturn: Option<&'static str>,
-}
-
-fn lcg(x: u64) -> u64 {
-    x.wrapping_mul(6_364_136_223_846_793_005)
-        .wrapping_add(1_442_695_040_888_963_407)
 }
 
 /// A vendor whose articles are broad: an article the judge is sure of from the default threshold
@@ -119,10 +113,6 @@ fn period() -> Period {
     }
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn zendesk_ticket(c: &Case) -> Value {
     let p = "escalation_";
     let mut tags = vec![
@@ -188,11 +178,7 @@ fn sf_case(c: &Case) -> Map<String, Value> {
 }
 
 async fn seeded_zendesk(cases: &[Case]) -> FakeZendesk {
-    let zendesk = FakeZendesk::start().await;
-    zendesk.put_organization(json!({"id": 501, "name": "Acme IT Services"}));
-    zendesk.put_user(
-        json!({"id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example"}),
-    );
+    let zendesk = zendesk().await;
     for c in cases {
         zendesk.put_ticket(zendesk_ticket(c));
     }
@@ -200,21 +186,12 @@ async fn seeded_zendesk(cases: &[Case]) -> FakeZendesk {
 }
 
 fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
-    let vars = zendesk_vars(zendesk);
-    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", "");
-    let env = |name: &str| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let valid = escalation_gate::config::parse("acme", &text, Path::new("connectors"), &env)
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    Connector::build(valid).unwrap()
+    build_connector(zendesk, "acme", &helpers::Options::default())
 }
 
 async fn salesforce_connector(cases: &[Case]) -> (FakeSalesforce, Connector) {
     let mut state = State_::default();
-    state.client = sf::org().client.clone();
+    state.client = Some((sf::CLIENT_ID.into(), sf::CLIENT_SECRET.into()));
     state
         .accounts
         .insert("001000000000000AAA".into(), "Acme IT Services".into());
@@ -226,13 +203,12 @@ async fn salesforce_connector(cases: &[Case]) -> (FakeSalesforce, Connector) {
     }
     state.query_batch = 200;
     let fake = FakeSalesforce::start(state).await;
-    let text = sf::connector_toml(&fake.base, sf::CLIENT_CREDENTIALS, "", "").replace(
-        "[helpdesk.http]",
-        "[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\noverturn = \"Escalation_Overturn_Reason__c\"\n\n[helpdesk.http]",
-    );
-    let valid = escalation_gate::config::parse("acme-sf", &text, Path::new("connectors"), &sf::env)
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    (fake, Connector::build(valid).unwrap())
+    let opts = helpers::Options {
+        extra_toml: "[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\noverturn = \"Escalation_Overturn_Reason__c\"\n".into(),
+        ..helpers::Options::default()
+    };
+    let connector = build_connector(&fake, "acme-sf", &opts);
+    (fake, connector)
 }
 
 async fn calibrated(connector: &Connector) -> Calibration {
@@ -365,9 +341,7 @@ async fn calibration_figures() {
 async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
     let cases = history(1);
     let zendesk = seeded_zendesk(&cases).await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", "");
-    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", ""));
     let base = [
         "--connector",
         "acme",

@@ -8,9 +8,11 @@ use serde_json::{Map, Value, json};
 use crate::fakes::freshdesk::{Fail, FakeFreshdesk, SECRET, State_, connector_toml, vars};
 use crate::helpers::{
     Options, TICKET_SINK, TestApp, demo_articles, email_delivery, get_text, metric_value,
-    rating_links_to, spawn_with, survey_of, survey_toml,
+    rating_links_to, spawn_with, survey_of, survey_toml, wait_until,
 };
-use crate::salesforce::{CALENDAR_SUBJECT, CALENDAR_TEXT, PDF_SUBJECT, PDF_TEXT};
+use crate::salesforce::{
+    CALENDAR_SUBJECT, CALENDAR_TEXT, FULL_STEPS, PDF_SUBJECT, PDF_TEXT, SLOW_SUBJECT, SLOW_TEXT,
+};
 use crate::smtp::SmtpServer;
 
 const SURVEY_KEY: &str = "fd-survey-key-0123456789abcdef0123456789";
@@ -21,8 +23,6 @@ pub const KB: u64 = 103;
 const COMPANY: u64 = 501;
 const REQUESTER: u64 = 9001;
 const CUSTOMER: &str = "dana.reyes@northwind.example";
-
-const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
 
 /// A ticket as Freshdesk stores it (the includes are added when it is read).
 pub fn ticket(id: u64, subject: &str, text: &str, handoff: bool) -> Map<String, Value> {
@@ -101,12 +101,7 @@ pub fn desk() -> State_ {
     let mut s = State_::default();
     for (id, subject, text, handoff) in [
         (GOOD, PDF_SUBJECT, PDF_TEXT, true),
-        (
-            MISSING,
-            "Reports are slow",
-            "Customer says reports are slow. Please check.",
-            false,
-        ),
+        (MISSING, SLOW_SUBJECT, SLOW_TEXT, false),
         (KB, CALENDAR_SUBJECT, CALENDAR_TEXT, true),
     ] {
         s.tickets.insert(id, ticket(id, subject, text, handoff));
@@ -538,14 +533,10 @@ async fn the_sweep_judges_an_escalation_whose_call_never_came() {
         Vec::new(),
     )
     .await;
-    let mut swept = false;
-    for _ in 0..100 {
-        if app.fake.tags(GOOD).contains(&"escalation_good".to_string()) {
-            swept = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let swept = wait_until(std::time::Duration::from_secs(10), || {
+        app.fake.tags(GOOD).contains(&"escalation_good".to_string())
+    })
+    .await;
     assert!(
         swept,
         "the first sweep runs at start: {:?}",

@@ -8,7 +8,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use escalation_gate::connector::{Connector, Runtime};
 use escalation_gate::helpdesk::Helpdesk;
 use escalation_gate::server::ServerSettings;
@@ -156,19 +156,26 @@ fn connector_id() -> String {
     format!("{CONNECTOR}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-pub async fn spawn_with<F: FakeHelpdesk>(fake: F, opts: Options) -> TestApp<F> {
+/// The test connector `id` for `fake` as `opts` describe it, built but not served (for the
+/// commands that read the helpdesk themselves: report, calibrate, backfill). The file's
+/// variables are the fake's, then `opts.vars`.
+pub fn build_connector<F: FakeHelpdesk>(fake: &F, id: &str, opts: &Options) -> Connector {
+    let mut vars: HashMap<&str, String> = fake.vars().into_iter().collect();
+    vars.extend(opts.vars.iter().cloned());
+    let env = |name: &str| vars.get(name).cloned();
+    let text = fake.connector_toml(opts);
+    let valid = escalation_gate::config::parse(id, &text, Path::new("connectors"), &env)
+        .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
+    Connector::build_with(valid, &opts.runtime).expect("connector builds")
+}
+
+pub async fn spawn_with<F: FakeHelpdesk>(fake: F, mut opts: Options) -> TestApp<F> {
     init_logs();
     let connector = opts.connector.clone().unwrap_or_else(connector_id);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let mut vars: HashMap<&str, String> = fake.vars().into_iter().collect();
-    vars.insert("APP_URL", address.clone());
-    vars.extend(opts.vars.iter().cloned());
-    let env = |name: &str| vars.get(name).cloned();
-    let text = fake.connector_toml(&opts);
-    let valid = escalation_gate::config::parse(&connector, &text, Path::new("connectors"), &env)
-        .unwrap_or_else(|e| panic!("test connector is invalid: {e:?}"));
-    let built = Connector::build_with(valid, &opts.runtime).expect("connector builds");
+    opts.vars.insert(0, ("APP_URL", address.clone()));
+    let built = build_connector(&fake, &connector, &opts);
     let helpdesk = built.helpdesk.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -198,7 +205,19 @@ pub async fn spawn_with<F: FakeHelpdesk>(fake: F, opts: Options) -> TestApp<F> {
 }
 
 pub fn now_stamp() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+    stamp(Utc::now())
+}
+
+/// An instant as the helpdesks write it: RFC 3339, whole seconds, `Z`.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// One step of a 64-bit linear congruential generator (Knuth's MMIX constants): repeatable
+/// pseudo-random test data from a seed.
+pub fn lcg(x: u64) -> u64 {
+    x.wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
 }
 
 impl<F> TestApp<F> {

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::fakes::zendesk::{Failure, FakeZendesk, connector_toml};
+use crate::fakes::zendesk::{
+    API_TOKEN_AUTH, Failure, FakeZendesk, connector_toml, connectors_dir, zendesk_vars,
+};
 use crate::helpers::{CONNECTOR, TICKET_SINK, survey_toml};
 
 const URL: &str = "https://eg.example.com";
@@ -26,18 +28,11 @@ fn connector_dir(survey: bool) -> tempfile::TempDir {
             String::new()
         }
     );
-    let text = connector_toml(
-        "kind = \"api_token\"\nemail = \"${ZD_EMAIL}\"\ntoken = \"${ZD_TOKEN}\"\n",
-        "helpdesk",
-        &extra,
-    )
-    .replace(
+    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", &extra).replace(
         r#"signing_secrets = ["${ZD_OLD_SECRET}", "${ZD_SECRET}"]"#,
         r#"signing_secrets = ["${ZD_WEBHOOK_SECRET}"]"#,
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(format!("{CONNECTOR}.toml")), text).unwrap();
-    dir
+    connectors_dir(&text)
 }
 
 struct Run {
@@ -49,14 +44,11 @@ struct Run {
 /// Runs the binary with `args` and the connectors of `dir`; `secret` is what the environment
 /// holds as the webhook signing secret.
 async fn run(zd: &FakeZendesk, dir: &Path, args: &[&str], secret: Option<&str>) -> Run {
-    let (email, token) = zd.api_token();
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
     c.args(args)
         .arg("--connectors")
         .arg(dir)
-        .env("ZD_URL", zd.url())
-        .env("ZD_EMAIL", email)
-        .env("ZD_TOKEN", token)
+        .envs(zendesk_vars(zd))
         .env("APP_URL", "https://eg.example.com")
         .env("SURVEY_KEY", SURVEY_KEY)
         .env("SURVEY_OLD_KEY", SURVEY_KEY)

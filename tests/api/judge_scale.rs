@@ -19,16 +19,6 @@ use crate::helpers::*;
 /// How often a test looks again at something under way.
 const POLL: Duration = Duration::from_millis(5);
 
-fn calendar_ticket(id: u64) -> Value {
-    ticket(
-        id,
-        "Calendar sync stops with error E1234 after password change",
-        "Calendar sync stopped this morning; the sync log shows error E1234 authorization \
-         expired. The user changed the mailbox password yesterday.",
-        &complete_handoff(),
-    )
-}
-
 /// Occupies every thread of `pool` until the returned sender is dropped or sent to.
 async fn occupy(pool: &Arc<JudgePool>) -> std::sync::mpsc::Sender<()> {
     let (release, wait) = std::sync::mpsc::channel::<()>();
@@ -59,8 +49,8 @@ async fn health_answers_while_the_judge_is_busy_and_a_full_queue_answers_503() {
         },
     )
     .await;
-    app.fake.put_ticket(calendar_ticket(1));
-    app.fake.put_ticket(calendar_ticket(2));
+    app.fake.put_ticket(calendar_ticket(1, &complete_handoff()));
+    app.fake.put_ticket(calendar_ticket(2, &complete_handoff()));
 
     let release = occupy(&pool).await;
     // A first delivery waits in the queue for the busy thread.
@@ -213,7 +203,7 @@ async fn a_restart_with_unchanged_articles_reuses_the_persisted_index() {
     assert_eq!(status["index"], "reused");
     assert_eq!(status["rebuilding"], false);
     assert_eq!(status["articles"], 2);
-    app.fake.put_ticket(calendar_ticket(7));
+    app.fake.put_ticket(calendar_ticket(7, &complete_handoff()));
     let resp = app.escalate(7).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
@@ -260,7 +250,7 @@ async fn a_damaged_persisted_index_is_built_again() {
     assert_eq!(status["state"], "ready");
     assert_eq!(status["index"], "built");
     assert_eq!(status["articles"], 2);
-    app.fake.put_ticket(calendar_ticket(8));
+    app.fake.put_ticket(calendar_ticket(8, &complete_handoff()));
     let body: Value = app.escalate(8).await.json().await.unwrap();
     assert_eq!(
         body["results"][0]["assessment"]["kb"]["resolvable_by"]["article_id"],

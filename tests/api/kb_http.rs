@@ -125,13 +125,7 @@ async fn app_with(kb: &SearchServer) -> TestApp<FakeZendesk> {
         },
     )
     .await;
-    app.fake.put_ticket(ticket(
-        1,
-        "Calendar sync stops with error E1234 after password change",
-        "Calendar sync stopped this morning; the sync log shows error E1234 authorization \
-         expired. The user changed the mailbox password yesterday.",
-        &complete_handoff(),
-    ));
+    app.fake.put_ticket(calendar_ticket(1, &complete_handoff()));
     app
 }
 

@@ -3,7 +3,6 @@
 //! limits), checked figure by figure against values counted here from the generated cases.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::connector::Connector;
@@ -14,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::fakes::salesforce::{FakeSalesforce, State_};
 use crate::fakes::zendesk::*;
-use crate::helpers::*;
+use crate::helpers::{self, *};
 use crate::salesforce as sf;
 
 const PARTNERS: [(&str, u64); 3] = [
@@ -52,19 +51,13 @@ struct Spec {
     tags_only: bool,
 }
 
-fn lcg(seed: u64) -> u64 {
-    seed.wrapping_mul(6_364_136_223_846_793_005)
-        .wrapping_add(1_442_695_040_888_963_407)
-        >> 33
-}
-
 /// The generated cases: 330 in Q1 2026 over three partners (every 37th without one), and 15
 /// outside the period that must not count.
 fn specs() -> Vec<Spec> {
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut out = Vec::new();
     for i in 0..IN_PERIOD + 15 {
-        let r = lcg(i + 7);
+        let r = lcg(i + 7) >> 33;
         let created = if i < IN_PERIOD {
             start + Duration::minutes((i as i64) * 390 + (r % 300) as i64)
         } else if i < IN_PERIOD + 10 {
@@ -163,10 +156,6 @@ fn period() -> Period {
         from: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         to: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
     }
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 // ----- expected figures, counted from the specs ----------------------------------------------
@@ -504,40 +493,33 @@ fn zendesk_ticket(s: &Spec) -> Value {
 
 /// The fake Zendesk with the partners' organizations and every generated ticket.
 async fn seeded_zendesk(specs: &[Spec]) -> FakeZendesk {
-    let zendesk = FakeZendesk::start().await;
-    for (name, id) in PARTNERS {
+    let zendesk = zendesk().await;
+    for (name, id) in PARTNERS.into_iter().filter(|p| p.1 != ORG_ID) {
         zendesk.put_organization(json!({"id": id, "name": name}));
     }
-    zendesk.put_user(
-        json!({"id": REQUESTER_ID, "name": "Dana Reyes", "email": "dana@customer.example"}),
-    );
     for s in specs {
         zendesk.put_ticket(zendesk_ticket(s));
     }
     zendesk
 }
 
-fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
-    let mut vars = zendesk_vars(zendesk);
-    vars.extend([
+/// The variables of [`survey_table`].
+fn survey_vars() -> Vec<(&'static str, String)> {
+    vec![
         ("APP_URL", "http://127.0.0.1:8080".to_string()),
         ("SURVEY_KEY", KEY.to_string()),
         ("SURVEY_OLD_KEY", KEY.to_string()),
         ("SURVEY_WHSEC", sf::SIGNING_SECRET.to_string()),
-    ]);
-    let text = connector_toml(
-        API_TOKEN_AUTH,
-        "helpdesk",
-        &format!("{}{}", survey_table(), CONTRACTS),
-    );
-    let env = |name: &str| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
+    ]
+}
+
+fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
+    let opts = helpers::Options {
+        extra_toml: format!("{}{}", survey_table(), CONTRACTS),
+        vars: survey_vars(),
+        ..helpers::Options::default()
     };
-    let valid = escalation_gate::config::parse("acme", &text, Path::new("connectors"), &env)
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    Connector::build(valid).unwrap()
+    build_connector(zendesk, "acme", &opts)
 }
 
 async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audience) -> Scorecard {
@@ -854,7 +836,7 @@ fn sf_case(s: &Spec) -> Map<String, Value> {
 async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
     let specs = specs();
     let mut state = State_::default();
-    state.client = sf::org().client.clone();
+    state.client = Some((sf::CLIENT_ID.into(), sf::CLIENT_SECRET.into()));
     for (i, (name, _)) in PARTNERS.iter().enumerate() {
         state
             .accounts
@@ -874,28 +856,16 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
         times: 1,
     });
     let fake = FakeSalesforce::start(state).await;
-    let text = sf::connector_toml(
-        &fake.base,
-        sf::CLIENT_CREDENTIALS,
-        "Blind_CSAT__c = \"csat_score\"\nBlind_CES__c = \"ces_score\"\nBlind_CSAT_About__c = \"csat_about\"\nBlind_Comment__c = \"csat_comment\"\nContact_Email__c = \"end_customer_email\"\n",
-        &format!(
-            "{}{CONTRACTS}",
+    let opts = helpers::Options {
+        fields_toml: "Blind_CSAT__c = \"csat_score\"\nBlind_CES__c = \"ces_score\"\nBlind_CSAT_About__c = \"csat_about\"\nBlind_Comment__c = \"csat_comment\"\nContact_Email__c = \"end_customer_email\"\n".into(),
+        extra_toml: format!(
+            "{}{CONTRACTS}[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\n",
             survey_table()
         ),
-    )
-    .replace(
-        "[helpdesk.http]",
-        "[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\n\n[helpdesk.http]",
-    );
-    let env = |name: &str| match name {
-        "APP_URL" => Some("http://127.0.0.1:8080".to_string()),
-        "SURVEY_KEY" | "SURVEY_OLD_KEY" => Some(KEY.to_string()),
-        "SURVEY_WHSEC" => Some(sf::SIGNING_SECRET.to_string()),
-        other => sf::env(other),
+        vars: survey_vars(),
+        ..helpers::Options::default()
     };
-    let valid = escalation_gate::config::parse("acme-sf", &text, Path::new("connectors"), &env)
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    let connector = Connector::build(valid).unwrap();
+    let connector = build_connector(&fake, "acme-sf", &opts);
     let card = scorecard(&connector, None, Audience::Vendor).await;
     check_scorecard(&card, &specs);
     // 330 Cases in the period, 200 a batch: the first page, a refused try, and one more.
@@ -909,9 +879,7 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
 async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     let specs = specs();
     let zendesk = seeded_zendesk(&specs).await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS);
-    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
     let base = [
         "--connector",
         "acme",

@@ -19,29 +19,6 @@ const NEAR_MISS_THRESHOLD: &str = "threshold = 0.7\nreview_bound = 0.7\n";
 /// Sends the case to a person whenever the best article is not certain beyond doubt.
 const REVIEW_LANE: &str = "threshold = 0.999\nreview_bound = 0.3\n";
 
-fn calendar_ticket(id: u64) -> Value {
-    ticket(
-        id,
-        "Calendar sync stops with error E1234 after password change",
-        "Calendar sync stopped this morning; the sync log shows error E1234 authorization \
-         expired. The user changed the mailbox password yesterday.",
-        &complete_handoff(),
-    )
-}
-
-fn calendar_article(id: u64, code: &str) -> Value {
-    article(
-        id,
-        &format!("Calendar sync stops with error {code} after a password change"),
-        &format!(
-            "Calendar sync stops and the sync log shows error {code} authorization expired \
-             after the user changed the mailbox password. Open Settings, Integrations, \
-             Calendar, then disconnect and connect the calendar again."
-        ),
-        "2024-01-01T00:00:00Z",
-    )
-}
-
 /// The confidence a note line `... (confidence 0.93; ...` states.
 fn confidence_in(line: &str) -> f64 {
     let (_, rest) = line.split_once("(confidence ").expect("a confidence");
@@ -59,12 +36,13 @@ async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
     )
     .await;
     // The same text as the case's answer, but about E1243, not the case's E1234.
-    app.fake.put_article(calendar_article(360001, "E1243"));
+    app.fake
+        .put_article(calendar_article(360001, "E1243", "2024-01-01T00:00:00Z"));
     app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
         app.fake.put_article(a);
     }
-    app.fake.put_ticket(calendar_ticket(2));
+    app.fake.put_ticket(calendar_ticket(2, &complete_handoff()));
 
     let body: Value = app.escalate(2).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "good");
@@ -90,12 +68,13 @@ async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
 #[tokio::test]
 async fn the_same_article_naming_the_case_code_still_makes_it_bad() {
     let app = spawn_app(zendesk().await).await;
-    app.fake.put_article(calendar_article(360001, "E1234"));
+    app.fake
+        .put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
     app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
         app.fake.put_article(a);
     }
-    app.fake.put_ticket(calendar_ticket(3));
+    app.fake.put_ticket(calendar_ticket(3, &complete_handoff()));
     let body: Value = app.escalate(3).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "bad");
     assert!(!app.notes(3)[0].contains("Related, not counted"));
@@ -112,12 +91,13 @@ async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
         },
     )
     .await;
-    app.fake.put_article(calendar_article(360001, "E1234"));
+    app.fake
+        .put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
     app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
         app.fake.put_article(a);
     }
-    app.fake.put_ticket(calendar_ticket(4));
+    app.fake.put_ticket(calendar_ticket(4, &complete_handoff()));
 
     let body: Value = app.escalate(4).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "review");

@@ -8,11 +8,10 @@ use escalation_gate::server::reply::SOAP_ACK as ACK;
 use serde_json::{Map, Value, json};
 
 pub use crate::fakes::salesforce::{
-    CLIENT_CREDENTIALS, ENDPOINT_TOKEN, SIGNING_SECRET, connector_toml, env,
+    CLIENT_CREDENTIALS, CLIENT_ID, CLIENT_SECRET, ENDPOINT_TOKEN, SIGNING_SECRET,
 };
 use crate::fakes::salesforce::{
-    CLIENT_ID, CLIENT_SECRET, Fail, FakeArticle, FakeSalesforce, JWT_KEY, JwtClient, State_,
-    USERNAME,
+    Fail, FakeArticle, FakeSalesforce, JWT_KEY, JwtClient, State_, USERNAME,
 };
 use crate::helpers::{Options, TestApp, spawn_with as spawn_with_options};
 
@@ -25,8 +24,6 @@ pub const MISSING: &str = "500000000000002AAA";
 pub const KB: &str = "500000000000003AAA";
 pub const BOTH: &str = "500000000000004AAA";
 pub const ACCOUNT: &str = "001000000000001AAA";
-
-const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
 
 pub fn case(id: &str, subject: &str, description: &str, handoff: bool) -> Map<String, Value> {
     let v = |s: &str| if handoff { json!(s) } else { Value::Null };
@@ -58,6 +55,11 @@ pub const CALENDAR_SUBJECT: &str = "Calendar sync stops with error E1234 after a
 pub const CALENDAR_TEXT: &str = "Calendar sync stops for a user and the sync log shows error E1234 authorization expired. It started right after the user changed their mailbox password.";
 pub const PDF_SUBJECT: &str = "PDF export of large invoices crashes with error LX-5521";
 pub const PDF_TEXT: &str = "Hello,\n\nSince upgrading to 4.2.1, exporting an invoice with more than 500 lines to PDF fails with error LX-5521 and the export job stops at 80%. Smaller invoices export fine. We reproduced it on two customer tenants and on our own test tenant.\n\nThanks,\nJordan";
+/// The steps of a complete hand-off of the PDF case.
+pub const FULL_STEPS: &str = "1. Create an invoice with 600 lines. 2. Click Export > PDF. 3. The job stops at 80% with LX-5521.";
+/// A case escalated without a usable hand-off.
+pub const SLOW_SUBJECT: &str = "Reports are slow";
+pub const SLOW_TEXT: &str = "Customer says reports are slow. Please check.";
 
 /// The demo knowledge base (connectors/demo/articles) as Salesforce Knowledge articles: the
 /// same article id for a translation, `Draft` for the demo's draft.
@@ -85,12 +87,7 @@ pub fn org() -> State_ {
     let mut s = State_::default();
     for (id, subject, text, handoff) in [
         (GOOD, PDF_SUBJECT, PDF_TEXT, true),
-        (
-            MISSING,
-            "Reports are slow",
-            "Customer says reports are slow. Please check.",
-            false,
-        ),
+        (MISSING, SLOW_SUBJECT, SLOW_TEXT, false),
         (KB, CALENDAR_SUBJECT, CALENDAR_TEXT, true),
         (BOTH, CALENDAR_SUBJECT, CALENDAR_TEXT, false),
     ] {

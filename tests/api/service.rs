@@ -252,13 +252,11 @@ async fn sweep_logs(
     zendesk: &crate::fakes::zendesk::FakeZendesk,
     rust_log: Option<&str>,
 ) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let text = connector_toml(
+    let dir = connectors_dir(&connector_toml(
         API_TOKEN_AUTH,
         "helpdesk",
         "[sweep]\nquery = \"tags:partner_escalation\"\n",
-    );
-    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
+    ));
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
     cmd.args(["sweep", "--connector", "acme", "--connectors"])
         .arg(dir.path())

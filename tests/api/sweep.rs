@@ -115,8 +115,7 @@ async fn serve_judges_an_escalation_whose_webhook_never_came() {
 
 /// A fake Zendesk holding the directory and [`tickets`].
 async fn seeded_zendesk() -> FakeZendesk {
-    let zendesk = FakeZendesk::start().await;
-    seed_directory(&zendesk);
+    let zendesk = zendesk().await;
     for t in tickets() {
         zendesk.put_ticket(t);
     }
@@ -130,15 +129,8 @@ fn connector_file(extra: &str) -> String {
 
 /// Runs `escalation-gate sweep` on a connectors folder holding `text` as `acme.toml`.
 async fn sweep_command(zendesk: &FakeZendesk, text: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("acme.toml"), text).unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args(["sweep", "--connector", "acme", "--connectors"])
-        .arg(dir.path())
-        .envs(zendesk_vars(zendesk))
-        .output()
-        .await
-        .unwrap()
+    let dir = connectors_dir(text);
+    run_command("sweep", &["--connector", "acme"], dir.path(), zendesk).await
 }
 
 #[tokio::test]

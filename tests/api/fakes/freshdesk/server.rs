@@ -53,6 +53,12 @@ pub struct Fail {
     pub times: usize,
 }
 
+impl crate::fakes::Injected for Fail {
+    fn target(&mut self) -> (&str, &str, &mut usize) {
+        (self.method, &self.path_contains, &mut self.times)
+    }
+}
+
 #[derive(Default)]
 pub struct State_ {
     pub tickets: HashMap<u64, Map<String, Value>>,
@@ -112,11 +118,7 @@ impl FakeFreshdesk {
 
     /// How many requests matched `method` and a path containing `part`.
     pub fn count(&self, method: &str, part: &str) -> usize {
-        self.lock()
-            .log
-            .iter()
-            .filter(|(l, _)| l.starts_with(&format!("{method} ")) && l.contains(part))
-            .count()
+        crate::fakes::count(&self.lock().log, method, part)
     }
 
     pub fn tags(&self, ticket: u64) -> Vec<String> {
@@ -159,15 +161,10 @@ fn touch(t: &mut Map<String, Value>) {
     let before = t
         .get("updated_at")
         .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc));
-    let next = match before {
-        Some(b) if b >= Utc::now() => b + chrono::Duration::seconds(1),
-        _ => Utc::now(),
-    };
+        .unwrap_or_default();
     t.insert(
         "updated_at".into(),
-        json!(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        json!(crate::fakes::zendesk::next_stamp(before)),
     );
 }
 
@@ -214,13 +211,7 @@ async fn authorize(
         }
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
-        if let Some(f) = s
-            .fails
-            .iter_mut()
-            .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains))
-        {
-            f.times -= 1;
-            let f = f.clone();
+        if let Some(f) = crate::fakes::next_failure(&mut s.fails, &method, &path) {
             s.log.push((line, f.status));
             let status = StatusCode::from_u16(f.status).unwrap();
             let mut resp = match f.status {

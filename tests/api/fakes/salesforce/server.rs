@@ -56,6 +56,12 @@ pub struct Fail {
     pub times: usize,
 }
 
+impl crate::fakes::Injected for Fail {
+    fn target(&mut self) -> (&str, &str, &mut usize) {
+        (self.method, &self.path_contains, &mut self.times)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct JwtClient {
     pub client_id: String,
@@ -156,11 +162,7 @@ impl FakeSalesforce {
 
     /// How many requests matched `method` and a path containing `part`.
     pub fn count(&self, method: &str, part: &str) -> usize {
-        self.lock()
-            .log
-            .iter()
-            .filter(|(l, _)| l.starts_with(&format!("{method} ")) && l.contains(part))
-            .count()
+        crate::fakes::count(&self.lock().log, method, part)
     }
 
     pub fn comments_on(&self, case: &str) -> Vec<Comment> {
@@ -217,16 +219,10 @@ fn gate(
             "Session expired or invalid",
         )));
     }
-    if let Some(f) = s
-        .fails
-        .iter_mut()
-        .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains))
-    {
-        f.times -= 1;
-        let (status, code) = (f.status, f.error_code);
-        s.log.push((line, status));
-        let status = StatusCode::from_u16(status).unwrap();
-        return Err(Box::new(errors(status, code, "Injected failure")));
+    if let Some(f) = crate::fakes::next_failure(&mut s.fails, method, path) {
+        s.log.push((line, f.status));
+        let status = StatusCode::from_u16(f.status).unwrap();
+        return Err(Box::new(errors(status, f.error_code, "Injected failure")));
     }
     s.log.push((line, 200));
     Ok(())
@@ -718,19 +714,31 @@ fn query_period(state: &Shared, soql: &str) -> Response {
         }
         list.push(Value::Object(out));
     }
+    page(&mut s, list, None, 0)
+}
+
+/// One page of a query answer: at most [`State_::query_batch`] of `records` (2000 when 0), the
+/// rest kept behind query locator `locator` (a new one when `None`), `offset` records into the
+/// answer; `totalSize` counts the whole answer.
+fn page(s: &mut State_, mut records: Vec<Value>, locator: Option<&str>, offset: usize) -> Response {
     let batch = if s.query_batch == 0 {
         2000
     } else {
         s.query_batch
     };
-    let total = list.len();
-    let rest = list.split_off(batch.min(total));
-    let mut answer = json!({"totalSize": total, "done": rest.is_empty(), "records": list});
-    if !rest.is_empty() {
-        s.locators += 1;
-        let locator = format!("01gD000000{:08}", s.locators);
-        answer["nextRecordsUrl"] = json!(format!("{API}/query/{locator}-{batch}"));
-        s.cursors.insert(locator, rest);
+    let later = records.split_off(batch.min(records.len()));
+    let total = offset + records.len() + later.len();
+    let mut answer = json!({"totalSize": total, "done": later.is_empty(), "records": records});
+    if !later.is_empty() {
+        let locator = match locator {
+            Some(l) => l.to_string(),
+            None => {
+                s.locators += 1;
+                format!("01gD000000{:08}", s.locators)
+            }
+        };
+        answer["nextRecordsUrl"] = json!(format!("{API}/query/{locator}-{}", offset + batch));
+        s.cursors.insert(locator, later);
     }
     axum::Json(answer).into_response()
 }
@@ -788,27 +796,14 @@ async fn query_more(State(state): State<Shared>, Path(locator): Path<String>) ->
         );
     };
     let offset: usize = offset.parse().unwrap_or(0);
-    let Some(mut rest) = s.cursors.remove(id) else {
+    let Some(rest) = s.cursors.remove(id) else {
         return errors(
             StatusCode::NOT_FOUND,
             "INVALID_QUERY_LOCATOR",
             "invalid query locator",
         );
     };
-    let batch = if s.query_batch == 0 {
-        2000
-    } else {
-        s.query_batch
-    };
-    let later = rest.split_off(batch.min(rest.len()));
-    let total = offset + rest.len() + later.len();
-    let mut answer = json!({"totalSize": total, "done": later.is_empty(), "records": rest});
-    if !later.is_empty() {
-        let next = offset + batch;
-        answer["nextRecordsUrl"] = json!(format!("{API}/query/{id}-{next}"));
-        s.cursors.insert(id.to_string(), later);
-    }
-    axum::Json(answer).into_response()
+    page(&mut s, rest, Some(id), offset)
 }
 
 /// `SELECT f, ... FROM Contact WHERE Email = '...' LIMIT n` (e-mail compared without case).

@@ -154,26 +154,33 @@ impl Admin {
         base_url: &str,
     ) -> Option<Reply> {
         let collection = *rest.first()?;
-        let (template, wrapper) = if collection == "webhooks" {
-            let t = match rest.len() {
-                1 => "/api/v2/webhooks",
-                2 => "/api/v2/webhooks/{webhook_id}",
-                3 if rest[2] == "signing_secret" => "/api/v2/webhooks/{webhook_id}/signing_secret",
-                _ => return None,
-            };
-            (t.to_string(), "webhook")
-        } else {
-            let (_, wrapper) = KINDS.iter().find(|(k, _)| *k == collection)?;
-            let id = KINDS
-                .iter()
-                .find(|(k, _)| *k == collection)
-                .map(|(_, w)| format!("{w}_id"))?;
-            let t = match rest.len() {
-                1 => format!("/api/v2/{collection}"),
-                2 if rest[1].parse::<u64>().is_ok() => format!("/api/v2/{collection}/{{{id}}}"),
-                _ => return None,
-            };
-            (t, *wrapper)
+        // The record kind and its wrapper key; `None` for webhooks.
+        let kind = match collection {
+            "webhooks" => None,
+            _ => Some(*KINDS.iter().find(|(k, _)| *k == collection)?),
+        };
+        let (template, wrapper) = match kind {
+            None => {
+                let t = match rest.len() {
+                    1 => "/api/v2/webhooks",
+                    2 => "/api/v2/webhooks/{webhook_id}",
+                    3 if rest[2] == "signing_secret" => {
+                        "/api/v2/webhooks/{webhook_id}/signing_secret"
+                    }
+                    _ => return None,
+                };
+                (t.to_string(), "webhook")
+            }
+            Some((kind, wrapper)) => {
+                let t = match rest.len() {
+                    1 => format!("/api/v2/{kind}"),
+                    2 if rest[1].parse::<u64>().is_ok() => {
+                        format!("/api/v2/{kind}/{{{wrapper}_id}}")
+                    }
+                    _ => return None,
+                };
+                (t, wrapper)
+            }
         };
         let route = format!("{method} /api/v2/{}", rest.join("/"));
         let parsed = match self.checked(method, &template, body) {
@@ -188,23 +195,11 @@ impl Admin {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        Some(if collection == "webhooks" {
-            self.serve_webhooks(method, rest, query, record, base_url)
-        } else {
-            let collection = KINDS
-                .iter()
-                .find(|(k, _)| *k == collection)
-                .map(|(k, _)| *k)
-                .expect("known collection");
-            self.serve_records(
-                method,
-                collection,
-                wrapper,
-                rest.get(1),
-                query,
-                record,
-                base_url,
-            )
+        Some(match kind {
+            None => self.serve_webhooks(method, rest, query, record, base_url),
+            Some((kind, wrapper)) => {
+                self.serve_records(method, kind, wrapper, rest.get(1), query, record, base_url)
+            }
         })
     }
 

@@ -258,6 +258,32 @@ pub fn complete_handoff() -> Vec<(u64, &'static str)> {
     ]
 }
 
+/// A partner's escalation of the calendar-sync case (error E1234 after a password change);
+/// `fields` as in [`ticket`].
+pub fn calendar_ticket(id: u64, fields: &[(u64, &str)]) -> Value {
+    ticket(
+        id,
+        "Calendar sync stops with error E1234 after password change",
+        "Calendar sync stopped this morning; the sync log shows error E1234 authorization \
+         expired. The user changed the mailbox password yesterday.",
+        fields,
+    )
+}
+
+/// The article that answers the calendar-sync case when `code` is `E1234`.
+pub fn calendar_article(id: u64, code: &str, created_at: &str) -> Value {
+    article(
+        id,
+        &format!("Calendar sync stops with error {code} after a password change"),
+        &format!(
+            "Calendar sync stops and the sync log shows error {code} authorization expired \
+             after the user changed the mailbox password. Open Settings, Integrations, \
+             Calendar, then disconnect and connect the calendar again."
+        ),
+        created_at,
+    )
+}
+
 /// A Help Center article published at `created_at`.
 pub fn article(id: u64, title: &str, body: &str, created_at: &str) -> Value {
     json!({
@@ -317,6 +343,18 @@ impl TestApp<FakeZendesk> {
             .map(|t| t.as_str().unwrap().to_string())
             .collect()
     }
+}
+
+/// A connectors folder holding `text` as the test connector's file (`acme.toml`).
+pub fn connectors_dir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path()
+            .join(format!("{}.toml", crate::helpers::CONNECTOR)),
+        text,
+    )
+    .unwrap();
+    dir
 }
 
 /// Runs `escalation-gate {command} {args} --connectors {dir}` with the fake Zendesk's variables,

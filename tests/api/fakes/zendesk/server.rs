@@ -1888,8 +1888,9 @@ fn normalize_stamp(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
-/// `max(now, previous + 1 s)`: strictly increasing at second precision.
-fn next_stamp(previous: &str) -> String {
+/// `max(now, previous + 1 s)`: strictly increasing at second precision, so two changes within
+/// one second still move `updated_at` (the fake Freshdesk uses it too).
+pub fn next_stamp(previous: &str) -> String {
     let now = now_secs();
     let next = match parse_instant(previous) {
         Some(previous) if previous + Duration::seconds(1) > now => previous + Duration::seconds(1),
