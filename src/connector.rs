@@ -9,7 +9,6 @@ use anyhow::Context;
 use tracing::Instrument;
 
 use crate::assess::kb::query::kb_query;
-use crate::assess::kb::rescore::clean_query;
 use crate::assess::{Policy, Verdict, assess, note};
 use crate::config::{SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
@@ -314,7 +313,6 @@ fn warm_up_judge() {
             gap_below: 0.0,
             default_locale: "en".into(),
         };
-        let _ = clean_query(&esc.case_text());
         let _ = crate::assess::kb::judge(&esc, &[article], &settings);
     });
 }

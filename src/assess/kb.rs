@@ -142,12 +142,12 @@ pub fn judge<A: ArticleView>(
             None => eligible.push(a),
         }
     }
-    let case_text = esc.case_text();
-    let case_ids = ident::identifiers(&rescore::clean_query(&case_text));
+    let query = rescore::clean_query(&esc.case_text());
+    let case_ids = ident::identifiers(&query);
     let mut shapes: Vec<ident::Shape> = case_ids.iter().map(|i| i.shape).collect();
     shapes.dedup();
-    let scored = rescore::rescore(
-        &case_text,
+    let scored = rescore::rescore_query(
+        &query,
         &eligible
             .iter()
             .map(|a| rescore::Candidate {
