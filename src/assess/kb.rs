@@ -162,6 +162,8 @@ pub fn judge<A: ArticleView>(
         review_bound: settings.review_bound.min(settings.threshold),
         ..KbFindings::default()
     };
+    // The article text the near-miss rule reads, one buffer for every candidate.
+    let mut text = String::new();
     for s in scored {
         let a = eligible[s.index];
         let above = s.confidence >= findings.threshold;
@@ -178,7 +180,10 @@ pub fn judge<A: ArticleView>(
         let near_miss = if case_ids.is_empty() {
             None
         } else {
-            let text = format!("{}\n{}", a.title, a.body);
+            text.clear();
+            text.push_str(a.title);
+            text.push('\n');
+            text.push_str(a.body);
             ident::near_miss(&case_ids, &ident::identifiers_of(&text, &shapes))
         };
         if let Some(near_miss) = near_miss {
