@@ -256,8 +256,16 @@ impl Connector {
                 .await?;
             if written != Written::Already {
                 let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.name()).collect();
-                let (_, articles) = crate::helpdesk::details(&verdict);
-                let articles: Vec<&str> = articles.iter().map(String::as_str).collect();
+                let articles: Vec<&str> = verdict
+                    .reasons
+                    .iter()
+                    .filter_map(|r| match r {
+                        crate::assess::Reason::KbResolvable { article } => {
+                            Some(article.article_id.as_str())
+                        }
+                        crate::assess::Reason::MissingHandoff { .. } => None,
+                    })
+                    .collect();
                 let flags: Vec<&str> = verdict.flags.names().collect();
                 m::verdict(
                     &self.id,
