@@ -110,11 +110,7 @@ pub fn judge<A: ArticleView>(
     candidates: &[A],
     settings: &KbSettings,
 ) -> KbFindings {
-    let locale = esc
-        .requester
-        .locale
-        .clone()
-        .unwrap_or_else(|| settings.default_locale.clone());
+    let locale = query::case_locale(esc, &settings.default_locale);
     let mut excluded = Vec::new();
     let mut eligible: Vec<ArticleRef> = Vec::new();
     for a in candidates.iter().map(ArticleView::view) {
