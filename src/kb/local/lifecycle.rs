@@ -261,8 +261,7 @@ impl Generation {
         ));
         let _ = std::fs::remove_dir_all(&building);
         let persisted = LocalIndex::build_in(&building, &articles, &self.fingerprint)
-            .and_then(|index| {
-                drop(index);
+            .and_then(|()| {
                 match std::fs::rename(&building, &self.current) {
                     Ok(()) => Ok(()),
                     // Another process put the same generation in place first.
