@@ -84,8 +84,7 @@ impl LocalKb {
     ) -> Result<Arc<LocalKb>, LocalKbError> {
         let paths = markdown_files(articles)?;
         let Some(folder) = folder else {
-            let list = read_dir_articles(&paths)?;
-            super::check_ids(&list)?;
+            let list = read_checked(&paths)?;
             let kb = LocalKb::with(None, State::Building, true);
             kb.spawn_build(name, list, None);
             return Ok(kb);
@@ -119,8 +118,7 @@ impl LocalKb {
                 tracing::warn!(connector = name, error = %e, "Unusable index folder cannot be removed");
             }
         }
-        let list = read_dir_articles(&paths)?;
-        super::check_ids(&list)?;
+        let list = read_checked(&paths)?;
         let old = older_generation(folder, &current);
         let kb = match old {
             Some(index) => {
@@ -169,14 +167,14 @@ impl LocalKb {
     }
 
     /// Waits until an index serves (or the first build failed, the error).
-    pub async fn ready(&self) -> Result<Arc<LocalIndex>, String> {
+    pub async fn ready(&self) -> Result<(), String> {
         let mut rx = self.state.subscribe();
         let shared = rx
             .wait_for(|s| s.status.state != State::Building)
             .await
             .map_err(|e| e.to_string())?;
         match &shared.index {
-            Some(index) => Ok(Arc::clone(index)),
+            Some(_) => Ok(()),
             None => Err(shared
                 .status
                 .error
@@ -217,26 +215,32 @@ impl LocalKb {
                     }
                     Err(e) => {
                         tracing::error!(connector = %name, error = %e, "Knowledge base index could not be built");
-                        kb.state.send_modify(|s| {
-                            s.status.rebuilding = false;
-                            s.status.error = Some(e.to_string());
-                            if s.index.is_none() {
-                                s.status.state = State::Failed;
-                            }
-                        });
+                        kb.build_failed(e.to_string());
                     }
                 }
             });
         if let Err(e) = spawned {
-            self.state.send_modify(|s| {
-                s.status.rebuilding = false;
-                s.status.error = Some(format!("cannot start the build thread: {e}"));
-                if s.index.is_none() {
-                    s.status.state = State::Failed;
-                }
-            });
+            self.build_failed(format!("cannot start the build thread: {e}"));
         }
     }
+
+    /// Records a build that did not end in an index: an index that serves keeps serving.
+    fn build_failed(&self, error: String) {
+        self.state.send_modify(|s| {
+            s.status.rebuilding = false;
+            s.status.error = Some(error);
+            if s.index.is_none() {
+                s.status.state = State::Failed;
+            }
+        });
+    }
+}
+
+/// Reads and parses the article files and checks their ids: a broken article is an error.
+fn read_checked(paths: &[PathBuf]) -> Result<Vec<Article>, LocalKbError> {
+    let list = read_dir_articles(paths)?;
+    super::check_ids(&list)?;
+    Ok(list)
 }
 
 /// Where a new generation goes.
