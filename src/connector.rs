@@ -9,7 +9,6 @@ use anyhow::Context;
 use tracing::Instrument;
 
 use crate::assess::kb::query::kb_query;
-use crate::assess::kb::rescore::clean_query;
 use crate::assess::{Policy, Verdict, assess, note};
 use crate::config::{SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
@@ -257,8 +256,16 @@ impl Connector {
                 .await?;
             if written != Written::Already {
                 let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.name()).collect();
-                let (_, articles) = crate::helpdesk::details(&verdict);
-                let articles: Vec<&str> = articles.iter().map(String::as_str).collect();
+                let articles: Vec<&str> = verdict
+                    .reasons
+                    .iter()
+                    .filter_map(|r| match r {
+                        crate::assess::Reason::KbResolvable { article } => {
+                            Some(article.article_id.as_str())
+                        }
+                        crate::assess::Reason::MissingHandoff { .. } => None,
+                    })
+                    .collect();
                 let flags: Vec<&str> = verdict.flags.names().collect();
                 m::verdict(
                     &self.id,
@@ -314,7 +321,6 @@ fn warm_up_judge() {
             gap_below: 0.0,
             default_locale: "en".into(),
         };
-        let _ = clean_query(&esc.case_text());
         let _ = crate::assess::kb::judge(&esc, &[article], &settings);
     });
 }

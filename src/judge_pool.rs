@@ -30,7 +30,6 @@ pub enum PoolError {
 pub struct JudgePool {
     queue: Sender<Job>,
     threads: usize,
-    capacity: usize,
 }
 
 impl JudgePool {
@@ -51,7 +50,6 @@ impl JudgePool {
         Ok(Arc::new(JudgePool {
             queue: tx,
             threads: threads.get(),
-            capacity: queue,
         }))
     }
 
@@ -72,7 +70,7 @@ impl JudgePool {
 
     /// How many judgements may wait for a thread.
     pub fn queue_capacity(&self) -> usize {
-        self.capacity
+        self.queue.capacity().unwrap_or(0)
     }
 
     /// Judgements waiting for a thread now.

@@ -110,11 +110,7 @@ pub fn judge<A: ArticleView>(
     candidates: &[A],
     settings: &KbSettings,
 ) -> KbFindings {
-    let locale = esc
-        .requester
-        .locale
-        .clone()
-        .unwrap_or_else(|| settings.default_locale.clone());
+    let locale = query::case_locale(esc, &settings.default_locale);
     let mut excluded = Vec::new();
     let mut eligible: Vec<ArticleRef> = Vec::new();
     for a in candidates.iter().map(ArticleView::view) {
@@ -142,12 +138,12 @@ pub fn judge<A: ArticleView>(
             None => eligible.push(a),
         }
     }
-    let case_text = esc.case_text();
-    let case_ids = ident::identifiers(&rescore::clean_query(&case_text));
+    let query = rescore::clean_query(&esc.case_text());
+    let case_ids = ident::identifiers(&query);
     let mut shapes: Vec<ident::Shape> = case_ids.iter().map(|i| i.shape).collect();
     shapes.dedup();
-    let scored = rescore::rescore(
-        &case_text,
+    let scored = rescore::rescore_query(
+        &query,
         &eligible
             .iter()
             .map(|a| rescore::Candidate {
@@ -162,6 +158,8 @@ pub fn judge<A: ArticleView>(
         review_bound: settings.review_bound.min(settings.threshold),
         ..KbFindings::default()
     };
+    // The article text the near-miss rule reads, one buffer for every candidate.
+    let mut text = String::new();
     for s in scored {
         let a = eligible[s.index];
         let above = s.confidence >= findings.threshold;
@@ -178,7 +176,10 @@ pub fn judge<A: ArticleView>(
         let near_miss = if case_ids.is_empty() {
             None
         } else {
-            let text = format!("{}\n{}", a.title, a.body);
+            text.clear();
+            text.push_str(a.title);
+            text.push('\n');
+            text.push_str(a.body);
             ident::near_miss(&case_ids, &ident::identifiers_of(&text, &shapes))
         };
         if let Some(near_miss) = near_miss {

@@ -112,12 +112,12 @@ impl LocalIndex {
     }
 
     /// Builds the index in the folder `dir` (created; it must not hold an index yet), with
-    /// `fingerprint` recorded in its commit, and opens it from there.
+    /// `fingerprint` recorded in its commit; [`LocalIndex::open`] serves it.
     pub fn build_in(
         dir: &Path,
         articles: &[Article],
         fingerprint: &str,
-    ) -> Result<LocalIndex, LocalKbError> {
+    ) -> Result<(), LocalKbError> {
         check_ids(articles)?;
         let write_error = |source| LocalKbError::Write {
             path: dir.to_path_buf(),
@@ -127,9 +127,7 @@ impl LocalIndex {
         std::fs::write(dir.join(store::FILE_NAME), store::encode(articles)).map_err(write_error)?;
         let (schema, fields) = schema();
         let index = Index::create_in_dir(dir, schema)?;
-        write_index(&index, fields, articles, fingerprint)?;
-        drop(index);
-        LocalIndex::open(dir)
+        write_index(&index, fields, articles, fingerprint)
     }
 
     /// Opens an index a [`LocalIndex::build_in`] wrote, memory-mapped: nothing is read until a

@@ -7,12 +7,18 @@ use crate::escalation::Escalation;
 /// The query and the locale an escalation's knowledge base is searched with: the cleaned case
 /// text, and the requester's locale or the connector's default. `eval` searches with the same.
 pub fn kb_query(esc: &Escalation, default_locale: &str) -> (String, String) {
-    let locale = esc
-        .requester
+    (
+        clean_query(&esc.case_text()),
+        case_locale(esc, default_locale),
+    )
+}
+
+/// The locale of an escalation's case: the requester's, or the connector's default.
+pub fn case_locale(esc: &Escalation, default_locale: &str) -> String {
+    esc.requester
         .locale
         .clone()
-        .unwrap_or_else(|| default_locale.to_string());
-    (clean_query(&esc.case_text()), locale)
+        .unwrap_or_else(|| default_locale.to_string())
 }
 
 /// Most queries a remote knowledge base is asked per escalation (see [`remote_queries`]).

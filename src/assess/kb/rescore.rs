@@ -381,11 +381,15 @@ struct Art {
 
 /// Raw per-candidate features (before the fitted combination), plus the passage.
 pub fn features(case_text: &str, candidates: &[Candidate]) -> Vec<([f64; NF], String)> {
-    let q = clean_query(case_text);
+    query_features(&clean_query(case_text), candidates)
+}
+
+/// [`features`] for a case text already cleaned with [`clean_query`].
+pub fn query_features(q: &str, candidates: &[Candidate]) -> Vec<([f64; NF], String)> {
     let mut qterms: Vec<String> = Vec::new();
     let mut qid: HashMap<String, u32> = HashMap::new();
     let mut qseq: Vec<u32> = Vec::new();
-    for_each_word(&q, |w, _| {
+    for_each_word(q, |w, _| {
         let id = match qid.get(w) {
             Some(&i) => i,
             None => {
@@ -412,7 +416,7 @@ pub fn features(case_text: &str, candidates: &[Candidate]) -> Vec<([f64; NF], St
             qbigrams.push((p[0], p[1]));
         }
     }
-    let qcodes = codes(&q);
+    let qcodes = codes(q);
 
     let arts: Vec<Art> = candidates
         .iter()
@@ -689,7 +693,12 @@ fn excerpt(s: &str, max: usize) -> String {
 
 /// Re-score candidates against the case text; result sorted by confidence, best first.
 pub fn rescore(case_text: &str, candidates: &[Candidate]) -> Vec<Scored> {
-    let feats = features(case_text, candidates);
+    rescore_query(&clean_query(case_text), candidates)
+}
+
+/// [`rescore`] for a case text already cleaned with [`clean_query`].
+pub fn rescore_query(q: &str, candidates: &[Candidate]) -> Vec<Scored> {
+    let feats = query_features(q, candidates);
     let s: Vec<f64> = feats
         .iter()
         .map(|(f, _)| B1 + f.iter().zip(W1.iter()).map(|(x, w)| x * w).sum::<f64>())

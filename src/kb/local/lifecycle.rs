@@ -61,9 +61,23 @@ pub struct Status {
     pub error: Option<String>,
 }
 
+/// What the knowledge base holds now; [`Status`] is derived from it.
 struct Shared {
-    index: Option<Arc<LocalIndex>>,
-    status: Status,
+    /// The index that serves, and where it came from.
+    index: Option<(Arc<LocalIndex>, Origin)>,
+    rebuilding: bool,
+    /// Why the last build failed.
+    error: Option<String>,
+}
+
+impl Shared {
+    fn state(&self) -> State {
+        match (&self.index, &self.error) {
+            (Some(_), _) => State::Ready,
+            (None, Some(_)) => State::Failed,
+            (None, None) => State::Building,
+        }
+    }
 }
 
 /// A connector's embedded knowledge base: the index that serves now, replaced whole when a
@@ -84,9 +98,8 @@ impl LocalKb {
     ) -> Result<Arc<LocalKb>, LocalKbError> {
         let paths = markdown_files(articles)?;
         let Some(folder) = folder else {
-            let list = read_dir_articles(&paths)?;
-            super::check_ids(&list)?;
-            let kb = LocalKb::with(None, State::Building, true);
+            let list = read_checked(&paths)?;
+            let kb = LocalKb::with(None, true);
             kb.spawn_build(name, list, None);
             return Ok(kb);
         };
@@ -101,11 +114,7 @@ impl LocalKb {
                         folder = %current.display(),
                         "Knowledge base index reused: the articles have not changed"
                     );
-                    return Ok(LocalKb::with(
-                        Some((index, Origin::Reused)),
-                        State::Ready,
-                        false,
-                    ));
+                    return Ok(LocalKb::with(Some((index, Origin::Reused)), false));
                 }
                 Ok(_) => {
                     tracing::warn!(connector = name, folder = %current.display(), "Index folder holds another fingerprint; rebuilding")
@@ -119,8 +128,7 @@ impl LocalKb {
                 tracing::warn!(connector = name, error = %e, "Unusable index folder cannot be removed");
             }
         }
-        let list = read_dir_articles(&paths)?;
-        super::check_ids(&list)?;
+        let list = read_checked(&paths)?;
         let old = older_generation(folder, &current);
         let kb = match old {
             Some(index) => {
@@ -129,9 +137,9 @@ impl LocalKb {
                     articles = index.len(),
                     "Articles changed; an older index serves while the new one is built"
                 );
-                LocalKb::with(Some((index, Origin::Stale)), State::Ready, true)
+                LocalKb::with(Some((index, Origin::Stale)), true)
             }
-            None => LocalKb::with(None, State::Building, true),
+            None => LocalKb::with(None, true),
         };
         kb.spawn_build(
             name,
@@ -145,43 +153,46 @@ impl LocalKb {
         Ok(kb)
     }
 
-    fn with(index: Option<(LocalIndex, Origin)>, state: State, rebuilding: bool) -> Arc<LocalKb> {
-        let (index, origin) = index.map_or((None, None), |(i, o)| (Some(Arc::new(i)), Some(o)));
-        let status = Status {
-            state,
-            articles: index.as_ref().map_or(0, |i| i.len()),
-            index: origin,
-            rebuilding,
-            error: None,
-        };
+    fn with(index: Option<(LocalIndex, Origin)>, rebuilding: bool) -> Arc<LocalKb> {
         Arc::new(LocalKb {
-            state: watch::Sender::new(Shared { index, status }),
+            state: watch::Sender::new(Shared {
+                index: index.map(|(i, o)| (Arc::new(i), o)),
+                rebuilding,
+                error: None,
+            }),
         })
     }
 
     /// The index that serves now, if any.
     pub fn index(&self) -> Option<Arc<LocalIndex>> {
-        self.state.borrow().index.clone()
+        self.state
+            .borrow()
+            .index
+            .as_ref()
+            .map(|(i, _)| Arc::clone(i))
     }
 
     pub fn status(&self) -> Status {
-        self.state.borrow().status.clone()
+        let shared = self.state.borrow();
+        Status {
+            state: shared.state(),
+            articles: shared.index.as_ref().map_or(0, |(i, _)| i.len()),
+            index: shared.index.as_ref().map(|(_, o)| *o),
+            rebuilding: shared.rebuilding,
+            error: shared.error.clone(),
+        }
     }
 
     /// Waits until an index serves (or the first build failed, the error).
-    pub async fn ready(&self) -> Result<Arc<LocalIndex>, String> {
+    pub async fn ready(&self) -> Result<(), String> {
         let mut rx = self.state.subscribe();
         let shared = rx
-            .wait_for(|s| s.status.state != State::Building)
+            .wait_for(|s| s.state() != State::Building)
             .await
             .map_err(|e| e.to_string())?;
         match &shared.index {
-            Some(index) => Ok(Arc::clone(index)),
-            None => Err(shared
-                .status
-                .error
-                .clone()
-                .unwrap_or_else(|| "no index".into())),
+            Some(_) => Ok(()),
+            None => Err(shared.error.clone().unwrap_or_else(|| "no index".into())),
         }
     }
 
@@ -205,38 +216,36 @@ impl LocalKb {
                         }
                         tracing::info!(connector = %name, articles = n, index = ?origin, seconds = started.elapsed().as_secs_f64(), "Knowledge base index built");
                         kb.state.send_modify(|s| {
-                            s.status = Status {
-                                state: State::Ready,
-                                articles: index.len(),
-                                index: Some(origin),
-                                rebuilding: false,
-                                error: None,
-                            };
-                            s.index = Some(Arc::new(index));
+                            s.index = Some((Arc::new(index), origin));
+                            s.rebuilding = false;
+                            s.error = None;
                         });
                     }
                     Err(e) => {
                         tracing::error!(connector = %name, error = %e, "Knowledge base index could not be built");
-                        kb.state.send_modify(|s| {
-                            s.status.rebuilding = false;
-                            s.status.error = Some(e.to_string());
-                            if s.index.is_none() {
-                                s.status.state = State::Failed;
-                            }
-                        });
+                        kb.build_failed(e.to_string());
                     }
                 }
             });
         if let Err(e) = spawned {
-            self.state.send_modify(|s| {
-                s.status.rebuilding = false;
-                s.status.error = Some(format!("cannot start the build thread: {e}"));
-                if s.index.is_none() {
-                    s.status.state = State::Failed;
-                }
-            });
+            self.build_failed(format!("cannot start the build thread: {e}"));
         }
     }
+
+    /// Records a build that did not end in an index: an index that serves keeps serving.
+    fn build_failed(&self, error: String) {
+        self.state.send_modify(|s| {
+            s.rebuilding = false;
+            s.error = Some(error);
+        });
+    }
+}
+
+/// Reads and parses the article files and checks their ids: a broken article is an error.
+fn read_checked(paths: &[PathBuf]) -> Result<Vec<Article>, LocalKbError> {
+    let list = read_dir_articles(paths)?;
+    super::check_ids(&list)?;
+    Ok(list)
 }
 
 /// Where a new generation goes.
@@ -261,8 +270,7 @@ impl Generation {
         ));
         let _ = std::fs::remove_dir_all(&building);
         let persisted = LocalIndex::build_in(&building, &articles, &self.fingerprint)
-            .and_then(|index| {
-                drop(index);
+            .and_then(|()| {
                 match std::fs::rename(&building, &self.current) {
                     Ok(()) => Ok(()),
                     // Another process put the same generation in place first.
