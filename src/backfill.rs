@@ -144,6 +144,9 @@ pub async fn run(
     progress: &mut dyn Progress,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Summary> {
+    // An embedded index is built in the background: judging before it serves would fail every
+    // ticket with `KbError::Unavailable`.
+    connector.ready().await?;
     let query = options
         .query
         .as_deref()
