@@ -206,18 +206,10 @@ async fn one(
         None => summary.time_unknown += 1,
     }
     let ticket = &*ticket;
-    let mut loaded =
-        waited_out(|| async { Ok(connector.helpdesk.tickets.load(ticket).await?) }).await?;
-    loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
-    if loaded.judged.is_some() {
-        summary.already += 1;
-    }
-    let verdict = match (mode, &loaded.judged) {
-        (Mode::Write, Some(_)) => return Ok(None),
-        (Mode::DryRun, _) => connector.judge(&loaded.escalation).await?,
-        // The webhook's own path: it reads the ticket again under the ticket's lock, so a
-        // verdict that landed meanwhile is left alone.
-        (Mode::Write, None) => match waited_out(|| connector.process(ticket)).await? {
+    let (escalation, verdict, on_ticket) = match mode {
+        // The webhook's own path: it reads the ticket under the ticket's lock, so a verdict
+        // that is already there (or landed meanwhile) is left alone.
+        Mode::Write => match waited_out(|| connector.process(ticket)).await? {
             Processed {
                 written: Written::Already,
                 ..
@@ -228,13 +220,24 @@ async fn one(
             Processed {
                 verdict: Some(verdict),
                 written,
+                escalation,
                 ..
             } => {
                 summary.written += usize::from(written == Written::Now);
-                verdict
+                (escalation, verdict, None)
             }
             Processed { verdict: None, .. } => return Ok(None),
         },
+        Mode::DryRun => {
+            let mut loaded =
+                waited_out(|| async { Ok(connector.helpdesk.tickets.load(ticket).await?) }).await?;
+            loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
+            if loaded.judged.is_some() {
+                summary.already += 1;
+            }
+            let verdict = connector.judge(&loaded.escalation).await?;
+            (loaded.escalation, verdict, loaded.judged)
+        }
     };
     summary.judged += 1;
     match verdict.outcome {
@@ -242,7 +245,7 @@ async fn one(
         Outcome::Bad => summary.bad += 1,
         Outcome::Review => summary.review += 1,
     }
-    Ok(Some(line(&loaded.escalation, &verdict, loaded.judged)))
+    Ok(Some(line(&escalation, &verdict, on_ticket)))
 }
 
 /// Runs `call` again while the helpdesk asks to wait (429 or 503 beyond the client's own retry

@@ -242,6 +242,7 @@ impl Connector {
                     outcome,
                     written: Written::Already,
                     verdict: None,
+                    escalation: loaded.escalation,
                 });
             }
             let verdict = self.judge(&loaded.escalation).await?;
@@ -279,6 +280,7 @@ impl Connector {
                 outcome: verdict.outcome,
                 written,
                 verdict: Some(verdict),
+                escalation: loaded.escalation,
             })
         }
         .instrument(span)

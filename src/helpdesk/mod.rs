@@ -296,6 +296,8 @@ pub struct Processed {
     pub outcome: Outcome,
     pub written: Written,
     pub verdict: Option<Verdict>,
+    /// The escalation as read from the ticket (under the ticket's lock).
+    pub escalation: Escalation,
 }
 
 #[derive(Debug, thiserror::Error)]
