@@ -20,6 +20,7 @@ use crate::helpdesk::{CaseRecord, RecordSink};
 use crate::helpdesk::{
     HelpdeskError, Period, ProcessError, Processed, TicketRef, Written, details, patiently,
 };
+use crate::report::contracts::Contracts;
 use crate::report::{Aggregator, Scorecard};
 
 /// Write the verdicts, or only say what they would be.
@@ -340,7 +341,8 @@ impl Line {
 /// The scorecard of the escalations a backfill file (`--out` of a dry run) holds, opened in
 /// the report's period, aggregated as the report aggregates the tickets.
 pub fn scorecard(
-    connector: &Connector,
+    connector: &str,
+    contracts: &Contracts,
     options: &crate::report::Options,
     lines: impl std::io::BufRead,
     progress: indicatif::ProgressBar,
@@ -358,5 +360,5 @@ pub fn scorecard(
             agg.record(line.record());
         }
     }
-    Ok(agg.finish(&connector.id, &connector.contracts))
+    Ok(agg.finish(connector, contracts))
 }

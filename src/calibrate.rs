@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::assess::kb::KbSettings;
 use crate::assess::{Outcome, ReasonKind};
-use crate::connector::Connector;
 use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink};
+use crate::report::Source;
 use crate::report::stats::{Estimate, wilson};
 
 /// The share of review-band cases a person must find bad for the band to be worth a person's
@@ -254,13 +255,13 @@ impl Tally {
     }
 
     /// The figures and the proposal for `connector`.
-    pub fn finish(self, connector: &Connector, options: &Options) -> Calibration {
+    pub fn finish(self, connector: &str, kb: &KbSettings, options: &Options) -> Calibration {
         let threshold = self.by_confidence.lowest_threshold(options.target);
         let bound = threshold.map(|t| self.by_confidence.review_bound(t));
         let (from, to) = options.period.rfc3339();
         let cases = self.by_confidence.total();
         Calibration {
-            connector: connector.id.clone(),
+            connector: connector.to_string(),
             from,
             to,
             target: options.target,
@@ -278,12 +279,8 @@ impl Tally {
             kb_resolvable_precision: self.kb_resolvable.precision(),
             good: self.good,
             review: self.review,
-            current_threshold: connector.policy.kb.threshold,
-            current_review_bound: connector
-                .policy
-                .kb
-                .review_bound
-                .min(connector.policy.kb.threshold),
+            current_threshold: kb.threshold,
+            current_review_bound: kb.review_bound.min(kb.threshold),
             calibration_cases: cases,
             without_confidence: self.without_confidence,
             proposed_threshold: threshold.map(|t| t as f64 / 100.0),
@@ -296,19 +293,19 @@ impl Tally {
     }
 }
 
-/// Reads the period back from the connector's helpdesk and calibrates.
+/// Reads the period back from the connector's helpdesk (`source`) and calibrates the judge's
+/// current settings `kb`.
 pub async fn calibrate(
-    connector: &Connector,
+    source: Source<'_>,
+    kb: &KbSettings,
     options: &Options,
 ) -> Result<Calibration, HelpdeskError> {
     let mut tally = Tally::default();
-    let fields = connector.survey.as_ref().map(|s| &s.settings.fields);
-    connector
-        .helpdesk
+    source
         .tickets
-        .records(&options.period, fields, &mut tally)
+        .records(&options.period, source.survey, &mut tally)
         .await?;
-    Ok(tally.finish(connector, options))
+    Ok(tally.finish(source.connector, kb, options))
 }
 
 fn share(a: &Agreement) -> String {

@@ -182,13 +182,17 @@ impl Connector {
         options: &report::Options,
         progress: &indicatif::ProgressBar,
     ) -> Result<report::Scorecard, HelpdeskError> {
-        let source = report::Source {
+        report::build(self.records(), options, progress).await
+    }
+
+    /// Where the connector's records are read from (`report`, `calibrate`).
+    pub fn records(&self) -> report::Source<'_> {
+        report::Source {
             connector: &self.id,
             tickets: self.helpdesk.tickets.as_ref(),
             survey: self.survey.as_ref().map(|s| &s.settings.fields),
             contracts: &self.contracts,
-        };
-        report::build(source, options, progress).await
+        }
     }
 
     /// Searches the knowledge base and judges the escalation. The search of the embedded index
