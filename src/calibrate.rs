@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::assess::kb::KbSettings;
 use crate::assess::{Outcome, ReasonKind};
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink};
+use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, floor_percent};
 use crate::report::Source;
 use crate::report::stats::{Estimate, wilson};
 
@@ -174,8 +174,7 @@ impl RecordSink for Tally {
         }
         match r.kb_confidence {
             Some(c) => {
-                let p = (c.clamp(0.0, 1.0) * 100.0 + 1e-9).floor() as usize;
-                self.by_confidence.0[p].add(bad);
+                self.by_confidence.0[usize::from(floor_percent(c))].add(bad);
             }
             None => self.without_confidence += 1,
         }
