@@ -148,7 +148,7 @@ impl RecordSink for Tally {
         };
         self.reviewed += 1;
         let bad = decision == Outcome::Bad;
-        if verdict != Outcome::Review && verdict != decision {
+        if r.overturned() {
             self.overturned += 1;
         }
         if let Some(reason) = &r.overturn {

@@ -512,6 +512,12 @@ impl CaseRecord {
         self.reviewed
             .or(self.verdict.filter(|v| *v != Outcome::Review))
     }
+
+    /// Whether a person decided against the judge's good or bad (a review verdict is decided by
+    /// a person, not overturned).
+    pub fn overturned(&self) -> bool {
+        matches!((self.verdict, self.reviewed), (Some(v), Some(r)) if v != Outcome::Review && v != r)
+    }
 }
 
 /// The blind survey as the ticket records it.

@@ -113,9 +113,9 @@ impl Counts {
         if r.verdict == Some(Outcome::Review) && r.reviewed.is_none() {
             self.in_review += 1;
         }
-        if let (Some(reviewed), Some(v)) = (r.reviewed, r.verdict) {
+        if r.reviewed.is_some() && r.verdict.is_some() {
             self.reviewed += 1;
-            if v != Outcome::Review && v != reviewed {
+            if r.overturned() {
                 self.overturned += 1;
             }
         }
