@@ -81,9 +81,13 @@ impl ByConfidence {
     /// The lowest recorded percent at and above which every cut keeps precision ≥ `target`;
     /// `None` when even the highest does not (no article should make a case bad).
     fn lowest_threshold(&self, target: f64) -> Option<usize> {
-        let mut best = None;
-        for p in (0..=100).rev().filter(|p| self.0[*p].reviewed > 0) {
-            let above = self.at_or_above(p);
+        let (mut best, mut above) = (None, Agreement::default());
+        for p in (0..=100).rev() {
+            above.reviewed += self.0[p].reviewed;
+            above.bad += self.0[p].bad;
+            if self.0[p].reviewed == 0 {
+                continue;
+            }
             if (above.bad as f64) < target * above.reviewed as f64 {
                 break;
             }
@@ -279,7 +283,8 @@ impl Tally {
             good: self.good,
             review: self.review,
             current_threshold: kb.threshold,
-            current_review_bound: kb.review_bound.min(kb.threshold),
+            // The connector file refuses a review bound above the threshold.
+            current_review_bound: kb.review_bound,
             calibration_cases: cases,
             without_confidence: self.without_confidence,
             proposed_threshold: threshold.map(|t| t as f64 / 100.0),

@@ -685,7 +685,7 @@ pub fn score(
         recall_at: recalls(&points),
         at_threshold: at_threshold(options.threshold, judged, judged_correct, resolvable),
         review: ReviewLane {
-            review_bound: options.review_bound.min(options.threshold),
+            review_bound: options.settings().review_bound,
             cases: reviewed.len(),
             correct: reviewed.iter().filter(|o| o.correct).count(),
         },
