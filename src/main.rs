@@ -19,6 +19,7 @@ use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
 use escalation_gate::helpdesk::{Period, SearchTerms};
 use escalation_gate::judge_pool::{self, JudgePool};
+use escalation_gate::kb::local::LocalIndex;
 use escalation_gate::report;
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
@@ -861,32 +862,29 @@ fn run_eval(
         }
     }
     let data = eval::load(articles, cases, withhold)?;
+    let index = LocalIndex::build(eval::kept_articles(&data)).map_err(eval::EvalError::from)?;
     if let Some(path) = &extras.features {
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = std::io::BufWriter::new(file);
-        eval::fitting_sets(&data, &options, extras.small_kbs, |set| {
+        eval::fitting_sets(&data, &index, &options, extras.small_kbs, |set| {
             serde_json::to_writer(&mut w, &set)?;
             std::io::Write::write_all(&mut w, b"\n")
         })?;
         std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let total = data
-        .cases
-        .iter()
-        .filter(|c| options.split.is_none_or(|s| s == c.split))
-        .count();
+    let total = eval::split_cases(&data, &options).count();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(total as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let report = eval::evaluate(&data, &options, || bar.inc(1))?;
+    let report = eval::evaluate(&data, &index, &options, || bar.inc(1))?;
     bar.finish_and_clear();
     print!("{report}");
     let near = if extras.near_misses {
-        Some(eval::near_misses(&data, &options)?)
+        Some(eval::near_misses(&data, &index, &options)?)
     } else {
         None
     };
