@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
-use escalation_gate::admin::{self, env, print_errors, runtime};
+use escalation_gate::admin::{self, ConnectorsDir, env, print_errors, runtime};
 use escalation_gate::assess::kb::KbSettings;
 use escalation_gate::assess::note;
 use escalation_gate::backfill;
@@ -355,17 +355,6 @@ struct CalibrateArgs {
 enum CalibrateFormat {
     Text,
     Json,
-}
-
-#[derive(clap::Args)]
-struct ConnectorsDir {
-    /// Folder of connector files.
-    #[arg(
-        long = "connectors",
-        env = "EG_CONNECTORS",
-        default_value = "connectors"
-    )]
-    connectors: PathBuf,
 }
 
 fn main() -> ExitCode {
