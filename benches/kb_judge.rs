@@ -46,6 +46,9 @@ use fake_zendesk::FakeZendesk;
 
 mod common;
 use common::{GAMMA, SECRET, mix};
+#[path = "common/memory.rs"]
+mod memory;
+use memory::{mib, vm};
 
 const WORDS: &str = include_str!("../src/assess/kb/wordfreq_en.txt");
 
@@ -183,16 +186,6 @@ fn case_text(c: &Corpus, t: &Topic, rng: &mut Rng) -> String {
         t.product,
         prose(c, t, rng, short, 0.1),
     )
-}
-
-fn vm(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -514,7 +507,8 @@ fn main() {
             assert_eq!(status["knowledge_bases"][CONNECTOR]["index"], "reused", "{status}");
             starts.push(took);
             tokio::time::sleep(Duration::from_secs(1)).await;
-            rss.push((vm(s.child.id(), "VmRSS:"), vm(s.child.id(), "VmHWM:")));
+            let pid = s.child.id().to_string();
+            rss.push((vm(&pid, "VmRSS:"), vm(&pid, "VmHWM:")));
             if run == 2 {
                 service = Some(s);
             } else {
@@ -528,8 +522,8 @@ fn main() {
         );
         println!(
             "idle resident memory    {} (VmRSS 1 s after ready; peak VmHWM {})",
-            rss.iter().map(|(r, _)| mib(*r)).collect::<Vec<_>>().join(", "),
-            rss.iter().map(|(_, h)| mib(*h)).collect::<Vec<_>>().join(", ")
+            rss.iter().map(|(r, _)| mib(*r, 1)).collect::<Vec<_>>().join(", "),
+            rss.iter().map(|(_, h)| mib(*h, 1)).collect::<Vec<_>>().join(", ")
         );
 
         judge_in_process(folder.path(), &texts);

@@ -25,7 +25,10 @@ use serde_json::{Value, json};
 mod common;
 #[path = "common/export.rs"]
 mod export;
+#[path = "common/memory.rs"]
+mod memory;
 use common::{SECRET, mix};
+use memory::{mib, vm};
 
 const PARTNERS: usize = 12;
 const WORDS: &[&str] = &[
@@ -222,21 +225,6 @@ min_good_ratio = 0.6
 }
 
 /// A line of /proc/self/status in KiB (Linux).
-fn vm(key: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or("n/a".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
-}
-
 async fn run(total: u64) -> (f64, f64, u64, usize) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -283,7 +271,7 @@ fn main() {
             "{tickets:>7} tickets    read + aggregate {read:.2} s ({:.0} tickets/s), render HTML+CSV+JSON {rendered:.3} s ({:.0} KB), peak RSS (VmHWM) so far {}",
             tickets as f64 / read,
             bytes as f64 / 1e3,
-            mib(vm("VmHWM:"))
+            mib(vm("self", "VmHWM:"), 0)
         );
     }
 }

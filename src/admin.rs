@@ -46,14 +46,21 @@ pub enum InstallTarget {
         /// Read what is there and print every write it would send; write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Folder of connector files.
-        #[arg(
-            long = "connectors",
-            env = "EG_CONNECTORS",
-            default_value = "connectors"
-        )]
-        connectors: PathBuf,
+        #[command(flatten)]
+        dir: ConnectorsDir,
     },
+}
+
+/// The `--connectors` folder argument every command that reads connector files takes.
+#[derive(clap::Args)]
+pub struct ConnectorsDir {
+    /// Folder of connector files.
+    #[arg(
+        long = "connectors",
+        env = "EG_CONNECTORS",
+        default_value = "connectors"
+    )]
+    pub connectors: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -70,13 +77,8 @@ pub enum UninstallTarget {
         /// Also delete the survey's opt-out user field, and with it every person's opt-out.
         #[arg(long)]
         delete_opt_out_field: bool,
-        /// Folder of connector files.
-        #[arg(
-            long = "connectors",
-            env = "EG_CONNECTORS",
-            default_value = "connectors"
-        )]
-        connectors: PathBuf,
+        #[command(flatten)]
+        dir: ConnectorsDir,
     },
 }
 
@@ -93,10 +95,10 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             connector,
             url,
             dry_run,
-            connectors,
+            dir,
         } => {
             crate::telemetry::init_quiet();
-            zendesk(&connectors, &connector, Some(&url), dry_run, false)
+            zendesk(&dir.connectors, &connector, Some(&url), dry_run, false)
         }
     }
 }
@@ -108,10 +110,16 @@ pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
             connector,
             dry_run,
             delete_opt_out_field,
-            connectors,
+            dir,
         } => {
             crate::telemetry::init_quiet();
-            zendesk(&connectors, &connector, None, dry_run, delete_opt_out_field)
+            zendesk(
+                &dir.connectors,
+                &connector,
+                None,
+                dry_run,
+                delete_opt_out_field,
+            )
         }
     }
 }
@@ -145,11 +153,7 @@ fn salesforce(
     survey: bool,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    if connector.is_empty()
-        || !connector
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !config::is_connector_id(connector) {
         bail!("`{connector}` is not a connector id: letters, digits, - and _ only");
     }
     let files = crate::helpdesk::salesforce::install::metadata(connector, url, survey);

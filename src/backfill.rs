@@ -20,6 +20,7 @@ use crate::helpdesk::{CaseRecord, RecordSink};
 use crate::helpdesk::{
     HelpdeskError, Period, ProcessError, Processed, TicketRef, Written, details, patiently,
 };
+use crate::report::contracts::Contracts;
 use crate::report::{Aggregator, Scorecard};
 
 /// Write the verdicts, or only say what they would be.
@@ -144,6 +145,9 @@ pub async fn run(
     progress: &mut dyn Progress,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Summary> {
+    // An embedded index is built in the background: judging before it serves would fail every
+    // ticket with `KbError::Unavailable`.
+    connector.ready().await?;
     let query = options
         .query
         .as_deref()
@@ -203,18 +207,10 @@ async fn one(
         None => summary.time_unknown += 1,
     }
     let ticket = &*ticket;
-    let mut loaded =
-        waited_out(|| async { Ok(connector.helpdesk.tickets.load(ticket).await?) }).await?;
-    loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
-    if loaded.judged.is_some() {
-        summary.already += 1;
-    }
-    let verdict = match (mode, &loaded.judged) {
-        (Mode::Write, Some(_)) => return Ok(None),
-        (Mode::DryRun, _) => connector.judge(&loaded.escalation).await?,
-        // The webhook's own path: it reads the ticket again under the ticket's lock, so a
-        // verdict that landed meanwhile is left alone.
-        (Mode::Write, None) => match waited_out(|| connector.process(ticket)).await? {
+    let (escalation, verdict, on_ticket) = match mode {
+        // The webhook's own path: it reads the ticket under the ticket's lock, so a verdict
+        // that is already there (or landed meanwhile) is left alone.
+        Mode::Write => match waited_out(|| connector.process(ticket)).await? {
             Processed {
                 written: Written::Already,
                 ..
@@ -225,13 +221,24 @@ async fn one(
             Processed {
                 verdict: Some(verdict),
                 written,
+                escalation,
                 ..
             } => {
                 summary.written += usize::from(written == Written::Now);
-                verdict
+                (escalation, verdict, None)
             }
             Processed { verdict: None, .. } => return Ok(None),
         },
+        Mode::DryRun => {
+            let mut loaded =
+                waited_out(|| async { Ok(connector.helpdesk.tickets.load(ticket).await?) }).await?;
+            loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
+            if loaded.judged.is_some() {
+                summary.already += 1;
+            }
+            let verdict = connector.judge(&loaded.escalation).await?;
+            (loaded.escalation, verdict, loaded.judged)
+        }
     };
     summary.judged += 1;
     match verdict.outcome {
@@ -239,7 +246,7 @@ async fn one(
         Outcome::Bad => summary.bad += 1,
         Outcome::Review => summary.review += 1,
     }
-    Ok(Some(line(&loaded.escalation, &verdict, loaded.judged)))
+    Ok(Some(line(&escalation, &verdict, on_ticket)))
 }
 
 /// Runs `call` again while the helpdesk asks to wait (429 or 503 beyond the client's own retry
@@ -334,7 +341,8 @@ impl Line {
 /// The scorecard of the escalations a backfill file (`--out` of a dry run) holds, opened in
 /// the report's period, aggregated as the report aggregates the tickets.
 pub fn scorecard(
-    connector: &Connector,
+    connector: &str,
+    contracts: &Contracts,
     options: &crate::report::Options,
     lines: impl std::io::BufRead,
     progress: indicatif::ProgressBar,
@@ -352,5 +360,5 @@ pub fn scorecard(
             agg.record(line.record());
         }
     }
-    Ok(agg.finish(&connector.id, &connector.contracts))
+    Ok(agg.finish(connector, contracts))
 }

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::assess::kb::KbSettings;
 use crate::assess::{Outcome, ReasonKind};
-use crate::connector::Connector;
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink};
+use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, floor_percent};
+use crate::report::Source;
 use crate::report::stats::{Estimate, wilson};
 
 /// The share of review-band cases a person must find bad for the band to be worth a person's
@@ -80,9 +81,13 @@ impl ByConfidence {
     /// The lowest recorded percent at and above which every cut keeps precision ≥ `target`;
     /// `None` when even the highest does not (no article should make a case bad).
     fn lowest_threshold(&self, target: f64) -> Option<usize> {
-        let mut best = None;
-        for p in (0..=100).rev().filter(|p| self.0[*p].reviewed > 0) {
-            let above = self.at_or_above(p);
+        let (mut best, mut above) = (None, Agreement::default());
+        for p in (0..=100).rev() {
+            above.reviewed += self.0[p].reviewed;
+            above.bad += self.0[p].bad;
+            if self.0[p].reviewed == 0 {
+                continue;
+            }
             if (above.bad as f64) < target * above.reviewed as f64 {
                 break;
             }
@@ -147,7 +152,7 @@ impl RecordSink for Tally {
         };
         self.reviewed += 1;
         let bad = decision == Outcome::Bad;
-        if verdict != Outcome::Review && verdict != decision {
+        if r.overturned() {
             self.overturned += 1;
         }
         if let Some(reason) = &r.overturn {
@@ -173,8 +178,7 @@ impl RecordSink for Tally {
         }
         match r.kb_confidence {
             Some(c) => {
-                let p = (c.clamp(0.0, 1.0) * 100.0 + 1e-9).floor() as usize;
-                self.by_confidence.0[p].add(bad);
+                self.by_confidence.0[usize::from(floor_percent(c))].add(bad);
             }
             None => self.without_confidence += 1,
         }
@@ -254,13 +258,13 @@ impl Tally {
     }
 
     /// The figures and the proposal for `connector`.
-    pub fn finish(self, connector: &Connector, options: &Options) -> Calibration {
+    pub fn finish(self, connector: &str, kb: &KbSettings, options: &Options) -> Calibration {
         let threshold = self.by_confidence.lowest_threshold(options.target);
         let bound = threshold.map(|t| self.by_confidence.review_bound(t));
         let (from, to) = options.period.rfc3339();
         let cases = self.by_confidence.total();
         Calibration {
-            connector: connector.id.clone(),
+            connector: connector.to_string(),
             from,
             to,
             target: options.target,
@@ -278,12 +282,9 @@ impl Tally {
             kb_resolvable_precision: self.kb_resolvable.precision(),
             good: self.good,
             review: self.review,
-            current_threshold: connector.policy.kb.threshold,
-            current_review_bound: connector
-                .policy
-                .kb
-                .review_bound
-                .min(connector.policy.kb.threshold),
+            current_threshold: kb.threshold,
+            // The connector file refuses a review bound above the threshold.
+            current_review_bound: kb.review_bound,
             calibration_cases: cases,
             without_confidence: self.without_confidence,
             proposed_threshold: threshold.map(|t| t as f64 / 100.0),
@@ -296,19 +297,19 @@ impl Tally {
     }
 }
 
-/// Reads the period back from the connector's helpdesk and calibrates.
+/// Reads the period back from the connector's helpdesk (`source`) and calibrates the judge's
+/// current settings `kb`.
 pub async fn calibrate(
-    connector: &Connector,
+    source: Source<'_>,
+    kb: &KbSettings,
     options: &Options,
 ) -> Result<Calibration, HelpdeskError> {
     let mut tally = Tally::default();
-    let fields = connector.survey.as_ref().map(|s| &s.settings.fields);
-    connector
-        .helpdesk
+    source
         .tickets
-        .records(&options.period, fields, &mut tally)
+        .records(&options.period, source.survey, &mut tally)
         .await?;
-    Ok(tally.finish(connector, options))
+    Ok(tally.finish(source.connector, kb, options))
 }
 
 fn share(a: &Agreement) -> String {

@@ -181,13 +181,17 @@ impl Connector {
         options: &report::Options,
         progress: &indicatif::ProgressBar,
     ) -> Result<report::Scorecard, HelpdeskError> {
-        let source = report::Source {
+        report::build(self.records(), options, progress).await
+    }
+
+    /// Where the connector's records are read from (`report`, `calibrate`).
+    pub fn records(&self) -> report::Source<'_> {
+        report::Source {
             connector: &self.id,
             tickets: self.helpdesk.tickets.as_ref(),
             survey: self.survey.as_ref().map(|s| &s.settings.fields),
             contracts: &self.contracts,
-        };
-        report::build(source, options, progress).await
+        }
     }
 
     /// Searches the knowledge base and judges the escalation. The search of the embedded index
@@ -241,6 +245,7 @@ impl Connector {
                     outcome,
                     written: Written::Already,
                     verdict: None,
+                    escalation: loaded.escalation,
                 });
             }
             let verdict = self.judge(&loaded.escalation).await?;
@@ -286,6 +291,7 @@ impl Connector {
                 outcome: verdict.outcome,
                 written,
                 verdict: Some(verdict),
+                escalation: loaded.escalation,
             })
         }
         .instrument(span)

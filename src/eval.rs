@@ -521,30 +521,24 @@ pub struct Report {
     pub per_case: Vec<CaseOutcome>,
 }
 
-/// Runs every case (of the split) through the search and the judge. `progress` is called once per
-/// case.
+/// Runs every case (of the split) through the search of `index` (built from [`kept_articles`])
+/// and the judge. `progress` is called once per case.
 pub fn evaluate(
     data: &Dataset,
+    index: &LocalIndex,
     options: &Options,
     mut progress: impl FnMut(),
 ) -> Result<Report, EvalError> {
-    let withheld: HashSet<&str> = data.withheld.iter().map(String::as_str).collect();
-    let articles: Vec<Article> = data
+    let withheld = withheld_ids(data);
+    let n_articles = data
         .articles
         .iter()
         .filter(|a| !withheld.contains(a.id.as_str()))
-        .cloned()
-        .collect();
-    let n_articles = articles.len();
-    let index = LocalIndex::build(articles)?;
+        .count();
     let settings = options.settings();
     let mut outcomes = Vec::new();
     let mut turned = 0;
-    for case in data
-        .cases
-        .iter()
-        .filter(|c| options.split.is_none_or(|s| s == c.split))
-    {
+    for case in split_cases(data, options) {
         let answers: HashSet<&str> = case
             .article_ids
             .iter()
@@ -685,7 +679,7 @@ pub fn score(
         recall_at: recalls(&points),
         at_threshold: at_threshold(options.threshold, judged, judged_correct, resolvable),
         review: ReviewLane {
-            review_bound: options.review_bound.min(options.threshold),
+            review_bound: options.settings().review_bound,
             cases: reviewed.len(),
             correct: reviewed.iter().filter(|o| o.correct).count(),
         },
@@ -824,25 +818,37 @@ impl fmt::Display for NearMissReport {
     }
 }
 
-/// The articles of the knowledge base (withheld ones left out).
-fn kept_articles(data: &Dataset) -> Vec<Article> {
+/// The ids of the withheld articles.
+fn withheld_ids(data: &Dataset) -> HashSet<&str> {
+    data.withheld.iter().map(String::as_str).collect()
+}
+
+/// The articles of the knowledge base (withheld ones left out): what the evaluated index is
+/// built from.
+pub fn kept_articles(data: &Dataset) -> Vec<Article> {
+    let withheld = withheld_ids(data);
     data.articles
         .iter()
-        .filter(|a| !data.withheld.contains(&a.id))
+        .filter(|a| !withheld.contains(a.id.as_str()))
         .cloned()
         .collect()
 }
 
-fn split_cases<'a>(data: &'a Dataset, options: &'a Options) -> impl Iterator<Item = &'a Case> {
+/// The cases of the split `options` asks for (all without one).
+pub fn split_cases<'a>(data: &'a Dataset, options: &'a Options) -> impl Iterator<Item = &'a Case> {
     data.cases
         .iter()
         .filter(|c| options.split.is_none_or(|s| s == c.split))
 }
 
 /// Judges the near-miss set of the split among each of [`NEAR_MISS_CANDIDATES`] candidates.
-pub fn near_misses(data: &Dataset, options: &Options) -> Result<Vec<NearMissReport>, EvalError> {
+/// `index` is built from [`kept_articles`].
+pub fn near_misses(
+    data: &Dataset,
+    index: &LocalIndex,
+    options: &Options,
+) -> Result<Vec<NearMissReport>, EvalError> {
     let articles = kept_articles(data);
-    let index = LocalIndex::build(articles.clone())?;
     let ids: Vec<Vec<ident::Ident>> = articles
         .iter()
         .map(|a| ident::identifiers(&format!("{}\n{}", a.title, a.body)))
@@ -1084,14 +1090,15 @@ pub struct FitCandidate {
 
 /// The re-score's features for every case of the split: the search's best `k` candidates for
 /// each of [`FIT_CANDIDATES`], with and (resolvable cases) without the case's answers, and the
-/// generated small knowledge bases of `small` (size, seed). Each set goes to `out`.
+/// generated small knowledge bases of `small` (size, seed). Each set goes to `out`. `index` is
+/// built from [`kept_articles`].
 pub fn fitting_sets(
     data: &Dataset,
+    index: &LocalIndex,
     options: &Options,
     small: Option<(usize, u64)>,
     mut out: impl FnMut(FitSet) -> std::io::Result<()>,
 ) -> Result<(), EvalError> {
-    let index = LocalIndex::build(kept_articles(data))?;
     let io = |e: std::io::Error| EvalError::File {
         path: PathBuf::from("--features"),
         message: e.to_string(),

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Parser, Subcommand};
 
-use escalation_gate::admin::{self, env, print_errors, runtime};
+use escalation_gate::admin::{self, ConnectorsDir, env, print_errors, runtime};
+use escalation_gate::assess::kb::KbSettings;
 use escalation_gate::assess::note;
 use escalation_gate::backfill;
 use escalation_gate::calibrate;
@@ -18,6 +19,7 @@ use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
 use escalation_gate::helpdesk::{Period, SearchTerms};
 use escalation_gate::judge_pool::{self, JudgePool};
+use escalation_gate::kb::local::LocalIndex;
 use escalation_gate::report;
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
@@ -208,6 +210,8 @@ enum Command {
         /// instead of the connector's `[sweep] query` or its escalation trigger's tags.
         #[arg(long)]
         query: Option<String>,
+        #[command(flatten)]
+        index: IndexDir,
         /// Write the JSON lines to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -258,8 +262,6 @@ struct PeriodArgs {
     /// Last day of the period, included (YYYY-MM-DD, UTC).
     #[arg(long)]
     to: NaiveDate,
-    #[command(flatten)]
-    index: IndexDir,
 }
 
 impl PeriodArgs {
@@ -355,17 +357,6 @@ enum CalibrateFormat {
     Json,
 }
 
-#[derive(clap::Args)]
-struct ConnectorsDir {
-    /// Folder of connector files.
-    #[arg(
-        long = "connectors",
-        env = "EG_CONNECTORS",
-        default_value = "connectors"
-    )]
-    connectors: PathBuf,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -422,11 +413,12 @@ fn main() -> ExitCode {
             write,
             dry_run: _,
             query,
+            index,
             out,
             dir,
         } => {
             telemetry::init_quiet();
-            run_backfill(&dir.connectors, &period, write, query, out)
+            run_backfill(&dir.connectors, &period, &index, write, query, out)
         }
         Command::Validate { dir } => validate(&dir.connectors),
         Command::Report { args, dir } => run_report(&dir.connectors, &args),
@@ -575,6 +567,29 @@ fn one_connector(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<Con
     Connector::build_with(load_one(dir, name)?, &index.runtime())
 }
 
+/// Reads through the helpdesk of connector `name` only: `report` and `calibrate` judge nothing,
+/// so its knowledge base is never built. `read` gets the records' source and the judge's
+/// settings.
+fn read_records<T>(
+    dir: &Path,
+    name: &str,
+    read: impl FnOnce(report::Source<'_>, &KbSettings) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let valid = load_one(dir, name)?;
+    let survey = valid.survey.as_ref().map(|s| &s.fields);
+    let helpdesk = valid
+        .helpdesk
+        .build(name, survey)
+        .context("building the HTTP client")?;
+    let source = report::Source {
+        connector: &valid.id,
+        tickets: helpdesk.tickets.as_ref(),
+        survey,
+        contracts: &valid.contracts,
+    };
+    read(source, &valid.policy.kb)
+}
+
 /// The connector file `{dir}/{name}.toml`, validated; the error lists its problems.
 fn load_one(dir: &Path, name: &str) -> anyhow::Result<ValidConnector> {
     let path = dir.join(format!("{name}.toml"));
@@ -613,10 +628,11 @@ fn run_calibrate(dir: &Path, args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
         min_reviewed: args.min_reviewed,
     };
     let name = &args.period.connector;
-    let connector = one_connector(dir, name, &args.period.index)?;
-    let calibration = runtime()?
-        .block_on(calibrate::calibrate(&connector, &options))
-        .with_context(|| format!("reading the tickets of connector `{name}`"))?;
+    let calibration = read_records(dir, name, |source, kb| {
+        runtime()?
+            .block_on(calibrate::calibrate(source, kb, &options))
+            .with_context(|| format!("reading the tickets of connector `{name}`"))
+    })?;
     match args.format {
         CalibrateFormat::Text => print!("{}", calibrate::render_text(&calibration)),
         CalibrateFormat::Json => println!("{}", serde_json::to_string_pretty(&calibration)?),
@@ -639,24 +655,24 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     if options.audience == report::Audience::Partner && options.partner.is_none() {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
-    let connector = one_connector(dir, name, &args.period.index)?;
     let bar = terminal_bar("{spinner} {human_pos} tickets read ({per_sec}, {elapsed})");
-    let card = match &args.from_jsonl {
+    let card = read_records(dir, name, |source, _| match &args.from_jsonl {
         Some(path) => {
             let file =
                 std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
             backfill::scorecard(
-                &connector,
+                source.connector,
+                source.contracts,
                 &options,
                 std::io::BufReader::new(file),
                 bar.clone(),
             )
-            .with_context(|| format!("reading {}", path.display()))?
+            .with_context(|| format!("reading {}", path.display()))
         }
         None => runtime()?
-            .block_on(connector.scorecard(&options, &bar))
-            .with_context(|| format!("reading the tickets of connector `{name}`"))?,
-    };
+            .block_on(report::build(source, &options, &bar))
+            .with_context(|| format!("reading the tickets of connector `{name}`")),
+    })?;
     bar.finish_and_clear();
     if options.partner.is_some() && card.partners.iter().all(|p| p.period.cases == 0) {
         eprintln!(
@@ -711,6 +727,7 @@ impl backfill::Progress for BackfillProgress {
 fn run_backfill(
     dir: &Path,
     args: &PeriodArgs,
+    index: &IndexDir,
     write: bool,
     query: Option<String>,
     out: Option<PathBuf>,
@@ -719,7 +736,7 @@ fn run_backfill(
     if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
         bail!("--query is empty");
     }
-    let connector = one_connector(dir, name, &args.index)?;
+    let connector = one_connector(dir, name, index)?;
     if query.is_some()
         && let SearchTerms::Refused { how } = connector.helpdesk.search_terms
     {
@@ -834,32 +851,29 @@ fn run_eval(
         }
     }
     let data = eval::load(articles, cases, withhold)?;
+    let index = LocalIndex::build(eval::kept_articles(&data)).map_err(eval::EvalError::from)?;
     if let Some(path) = &extras.features {
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = std::io::BufWriter::new(file);
-        eval::fitting_sets(&data, &options, extras.small_kbs, |set| {
+        eval::fitting_sets(&data, &index, &options, extras.small_kbs, |set| {
             serde_json::to_writer(&mut w, &set)?;
             std::io::Write::write_all(&mut w, b"\n")
         })?;
         std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let total = data
-        .cases
-        .iter()
-        .filter(|c| options.split.is_none_or(|s| s == c.split))
-        .count();
+    let total = eval::split_cases(&data, &options).count();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(total as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let report = eval::evaluate(&data, &options, || bar.inc(1))?;
+    let report = eval::evaluate(&data, &index, &options, || bar.inc(1))?;
     bar.finish_and_clear();
     print!("{report}");
     let near = if extras.near_misses {
-        Some(eval::near_misses(&data, &options)?)
+        Some(eval::near_misses(&data, &index, &options)?)
     } else {
         None
     };

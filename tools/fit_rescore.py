@@ -46,7 +46,6 @@ N_PRIOR = 20.0
 MARGIN_CLAMP = 5.0
 MIN_PRECISION = 0.93
 REVIEW_PRECISION = 0.50
-CANDIDATE_COUNTS = [1, 2, 3, 5, 10, 20]
 SMALL_KB = ["--small-kbs", "8", "--seed", "2"]
 
 

@@ -385,14 +385,18 @@ pub fn load_file(path: &Path, env: Env) -> Result<ValidConnector, Vec<ConfigErro
     })
 }
 
+/// Whether `id` can name a connector: letters, digits, `-` and `_` only, not empty.
+pub fn is_connector_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Parses and validates a connector's text. `base` resolves relative paths in it.
 pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnector, Vec<Problem>> {
     let mut problems = Vec::new();
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !is_connector_id(id) {
         problems.push(Problem::new(
             "",
             format!("the file name `{id}` must be a connector id: letters, digits, - and _ only"),

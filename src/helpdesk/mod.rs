@@ -320,6 +320,8 @@ pub struct Processed {
     pub outcome: Outcome,
     pub written: Written,
     pub verdict: Option<Verdict>,
+    /// The escalation as read from the ticket (under the ticket's lock).
+    pub escalation: Escalation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -530,6 +532,12 @@ impl CaseRecord {
     pub fn counted(&self) -> Option<Outcome> {
         self.reviewed
             .or(self.verdict.filter(|v| *v != Outcome::Review))
+    }
+
+    /// Whether a person decided against the judge's good or bad (a review verdict is decided by
+    /// a person, not overturned).
+    pub fn overturned(&self) -> bool {
+        matches!((self.verdict, self.reviewed), (Some(v), Some(r)) if v != Outcome::Review && v != r)
     }
 }
 

@@ -113,9 +113,9 @@ impl Counts {
         if r.verdict == Some(Outcome::Review) && r.reviewed.is_none() {
             self.in_review += 1;
         }
-        if let (Some(reviewed), Some(v)) = (r.reviewed, r.verdict) {
+        if r.reviewed.is_some() && r.verdict.is_some() {
             self.reviewed += 1;
-            if v != Outcome::Review && v != reviewed {
+            if r.overturned() {
                 self.overturned += 1;
             }
         }
@@ -563,8 +563,10 @@ impl Aggregator {
         names.extend(contracts.partner_targets.keys().cloned());
         for (name, sums) in partners {
             names.remove(&name);
-            let comments =
-                partner_edition.then(|| sums.comments.iter().map(|c| redact(c, &names)).collect());
+            let comments = partner_edition.then(|| {
+                let others = partner_patterns(&names);
+                sums.comments.iter().map(|c| redact(c, &others)).collect()
+            });
             names.insert(name.clone());
             let target = contracts.target_of(&name);
             let period = Figures::of(&sums.period, target, contracts);
@@ -691,15 +693,25 @@ static NAMED: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
+/// The patterns [`redact`] removes the `others` partners' names with: each name as a literal in
+/// any case, in the set's order.
+pub fn partner_patterns(others: &BTreeSet<String>) -> Vec<Regex> {
+    others
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| Regex::new(&format!(r"(?i){}", regex::escape(o))).expect("escaped literal"))
+        .collect()
+}
+
 /// A customer's comment as the partner edition quotes it: addresses, links, numbers and the
-/// names that follow a greeting or sign-off removed, and any other partner's name too.
-pub fn redact(comment: &str, others: &BTreeSet<String>) -> String {
+/// names that follow a greeting or sign-off removed, and any other partner's name too
+/// (`others`, from [`partner_patterns`]).
+pub fn redact(comment: &str, others: &[Regex]) -> String {
     let mut s = EMAIL.replace_all(comment, "[address]").into_owned();
     s = URL.replace_all(&s, "[link]").into_owned();
     s = NUMBER.replace_all(&s, "[number]").into_owned();
     s = NAMED.replace_all(&s, "$1$2[name]").into_owned();
-    for other in others.iter().filter(|o| !o.trim().is_empty()) {
-        let re = Regex::new(&format!(r"(?i){}", regex::escape(other))).expect("escaped literal");
+    for re in others {
         s = re.replace_all(&s, "[another partner]").into_owned();
     }
     s.trim().to_string()
@@ -780,7 +792,7 @@ mod tests {
         let c = redact(
             "Thanks for the help! Better than northwind support. Mail jane.doe@customer.example, \
              call +44 20 7946 0958, see https://portal.example/t/5. Best regards, Jane Doe",
-            &others,
+            &partner_patterns(&others),
         );
         assert_eq!(
             c,

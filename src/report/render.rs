@@ -131,14 +131,19 @@ fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
 }
 
+/// A share with its interval, in percent.
+fn interval_pct(e: Estimate) -> String {
+    format!(
+        "{} <span class=\"ci\">({}–{})</span>",
+        pct(e.value),
+        pct(e.low),
+        pct(e.high)
+    )
+}
+
 fn ratio_text(e: Option<Estimate>) -> String {
     match e {
-        Some(e) => format!(
-            "{} <span class=\"ci\">({}–{})</span>",
-            pct(e.value),
-            pct(e.low),
-            pct(e.high)
-        ),
+        Some(e) => interval_pct(e),
         None => format!("<span class=\"nodata\">{NOT_ENOUGH}</span>"),
     }
 }
@@ -159,12 +164,7 @@ fn csat_cells(c: &Csat) -> String {
         c.sent,
         c.answered,
         c.response_rate
-            .map(|e| format!(
-                "{} <span class=\"ci\">({}–{})</span>",
-                pct(e.value),
-                pct(e.low),
-                pct(e.high)
-            ))
+            .map(interval_pct)
             .unwrap_or_else(|| "–".into()),
         mean_text(c.mean)
     )

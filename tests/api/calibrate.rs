@@ -213,7 +213,8 @@ async fn salesforce_connector(cases: &[Case]) -> (FakeSalesforce, Connector) {
 
 async fn calibrated(connector: &Connector) -> Calibration {
     calibrate::calibrate(
-        connector,
+        connector.records(),
+        &connector.policy.kb,
         &Options {
             period: period(),
             target: 0.90,

@@ -40,6 +40,7 @@ use std::process::Command;
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
 use escalation_gate::connector::Connector;
 use escalation_gate::eval::{self, Options, Split};
+use escalation_gate::kb::local::LocalIndex;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -288,8 +289,10 @@ path = "articles"
         .unwrap_or_else(|e| panic!("{e:?}"));
     let connector = Connector::build(valid).unwrap();
     connector.ready().await.unwrap();
+    let index = LocalIndex::build(eval::kept_articles(&data)).unwrap();
     let report = eval::evaluate(
         &data,
+        &index,
         &Options {
             split: None::<Split>,
             ..Options::default()
