@@ -3,6 +3,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml names the benches as targets: without their files the manifest does not parse.
+COPY benches ./benches
 RUN cargo build --release --locked --bin escalation-gate
 
 FROM debian:bookworm-slim

@@ -245,6 +245,7 @@ impl Connector {
                     outcome,
                     written: Written::Already,
                     verdict: None,
+                    note: None,
                     escalation: loaded.escalation,
                 });
             }
@@ -291,6 +292,7 @@ impl Connector {
                 outcome: verdict.outcome,
                 written,
                 verdict: Some(verdict),
+                note: Some(text),
                 escalation: loaded.escalation,
             })
         }

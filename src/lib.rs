@@ -6,6 +6,7 @@ pub mod assess;
 pub mod backfill;
 pub mod calibrate;
 pub mod checks;
+pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod escalation;

@@ -87,12 +87,14 @@ enum Command {
         /// The connector whose rules and knowledge base judge the ticket.
         #[arg(long)]
         connector: String,
+        /// The saved ticket: a JSON file as the helpdesk's API returns it (see above).
         file: PathBuf,
         #[command(flatten)]
         dir: ConnectorsDir,
-        /// When the ticket was escalated (RFC 3339); default: what the ticket says (its last
+        /// When the ticket was escalated: RFC 3339 (2024-05-01T09:30:00Z), YYYY-MM-DDTHH:MM in
+        /// UTC, or a day YYYY-MM-DD (its start, UTC); default: what the ticket says (its last
         /// update).
-        #[arg(long)]
+        #[arg(long, value_parser = escalation_gate::cli::parse_instant)]
         escalated_at: Option<DateTime<Utc>>,
         #[command(flatten)]
         index: IndexDir,
@@ -247,6 +249,10 @@ enum Command {
         /// Where to send it (default: http://127.0.0.1:8080/hooks/CONNECTOR).
         #[arg(long)]
         url: Option<String>,
+        /// Print the service's whole JSON answer (the assessment with every signal) instead of
+        /// the verdict and its note.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -257,10 +263,10 @@ struct PeriodArgs {
     #[arg(long)]
     connector: String,
     /// First day of the period (YYYY-MM-DD, UTC), by ticket creation.
-    #[arg(long)]
+    #[arg(long, value_parser = escalation_gate::cli::parse_day)]
     from: NaiveDate,
     /// Last day of the period, included (YYYY-MM-DD, UTC).
-    #[arg(long)]
+    #[arg(long, value_parser = escalation_gate::cli::parse_day)]
     to: NaiveDate,
 }
 
@@ -468,14 +474,15 @@ fn main() -> ExitCode {
             connector,
             dir,
             url,
-        } => send(&dir.connectors, &connector, &file, url.as_deref()),
+            json,
+        } => send(&dir.connectors, &connector, &file, url.as_deref(), json),
         Command::Install { helpdesk } => admin::install(helpdesk),
         Command::Uninstall { helpdesk } => admin::uninstall(helpdesk),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", escalation_gate::cli::error_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -897,7 +904,13 @@ fn run_eval(
     Ok(ExitCode::SUCCESS)
 }
 
-fn send(dir: &Path, name: &str, file: &Path, url: Option<&str>) -> anyhow::Result<ExitCode> {
+fn send(
+    dir: &Path,
+    name: &str,
+    file: &Path,
+    url: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let valid = load_one(dir, name)?;
     let helpdesk = valid
         .helpdesk
@@ -930,9 +943,14 @@ fn send(dir: &Path, name: &str, file: &Path, url: Option<&str>) -> anyhow::Resul
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         println!("HTTP {status}");
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
-            Err(_) => println!("{text}"),
+        let answer = serde_json::from_str::<serde_json::Value>(&text).ok();
+        match answer {
+            Some(v) if json => println!("{}", serde_json::to_string_pretty(&v)?),
+            Some(v) => match escalation_gate::cli::answer_summary(&v) {
+                Some(summary) => println!("{summary}"),
+                None => println!("{}", serde_json::to_string_pretty(&v)?),
+            },
+            None => println!("{text}"),
         }
         Ok(if status.is_success() {
             ExitCode::SUCCESS

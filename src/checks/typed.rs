@@ -41,18 +41,51 @@ pub fn display(path: &[Segment]) -> String {
 /// The most entries set aside in one file before typing gives up.
 const MAX_ROUNDS: usize = 256;
 
+/// Every structural problem of a value that did not type, and what typed once the entries at
+/// fault were set aside.
+#[derive(Debug)]
+pub struct Untyped<T> {
+    /// Unknown keys, wrong types, missing keys, each at its full key path.
+    pub problems: Vec<Problem>,
+    /// The rest of the value, typed, when it types without the entries set aside: its values
+    /// can still be checked in the same run.
+    pub rest: Option<T>,
+    /// The key paths set aside, as the file has them.
+    pub set_aside: Vec<String>,
+}
+
+impl<T> Untyped<T> {
+    /// Whether a problem found in [`Untyped::rest`] at `key` may come from an entry set aside:
+    /// at or under it, or under an array that lost an entry (the indexes after it moved).
+    pub fn may_come_from_set_aside(&self, key: &str) -> bool {
+        self.set_aside.iter().any(|gone| {
+            let parent_array = gone
+                .strip_suffix(']')
+                .and_then(|g| g.rfind('[').map(|at| &gone[..=at]));
+            key == gone
+                || key.starts_with(&format!("{gone}."))
+                || key.starts_with(&format!("{gone}["))
+                || parent_array.is_some_and(|array| key.starts_with(array))
+        })
+    }
+}
+
 /// Types `value` as `T`, or returns every structural problem in it (unknown keys, wrong types,
-/// missing keys), each at its full key path.
-pub fn typed<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<Problem>> {
+/// missing keys), each at its full key path, with the rest of the value typed where it can be.
+pub fn typed<T: DeserializeOwned>(value: toml::Value) -> Result<T, Untyped<T>> {
     let mut pruned = Pruned {
         value,
         removed: Vec::new(),
     };
     let mut problems = Vec::new();
+    let mut rest = None;
     for _ in 0..MAX_ROUNDS {
         let (path, message) = match serde_path_to_error::deserialize(pruned.value.clone()) {
             Ok(t) if problems.is_empty() => return Ok(t),
-            Ok(_) => break,
+            Ok(t) => {
+                rest = Some(t);
+                break;
+            }
             Err(e) => located(e),
         };
         let original = pruned.original(&path);
@@ -68,7 +101,11 @@ pub fn typed<T: DeserializeOwned>(value: toml::Value) -> Result<T, Vec<Problem>>
             break;
         }
     }
-    Err(problems)
+    Err(Untyped {
+        problems,
+        rest,
+        set_aside: pruned.removed.iter().map(|p| display(p)).collect(),
+    })
 }
 
 /// An enum read from a table that names its variant with the key [`Tagged::TAG`]; typed with
@@ -317,7 +354,7 @@ mod tests {
         let value = toml::Value::Table(toml::from_str(text).unwrap());
         match typed::<File>(value) {
             Ok(_) => vec![],
-            Err(p) => p.into_iter().map(|p| (p.key, p.message)).collect(),
+            Err(u) => u.problems.into_iter().map(|p| (p.key, p.message)).collect(),
         }
     }
 
@@ -417,5 +454,29 @@ mod tests {
             "{p:?}"
         );
         assert!(!p.message.contains('\n'));
+    }
+
+    #[test]
+    fn value_problems_near_an_entry_set_aside_are_recognised() {
+        let untyped = Untyped::<()> {
+            problems: vec![],
+            rest: None,
+            set_aside: vec!["handoff.rules[1]".into(), "helpdesk.auth".into()],
+        };
+        for key in [
+            "handoff.rules[1]",
+            "handoff.rules[2].min",
+            "helpdesk.auth",
+            "helpdesk.auth.token",
+        ] {
+            assert!(untyped.may_come_from_set_aside(key), "{key}");
+        }
+        for key in [
+            "handoff.overrides[0]",
+            "helpdesk.authority",
+            "knowledge_base.threshold",
+        ] {
+            assert!(!untyped.may_come_from_set_aside(key), "{key}");
+        }
     }
 }

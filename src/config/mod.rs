@@ -411,18 +411,28 @@ pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnect
     };
     let unset = vars::expand(&mut table, env);
     problems.extend(unset.iter().map(|p| Problem::new(&p.key, &p.message)));
-    let file: ConnectorFile = match typed::typed(toml::Value::Table(table)) {
-        Ok(f) => f,
-        Err(found) => {
-            problems.extend(found);
-            return Err(problems);
+    let (file, untyped) = match typed::typed::<ConnectorFile>(toml::Value::Table(table)) {
+        Ok(f) => (f, None),
+        Err(mut untyped) => {
+            problems.append(&mut untyped.problems);
+            match untyped.rest.take() {
+                // The values that typed are checked in the same run.
+                Some(rest) => (rest, Some(untyped)),
+                None => return Err(problems),
+            }
         }
     };
     let start = problems.len();
     let validated = validate(id, file, base, &mut problems);
-    // A value whose variable is not set is empty: what is wrong with it is the variable.
+    // A value whose variable is not set is empty: what is wrong with it is the variable; and
+    // a value check that may only fail because an entry was set aside is not reported.
     let mut checked = problems.split_off(start);
-    checked.retain(|p| !unset.iter().any(|u| u.key == p.key));
+    checked.retain(|p| {
+        !unset.iter().any(|u| u.key == p.key)
+            && !untyped
+                .as_ref()
+                .is_some_and(|u| u.may_come_from_set_aside(&p.key))
+    });
     problems.extend(checked);
     match validated {
         Some(c) if problems.is_empty() => Ok(c),

@@ -320,6 +320,8 @@ pub struct Processed {
     pub outcome: Outcome,
     pub written: Written,
     pub verdict: Option<Verdict>,
+    /// The internal note of the verdict (as written, or as it would be with `write_back = "log"`).
+    pub note: Option<String>,
     /// The escalation as read from the ticket (under the ticket's lock).
     pub escalation: Escalation,
 }

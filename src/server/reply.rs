@@ -124,6 +124,7 @@ fn json_escalations(outcomes: &[TicketOutcome]) -> Response {
                         Written::Logged => "logged",
                     },
                     "assessment": p.verdict,
+                    "note": p.note,
                 })
             })
         })

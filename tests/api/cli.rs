@@ -97,6 +97,98 @@ fn check_explains_what_is_wrong() {
 }
 
 #[test]
+fn dates_that_do_not_parse_say_which_forms_are_accepted() {
+    let run = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let period = |from: &str| {
+        run(&[
+            "report",
+            "--connector",
+            "demo",
+            "--from",
+            from,
+            "--to",
+            "2024-03-31",
+        ])
+    };
+    let e = period("2024-02-30");
+    assert!(
+        e.contains("`2024-02-30` is not a day of the calendar: February 2024 has 29 days"),
+        "{e}"
+    );
+    let e = period("01/01/2024");
+    assert!(
+        e.contains("write a day as YYYY-MM-DD (e.g. 2024-05-31), in UTC"),
+        "{e}"
+    );
+    let e = run(&[
+        "check",
+        "--connector",
+        "demo",
+        "--escalated-at",
+        "05/01/2024",
+        "connectors/demo/samples/good.json",
+    ]);
+    assert!(e.contains("RFC 3339 (e.g. 2024-05-01T09:30:00Z"), "{e}");
+    // A day is an instant: its start, UTC.
+    let out = bin()
+        .args([
+            "check",
+            "--connector",
+            "demo",
+            "--escalated-at",
+            "2024-05-01",
+            "connectors/demo/samples/good.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["note"]
+            .as_str()
+            .unwrap()
+            .contains("escalated 2024-05-01 00:00 UTC"),
+        "{}",
+        v["note"]
+    );
+}
+
+#[test]
+fn an_error_and_its_cause_are_printed_once() {
+    let out = bin()
+        .args([
+            "eval",
+            "--articles",
+            "no-such-articles.jsonl",
+            "--cases",
+            "no-such-cases.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+    assert!(e.contains("no-such-articles.jsonl"), "{e}");
+}
+
+#[test]
+fn check_help_describes_its_file() {
+    let out = bin().args(["check", "--help"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let after = text.split("  <FILE>\n").nth(1).unwrap_or_default();
+    let described = after.lines().next().unwrap_or_default().trim();
+    assert!(described.starts_with("The saved ticket"), "{text}");
+}
+
+#[test]
 fn help_names_every_command() {
     let out = bin().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -127,24 +219,56 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
         std::future::pending(),
     ));
 
-    let out = tokio::task::spawn_blocking(move || {
-        bin()
-            .args([
+    let send = |json: bool| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = bin();
+            cmd.args([
                 "send",
                 "connectors/demo/samples/kb_resolvable.json",
                 "--url",
                 &url,
-            ])
-            .output()
+            ]);
+            if json {
+                cmd.arg("--json");
+            }
+            let out = cmd.output().unwrap();
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert!(out.status.success(), "{stdout}");
+            stdout
+        })
+    };
+    // By default: the verdict and the note a person reads, not the signals.
+    let stdout = send(false).await.unwrap();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("HTTP 200 OK"), "{stdout}");
+    assert_eq!(
+        lines.next(),
+        Some(
+            "Ticket 1002: BAD (kb_resolvable), flagged late; logged by the service, not written \
+             (write_back = \"log\")"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("escalation-gate verdict: BAD escalation (kb_resolvable)")
+            && stdout.contains("help.ledgerly.example/articles/kb-1001"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("cov_w"), "{stdout}");
+    assert!(stdout.lines().count() < 30, "{stdout}");
+    // With --json: the service's whole answer, the note in it.
+    let stdout = send(true).await.unwrap();
+    let answer: Value =
+        serde_json::from_str(stdout.strip_prefix("HTTP 200 OK\n").unwrap()).unwrap();
+    assert_eq!(answer["results"][0]["written"], "logged");
+    assert_eq!(answer["results"][0]["verdict"], "bad");
+    assert!(
+        answer["results"][0]["note"]
+            .as_str()
             .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{stdout}");
-    assert!(stdout.starts_with("HTTP 200 OK"), "{stdout}");
-    assert!(stdout.contains("\"written\": \"logged\""), "{stdout}");
-    assert!(stdout.contains("\"verdict\": \"bad\""), "{stdout}");
+            .starts_with("escalation-gate verdict: BAD escalation")
+    );
 
     let out = bin()
         .env_remove("DEMO_SIGNING_SECRET")

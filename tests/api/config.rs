@@ -170,6 +170,26 @@ fn all_problems_of_a_file_are_reported_together() {
 }
 
 #[test]
+fn value_problems_are_reported_in_the_same_run_as_key_and_type_problems() {
+    // An unknown key, a wrong type and two out-of-range values: all four at once.
+    let text = VALID.replace("min = 20", "min = 0\nmaximum = 3").replace(
+        "backend = \"helpdesk\"",
+        "backend = \"helpdesk\"\nthreshold = 1.7\ngap_below = \"low\"",
+    );
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "handoff.rules[0].maximum",
+        "knowledge_base.gap_below",
+        "handoff.rules[0].min",
+        "knowledge_base.threshold",
+    ] {
+        assert!(keys.contains(&key), "{key} not in {found:?}");
+    }
+    assert_eq!(found.len(), 4, "{found:?}");
+}
+
+#[test]
 fn every_shipped_connector_file_parses() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors");
     let key = std::fs::read_to_string(
