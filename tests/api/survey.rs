@@ -979,6 +979,66 @@ async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
 }
 
 #[tokio::test]
+async fn the_answer_page_fits_a_390_px_phone_with_24_px_radio_targets() {
+    const PHONE_WIDTH: u32 = 390;
+    // WCAG 2.2, 2.5.8 Target Size (Minimum).
+    const MIN_TARGET_PX: f64 = 24.0;
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    app.fake.put_ticket(solved_case(19, "Phone case"));
+    assert_eq!(survey_of(app.solved(19).await).await, "sent");
+    let link = rating_links(&app, &smtp.messages()[0])[2].clone();
+    // Never skipped: the suite's script installs Chromium, and a missing browser fails here.
+    let browser = Browser::start().await.unwrap_or_else(|why| {
+        panic!(
+            "the browser test needs Chromium and chromedriver (scripts/test installs them): {why}"
+        )
+    });
+    let run = async {
+        browser.set_window_size(PHONE_WIDTH, 844).await?;
+        browser.goto(&link).await?;
+        let widths = browser
+            .execute(
+                "return [window.innerWidth, document.documentElement.clientWidth, \
+                 document.documentElement.scrollWidth];",
+            )
+            .await?;
+        let mut radios = Vec::new();
+        for id in ["csat-1", "ces-7", "about-both"] {
+            radios.push((id, browser.rect(&format!("#{id}")).await?));
+        }
+        let comment = browser.rect("#comment").await?;
+        Ok::<_, String>((widths, radios, comment))
+    };
+    let result = run.await;
+    browser.quit().await;
+    let (widths, radios, comment) = result.expect("the browser renders the page");
+    let px = |v: &Value| v.as_f64().unwrap();
+    assert_eq!(
+        px(&widths[0]),
+        f64::from(PHONE_WIDTH),
+        "the viewport: {widths}"
+    );
+    let (client, scroll) = (px(&widths[1]), px(&widths[2]));
+    assert!(
+        scroll <= client,
+        "{} px of horizontal scroll on a {PHONE_WIDTH} px phone",
+        scroll - client
+    );
+    assert!(
+        px(&comment["x"]) + px(&comment["width"]) <= client,
+        "the comment box overflows: {comment}"
+    );
+    for (id, rect) in radios {
+        assert!(
+            px(&rect["width"]) >= MIN_TARGET_PX && px(&rect["height"]) >= MIN_TARGET_PX,
+            "radio {id} is smaller than {MIN_TARGET_PX} px: {rect}"
+        );
+    }
+    app.shut_down().await;
+}
+
+#[tokio::test]
 async fn the_same_answer_posted_twice_is_recorded_once() {
     let smtp = SmtpServer::start();
     let app = survey_app(&smtp).await;

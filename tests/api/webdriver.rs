@@ -165,6 +165,27 @@ impl Browser {
             .await
     }
 
+    /// Resizes the browser window (in CSS pixels).
+    pub async fn set_window_size(&self, width: u32, height: u32) -> Result<(), String> {
+        self.call(
+            "POST",
+            &self.at("/window/rect"),
+            json!({"width": width, "height": height}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Runs `script` (a function body; `return` gives the value) in the page.
+    pub async fn execute(&self, script: &str) -> Result<Value, String> {
+        self.call(
+            "POST",
+            &self.at("/execute/sync"),
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
     /// The element's rendered text.
     pub async fn text(&self, css: &str) -> Result<String, String> {
         let id = self.find(css).await?;
