@@ -1185,3 +1185,118 @@ async fn an_answer_after_the_ticket_closed_is_kept_in_a_follow_up_ticket() {
     );
     app.shut_down().await;
 }
+
+/// Sends the survey of a new ticket `id`, then closes the ticket; returns the rating links.
+async fn closed_after_survey(
+    app: &TestApp<FakeZendesk>,
+    smtp: &SmtpServer,
+    id: u64,
+) -> Vec<String> {
+    app.fake.put_ticket(solved_case(id, "Late answer case"));
+    assert_eq!(survey_of(app.solved(id).await).await, "sent");
+    let mail = smtp.messages().pop().expect("the survey mail");
+    app.agent_update(id, json!({"status": "closed"})).await;
+    rating_links(app, &mail)
+}
+
+fn followups(app: &TestApp<FakeZendesk>, id: u64) -> Vec<Value> {
+    app.fake.ticket(id)["followup_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_follow_up_create_makes_one_follow_up() {
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    let links = closed_after_survey(&app, &smtp, 34).await;
+    // Zendesk creates the follow-up, but its answer never reaches the service, which sends
+    // the same request again.
+    app.fake
+        .fail_next("POST /api/v2/tickets", vec![Failure::LostAnswer]);
+    let resp = answer(&app, &links[3], &[("csat", "4")]).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Thank you!"));
+    let creates: Vec<_> = app
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with("/api/v2/tickets"))
+        .collect();
+    assert_eq!(creates.len(), 2, "the create was sent again");
+    assert_eq!(followups(&app, 34).len(), 1, "{}", app.fake.ticket(34));
+    let key = creates[0].header("idempotency-key");
+    assert!(key.is_some_and(|k| !k.is_empty()), "no Idempotency-Key");
+    assert_eq!(creates[1].header("idempotency-key"), key);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_same_late_answer_recorded_twice_at_once_makes_one_follow_up() {
+    use escalation_gate::survey::{About, Answer, answer_id, answer_note};
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    closed_after_survey(&app, &smtp, 35).await;
+    let desk = app.helpdesk.survey_desk.clone().expect("a survey desk");
+    let a = Answer {
+        csat: 2,
+        ces: Some(3),
+        about: Some(About::Support),
+        comment: Some("took long".into()),
+    };
+    let id = answer_id(&app.connector, "35", &a);
+    let note = answer_note(&a, &id);
+    // Two instances that both found no answer yet write the same answer.
+    let (first, second) = tokio::join!(
+        desk.record_answer("35", &a, &id, &note),
+        desk.record_answer("35", &a, &id, &note)
+    );
+    assert!(first.unwrap() && second.unwrap());
+    assert_eq!(followups(&app, 35).len(), 1, "{}", app.fake.ticket(35));
+    // A changed answer is a follow-up of its own, and so is going back to the first one.
+    let b = Answer {
+        csat: 5,
+        ..a.clone()
+    };
+    let b_id = answer_id(&app.connector, "35", &b);
+    desk.record_answer("35", &b, &b_id, &answer_note(&b, &b_id))
+        .await
+        .unwrap();
+    desk.record_answer("35", &a, &id, &note).await.unwrap();
+    assert_eq!(followups(&app, 35).len(), 3);
+    assert!(desk.answered_with("35", &id).await.unwrap());
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_fake_zendesk_keeps_a_ticket_creation_under_its_idempotency_key() {
+    let fake = zendesk().await;
+    let (email, token) = fake.api_token();
+    let client = reqwest::Client::new();
+    let create = |key: &'static str, subject: &'static str| {
+        client
+            .post(format!("{}/api/v2/tickets.json", fake.url()))
+            .basic_auth(format!("{email}/token"), Some(token))
+            .header("Idempotency-Key", key)
+            .json(&json!({"ticket": {"subject": subject, "comment": {"body": "Printer offline"}}}))
+            .send()
+    };
+    let first = create("k-1", "Printer").await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.headers()["x-idempotency-lookup"], "miss");
+    let first: Value = first.json().await.unwrap();
+    let again = create("k-1", "Printer").await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["x-idempotency-lookup"], "hit");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["ticket"]["id"], first["ticket"]["id"]);
+    let other = create("k-1", "Scanner").await.unwrap();
+    assert_eq!(other.status(), 400);
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["error"], "IdempotentRequestError");
+    let new = create("k-2", "Scanner").await.unwrap();
+    assert_eq!(new.status(), 201);
+    let new: Value = new.json().await.unwrap();
+    assert_ne!(new["ticket"]["id"], first["ticket"]["id"]);
+}
