@@ -369,7 +369,7 @@ fn form_html(
     problem: Option<&str>,
     now: DateTime<Utc>,
 ) -> String {
-    let page_token = survey.settings.keys.sign(&Claims {
+    let page_token = survey.settings.keys.seal(&Claims {
         purpose: Purpose::Page,
         score: 0,
         expires: (now + chrono::Duration::days(1)).timestamp(),

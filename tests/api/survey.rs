@@ -415,19 +415,19 @@ async fn forged_expired_and_rotated_tokens() {
     let keys = |k: &str| Keys::new(vec![SecretString::from(k.to_string())]);
     let link = |token: &str| format!("{}/survey/{}/r?t={token}", app.address, app.connector);
     // Signed with the key being rotated out: still accepted, and its answer records.
-    let rotated = keys(OLD_KEY).sign(&claims(now + 3600));
+    let rotated = keys(OLD_KEY).seal(&claims(now + 3600));
     let resp = answer(&app, &link(&rotated), &[("csat", "3")]).await;
     assert_eq!(resp.status(), 200);
     assert!(app.notes(5)[0].contains("CSAT: 3/5"));
     let before = app.puts();
     // A key that is not configured (forged), an expired link, a tampered one, another connector.
-    let forged = keys("attacker-key-0123456789abcdef0123456789").sign(&claims(now + 3600));
+    let forged = keys("attacker-key-0123456789abcdef0123456789").seal(&claims(now + 3600));
     let resp = app.client.get(link(&forged)).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     let page = resp.text().await.unwrap();
     assert!(page.contains("This link does not work"), "{page}");
     assert!(!page.contains("<form"));
-    let expired = keys(KEY).sign(&claims(now - 1));
+    let expired = keys(KEY).seal(&claims(now - 1));
     let resp = app.client.get(link(&expired)).send().await.unwrap();
     assert_eq!(resp.status(), 410);
     assert!(
@@ -436,7 +436,9 @@ async fn forged_expired_and_rotated_tokens() {
             .unwrap()
             .contains("This survey has closed")
     );
-    let tampered = format!("{}x", keys(KEY).sign(&claims(now + 3600)));
+    let mut tampered = keys(KEY).seal(&claims(now + 3600)).into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(
         app.client
             .get(link(&tampered))
@@ -1299,4 +1301,104 @@ async fn the_fake_zendesk_keeps_a_ticket_creation_under_its_idempotency_key() {
     assert_eq!(new.status(), 201);
     let new: Value = new.json().await.unwrap();
     assert_ne!(new["ticket"]["id"], first["ticket"]["id"]);
+}
+
+/// The `t` value of a link's query.
+fn token_of(link: &str) -> String {
+    reqwest::Url::parse(link)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "t")
+        .map(|(_, v)| v.into_owned())
+        .expect("a token")
+}
+
+#[tokio::test]
+async fn a_survey_link_tells_its_holder_nothing_the_vendor_knows() {
+    use base64::Engine as _;
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    app.fake.put_ticket(solved_case(37, "Opaque case"));
+    assert_eq!(survey_of(app.solved(37).await).await, "sent");
+    let mail = &smtp.messages()[0];
+    let links: Vec<String> = mail
+        .html_links()
+        .into_iter()
+        .filter(|l| l.contains(&format!("/survey/{}/", app.connector)))
+        .collect();
+    assert_eq!(links.len(), 6, "five ratings and the unsubscribe link");
+    let page = get_text(&app.client, &links[0]).await;
+    let mut tokens: Vec<String> = links.iter().map(|l| token_of(l)).collect();
+    tokens.push(hidden(&page, "p"));
+    // What a mail scanner or the customer could read out of a token: any base64url part.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for token in &tokens {
+        assert!(token.len() < 200, "short enough for e-mail: {token}");
+        for part in token.split('.') {
+            let readable =
+                String::from_utf8_lossy(&b64.decode(part).unwrap_or_default()).into_owned();
+            for secret in [PARTNER, &REQUESTER_ID.to_string(), "\"t\":", "\"x\":"] {
+                assert!(
+                    !readable.contains(secret),
+                    "the token {token} shows {secret:?}: {readable}"
+                );
+            }
+        }
+    }
+    // Opaque, and still the same working links.
+    assert_eq!(
+        answer(&app, &links[3], &[("csat", "4")]).await.status(),
+        200
+    );
+    assert!(app.notes(37)[0].contains("CSAT: 4/5"));
+    app.shut_down().await;
+}
+
+/// Links of a mail sent by a version that signed readable tokens (connector `legacy-links`,
+/// ticket 36, partner [`PARTNER`], customer [`REQUESTER_ID`], expiring in 2100, signed with
+/// [`KEY`]): the rating link of score 4 and the unsubscribe link.
+const LEGACY_RATE_TOKEN: &str = "eyJrIjoiciIsImMiOiJsZWdhY3ktbGlua3MiLCJ0IjoiMzYiLCJwIjoiQWNtZSBJVCBTZXJ2aWNlcyIsInMiOjQsImUiOjQxMDI0NDQ4MDAsIngiOnRydWUsInUiOiI5MDAxIn0.IRNYqe-NNl9rloZbLw4WdJBmEJ9suQyPJp0goGyxoIg";
+const LEGACY_UNSUBSCRIBE_TOKEN: &str = "eyJrIjoidSIsImMiOiJsZWdhY3ktbGlua3MiLCJ0IjoiMzYiLCJwIjoiQWNtZSBJVCBTZXJ2aWNlcyIsInMiOjAsImUiOjQxMDI0NDQ4MDAsIngiOnRydWUsInUiOiI5MDAxIn0.l3tUwepsuBetT5sb-SnbWc3PBDentpKpWRpif9EgLLA";
+
+#[tokio::test]
+async fn links_in_mails_sent_with_signed_tokens_still_work() {
+    let smtp = SmtpServer::start();
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            extra_toml: survey_toml(&email_delivery(smtp.port), TICKET_SINK),
+            vars: vec![
+                ("SURVEY_KEY", KEY.to_string()),
+                ("SURVEY_OLD_KEY", OLD_KEY.to_string()),
+            ],
+            connector: Some("legacy-links".into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.fake.put_ticket(solved_case(36, "Legacy link case"));
+    let base = format!("{}/survey/legacy-links", app.address);
+    let rate = format!("{base}/r?t={LEGACY_RATE_TOKEN}");
+    let page = get_text(&app.client, &rate).await;
+    assert!(page.contains("checked"), "{page}");
+    assert_eq!(answer(&app, &rate, &[("csat", "4")]).await.status(), 200);
+    assert!(app.notes(36)[0].contains("CSAT: 4/5"));
+    let out = app
+        .client
+        .post(format!("{base}/unsubscribe?t={LEGACY_UNSUBSCRIBE_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert!(out.text().await.unwrap().contains("You are unsubscribed"));
+    // A legacy token with a changed byte is still refused.
+    let tampered = LEGACY_RATE_TOKEN.replacen("IRNY", "IRNZ", 1);
+    let refused = app
+        .client
+        .get(format!("{base}/r?t={tampered}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    app.shut_down().await;
 }
