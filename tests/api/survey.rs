@@ -82,6 +82,19 @@ fn rating_links(app: &TestApp<FakeZendesk>, mail: &Mail) -> Vec<String> {
     rating_links_to(mail, &app.connector)
 }
 
+/// Sends the survey of a new solved ticket `id`; returns the rating links of its mail.
+async fn survey_sent(
+    app: &TestApp<FakeZendesk>,
+    smtp: &SmtpServer,
+    id: u64,
+    subject: &str,
+) -> Vec<String> {
+    app.fake.put_ticket(solved_case(id, subject));
+    assert_eq!(survey_of(app.solved(id).await).await, "sent");
+    let mail = smtp.messages().pop().expect("the survey mail");
+    rating_links(app, &mail)
+}
+
 /// Opens the page of a link and posts an answer as a person would, after the minimum time.
 async fn answer(
     app: &TestApp<FakeZendesk>,
@@ -931,15 +944,8 @@ async fn webhook_delivery_and_webhook_sink_are_signed() {
 async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
     let smtp = SmtpServer::start();
     let app = survey_app(&smtp).await;
-    app.fake.put_ticket(solved_case(18, "Browser case"));
-    assert_eq!(survey_of(app.solved(18).await).await, "sent");
-    let link = rating_links(&app, &smtp.messages()[0])[1].clone();
-    // Never skipped: the suite's script installs Chromium, and a missing browser fails here.
-    let browser = Browser::start().await.unwrap_or_else(|why| {
-        panic!(
-            "the browser test needs Chromium and chromedriver (scripts/test installs them): {why}"
-        )
-    });
+    let link = survey_sent(&app, &smtp, 18, "Browser case").await[1].clone();
+    let browser = Browser::required().await;
     let run = async {
         browser.goto(&link).await?;
         assert!(
@@ -987,15 +993,8 @@ async fn the_answer_page_fits_a_390_px_phone_with_24_px_radio_targets() {
     const MIN_TARGET_PX: f64 = 24.0;
     let smtp = SmtpServer::start();
     let app = survey_app(&smtp).await;
-    app.fake.put_ticket(solved_case(19, "Phone case"));
-    assert_eq!(survey_of(app.solved(19).await).await, "sent");
-    let link = rating_links(&app, &smtp.messages()[0])[2].clone();
-    // Never skipped: the suite's script installs Chromium, and a missing browser fails here.
-    let browser = Browser::start().await.unwrap_or_else(|why| {
-        panic!(
-            "the browser test needs Chromium and chromedriver (scripts/test installs them): {why}"
-        )
-    });
+    let link = survey_sent(&app, &smtp, 19, "Phone case").await[2].clone();
+    let browser = Browser::required().await;
     let run = async {
         browser.set_window_size(PHONE_WIDTH, 844).await?;
         browser.goto(&link).await?;
@@ -1194,11 +1193,9 @@ async fn closed_after_survey(
     smtp: &SmtpServer,
     id: u64,
 ) -> Vec<String> {
-    app.fake.put_ticket(solved_case(id, "Late answer case"));
-    assert_eq!(survey_of(app.solved(id).await).await, "sent");
-    let mail = smtp.messages().pop().expect("the survey mail");
+    let links = survey_sent(app, smtp, id, "Late answer case").await;
     app.agent_update(id, json!({"status": "closed"})).await;
-    rating_links(app, &mail)
+    links
 }
 
 fn followups(app: &TestApp<FakeZendesk>, id: u64) -> Vec<Value> {
@@ -1318,17 +1315,11 @@ async fn a_survey_link_tells_its_holder_nothing_the_vendor_knows() {
     use base64::Engine as _;
     let smtp = SmtpServer::start();
     let app = survey_app(&smtp).await;
-    app.fake.put_ticket(solved_case(37, "Opaque case"));
-    assert_eq!(survey_of(app.solved(37).await).await, "sent");
-    let mail = &smtp.messages()[0];
-    let links: Vec<String> = mail
-        .html_links()
-        .into_iter()
-        .filter(|l| l.contains(&format!("/survey/{}/", app.connector)))
-        .collect();
-    assert_eq!(links.len(), 6, "five ratings and the unsubscribe link");
+    let links = survey_sent(&app, &smtp, 37, "Opaque case").await;
+    assert_eq!(links.len(), 5);
     let page = get_text(&app.client, &links[0]).await;
     let mut tokens: Vec<String> = links.iter().map(|l| token_of(l)).collect();
+    tokens.push(token_of(&smtp.messages()[0].unsubscribe_url()));
     tokens.push(hidden(&page, "p"));
     // What a mail scanner or the customer could read out of a token: any base64url part.
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

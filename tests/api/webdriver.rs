@@ -88,6 +88,16 @@ impl Browser {
         Ok(browser)
     }
 
+    /// [`Browser::start`] for a test that needs the browser: never skipped (the suite's script
+    /// installs Chromium), a missing browser fails the test with what to install.
+    pub async fn required() -> Browser {
+        Browser::start().await.unwrap_or_else(|why| {
+            panic!(
+                "the browser test needs Chromium and chromedriver (scripts/test installs them): {why}"
+            )
+        })
+    }
+
     async fn call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let req = match method {
