@@ -295,6 +295,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_review_article_is_named_in_the_note_of_a_case_the_handoff_makes_bad() {
+        let esc = escalation();
+        let mut policy = policy();
+        let confidence = assess(&esc, &policy, &[answer(), printing()])
+            .kb
+            .resolvable_by
+            .unwrap()
+            .confidence;
+        // The same article, now between the review bound and the threshold.
+        policy.kb.threshold = confidence + 0.01;
+        policy.kb.review_bound = confidence - 0.01;
+        let v = assess(&esc, &policy, &[answer(), printing()]);
+        assert_eq!(v.outcome, Outcome::Bad);
+        let names: Vec<_> = v.reasons.iter().map(Reason::name).collect();
+        assert_eq!(names, ["missing_handoff"]);
+        let note = note::render(&esc, &v);
+        let at = note
+            .find("may also answer this")
+            .unwrap_or_else(|| panic!("no review article in\n{note}"));
+        let listed = &note[at..];
+        assert!(
+            listed.contains("\"Calendar sync fails with error E1234\" https://kb.example/kb-1"),
+            "{note}"
+        );
+        assert!(
+            listed.contains(&format!("Confidence {confidence:.2}")),
+            "{note}"
+        );
+        assert!(!listed.contains("Printing invoices"), "{note}");
+    }
+
+    #[test]
     fn repeatable() {
         let esc = escalation();
         let cands = [answer(), article("x", "Printing", "Press print.")];

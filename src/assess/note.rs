@@ -56,6 +56,18 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
             }
         }
     }
+    // The hand-off made the case bad; an article the judge was not sure of still teaches.
+    if v.outcome == Outcome::Bad
+        && let Some(m) = &v.kb.review
+    {
+        let _ = writeln!(
+            s,
+            "\nAn article that may also answer this (not counted: between the review bound {:.2} \
+             and the threshold {:.2}):",
+            v.kb.review_bound, v.kb.threshold
+        );
+        write_match(&mut s, m, v.kb.threshold);
+    }
     if !v.kb.tried.is_empty() {
         let _ = writeln!(
             s,

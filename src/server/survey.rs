@@ -369,7 +369,7 @@ fn form_html(
     problem: Option<&str>,
     now: DateTime<Utc>,
 ) -> String {
-    let page_token = survey.settings.keys.sign(&Claims {
+    let page_token = survey.settings.keys.seal(&Claims {
         purpose: Purpose::Page,
         score: 0,
         expires: (now + chrono::Duration::days(1)).timestamp(),
@@ -420,7 +420,7 @@ fn form_html(
 <fieldset><legend>Was this rating mostly about the product or about the support you got? (optional)</legend>
 {about}</fieldset>
 <p><label for="comment">Anything you would like to add? (optional)</label><br>
-<textarea id="comment" name="comment" rows="4" cols="50" maxlength="{max}">{comment}</textarea></p>
+<textarea id="comment" name="comment" rows="4" maxlength="{max}">{comment}</textarea></p>
 <div class="hp" aria-hidden="true"><label for="website">Leave this field empty</label>
 <input type="text" id="website" name="website" tabindex="-1" autocomplete="off"></div>
 <p><button type="submit">Send my answer</button></p>
@@ -468,8 +468,10 @@ fn page(status: StatusCode, company: &str, title: &str, body: &str) -> Response 
 body {{ font-family: Arial, sans-serif; color: #222; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
 fieldset {{ border: 1px solid #bbb; border-radius: 6px; margin: 1rem 0; padding: 0.5rem 1rem; }}
 legend {{ font-weight: bold; padding: 0 0.25rem; }}
-.opt {{ margin: 0.25rem 0; }}
-input[type=radio] {{ width: 1.2rem; height: 1.2rem; vertical-align: middle; }}
+.opt {{ display: flex; align-items: center; margin: 0.25rem 0; }}
+input[type=radio] {{ flex: none; width: 1.5rem; height: 1.5rem; margin: 0 0.5rem 0 0; }}
+.opt label {{ padding: 0.25rem 0; }}
+textarea {{ box-sizing: border-box; width: 100%; font: inherit; }}
 button {{ font-size: 1rem; padding: 0.6rem 1.2rem; }}
 .problem {{ color: #a00; font-weight: bold; }}
 .hp {{ position: absolute; left: -10000px; top: auto; width: 1px; height: 1px; overflow: hidden; }}

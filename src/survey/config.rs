@@ -300,7 +300,7 @@ impl SurveyFile {
         let public_url = upstream_url(
             key("public_url"),
             &self.public_url,
-            Credentials::None("the survey links carry their own signed token"),
+            Credentials::None("the survey links carry their own sealed token"),
             problems,
         );
         if self.link_secrets.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! Stateless: the helpdesk does the waiting (an automation calls `POST /hooks/{connector}` with a
 //! `solved` event a day after the case was solved), the ticket's tags record what happened, and
-//! the links carry signed tokens. Nothing here names a helpdesk: what is needed from one goes
+//! the links carry sealed tokens. Nothing here names a helpdesk: what is needed from one goes
 //! through [`SurveyDesk`].
 
 pub mod config;
@@ -412,7 +412,7 @@ impl Survey {
         Ok(Some(SurveyResult::Skipped(skip)))
     }
 
-    /// The signed links of one survey.
+    /// The sealed links of one survey.
     pub fn links(
         &self,
         case: &SurveyCase,
@@ -439,11 +439,11 @@ impl Survey {
             u.to_string()
         };
         let rate = (1..=5)
-            .map(|s| url("r", self.settings.keys.sign(&claims(Purpose::Rate, s))))
+            .map(|s| url("r", self.settings.keys.seal(&claims(Purpose::Rate, s))))
             .collect();
         let unsubscribe = url(
             "unsubscribe",
-            self.settings.keys.sign(&claims(Purpose::Unsubscribe, 0)),
+            self.settings.keys.seal(&claims(Purpose::Unsubscribe, 0)),
         );
         (rate, unsubscribe)
     }

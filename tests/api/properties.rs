@@ -123,7 +123,7 @@ proptest! {
             customer,
             issued: None,
         };
-        let token = keys.sign(&claims);
+        let token = keys.seal(&claims);
         prop_assert_eq!(keys.verify(&token, Purpose::Rate, "acme", now()), Ok(claims));
         prop_assert!(keys.verify(&noise, Purpose::Rate, "acme", now()).is_err());
         let mut bytes = token.into_bytes();

@@ -82,6 +82,19 @@ fn rating_links(app: &TestApp<FakeZendesk>, mail: &Mail) -> Vec<String> {
     rating_links_to(mail, &app.connector)
 }
 
+/// Sends the survey of a new solved ticket `id`; returns the rating links of its mail.
+async fn survey_sent(
+    app: &TestApp<FakeZendesk>,
+    smtp: &SmtpServer,
+    id: u64,
+    subject: &str,
+) -> Vec<String> {
+    app.fake.put_ticket(solved_case(id, subject));
+    assert_eq!(survey_of(app.solved(id).await).await, "sent");
+    let mail = smtp.messages().pop().expect("the survey mail");
+    rating_links(app, &mail)
+}
+
 /// Opens the page of a link and posts an answer as a person would, after the minimum time.
 async fn answer(
     app: &TestApp<FakeZendesk>,
@@ -415,19 +428,19 @@ async fn forged_expired_and_rotated_tokens() {
     let keys = |k: &str| Keys::new(vec![SecretString::from(k.to_string())]);
     let link = |token: &str| format!("{}/survey/{}/r?t={token}", app.address, app.connector);
     // Signed with the key being rotated out: still accepted, and its answer records.
-    let rotated = keys(OLD_KEY).sign(&claims(now + 3600));
+    let rotated = keys(OLD_KEY).seal(&claims(now + 3600));
     let resp = answer(&app, &link(&rotated), &[("csat", "3")]).await;
     assert_eq!(resp.status(), 200);
     assert!(app.notes(5)[0].contains("CSAT: 3/5"));
     let before = app.puts();
     // A key that is not configured (forged), an expired link, a tampered one, another connector.
-    let forged = keys("attacker-key-0123456789abcdef0123456789").sign(&claims(now + 3600));
+    let forged = keys("attacker-key-0123456789abcdef0123456789").seal(&claims(now + 3600));
     let resp = app.client.get(link(&forged)).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     let page = resp.text().await.unwrap();
     assert!(page.contains("This link does not work"), "{page}");
     assert!(!page.contains("<form"));
-    let expired = keys(KEY).sign(&claims(now - 1));
+    let expired = keys(KEY).seal(&claims(now - 1));
     let resp = app.client.get(link(&expired)).send().await.unwrap();
     assert_eq!(resp.status(), 410);
     assert!(
@@ -436,7 +449,9 @@ async fn forged_expired_and_rotated_tokens() {
             .unwrap()
             .contains("This survey has closed")
     );
-    let tampered = format!("{}x", keys(KEY).sign(&claims(now + 3600)));
+    let mut tampered = keys(KEY).seal(&claims(now + 3600)).into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(
         app.client
             .get(link(&tampered))
@@ -929,15 +944,8 @@ async fn webhook_delivery_and_webhook_sink_are_signed() {
 async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
     let smtp = SmtpServer::start();
     let app = survey_app(&smtp).await;
-    app.fake.put_ticket(solved_case(18, "Browser case"));
-    assert_eq!(survey_of(app.solved(18).await).await, "sent");
-    let link = rating_links(&app, &smtp.messages()[0])[1].clone();
-    // Never skipped: the suite's script installs Chromium, and a missing browser fails here.
-    let browser = Browser::start().await.unwrap_or_else(|why| {
-        panic!(
-            "the browser test needs Chromium and chromedriver (scripts/test installs them): {why}"
-        )
-    });
+    let link = survey_sent(&app, &smtp, 18, "Browser case").await[1].clone();
+    let browser = Browser::required().await;
     let run = async {
         browser.goto(&link).await?;
         assert!(
@@ -975,6 +983,59 @@ async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
         ),
         1.0
     );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_answer_page_fits_a_390_px_phone_with_24_px_radio_targets() {
+    const PHONE_WIDTH: u32 = 390;
+    // WCAG 2.2, 2.5.8 Target Size (Minimum).
+    const MIN_TARGET_PX: f64 = 24.0;
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    let link = survey_sent(&app, &smtp, 19, "Phone case").await[2].clone();
+    let browser = Browser::required().await;
+    let run = async {
+        browser.set_window_size(PHONE_WIDTH, 844).await?;
+        browser.goto(&link).await?;
+        let widths = browser
+            .execute(
+                "return [window.innerWidth, document.documentElement.clientWidth, \
+                 document.documentElement.scrollWidth];",
+            )
+            .await?;
+        let mut radios = Vec::new();
+        for id in ["csat-1", "ces-7", "about-both"] {
+            radios.push((id, browser.rect(&format!("#{id}")).await?));
+        }
+        let comment = browser.rect("#comment").await?;
+        Ok::<_, String>((widths, radios, comment))
+    };
+    let result = run.await;
+    browser.quit().await;
+    let (widths, radios, comment) = result.expect("the browser renders the page");
+    let px = |v: &Value| v.as_f64().unwrap();
+    assert_eq!(
+        px(&widths[0]),
+        f64::from(PHONE_WIDTH),
+        "the viewport: {widths}"
+    );
+    let (client, scroll) = (px(&widths[1]), px(&widths[2]));
+    assert!(
+        scroll <= client,
+        "{} px of horizontal scroll on a {PHONE_WIDTH} px phone",
+        scroll - client
+    );
+    assert!(
+        px(&comment["x"]) + px(&comment["width"]) <= client,
+        "the comment box overflows: {comment}"
+    );
+    for (id, rect) in radios {
+        assert!(
+            px(&rect["width"]) >= MIN_TARGET_PX && px(&rect["height"]) >= MIN_TARGET_PX,
+            "radio {id} is smaller than {MIN_TARGET_PX} px: {rect}"
+        );
+    }
     app.shut_down().await;
 }
 
@@ -1123,5 +1184,212 @@ async fn an_answer_after_the_ticket_closed_is_kept_in_a_follow_up_ticket() {
             .len(),
         1
     );
+    app.shut_down().await;
+}
+
+/// Sends the survey of a new ticket `id`, then closes the ticket; returns the rating links.
+async fn closed_after_survey(
+    app: &TestApp<FakeZendesk>,
+    smtp: &SmtpServer,
+    id: u64,
+) -> Vec<String> {
+    let links = survey_sent(app, smtp, id, "Late answer case").await;
+    app.agent_update(id, json!({"status": "closed"})).await;
+    links
+}
+
+fn followups(app: &TestApp<FakeZendesk>, id: u64) -> Vec<Value> {
+    app.fake.ticket(id)["followup_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_follow_up_create_makes_one_follow_up() {
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    let links = closed_after_survey(&app, &smtp, 34).await;
+    // Zendesk creates the follow-up, but its answer never reaches the service, which sends
+    // the same request again.
+    app.fake
+        .fail_next("POST /api/v2/tickets", vec![Failure::LostAnswer]);
+    let resp = answer(&app, &links[3], &[("csat", "4")]).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Thank you!"));
+    let creates: Vec<_> = app
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with("/api/v2/tickets"))
+        .collect();
+    assert_eq!(creates.len(), 2, "the create was sent again");
+    assert_eq!(followups(&app, 34).len(), 1, "{}", app.fake.ticket(34));
+    let key = creates[0].header("idempotency-key");
+    assert!(key.is_some_and(|k| !k.is_empty()), "no Idempotency-Key");
+    assert_eq!(creates[1].header("idempotency-key"), key);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_same_late_answer_recorded_twice_at_once_makes_one_follow_up() {
+    use escalation_gate::survey::{About, Answer, answer_id, answer_note};
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    closed_after_survey(&app, &smtp, 35).await;
+    let desk = app.helpdesk.survey_desk.clone().expect("a survey desk");
+    let a = Answer {
+        csat: 2,
+        ces: Some(3),
+        about: Some(About::Support),
+        comment: Some("took long".into()),
+    };
+    let id = answer_id(&app.connector, "35", &a);
+    let note = answer_note(&a, &id);
+    // Two instances that both found no answer yet write the same answer.
+    let (first, second) = tokio::join!(
+        desk.record_answer("35", &a, &id, &note),
+        desk.record_answer("35", &a, &id, &note)
+    );
+    assert!(first.unwrap() && second.unwrap());
+    assert_eq!(followups(&app, 35).len(), 1, "{}", app.fake.ticket(35));
+    // A changed answer is a follow-up of its own, and so is going back to the first one.
+    let b = Answer {
+        csat: 5,
+        ..a.clone()
+    };
+    let b_id = answer_id(&app.connector, "35", &b);
+    desk.record_answer("35", &b, &b_id, &answer_note(&b, &b_id))
+        .await
+        .unwrap();
+    desk.record_answer("35", &a, &id, &note).await.unwrap();
+    assert_eq!(followups(&app, 35).len(), 3);
+    assert!(desk.answered_with("35", &id).await.unwrap());
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_fake_zendesk_keeps_a_ticket_creation_under_its_idempotency_key() {
+    let fake = zendesk().await;
+    let (email, token) = fake.api_token();
+    let client = reqwest::Client::new();
+    let create = |key: &'static str, subject: &'static str| {
+        client
+            .post(format!("{}/api/v2/tickets.json", fake.url()))
+            .basic_auth(format!("{email}/token"), Some(token))
+            .header("Idempotency-Key", key)
+            .json(&json!({"ticket": {"subject": subject, "comment": {"body": "Printer offline"}}}))
+            .send()
+    };
+    let first = create("k-1", "Printer").await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.headers()["x-idempotency-lookup"], "miss");
+    let first: Value = first.json().await.unwrap();
+    let again = create("k-1", "Printer").await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["x-idempotency-lookup"], "hit");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["ticket"]["id"], first["ticket"]["id"]);
+    let other = create("k-1", "Scanner").await.unwrap();
+    assert_eq!(other.status(), 400);
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["error"], "IdempotentRequestError");
+    let new = create("k-2", "Scanner").await.unwrap();
+    assert_eq!(new.status(), 201);
+    let new: Value = new.json().await.unwrap();
+    assert_ne!(new["ticket"]["id"], first["ticket"]["id"]);
+}
+
+/// The `t` value of a link's query.
+fn token_of(link: &str) -> String {
+    reqwest::Url::parse(link)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "t")
+        .map(|(_, v)| v.into_owned())
+        .expect("a token")
+}
+
+#[tokio::test]
+async fn a_survey_link_tells_its_holder_nothing_the_vendor_knows() {
+    use base64::Engine as _;
+    let smtp = SmtpServer::start();
+    let app = survey_app(&smtp).await;
+    let links = survey_sent(&app, &smtp, 37, "Opaque case").await;
+    assert_eq!(links.len(), 5);
+    let page = get_text(&app.client, &links[0]).await;
+    let mut tokens: Vec<String> = links.iter().map(|l| token_of(l)).collect();
+    tokens.push(token_of(&smtp.messages()[0].unsubscribe_url()));
+    tokens.push(hidden(&page, "p"));
+    // What a mail scanner or the customer could read out of a token: any base64url part.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for token in &tokens {
+        assert!(token.len() < 200, "short enough for e-mail: {token}");
+        for part in token.split('.') {
+            let readable =
+                String::from_utf8_lossy(&b64.decode(part).unwrap_or_default()).into_owned();
+            for secret in [PARTNER, &REQUESTER_ID.to_string(), "\"t\":", "\"x\":"] {
+                assert!(
+                    !readable.contains(secret),
+                    "the token {token} shows {secret:?}: {readable}"
+                );
+            }
+        }
+    }
+    // Opaque, and still the same working links.
+    assert_eq!(
+        answer(&app, &links[3], &[("csat", "4")]).await.status(),
+        200
+    );
+    assert!(app.notes(37)[0].contains("CSAT: 4/5"));
+    app.shut_down().await;
+}
+
+/// Links of a mail sent by a version that signed readable tokens (connector `legacy-links`,
+/// ticket 36, partner [`PARTNER`], customer [`REQUESTER_ID`], expiring in 2100, signed with
+/// [`KEY`]): the rating link of score 4 and the unsubscribe link.
+const LEGACY_RATE_TOKEN: &str = "eyJrIjoiciIsImMiOiJsZWdhY3ktbGlua3MiLCJ0IjoiMzYiLCJwIjoiQWNtZSBJVCBTZXJ2aWNlcyIsInMiOjQsImUiOjQxMDI0NDQ4MDAsIngiOnRydWUsInUiOiI5MDAxIn0.IRNYqe-NNl9rloZbLw4WdJBmEJ9suQyPJp0goGyxoIg";
+const LEGACY_UNSUBSCRIBE_TOKEN: &str = "eyJrIjoidSIsImMiOiJsZWdhY3ktbGlua3MiLCJ0IjoiMzYiLCJwIjoiQWNtZSBJVCBTZXJ2aWNlcyIsInMiOjAsImUiOjQxMDI0NDQ4MDAsIngiOnRydWUsInUiOiI5MDAxIn0.l3tUwepsuBetT5sb-SnbWc3PBDentpKpWRpif9EgLLA";
+
+#[tokio::test]
+async fn links_in_mails_sent_with_signed_tokens_still_work() {
+    let smtp = SmtpServer::start();
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            extra_toml: survey_toml(&email_delivery(smtp.port), TICKET_SINK),
+            vars: vec![
+                ("SURVEY_KEY", KEY.to_string()),
+                ("SURVEY_OLD_KEY", OLD_KEY.to_string()),
+            ],
+            connector: Some("legacy-links".into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.fake.put_ticket(solved_case(36, "Legacy link case"));
+    let base = format!("{}/survey/legacy-links", app.address);
+    let rate = format!("{base}/r?t={LEGACY_RATE_TOKEN}");
+    let page = get_text(&app.client, &rate).await;
+    assert!(page.contains("checked"), "{page}");
+    assert_eq!(answer(&app, &rate, &[("csat", "4")]).await.status(), 200);
+    assert!(app.notes(36)[0].contains("CSAT: 4/5"));
+    let out = app
+        .client
+        .post(format!("{base}/unsubscribe?t={LEGACY_UNSUBSCRIBE_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert!(out.text().await.unwrap().contains("You are unsubscribed"));
+    // A legacy token with a changed byte is still refused.
+    let tampered = LEGACY_RATE_TOKEN.replacen("IRNY", "IRNZ", 1);
+    let refused = app
+        .client
+        .get(format!("{base}/r?t={tampered}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
     app.shut_down().await;
 }

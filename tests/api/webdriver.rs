@@ -88,6 +88,16 @@ impl Browser {
         Ok(browser)
     }
 
+    /// [`Browser::start`] for a test that needs the browser: never skipped (the suite's script
+    /// installs Chromium), a missing browser fails the test with what to install.
+    pub async fn required() -> Browser {
+        Browser::start().await.unwrap_or_else(|why| {
+            panic!(
+                "the browser test needs Chromium and chromedriver (scripts/test installs them): {why}"
+            )
+        })
+    }
+
     async fn call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let req = match method {
@@ -163,6 +173,27 @@ impl Browser {
         let id = self.find(css).await?;
         self.call("GET", &self.at(&format!("/element/{id}/rect")), Value::Null)
             .await
+    }
+
+    /// Resizes the browser window (in CSS pixels).
+    pub async fn set_window_size(&self, width: u32, height: u32) -> Result<(), String> {
+        self.call(
+            "POST",
+            &self.at("/window/rect"),
+            json!({"width": width, "height": height}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Runs `script` (a function body; `return` gives the value) in the page.
+    pub async fn execute(&self, script: &str) -> Result<Value, String> {
+        self.call(
+            "POST",
+            &self.at("/execute/sync"),
+            json!({"script": script, "args": []}),
+        )
+        .await
     }
 
     /// The element's rendered text.

@@ -188,14 +188,22 @@ impl ZendeskApi {
         }
     }
 
-    /// `POST /api/v2/tickets.json` with `{"ticket": {...}}`; returns the new ticket's id.
-    pub async fn create_ticket(&self, ticket: Value) -> Result<u64, UpstreamError> {
+    /// `POST /api/v2/tickets.json` with `{"ticket": {...}}`; returns the new ticket's id. The
+    /// `Idempotency-Key` makes a resent request (a lost answer, a retry) create nothing new:
+    /// within two hours Zendesk answers it with the first creation's answer.
+    pub async fn create_ticket(
+        &self,
+        ticket: Value,
+        idempotency_key: &str,
+    ) -> Result<u64, UpstreamError> {
         let url = self.url("/api/v2/tickets.json");
         let body = json!({ "ticket": ticket });
         let resp = self
             .upstream
             .send("create_ticket", |c| {
-                self.authed(c.post(url.clone())).json(&body)
+                self.authed(c.post(url.clone()))
+                    .header("Idempotency-Key", idempotency_key)
+                    .json(&body)
             })
             .await?;
         let created = json_of("create_ticket", resp).await?;

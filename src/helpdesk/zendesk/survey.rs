@@ -73,10 +73,15 @@ impl ZendeskSurvey {
     /// follow-up ticket (`via_followup_source_id`): solved at once, the answer as its only,
     /// internal comment, the answer's tags and fields. The tags given replace the ones a
     /// follow-up would inherit, so the verdict is never counted twice.
+    ///
+    /// The creation's `Idempotency-Key` names the answer and the closed ticket's latest
+    /// follow-up: a resent create and the same answer written twice at once make one
+    /// follow-up, while an answer that changes back after another is a follow-up of its own.
     async fn record_late_answer(
         &self,
         ticket: &str,
         closed: &Value,
+        answer_id: &str,
         tags: Vec<String>,
         custom: Vec<Value>,
         note: &str,
@@ -98,7 +103,14 @@ impl ZendeskSurvey {
         if !custom.is_empty() {
             follow_up["custom_fields"] = json!(custom);
         }
-        let created = self.api.create_ticket(follow_up).await?;
+        let after = closed
+            .get("followup_ids")
+            .and_then(Value::as_array)
+            .and_then(|ids| ids.last())
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let key = format!("escalation-gate-csat-{ticket}-{answer_id}-after-{after}");
+        let created = self.api.create_ticket(follow_up, &key).await?;
         tracing::info!(ticket = %ticket, follow_up = created, "Ticket closed: the survey answer is kept in a follow-up ticket");
         Ok(first)
     }
@@ -236,7 +248,7 @@ impl SurveyDesk for ZendeskSurvey {
         let (add, remove) = self.fields.tags.answer_tags(answer, answer_id, &tags);
         if current.get("status").and_then(Value::as_str) == Some("closed") {
             return self
-                .record_late_answer(ticket, current, add, custom, note)
+                .record_late_answer(ticket, current, answer_id, add, custom, note)
                 .await;
         }
         let mut body = json!({

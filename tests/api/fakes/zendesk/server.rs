@@ -13,7 +13,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /api/v2/tickets/{id}` (`?include=users,organizations` sideloads) | 200 `{"ticket"}` (S `TicketResponse`) |
-//! | `POST /api/v2/tickets` `{"ticket": {..}}` (`via_followup_source_id`: a follow-up of a closed ticket) | 201 `{"ticket","audit"}` |
+//! | `POST /api/v2/tickets` `{"ticket": {..}}` (`via_followup_source_id`: a follow-up of a closed ticket; `Idempotency-Key` header, see below) | 201 `{"ticket","audit"}` |
 //! | `PUT /api/v2/tickets/{id}` `{"ticket": {..}}` | 200 `{"ticket","audit"}` (S `TicketUpdateResponse`); 409 on a stale `updated_stamp` |
 //! | `GET /api/v2/tickets/{id}/audits` (`sort_order`, `page`, `per_page`) | 200 `{"audits","count","next_page","previous_page"}` (S `TicketAuditsResponseNoneCursor`): a seeded ticket's history (its `audits` key, `{"created_at","events"}` each, else one audit at creation with `Create` events of its `tags` and `group_id`), then the audits of API updates; a `metadata` object on an update is its audit's `metadata.custom` |
 //! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
@@ -46,6 +46,14 @@
 //! applies nothing. A closed ticket answers 422 `RecordInvalid`. Every update that changes something bumps
 //! `updated_at` to `max(now, previous + 1 s)` (second precision, strictly increasing) and
 //! answers with its audit (a `Comment` event for the comment, `Change` events for fields).
+//!
+//! # Idempotent ticket creation
+//! As the Ticketing API's introduction documents ("Idempotency"): a `POST /api/v2/tickets` with an
+//! `Idempotency-Key: {key}` header answers with `x-idempotency-lookup: miss` and keeps its answer
+//! for [`IDEMPOTENCY_KEY_HOURS`]. The same key with the same body within that time creates nothing
+//! and answers the first answer again, with `x-idempotency-lookup: hit`; the same key with another
+//! body answers 400 `{"error":"IdempotentRequestError","description":..}`. Only a created ticket's
+//! answer is kept: a refused request may be sent again with its key. Bodies are compared as JSON.
 //!
 //! # Search subset (`/api/v2/search`)
 //! Only tickets are searchable. Tokens are separated by spaces (double quotes group a value);
@@ -168,6 +176,9 @@ pub enum Failure {
     /// [`LOST_ANSWER_SECS`], longer than any client here waits: the answer is lost.
     LostAnswer,
 }
+
+/// How long Zendesk keeps the answer of a ticket creation under its `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_HOURS: i64 = 2;
 
 /// How long a [`Failure::LostAnswer`] answer is held back.
 pub const LOST_ANSWER_SECS: u64 = 30;
@@ -534,6 +545,16 @@ struct Inner {
     search_returns_drafts: bool,
     next_id: u64,
     admin: admin::Admin,
+    /// Ticket creations by `Idempotency-Key`.
+    idempotent: BTreeMap<String, Kept>,
+}
+
+/// A ticket creation's answer kept under its `Idempotency-Key`.
+struct Kept {
+    request: Value,
+    at: DateTime<Utc>,
+    status: u16,
+    answer: Value,
 }
 
 impl Inner {
@@ -550,6 +571,7 @@ impl Inner {
             search_returns_drafts: false,
             next_id: 9_000_000_001,
             admin: admin::Admin::new(),
+            idempotent: BTreeMap::new(),
         };
         inner.seed_user(json!({
             "id": AGENT_USER_ID,
@@ -679,7 +701,7 @@ impl Inner {
             ("GET", ["tickets", id]) => with_id(id, |id| self.show_ticket(id, &query)),
             ("GET", ["tickets", id, "audits"]) => with_id(id, |id| self.list_audits(id, &query)),
             ("PUT", ["tickets", id]) => with_id(id, |id| self.update_ticket(id, body)),
-            ("POST", ["tickets"]) => self.create_ticket(body),
+            ("POST", ["tickets"]) => self.create_ticket_once(headers, body),
             _ => invalid_endpoint(),
         }
     }
@@ -935,6 +957,47 @@ impl Inner {
             answer["organizations"] = json!(orgs);
         }
         Reply::json(200, answer)
+    }
+
+    /// `POST /api/v2/tickets` with or without an `Idempotency-Key` (see the module's
+    /// "Idempotent ticket creation").
+    fn create_ticket_once(&mut self, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let Some(key) = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        else {
+            return self.create_ticket(body);
+        };
+        let request = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+        let now = Utc::now();
+        self.idempotent
+            .retain(|_, kept| now - kept.at < Duration::hours(IDEMPOTENCY_KEY_HOURS));
+        if let Some(kept) = self.idempotent.get(&key) {
+            if kept.request != request {
+                return error(
+                    400,
+                    "IdempotentRequestError",
+                    "The request parameters do not match the original request with this \
+                     idempotency key",
+                );
+            }
+            return Reply::json(kept.status, kept.answer.clone())
+                .with_header("x-idempotency-lookup", "hit".into());
+        }
+        let reply = self.create_ticket(body);
+        if reply.status == 201 {
+            self.idempotent.insert(
+                key,
+                Kept {
+                    request,
+                    at: now,
+                    status: reply.status,
+                    answer: reply.body.clone(),
+                },
+            );
+        }
+        reply.with_header("x-idempotency-lookup", "miss".into())
     }
 
     /// `POST /api/v2/tickets` `{"ticket": {..}}`: `comment` is required (it becomes the
