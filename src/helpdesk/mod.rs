@@ -597,6 +597,21 @@ where
     }
 }
 
+/// A webhook's `ticket_id` as a ticket number: a JSON number, or a string of digits (spaces
+/// around it allowed), that fits in 64 bits as the helpdesks' ticket ids do; `None` for anything
+/// else, so a malformed id is refused before any call.
+pub fn ticket_number(raw: &serde_json::Value) -> Option<String> {
+    match raw {
+        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            (s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok())
+                .then(|| s.to_string())
+        }
+        _ => None,
+    }
+}
+
 /// A tag or value made safe as a tag suffix: lower case, runs of anything but letters, digits,
 /// `-` and `_` as one `_`.
 pub fn tag_safe(s: &str) -> String {
