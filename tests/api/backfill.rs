@@ -261,11 +261,7 @@ async fn a_write_that_keeps_failing_fails_its_ticket_and_the_run_goes_on() {
 
 #[tokio::test]
 async fn an_unreachable_helpdesk_fails_each_command_at_once_naming_the_host() {
-    // A port nothing listens on: bound, then closed.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = closed_port();
     let zendesk = zendesk().await;
     let mut vars = zendesk_vars(&zendesk);
     vars.retain(|(k, _)| *k != "ZD_URL");
@@ -283,6 +279,46 @@ async fn an_unreachable_helpdesk_fails_each_command_at_once_naming_the_host() {
             "{command}: a refused first call is not retried: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_unreachable_salesforce_org_fails_the_backfill_at_once() {
+    use escalation_gate::backfill::{self, Mode};
+    use escalation_gate::connector::{Connector, Runtime};
+    use escalation_gate::helpdesk::Period;
+
+    use crate::fakes::salesforce as sf;
+
+    let closed = closed_port();
+    let text = sf::connector_toml(&format!("http://{closed}"), sf::CLIENT_CREDENTIALS, "", "");
+    let valid = escalation_gate::config::parse(
+        "acme-sf",
+        &text,
+        std::path::Path::new("connectors"),
+        &sf::env,
+    )
+    .unwrap();
+    let connector = Connector::build_with(valid, &Runtime::default()).unwrap();
+    let options = backfill::Options {
+        period: Period {
+            from: "2024-05-01T00:00:00Z".parse().unwrap(),
+            to: "2024-06-01T00:00:00Z".parse().unwrap(),
+        },
+        query: None,
+        mode: Mode::DryRun,
+    };
+    // Only a guard against a run that waits for minutes.
+    let mut seen = Collected::default();
+    let run = backfill::run(&connector, &options, &mut seen, &|| false);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the backfill stops at once")
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains(&format!("cannot reach {closed}: connection refused")),
+        "{err}"
+    );
 }
 
 fn app_tags(zendesk: &FakeZendesk, id: u64) -> Vec<String> {

@@ -233,11 +233,7 @@ async fn a_huge_ticket_id_is_a_malformed_body() {
 
 #[tokio::test]
 async fn an_unreachable_helpdesk_is_named_with_the_cause() {
-    // A port nothing listens on: bound, then closed.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = closed_port();
     let app = spawn_with(
         zendesk().await,
         Options {
