@@ -33,7 +33,7 @@ impl From<&ServerSettings> for Limits {
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Connections accepted beyond `max_connections` for the reserve router, one request each.
-pub const RESERVE_CONNECTIONS: usize = 16;
+const RESERVE_CONNECTIONS: usize = 16;
 
 /// Serves `router` on `listener` until `stop` turns true, then waits for the connections under
 /// way to finish their requests. With `reserve`, a client that finds all `max_connections`

@@ -143,8 +143,13 @@ const REFUSED: &str = "connection refused";
 /// What went wrong with a request that got no HTTP answer: DNS, refused, reset, TLS, timeout.
 pub fn transport_cause(e: &reqwest::Error) -> String {
     let (kind, innermost) = transport_failure(e);
+    cause_text(kind, innermost)
+}
+
+/// `kind: innermost`, or `kind` alone when they are the same.
+fn cause_text(kind: &str, innermost: String) -> String {
     if innermost == kind {
-        kind.to_string()
+        innermost
     } else {
         format!("{kind}: {innermost}")
     }
@@ -201,8 +206,8 @@ pub struct Upstream {
     service: &'static str,
     settings: RetrySettings,
     retry_when: Option<RetryWhen>,
-    /// Some HTTP answer came back (shared by the clones): from then on a refused connection
-    /// is a passing fault, retried; before, it is a wrong address.
+    /// Some HTTP answer came back (shared by the clones): from then on a failed DNS lookup or
+    /// a refused connection is a passing fault, retried; before, it is a wrong address.
     answered: Arc<AtomicBool>,
 }
 
@@ -305,8 +310,8 @@ impl Upstream {
                     let kind = if e.is_timeout() { "timeout" } else { "error" };
                     m::upstream_call(self.service, call, kind, elapsed);
                     let host = e.url().map_or_else(|| "?".to_string(), host_of);
-                    let cause = without_url(&transport_cause(&e), &e);
-                    let (failure, _) = transport_failure(&e);
+                    let (failure, innermost) = transport_failure(&e);
+                    let cause = without_url(&cause_text(failure, innermost), &e);
                     if (failure == DNS_FAILED || failure == REFUSED)
                         && !self.answered.load(Ordering::Relaxed)
                     {
