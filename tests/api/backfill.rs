@@ -281,11 +281,22 @@ async fn an_unreachable_helpdesk_fails_each_command_at_once_naming_the_host() {
     }
 }
 
+/// A dry run over the Salesforce test org's month, May 2024.
+fn may_2024_dry_run() -> escalation_gate::backfill::Options {
+    escalation_gate::backfill::Options {
+        period: escalation_gate::helpdesk::Period {
+            from: "2024-05-01T00:00:00Z".parse().unwrap(),
+            to: "2024-06-01T00:00:00Z".parse().unwrap(),
+        },
+        query: None,
+        mode: escalation_gate::backfill::Mode::DryRun,
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_salesforce_org_fails_the_backfill_at_once() {
-    use escalation_gate::backfill::{self, Mode};
+    use escalation_gate::backfill;
     use escalation_gate::connector::{Connector, Runtime};
-    use escalation_gate::helpdesk::Period;
 
     use crate::fakes::salesforce as sf;
 
@@ -299,14 +310,7 @@ async fn an_unreachable_salesforce_org_fails_the_backfill_at_once() {
     )
     .unwrap();
     let connector = Connector::build_with(valid, &Runtime::default()).unwrap();
-    let options = backfill::Options {
-        period: Period {
-            from: "2024-05-01T00:00:00Z".parse().unwrap(),
-            to: "2024-06-01T00:00:00Z".parse().unwrap(),
-        },
-        query: None,
-        mode: Mode::DryRun,
-    };
+    let options = may_2024_dry_run();
     // Only a guard against a run that waits for minutes.
     let mut seen = Collected::default();
     let run = backfill::run(&connector, &options, &mut seen, &|| false);
@@ -351,7 +355,6 @@ impl escalation_gate::backfill::Progress for Collected {
 #[tokio::test]
 async fn salesforce_cases_are_dated_by_their_case_history() {
     use escalation_gate::backfill::{self, Mode, TimeSource};
-    use escalation_gate::helpdesk::Period;
 
     use crate::fakes::salesforce::FakeSalesforce;
     use crate::salesforce as sf;
@@ -392,14 +395,7 @@ async fn salesforce_cases_are_dated_by_their_case_history() {
         ..Options::default()
     };
     let connector = build_connector(&fake, "acme-sf", &opts);
-    let mut options = backfill::Options {
-        period: Period {
-            from: "2024-05-01T00:00:00Z".parse().unwrap(),
-            to: "2024-06-01T00:00:00Z".parse().unwrap(),
-        },
-        query: None,
-        mode: Mode::DryRun,
-    };
+    let mut options = may_2024_dry_run();
     let mut seen = Collected::default();
     let summary = backfill::run(&connector, &options, &mut seen, &|| false)
         .await
