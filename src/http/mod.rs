@@ -461,6 +461,56 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    /// A loopback server that answers every request with `status` and `Retry-After: 60`, and
+    /// counts the requests.
+    async fn always(status: StatusCode) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        let app = axum::Router::new().fallback(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move { (status, [(reqwest::header::RETRY_AFTER, "60")]) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    fn upstream() -> Upstream {
+        let settings = RetrySettings {
+            timeout: Duration::from_secs(5),
+            max_retries: 2,
+            max_wait: Duration::from_secs(1),
+            backoff: Duration::from_millis(10),
+        };
+        Upstream::new("test", settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_429_and_503_have_their_retry_after_waited_out() {
+        // A 500 is retried with short waits whatever its `Retry-After` says, and the failure
+        // asks no one to wait.
+        let (url, count) = always(StatusCode::INTERNAL_SERVER_ERROR).await;
+        let err = upstream().send("probe", |c| c.get(&url)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UpstreamError::Unavailable {
+                    attempts: 3,
+                    retry_after: None,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        // A 503's `Retry-After` beyond the budget ends the call at once and is passed on.
+        let (url, count) = always(StatusCode::SERVICE_UNAVAILABLE).await;
+        let err = upstream().send("probe", |c| c.get(&url)).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err:?}");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = Utc.with_ymd_and_hms(2015, 10, 21, 7, 28, 0).unwrap();
