@@ -77,6 +77,7 @@ pub async fn run_with_metrics(
             Some(tokio::spawn(serve::serve(
                 l,
                 server::metrics_router(),
+                None,
                 limits,
                 stopped.clone(),
             )))
@@ -92,7 +93,8 @@ pub async fn run_with_metrics(
     });
     let served = serve::serve(
         listener,
-        server::router(by_id, settings),
+        server::router(Arc::clone(&by_id), settings),
+        Some(server::overflow_router(by_id, settings)),
         serve::Limits::from(&settings),
         stopped,
     )

@@ -427,7 +427,10 @@ fn main() -> ExitCode {
             run_backfill(&dir.connectors, &period, &index, write, query, out)
         }
         Command::Validate { dir } => validate(&dir.connectors),
-        Command::Report { args, dir } => run_report(&dir.connectors, &args),
+        Command::Report { args, dir } => {
+            telemetry::init_quiet();
+            run_report(&dir.connectors, &args)
+        }
         Command::Calibrate { args, dir } => {
             telemetry::init_quiet();
             run_calibrate(&dir.connectors, &args)

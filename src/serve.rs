@@ -1,6 +1,6 @@
 //! The accept loop: HTTP/1 connections with a header-read time limit (which also closes idle
-//! keep-alive connections), at most `max_connections` at once, and a graceful shutdown that
-//! lets the requests under way finish.
+//! keep-alive connections), at most `max_connections` at once plus a small reserve for health
+//! checks, and a graceful shutdown that lets the requests under way finish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::server::ServerSettings;
 
@@ -32,22 +32,39 @@ impl From<&ServerSettings> for Limits {
 /// How long accepting pauses after an accept error (e.g. too many open files).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Connections accepted beyond `max_connections` for the reserve router, one request each.
+const RESERVE_CONNECTIONS: usize = 16;
+
 /// Serves `router` on `listener` until `stop` turns true, then waits for the connections under
-/// way to finish their requests.
+/// way to finish their requests. With `reserve`, a client that finds all `max_connections`
+/// taken is still accepted, up to [`RESERVE_CONNECTIONS`] more, and served by `reserve` for
+/// one request (health checks answer while webhooks hold every connection); beyond those,
+/// clients wait in the kernel's listen queue.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    reserve: Option<Router>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let slots = Arc::new(Semaphore::new(max));
+    let ordinary = Arc::new(Semaphore::new(max));
+    let spare = if reserve.is_some() {
+        RESERVE_CONNECTIONS
+    } else {
+        0
+    };
+    let reserved = Arc::new(Semaphore::new(spare));
     loop {
-        // A slot first: beyond the limit, clients wait in the kernel's listen queue.
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+        // A slot first (one of `max_connections`, else one of the reserve's): beyond every
+        // slot, clients wait in the kernel's listen queue.
+        let (slot, in_reserve) = tokio::select! {
+            biased;
             () = stopped(&mut stop) => break,
+            slot = Arc::clone(&ordinary).acquire_owned() => (slot, false),
+            slot = Arc::clone(&reserved).acquire_owned() => (slot, true),
         };
+        let slot: OwnedSemaphorePermit = slot.expect("the semaphore is never closed");
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -59,8 +76,19 @@ pub async fn serve(
             },
             () = stopped(&mut stop) => break,
         };
+        // An ordinary slot that freed up while waiting for the client is taken over the reserve.
+        let (slot, in_reserve) =
+            if in_reserve && let Ok(freed) = Arc::clone(&ordinary).try_acquire_owned() {
+                (freed, false)
+            } else {
+                (slot, in_reserve)
+            };
+        let (service, keep_alive) = match &reserve {
+            Some(reserve) if in_reserve => (reserve.clone(), false),
+            _ => (router.clone(), true),
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(service);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _slot = slot;
@@ -68,7 +96,7 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(true);
+                .keep_alive(keep_alive);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             let result = tokio::select! {
@@ -85,8 +113,12 @@ pub async fn serve(
     }
     drop(listener);
     // Every slot back: every connection has finished.
-    let _all = slots
+    let _all = ordinary
         .acquire_many(max as u32)
+        .await
+        .expect("the semaphore is never closed");
+    let _reserve = reserved
+        .acquire_many(spare as u32)
         .await
         .expect("the semaphore is never closed");
     Ok(())

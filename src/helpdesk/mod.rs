@@ -563,14 +563,17 @@ pub trait RecordSink {
     fn record(&mut self, record: CaseRecord);
 }
 
-/// How many times a page read waits out a rate limit before it gives up.
+/// How many times a read waits out a rate limit before it gives up.
 const PATIENT_ATTEMPTS: u32 = 10;
-/// The longest wait for one page when the helpdesk names none.
-const PATIENT_DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The longest `Retry-After` a read waits out; a helpdesk that asks for more fails the read.
+const PATIENT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Runs `call` (one page of a paged read) until it succeeds, waiting out rate limits and
-/// unavailability for as long as the helpdesk's `Retry-After` asks (a batch read, unlike a
-/// webhook, has no client waiting), at most [`PATIENT_ATTEMPTS`] times.
+/// Runs `call` (a page of a paged read, one ticket of a backfill) again when the helpdesk asked
+/// for a longer wait than the client's own budget allows (429, or 503 with `Retry-After`):
+/// after as long as it asks, up to [`PATIENT_MAX_WAIT`], at most [`PATIENT_ATTEMPTS`] times,
+/// logging each wait at `warn` (the offline commands' standard error). Every other failure is
+/// returned at once: 5xx, timeouts, resets and unreadable answers were already retried within
+/// the `[helpdesk.http]` budget, and an unreachable host is a wrong address.
 pub async fn patiently<T, F, Fut>(mut call: F) -> Result<T, UpstreamError>
 where
     F: FnMut() -> Fut,
@@ -581,21 +584,37 @@ where
         match call().await {
             Err(UpstreamError::Unavailable {
                 call: name,
-                retry_after,
+                retry_after: Some(wait),
+                last,
                 ..
-            }) if attempt < PATIENT_ATTEMPTS => {
-                let wait = retry_after.unwrap_or(PATIENT_DEFAULT_WAIT);
-                tracing::info!(
+            }) if attempt < PATIENT_ATTEMPTS && wait <= PATIENT_MAX_WAIT => {
+                tracing::warn!(
                     call = name,
-                    wait_secs = wait.as_secs_f64(),
+                    wait_secs = crate::http::whole_secs(wait),
                     attempt,
-                    "Helpdesk asks to wait; reading the page again after it"
+                    last = %last,
+                    "Waiting as the helpdesk asks, then asking again"
                 );
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
             other => return other,
         }
+    }
+}
+
+/// A webhook's `ticket_id` as a ticket number: a JSON number, or a string of digits (spaces
+/// around it allowed), that fits in 64 bits as the helpdesks' ticket ids do; `None` for anything
+/// else, so a malformed id is refused before any call.
+pub fn ticket_number(raw: &serde_json::Value) -> Option<String> {
+    match raw {
+        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            (s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok())
+                .then(|| s.to_string())
+        }
+        _ => None,
     }
 }
 

@@ -3,6 +3,9 @@
 
 pub mod standard_webhooks;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -23,7 +26,7 @@ pub struct RetrySettings {
     /// The most time spent waiting between attempts, in total: a `Retry-After` beyond it ends
     /// the call at once, so the caller can answer its own client in time.
     pub max_wait: Duration,
-    /// First backoff; doubles each retry.
+    /// First backoff; doubles each retry, give or take a quarter (jitter).
     pub backoff: Duration,
 }
 
@@ -94,6 +97,14 @@ pub enum UpstreamError {
     },
     #[error("{call}: unexpected answer: {detail}")]
     Invalid { call: &'static str, detail: String },
+    /// The host has not answered once yet and cannot be reached (its name does not resolve, or
+    /// it refuses the connection): a wrong or unreachable address, not a passing fault.
+    #[error("{call}: cannot reach {host}: {cause}")]
+    Unreachable {
+        call: &'static str,
+        host: String,
+        cause: String,
+    },
 }
 
 impl UpstreamError {
@@ -106,11 +117,11 @@ impl UpstreamError {
     }
 
     /// The `reason` label of a retried delivery: `unavailable` (no answer within the budget:
-    /// 5xx, 429, timeouts, connection failures), `refused` (a 4xx such as 401, 403 or 422),
-    /// `invalid` (an answer that could not be read).
+    /// 5xx, 429, timeouts, connection failures; an unreachable host), `refused` (a 4xx such as
+    /// 401, 403 or 422), `invalid` (an answer that could not be read).
     pub fn reason(&self) -> &'static str {
         match self {
-            UpstreamError::Unavailable { .. } => "unavailable",
+            UpstreamError::Unavailable { .. } | UpstreamError::Unreachable { .. } => "unavailable",
             UpstreamError::Rejected { .. } => "refused",
             UpstreamError::Invalid { .. } => "invalid",
         }
@@ -126,8 +137,26 @@ pub fn host_of(url: &reqwest::Url) -> String {
     }
 }
 
+const DNS_FAILED: &str = "DNS lookup failed";
+const REFUSED: &str = "connection refused";
+
 /// What went wrong with a request that got no HTTP answer: DNS, refused, reset, TLS, timeout.
 pub fn transport_cause(e: &reqwest::Error) -> String {
+    let (kind, innermost) = transport_failure(e);
+    cause_text(kind, innermost)
+}
+
+/// `kind: innermost`, or `kind` alone when they are the same.
+fn cause_text(kind: &str, innermost: String) -> String {
+    if innermost == kind {
+        innermost
+    } else {
+        format!("{kind}: {innermost}")
+    }
+}
+
+/// The kind of a transport failure (one of a few fixed phrases) and its innermost cause.
+fn transport_failure(e: &reqwest::Error) -> (&'static str, String) {
     let mut innermost = e.to_string();
     let mut kind = None;
     let mut source = std::error::Error::source(e);
@@ -135,7 +164,7 @@ pub fn transport_cause(e: &reqwest::Error) -> String {
         let text = s.to_string();
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             kind = kind.or(match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::ConnectionRefused => Some(REFUSED),
                 std::io::ErrorKind::ConnectionReset => Some("connection reset"),
                 std::io::ErrorKind::ConnectionAborted => Some("connection aborted"),
                 std::io::ErrorKind::TimedOut => Some("timeout"),
@@ -143,7 +172,7 @@ pub fn transport_cause(e: &reqwest::Error) -> String {
             });
         }
         if text.contains("dns error") || text.contains("failed to lookup address") {
-            kind = kind.or(Some("DNS lookup failed"));
+            kind = kind.or(Some(DNS_FAILED));
         }
         if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
             kind = kind.or(Some("TLS handshake failed"));
@@ -160,11 +189,7 @@ pub fn transport_cause(e: &reqwest::Error) -> String {
     } else {
         "connection closed"
     };
-    if innermost == kind {
-        kind.to_string()
-    } else {
-        format!("{kind}: {innermost}")
-    }
+    (kind, innermost)
 }
 
 /// Says whether a 4xx answer other than 429 is still worth another attempt, from its status and
@@ -181,6 +206,9 @@ pub struct Upstream {
     service: &'static str,
     settings: RetrySettings,
     retry_when: Option<RetryWhen>,
+    /// Some HTTP answer came back (shared by the clones): from then on a failed DNS lookup or
+    /// a refused connection is a passing fault, retried; before, it is a wrong address.
+    answered: Arc<AtomicBool>,
 }
 
 impl Upstream {
@@ -195,6 +223,7 @@ impl Upstream {
             service,
             settings,
             retry_when: None,
+            answered: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -213,13 +242,32 @@ impl Upstream {
     }
 
     /// Sends the request `build` makes, retrying 429, 5xx, transport errors and the 4xx answers
-    /// the upstream's `retry_when` picks, within the budget. Any other status is returned for the
-    /// caller to judge.
+    /// the upstream's `retry_when` picks, with short growing waits within the budget (a 429 or
+    /// 503 with `Retry-After` waits what it says, when the budget allows). Any other status is
+    /// returned for the caller to judge. A host that has never answered and whose name does not
+    /// resolve or that refuses the connection is [`UpstreamError::Unreachable`] at once.
     pub async fn send(
         &self,
         call: &'static str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, UpstreamError> {
+        self.send_read(call, build, |resp| async move { Ok(resp) })
+            .await
+    }
+
+    /// [`Self::send`] for a request that changes nothing (a page of a paged read): `read` turns
+    /// the answer into its value, and an answer it cannot read ([`UpstreamError::Invalid`]: a
+    /// body that breaks off, an HTML page in place of JSON) is asked for again as a 5xx is,
+    /// within the same budget.
+    pub async fn send_read<T, Fut>(
+        &self,
+        call: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        read: impl Fn(Response) -> Fut,
+    ) -> Result<T, UpstreamError>
+    where
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
         let mut waited = Duration::ZERO;
         let mut attempt = 0;
         loop {
@@ -231,37 +279,49 @@ impl Upstream {
             let elapsed = started.elapsed().as_secs_f64();
             let (last, asked) = match result {
                 Ok(resp) => {
+                    self.answered.store(true, Ordering::Relaxed);
                     let host = host_of(resp.url());
                     let status = resp.status();
                     m::upstream_call(self.service, call, status.as_str(), elapsed);
-                    let asked = retry_after(&resp, Utc::now());
-                    let retryable =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if !retryable {
-                        match self.retry_when {
-                            Some(f) if status.is_client_error() => {
-                                let resp = buffered(resp).await;
-                                if !resp.1.as_ref().is_some_and(|b| f(status, b)) {
-                                    return Ok(resp.0);
-                                }
-                            }
-                            _ => return Ok(resp),
+                    let asked = match status {
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                            retry_after(&resp, Utc::now())
                         }
+                        _ => None,
+                    };
+                    match self.final_answer(status, resp).await {
+                        Some(resp) => match read(resp).await {
+                            Err(UpstreamError::Invalid { detail, .. }) => (detail, None),
+                            other => return other,
+                        },
+                        None => match asked {
+                            Some(wait) => (
+                                format!(
+                                    "{host} answered HTTP {status}, Retry-After {} s",
+                                    whole_secs(wait)
+                                ),
+                                asked,
+                            ),
+                            None => (format!("{host} answered HTTP {status}"), None),
+                        },
                     }
-                    (format!("{host} answered HTTP {status}"), asked)
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { "timeout" } else { "error" };
                     m::upstream_call(self.service, call, kind, elapsed);
                     let host = e.url().map_or_else(|| "?".to_string(), host_of);
-                    (
-                        format!("{host}: {}", without_url(&transport_cause(&e), &e)),
-                        None,
-                    )
+                    let (failure, innermost) = transport_failure(&e);
+                    let cause = without_url(&cause_text(failure, innermost), &e);
+                    if (failure == DNS_FAILED || failure == REFUSED)
+                        && !self.answered.load(Ordering::Relaxed)
+                    {
+                        tracing::warn!(service = self.service, call, host = %host, cause = %cause, "Upstream cannot be reached");
+                        return Err(UpstreamError::Unreachable { call, host, cause });
+                    }
+                    (format!("{host}: {cause}"), None)
                 }
             };
-            let backoff = self.settings.backoff * 2u32.saturating_pow(attempt - 1);
-            let wait = asked.unwrap_or(backoff);
+            let wait = asked.unwrap_or_else(|| self.backoff(attempt));
             if attempt > self.settings.max_retries || waited + wait > self.settings.max_wait {
                 tracing::warn!(
                     service = self.service,
@@ -289,6 +349,33 @@ impl Upstream {
             waited += wait;
         }
     }
+
+    /// `resp` when its status is the caller's to judge; `None` when it is to be retried (429,
+    /// 5xx, and the 4xx answers `retry_when` picks).
+    async fn final_answer(&self, status: StatusCode, resp: Response) -> Option<Response> {
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return None;
+        }
+        match self.retry_when {
+            Some(f) if status.is_client_error() => {
+                let (resp, body) = buffered(resp).await;
+                (!body.is_some_and(|b| f(status, &b))).then_some(resp)
+            }
+            _ => Some(resp),
+        }
+    }
+
+    /// The wait before retry `attempt` + 1 after a failure that named none: the first backoff
+    /// doubled each time, 75 % to 125 % of it so that many clients do not retry in step.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.settings.backoff * 2u32.saturating_pow(attempt - 1);
+        base.mul_f64(rand::random_range(0.75..=1.25))
+    }
+}
+
+/// `d` in whole seconds, rounded up.
+pub fn whole_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// Reads a response's body (up to a bound) and gives back an equivalent response with it, and
@@ -373,6 +460,56 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// A loopback server that answers every request with `status` and `Retry-After: 60`, and
+    /// counts the requests.
+    async fn always(status: StatusCode) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        let app = axum::Router::new().fallback(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move { (status, [(reqwest::header::RETRY_AFTER, "60")]) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    fn upstream() -> Upstream {
+        let settings = RetrySettings {
+            timeout: Duration::from_secs(5),
+            max_retries: 2,
+            max_wait: Duration::from_secs(1),
+            backoff: Duration::from_millis(10),
+        };
+        Upstream::new("test", settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_429_and_503_have_their_retry_after_waited_out() {
+        // A 500 is retried with short waits whatever its `Retry-After` says, and the failure
+        // asks no one to wait.
+        let (url, count) = always(StatusCode::INTERNAL_SERVER_ERROR).await;
+        let err = upstream().send("probe", |c| c.get(&url)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UpstreamError::Unavailable {
+                    attempts: 3,
+                    retry_after: None,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        // A 503's `Retry-After` beyond the budget ends the call at once and is passed on.
+        let (url, count) = always(StatusCode::SERVICE_UNAVAILABLE).await;
+        let err = upstream().send("probe", |c| c.get(&url)).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err:?}");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use super::reply;
 use crate::helpdesk::{HookError, ReplyFormat};
 
+/// `Retry-After` of a [`HttpError::Busy`] answer: connections free up within seconds.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// No such route.
@@ -34,6 +37,10 @@ pub enum HttpError {
     },
     #[error("this connector has no [survey] table; the `solved` event is not served")]
     NoSurvey,
+    /// Every connection is taken (`--max-connections`): the caller delivers again after
+    /// [`BUSY_RETRY_AFTER_SECS`]; the connection is closed.
+    #[error("every connection is taken; deliver it again later")]
+    Busy,
     /// The work goes on; the caller delivers again after `Retry-After` seconds.
     #[error("the escalation is not finished; deliver it again later")]
     RetryLater(u64),
@@ -69,6 +76,16 @@ impl IntoResponse for HttpError {
             }
             HttpError::Refused { format, err } => reply::refused(format, &err),
             HttpError::NoSurvey => json(StatusCode::BAD_REQUEST, "no_survey"),
+            HttpError::Busy => {
+                let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "busy");
+                let headers = resp.headers_mut();
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+                );
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                resp
+            }
             HttpError::RetryLater(secs) => {
                 let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "retry_later");
                 resp.headers_mut()

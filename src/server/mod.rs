@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -75,8 +75,7 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     };
     Router::new()
         .route("/hooks/{connector}", post(hook))
-        .route("/healthz", get(healthz))
-        .route("/livez", get(livez))
+        .merge(health_routes())
         .merge(survey::routes())
         .fallback(|| async { HttpError::NoRoute })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
@@ -95,6 +94,26 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(tower::util::MapRequestLayer::new(drop_unsafe_request_id))
         .with_state(state)
+}
+
+/// `/healthz` and `/livez`.
+fn health_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+}
+
+/// What a connection beyond `--max-connections` is served ([`crate::serve::serve`]'s
+/// reserve): `/healthz` and `/livez`, so health checks answer while webhooks hold every
+/// connection; anything else is answered 503 `busy` with `Retry-After` and the connection
+/// closed, so the helpdesk delivers again.
+pub fn overflow_router(connectors: Connectors, settings: ServerSettings) -> Router {
+    health_routes()
+        .fallback(|| async { HttpError::Busy })
+        .with_state(AppState {
+            connectors,
+            settings,
+        })
 }
 
 /// The longest client-sent request id kept.
@@ -177,12 +196,32 @@ pub fn metrics_router() -> Router {
 
 /// Reads the whole request body within the body-read time limit before routing, so a client
 /// that sends headers and then trickles or withholds the body is answered 408 and its
-/// connection closed, instead of holding a connection and a task.
+/// connection closed, instead of holding a connection and a task. A body whose declared
+/// `Content-Length` is over the limit is answered 413 at once, unread, and its connection
+/// closed.
 async fn read_body(
     State(settings): State<ServerSettings>,
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > settings.max_body_bytes as u64
+    {
+        tracing::warn!(
+            declared,
+            limit = settings.max_body_bytes,
+            "Request body declared over the limit; refused unread"
+        );
+        let mut resp = HttpError::PayloadTooLarge(settings.max_body_bytes).into_response();
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
     let (parts, body) = req.into_parts();
     // One byte more than the limit, so the extractor still answers 413 for too large a body.
     let limit = settings.max_body_bytes.saturating_add(1);

@@ -56,6 +56,15 @@ async fn seeded() -> FakeZendesk {
 
 /// Runs `escalation-gate COMMAND` over March 2026 with `args` on the test connector.
 async fn command(zendesk: &FakeZendesk, command: &str, args: &[&str]) -> std::process::Output {
+    command_with(zendesk_vars(zendesk), command, args).await
+}
+
+/// [`command`] with the connector file's variables `vars`.
+async fn command_with(
+    vars: Vec<(&'static str, String)>,
+    command: &str,
+    args: &[&str],
+) -> std::process::Output {
     let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", EXTRA));
     let mut all = vec![
         "--connector",
@@ -66,7 +75,7 @@ async fn command(zendesk: &FakeZendesk, command: &str, args: &[&str]) -> std::pr
         "2026-03-31",
     ];
     all.extend_from_slice(args);
-    run_command(command, &all, dir.path(), zendesk).await
+    run_command_with(command, &all, dir.path(), vars).await
 }
 
 async fn backfill(zendesk: &FakeZendesk, args: &[&str]) -> std::process::Output {
@@ -82,6 +91,11 @@ fn lines(out: &std::process::Output) -> Vec<Value> {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that the run's summary on standard error says `counts`.
+fn assert_summary(out: &std::process::Output, counts: &str) {
+    assert!(stderr(out).contains(counts), "{}", stderr(out));
 }
 
 #[tokio::test]
@@ -180,9 +194,17 @@ async fn a_rerun_after_an_interruption_writes_nothing_twice() {
     zendesk.fail_next("PUT /api/v2/tickets/61", vec![Failure::Status(403)]);
     let first = backfill(&zendesk, &["--write"]).await;
     assert!(!first.status.success(), "a failed ticket fails the run");
+    assert_summary(
+        &first,
+        "judged 1 (good 1, bad 0, review 0), already judged 0, failed 1, written 1",
+    );
+    // The write's rate limit outlasted the client's own waits (3 s): the run says what it waits for.
+    let host = zendesk.url().trim_start_matches("http://").to_string();
     assert!(
-        stderr(&first)
-            .contains("judged 1 (good 1, bad 0, review 0), already judged 0, failed 1, written 1"),
+        stderr(&first).contains("Waiting as the helpdesk asks")
+            && stderr(&first).contains(&format!("{host} answered HTTP 429"))
+            && stderr(&first).contains("call=\"update_ticket\"")
+            && stderr(&first).contains("wait_secs=1"),
         "{}",
         stderr(&first)
     );
@@ -195,11 +217,9 @@ async fn a_rerun_after_an_interruption_writes_nothing_twice() {
 
     let again = backfill(&zendesk, &["--write"]).await;
     assert!(again.status.success(), "{}", stderr(&again));
-    assert!(
-        stderr(&again)
-            .contains("judged 1 (good 0, bad 1, review 0), already judged 1, failed 0, written 1"),
-        "{}",
-        stderr(&again)
+    assert_summary(
+        &again,
+        "judged 1 (good 0, bad 1, review 0), already judged 1, failed 0, written 1",
     );
     assert_eq!(lines(&again).len(), 1);
     assert!(app_tags(&zendesk, 61).contains(&"escalation_bad".to_string()));
@@ -214,11 +234,94 @@ async fn a_rerun_after_an_interruption_writes_nothing_twice() {
     }
     assert_eq!(zendesk.count("PUT /api/v2/tickets/62"), 0);
     let third = backfill(&zendesk, &["--write"]).await;
+    assert_summary(
+        &third,
+        "judged 0 (good 0, bad 0, review 0), already judged 2, failed 0, written 0",
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_keeps_failing_fails_its_ticket_and_the_run_goes_on() {
+    let zendesk = seeded().await;
+    // Far more 500s than any run makes attempts: ticket 60 is never written.
+    zendesk.fail_next("PUT /api/v2/tickets/60", vec![Failure::Status(500); 100]);
+    let out = backfill(&zendesk, &["--write"]).await;
+    assert!(!out.status.success(), "a failed ticket fails the run");
+    assert_summary(
+        &out,
+        "judged 1 (good 0, bad 1, review 0), already judged 0, failed 1, written 1",
+    );
+    assert_eq!(
+        zendesk.count("PUT /api/v2/tickets/60"),
+        4,
+        "the first attempt and the connector's 3 retries, then the next ticket"
+    );
+    assert!(app_tags(&zendesk, 61).contains(&"escalation_bad".to_string()));
+}
+
+#[tokio::test]
+async fn an_unreachable_helpdesk_fails_each_command_at_once_naming_the_host() {
+    let closed = closed_port();
+    let zendesk = zendesk().await;
+    let mut vars = zendesk_vars(&zendesk);
+    vars.retain(|(k, _)| *k != "ZD_URL");
+    vars.push(("ZD_URL", format!("http://{closed}")));
+    for command in ["report", "calibrate", "backfill"] {
+        let out = command_with(vars.clone(), command, &[]).await;
+        assert!(!out.status.success(), "{command}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("cannot reach {closed}: connection refused")),
+            "{command}: {err}"
+        );
+        assert!(
+            !err.contains("attempts"),
+            "{command}: a refused first call is not retried: {err}"
+        );
+    }
+}
+
+/// A dry run over the Salesforce test org's month, May 2024.
+fn may_2024_dry_run() -> escalation_gate::backfill::Options {
+    escalation_gate::backfill::Options {
+        period: escalation_gate::helpdesk::Period {
+            from: "2024-05-01T00:00:00Z".parse().unwrap(),
+            to: "2024-06-01T00:00:00Z".parse().unwrap(),
+        },
+        query: None,
+        mode: escalation_gate::backfill::Mode::DryRun,
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_salesforce_org_fails_the_backfill_at_once() {
+    use escalation_gate::backfill;
+    use escalation_gate::connector::{Connector, Runtime};
+
+    use crate::fakes::salesforce as sf;
+
+    let closed = closed_port();
+    let text = sf::connector_toml(&format!("http://{closed}"), sf::CLIENT_CREDENTIALS, "", "");
+    let valid = escalation_gate::config::parse(
+        "acme-sf",
+        &text,
+        std::path::Path::new("connectors"),
+        &sf::env,
+    )
+    .unwrap();
+    let connector = Connector::build_with(valid, &Runtime::default()).unwrap();
+    let options = may_2024_dry_run();
+    // Only a guard against a run that waits for minutes.
+    let mut seen = Collected::default();
+    let run = backfill::run(&connector, &options, &mut seen, &|| false);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the backfill stops at once")
+        .unwrap_err();
+    let err = format!("{err:#}");
     assert!(
-        stderr(&third)
-            .contains("judged 0 (good 0, bad 0, review 0), already judged 2, failed 0, written 0"),
-        "{}",
-        stderr(&third)
+        err.contains(&format!("cannot reach {closed}: connection refused")),
+        "{err}"
     );
 }
 
@@ -252,7 +355,6 @@ impl escalation_gate::backfill::Progress for Collected {
 #[tokio::test]
 async fn salesforce_cases_are_dated_by_their_case_history() {
     use escalation_gate::backfill::{self, Mode, TimeSource};
-    use escalation_gate::helpdesk::Period;
 
     use crate::fakes::salesforce::FakeSalesforce;
     use crate::salesforce as sf;
@@ -293,14 +395,7 @@ async fn salesforce_cases_are_dated_by_their_case_history() {
         ..Options::default()
     };
     let connector = build_connector(&fake, "acme-sf", &opts);
-    let mut options = backfill::Options {
-        period: Period {
-            from: "2024-05-01T00:00:00Z".parse().unwrap(),
-            to: "2024-06-01T00:00:00Z".parse().unwrap(),
-        },
-        query: None,
-        mode: Mode::DryRun,
-    };
+    let mut options = may_2024_dry_run();
     let mut seen = Collected::default();
     let summary = backfill::run(&connector, &options, &mut seen, &|| false)
         .await

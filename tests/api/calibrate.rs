@@ -343,14 +343,7 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
     let cases = history(1);
     let zendesk = seeded_zendesk(&cases).await;
     let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", ""));
-    let base = [
-        "--connector",
-        "acme",
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-    ];
+    let base = FIRST_QUARTER;
     let out = run_command("calibrate", &base, dir.path(), &zendesk).await;
     assert!(
         out.status.success(),

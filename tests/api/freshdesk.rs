@@ -423,6 +423,23 @@ async fn an_unknown_ticket_is_unusable_and_a_bad_body_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn a_ticket_id_beyond_64_bits_is_refused_before_any_call() {
+    let app = spawn().await;
+    for id in [r#""18446744073709551616""#, "18446744073709551616"] {
+        let resp = app
+            .call(
+                Some(SECRET),
+                &format!(r#"{{"ticket_id": {id}, "event": "escalated"}}"#),
+            )
+            .await;
+        assert_eq!(resp.status(), 400, "{id}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "bad_request", "{body}");
+    }
+    assert_eq!(app.fake.count("GET", "/"), 0, "nothing is read upstream");
+}
+
 async fn spawn_survey(smtp: &SmtpServer) -> App {
     spawn_desk(
         desk(),

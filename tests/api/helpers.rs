@@ -159,6 +159,12 @@ fn connector_id() -> String {
 /// The test connector `id` for `fake` as `opts` describe it, built but not served (for the
 /// commands that read the helpdesk themselves: report, calibrate, backfill). The file's
 /// variables are the fake's, then `opts.vars`.
+/// A loopback address nothing listens on: bound, then closed.
+pub fn closed_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
 pub fn build_connector<F: FakeHelpdesk>(fake: &F, id: &str, opts: &Options) -> Connector {
     let mut vars: HashMap<&str, String> = fake.vars().into_iter().collect();
     vars.extend(opts.vars.iter().cloned());

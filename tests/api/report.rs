@@ -536,21 +536,26 @@ async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audie
         .unwrap()
 }
 
-#[tokio::test]
-async fn zendesk_scorecard_figure_by_figure_through_export_pages() {
+/// The vendor's scorecard of the generated tickets, read from the fake Zendesk while its export
+/// answers with `failures` first; checked figure by figure.
+async fn checked_export_scorecard(failures: Vec<Failure>) -> (FakeZendesk, Scorecard) {
     let specs = specs();
     let zendesk = seeded_zendesk(&specs).await;
     let connector = zendesk_connector(&zendesk);
-    // The first page is refused with a Retry-After longer than one call waits (3 s): the
-    // paged read waits it out and asks again.
-    zendesk.fail_next(
-        "GET /api/v2/search/export",
-        vec![Failure::RateLimited {
-            retry_after_secs: 4,
-        }],
-    );
+    zendesk.fail_next("GET /api/v2/search/export", failures);
     let card = scorecard(&connector, None, Audience::Vendor).await;
     check_scorecard(&card, &specs);
+    (zendesk, card)
+}
+
+#[tokio::test]
+async fn zendesk_scorecard_figure_by_figure_through_export_pages() {
+    // The first page is refused with a Retry-After longer than one call waits (3 s): the
+    // paged read waits it out and asks again.
+    let (zendesk, card) = checked_export_scorecard(vec![Failure::RateLimited {
+        retry_after_secs: 4,
+    }])
+    .await;
     let exports: Vec<_> = zendesk
         .requests()
         .into_iter()
@@ -596,6 +601,41 @@ async fn zendesk_scorecard_figure_by_figure_through_export_pages() {
         .find(|p| p.partner == "Northwind Support")
         .unwrap();
     assert_eq!(northwind.period.target, 0.70);
+}
+
+#[tokio::test]
+async fn a_truncated_page_and_an_html_page_in_an_export_are_read_again() {
+    // The second page's answer breaks off half-way; the third comes as a proxy's HTML page.
+    let (zendesk, _) = checked_export_scorecard(vec![
+        Failure::Served,
+        Failure::Truncated,
+        Failure::Served,
+        Failure::HtmlPage,
+    ])
+    .await;
+    // Four pages, the second and the third read twice.
+    assert_eq!(zendesk.count("GET /api/v2/search/export"), 6);
+}
+
+#[tokio::test]
+async fn an_export_that_keeps_failing_fails_the_report_within_the_retry_budget() {
+    let zendesk = seeded_zendesk(&specs()).await;
+    zendesk.fail_next("GET /api/v2/search/export", vec![Failure::Status(500); 100]);
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
+    let out = run_command("report", &FIRST_QUARTER, dir.path(), &zendesk).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let host = zendesk.url().trim_start_matches("http://").to_string();
+    assert!(
+        err.contains("search_export: unavailable after 4 attempts")
+            && err.contains(&format!("{host} answered HTTP 500")),
+        "{err}"
+    );
+    assert_eq!(
+        zendesk.count("GET /api/v2/search/export"),
+        4,
+        "the first attempt and the connector's 3 retries"
+    );
 }
 
 #[tokio::test]
@@ -880,14 +920,7 @@ async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     let specs = specs();
     let zendesk = seeded_zendesk(&specs).await;
     let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
-    let base = [
-        "--connector",
-        "acme",
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-    ];
+    let base = FIRST_QUARTER;
     for (format, first) in [
         ("csv", "partner,month,"),
         ("json", "{"),

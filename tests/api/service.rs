@@ -18,6 +18,20 @@ async fn json_of(resp: reqwest::Response) -> Value {
     resp.json().await.unwrap()
 }
 
+/// The service with `settings`, against the fake Zendesk; and its address as `host:port`.
+async fn spawn_set(settings: ServerSettings) -> (TestApp<FakeZendesk>, String) {
+    let app = spawn_with(
+        zendesk().await,
+        Options {
+            settings,
+            ..Options::default()
+        },
+    )
+    .await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    (app, addr)
+}
+
 fn handed_off(id: u64) -> Value {
     ticket(
         id,
@@ -61,22 +75,15 @@ async fn slow_and_idle_clients_are_closed_and_deliveries_still_answered() {
         max_connections: 8,
         ..Options::default().settings
     };
-    let app = spawn_with(
-        zendesk().await,
-        Options {
-            settings,
-            ..Options::default()
-        },
-    )
-    .await;
+    let (app, addr) = spawn_set(settings).await;
     app.fake.put_ticket(handed_off(70));
-    let addr = app.address.trim_start_matches("http://").to_string();
-    // More idle connections than the limit, and one that sends headers and never its body.
+    // One that sends headers and never its body (first, so it holds an ordinary connection,
+    // not one of the reserve's), and more idle connections than the limit.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
     let mut idle = Vec::new();
     for _ in 0..12 {
         idle.push(TcpStream::connect(&addr).await.unwrap());
     }
-    let mut slow = TcpStream::connect(&addr).await.unwrap();
     slow.write_all(
         b"POST /hooks/acme HTTP/1.1\r\nhost: gate\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"ticket_id\"",
     )
@@ -226,11 +233,7 @@ async fn a_huge_ticket_id_is_a_malformed_body() {
 
 #[tokio::test]
 async fn an_unreachable_helpdesk_is_named_with_the_cause() {
-    // A port nothing listens on: bound, then closed.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = closed_port();
     let app = spawn_with(
         zendesk().await,
         Options {
@@ -377,4 +380,102 @@ async fn a_closed_ticket_is_a_final_answer_not_a_retry() {
         body["detail"].as_str().unwrap().contains("closed"),
         "{body}"
     );
+}
+
+/// Sends `request` on a new connection and reads the answer until the server closes it.
+/// (A server that closes with part of the request unread may reset the connection: what
+/// arrived before counts.)
+async fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read_all = async {
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(GUARD, read_all)
+        .await
+        .expect("the server answers and closes the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_body_is_read() {
+    let (app, addr) = spawn_set(ServerSettings {
+        // Longer than the guard: only an answer that does not wait for the body passes.
+        body_read_timeout: GUARD * 2,
+        ..Options::default().settings
+    })
+    .await;
+    let mut request = b"POST /hooks/acme HTTP/1.1\r\nhost: gate\r\ncontent-type: application/json\r\ncontent-length: 999999999\r\n\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b' ', 1024));
+    let answer = raw_exchange(&addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(app.fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer_while_webhook_connections_are_at_the_limit() {
+    let settings = ServerSettings {
+        max_connections: 4,
+        // The held connections stay held for the whole test.
+        header_read_timeout: GUARD * 2,
+        body_read_timeout: GUARD * 2,
+        ..Options::default().settings
+    };
+    let (app, addr) = spawn_set(settings).await;
+    // Every ordinary connection taken by a webhook whose body never comes.
+    let mut held = Vec::new();
+    for _ in 0..settings.max_connections {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(
+            b"POST /hooks/acme HTTP/1.1\r\nhost: gate\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        held.push(s);
+    }
+    // Each request on a connection of its own: the test client still keeps one open from
+    // start-up, an ordinary one.
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    for path in ["/healthz", "/livez"] {
+        let answer =
+            tokio::time::timeout(GUARD, fresh().get(format!("{}{path}", app.address)).send())
+                .await
+                .unwrap_or_else(|_| panic!("{path} answers at the connection limit"))
+                .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+    let metrics = tokio::time::timeout(GUARD, fresh().get(&app.metrics_url).send())
+        .await
+        .expect("/metrics answers at the connection limit")
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    // A webhook beyond the limit is told to come back rather than left waiting.
+    app.fake.put_ticket(handed_off(78));
+    let call = app.fake.escalation("78");
+    let mut delivery = fresh()
+        .post(format!("{}/hooks/{}", app.address, app.connector))
+        .header("content-type", "application/json")
+        .body(call.body);
+    for (k, v) in &call.headers {
+        delivery = delivery.header(k, v);
+    }
+    let late = tokio::time::timeout(GUARD, delivery.send())
+        .await
+        .expect("a webhook beyond the limit is answered")
+        .unwrap();
+    assert_eq!(late.status(), 503);
+    assert!(late.headers().contains_key("retry-after"));
+    assert_eq!(json_of(late).await["error"], "busy");
+    assert!(app.notes(78).is_empty());
+    drop(held);
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Freshdesk;
-use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
+use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef, ticket_number};
 
 /// What a verified call asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,23 +74,15 @@ fn basic_password(headers: &HeaderMap) -> Option<Vec<u8>> {
 }
 
 /// Parses the body the rule sends: `ticket_id` (the `{{ticket.id}}` placeholder, a number or a
-/// string of digits) and `event` (`escalated` or `solved`; `escalated` when absent).
+/// string of digits, within 64 bits) and `event` (`escalated` or `solved`; `escalated` when absent).
 pub fn parse_body(body: &[u8]) -> Result<RuleBody, HookError> {
     let bad = |m: &str| HookError::BadRequest(m.to_string());
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| HookError::BadRequest(format!("the body is not JSON: {e}")))?;
     let ticket_id = match v.get("ticket_id") {
-        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        Some(Value::String(s))
-            if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            s.trim().to_string()
-        }
-        Some(_) => {
-            return Err(bad(
-                "`ticket_id` is not a ticket number: use the placeholder {{ticket.id}}",
-            ));
-        }
+        Some(raw) => ticket_number(raw).ok_or_else(|| {
+            bad("`ticket_id` is not a 64-bit ticket number: use the placeholder {{ticket.id}}")
+        })?,
         None => return Err(bad("the body has no `ticket_id`")),
     };
     let event = match v.get("event").and_then(Value::as_str) {

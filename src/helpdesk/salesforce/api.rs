@@ -224,19 +224,44 @@ impl SalesforceApi {
         call: &'static str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, UpstreamError> {
+        self.send_read(call, build, |resp| async move { Ok(resp) })
+            .await
+    }
+
+    /// [`Self::send`] for a read: `read` turns the answer into its value, and an answer it
+    /// cannot read is asked for again ([`Upstream::send_read`]).
+    async fn send_read<T, Fut>(
+        &self,
+        call: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        read: impl Fn(Response) -> Fut,
+    ) -> Result<T, UpstreamError>
+    where
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
         let token = self.tokens.get().await?;
-        let resp = self
+        let read = &read;
+        let first = self
             .upstream
-            .send(call, |c| build(c).bearer_auth(token.expose_secret()))
+            .send_read(
+                call,
+                |c| build(c).bearer_auth(token.expose_secret()),
+                |resp| async move {
+                    if resp.status() == StatusCode::UNAUTHORIZED {
+                        return Ok(None);
+                    }
+                    read(resp).await.map(Some)
+                },
+            )
             .await?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
-            return Ok(resp);
+        if let Some(value) = first {
+            return Ok(value);
         }
         tracing::info!(call, "Salesforce session expired; fetching a new token");
         self.tokens.invalidate(&token).await;
         let token = self.tokens.get().await?;
         self.upstream
-            .send(call, |c| build(c).bearer_auth(token.expose_secret()))
+            .send_read(call, |c| build(c).bearer_auth(token.expose_secret()), read)
             .await
     }
 
@@ -301,7 +326,8 @@ impl SalesforceApi {
     pub async fn query_more(&self, call: &'static str, next: &str) -> Result<Value, UpstreamError> {
         let mut url = self.base.clone();
         url.set_path(next.split('?').next().unwrap_or(next));
-        json_of(call, self.send(call, |c| c.get(url.clone())).await?).await
+        self.send_read(call, |c| c.get(url.clone()), |resp| json_of(call, resp))
+            .await
     }
 
     /// `DELETE /sobjects/CaseComment/{id}` (204); a comment already gone (404) is no error.
@@ -425,10 +451,10 @@ impl SalesforceApi {
     /// `GET /query?q=...`: the first page of the answer.
     pub async fn query_page(&self, call: &'static str, soql: &str) -> Result<Value, UpstreamError> {
         let url = self.url("/query");
-        json_of(
+        self.send_read(
             call,
-            self.send(call, |c| c.get(url.clone()).query(&[("q", soql)]))
-                .await?,
+            |c| c.get(url.clone()).query(&[("q", soql)]),
+            |resp| json_of(call, resp),
         )
         .await
     }

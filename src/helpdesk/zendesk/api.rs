@@ -148,17 +148,19 @@ impl ZendeskApi {
     pub async fn audits_page(&self, id: &str, page: u32) -> Result<Value, UpstreamError> {
         let url = self.url(&format!("/api/v2/tickets/{id}/audits.json"));
         let page = page.to_string();
-        let resp = self
-            .upstream
-            .send("list_audits", |c| {
-                self.authed(c.get(url.clone())).query(&[
-                    ("sort_order", "asc"),
-                    ("per_page", "100"),
-                    ("page", page.as_str()),
-                ])
-            })
-            .await?;
-        json_of("list_audits", resp).await
+        self.upstream
+            .send_read(
+                "list_audits",
+                |c| {
+                    self.authed(c.get(url.clone())).query(&[
+                        ("sort_order", "asc"),
+                        ("per_page", "100"),
+                        ("page", page.as_str()),
+                    ])
+                },
+                |resp| json_of("list_audits", resp),
+            )
+            .await
     }
 
     /// `PUT /api/v2/tickets/{id}.json`: a partial update (`{"ticket": {...}}`), conditional on
@@ -250,20 +252,22 @@ impl ZendeskApi {
     ) -> Result<Value, UpstreamError> {
         let url = self.url("/api/v2/search/export.json");
         let size = EXPORT_PAGE_SIZE.to_string();
-        let resp = self
-            .upstream
-            .send("search_export", |c| {
-                let mut params = vec![
-                    ("query", query),
-                    ("filter[type]", "ticket"),
-                    ("page[size]", size.as_str()),
-                ];
-                params.extend(include.map(|i| ("include", i)));
-                params.extend(after.map(|a| ("page[after]", a)));
-                self.authed(c.get(url.clone())).query(&params)
-            })
-            .await?;
-        json_of("search_export", resp).await
+        self.upstream
+            .send_read(
+                "search_export",
+                |c| {
+                    let mut params = vec![
+                        ("query", query),
+                        ("filter[type]", "ticket"),
+                        ("page[size]", size.as_str()),
+                    ];
+                    params.extend(include.map(|i| ("include", i)));
+                    params.extend(after.map(|a| ("page[after]", a)));
+                    self.authed(c.get(url.clone())).query(&params)
+                },
+                |resp| json_of("search_export", resp),
+            )
+            .await
     }
 
     /// `GET /api/v2/users/search.json?query=email:...`: the users with this address.

@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use super::Zendesk;
 use super::config::TicketSource;
-use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
+use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef, ticket_number};
 
 pub const SIGNATURE: &str = "x-zendesk-webhook-signature";
 pub const TIMESTAMP: &str = "x-zendesk-webhook-signature-timestamp";
@@ -113,18 +113,9 @@ pub fn parse_body(body: &[u8], want_snapshot: bool) -> Result<TriggerBody, HookE
     let raw = obj.get("ticket_id").or(from_ticket).ok_or_else(|| {
         HookError::BadRequest("the body has no `ticket_id` (use \"{{ticket.id}}\")".into())
     })?;
-    let ticket_id = match raw {
-        Value::Number(n) if n.is_u64() => n.to_string(),
-        // Zendesk ticket ids are 64-bit integers; longer digit strings are malformed.
-        Value::String(s) if s.trim().parse::<u64>().is_ok() && !s.trim().starts_with('+') => {
-            s.trim().to_string()
-        }
-        other => {
-            return Err(HookError::BadRequest(format!(
-                "`ticket_id` must be a ticket number, found {other}"
-            )));
-        }
-    };
+    let ticket_id = ticket_number(raw).ok_or_else(|| {
+        HookError::BadRequest(format!("`ticket_id` must be a ticket number, found {raw}"))
+    })?;
     let event = match obj.get("event") {
         None => "escalated".to_string(),
         Some(Value::String(s)) => s.trim().to_ascii_lowercase(),

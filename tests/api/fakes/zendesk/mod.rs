@@ -357,21 +357,47 @@ pub fn connectors_dir(text: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Runs `escalation-gate {command} {args} --connectors {dir}` with the fake Zendesk's variables,
-/// off the runtime that serves the fake (the child blocks while the fake answers it).
+/// A command's arguments for the test connector's first quarter of 2026.
+pub const FIRST_QUARTER: [&str; 6] = [
+    "--connector",
+    "acme",
+    "--from",
+    "2026-01-01",
+    "--to",
+    "2026-03-31",
+];
+
+/// The longest a command may run in a test before it is stopped: only a guard against a run
+/// that waits for minutes.
+const COMMAND_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `escalation-gate {command} {args} --connectors {dir}` with the fake Zendesk's variables;
+/// a run still going after [`COMMAND_GUARD`] is killed and fails the test.
 pub async fn run_command(
     command: &str,
     args: &[&str],
     dir: &Path,
     zendesk: &FakeZendesk,
 ) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    run_command_with(command, args, dir, zendesk_vars(zendesk)).await
+}
+
+/// [`run_command`] with the variables `vars`.
+pub async fn run_command_with(
+    command: &str,
+    args: &[&str],
+    dir: &Path,
+    vars: Vec<(&'static str, String)>,
+) -> std::process::Output {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
     c.arg(command)
         .args(args)
         .arg("--connectors")
         .arg(dir)
-        .envs(zendesk_vars(zendesk));
-    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .envs(vars)
+        .kill_on_drop(true);
+    tokio::time::timeout(COMMAND_GUARD, c.output())
         .await
+        .unwrap_or_else(|_| panic!("`{command}` still runs after {COMMAND_GUARD:?}"))
         .unwrap()
 }

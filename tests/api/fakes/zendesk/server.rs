@@ -99,7 +99,9 @@
 //! ticket's `updated_at` (another agent's update) and then serves the request normally, so a
 //! `safe_update` with the old stamp meets a real 409; [`Failure::Truncated`] serves the request
 //! and cuts its answer's body in half; [`Failure::LostAnswer`] serves it (an update is applied)
-//! and holds the answer back longer than any client waits. While [`FakeZendesk::set_down`] is on,
+//! and holds the answer back longer than any client waits; [`Failure::HtmlPage`] answers 200
+//! with an HTML page in place of JSON; [`Failure::Served`] answers normally, so the failures
+//! queued after it hit later requests. While [`FakeZendesk::set_down`] is on,
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
 // Spelled out so the bench that includes this file by `#[path]` finds it too.
@@ -175,10 +177,20 @@ pub enum Failure {
     /// The request is served normally (an update is applied), but its answer is held back for
     /// [`LOST_ANSWER_SECS`], longer than any client here waits: the answer is lost.
     LostAnswer,
+    /// 200 with an HTML page instead of the API's JSON (a proxy or maintenance page in front of
+    /// the API); nothing is served.
+    HtmlPage,
+    /// Served normally: queued first, it puts the failures after it on later requests (e.g.
+    /// the second page of an export).
+    Served,
 }
 
 /// How long Zendesk keeps the answer of a ticket creation under its `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_HOURS: i64 = 2;
+
+/// The page a [`Failure::HtmlPage`] answers.
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html><head><title>Maintenance</title></head>\
+    <body><h1>We'll be back shortly</h1></body></html>";
 
 /// How long a [`Failure::LostAnswer`] answer is held back.
 pub const LOST_ANSWER_SECS: u64 = 30;
@@ -387,6 +399,8 @@ struct Reply {
     truncated: bool,
     /// Hold the answer back ([`Failure::LostAnswer`]).
     lost: bool,
+    /// An HTML page sent in place of `body` ([`Failure::HtmlPage`]).
+    html: Option<&'static str>,
 }
 
 impl Reply {
@@ -397,6 +411,7 @@ impl Reply {
             body,
             truncated: false,
             lost: false,
+            html: None,
         }
     }
 
@@ -406,10 +421,10 @@ impl Reply {
     }
 
     fn into_response(self) -> Response {
-        let mut text = if self.status == 204 {
-            String::new()
-        } else {
-            self.body.to_string()
+        let mut text = match self.html {
+            Some(page) => page.to_string(),
+            None if self.status == 204 => String::new(),
+            None => self.body.to_string(),
         };
         if self.truncated {
             text.truncate(text.len() / 2);
@@ -420,7 +435,11 @@ impl Reply {
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
+            HeaderValue::from_static(if self.html.is_some() {
+                "text/html; charset=utf-8"
+            } else {
+                "application/json; charset=utf-8"
+            }),
         );
         headers.insert("x-zendesk-api-version", HeaderValue::from_static("v2"));
         for (name, value) in self.headers {
@@ -663,6 +682,15 @@ impl Inner {
                 let mut reply = self.serve(method, uri, headers, body, "");
                 reply.lost = true;
                 return reply;
+            }
+            Some(Failure::HtmlPage) => {
+                return Reply {
+                    html: Some(MAINTENANCE_PAGE),
+                    ..Reply::json(200, Value::Null)
+                };
+            }
+            Some(Failure::Served) => {
+                return self.serve(method, uri, headers, body, "");
             }
             Some(Failure::Conflict) => {
                 if let ["api", "v2", "tickets", id, ..] = segs.as_slice()
