@@ -986,19 +986,22 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
 
 // ----- the command --------------------------------------------------------------------------
 
+/// The command's arguments for the test connector's first quarter of 2026.
+const Q1: [&str; 6] = [
+    "--connector",
+    "acme",
+    "--from",
+    "2026-01-01",
+    "--to",
+    "2026-03-31",
+];
+
 #[tokio::test]
 async fn the_report_command_writes_each_format_and_refuses_bad_input() {
     let specs = specs();
     let zendesk = seeded_zendesk(&specs).await;
     let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
-    let base = [
-        "--connector",
-        "acme",
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-    ];
+    let base = Q1;
     for (format, first) in [
         ("csv", "partner,month,"),
         ("json", "{"),
@@ -1103,14 +1106,18 @@ fn names_after_greetings_salutations_and_sign_offs_are_removed() {
     }
 }
 
+/// The vendor scorecard of the generated cases with [`CONTRACTS`] but `min_escalations`.
+async fn scorecard_with_min_escalations(min: u64) -> Scorecard {
+    let zendesk = seeded_zendesk(&specs()).await;
+    let contracts = CONTRACTS.replace("min_escalations = 20", &format!("min_escalations = {min}"));
+    let connector = zendesk_connector_with(&zendesk, format!("{}{contracts}", survey_table()));
+    scorecard(&connector, None, Audience::Vendor).await
+}
+
 #[tokio::test]
 async fn a_partner_below_the_minimum_sample_has_not_enough_data_for_a_tier() {
-    let specs = specs();
-    let zendesk = seeded_zendesk(&specs).await;
     // No partner has 500 judged escalations in the quarter.
-    let contracts = CONTRACTS.replace("min_escalations = 20", "min_escalations = 500");
-    let connector = zendesk_connector_with(&zendesk, format!("{}{contracts}", survey_table()));
-    let card = scorecard(&connector, None, Audience::Vendor).await;
+    let card = scorecard_with_min_escalations(500).await;
     let json = serde_json::to_value(&card).unwrap();
     for p in json["partners"].as_array().unwrap() {
         let t = &p["tier"];
@@ -1283,16 +1290,7 @@ async fn articles_are_named_by_their_title_and_link() {
         "local",
         &format!("path = \"{}\"\n{CONTRACTS}", articles.path().display()),
     ));
-    let args = [
-        "--connector",
-        "acme",
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-        "--format",
-        "json",
-    ];
+    let args = [&Q1[..], &["--format", "json"]].concat();
     let out = run_command("report", &args, dir.path(), &zendesk).await;
     assert!(
         out.status.success(),
@@ -1309,12 +1307,8 @@ async fn articles_are_named_by_their_title_and_link() {
 
 #[tokio::test]
 async fn the_html_states_its_days_and_name_and_a_small_partners_period() {
-    let specs = specs();
-    let zendesk = seeded_zendesk(&specs).await;
     // Every month has fewer than 40 judged escalations of a partner; the quarter has more.
-    let contracts = CONTRACTS.replace("min_escalations = 20", "min_escalations = 40");
-    let connector = zendesk_connector_with(&zendesk, format!("{}{contracts}", survey_table()));
-    let card = scorecard(&connector, None, Audience::Vendor).await;
+    let card = scorecard_with_min_escalations(40).await;
     for p in &card.partners {
         assert!(p.months.iter().all(|m| m.figures.good_ratio.is_none()));
         assert!(p.period.good_ratio.is_some());
