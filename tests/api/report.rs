@@ -1244,6 +1244,18 @@ async fn without_the_organizations_sideload_the_partners_are_read_with_show_many
         .collect();
     // The first page names all three partners: each organization is asked for once.
     assert_eq!(shown, ["ids=501%2C502%2C503"]);
+    // The command says so on standard error.
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
+    let args = [&Q1[..], &["--format", "json"]].concat();
+    let out = run_command("report", &args, dir.path(), &zendesk).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && err.contains("Export Search Results did not sideload the tickets' organizations; reading them with Show Many Organizations"),
+        "{err}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["without_partner"], json!(card.without_partner));
 }
 
 #[tokio::test]
