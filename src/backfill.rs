@@ -10,6 +10,8 @@
 //! interrupted is resumed by running it again, and nothing is written twice. No state is kept
 //! here: the ticket is the state.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,7 @@ use crate::helpdesk::{CaseRecord, RecordSink};
 use crate::helpdesk::{
     HelpdeskError, Period, ProcessError, Processed, TicketRef, Written, details, patiently,
 };
+use crate::kb::ArticleLink;
 use crate::report::contracts::Contracts;
 use crate::report::{Aggregator, Scorecard};
 
@@ -49,14 +52,6 @@ pub enum TimeSource {
     Created,
 }
 
-/// The article a verdict names: the one that answers the case, or the one sent to review.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ArticleLine {
-    pub id: String,
-    pub title: String,
-    pub url: String,
-}
-
 /// One judged escalation, as a line of the JSON-lines export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
@@ -74,7 +69,8 @@ pub struct Line {
     pub kb_gap: bool,
     /// The hand-off fields that failed their rule.
     pub missing_fields: Vec<String>,
-    pub article: Option<ArticleLine>,
+    /// The article a verdict names: the one that answers the case, or the one sent to review.
+    pub article: Option<ArticleLink>,
     /// The confidence that `article` answers the case (0 to 1); without an article, the best
     /// eligible article's, which stayed below the review bound.
     pub confidence: Option<f64>,
@@ -294,7 +290,7 @@ fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<Outcome>) -> Line
         late: verdict.flags.late,
         kb_gap: verdict.flags.kb_gap,
         missing_fields,
-        article: named.map(|m| ArticleLine {
+        article: named.map(|m| ArticleLink {
             id: m.article_id.clone(),
             title: m.title.clone(),
             url: m.url.clone(),
@@ -307,12 +303,18 @@ fn line(esc: &Escalation, verdict: &Verdict, on_ticket: Option<Outcome>) -> Line
 }
 
 impl Line {
+    /// The article that makes the case resolvable, if that is a reason.
+    fn resolved_by(&self) -> Option<&ArticleLink> {
+        self.article
+            .as_ref()
+            .filter(|_| self.reasons.contains(&ReasonKind::KbResolvable))
+    }
+
     /// The line as the record a ticket would hold once the verdict is written.
     pub fn record(self) -> CaseRecord {
         let kb_articles = self
-            .article
-            .filter(|_| self.reasons.contains(&ReasonKind::KbResolvable))
-            .map(|a| a.id)
+            .resolved_by()
+            .map(|a| a.id.clone())
             .into_iter()
             .collect();
         CaseRecord {
@@ -339,7 +341,8 @@ impl Line {
 }
 
 /// The scorecard of the escalations a backfill file (`--out` of a dry run) holds, opened in
-/// the report's period, aggregated as the report aggregates the tickets.
+/// the report's period, aggregated as the report aggregates the tickets: a baseline, with no
+/// survey and no review yet, naming each article by the title and link its line carries.
 pub fn scorecard(
     connector: &str,
     contracts: &Contracts,
@@ -348,6 +351,7 @@ pub fn scorecard(
     progress: indicatif::ProgressBar,
 ) -> anyhow::Result<Scorecard> {
     let mut agg = Aggregator::new(options, progress);
+    let mut articles = BTreeMap::new();
     for (n, text) in lines.lines().enumerate() {
         let text = text?;
         if text.trim().is_empty() {
@@ -357,8 +361,17 @@ pub fn scorecard(
             .map_err(|e| anyhow::anyhow!("line {}: not a backfill line: {e}", n + 1))?;
         let period = &options.period;
         if line.opened_at >= period.from && line.opened_at < period.to {
+            if let Some(a) = line.resolved_by() {
+                articles.insert(a.id.clone(), a.clone());
+            }
             agg.record(line.record());
         }
     }
-    Ok(agg.finish(connector, contracts))
+    let mut card = agg.finish(connector, contracts)?;
+    card.baseline = true;
+    card.read_comments(false);
+    let named = card.article_ids();
+    articles.retain(|id, _| named.contains(id));
+    card.articles = articles;
+    Ok(card)
 }

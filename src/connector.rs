@@ -12,7 +12,7 @@ use crate::assess::kb::query::kb_query;
 use crate::assess::{Policy, Verdict, assess, note};
 use crate::config::{SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
-use crate::helpdesk::{Helpdesk, HelpdeskError, ProcessError, Processed, TicketRef, Written};
+use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
 use crate::judge_pool::JudgePool;
 use crate::kb::KbBackend;
 use crate::kb::http::HttpKb;
@@ -20,6 +20,7 @@ use crate::kb::local::lifecycle::{LocalKb, Status};
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
 use crate::report;
+use crate::report::articles::Articles;
 use crate::survey::Survey;
 
 pub struct Connector {
@@ -180,17 +181,22 @@ impl Connector {
         &self,
         options: &report::Options,
         progress: &indicatif::ProgressBar,
-    ) -> Result<report::Scorecard, HelpdeskError> {
+    ) -> Result<report::Scorecard, report::ReportError> {
         report::build(self.records(), options, progress).await
     }
 
-    /// Where the connector's records are read from (`report`, `calibrate`).
+    /// Where the connector's records are read from (`report`, `calibrate`), and its articles
+    /// looked up (the embedded index once it serves, else the search API).
     pub fn records(&self) -> report::Source<'_> {
         report::Source {
             connector: &self.id,
             tickets: self.helpdesk.tickets.as_ref(),
             survey: self.survey.as_ref().map(|s| &s.settings.fields),
             contracts: &self.contracts,
+            articles: match &self.kb {
+                Kb::Local(kb) => kb.index().map_or(Articles::Unnamed, Articles::Index),
+                Kb::Remote(kb) => Articles::Backend(kb.as_ref()),
+            },
         }
     }
 

@@ -19,8 +19,10 @@ use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
 use escalation_gate::helpdesk::{Period, SearchTerms};
 use escalation_gate::judge_pool::{self, JudgePool};
+use escalation_gate::kb::KbBackend;
 use escalation_gate::kb::local::LocalIndex;
 use escalation_gate::report;
+use escalation_gate::report::articles::Articles;
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
 
@@ -596,6 +598,14 @@ fn read_records<T>(
         tickets: helpdesk.tickets.as_ref(),
         survey,
         contracts: &valid.contracts,
+        articles: match &valid.kb_backend {
+            KbBackend::Local(dir) => Articles::Folder(dir),
+            KbBackend::Helpdesk => helpdesk
+                .knowledge_base
+                .as_deref()
+                .map_or(Articles::Unnamed, Articles::Backend),
+            KbBackend::Http(_) => Articles::Unnamed,
+        },
     };
     read(source, &valid.policy.kb)
 }
@@ -684,11 +694,14 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("reading the tickets of connector `{name}`")),
     })?;
     bar.finish_and_clear();
-    if options.partner.is_some() && card.partners.iter().all(|p| p.period.cases == 0) {
-        eprintln!(
-            "warning: no case of partner `{}` in the period (partner names are matched exactly)",
-            options.partner.as_deref().unwrap_or_default()
-        );
+    if card.tickets == 0 {
+        let period = format!("from {} to {} (UTC)", args.period.from, args.period.to);
+        let what = match (&options.partner, &args.from_jsonl) {
+            (Some(p), _) => format!("no case of partner `{p}` {period}"),
+            (None, Some(path)) => format!("{} holds no escalation opened {period}", path.display()),
+            (None, None) => format!("connector `{name}` has no ticket created {period}"),
+        };
+        bail!("nothing to report: {what}; no scorecard written");
     }
     let text = report::render::render(&card, args.format)?;
     match &args.out {

@@ -598,7 +598,12 @@ fn validate(
     if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
         h.with_survey(&s.fields, problems);
     }
-    let contracts = file.report.unwrap_or_default().validate(problems);
+    let mut contracts = file.report.unwrap_or_default().validate(problems);
+    if contracts.display_name.is_empty()
+        && let Some(s) = &survey
+    {
+        contracts.display_name = s.company.clone();
+    }
     let sweep = match (file.sweep, &helpdesk) {
         (Some(s), Some(h)) => s.validate(h, problems),
         _ => None,

@@ -186,6 +186,11 @@ impl LocalIndex {
         self.store.len() == 0
     }
 
+    /// Every article, in the store's order (reports look articles up by id).
+    pub fn articles(&self) -> impl Iterator<Item = ArticleRef<'_>> {
+        (0..self.store.len()).filter_map(|ord| self.store.get(ord).ok())
+    }
+
     /// The content fingerprint the index was built from (empty when built in memory).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint

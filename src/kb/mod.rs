@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A knowledge-base article as a backend returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +23,24 @@ pub struct Article {
     /// When the article became visible; `None` when the backend does not say.
     pub published_at: Option<DateTime<Utc>>,
     pub draft: bool,
+}
+
+/// An article's title and link, as reports and backfill lines name it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleLink {
+    pub id: String,
+    pub title: String,
+    pub url: String,
+}
+
+impl ArticleRef<'_> {
+    pub fn link(&self) -> ArticleLink {
+        ArticleLink {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            url: self.url.to_string(),
+        }
+    }
 }
 
 /// An article's fields borrowed from where they live (an [`Article`], or the embedded index's
@@ -104,6 +122,14 @@ pub trait KnowledgeBase: Send + Sync {
         locale: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Article>, KbError>;
+
+    /// The article with this id (reports name the articles that tickets record by id);
+    /// `None` when there is none, or when the backend has no way to show one article (a
+    /// search API alone): reports then name it by its id.
+    async fn article(&self, id: &str) -> Result<Option<Article>, KbError> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 /// Merges the candidates of several queries: the first of each, then the second of each, ...,

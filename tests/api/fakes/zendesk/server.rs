@@ -19,8 +19,10 @@
 //! | `PUT /api/v2/users/{id}` | 200 `{"user"}` |
 //! | `GET /api/v2/users/search?query=` | 200 `{"users","count","next_page","previous_page"}` (S `UsersResponse`) |
 //! | `GET /api/v2/search?query=` | 200 `{"results","count","next_page","previous_page","facets":null}` |
-//! | `GET /api/v2/search/export?query=&filter[type]=ticket` | 200 `{"results","facets","links":{"prev","next"},"meta":{"has_more","after_cursor","before_cursor"}}` (S `SearchExportResponse`) |
+//! | `GET /api/v2/search/export?query=&filter[type]=ticket` | 200 `{"results","facets","links":{"prev","next"},"meta":{"has_more","after_cursor","before_cursor"}}` (S `SearchExportResponse`); `include=organizations` sideloads the page's organizations unless [`FakeZendesk::set_export_sideloads`] turns that off |
+//! | `GET /api/v2/organizations/show_many?ids=1,2` (up to 100 ids) | 200 `{"organizations","next_page","previous_page","count"}` (S `OrganizationsResponse`): the organizations that exist, in id order; no or more than 100 ids: 400 |
 //! | `GET /api/v2/help_center/articles/search` | 200 `{"results","count","next_page","previous_page","page","per_page","page_count"}` |
+//! | `GET /api/v2/help_center/articles/{id}` | 200 `{"article"}` (HC `ArticleResponse`); an article restricted to a user segment only for agents; else 404 `RecordNotFound` |
 //!
 //! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
 //!
@@ -356,6 +358,13 @@ impl FakeZendesk {
         self.lock().search_returns_drafts = on;
     }
 
+    /// When off, Export Search Results answers without the sideloads `include` asks for (default
+    /// on). Zendesk documents the `include` parameter of search ("the available sideloads
+    /// depend on the search result types") but not which ones the export honours.
+    pub fn set_export_sideloads(&self, on: bool) {
+        self.lock().export_sideloads = on;
+    }
+
     /// Reads or seeds the admin resources (webhooks, triggers, ...); see [`admin`].
     pub fn admin<R>(&self, f: impl FnOnce(&mut admin::Admin) -> R) -> R {
         f(&mut self.lock().admin)
@@ -562,6 +571,7 @@ struct Inner {
     failures: Vec<(String, VecDeque<Failure>)>,
     down: bool,
     search_returns_drafts: bool,
+    export_sideloads: bool,
     next_id: u64,
     admin: admin::Admin,
     /// Ticket creations by `Idempotency-Key`.
@@ -588,6 +598,7 @@ impl Inner {
             failures: Vec::new(),
             down: false,
             search_returns_drafts: false,
+            export_sideloads: true,
             next_id: 9_000_000_001,
             admin: admin::Admin::new(),
             idempotent: BTreeMap::new(),
@@ -712,6 +723,13 @@ impl Inner {
         if rest == ["help_center", "articles", "search"] && method == Method::GET {
             return self.help_center_search(&query, matches!(caller, Caller::Agent));
         }
+        // Show Article is allowed for anonymous users too (HC spec).
+        if let ["help_center", "articles", id] = rest
+            && method == Method::GET
+        {
+            let agent = matches!(caller, Caller::Agent);
+            return with_id(id, |id| self.show_article(id, agent));
+        }
         if let Caller::Anonymous = caller {
             return unauthorized();
         }
@@ -724,6 +742,7 @@ impl Inner {
         match (method.as_str(), rest) {
             ("GET", ["search"]) => self.search(&query),
             ("GET", ["search", "export"]) => self.search_export(&query),
+            ("GET", ["organizations", "show_many"]) => self.show_many_organizations(&query),
             ("GET", ["users", "search"]) => self.search_users(&query),
             ("PUT", ["users", id]) => with_id(id, |id| self.update_user(id, body)),
             ("GET", ["tickets", id]) => with_id(id, |id| self.show_ticket(id, &query)),
@@ -1326,6 +1345,28 @@ impl Inner {
         self.organizations.insert(id, Value::Object(fields));
     }
 
+    /// Show Many Organizations: `ids` (or `external_ids`) is a comma-separated list of up to
+    /// 100; the organizations that exist, in id order, without paging.
+    fn show_many_organizations(&self, query: &[(String, String)]) -> Reply {
+        let Some(ids) = query_param(query, "ids") else {
+            return bad_request("ids parameter is required");
+        };
+        let ids: Vec<&str> = ids.split(',').map(str::trim).collect();
+        if ids.len() > 100 {
+            return bad_request("at most 100 ids");
+        }
+        let found: Vec<Value> = self
+            .organizations
+            .iter()
+            .filter(|(id, _)| ids.contains(&id.to_string().as_str()))
+            .map(|(_, org)| org.clone())
+            .collect();
+        Reply::json(
+            200,
+            json!({"organizations": found, "next_page": null, "previous_page": null, "count": found.len()}),
+        )
+    }
+
     fn seed_user(&mut self, user: Value) {
         let (id, mut fields) = object_with_id(user, "user");
         let now = stamp(now_secs());
@@ -1573,7 +1614,7 @@ impl Inner {
             "meta": {"has_more": has_more, "after_cursor": cursor, "before_cursor": null},
         });
         let includes = query_param(query, "include").unwrap_or("");
-        if includes.split(',').any(|i| i.trim() == "organizations") {
+        if self.export_sideloads && includes.split(',').any(|i| i.trim() == "organizations") {
             let mut ids: Vec<u64> = found
                 .iter()
                 .filter_map(|(_, rec)| rec.fields.get("organization_id").and_then(Value::as_u64))
@@ -1723,6 +1764,16 @@ impl Inner {
         fields.insert("updated_at".into(), json!(updated));
         fill_defaults(&mut fields, defaults);
         self.articles.insert(id, Value::Object(fields));
+    }
+
+    /// Show Article: any article for an agent, only those visible to everyone otherwise.
+    fn show_article(&self, id: u64, agent: bool) -> Reply {
+        match self.articles.get(&id) {
+            Some(a) if agent || a["user_segment_id"].is_null() => {
+                Reply::json(200, json!({"article": a}))
+            }
+            _ => not_found(),
+        }
     }
 
     fn help_center_search(&self, query: &[(String, String)], agent: bool) -> Reply {
