@@ -163,16 +163,9 @@ fn soap_fault(status: StatusCode, client: bool, text: &str) -> Response {
         status,
         format!(
             r#"<soapenv:Envelope xmlns:soapenv="{SOAP_ENV_NS}"><soapenv:Body><soapenv:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#,
-            xml_escape(text)
+            quick_xml::escape::escape(text)
         ),
     )
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn xml_response(status: StatusCode, body: String) -> Response {
@@ -188,13 +181,24 @@ fn xml_response(status: StatusCode, body: String) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_fault_escapes_its_text() {
-        let resp = soap_fault(StatusCode::INTERNAL_SERVER_ERROR, false, "a < b & c");
+    #[tokio::test]
+    async fn a_fault_escapes_its_text() {
+        let resp = soap_fault(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            false,
+            "a < b & c </faultstring>\"",
+        );
         assert_eq!(resp.status(), 500);
         assert_eq!(
             resp.headers()[header::CONTENT_TYPE],
             "text/xml; charset=utf-8"
         );
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains("<faultstring>a &lt; b &amp; c &lt;/faultstring&gt;&quot;</faultstring>"),
+            "{body}"
+        );
+        assert_eq!(body.matches("</faultstring>").count(), 1, "{body}");
     }
 }

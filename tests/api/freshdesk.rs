@@ -305,7 +305,7 @@ async fn bad_and_good_escalations_are_written_as_one_private_note_and_merged_tag
                 "verdict=\"bad\""
             ]
         ),
-        2.0,
+        Some(2.0),
         "{metrics}"
     );
 }

@@ -357,11 +357,12 @@ pub fn metric_line<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<
         .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
 }
 
-pub fn metric_value(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+/// The value of the first series of `name` with all `labels`; `None` when there is none (a
+/// counter never incremented has no series: that is not a zero).
+pub fn metric_value(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
     metric_line(metrics, name, labels)
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The five rating links of a survey mail of `connector`.

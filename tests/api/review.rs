@@ -129,7 +129,7 @@ async fn zendesk_review_tags_the_ticket_lists_the_article_and_is_judged_once() {
             "escalation_gate_escalations_assessed_total",
             &[&app.label(), "verdict=\"review\""]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }

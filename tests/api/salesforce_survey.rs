@@ -124,7 +124,7 @@ async fn a_closed_partner_case_sends_exactly_one_email_and_redelivery_sends_noth
             "escalation_gate_surveys_sent_total",
             &[&app.label(), "partner=\"Acme IT Services\""]
         ),
-        1.0,
+        Some(1.0),
         "{metrics}"
     );
 }

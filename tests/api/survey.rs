@@ -203,7 +203,7 @@ async fn a_solved_partner_case_sends_exactly_one_email_with_working_links() {
             "escalation_gate_surveys_sent_total",
             &[&app.label(), &partner, "channel=\"smtp\""]
         ),
-        1.0,
+        Some(1.0),
         "{metrics}"
     );
     assert_eq!(
@@ -212,7 +212,7 @@ async fn a_solved_partner_case_sends_exactly_one_email_with_working_links() {
             "escalation_gate_surveys_requested_total",
             &[&app.label(), &partner]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }
@@ -300,7 +300,7 @@ async fn the_answer_lands_on_the_ticket_and_in_metrics_and_a_later_answer_replac
             "escalation_gate_surveys_answered_total",
             &[&app.label(), &partner, "escalated=\"true\""]
         ),
-        1.0,
+        Some(1.0),
         "{metrics}"
     );
     assert_eq!(
@@ -309,7 +309,7 @@ async fn the_answer_lands_on_the_ticket_and_in_metrics_and_a_later_answer_replac
             "escalation_gate_survey_csat_bucket",
             &[&app.label(), &partner, "escalated=\"true\"", "le=\"4\""]
         ),
-        1.0,
+        Some(1.0),
         "{metrics}"
     );
     assert_eq!(
@@ -318,7 +318,7 @@ async fn the_answer_lands_on_the_ticket_and_in_metrics_and_a_later_answer_replac
             "escalation_gate_survey_ces_bucket",
             &[&app.label(), &partner, "le=\"6\""]
         ),
-        1.0,
+        Some(1.0),
         "{metrics}"
     );
     assert_eq!(
@@ -327,7 +327,7 @@ async fn the_answer_lands_on_the_ticket_and_in_metrics_and_a_later_answer_replac
             "escalation_gate_survey_about_total",
             &[&app.label(), &partner, "about=\"support\""]
         ),
-        1.0
+        Some(1.0)
     );
 
     // A later answer (another link of the same mail) replaces the score.
@@ -347,7 +347,7 @@ async fn the_answer_lands_on_the_ticket_and_in_metrics_and_a_later_answer_replac
             "escalation_gate_survey_answer_updates_total",
             &[&app.label(), &partner]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }
@@ -491,7 +491,7 @@ async fn forged_expired_and_rotated_tokens() {
             "escalation_gate_survey_refused_total",
             &[&app.label(), "reason=\"forged\""]
         ),
-        3.0
+        Some(3.0)
     );
     assert_eq!(
         metric_value(
@@ -499,7 +499,7 @@ async fn forged_expired_and_rotated_tokens() {
             "escalation_gate_survey_refused_total",
             &[&app.label(), "reason=\"expired\""]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }
@@ -535,7 +535,7 @@ async fn a_customer_surveyed_recently_is_throttled() {
             "escalation_gate_surveys_skipped_total",
             &[&app.label(), "reason=\"throttled\""]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }
@@ -643,7 +643,7 @@ async fn partner_addresses_are_never_surveyed_and_the_end_customer_field_is() {
             "escalation_gate_surveys_skipped_total",
             &[&app.label(), "reason=\"partner_agent\""]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }
@@ -981,7 +981,7 @@ async fn a_browser_answers_the_mail_and_the_answer_lands_on_the_ticket() {
             "escalation_gate_survey_about_total",
             &[&app.label(), "about=\"product\""]
         ),
-        1.0
+        Some(1.0)
     );
     app.shut_down().await;
 }

@@ -71,7 +71,7 @@ async fn after_first_sweep(client: &reqwest::Client, metrics_url: &str, connecto
             "escalation_gate_sweep_runs_total",
             &[&label, "outcome=\"ok\""],
         );
-        if runs >= 1.0 {
+        if runs.is_some_and(|n| n >= 1.0) {
             return metrics;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -104,7 +104,7 @@ async fn serve_judges_an_escalation_whose_webhook_never_came() {
             "escalation_gate_sweep_tickets_total",
             &[&app.label(), "outcome=\"judged\""],
         ),
-        1.0,
+        Some(1.0),
         "{metrics}"
     );
     // The webhook arriving late finds the verdict and writes nothing.
