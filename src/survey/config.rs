@@ -7,9 +7,11 @@ use chrono::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::email::Templates;
+use super::answer::{About, Answer};
+use super::email::{EmailSettings, Templates, TlsMode};
 use super::rules::{CaseKind, Rules};
 use super::token::Keys;
+use super::webhooks::{WebhookSecret, WebhookTarget};
 use crate::checks::is_loopback_host;
 use crate::checks::typed::{self, Tagged};
 use crate::checks::{Credentials, Problem, require_mapped, shared_secret, upstream_url};
@@ -114,11 +116,10 @@ impl SurveyTags {
     /// tagged `current` (an earlier answer's: a later answer replaces them).
     pub fn answer_tags(
         &self,
-        answer: &super::Answer,
+        answer: &Answer,
         answer_id: &str,
         current: &[String],
     ) -> (Vec<String>, Vec<String>) {
-        use super::About;
         let score_tag = |s: u8| format!("{}{s}", self.score_prefix);
         let ces_tag = |s: u8| format!("{}{s}", self.ces_prefix);
         let about_tag = |a: About| format!("{}{}", self.about_prefix, a.as_str());
@@ -176,15 +177,6 @@ impl Tagged for DeliveryFile {
 
 impl Tagged for SinkFile {
     const TAG: &'static str = "kind";
-}
-
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsMode {
-    #[default]
-    Starttls,
-    Tls,
-    None,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,26 +245,6 @@ impl SurveyFields {
 pub enum Delivery {
     Email(EmailSettings),
     Webhook(WebhookTarget),
-}
-
-#[derive(Debug)]
-pub struct EmailSettings {
-    pub from: lettre::message::Mailbox,
-    pub reply_to: Option<lettre::message::Mailbox>,
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    /// Extra trusted root certificates (PEM, checked to hold at least one).
-    pub ca_pem: Option<Vec<u8>>,
-    pub credentials: Option<(String, SecretString)>,
-    pub timeout: std::time::Duration,
-    pub templates: Templates,
-}
-
-#[derive(Debug, Clone)]
-pub struct WebhookTarget {
-    pub url: reqwest::Url,
-    pub secret: super::webhooks::WebhookSecret,
 }
 
 #[derive(Debug)]
@@ -547,7 +519,7 @@ fn webhook_target(
         ),
         problems,
     );
-    let secret = match super::webhooks::WebhookSecret::parse(&secret) {
+    let secret = match WebhookSecret::parse(&secret) {
         Ok(s) => Some(s),
         Err(e) => {
             problems.push(Problem::new(format!("{key}.secret"), e));

@@ -9,9 +9,8 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::ExposeSecret;
-
-use super::config::{EmailSettings, TlsMode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -371,6 +370,29 @@ impl Mailer {
             Err(e) => Err(MailError::Transient(e.to_string())),
         }
     }
+}
+
+#[derive(Debug)]
+pub struct EmailSettings {
+    pub from: lettre::message::Mailbox,
+    pub reply_to: Option<lettre::message::Mailbox>,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// Extra trusted root certificates (PEM, checked to hold at least one).
+    pub ca_pem: Option<Vec<u8>>,
+    pub credentials: Option<(String, SecretString)>,
+    pub timeout: std::time::Duration,
+    pub templates: Templates,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    #[default]
+    Starttls,
+    Tls,
+    None,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! the links carry sealed tokens. Nothing here names a helpdesk: what is needed from one goes
 //! through [`SurveyDesk`].
 
+pub mod answer;
 pub mod config;
 pub mod email;
 pub mod rules;
@@ -18,14 +19,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
-use serde::Serialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use self::config::{Delivery, Sink, SurveySettings, WebhookTarget};
+pub use self::answer::{About, Answer};
+use self::config::{Delivery, Sink, SurveySettings};
 use self::email::{MailError, Mailer};
 use self::rules::{Person, Recipient, Skip, SurveyCase};
 use self::token::{Claims, Purpose};
+use self::webhooks::WebhookTarget;
 use crate::http::{Upstream, UpstreamError};
 use crate::metrics as m;
 
@@ -114,45 +116,6 @@ pub trait SurveyDesk: Send + Sync {
 
     /// Writes an opt-out on the customer's record.
     async fn opt_out(&self, customer: &str) -> Result<(), SurveyError>;
-}
-
-/// What the customer said about the rating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum About {
-    Product,
-    Support,
-    Both,
-}
-
-impl About {
-    pub fn parse(s: &str) -> Option<About> {
-        match s {
-            "product" => Some(About::Product),
-            "support" => Some(About::Support),
-            "both" => Some(About::Both),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            About::Product => "product",
-            About::Support => "support",
-            About::Both => "both",
-        }
-    }
-}
-
-/// One answer from the page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Answer {
-    /// 1–5.
-    pub csat: u8,
-    /// Customer Effort, 1–7 ("The company made it easy to handle my issue").
-    pub ces: Option<u8>,
-    pub about: Option<About>,
-    pub comment: Option<String>,
 }
 
 /// How a `solved` event ended for one ticket.

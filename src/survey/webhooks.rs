@@ -4,7 +4,6 @@
 
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
-use super::config::WebhookTarget;
 use crate::http::standard_webhooks::{self, ID, SECRET_PREFIX, SIGNATURE, TIMESTAMP};
 use crate::http::{Upstream, UpstreamError};
 
@@ -76,6 +75,12 @@ pub async fn post(
             detail: "the receiver refused the webhook".into(),
         })
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: reqwest::Url,
+    pub secret: WebhookSecret,
 }
 
 #[cfg(test)]
