@@ -195,7 +195,9 @@ fn zendesk(
     dry_run: bool,
     delete_opt_out_field: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::helpdesk::zendesk::install::{Installer, Target, UNSET_SECRET, signing_secret_vars};
+    use crate::helpdesk::zendesk::install::{
+        Installer, SigningSecret, Target, UNSET_SECRET, signing_secret_vars,
+    };
     use secrecy::ExposeSecret;
     let path = dir.join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&path)
@@ -227,12 +229,7 @@ fn zendesk(
         .map_err(anyhow::Error::msg)?;
     let mut out = String::new();
     let result = runtime()?.block_on(async {
-        let mut installer = Installer {
-            api: &target.api,
-            connector: name,
-            dry_run,
-            out: &mut out,
-        };
+        let mut installer = Installer::new(&target.api, name, dry_run, &mut out);
         match &setup {
             Some(setup) => installer.install(setup, &target.known_secrets).await,
             None => {
@@ -240,7 +237,7 @@ fn zendesk(
                 installer
                     .uninstall(field.as_deref())
                     .await
-                    .map(|s| (s, None))
+                    .map(|s| (s, SigningSecret::DryRun))
             }
         }
     });
@@ -268,22 +265,36 @@ fn zendesk(
             summary.created, summary.updated, summary.deleted, summary.unchanged
         );
     }
+    let var = secret_vars
+        .first()
+        .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
+    let store = |s: &secrecy::SecretString| {
+        format!(
+            "store it as {var} (what [helpdesk] signing_secrets references) and restart \
+             escalation-gate, e.g. on Fly.io:\n  fly secrets set {var}={}",
+            s.expose_secret()
+        )
+    };
     match secret {
-        Some(s) => {
-            let var = secret_vars
-                .first()
-                .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
-            println!(
-                "The webhook's signing secret, shown this once and written nowhere: store it as \
-                 {var} (what [helpdesk] signing_secrets references) and restart escalation-gate, \
-                 e.g. on Fly.io:\n  fly secrets set {var}={}",
-                s.expose_secret()
-            );
-        }
-        None if setup.is_some() && !dry_run => {
+        SigningSecret::Created(s) => println!(
+            "The webhook's signing secret, shown this once and written nowhere: {}",
+            store(&s)
+        ),
+        SigningSecret::Differs(s) => println!(
+            "The connector's signing secrets, as set here, do not include the webhook's: {}",
+            store(&s)
+        ),
+        SigningSecret::Held => {
             println!("The connector already holds the webhook's signing secret.");
         }
-        None => {}
+        SigningSecret::NotSet => println!(
+            "{var} is not set here, so the webhook's signing secret was neither checked nor shown \
+             again (it was shown when the webhook was created; Admin Center > Apps and \
+             integrations > Webhooks > `{}` > Reveal secret shows it). Set {var} to have install \
+             check it.",
+            crate::helpdesk::zendesk::install::webhook_name(name)
+        ),
+        SigningSecret::DryRun => {}
     }
     if url.is_none() && !delete_opt_out_field && target.opt_out_field().is_some() {
         println!(

@@ -289,6 +289,24 @@ impl Upstream {
             waited += wait;
         }
     }
+
+    /// Sends the request once, with no retry: for a write whose lost answer may still have been
+    /// applied (a create), which the caller reads back before sending it again. A failure is
+    /// [`UpstreamError::Unavailable`] as with [`Self::send`].
+    pub async fn send_once(
+        &self,
+        call: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, UpstreamError> {
+        let once = Upstream {
+            settings: RetrySettings {
+                max_retries: 0,
+                ..self.settings
+            },
+            ..self.clone()
+        };
+        once.send(call, build).await
+    }
 }
 
 /// Reads a response's body (up to a bound) and gives back an equivalent response with it, and
