@@ -13,9 +13,11 @@ use crate::config::{self, ConfigError};
 
 #[derive(Subcommand)]
 pub enum InstallTarget {
-    /// Salesforce metadata: the custom Case fields, a permission set for the integration user,
-    /// the outbound message and the flow that sends it when a Case is escalated, the remote site,
-    /// and a package.xml (deploy with `sf project deploy start --manifest package.xml`).
+    /// Salesforce metadata: the custom Case fields (named as the connector's
+    /// `[helpdesk.verdict_fields]` and `[helpdesk.survey_fields]` say), a permission set for the
+    /// integration user, the outbound message and the flow that sends it when a Case is
+    /// escalated, the remote site, and a package.xml (deploy with `sf project deploy start
+    /// --manifest package.xml`).
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -30,6 +32,8 @@ pub enum InstallTarget {
         /// Write the files into this folder instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: ConnectorsDir,
     },
     /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
     /// (its signing secret is printed once), the escalation trigger, the blind survey's
@@ -90,7 +94,8 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             url,
             survey,
             out,
-        } => salesforce(&connector, &url, survey, out.as_deref()),
+            dir,
+        } => salesforce(&dir.connectors, &connector, &url, survey, out.as_deref()),
         InstallTarget::Zendesk {
             connector,
             url,
@@ -145,18 +150,46 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The Salesforce metadata for one connector, as (path, content) pairs of a Metadata API
-/// source folder.
+/// A connector file's path and text.
+fn connector_file(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
+    if !config::is_connector_id(name) {
+        bail!("`{name}` is not a connector id: letters, digits, - and _ only");
+    }
+    let path = dir.join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
+    Ok((path, text))
+}
+
+/// The Salesforce metadata for one Salesforce connector of `dir`, as (path, content) pairs of
+/// a Metadata API source folder.
 fn salesforce(
+    dir: &Path,
     connector: &str,
     url: &str,
     survey: bool,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    if !config::is_connector_id(connector) {
-        bail!("`{connector}` is not a connector id: letters, digits, - and _ only");
-    }
-    let files = crate::helpdesk::salesforce::install::metadata(connector, url, survey);
+    let (path, text) = connector_file(dir, connector)?;
+    let (verdict, survey_fields) = crate::helpdesk::salesforce::config::install_names(&text)
+        .map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect();
+            anyhow::anyhow!(
+                "connector `{connector}` ({}): {}",
+                path.display(),
+                lines.join("; ")
+            )
+        })?;
+    let files = crate::helpdesk::salesforce::install::metadata(
+        connector,
+        url,
+        survey,
+        &verdict,
+        &survey_fields,
+    );
     match out {
         Some(dir) => {
             for (path, content) in &files {
@@ -199,9 +232,7 @@ fn zendesk(
         Installer, SigningSecret, Target, UNSET_SECRET, signing_secret_vars,
     };
     use secrecy::ExposeSecret;
-    let path = dir.join(format!("{name}.toml"));
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
+    let (path, text) = connector_file(dir, name)?;
     let secret_vars = signing_secret_vars(&text);
     // The signing secret's variable may be unset: install is what prints the secret.
     let lookup = |var: &str| {
