@@ -258,7 +258,15 @@ impl Connector {
                 .helpdesk
                 .tickets
                 .write_back(&loaded, &verdict, &text, pending)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    // Without a verdict on it, the ticket is the sweep's again.
+                    HelpdeskError::NeedsAdmin { fix, .. } => HelpdeskError::NeedsAdmin {
+                        fix,
+                        swept: self.sweep.is_some(),
+                    },
+                    e => e,
+                })?;
             if written != Written::Already {
                 let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.name()).collect();
                 let articles: Vec<&str> = verdict
