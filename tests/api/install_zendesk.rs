@@ -90,6 +90,35 @@ fn writes_since(zd: &FakeZendesk, since: usize) -> Vec<String> {
         .collect()
 }
 
+/// Installs again with a new `--url`: only the webhook `hook_id` is written, in place.
+async fn moving_updates_only_the_webhook(
+    zd: &FakeZendesk,
+    dir: &Path,
+    secret: &str,
+    hook_id: &str,
+) {
+    let before = zd.requests().len();
+    let moved = run(
+        zd,
+        dir,
+        &[
+            "install",
+            "zendesk",
+            "--connector",
+            CONNECTOR,
+            "--url",
+            "https://eg2.example.com",
+        ],
+        Some(secret),
+    )
+    .await;
+    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
+    assert_eq!(
+        writes_since(zd, before),
+        [format!("PUT /api/v2/webhooks/{hook_id}")]
+    );
+}
+
 fn by_title<'a>(records: &'a [Value], title: &str) -> &'a Value {
     records
         .iter()
@@ -224,24 +253,7 @@ async fn install_creates_everything_then_a_second_run_changes_nothing() {
     assert_eq!(second.stdout.matches("unchanged ").count(), 11);
 
     // A new address: only the webhook is updated, in place.
-    let before = zd.requests().len();
-    let moved = run(
-        &zd,
-        dir.path(),
-        &[
-            "install",
-            "zendesk",
-            "--connector",
-            CONNECTOR,
-            "--url",
-            "https://eg2.example.com",
-        ],
-        Some(&secret),
-    )
-    .await;
-    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
-    let later = writes_since(&zd, before);
-    assert_eq!(later, [format!("PUT /api/v2/webhooks/{hook_id}")]);
+    moving_updates_only_the_webhook(&zd, dir.path(), &secret, hook_id).await;
     assert_eq!(
         zd.admin(|a| a.list("webhooks"))[0]["endpoint"],
         "https://eg2.example.com/hooks/acme"
@@ -648,26 +660,7 @@ async fn of_two_webhooks_the_one_the_rules_call_is_kept() {
     assert_eq!(hooks[0]["id"], called.as_str());
 
     // A new address afterwards: the kept webhook is updated in place.
-    let before = zd.requests().len();
-    let moved = run(
-        &zd,
-        dir.path(),
-        &[
-            "install",
-            "zendesk",
-            "--connector",
-            CONNECTOR,
-            "--url",
-            "https://eg2.example.com",
-        ],
-        Some(&secret),
-    )
-    .await;
-    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
-    assert_eq!(
-        writes_since(&zd, before),
-        [format!("PUT /api/v2/webhooks/{called}")]
-    );
+    moving_updates_only_the_webhook(&zd, dir.path(), &secret, &called).await;
     assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
 }
 

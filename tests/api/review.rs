@@ -189,6 +189,25 @@ async fn salesforce_review_sets_the_review_value_and_is_judged_once() {
     assert_eq!(f.count("PATCH", &format!("/sobjects/Case/{KB}")), 1);
 }
 
+/// The service, sending cases to review (`extra` appended to the connector), against an org
+/// whose verdict picklist was deployed before `Review` existed.
+async fn org_without_review(extra: &str) -> crate::salesforce::App {
+    let mut state = org();
+    state.picklists.0.insert(
+        "Escalation_Quality__c".into(),
+        vec!["Good".into(), "Bad".into()],
+    );
+    spawn_connector(
+        state,
+        CLIENT_CREDENTIALS,
+        ServerSettings::default(),
+        "",
+        &format!("{REVIEW_LANE}{extra}"),
+        Vec::new(),
+    )
+    .await
+}
+
 /// What `/healthz` says an admin must fix for `connector`, once the start-up read has said
 /// anything (up to 5 s); empty when it says nothing.
 async fn admin_fixes(app: &crate::salesforce::App, want_some: bool) -> Vec<String> {
@@ -214,20 +233,7 @@ async fn admin_fixes(app: &crate::salesforce::App, want_some: bool) -> Vec<Strin
 /// writes the verdict and `/healthz` clears.
 #[tokio::test]
 async fn a_verdict_picklist_without_review_is_an_admin_fix_until_deployed_again() {
-    let mut state = org();
-    state.picklists.0.insert(
-        "Escalation_Quality__c".into(),
-        vec!["Good".into(), "Bad".into()],
-    );
-    let app = spawn_connector(
-        state,
-        CLIENT_CREDENTIALS,
-        ServerSettings::default(),
-        "",
-        REVIEW_LANE,
-        Vec::new(),
-    )
-    .await;
+    let app = org_without_review("").await;
     let fixes = admin_fixes(&app, true).await;
     assert_eq!(fixes.len(), 1, "{fixes:?}");
     for words in [
@@ -288,20 +294,7 @@ async fn a_verdict_picklist_without_review_is_an_admin_fix_until_deployed_again(
 /// delivery is acknowledged instead of being retried by Salesforce.
 #[tokio::test]
 async fn with_a_sweep_a_refused_picklist_value_is_acknowledged_and_left_to_the_sweep() {
-    let mut state = org();
-    state.picklists.0.insert(
-        "Escalation_Quality__c".into(),
-        vec!["Good".into(), "Bad".into()],
-    );
-    let app = spawn_connector(
-        state,
-        CLIENT_CREDENTIALS,
-        ServerSettings::default(),
-        "",
-        &format!("{REVIEW_LANE}[sweep]\nlookback_hours = 24\n"),
-        Vec::new(),
-    )
-    .await;
+    let app = org_without_review("[sweep]\nlookback_hours = 24\n").await;
     let (status, body) = app
         .post_xml(&format!("?token={ENDPOINT_TOKEN}"), envelope(ORG, &[KB]))
         .await;
