@@ -302,4 +302,20 @@ async fn with_a_sweep_a_refused_picklist_value_is_acknowledged_and_left_to_the_s
     assert_eq!(app.fake.field(KB, "Escalation_Quality__c"), Value::Null);
     let fixes = admin_fixes(&app, true).await;
     assert!(fixes[0].contains("without `Review`"), "{fixes:?}");
+    // Signed JSON: 200, the Case marked deferred with the fix.
+    let resp = app
+        .post_signed_now(&format!(r#"{{"case_id": "{KB}"}}"#), "msg_picklist_1")
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["results"][0]["ticket"], KB);
+    assert_eq!(body["results"][0]["written"], "deferred");
+    assert!(
+        body["results"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("escalation-gate install salesforce"),
+        "{body}"
+    );
+    assert_eq!(app.fake.field(KB, "Escalation_Quality__c"), Value::Null);
 }
