@@ -13,9 +13,11 @@ use crate::config::{self, ConfigError};
 
 #[derive(Subcommand)]
 pub enum InstallTarget {
-    /// Salesforce metadata: the custom Case fields, a permission set for the integration user,
-    /// the outbound message and the flow that sends it when a Case is escalated, the remote site,
-    /// and a package.xml (deploy with `sf project deploy start --manifest package.xml`).
+    /// Salesforce metadata: the custom Case fields (named as the connector's
+    /// `[helpdesk.verdict_fields]` and `[helpdesk.survey_fields]` say), a permission set for the
+    /// integration user, the outbound message and the flow that sends it when a Case is
+    /// escalated, the remote site, and a package.xml (deploy with `sf project deploy start
+    /// --manifest package.xml`).
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -30,6 +32,8 @@ pub enum InstallTarget {
         /// Write the files into this folder instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: ConnectorsDir,
     },
     /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
     /// (its signing secret is printed once), the escalation trigger, the blind survey's
@@ -90,7 +94,8 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             url,
             survey,
             out,
-        } => salesforce(&connector, &url, survey, out.as_deref()),
+            dir,
+        } => salesforce(&dir.connectors, &connector, &url, survey, out.as_deref()),
         InstallTarget::Zendesk {
             connector,
             url,
@@ -145,18 +150,46 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The Salesforce metadata for one connector, as (path, content) pairs of a Metadata API
-/// source folder.
+/// A connector file's path and text.
+fn connector_file(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
+    if !config::is_connector_id(name) {
+        bail!("`{name}` is not a connector id: letters, digits, - and _ only");
+    }
+    let path = dir.join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
+    Ok((path, text))
+}
+
+/// The Salesforce metadata for one Salesforce connector of `dir`, as (path, content) pairs of
+/// a Metadata API source folder.
 fn salesforce(
+    dir: &Path,
     connector: &str,
     url: &str,
     survey: bool,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    if !config::is_connector_id(connector) {
-        bail!("`{connector}` is not a connector id: letters, digits, - and _ only");
-    }
-    let files = crate::helpdesk::salesforce::install::metadata(connector, url, survey);
+    let (path, text) = connector_file(dir, connector)?;
+    let (verdict, survey_fields) = crate::helpdesk::salesforce::config::install_names(&text)
+        .map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect();
+            anyhow::anyhow!(
+                "connector `{connector}` ({}): {}",
+                path.display(),
+                lines.join("; ")
+            )
+        })?;
+    let files = crate::helpdesk::salesforce::install::metadata(
+        connector,
+        url,
+        survey,
+        &verdict,
+        &survey_fields,
+    );
     match out {
         Some(dir) => {
             for (path, content) in &files {
@@ -195,11 +228,11 @@ fn zendesk(
     dry_run: bool,
     delete_opt_out_field: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::helpdesk::zendesk::install::{Installer, Target, UNSET_SECRET, signing_secret_vars};
+    use crate::helpdesk::zendesk::install::{
+        Installer, SigningSecret, Target, UNSET_SECRET, signing_secret_vars,
+    };
     use secrecy::ExposeSecret;
-    let path = dir.join(format!("{name}.toml"));
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
+    let (path, text) = connector_file(dir, name)?;
     let secret_vars = signing_secret_vars(&text);
     // The signing secret's variable may be unset: install is what prints the secret.
     let lookup = |var: &str| {
@@ -227,12 +260,7 @@ fn zendesk(
         .map_err(anyhow::Error::msg)?;
     let mut out = String::new();
     let result = runtime()?.block_on(async {
-        let mut installer = Installer {
-            api: &target.api,
-            connector: name,
-            dry_run,
-            out: &mut out,
-        };
+        let mut installer = Installer::new(&target.api, name, dry_run, &mut out);
         match &setup {
             Some(setup) => installer.install(setup, &target.known_secrets).await,
             None => {
@@ -240,7 +268,7 @@ fn zendesk(
                 installer
                     .uninstall(field.as_deref())
                     .await
-                    .map(|s| (s, None))
+                    .map(|s| (s, SigningSecret::DryRun))
             }
         }
     });
@@ -268,22 +296,36 @@ fn zendesk(
             summary.created, summary.updated, summary.deleted, summary.unchanged
         );
     }
+    let var = secret_vars
+        .first()
+        .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
+    let store = |s: &secrecy::SecretString| {
+        format!(
+            "store it as {var} (what [helpdesk] signing_secrets references) and restart \
+             escalation-gate, e.g. on Fly.io:\n  fly secrets set {var}={}",
+            s.expose_secret()
+        )
+    };
     match secret {
-        Some(s) => {
-            let var = secret_vars
-                .first()
-                .map_or("ZENDESK_WEBHOOK_SECRET", String::as_str);
-            println!(
-                "The webhook's signing secret, shown this once and written nowhere: store it as \
-                 {var} (what [helpdesk] signing_secrets references) and restart escalation-gate, \
-                 e.g. on Fly.io:\n  fly secrets set {var}={}",
-                s.expose_secret()
-            );
-        }
-        None if setup.is_some() && !dry_run => {
+        SigningSecret::Created(s) => println!(
+            "The webhook's signing secret, shown this once and written nowhere: {}",
+            store(&s)
+        ),
+        SigningSecret::Differs(s) => println!(
+            "The connector's signing secrets, as set here, do not include the webhook's: {}",
+            store(&s)
+        ),
+        SigningSecret::Held => {
             println!("The connector already holds the webhook's signing secret.");
         }
-        None => {}
+        SigningSecret::NotSet => println!(
+            "{var} is not set here, so the webhook's signing secret was neither checked nor shown \
+             again (it was shown when the webhook was created; Admin Center > Apps and \
+             integrations > Webhooks > `{}` > Reveal secret shows it). Set {var} to have install \
+             check it.",
+            crate::helpdesk::zendesk::install::webhook_name(name)
+        ),
+        SigningSecret::DryRun => {}
     }
     if url.is_none() && !delete_opt_out_field && target.opt_out_field().is_some() {
         println!(

@@ -12,7 +12,7 @@ use crate::assess::kb::query::kb_query;
 use crate::assess::{Policy, Verdict, assess, note};
 use crate::config::{SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
-use crate::helpdesk::{Helpdesk, ProcessError, Processed, TicketRef, Written};
+use crate::helpdesk::{Helpdesk, HelpdeskError, ProcessError, Processed, TicketRef, Written};
 use crate::judge_pool::JudgePool;
 use crate::kb::KbBackend;
 use crate::kb::http::HttpKb;
@@ -265,7 +265,15 @@ impl Connector {
                 .helpdesk
                 .tickets
                 .write_back(&loaded, &verdict, &text, pending)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    // Without a verdict on it, the ticket is the sweep's again.
+                    HelpdeskError::NeedsAdmin { fix, .. } => HelpdeskError::NeedsAdmin {
+                        fix,
+                        swept: self.sweep.is_some(),
+                    },
+                    e => e,
+                })?;
             if written != Written::Already {
                 let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.name()).collect();
                 let articles: Vec<&str> = verdict

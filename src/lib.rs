@@ -67,6 +67,16 @@ pub async fn run_with_metrics(
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sweeps = sweep::spawn(&by_id, stopped.clone());
+    // What each helpdesk must hold for the verdict writes, read once at start for the log and
+    // `/healthz` (a refused write says so again).
+    for c in by_id.values() {
+        let c = Arc::clone(c);
+        tokio::spawn(async move {
+            if let Err(e) = c.helpdesk.tickets.preflight().await {
+                tracing::warn!(connector = %c.id, error = %e, "Could not read the helpdesk's configuration at start");
+            }
+        });
+    }
     let metrics_served = match metrics {
         Some(l) => {
             tracing::info!(address = %l.local_addr()?, "Serving /metrics");

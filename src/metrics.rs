@@ -34,6 +34,7 @@ pub const SURVEY_OPT_OUTS: &str = "escalation_gate_survey_opt_outs_total";
 pub const SURVEY_REFUSED: &str = "escalation_gate_survey_refused_total";
 pub const SWEEP_RUNS: &str = "escalation_gate_sweep_runs_total";
 pub const SWEEP_TICKETS: &str = "escalation_gate_sweep_tickets_total";
+pub const ADMIN_FIXES: &str = "escalation_gate_admin_fix_needed_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -188,6 +189,13 @@ pub fn upstream_call(service: &'static str, call: &'static str, status: &str, se
 /// from the upstream's closed list of codes, never from free text.
 pub fn upstream_error(service: &'static str, call: &'static str, code: &str) {
     counter!(UPSTREAM_ERRORS, "helpdesk" => service, "call" => call, "code" => code.to_string())
+        .increment(1);
+}
+
+/// A verdict write the helpdesk refused for its own configuration, which an admin must fix
+/// (e.g. a restricted picklist without the value): `field` is the field's API name.
+pub fn admin_fix_needed(connector: &str, field: &str) {
+    counter!(ADMIN_FIXES, "connector" => connector.to_string(), "field" => capped(field))
         .increment(1);
 }
 

@@ -4,6 +4,10 @@
 //! webhook would have. The helpdesk's search is the queue: no state is kept here. Instances that
 //! sweep side by side may judge the same ticket, and still only one verdict lands: the Zendesk
 //! write is conditional, and on Salesforce the later verdict comment deletes itself.
+//!
+//! With a `[survey]`, the same sweep asks for solved cases whose survey call was lost (the
+//! helpdesk marked them asked and gave up retrying; see [`crate::survey::Survey::sweep`]) and
+//! surveys them: the ticket's claim tag keeps a late call and the sweep from sending twice.
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use tracing::Instrument;
 use crate::connector::{Connector, Connectors};
 use crate::helpdesk::{HelpdeskError, Written};
 use crate::metrics as m;
+use crate::survey::SurveySweep;
 
 /// What one sweep of one connector did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -30,6 +35,9 @@ pub struct SweepReport {
     pub already: usize,
     /// Could not be judged now (the next sweep tries again).
     pub failed: usize,
+    /// With a `[survey]`: the solved cases whose survey call was lost, surveyed now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub surveys: Option<SurveySweep>,
 }
 
 /// Sweeps `connector` once, as of `now`. `None` when the connector has no `[sweep]`. Before
@@ -86,6 +94,18 @@ pub async fn sweep_once(
                     }
                 };
                 m::sweep_ticket(&connector.id, outcome);
+            }
+            if let Some(survey) = &connector.survey
+                && !stop()
+            {
+                match survey.sweep(now, now - settings.lookback).await {
+                    Ok(done) => report.surveys = Some(done),
+                    Err(e) => {
+                        m::sweep_run(&connector.id, "error");
+                        tracing::warn!(error = %e, "Sweep could not list the solved cases whose survey call was lost");
+                        return Err(e.into());
+                    }
+                }
             }
             m::sweep_run(&connector.id, "ok");
             if report.found > 0 {

@@ -271,21 +271,40 @@ pub enum HelpdeskError {
     /// The ticket cannot be judged (not found, unusable): retrying will not help.
     #[error("{0}")]
     Unusable(String),
+    /// The helpdesk refused the verdict write for its own configuration (a restricted
+    /// picklist without the verdict's value): no delivery passes until an admin fixes it, as
+    /// `fix` says. `swept`: the connector's sweep finds the ticket again (no verdict on it), so
+    /// the delivery is answered as done instead of being retried.
+    #[error("{fix}")]
+    NeedsAdmin { fix: String, swept: bool },
 }
 
 impl HelpdeskError {
     /// Whether a later delivery may succeed: every upstream failure (outages, timeouts,
-    /// unreadable answers, and refusals such as 401/403/422 that an admin can fix). Only a fact
+    /// unreadable answers, and refusals such as 401/403/422 that an admin can fix), and a
+    /// configuration an admin must fix when no sweep will find the ticket again. Only a fact
     /// about the ticket itself (it does not exist, it cannot be judged) is final.
     pub fn retryable(&self) -> bool {
-        matches!(self, HelpdeskError::Upstream(_))
+        match self {
+            HelpdeskError::Upstream(_) => true,
+            HelpdeskError::NeedsAdmin { swept, .. } => !swept,
+            HelpdeskError::Unusable(_) => false,
+        }
     }
 
-    /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]).
+    /// Whether the delivery is answered as done although the ticket is not: the sweep takes
+    /// it up again (see [`HelpdeskError::NeedsAdmin`]).
+    pub fn deferred(&self) -> bool {
+        matches!(self, HelpdeskError::NeedsAdmin { swept: true, .. })
+    }
+
+    /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]; `admin_fix`:
+    /// [`HelpdeskError::NeedsAdmin`]).
     pub fn reason(&self) -> &'static str {
         match self {
             HelpdeskError::Upstream(e) => e.reason(),
             HelpdeskError::Unusable(_) => "unusable",
+            HelpdeskError::NeedsAdmin { .. } => "admin_fix",
         }
     }
 }
@@ -303,7 +322,9 @@ impl From<HelpdeskError> for SurveyError {
     fn from(e: HelpdeskError) -> SurveyError {
         match e {
             HelpdeskError::Upstream(e) => SurveyError::Upstream(e),
-            HelpdeskError::Unusable(m) => SurveyError::Unusable(m),
+            HelpdeskError::Unusable(m) | HelpdeskError::NeedsAdmin { fix: m, .. } => {
+                SurveyError::Unusable(m)
+            }
         }
     }
 }
@@ -343,6 +364,12 @@ impl ProcessError {
             ProcessError::Helpdesk(e) => e.retryable(),
             ProcessError::Kb(_) | ProcessError::Judge(_) => true,
         }
+    }
+
+    /// Whether the delivery is answered as done although the ticket is not (see
+    /// [`HelpdeskError::deferred`]).
+    pub fn deferred(&self) -> bool {
+        matches!(self, ProcessError::Helpdesk(e) if e.deferred())
     }
 
     /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]; `kb`: the
@@ -438,6 +465,20 @@ pub trait Tickets: Send + Sync {
         note: &str,
         survey_pending: Option<&str>,
     ) -> Result<Written, HelpdeskError>;
+
+    /// Reads what the helpdesk's own configuration must hold for the verdict writes
+    /// (Salesforce: the verdict picklist's values) and returns what an admin must fix, as
+    /// [`Tickets::admin_fixes`] then says too. Default: a helpdesk that takes any verdict
+    /// value (Zendesk and Freshdesk tags) has nothing to read.
+    async fn preflight(&self) -> Result<Vec<String>, HelpdeskError> {
+        Ok(Vec::new())
+    }
+
+    /// What an admin must fix, as last seen by [`Tickets::preflight`] or a refused verdict
+    /// write, for `/healthz`. Default: nothing.
+    fn admin_fixes(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Escalated tickets changed since `since` that carry no verdict, oldest change first (at
     /// most one page, e.g. [`SWEEP_PAGE`]); `query` narrows them when the helpdesk takes search

@@ -371,6 +371,24 @@ impl Upstream {
         let base = self.settings.backoff * 2u32.saturating_pow(attempt - 1);
         base.mul_f64(rand::random_range(0.75..=1.25))
     }
+
+    /// Sends the request once, with no retry: for a write whose lost answer may still have been
+    /// applied (a create), which the caller reads back before sending it again. A failure is
+    /// [`UpstreamError::Unavailable`] as with [`Self::send`].
+    pub async fn send_once(
+        &self,
+        call: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, UpstreamError> {
+        let once = Upstream {
+            settings: RetrySettings {
+                max_retries: 0,
+                ..self.settings
+            },
+            ..self.clone()
+        };
+        once.send(call, build).await
+    }
 }
 
 /// `d` in whole seconds, rounded up.

@@ -142,14 +142,21 @@ fn drop_unsafe_request_id<B>(mut req: Request<B>) -> Request<B> {
 }
 
 /// Readiness: 200 `ok` once every connector can judge (its embedded index serves), 503
-/// `starting` before, with each embedded knowledge base's state and the judge pool's queue.
+/// `starting` before, with each embedded knowledge base's state, the judge pool's queue, and
+/// by connector what an admin must fix in its helpdesk before some verdicts can be written
+/// (`admin_fixes`; they do not make the service unready).
 async fn healthz(State(state): State<AppState>) -> Response {
     let mut ready = true;
     let mut kbs = serde_json::Map::new();
+    let mut fixes = serde_json::Map::new();
     for (id, c) in state.connectors.iter() {
         ready &= c.can_judge();
         if let Some(status) = c.kb_status() {
             kbs.insert(id.clone(), serde_json::json!(status));
+        }
+        let needed = c.helpdesk.tickets.admin_fixes();
+        if !needed.is_empty() {
+            fixes.insert(id.clone(), serde_json::json!(needed));
         }
     }
     let judges = state.connectors.values().next().map(|c| {
@@ -164,6 +171,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "knowledge_bases": kbs,
         "judge_pool": judges,
+        "admin_fixes": fixes,
     }));
     let code = if ready {
         StatusCode::OK

@@ -36,14 +36,16 @@ pub fn refused(format: ReplyFormat, err: &HookError) -> Response {
 }
 
 /// The answer once every ticket of an escalation delivery was tried: 2xx only when all are
-/// written (see [`ReplyFormat`]).
+/// written or deferred to the sweep (see [`ReplyFormat`], [`ProcessError::deferred`]).
 pub fn escalations(format: ReplyFormat, outcomes: &[TicketOutcome]) -> Response {
     match format {
         ReplyFormat::Json => json_escalations(outcomes),
         ReplyFormat::SoapAck => {
             let failed: Vec<bool> = outcomes
                 .iter()
-                .filter_map(|o| o.result.as_ref().err().map(ProcessError::retryable))
+                .filter_map(|o| o.result.as_ref().err())
+                .filter(|e| !e.deferred())
+                .map(ProcessError::retryable)
                 .collect();
             soap_answer(&failed, outcomes.len(), "notifications")
         }
@@ -81,9 +83,10 @@ pub fn solved(
     (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()
 }
 
-/// JSON answer: 200 with each ticket's verdict; 503 + `Retry-After` when any ticket must be
-/// retried (the `detail` names the upstream host and the cause); 422 when a ticket cannot be
-/// judged at all.
+/// JSON answer: 200 with each ticket's verdict (a ticket left to the sweep until an admin
+/// fixes the helpdesk is `"written": "deferred"` with what to fix); 503 + `Retry-After` when
+/// any ticket must be retried (the `detail` names the upstream host and the cause); 422 when a
+/// ticket cannot be judged at all.
 fn json_escalations(outcomes: &[TicketOutcome]) -> Response {
     let retry = outcomes
         .iter()
@@ -104,7 +107,11 @@ fn json_escalations(outcomes: &[TicketOutcome]) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return resp;
     }
-    if let Some(e) = outcomes.iter().find_map(|o| o.result.as_ref().err()) {
+    if let Some(e) = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err())
+        .find(|e| !e.deferred())
+    {
         return json_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unusable_ticket",
@@ -113,20 +120,23 @@ fn json_escalations(outcomes: &[TicketOutcome]) -> Response {
     }
     let results: Vec<_> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.result.as_ref().ok().map(|p| {
-                json!({
-                    "ticket": o.ticket,
-                    "verdict": p.outcome,
-                    "written": match p.written {
-                        Written::Now => "now",
-                        Written::Already => "already",
-                        Written::Logged => "logged",
-                    },
-                    "assessment": p.verdict,
-                    "note": p.note,
-                })
-            })
+        .map(|o| match &o.result {
+            Ok(p) => json!({
+                "ticket": o.ticket,
+                "verdict": p.outcome,
+                "written": match p.written {
+                    Written::Now => "now",
+                    Written::Already => "already",
+                    Written::Logged => "logged",
+                },
+                "assessment": p.verdict,
+                "note": p.note,
+            }),
+            Err(e) => json!({
+                "ticket": o.ticket,
+                "written": "deferred",
+                "detail": e.to_string(),
+            }),
         })
         .collect();
     (StatusCode::OK, axum::Json(json!({ "results": results }))).into_response()

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
+use serde::Serialize;
 use serde_json::json;
 use tracing::Instrument;
 
@@ -116,6 +117,37 @@ pub trait SurveyDesk: Send + Sync {
 
     /// Writes an opt-out on the customer's record.
     async fn opt_out(&self, customer: &str) -> Result<(), SurveyError>;
+
+    /// Solved cases the helpdesk marked as asked (it made the `solved` call) between `since`
+    /// and `before` and that still record no survey (none sent, under way or skipped): their
+    /// call was lost beyond the helpdesk's retries. Default: none, for a helpdesk whose
+    /// `solved` call marks nothing on the case (Salesforce retries an outbound message that is
+    /// not acknowledged for a day).
+    async fn lost_calls(
+        &self,
+        since: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<String>, SurveyError> {
+        let _ = (since, before);
+        Ok(Vec::new())
+    }
+}
+
+/// How long after a case was marked asked a survey still not recorded counts as lost: longer
+/// than a helpdesk retries the call (Zendesk: minutes).
+pub const LOST_CALL_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// What one sweep did for the blind survey: the solved cases whose call was lost, and how
+/// each ended.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct SurveySweep {
+    pub found: usize,
+    pub sent: usize,
+    pub skipped: usize,
+    /// Recorded meanwhile (a late call, another instance).
+    pub already: usize,
+    /// Could not be surveyed now (the next sweep tries again).
+    pub failed: usize,
 }
 
 /// How a `solved` event ended for one ticket.
@@ -501,6 +533,33 @@ impl Survey {
                     })
             }
         }
+    }
+
+    /// Surveys the solved cases whose `solved` call was lost (marked asked between `since` and
+    /// [`LOST_CALL_AFTER`] before `now`, and no survey recorded), as the call would have.
+    pub async fn sweep(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<SurveySweep, SurveyError> {
+        let lost = self.desk.lost_calls(since, now - LOST_CALL_AFTER).await?;
+        let mut report = SurveySweep {
+            found: lost.len(),
+            ..SurveySweep::default()
+        };
+        for ticket in &lost {
+            tracing::info!(ticket = %ticket, "Survey call lost beyond the helpdesk's retries; surveying now");
+            match self.on_solved(ticket, now).await {
+                Ok(SurveyResult::Sent) => report.sent += 1,
+                Ok(SurveyResult::Skipped(_)) => report.skipped += 1,
+                Ok(SurveyResult::Already) => report.already += 1,
+                Err(e) => {
+                    tracing::warn!(ticket = %ticket, error = %e, "Sweep could not survey the case; the next sweep tries again");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Records an answer in the configured sink and counts it.

@@ -279,23 +279,42 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("`DEMO_SIGNING_SECRET` is not set"));
 }
 
+/// `install salesforce` reads the connector file from `--connectors`: a Salesforce one's field
+/// names and picklist values go into the metadata; a Zendesk connector, a name without a file
+/// and a bad id are refused.
 #[test]
-fn install_salesforce_writes_the_survey_metadata_and_refuses_a_bad_connector_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args([
-            "install",
-            "salesforce",
-            "--connector",
-            "acme-sf",
-            "--url",
-            "https://gate.example.org",
-            "--survey",
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+fn install_salesforce_names_the_connector_fields_and_refuses_other_connectors() {
+    let connectors = tempfile::tempdir().unwrap();
+    let example = |name: &str| {
+        std::fs::read_to_string(repo().join(format!("connectors/examples/{name}.toml"))).unwrap()
+    };
+    let sf = example("salesforce")
+        .replace(
+            "verdict = \"Escalation_Quality__c\"",
+            "verdict = \"Partner_Verdict__c\"",
+        )
+        .replace("review = \"Review\"", "review = \"Needs_Look\"");
+    assert!(sf.contains("Partner_Verdict__c") && sf.contains("Needs_Look"));
+    std::fs::write(connectors.path().join("acme-sf.toml"), sf).unwrap();
+    std::fs::write(connectors.path().join("acme-zd.toml"), example("zendesk")).unwrap();
+    let install = |connector: &str, extra: &[&std::ffi::OsStr]| {
+        bin()
+            .args(["install", "salesforce", "--connector", connector])
+            .args(["--url", "https://gate.example.org", "--connectors"])
+            .arg(connectors.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = install(
+        "acme-sf",
+        &[
+            "--survey".as_ref(),
+            "--out".as_ref(),
+            out_dir.path().as_os_str(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -308,23 +327,41 @@ fn install_salesforce_writes_the_survey_metadata_and_refuses_a_bad_connector_id(
     );
     for file in [
         "package.xml",
+        "objects/Case/fields/Partner_Verdict__c.field-meta.xml",
         "objects/Case/fields/Blind_Survey_Status__c.field-meta.xml",
         "permissionsets/Escalation_Gate.permissionset-meta.xml",
         "flows/Escalation_Gate_acme_sf_Survey.flow-meta.xml",
     ] {
-        assert!(dir.path().join(file).is_file(), "{file} written");
+        assert!(out_dir.path().join(file).is_file(), "{file} written");
         assert!(stdout.contains(file), "{file} reported");
     }
-    let bad = bin()
-        .args(["install", "salesforce", "--connector", "acme sf"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
+    let verdict = std::fs::read_to_string(
+        out_dir
+            .path()
+            .join("objects/Case/fields/Partner_Verdict__c.field-meta.xml"),
+    )
+    .unwrap();
+    assert!(verdict.contains("<fullName>Needs_Look</fullName>"));
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("is not a connector id"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
+        !out_dir
+            .path()
+            .join("objects/Case/fields/Escalation_Quality__c.field-meta.xml")
+            .exists()
     );
+
+    let stderr = |out: std::process::Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let zendesk = stderr(install("acme-zd", &[]));
+    assert!(
+        zendesk.contains("helpdesk.type: is `zendesk`: `install salesforce` sets up Salesforce connectors (for this one: `install zendesk`)"),
+        "{zendesk}"
+    );
+    let missing = stderr(install("acme-nowhere", &[]));
+    assert!(missing.contains("no connector `acme-nowhere`"), "{missing}");
+    let bad = stderr(install("acme sf", &[]));
+    assert!(bad.contains("is not a connector id"), "{bad}");
 }
 
 #[test]

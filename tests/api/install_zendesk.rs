@@ -90,6 +90,35 @@ fn writes_since(zd: &FakeZendesk, since: usize) -> Vec<String> {
         .collect()
 }
 
+/// Installs again with a new `--url`: only the webhook `hook_id` is written, in place.
+async fn moving_updates_only_the_webhook(
+    zd: &FakeZendesk,
+    dir: &Path,
+    secret: &str,
+    hook_id: &str,
+) {
+    let before = zd.requests().len();
+    let moved = run(
+        zd,
+        dir,
+        &[
+            "install",
+            "zendesk",
+            "--connector",
+            CONNECTOR,
+            "--url",
+            "https://eg2.example.com",
+        ],
+        Some(secret),
+    )
+    .await;
+    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
+    assert_eq!(
+        writes_since(zd, before),
+        [format!("PUT /api/v2/webhooks/{hook_id}")]
+    );
+}
+
 fn by_title<'a>(records: &'a [Value], title: &str) -> &'a Value {
     records
         .iter()
@@ -224,24 +253,7 @@ async fn install_creates_everything_then_a_second_run_changes_nothing() {
     assert_eq!(second.stdout.matches("unchanged ").count(), 11);
 
     // A new address: only the webhook is updated, in place.
-    let before = zd.requests().len();
-    let moved = run(
-        &zd,
-        dir.path(),
-        &[
-            "install",
-            "zendesk",
-            "--connector",
-            CONNECTOR,
-            "--url",
-            "https://eg2.example.com",
-        ],
-        Some(&secret),
-    )
-    .await;
-    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
-    let later = writes_since(&zd, before);
-    assert_eq!(later, [format!("PUT /api/v2/webhooks/{hook_id}")]);
+    moving_updates_only_the_webhook(&zd, dir.path(), &secret, hook_id).await;
     assert_eq!(
         zd.admin(|a| a.list("webhooks"))[0]["endpoint"],
         "https://eg2.example.com/hooks/acme"
@@ -289,10 +301,20 @@ async fn uninstall_removes_exactly_what_install_created() {
             json!({"title": "escalation-gate: acme: judge escalations", "description": "mine",
                    "actions": [], "conditions": {"all": [], "any": []}}),
         );
-        a.seed(
+        let by_hand = a.seed(
             "webhooks",
             json!({"name": "Escalation gate (by hand)", "endpoint": "https://eg.example.com/hooks/acme",
                    "http_method": "POST", "request_format": "json", "status": "active"}),
+        );
+        // An automation keeps no description: the one install made is told apart by the
+        // webhook it calls, which carries the marker.
+        a.seed(
+            "automations",
+            json!({"title": "escalation-gate: acme: blind survey after solve",
+                   "actions": [{"field": "notification_webhook", "value": [by_hand, "{}"]}],
+                   "conditions": {"all": [{"field": "status", "operator": "is", "value": "solved"},
+                                          {"field": "SOLVED", "operator": "greater_than", "value": "23"}],
+                                  "any": []}}),
         );
         a.seed(
             "macros",
@@ -353,7 +375,17 @@ async fn uninstall_removes_exactly_what_install_created() {
         titles("macros"),
         ["Escalation review [acme]::Escalate to tier 3"]
     );
-    assert!(titles("automations").is_empty());
+    assert_eq!(
+        titles("automations"),
+        ["escalation-gate: acme: blind survey after solve"]
+    );
+    assert_eq!(
+        action(
+            &zd.admin(|a| a.list("automations"))[0],
+            "notification_webhook"
+        )[1],
+        "{}"
+    );
     assert_eq!(
         zd.admin(|a| a.list("user_fields")).len(),
         1,
@@ -533,4 +565,186 @@ async fn bad_input_is_refused_before_any_call() {
         unknown.stderr
     );
     assert!(zd.requests().is_empty());
+}
+
+/// The webhook, trigger and macro whose create answers are lost are found again, not created
+/// twice: one of each, and the run counts 11.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_whose_answer_is_lost_is_read_back_not_sent_again() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(true);
+    for route in [
+        "POST /api/v2/webhooks",
+        "POST /api/v2/triggers",
+        "POST /api/v2/macros",
+    ] {
+        zd.fail_next(route, vec![Failure::LostAnswer]);
+    }
+    let out = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(zd.count("POST /api/v2/webhooks"), 1);
+    assert_eq!(zd.count("POST /api/v2/triggers"), 2);
+    assert_eq!(zd.count("POST /api/v2/macros"), 6);
+    let hooks = zd.admin(|a| a.list("webhooks"));
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(zd.admin(|a| a.list("triggers")).len(), 2);
+    assert_eq!(zd.admin(|a| a.list("macros")).len(), 6);
+    assert!(out.stdout.contains("Done: 11 created"), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("its answer was lost").count(), 3);
+    let hook_id = hooks[0]["id"].as_str().unwrap();
+    let triggers = zd.admin(|a| a.list("triggers"));
+    let trigger = by_title(&triggers, "escalation-gate: acme: judge escalations");
+    assert_eq!(action(trigger, "notification_webhook")[0], hook_id);
+    let secret = zd.admin(|a| a.signing_secret(hook_id)).unwrap();
+    assert!(out.stdout.contains(&secret));
+    assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
+}
+
+/// Two copies of the webhook, as a lost answer left them before creates were read back: the
+/// one the rules call is kept (its secret is the one shown), the orphan is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn of_two_webhooks_the_one_the_rules_call_is_kept() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(true);
+    // The orphan is the older one: made first, under another name for now.
+    let marker = "Managed by escalation-gate for connector `acme`: \
+                  `escalation-gate uninstall zendesk --connector acme` removes it.";
+    let orphan = zd.admin(|a| {
+        a.seed(
+            "webhooks",
+            json!({"name": "escalation-gate: acme (older)", "description": marker,
+                   "endpoint": "https://eg.example.com/hooks/acme", "http_method": "POST",
+                   "request_format": "json", "status": "active",
+                   "subscriptions": ["conditional_ticket_events"]}),
+        )
+    });
+    let first = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    let called = zd
+        .admin(|a| a.list("webhooks"))
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_string())
+        .find(|id| *id != orphan)
+        .unwrap();
+    let secret = zd.admin(|a| a.signing_secret(&called)).unwrap();
+    let (email, token) = zd.api_token();
+    let renamed = reqwest::Client::new()
+        .put(format!("{}/api/v2/webhooks/{orphan}", zd.url()))
+        .basic_auth(format!("{email}/token"), Some(token))
+        .json(
+            &json!({"webhook": {"name": "escalation-gate: acme", "description": marker,
+            "endpoint": "https://eg.example.com/hooks/acme", "http_method": "POST",
+            "request_format": "json", "status": "active"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 204);
+
+    let before = zd.requests().len();
+    let again = run(&zd, dir.path(), &install_args(&[]), Some(&secret)).await;
+    assert!(again.ok, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(
+        writes_since(&zd, before),
+        [format!("DELETE /api/v2/webhooks/{orphan}")]
+    );
+    assert!(
+        again
+            .stdout
+            .contains("already holds the webhook's signing secret"),
+        "{}",
+        again.stdout
+    );
+    let hooks = zd.admin(|a| a.list("webhooks"));
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["id"], called.as_str());
+
+    // A new address afterwards: the kept webhook is updated in place.
+    moving_updates_only_the_webhook(&zd, dir.path(), &secret, &called).await;
+    assert_eq!(zd.admin(|a| a.violations()), Vec::<String>::new());
+}
+
+/// A 403 after the same run created admin resources is not about being an admin: it says
+/// what was created, Zendesk's words, and that a rerun finishes the job (which it does).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_after_writes_says_what_was_created_and_that_a_rerun_finishes() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(false);
+    zd.fail_next("POST /api/v2/triggers", vec![Failure::Status(403)]);
+    let out = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains(
+            "creating the trigger `escalation-gate: acme: judge escalations`: Zendesk answered \
+             HTTP 403 Forbidden (Forbidden; You do not have access to this page"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "This run already created the webhook `escalation-gate: acme` with the same \
+             credentials"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("run install again"), "{}", out.stderr);
+    assert!(!out.stderr.contains("must be a Zendesk admin"));
+
+    let before = zd.requests().len();
+    let rerun = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(rerun.ok, "{}\n{}", rerun.stdout, rerun.stderr);
+    let mut expected = vec!["POST /api/v2/triggers"];
+    expected.extend(["POST /api/v2/macros"; 6]);
+    assert_eq!(writes_since(&zd, before), expected);
+    assert!(
+        rerun
+            .stdout
+            .contains("Done: 7 created, 0 updated, 0 deleted, 1 unchanged")
+    );
+}
+
+/// Where the signing secret's variable is not set (a laptop, CI), a rerun neither reads nor
+/// prints the secret; a variable set to another secret gets the webhook's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_without_the_secret_in_its_environment_does_not_show_it_again() {
+    let zd = FakeZendesk::start().await;
+    let dir = connector_dir(false);
+    let first = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    let hook_id = zd.admin(|a| a.list("webhooks"))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = zd.admin(|a| a.signing_secret(&hook_id)).unwrap();
+    assert!(first.stdout.contains("shown this once"));
+
+    let secret_route = format!("GET /api/v2/webhooks/{hook_id}/signing_secret");
+    let before = zd.count(&secret_route);
+    let second = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
+    assert!(!second.stdout.contains(&secret), "{}", second.stdout);
+    assert!(!second.stdout.contains("shown this once"));
+    assert!(
+        second.stdout.contains("ZD_WEBHOOK_SECRET is not set here"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(zd.count(&secret_route), before, "no secret read");
+
+    let stale = run(
+        &zd,
+        dir.path(),
+        &install_args(&[]),
+        Some("an-older-secret-that-is-not-the-webhooks"),
+    )
+    .await;
+    assert!(stale.ok, "{}\n{}", stale.stdout, stale.stderr);
+    assert!(
+        stale
+            .stdout
+            .contains(&format!("fly secrets set ZD_WEBHOOK_SECRET={secret}"))
+    );
+    assert!(stale.stdout.contains("do not include the webhook's"));
 }

@@ -188,3 +188,134 @@ async fn salesforce_review_sets_the_review_value_and_is_judged_once() {
     assert_eq!(f.comments_on(KB).len(), 1);
     assert_eq!(f.count("PATCH", &format!("/sobjects/Case/{KB}")), 1);
 }
+
+/// The service, sending cases to review (`extra` appended to the connector), against an org
+/// whose verdict picklist was deployed before `Review` existed.
+async fn org_without_review(extra: &str) -> crate::salesforce::App {
+    let mut state = org();
+    state.picklists.0.insert(
+        "Escalation_Quality__c".into(),
+        vec!["Good".into(), "Bad".into()],
+    );
+    spawn_connector(
+        state,
+        CLIENT_CREDENTIALS,
+        ServerSettings::default(),
+        "",
+        &format!("{REVIEW_LANE}{extra}"),
+        Vec::new(),
+    )
+    .await
+}
+
+/// What `/healthz` says an admin must fix for `connector`, once the start-up read has said
+/// anything (up to 5 s); empty when it says nothing.
+async fn admin_fixes(app: &crate::salesforce::App, want_some: bool) -> Vec<String> {
+    let mut fixes = Vec::new();
+    for _ in 0..50 {
+        let health: Value = app.get("/healthz").await.json().await.unwrap();
+        fixes = health["admin_fixes"][&app.connector]
+            .as_array()
+            .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        if fixes.is_empty() != want_some {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    fixes
+}
+
+/// An org whose verdict picklist was deployed before `Review` existed refuses every review
+/// verdict. Read at start (describe), `/healthz` says what to deploy again; a refused write is
+/// an admin fix, counted as one, not a transient failure: without a sweep the outbound message
+/// is left to Salesforce's own retries, and once the field is deployed again the next delivery
+/// writes the verdict and `/healthz` clears.
+#[tokio::test]
+async fn a_verdict_picklist_without_review_is_an_admin_fix_until_deployed_again() {
+    let app = org_without_review("").await;
+    let fixes = admin_fixes(&app, true).await;
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    for words in [
+        "Case.Escalation_Quality__c is a restricted picklist without `Review`",
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "escalation-gate install salesforce --connector",
+        "objects/Case/fields/Escalation_Quality__c.field-meta.xml",
+        "sf project deploy start",
+    ] {
+        assert!(fixes[0].contains(words), "{words}: {}", fixes[0]);
+    }
+
+    let query = format!("?token={ENDPOINT_TOKEN}");
+    let (status, body) = app.post_xml(&query, envelope(ORG, &[KB])).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("soapenv:Server"), "{body}");
+    let f = &app.fake;
+    assert_eq!(f.field(KB, "Escalation_Quality__c"), Value::Null);
+    assert_eq!(f.count("PATCH", &format!("/sobjects/Case/{KB}")), 1);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    let connector = format!("connector=\"{}\"", app.connector);
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_admin_fix_needed_total",
+            &[&connector, "field=\"Escalation_Quality__c\""],
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_webhook_retries_total",
+            &[&connector, "reason=\"admin_fix\""],
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // Deployed again: the message Salesforce delivers again writes the verdict.
+    f.lock().picklists.0.insert(
+        "Escalation_Quality__c".into(),
+        vec!["Good".into(), "Bad".into(), "Review".into()],
+    );
+    let (status, body) = app.post_xml(&query, envelope(ORG, &[KB])).await;
+    assert_eq!((status, body.as_str()), (200, ACK));
+    assert_eq!(f.field(KB, "Escalation_Quality__c"), json!("Review"));
+    assert_eq!(
+        f.comments_on(KB).len(),
+        1,
+        "the comment is not written twice"
+    );
+    assert!(admin_fixes(&app, false).await.is_empty());
+}
+
+/// With a `[sweep]`, the sweep finds the Case again (it carries no verdict), so the refused
+/// delivery is acknowledged instead of being retried by Salesforce.
+#[tokio::test]
+async fn with_a_sweep_a_refused_picklist_value_is_acknowledged_and_left_to_the_sweep() {
+    let app = org_without_review("[sweep]\nlookback_hours = 24\n").await;
+    let (status, body) = app
+        .post_xml(&format!("?token={ENDPOINT_TOKEN}"), envelope(ORG, &[KB]))
+        .await;
+    assert_eq!((status, body.as_str()), (200, ACK));
+    assert_eq!(app.fake.field(KB, "Escalation_Quality__c"), Value::Null);
+    let fixes = admin_fixes(&app, true).await;
+    assert!(fixes[0].contains("without `Review`"), "{fixes:?}");
+    // Signed JSON: 200, the Case marked deferred with the fix.
+    let resp = app
+        .post_signed_now(&format!(r#"{{"case_id": "{KB}"}}"#), "msg_picklist_1")
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["results"][0]["ticket"], KB);
+    assert_eq!(body["results"][0]["written"], "deferred");
+    assert!(
+        body["results"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("escalation-gate install salesforce"),
+        "{body}"
+    );
+    assert_eq!(app.fake.field(KB, "Escalation_Quality__c"), Value::Null);
+}

@@ -347,7 +347,7 @@ async fn another_org_is_forbidden_and_nothing_is_called() {
     );
     assert!(body.contains("another Salesforce org"), "{body}");
     // The 15-character form of the configured id matches the 18-character one sent.
-    assert!(app.fake.lock().log.is_empty());
+    assert!(app.fake.log_after_start().is_empty());
 }
 
 #[tokio::test]
@@ -358,7 +358,7 @@ async fn the_endpoint_token_is_required() {
         assert_eq!(status, 401, "{query}: {body}");
         assert!(body.contains("token"), "{body}");
     }
-    assert!(app.fake.lock().log.is_empty());
+    assert!(app.fake.log_after_start().is_empty());
 }
 
 #[tokio::test]
@@ -421,7 +421,11 @@ async fn hostile_and_malformed_xml_is_refused_with_nothing_written() {
         assert_eq!(status, want, "{name}: {answer}");
         assert!(answer.contains(text), "{name}: {answer}");
     }
-    assert!(app.fake.lock().log.is_empty(), "{:?}", app.fake.lock().log);
+    assert!(
+        app.fake.log_after_start().is_empty(),
+        "{:?}",
+        app.fake.lock().log
+    );
 }
 
 #[tokio::test]
@@ -564,7 +568,7 @@ async fn signed_json_is_verified_with_standard_webhooks() {
             .unwrap()
             .contains("no signature matches")
     );
-    assert!(app.fake.lock().log.is_empty());
+    assert!(app.fake.log_after_start().is_empty());
 
     // A Flow callout signed now (its signature is replayed on a tampered body below).
     let key = standard_webhooks::decode_secret(SIGNING_SECRET).unwrap();

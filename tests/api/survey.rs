@@ -867,7 +867,7 @@ async fn a_mail_server_that_cannot_be_trusted_gets_nothing_and_the_survey_waits(
 }
 
 /// A receiver for Standard Webhooks POSTs: records headers and bodies.
-async fn webhook_receiver() -> (
+pub async fn webhook_receiver() -> (
     String,
     std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, bytes::Bytes)>>>,
 ) {

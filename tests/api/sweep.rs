@@ -318,3 +318,92 @@ async fn a_ticket_sent_to_review_counts_as_judged_and_is_not_swept_again() {
         "the sweep's search leaves tickets in review out"
     );
 }
+
+/// The survey automation tags a solved case `csat_blind_requested` in the same step as its
+/// call; a call lost beyond Zendesk's retries is found by the sweep an hour later and the
+/// survey goes out then. Cases whose survey is recorded, whose call may still be retried, or
+/// that were not asked yet are left alone.
+#[tokio::test]
+async fn the_sweep_surveys_a_solved_case_whose_survey_call_was_lost() {
+    let (url, seen) = crate::survey::webhook_receiver().await;
+    let zd = zendesk().await;
+    let case = |id: u64, minutes: i64, asked: &[&str]| {
+        let mut t = solved_case(id, "Calendar sync stopped");
+        let mut tags = vec![
+            "partner_escalation",
+            "escalation_good",
+            "csat_blind_pending",
+        ];
+        tags.extend(asked);
+        t["tags"] = json!(tags);
+        t["updated_at"] = json!(
+            (Utc::now() - chrono::Duration::minutes(minutes))
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        t
+    };
+    zd.put_ticket(case(60, 120, &["csat_blind_requested"]));
+    zd.put_ticket(case(
+        61,
+        120,
+        &[
+            "csat_blind_requested",
+            "csat_blind_skipped",
+            "csat_blind_skipped_opted_out",
+        ],
+    ));
+    zd.put_ticket(case(62, 10, &["csat_blind_requested"]));
+    zd.put_ticket(case(63, 120, &[]));
+    let delivery = "kind = \"webhook\"\nurl = \"${HOOK_URL}\"\nsecret = \"${HOOK_SECRET}\"\n";
+    let app = spawn_with(
+        zd,
+        Options {
+            extra_toml: format!("{SWEEP}{}", survey_toml(delivery, TICKET_SINK)),
+            vars: vec![
+                (
+                    "SURVEY_KEY",
+                    "sweep-survey-key-0123456789abcdef012345".into(),
+                ),
+                (
+                    "SURVEY_OLD_KEY",
+                    "sweep-survey-key-0123456789abcdef012345".into(),
+                ),
+                ("HOOK_URL", url),
+                (
+                    "HOOK_SECRET",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                ),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    after_first_sweep(&app.client, &app.metrics_url, &app.connector).await;
+    assert!(
+        app.tags(60).contains(&"csat_blind_sent".to_string()),
+        "{:?}",
+        app.tags(60)
+    );
+    let sent: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice(body).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["data"]["ticket"], "60");
+    for id in [61, 62, 63] {
+        assert_eq!(
+            app.fake.count(&format!("PUT /api/v2/tickets/{id}")),
+            0,
+            "ticket {id}"
+        );
+    }
+    // The call arriving at last finds the survey recorded and sends nothing.
+    let late = app
+        .post_signed(r#"{"ticket_id": "60", "event": "solved"}"#)
+        .await;
+    assert_eq!(late.status(), 200);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    app.shut_down().await;
+}

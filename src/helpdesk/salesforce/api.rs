@@ -280,6 +280,39 @@ impl SalesforceApi {
         json_of("get_case", resp).await.map(Some)
     }
 
+    /// `GET /sobjects/Case/describe`: the active values of `field` when it is a restricted
+    /// picklist of Case; `None` when it is another kind of field or not there.
+    pub async fn restricted_picklist(
+        &self,
+        field: &str,
+    ) -> Result<Option<Vec<String>>, UpstreamError> {
+        let url = self.url("/sobjects/Case/describe");
+        let resp = self.send("describe_case", |c| c.get(url.clone())).await?;
+        let described = json_of("describe_case", resp).await?;
+        let Some(f) = described
+            .get("fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|f| f.get("name").and_then(Value::as_str) == Some(field))
+        else {
+            return Ok(None);
+        };
+        if f.get("restrictedPicklist").and_then(Value::as_bool) != Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(
+            f.get("picklistValues")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|v| v.get("active").and_then(Value::as_bool) != Some(false))
+                .filter_map(|v| v.get("value").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect(),
+        ))
+    }
+
     /// `GET /sobjects/Account/{id}?fields=Name`.
     pub async fn account_name(&self, id: &str) -> Result<Option<String>, UpstreamError> {
         let url = self.url(&format!("/sobjects/Account/{id}"));

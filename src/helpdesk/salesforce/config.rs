@@ -245,6 +245,90 @@ pub struct ValidSalesforce {
     pub survey: bool,
 }
 
+/// Checks the field names and picklist values of `[helpdesk.verdict_fields]` and
+/// `[helpdesk.survey_fields]`.
+fn check_names(vf: &VerdictFields, sf: &SurveyCaseFields, problems: &mut Vec<Problem>) {
+    let key = |k: &str| format!("helpdesk.{k}");
+    let api_name = |k: String, v: &str, problems: &mut Vec<Problem>| {
+        if !API_NAME.is_match(v) {
+            problems.push(Problem::new(
+                k,
+                format!("`{v}` is not a Salesforce field API name (e.g. `Steps__c`)"),
+            ));
+        }
+    };
+    api_name(key("verdict_fields.verdict"), &vf.verdict, problems);
+    for (k, v) in [
+        ("verdict_fields.reason", &vf.reason),
+        ("verdict_fields.reviewed", &vf.reviewed),
+        ("verdict_fields.detail", &vf.detail),
+        ("verdict_fields.overturn", &vf.overturn),
+    ] {
+        if !v.is_empty() {
+            api_name(key(k), v, problems);
+        }
+    }
+    api_name(key("survey_fields.status"), &sf.status, problems);
+    api_name(key("survey_fields.sent_at"), &sf.sent_at, problems);
+    let values = [&vf.good, &vf.bad, &vf.review];
+    if values.iter().any(|v| v.trim().is_empty())
+        || vf.good == vf.bad
+        || vf.review == vf.good
+        || vf.review == vf.bad
+    {
+        problems.push(Problem::new(
+            key("verdict_fields"),
+            "`good`, `bad` and `review` must be three different, non-empty picklist values",
+        ));
+    }
+}
+
+/// The part of a connector file `install salesforce` reads.
+#[derive(Deserialize)]
+struct InstallFile {
+    helpdesk: InstallHelpdesk,
+}
+
+#[derive(Deserialize)]
+struct InstallHelpdesk {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    verdict_fields: VerdictFields,
+    #[serde(default)]
+    survey_fields: SurveyCaseFields,
+}
+
+/// The field names `install salesforce` generates metadata for, from a connector file's text:
+/// it must be a Salesforce connector. Its `${VAR}`s are not expanded (the org's credentials
+/// need not be set to generate files), and the names are checked as `validate` checks them.
+pub fn install_names(text: &str) -> Result<(VerdictFields, SurveyCaseFields), Vec<Problem>> {
+    let file: InstallFile = toml::from_str(text)
+        .map_err(|e| vec![Problem::new("helpdesk", e.message().to_string())])?;
+    let h = file.helpdesk;
+    if h.kind != "salesforce" {
+        return Err(vec![Problem::new(
+            "helpdesk.type",
+            format!(
+                "is `{}`: `install salesforce` sets up Salesforce connectors{}",
+                h.kind,
+                if h.kind == "zendesk" {
+                    " (for this one: `install zendesk`)"
+                } else {
+                    ""
+                }
+            ),
+        )]);
+    }
+    let mut problems = Vec::new();
+    check_names(&h.verdict_fields, &h.survey_fields, &mut problems);
+    if problems.is_empty() {
+        Ok((h.verdict_fields, h.survey_fields))
+    } else {
+        Err(problems)
+    }
+}
+
 impl SalesforceConfig {
     pub fn validate(
         self,
@@ -288,32 +372,7 @@ impl SalesforceConfig {
         if let Some(f) = &self.locale_field {
             api_name(key("locale_field"), f, problems);
         }
-        let vf = &self.verdict_fields;
-        api_name(key("verdict_fields.verdict"), &vf.verdict, problems);
-        for (k, v) in [
-            ("verdict_fields.reason", &vf.reason),
-            ("verdict_fields.reviewed", &vf.reviewed),
-            ("verdict_fields.detail", &vf.detail),
-            ("verdict_fields.overturn", &vf.overturn),
-        ] {
-            if !v.is_empty() {
-                api_name(key(k), v, problems);
-            }
-        }
-        let sf = &self.survey_fields;
-        api_name(key("survey_fields.status"), &sf.status, problems);
-        api_name(key("survey_fields.sent_at"), &sf.sent_at, problems);
-        let values = [&vf.good, &vf.bad, &vf.review];
-        if values.iter().any(|v| v.trim().is_empty())
-            || vf.good == vf.bad
-            || vf.review == vf.good
-            || vf.review == vf.bad
-        {
-            problems.push(Problem::new(
-                key("verdict_fields"),
-                "`good`, `bad` and `review` must be three different, non-empty picklist values",
-            ));
-        }
+        check_names(&self.verdict_fields, &self.survey_fields, problems);
         let api_version = self
             .api_version
             .clone()

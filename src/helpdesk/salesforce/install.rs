@@ -1,124 +1,164 @@
 //! `escalation-gate install salesforce`: a Metadata API source folder that sets an org up for
-//! one connector. The field names are the defaults of `connectors/examples/salesforce.toml`.
+//! one connector, with the field names and picklist values of its `[helpdesk.verdict_fields]`
+//! and `[helpdesk.survey_fields]` (the defaults of `connectors/examples/salesforce.toml` where
+//! it names none).
 
 use super::config::DEFAULT_API_VERSION as API_VERSION;
+use super::config::{SurveyCaseFields, VerdictFields};
 
 const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
 /// A custom Case field: API name, label, description and its type's elements.
 struct Field {
-    name: &'static str,
+    name: String,
     label: &'static str,
     description: &'static str,
-    shape: &'static str,
+    shape: String,
 }
 
-const VERDICT_FIELDS: &[Field] = &[
-    Field {
-        name: "Escalation_Quality__c",
-        label: "Escalation Quality",
-        description: "Written by escalation-gate: was the partner's escalation good or bad, or does a person decide (Review).",
-        shape: r#"<type>Picklist</type>
+impl Field {
+    fn new(name: &str, label: &'static str, description: &'static str, shape: &str) -> Field {
+        Field {
+            name: name.to_string(),
+            label,
+            description,
+            shape: shape.to_string(),
+        }
+    }
+}
+
+/// A restricted picklist's elements, history tracked: `(value, label)` pairs.
+fn picklist(values: &[(&str, &str)]) -> String {
+    let values: String = values
+        .iter()
+        .map(|(v, l)| {
+            format!(
+                "\n            <value><fullName>{v}</fullName><default>false</default><label>{l}</label></value>"
+            )
+        })
+        .collect();
+    format!(
+        r#"<type>Picklist</type>
     <valueSet>
         <restricted>true</restricted>
         <valueSetDefinition>
-            <sorted>false</sorted>
-            <value><fullName>Good</fullName><default>false</default><label>Good</label></value>
-            <value><fullName>Bad</fullName><default>false</default><label>Bad</label></value>
-            <value><fullName>Review</fullName><default>false</default><label>Review</label></value>
+            <sorted>false</sorted>{values}
         </valueSetDefinition>
     </valueSet>
-    <trackHistory>true</trackHistory>"#,
-    },
-    Field {
-        name: "Escalation_Quality_Reason__c",
-        label: "Escalation Quality Reason",
-        description: "Written by escalation-gate: the reasons and flags of the verdict.",
-        shape: "<type>Text</type>\n    <length>255</length>",
-    },
-    Field {
-        name: "Escalation_Quality_Detail__c",
-        label: "Escalation Quality Detail",
-        description: "Written by escalation-gate when [helpdesk.verdict_fields] detail names it: the hand-off fields missing and the article that answers the case (reports read it).",
-        shape: "<type>Text</type>\n    <length>255</length>",
-    },
-];
+    <trackHistory>true</trackHistory>"#
+    )
+}
+
+/// `name`, or the default's when the connector leaves it empty (a field it does not write yet).
+fn or_default<'a>(name: &'a str, default: &'a str) -> &'a str {
+    if name.is_empty() { default } else { name }
+}
+
+/// The verdict fields the service writes.
+fn verdict_fields(vf: &VerdictFields) -> Vec<Field> {
+    let d = VerdictFields::default();
+    vec![
+        Field::new(
+            &vf.verdict,
+            "Escalation Quality",
+            "Written by escalation-gate: was the partner's escalation good or bad, or does a person decide (Review).",
+            &picklist(&[
+                (&vf.good, &vf.good),
+                (&vf.bad, &vf.bad),
+                (&vf.review, &vf.review),
+            ]),
+        ),
+        Field::new(
+            or_default(&vf.reason, &d.reason),
+            "Escalation Quality Reason",
+            "Written by escalation-gate: the reasons and flags of the verdict.",
+            "<type>Text</type>\n    <length>255</length>",
+        ),
+        Field::new(
+            or_default(&vf.detail, "Escalation_Quality_Detail__c"),
+            "Escalation Quality Detail",
+            "Written by escalation-gate when [helpdesk.verdict_fields] detail names it: the hand-off fields missing and the article that answers the case (reports read it).",
+            "<type>Text</type>\n    <length>255</length>",
+        ),
+    ]
+}
 
 /// The fields a reviewer sets: the final decision and, for an overturn, its reason.
-const REVIEW_FIELDS: &[Field] = &[
-    Field {
-        name: "Escalation_Reviewed_Quality__c",
-        label: "Escalation Reviewed Quality",
-        description: "Set by a reviewer: the final decision on the escalation (Good or Bad); where set, it is the verdict that counts. Reports and calibration read it.",
-        shape: r#"<type>Picklist</type>
-    <valueSet>
-        <restricted>true</restricted>
-        <valueSetDefinition>
-            <sorted>false</sorted>
-            <value><fullName>Good</fullName><default>false</default><label>Good</label></value>
-            <value><fullName>Bad</fullName><default>false</default><label>Bad</label></value>
-        </valueSetDefinition>
-    </valueSet>
-    <trackHistory>true</trackHistory>"#,
-    },
-    Field {
-        name: "Escalation_Overturn_Reason__c",
-        label: "Escalation Overturn Reason",
-        description: "Set by a reviewer who overturns the verdict: why the judge was wrong. Calibration reads it ([helpdesk.verdict_fields] overturn).",
-        shape: r#"<type>Picklist</type>
-    <valueSet>
-        <restricted>true</restricted>
-        <valueSetDefinition>
-            <sorted>false</sorted>
-            <value><fullName>kb_not_applicable</fullName><default>false</default><label>Good: the article does not answer the case</label></value>
-            <value><fullName>handoff_complete</fullName><default>false</default><label>Good: the hand-off was complete</label></value>
-            <value><fullName>kb_resolvable</fullName><default>false</default><label>Bad: an article answers the case</label></value>
-            <value><fullName>missing_handoff</fullName><default>false</default><label>Bad: the hand-off is incomplete</label></value>
-        </valueSetDefinition>
-    </valueSet>
-    <trackHistory>true</trackHistory>"#,
-    },
-];
+fn review_fields(vf: &VerdictFields) -> Vec<Field> {
+    let d = VerdictFields::default();
+    vec![
+        Field::new(
+            or_default(&vf.reviewed, &d.reviewed),
+            "Escalation Reviewed Quality",
+            "Set by a reviewer: the final decision on the escalation (Good or Bad); where set, it is the verdict that counts. Reports and calibration read it.",
+            &picklist(&[(&vf.good, &vf.good), (&vf.bad, &vf.bad)]),
+        ),
+        Field::new(
+            or_default(&vf.overturn, "Escalation_Overturn_Reason__c"),
+            "Escalation Overturn Reason",
+            "Set by a reviewer who overturns the verdict: why the judge was wrong. Calibration reads it ([helpdesk.verdict_fields] overturn).",
+            &picklist(&[
+                (
+                    "kb_not_applicable",
+                    "Good: the article does not answer the case",
+                ),
+                ("handoff_complete", "Good: the hand-off was complete"),
+                ("kb_resolvable", "Bad: an article answers the case"),
+                ("missing_handoff", "Bad: the hand-off is incomplete"),
+            ]),
+        ),
+    ]
+}
 
 /// The quick action on Case a reviewer records a decision with.
 const REVIEW_ACTION: &str = "Review_Escalation";
 
-const SURVEY_FIELDS: &[Field] = &[
-    Field {
-        name: "Blind_Survey_Status__c",
-        label: "Blind Survey Status",
-        description: "Written by escalation-gate: csat_blind_pending, _sending, _sent, _skipped_(reason) or _answered.",
-        shape: "<type>Text</type>\n    <length>255</length>",
-    },
-    Field {
-        name: "Blind_Survey_Sent_At__c",
-        label: "Blind Survey Sent At",
-        description: "Written by escalation-gate: when the blind survey went out (the throttle searches it).",
-        shape: "<type>DateTime</type>",
-    },
-    Field {
-        name: "Blind_CSAT__c",
-        label: "Blind CSAT",
-        description: "Written by escalation-gate: the end customer's satisfaction, 1 to 5.",
-        shape: "<type>Number</type>\n    <precision>1</precision>\n    <scale>0</scale>",
-    },
-    Field {
-        name: "Blind_CES__c",
-        label: "Blind CES",
-        description: "Written by escalation-gate: the end customer's effort score, 1 to 5.",
-        shape: "<type>Number</type>\n    <precision>1</precision>\n    <scale>0</scale>",
-    },
-    Field {
-        name: "Blind_CSAT_About__c",
-        label: "Blind CSAT About",
-        description: "Written by escalation-gate: what the answer was about (product or support).",
-        shape: "<type>Text</type>\n    <length>20</length>",
-    },
-];
+/// The blind survey's fields: its state on the Case, and the answer for the ticket sink.
+fn survey_fields(sf: &SurveyCaseFields) -> Vec<Field> {
+    vec![
+        Field::new(
+            &sf.status,
+            "Blind Survey Status",
+            "Written by escalation-gate: csat_blind_pending, _sending, _sent, _skipped_(reason) or _answered.",
+            "<type>Text</type>\n    <length>255</length>",
+        ),
+        Field::new(
+            &sf.sent_at,
+            "Blind Survey Sent At",
+            "Written by escalation-gate: when the blind survey went out (the throttle searches it).",
+            "<type>DateTime</type>",
+        ),
+        Field::new(
+            "Blind_CSAT__c",
+            "Blind CSAT",
+            "Written by escalation-gate: the end customer's satisfaction, 1 to 5.",
+            "<type>Number</type>\n    <precision>1</precision>\n    <scale>0</scale>",
+        ),
+        Field::new(
+            "Blind_CES__c",
+            "Blind CES",
+            "Written by escalation-gate: the end customer's effort score, 1 to 5.",
+            "<type>Number</type>\n    <precision>1</precision>\n    <scale>0</scale>",
+        ),
+        Field::new(
+            "Blind_CSAT_About__c",
+            "Blind CSAT About",
+            "Written by escalation-gate: what the answer was about (product or support).",
+            "<type>Text</type>\n    <length>20</length>",
+        ),
+    ]
+}
 
-/// The files, as (path in the folder, content). With `survey`, also the blind survey's fields,
-/// its `solved` outbound message and the flow that sends it a day after a Case is closed.
-pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String)> {
+/// The files, as (path in the folder, content), for the connector's field names `vf` and `sf`.
+/// With `survey`, also the blind survey's fields, its `solved` outbound message and the flow
+/// that sends it a day after a Case is closed.
+pub fn metadata(
+    connector: &str,
+    url: &str,
+    survey: bool,
+    vf: &VerdictFields,
+    sf: &SurveyCaseFields,
+) -> Vec<(String, String)> {
     let url = url.trim_end_matches('/');
     let host = reqwest::Url::parse(url)
         .ok()
@@ -129,11 +169,14 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let endpoint = format!("{url}/hooks/{connector}?token=REPLACE_WITH_SF_ENDPOINT_TOKEN");
-    let fields: Vec<&Field> = VERDICT_FIELDS
-        .iter()
-        .chain(REVIEW_FIELDS)
-        .chain(if survey { SURVEY_FIELDS } else { &[] })
-        .collect();
+    let verdict = verdict_fields(vf);
+    let review = review_fields(vf);
+    let surveyed = if survey {
+        survey_fields(sf)
+    } else {
+        Vec::new()
+    };
+    let fields: Vec<&Field> = verdict.iter().chain(&review).chain(&surveyed).collect();
     let mut messages = vec![outbound_message(
         &format!("Escalation_Gate_{name}"),
         &format!("Sends escalated Cases to escalation-gate (connector {connector})."),
@@ -212,8 +255,8 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
             "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Escalation Gate</label>\n    <description>For escalation-gate's integration user: reads and writes the fields it owns on Case.</description>\n{permissions}</PermissionSet>\n"
         ),
     ));
-    files.push(reviewer_permissions());
-    files.push(review_action());
+    files.push(reviewer_permissions(&verdict, &review));
+    files.push(review_action(&review));
     let outbound: String = messages.iter().map(|(_, xml)| xml.as_str()).collect();
     files.push((
         "workflows/Case.workflow-meta.xml".into(),
@@ -241,17 +284,17 @@ pub fn metadata(connector: &str, url: &str, survey: bool) -> Vec<(String, String
 }
 
 /// The reviewers' permission set: read the verdict, edit the decision and its reason.
-fn reviewer_permissions() -> (String, String) {
+fn reviewer_permissions(verdict: &[Field], review: &[Field]) -> (String, String) {
     let field = |f: &Field, edit: bool| {
         format!(
             "    <fieldPermissions><editable>{edit}</editable><field>Case.{}</field><readable>true</readable></fieldPermissions>\n",
             f.name
         )
     };
-    let permissions: String = VERDICT_FIELDS
+    let permissions: String = verdict
         .iter()
         .map(|f| field(f, false))
-        .chain(REVIEW_FIELDS.iter().map(|f| field(f, true)))
+        .chain(review.iter().map(|f| field(f, true)))
         .collect();
     (
         "permissionsets/Escalation_Gate_Reviewer.permissionset-meta.xml".into(),
@@ -263,8 +306,8 @@ fn reviewer_permissions() -> (String, String) {
 
 /// The Case quick action a reviewer records a decision with: one picklist, plus the overturn
 /// reason when the decision goes against the judge.
-fn review_action() -> (String, String) {
-    let items: String = REVIEW_FIELDS
+fn review_action(review: &[Field]) -> (String, String) {
+    let items: String = review
         .iter()
         .zip(["Required", "Edit"])
         .map(|(f, behaviour)| {
@@ -373,6 +416,17 @@ fn flow(
 mod tests {
     use super::*;
 
+    /// The files for the default field names.
+    fn files(connector: &str, url: &str, survey: bool) -> Vec<(String, String)> {
+        metadata(
+            connector,
+            url,
+            survey,
+            &VerdictFields::default(),
+            &SurveyCaseFields::default(),
+        )
+    }
+
     fn get<'a>(files: &'a [(String, String)], path: &str) -> &'a str {
         &files
             .iter()
@@ -383,7 +437,7 @@ mod tests {
 
     #[test]
     fn the_metadata_names_the_connector_endpoint() {
-        let files = metadata("acme-sf", "https://gate.example.org/", false);
+        let files = files("acme-sf", "https://gate.example.org/", false);
         assert!(
             get(&files, "workflows/Case.workflow-meta.xml")
                 .contains("<endpointUrl>https://gate.example.org/hooks/acme-sf?token=")
@@ -407,23 +461,24 @@ mod tests {
 
     #[test]
     fn with_the_survey_every_file_is_in_the_manifest_and_the_user_may_write_every_field() {
-        let files = metadata("acme-sf", "https://gate.example.org", true);
+        let files = files("acme-sf", "https://gate.example.org", true);
         let package = get(&files, "package.xml");
         let permissions = get(
             &files,
             "permissionsets/Escalation_Gate.permissionset-meta.xml",
         );
-        for f in VERDICT_FIELDS
-            .iter()
-            .chain(REVIEW_FIELDS)
-            .chain(SURVEY_FIELDS)
+        let vf = VerdictFields::default();
+        for f in verdict_fields(&vf)
+            .into_iter()
+            .chain(review_fields(&vf))
+            .chain(survey_fields(&SurveyCaseFields::default()))
         {
             assert!(
                 get(
                     &files,
                     &format!("objects/Case/fields/{}.field-meta.xml", f.name)
                 )
-                .contains(f.name)
+                .contains(&f.name)
             );
             assert!(package.contains(&format!("<members>Case.{}</members>", f.name)));
             assert!(permissions.contains(&format!(
@@ -458,10 +513,11 @@ mod tests {
 
     #[test]
     fn reviewers_get_the_decision_picklists_a_quick_action_and_their_own_permission_set() {
-        let files = metadata("acme-sf", "https://gate.example.org", false);
+        let files = files("acme-sf", "https://gate.example.org", false);
         let package = get(&files, "package.xml");
-        let defaults = super::super::config::VerdictFields::default();
-        assert_eq!(REVIEW_FIELDS[0].name, defaults.reviewed);
+        let defaults = VerdictFields::default();
+        let review = review_fields(&defaults);
+        assert_eq!(review[0].name, defaults.reviewed);
         let reviewed = get(
             &files,
             "objects/Case/fields/Escalation_Reviewed_Quality__c.field-meta.xml",
@@ -488,7 +544,7 @@ mod tests {
             &files,
             "permissionsets/Escalation_Gate.permissionset-meta.xml",
         );
-        for f in REVIEW_FIELDS {
+        for f in &review {
             assert!(package.contains(&format!("<members>Case.{}</members>", f.name)));
             assert!(reviewer.contains(&format!(
                 "<editable>true</editable><field>Case.{}</field>",
@@ -513,10 +569,48 @@ mod tests {
     }
 
     #[test]
-    fn the_survey_field_names_are_the_connector_defaults() {
-        let defaults = super::super::config::SurveyCaseFields::default();
-        let names: Vec<&str> = SURVEY_FIELDS.iter().map(|f| f.name).collect();
-        assert!(names.contains(&defaults.status.as_str()));
-        assert!(names.contains(&defaults.sent_at.as_str()));
+    fn the_connector_names_the_fields_and_the_picklist_values() {
+        let vf = VerdictFields {
+            verdict: "Partner_Verdict__c".into(),
+            good: "Solid".into(),
+            bad: "Weak".into(),
+            review: "Needs_Look".into(),
+            reviewed: "Partner_Decision__c".into(),
+            ..VerdictFields::default()
+        };
+        let sf = SurveyCaseFields {
+            status: "Csat_State__c".into(),
+            sent_at: "Csat_Sent__c".into(),
+        };
+        let files = metadata("acme-sf", "https://gate.example.org", true, &vf, &sf);
+        let verdict = get(
+            &files,
+            "objects/Case/fields/Partner_Verdict__c.field-meta.xml",
+        );
+        for value in ["Solid", "Weak", "Needs_Look"] {
+            assert!(verdict.contains(&format!("<fullName>{value}</fullName>")));
+        }
+        assert!(!verdict.contains("<fullName>Good</fullName>"));
+        let decision = get(
+            &files,
+            "objects/Case/fields/Partner_Decision__c.field-meta.xml",
+        );
+        assert!(decision.contains("<fullName>Solid</fullName>"));
+        let package = get(&files, "package.xml");
+        for name in [
+            "Partner_Verdict__c",
+            "Partner_Decision__c",
+            "Csat_State__c",
+            "Csat_Sent__c",
+        ] {
+            assert!(package.contains(&format!("<members>Case.{name}</members>")));
+        }
+        assert!(!package.contains("Escalation_Quality__c<"));
+        assert!(!package.contains("Blind_Survey_Status__c"));
+        let action = get(
+            &files,
+            "quickActions/Case.Review_Escalation.quickAction-meta.xml",
+        );
+        assert!(action.contains("<field>Partner_Decision__c</field>"));
     }
 }

@@ -39,8 +39,9 @@ use super::{
 use crate::assess::note::HEADING;
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester, locale_of};
-use crate::http::Upstream;
+use crate::http::{Upstream, UpstreamError};
 use crate::kb::KnowledgeBase;
+use crate::metrics as m;
 use crate::survey::SurveyDesk;
 use crate::survey::config::SurveyFields;
 
@@ -116,6 +117,8 @@ pub struct Salesforce {
     connector: String,
     cfg: Arc<ValidSalesforce>,
     api: Option<Arc<SalesforceApi>>,
+    /// Verdict values the org's verdict picklist lacks, as last read (describe) or refused.
+    missing: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Salesforce {
@@ -138,7 +141,33 @@ impl Salesforce {
             connector: connector.to_string(),
             cfg: Arc::new(cfg),
             api,
+            missing: Default::default(),
         })
+    }
+
+    fn missing(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.missing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What an admin must do while the verdict picklist lacks `values`.
+    fn picklist_fix(&self, values: &std::collections::BTreeSet<String>) -> String {
+        let vf = &self.cfg.verdict_fields;
+        let listed: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+        format!(
+            "Case.{field} is a restricted picklist without {}: Salesforce refuses those \
+             verdicts (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST). Deploy the field again from \
+             `escalation-gate install salesforce --connector {c} --out DIR` \
+             (DIR/objects/Case/fields/{field}.field-meta.xml, with the values `{}`, `{}` and \
+             `{}`): `sf project deploy start --manifest DIR/package.xml`",
+            listed.join(", "),
+            vf.good,
+            vf.bad,
+            vf.review,
+            field = vf.verdict,
+            c = self.connector,
+        )
     }
 
     fn api(&self) -> Result<&SalesforceApi, HelpdeskError> {
@@ -383,8 +412,65 @@ impl Tickets for Salesforce {
                 Value::String(mark.into()),
             );
         }
-        api.update_case(id, &fields).await?;
-        Ok(Written::Now)
+        let value = match outcome {
+            Outcome::Good => &vf.good,
+            Outcome::Bad => &vf.bad,
+            Outcome::Review => &vf.review,
+        };
+        match api.update_case(id, &fields).await {
+            Ok(()) => {
+                self.missing().remove(value);
+                Ok(Written::Now)
+            }
+            Err(UpstreamError::Rejected { detail, .. })
+                if detail.contains(&format!(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST [{}]",
+                    vf.verdict
+                )) =>
+            {
+                let fix = {
+                    let mut missing = self.missing();
+                    missing.insert(value.clone());
+                    self.picklist_fix(&missing)
+                };
+                m::admin_fix_needed(&self.connector, &vf.verdict);
+                tracing::error!(ticket = %id, field = %vf.verdict, value = %value, fix = %fix, "Verdict refused: the picklist lacks the value");
+                Err(HelpdeskError::NeedsAdmin { fix, swept: false })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn preflight(&self) -> Result<Vec<String>, HelpdeskError> {
+        let Some(api) = self.api.as_deref() else {
+            return Ok(Vec::new());
+        };
+        if self.cfg.write_back == WriteBackMode::Log {
+            return Ok(Vec::new());
+        }
+        let vf = &self.cfg.verdict_fields;
+        if let Some(values) = api.restricted_picklist(&vf.verdict).await? {
+            let lacking: std::collections::BTreeSet<String> = [&vf.good, &vf.bad, &vf.review]
+                .into_iter()
+                .filter(|v| !values.contains(v))
+                .cloned()
+                .collect();
+            *self.missing() = lacking;
+        }
+        let fixes = self.admin_fixes();
+        for fix in &fixes {
+            tracing::error!(field = %vf.verdict, fix = %fix, "The verdict picklist lacks values");
+        }
+        Ok(fixes)
+    }
+
+    fn admin_fixes(&self) -> Vec<String> {
+        let missing = self.missing();
+        if missing.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.picklist_fix(&missing)]
+        }
     }
 
     async fn unjudged(

@@ -53,8 +53,10 @@ impl ZendeskApi {
         }
     }
 
-    /// One authenticated request to `path` (the admin calls of `install zendesk`), retried as
-    /// every call is; the answer is returned as it is, for the caller to judge.
+    /// One authenticated request to `path` (the admin calls of `install zendesk`); the answer
+    /// is returned as it is, for the caller to judge. A `POST` is sent once (a create whose
+    /// answer is lost may have been applied: the caller reads back before creating again);
+    /// every other call is retried as every call is.
     pub async fn send_admin(
         &self,
         call: &'static str,
@@ -64,17 +66,21 @@ impl ZendeskApi {
         body: Option<&Value>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = self.url(path);
-        self.upstream
-            .send(call, |c| {
-                let req = self
-                    .authed(c.request(method.clone(), url.clone()))
-                    .query(query);
-                match body {
-                    Some(b) => req.json(b),
-                    None => req,
-                }
-            })
-            .await
+        let once = method == reqwest::Method::POST;
+        let build = |c: &reqwest::Client| {
+            let req = self
+                .authed(c.request(method.clone(), url.clone()))
+                .query(query);
+            match body {
+                Some(b) => req.json(b),
+                None => req,
+            }
+        };
+        if once {
+            self.upstream.send_once(call, build).await
+        } else {
+            self.upstream.send(call, build).await
+        }
     }
 
     /// `GET /api/v2/tickets/{id}.json?include=users,organizations`: the ticket with its

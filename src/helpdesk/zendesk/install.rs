@@ -3,9 +3,10 @@
 //! survey's opt-out user field, set up through the Zendesk API with the connector's credentials.
 //!
 //! Every resource is found again by its name (`escalation-gate: {connector}: ...`, the macros
-//! `Escalation review [{connector}]::...`, the user field by its key) and, where Zendesk keeps a
-//! description, by the marker sentence in it: a second run changes nothing, and `uninstall` removes
-//! exactly what carries both, nothing an admin made by hand.
+//! `Escalation review [{connector}]::...`, the user field by its key) and by the marker sentence in
+//! its description, or for the automation (Zendesk keeps no description for one) by its call to
+//! the connector's webhook: a second run changes nothing, and `uninstall` removes exactly what
+//! carries both, nothing an admin made by hand.
 
 use std::fmt::Write as _;
 
@@ -631,9 +632,19 @@ pub enum InstallError {
     Invalid { action: String, detail: String },
 }
 
-/// What an admin must change for a refusal, by status.
-fn fix_for(kind: Kind, status: StatusCode) -> String {
+/// What an admin must change for a refusal, by status; `written` is what the same run wrote
+/// before it (a 403 then is not about being an admin).
+fn fix_for(kind: Kind, status: StatusCode, written: &[String]) -> String {
     match status.as_u16() {
+        403 if !written.is_empty() => format!(
+            "This run already {} with the same credentials, so the API user can change admin \
+             settings: Zendesk refused this {} for the reason in parentheses (e.g. the plan \
+             lacks {} or the account reached a limit). Fix that and run install again: it \
+             keeps what is there and creates the rest.",
+            written.join(", "),
+            kind.noun(),
+            kind.collection().replace('_', " ")
+        ),
         401 => "Check [helpdesk.auth]: the agent's e-mail and API token (Admin Center > Apps and \
                 integrations > Zendesk API), or renew the OAuth access token."
             .into(),
@@ -716,13 +727,38 @@ struct Found {
 }
 
 impl Found {
-    fn owned(&self, kind: Kind, connector: &str) -> bool {
-        !kind.has_description()
-            || self
+    /// Whether install made it for `connector`: the marker in its description, or for an
+    /// automation (Zendesk keeps no description for one) a call to one of `webhooks`, the
+    /// connector's webhooks, which carry the marker.
+    fn owned(&self, kind: Kind, connector: &str, webhooks: &[String]) -> bool {
+        if kind.has_description() {
+            return self
                 .record
                 .get("description")
                 .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(&marker(connector)))
+                .is_some_and(|d| d.contains(&marker(connector)));
+        }
+        webhook_calls(&self.record).any(|id| webhooks.iter().any(|w| w == id))
+    }
+}
+
+/// The webhooks a trigger's or automation's `notification_webhook` actions call.
+fn webhook_calls(record: &Value) -> impl Iterator<Item = &str> {
+    record
+        .get("actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a["field"] == "notification_webhook")
+        .filter_map(|a| a["value"][0].as_str())
+}
+
+/// A record's id, a string (webhooks) or a number (the rest).
+fn id_of(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -758,15 +794,55 @@ pub struct Summary {
 
 /// Runs install or uninstall against one Zendesk account, writing what it does to `out`.
 pub struct Installer<'a> {
-    pub api: &'a ZendeskApi,
-    pub connector: &'a str,
-    pub dry_run: bool,
-    pub out: &'a mut String,
+    api: &'a ZendeskApi,
+    connector: &'a str,
+    dry_run: bool,
+    out: &'a mut String,
+    /// The ids of the connector's webhooks (what makes its automation its own).
+    webhooks: Vec<String>,
+    /// What this run wrote so far, as `created the webhook `name``, for a refusal's advice.
+    written: Vec<String>,
 }
 
 const DRY_RUN_WEBHOOK_ID: &str = "<id of the new webhook>";
 
-impl Installer<'_> {
+/// How often one create is sent at most: after a failed or timed-out one the list is read
+/// again, and the create is sent again only when it did not land.
+const CREATE_ATTEMPTS: u32 = 3;
+
+/// The webhook's signing secret after an install.
+#[derive(Debug)]
+pub enum SigningSecret {
+    /// The webhook was created in this run: its secret, to be shown once.
+    Created(secrecy::SecretString),
+    /// The connector's signing secrets, as set here, do not include the webhook's: its secret.
+    Differs(secrecy::SecretString),
+    /// The connector holds it.
+    Held,
+    /// The webhook existed and no signing secret is set in this environment to compare it
+    /// with: it is not read, nor shown again.
+    NotSet,
+    /// A dry run reads no secret.
+    DryRun,
+}
+
+impl<'a> Installer<'a> {
+    pub fn new(
+        api: &'a ZendeskApi,
+        connector: &'a str,
+        dry_run: bool,
+        out: &'a mut String,
+    ) -> Installer<'a> {
+        Installer {
+            api,
+            connector,
+            dry_run,
+            out,
+            webhooks: Vec::new(),
+            written: Vec::new(),
+        }
+    }
+
     fn say(&mut self, line: impl AsRef<str>) {
         self.out.push_str(line.as_ref());
         self.out.push('\n');
@@ -775,6 +851,10 @@ impl Installer<'_> {
     /// One line of what happened to a resource: `created`, `updated`, `deleted` (`would create`,
     /// ... on a dry run), `unchanged` or `kept`, then why when there is more to say.
     fn report(&mut self, verb: &str, kind: Kind, name: &str, id: &str, why: &str) {
+        if matches!(verb, "created" | "updated" | "deleted") && !self.dry_run {
+            self.written
+                .push(format!("{verb} the {} `{name}`", kind.noun()));
+        }
         let verb = match (self.dry_run, verb) {
             (true, "created") => "would create",
             (true, "updated") => "would update",
@@ -784,6 +864,10 @@ impl Installer<'_> {
         let id = if id == DRY_RUN_WEBHOOK_ID { "new" } else { id };
         let line = format!("{verb:<9} {} `{name}` ({id}){why}", kind.noun());
         self.say(line);
+    }
+
+    fn owned(&self, found: &Found, kind: Kind) -> bool {
+        found.owned(kind, self.connector, &self.webhooks)
     }
 
     async fn call(
@@ -819,7 +903,7 @@ impl Installer<'_> {
             action: action.to_string(),
             status,
             detail: error_detail(&json),
-            fix: fix_for(kind, status),
+            fix: fix_for(kind, status, &self.written),
         })
     }
 
@@ -852,10 +936,8 @@ impl Installer<'_> {
                     detail: format!("no `{}` array", kind.collection()),
                 })?;
             for r in records {
-                let id = match r.get("id") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    _ => continue,
+                let Some(id) = id_of(r.get("id")) else {
+                    continue;
                 };
                 found.push(Found {
                     id,
@@ -923,13 +1005,12 @@ impl Installer<'_> {
             .await
     }
 
-    /// Creates `want` or brings the one found up to date; returns its id.
     /// Why `want` cannot be installed next to what exists: a resource of its name that install
     /// did not make (for the user field: one that is not a checkbox).
     fn conflict(&self, want: &Resource, existing: &[Found]) -> Option<InstallError> {
         let kind = want.kind;
         let named = Self::named(kind, &want.name, existing);
-        if named.iter().any(|f| f.owned(kind, self.connector)) {
+        if named.iter().any(|f| self.owned(f, kind)) {
             return None;
         }
         let first = named.first()?;
@@ -953,19 +1034,91 @@ impl Installer<'_> {
         )))
     }
 
-    async fn reconcile(
+    /// Creates `want`. A create that failed or timed out may still have landed: the list is
+    /// read again, and the create is sent again only when it is not there.
+    async fn create(
         &mut self,
         want: &Resource,
-        existing: &[Found],
         summary: &mut Summary,
     ) -> Result<String, InstallError> {
         let kind = want.kind;
         let path = format!("/api/v2/{}", kind.collection());
+        let action = format!("creating the {} `{}`", kind.noun(), want.name);
         let wrapped = json!({ kind.wrapper(): want.body });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let answer = self
+                .write(
+                    kind,
+                    Method::POST,
+                    path.clone(),
+                    &want.name,
+                    Some(wrapped.clone()),
+                )
+                .await;
+            let lost = match answer {
+                Ok(body) => match id_of(body.pointer(&format!("/{}/id", kind.wrapper()))) {
+                    Some(id) => {
+                        summary.created += 1;
+                        self.report("created", kind, &want.name, &id, "");
+                        return Ok(id);
+                    }
+                    None if self.dry_run => {
+                        summary.created += 1;
+                        self.report("created", kind, &want.name, DRY_RUN_WEBHOOK_ID, "");
+                        return Ok(DRY_RUN_WEBHOOK_ID.to_string());
+                    }
+                    None => InstallError::Invalid {
+                        action: action.clone(),
+                        detail: "no id in the answer".into(),
+                    },
+                },
+                Err(e @ InstallError::Unavailable { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            let found = self.list(kind).await?;
+            let landed = Self::named(kind, &want.name, &found)
+                .into_iter()
+                .find(|f| self.owned(f, kind))
+                .map(|f| f.id.clone());
+            if let Some(id) = landed {
+                summary.created += 1;
+                self.report(
+                    "created",
+                    kind,
+                    &want.name,
+                    &id,
+                    ": its answer was lost; found on reading the list again",
+                );
+                return Ok(id);
+            }
+            if attempt >= CREATE_ATTEMPTS {
+                return Err(lost);
+            }
+            let wait = match &lost {
+                InstallError::Unavailable { source, .. } => source.retry_after(),
+                _ => None,
+            };
+            tokio::time::sleep(wait.unwrap_or(std::time::Duration::from_secs(attempt.into())))
+                .await;
+        }
+    }
+
+    /// Creates `want` or brings the one found up to date; returns its id. Of several copies
+    /// install made, the first in `prefer` is kept (the webhook the rules call), else the
+    /// first; the ids of the others are returned for the caller to delete.
+    async fn reconcile(
+        &mut self,
+        want: &Resource,
+        existing: &[Found],
+        prefer: &[String],
+        summary: &mut Summary,
+    ) -> Result<(String, Vec<String>), InstallError> {
+        let kind = want.kind;
         let named = Self::named(kind, &want.name, existing);
-        let (mine, theirs): (Vec<&Found>, Vec<&Found>) = named
-            .into_iter()
-            .partition(|f| f.owned(kind, self.connector));
+        let (mut mine, theirs): (Vec<&Found>, Vec<&Found>) =
+            named.into_iter().partition(|f| self.owned(f, kind));
         if let Some(e) = self.conflict(want, existing) {
             return Err(e);
         }
@@ -981,7 +1134,7 @@ impl Installer<'_> {
                 &first.id,
                 ": made by an admin, used as it is",
             );
-            return Ok(first.id.clone());
+            return Ok((first.id.clone(), Vec::new()));
         }
         for other in &theirs {
             summary.kept += 1;
@@ -993,37 +1146,10 @@ impl Installer<'_> {
                 ": same name, not made by escalation-gate install",
             );
         }
+        mine.sort_by_key(|f| !prefer.contains(&f.id));
         let Some((keep, extra)) = mine.split_first() else {
-            let created = self
-                .write(kind, Method::POST, path, &want.name, Some(wrapped))
-                .await?;
-            summary.created += 1;
-            let id = match created.pointer(&format!("/{}/id", kind.wrapper())) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ if self.dry_run => DRY_RUN_WEBHOOK_ID.to_string(),
-                _ => {
-                    return Err(InstallError::Invalid {
-                        action: format!("creating the {} `{}`", kind.noun(), want.name),
-                        detail: "no id in the answer".into(),
-                    });
-                }
-            };
-            self.report("created", kind, &want.name, &id, "");
-            return Ok(id);
+            return Ok((self.create(want, summary).await?, Vec::new()));
         };
-        for dup in extra {
-            self.write(
-                kind,
-                Method::DELETE,
-                format!("{path}/{}", dup.id),
-                &want.name,
-                None,
-            )
-            .await?;
-            summary.deleted += 1;
-            self.report("deleted", kind, &want.name, &dup.id, ": a duplicate");
-        }
         if same(&want.body, &keep.record) {
             summary.unchanged += 1;
             self.report("unchanged", kind, &want.name, &keep.id, "");
@@ -1031,24 +1157,51 @@ impl Installer<'_> {
             self.write(
                 kind,
                 Method::PUT,
-                format!("{path}/{}", keep.id),
+                format!("/api/v2/{}/{}", kind.collection(), keep.id),
                 &want.name,
-                Some(wrapped),
+                Some(json!({ kind.wrapper(): want.body })),
             )
             .await?;
             summary.updated += 1;
             self.report("updated", kind, &want.name, &keep.id, "");
         }
-        Ok(keep.id.clone())
+        Ok((
+            keep.id.clone(),
+            extra.iter().map(|f| f.id.clone()).collect(),
+        ))
     }
 
-    /// Creates or updates everything `setup` asks for. Returns the webhook's signing secret when
-    /// none of `known_secrets` is it (never with `dry_run`).
+    /// Deletes the extra copies of a resource install made more than once.
+    async fn delete_copies(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        ids: &[String],
+        summary: &mut Summary,
+    ) -> Result<(), InstallError> {
+        for id in ids {
+            self.write(
+                kind,
+                Method::DELETE,
+                format!("/api/v2/{}/{id}", kind.collection()),
+                name,
+                None,
+            )
+            .await?;
+            summary.deleted += 1;
+            self.report("deleted", kind, name, id, ": a duplicate");
+        }
+        Ok(())
+    }
+
+    /// Creates or updates everything `setup` asks for, and says where the webhook's signing
+    /// secret stands against `known_secrets` (the connector's, as set in this environment;
+    /// [`UNSET_SECRET`] stands for one that is not).
     pub async fn install(
         &mut self,
         setup: &Setup,
         known_secrets: &[secrecy::SecretString],
-    ) -> Result<(Summary, Option<secrecy::SecretString>), InstallError> {
+    ) -> Result<(Summary, SigningSecret), InstallError> {
         use secrecy::ExposeSecret;
         let mut summary = Summary::default();
         let webhook = setup.webhook();
@@ -1072,20 +1225,55 @@ impl Installer<'_> {
                 .find(|(k, _)| *k == kind)
                 .map_or(&[], |(_, found)| found.as_slice())
         };
+        self.webhooks = Self::named(Kind::Webhook, &webhook.name, of(Kind::Webhook))
+            .into_iter()
+            .filter(|f| self.owned(f, Kind::Webhook))
+            .map(|f| f.id.clone())
+            .collect();
         if let Some(e) = std::iter::once(&webhook)
             .chain(&planned)
             .find_map(|r| self.conflict(r, of(r.kind)))
         {
             return Err(e);
         }
-        let webhook_id = self
-            .reconcile(&webhook, of(Kind::Webhook), &mut summary)
-            .await?;
-        for r in &setup.resources(&webhook_id) {
-            self.reconcile(r, of(r.kind), &mut summary).await?;
+        // The webhook the connector's rules call is the one to keep (its secret was shown).
+        let mut called = Vec::new();
+        for r in planned
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::Trigger | Kind::Automation))
+        {
+            for f in Self::named(r.kind, &r.name, of(r.kind)) {
+                if self.owned(f, r.kind) {
+                    called.extend(webhook_calls(&f.record).map(str::to_string));
+                }
+            }
         }
+        let created_before = summary.created;
+        let (webhook_id, orphans) = self
+            .reconcile(&webhook, of(Kind::Webhook), &called, &mut summary)
+            .await?;
+        let webhook_created = summary.created > created_before;
+        if !self.webhooks.contains(&webhook_id) {
+            self.webhooks.push(webhook_id.clone());
+        }
+        for r in &setup.resources(&webhook_id) {
+            let (_, copies) = self.reconcile(r, of(r.kind), &[], &mut summary).await?;
+            self.delete_copies(r.kind, &r.name, &copies, &mut summary)
+                .await?;
+        }
+        // Other copies of the webhook go last, once no rule calls them.
+        self.delete_copies(Kind::Webhook, &webhook.name, &orphans, &mut summary)
+            .await?;
         if self.dry_run {
-            return Ok((summary, None));
+            return Ok((summary, SigningSecret::DryRun));
+        }
+        let known: Vec<&str> = known_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .filter(|s| *s != UNSET_SECRET)
+            .collect();
+        if !webhook_created && known.is_empty() {
+            return Ok((summary, SigningSecret::NotSet));
         }
         let body = self
             .call(
@@ -1104,10 +1292,14 @@ impl Installer<'_> {
                 action: "reading the webhook's signing secret".into(),
                 detail: "no `signing_secret.secret`".into(),
             })?;
-        let known = known_secrets
-            .iter()
-            .any(|s| s.expose_secret().as_bytes() == secret.as_bytes());
-        Ok((summary, (!known).then(|| secret.to_string().into())))
+        let state = if webhook_created {
+            SigningSecret::Created(secret.to_string().into())
+        } else if known.iter().any(|k| k.as_bytes() == secret.as_bytes()) {
+            SigningSecret::Held
+        } else {
+            SigningSecret::Differs(secret.to_string().into())
+        };
+        Ok((summary, state))
     }
 
     /// Deletes what install made for this connector: the triggers and automation first (they
@@ -1119,6 +1311,12 @@ impl Installer<'_> {
     ) -> Result<Summary, InstallError> {
         let mut summary = Summary::default();
         let names = managed_names(self.connector, opt_out_field);
+        let webhooks = self.list(Kind::Webhook).await?;
+        self.webhooks = Self::named(Kind::Webhook, &webhook_name(self.connector), &webhooks)
+            .into_iter()
+            .filter(|f| self.owned(f, Kind::Webhook))
+            .map(|f| f.id.clone())
+            .collect();
         let order = [
             Kind::Trigger,
             Kind::Automation,
@@ -1135,10 +1333,14 @@ impl Installer<'_> {
             if wanted.is_empty() {
                 continue;
             }
-            let existing = self.list(kind).await?;
+            let existing = if kind == Kind::Webhook {
+                webhooks.clone()
+            } else {
+                self.list(kind).await?
+            };
             for name in wanted {
                 for f in Self::named(kind, name, &existing) {
-                    if !f.owned(kind, self.connector) {
+                    if !self.owned(f, kind) {
                         summary.kept += 1;
                         self.report(
                             "kept",

@@ -6,11 +6,12 @@ use crate::helpdesk::mapping::truthy;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
+use super::install::SURVEY_REQUESTED_TAG;
 use super::{map_ticket, read_ticket, sideloaded};
 use crate::helpdesk::tags::{survey_case, tag_list};
 use crate::survey::config::SurveyFields;
@@ -292,5 +293,34 @@ impl SurveyDesk for ZendeskSurvey {
             )
             .await?;
         Ok(())
+    }
+
+    /// Solved tickets tagged by the survey automation (`csat_blind_requested`, added with its
+    /// call) with no sent, sending or skipped tag, last changed between `since` and `before`.
+    async fn lost_calls(
+        &self,
+        since: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<String>, SurveyError> {
+        let t = &self.fields.tags;
+        let at = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let q = format!(
+            "type:ticket status:solved tags:{SURVEY_REQUESTED_TAG} -tags:{} -tags:{} -tags:{} \
+             updated>{} updated<{}",
+            t.sent,
+            t.sending,
+            t.skipped,
+            at(since),
+            at(before)
+        );
+        let found = self
+            .api
+            .search_tickets(&q, &[("sort_by", "updated_at"), ("sort_order", "asc")])
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|r| r.get("id").and_then(Value::as_u64))
+            .map(|id| id.to_string())
+            .collect())
     }
 }

@@ -1,5 +1,7 @@
 //! A fake Salesforce org on loopback, following the documented shapes: the OAuth token endpoint
-//! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204), `sobjects/Account`
+//! (client credentials and JWT bearer), `sobjects/Case` GET and PATCH (204; a value outside a
+//! restricted picklist answers 400 `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST` naming the field),
+//! `sobjects/Case/describe` (the picklists' values), `sobjects/Account`
 //! GET, `sobjects/Contact` GET and PATCH, `sobjects/CaseComment` POST (201) and DELETE (204),
 //! SOQL `query` for CaseComments, Contacts by e-mail, recently surveyed Cases, escalated Cases
 //! without a verdict, the (escalated) Cases of a period (in batches behind `nextRecordsUrl` query
@@ -94,11 +96,34 @@ pub struct State_ {
     /// `CaseHistory` rows (`CaseId`, `Field`, `OldValue`, `NewValue`, `CreatedDate`), as field
     /// history tracking records them.
     pub case_history: Vec<Map<String, Value>>,
+    /// The restricted picklists of Case and their active values.
+    pub picklists: Picklists,
     /// Query locators: the records still to serve through `nextRecordsUrl`.
     cursors: HashMap<String, Vec<Value>>,
     locators: usize,
     issued: usize,
     comments_made: usize,
+}
+
+/// Restricted picklist fields of Case → their active values; by default the ones
+/// `install salesforce` deploys.
+#[derive(Debug, Clone)]
+pub struct Picklists(pub HashMap<String, Vec<String>>);
+
+impl Default for Picklists {
+    fn default() -> Picklists {
+        let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        Picklists(HashMap::from([
+            (
+                "Escalation_Quality__c".to_string(),
+                values(&["Good", "Bad", "Review"]),
+            ),
+            (
+                "Escalation_Reviewed_Quality__c".to_string(),
+                values(&["Good", "Bad"]),
+            ),
+        ]))
+    }
 }
 
 pub type Shared = Arc<Mutex<State_>>;
@@ -112,6 +137,7 @@ impl FakeSalesforce {
     pub async fn start(state: State_) -> FakeSalesforce {
         let state: Shared = Arc::new(Mutex::new(state));
         let api = Router::new()
+            .route(&format!("{API}/sobjects/Case/describe"), get(describe_case))
             .route(
                 &format!("{API}/sobjects/Case/{{id}}"),
                 get(get_case).patch(patch_case),
@@ -161,6 +187,19 @@ impl FakeSalesforce {
     }
 
     /// How many requests matched `method` and a path containing `part`.
+    /// The requests but the ones `serve` sends at start: the token and the Case describe (the
+    /// verdict picklist's values).
+    pub fn log_after_start(&self) -> Vec<(String, u16)> {
+        self.lock()
+            .log
+            .iter()
+            .filter(|(l, _)| {
+                l != "POST /services/oauth2/token" && !l.ends_with("/sobjects/Case/describe")
+            })
+            .cloned()
+            .collect()
+    }
+
     pub fn count(&self, method: &str, part: &str) -> usize {
         crate::fakes::count(&self.lock().log, method, part)
     }
@@ -341,13 +380,46 @@ async fn get_case(
     }
 }
 
+/// `GET sobjects/Case/describe`: `{"name": "Case", "fields": [...]}`, each field with `name`,
+/// `type`, `restrictedPicklist` and `picklistValues` (`value`, `label`, `active`,
+/// `defaultValue`, `validFor`): the restricted picklists of [`Picklists`], and every other field
+/// a Case of the org holds as a string field.
+async fn describe_case(State(state): State<Shared>) -> Response {
+    let s = state.lock().unwrap();
+    let mut names: Vec<&String> = s
+        .cases
+        .values()
+        .flat_map(|c| c.keys())
+        .chain(s.picklists.0.keys())
+        .filter(|k| *k != "attributes")
+        .collect();
+    names.sort();
+    names.dedup();
+    let fields: Vec<Value> = names
+        .into_iter()
+        .map(|name| match s.picklists.0.get(name) {
+            Some(values) => json!({
+                "name": name, "type": "picklist", "restrictedPicklist": true,
+                "picklistValues": values.iter().map(|v| json!({
+                    "active": true, "defaultValue": false, "label": v, "validFor": null, "value": v,
+                })).collect::<Vec<_>>(),
+            }),
+            None => json!({
+                "name": name, "type": "string", "restrictedPicklist": false, "picklistValues": [],
+            }),
+        })
+        .collect();
+    axum::Json(json!({"name": "Case", "fields": fields})).into_response()
+}
+
 async fn patch_case(
     State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     axum::Json(body): axum::Json<Map<String, Value>>,
 ) -> Response {
-    let mut s = state.lock().unwrap();
+    let mut guard = state.lock().unwrap();
+    let s = &mut *guard;
     let Some(case) = s.cases.get_mut(&id) else {
         return not_found();
     };
@@ -355,12 +427,20 @@ async fn patch_case(
         return r;
     }
     for (k, v) in &body {
-        if k == "Escalation_Quality__c" && !matches!(v.as_str(), Some("Good" | "Bad" | "Review")) {
-            return errors(
+        let allowed = s.picklists.0.get(k);
+        if let Some(values) = allowed
+            && !v.as_str().is_some_and(|v| values.iter().any(|a| a == v))
+        {
+            let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            return (
                 StatusCode::BAD_REQUEST,
-                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                "bad value for restricted picklist field",
-            );
+                axum::Json(json!([{
+                    "message": format!("bad value for restricted picklist field: {shown}"),
+                    "errorCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    "fields": [k],
+                }])),
+            )
+                .into_response();
         }
     }
     if let Some(since) = headers.get("if-unmodified-since") {

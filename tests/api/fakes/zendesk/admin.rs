@@ -13,7 +13,7 @@
 //! | --- | --- |
 //! | `GET /api/v2/webhooks` (`page[size]`, `page[after]`, `filter[name_contains]`) | 200 `{"webhooks","meta":{"has_more","after_cursor","before_cursor"},"links"}` |
 //! | `POST /api/v2/webhooks` `{"webhook"}` | 201 `{"webhook"}` (string id; a new signing secret) |
-//! | `GET`/`PUT`/`DELETE /api/v2/webhooks/{id}` | 200 `{"webhook"}` / 204 / 204; changing `subscriptions` answers 400 (the connection method cannot change) |
+//! | `GET`/`PUT`/`DELETE /api/v2/webhooks/{id}` | 200 `{"webhook"}` / 204 / 204; changing `subscriptions` answers 400 (the connection method cannot change); deleting one a trigger or automation calls answers 400 `WebhookInUse` (as Zendesk refuses it; the document lists only the 204) |
 //! | `GET /api/v2/webhooks/{id}/signing_secret` | 200 `{"signing_secret":{"algorithm":"sha256","secret"}}` |
 //! | `GET /api/v2/{triggers,automations,macros,user_fields}` (`page`, `per_page`) | 200 `{"<kind>s","count","next_page","previous_page"}` |
 //! | `POST` (201; macros 200 as the document says), `GET`, `PUT` (200), `DELETE` (204) of one | `{"<kind>"}` |
@@ -281,6 +281,11 @@ impl Admin {
                     .insert((*id).to_string(), Value::Object(merged));
                 Reply::json(204, Value::Null)
             }
+            ("DELETE", [_, id]) if self.called(id) => Reply::json(
+                400,
+                json!({"errors": [{"code": "WebhookInUse", "title": "Webhook in use",
+                    "detail": "The webhook is used by a trigger or automation and can't be deleted"}]}),
+            ),
             ("DELETE", [_, id]) => {
                 self.webhooks.remove(*id);
                 self.secrets.remove(*id);
@@ -347,6 +352,15 @@ impl Admin {
             }
             _ => error(405, "MethodNotAllowed", "Method not allowed"),
         }
+    }
+
+    /// Whether a trigger or automation calls the webhook `id`.
+    fn called(&self, id: &str) -> bool {
+        ["triggers", "automations"]
+            .iter()
+            .flat_map(|c| self.records[c].values())
+            .flat_map(|r| r["actions"].as_array().into_iter().flatten())
+            .any(|a| a["field"] == "notification_webhook" && a["value"][0] == id)
     }
 
     /// Zendesk's own validation of a record beyond the document's schema.
