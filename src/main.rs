@@ -833,16 +833,32 @@ fn check(
         .tickets
         .escalation_from_snapshot(&snapshot, escalated_at)
         .with_context(|| format!("judging {} (give --escalated-at when the ticket does not say when it was escalated)", file.display()))?;
-    let verdict = runtime()?.block_on(async {
+    let (verdict, admin_fixes) = runtime()?.block_on(async {
         connector.ready().await?;
-        anyhow::Ok(connector.judge(&esc).await?)
+        let verdict = connector.judge(&esc).await?;
+        // What the helpdesk takes for a verdict (a Salesforce picklist without `Review`, ...):
+        // the verdict above could not be written until an admin fixes it.
+        let fixes = connector
+            .helpdesk
+            .tickets
+            .preflight()
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("warning: could not read which verdict values the helpdesk takes: {e}");
+                Vec::new()
+            });
+        anyhow::Ok((verdict, fixes))
     })?;
+    for fix in &admin_fixes {
+        eprintln!("warning: {fix}");
+    }
     let out = serde_json::json!({
         "connector": esc.connector,
         "ticket": esc.ticket_id,
         "partner": esc.partner,
         "verdict": verdict,
         "note": note::render(&esc, &verdict),
+        "admin_fixes": admin_fixes,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)

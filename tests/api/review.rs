@@ -290,6 +290,62 @@ async fn a_verdict_picklist_without_review_is_an_admin_fix_until_deployed_again(
     assert!(admin_fixes(&app, false).await.is_empty());
 }
 
+/// `check` reads the verdict picklist too, and says what to redeploy beside its verdict.
+#[tokio::test]
+async fn check_says_when_the_verdict_picklist_lacks_review() {
+    use crate::fakes::salesforce::{self as sf, FakeSalesforce};
+
+    let mut state = org();
+    state.picklists.0.insert(
+        "Escalation_Quality__c".into(),
+        vec!["Good".into(), "Bad".into()],
+    );
+    let snapshot = Value::Object(state.cases[KB].clone());
+    let fake = FakeSalesforce::start(state).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("acme-sf.toml"),
+        sf::connector_toml(&fake.base, CLIENT_CREDENTIALS, "", REVIEW_LANE),
+    )
+    .unwrap();
+    let case = dir.path().join("case.json");
+    std::fs::write(&case, snapshot.to_string()).unwrap();
+    let vars = [
+        "SF_CLIENT_SECRET",
+        "SF_ENDPOINT_TOKEN",
+        "SF_SIGNING_SECRET",
+        "SF_PRIVATE_KEY",
+    ]
+    .map(|name| (name, sf::env(name).unwrap()));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args([
+            "check",
+            "--connector",
+            "acme-sf",
+            "--index-in-memory",
+            "--escalated-at",
+            "2024-05-04T10:00:00Z",
+            "--connectors",
+        ])
+        .arg(dir.path())
+        .arg(&case)
+        .envs(vars)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: Case.Escalation_Quality__c is a restricted picklist without `Review`"
+        ) && stderr.contains("sf project deploy start"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["admin_fixes"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(fake.count("GET", "/sobjects/Case/describe"), 1);
+}
+
 /// With a `[sweep]`, the sweep finds the Case again (it carries no verdict), so the refused
 /// delivery is acknowledged instead of being retried by Salesforce.
 #[tokio::test]
