@@ -539,7 +539,7 @@ impl Period {
     }
 }
 
-/// What a ticket records of the service's work, read back from the helpdesk (the README's
+/// What a ticket records of the service's work, read back from the helpdesk (the book's
 /// "What the ticket records"). Nothing here names a helpdesk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseRecord {

@@ -3,7 +3,7 @@
 //! reviewers overturn part of the judge's bad verdicts, and the threshold `calibrate` proposes
 //! raises precision of "bad" on a second history of the same vendor.
 //!
-//! The figures of the README's *Review and calibration* come from
+//! The figures of the book's *Review and calibration* (docs/src/review.md) come from
 //! `cargo test --test api calibration_figures -- --nocapture`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -301,7 +301,7 @@ async fn a_small_sample_does_not_move_the_default() {
     assert!(!text.contains("\n[knowledge_base]"), "{text}");
 }
 
-/// Prints the README's figures: `cargo test --test api calibration_figures -- --nocapture`.
+/// Prints the book's figures: `cargo test --test api calibration_figures -- --nocapture`.
 #[tokio::test]
 async fn calibration_figures() {
     let cases = history(1);

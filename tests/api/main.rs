@@ -6,6 +6,7 @@ mod calibrate;
 mod cli;
 mod config;
 mod dashboards;
+mod docs;
 mod eval;
 mod fakes;
 mod freshdesk;

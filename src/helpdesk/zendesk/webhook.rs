@@ -203,7 +203,7 @@ mod tests {
     use axum::http::HeaderValue;
     use chrono::TimeZone;
 
-    // From the Zendesk documentation's formula (see the README's "Zendesk" section).
+    // From the Zendesk documentation's formula (see docs/src/helpdesks/zendesk.md).
     const SECRET: &str = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==";
 
     fn headers(sig: &str, ts: &str) -> HeaderMap {
