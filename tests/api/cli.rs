@@ -22,8 +22,14 @@ fn bin() -> Command {
 }
 
 fn check(sample: &str) -> Value {
+    check_with(&[], sample)
+}
+
+/// `check` of a shipped sample on the demo connector, with `flags`.
+fn check_with(flags: &[&str], sample: &str) -> Value {
     let out = bin()
         .args(["check", "--connector", "demo"])
+        .args(flags)
         .arg(Path::new("connectors/demo/samples").join(sample))
         .output()
         .unwrap();
@@ -134,23 +140,7 @@ fn dates_that_do_not_parse_say_which_forms_are_accepted() {
     ]);
     assert!(e.contains("RFC 3339 (e.g. 2024-05-01T09:30:00Z"), "{e}");
     // A day is an instant: its start, UTC.
-    let out = bin()
-        .args([
-            "check",
-            "--connector",
-            "demo",
-            "--escalated-at",
-            "2024-05-01",
-            "connectors/demo/samples/good.json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = check_with(&["--escalated-at", "2024-05-01"], "good.json");
     assert!(
         v["note"]
             .as_str()

@@ -67,7 +67,11 @@ fn anchors(text: &str) -> BTreeSet<String> {
             })
             .collect();
         let n = seen.entry(id.clone()).or_insert(0);
-        out.insert(if *n == 0 { id.clone() } else { format!("{id}-{n}") });
+        out.insert(if *n == 0 {
+            id.clone()
+        } else {
+            format!("{id}-{n}")
+        });
         *n += 1;
     }
     out
@@ -109,7 +113,10 @@ fn broken_links(root: &Path, page: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(root.join(page)).unwrap();
     let mut broken = Vec::new();
     for target in links(&text) {
-        if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:") {
+        if target.starts_with("http://")
+            || target.starts_with("https://")
+            || target.starts_with("mailto:")
+        {
             continue;
         }
         let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
@@ -119,13 +126,21 @@ fn broken_links(root: &Path, page: &Path) -> Vec<String> {
             joined(page.parent().unwrap_or(Path::new("")), file)
         };
         if file.starts_with("..") || !root.join(&file).is_file() {
-            broken.push(format!("{}: `{target}`: no file {}", page.display(), file.display()));
+            broken.push(format!(
+                "{}: `{target}`: no file {}",
+                page.display(),
+                file.display()
+            ));
             continue;
         }
         if !anchor.is_empty() {
             let there = std::fs::read_to_string(root.join(&file)).unwrap_or_default();
             if !anchors(&there).contains(anchor) {
-                broken.push(format!("{}: `{target}`: no heading #{anchor} in {}", page.display(), file.display()));
+                broken.push(format!(
+                    "{}: `{target}`: no heading #{anchor} in {}",
+                    page.display(),
+                    file.display()
+                ));
             }
         }
     }
@@ -158,7 +173,11 @@ fn every_link_of_the_book_and_the_readme_reaches_a_page_and_a_heading() {
 fn the_checker_catches_a_missing_page_and_a_missing_heading() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sub")).unwrap();
-    std::fs::write(dir.path().join("a.md"), "# A\n\n## Twice\n\n## Twice\n\n## What `x` does: here\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.md"),
+        "# A\n\n## Twice\n\n## Twice\n\n## What `x` does: here\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("sub/b.md"),
         "[ok](../a.md#twice-1) [ok](../a.md#what-x-does-here) [web](https://x.example/y)\n\
