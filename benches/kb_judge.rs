@@ -32,17 +32,11 @@ use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHO
 use escalation_gate::assess::kb::{self, KbSettings};
 use escalation_gate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use escalation_gate::eval::{Case, Label, Split, escalation};
+use escalation_gate::helpdesk::zendesk::sandbox::FakeZendesk;
 use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::kb::Article;
 use escalation_gate::kb::local::LocalIndex;
 use serde_json::{Value, json};
-
-// The integration tests' fake Zendesk; the bench uses only a part of it.
-#[allow(dead_code)]
-#[path = "../tests/api/fakes/zendesk/server.rs"]
-mod fake_zendesk;
-
-use fake_zendesk::FakeZendesk;
 
 mod common;
 use common::{GAMMA, SECRET, mix};

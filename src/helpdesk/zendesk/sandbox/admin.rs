@@ -1,7 +1,7 @@
 //! The admin resources of the fake Zendesk, for `install zendesk`: webhooks, triggers,
 //! automations, macros and user fields.
 //!
-//! Every request body is checked against `tests/fixtures/zendesk/admin.openapi.json`, the
+//! Every request body is checked against `admin.openapi.json` (next to this file), the
 //! trimmed copy of Zendesk's Support OpenAPI document (plus the Webhooks API, which Zendesk
 //! documents apart): the path and method must be an operation of it, a required body must be
 //! there, and the body must match its schema (`$ref`, `allOf`, `oneOf`, `type`, `nullable`,
@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Page, Reply, error, not_found, record_invalid, stamp};
 
-const SPEC: &str = include_str!("../../../fixtures/zendesk/admin.openapi.json");
+const SPEC: &str = include_str!("admin.openapi.json");
 
 /// The collections served, with the key one record is wrapped in.
 const KINDS: [(&str, &str); 4] = [
@@ -61,7 +61,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new() -> Admin {
+    pub(super) fn new() -> Admin {
         Admin {
             spec: serde_json::from_str(SPEC).expect("admin.openapi.json is JSON"),
             webhooks: BTreeMap::new(),

@@ -94,9 +94,7 @@
 //! and holds the answer back longer than any client waits. While [`FakeZendesk::set_down`] is on,
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
-// Spelled out so the bench that includes this file by `#[path]` finds it too.
-#[path = "admin.rs"]
-mod admin;
+pub mod admin;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
