@@ -1983,23 +1983,24 @@ fn date_term_holds(at: DateTime<Utc>, op: Op, value: &str) -> Option<bool> {
     let unit = &value[digits.len()..];
     if !digits.is_empty() && !unit.is_empty() && unit.chars().all(|c| c.is_ascii_alphabetic()) {
         let n: i64 = digits.parse().ok()?;
+        // An age past any calendar is out of the subset (ignored), not a panic.
         let span = match unit.trim_end_matches('s') {
-            "minute" | "min" => Duration::minutes(n),
-            "hour" | "h" => Duration::hours(n),
-            "day" | "d" => Duration::days(n),
-            "week" | "w" => Duration::weeks(n),
-            "month" => Duration::days(30 * n),
-            "year" => Duration::days(365 * n),
+            "minute" | "min" => Duration::try_minutes(n),
+            "hour" | "h" => Duration::try_hours(n),
+            "day" | "d" => Duration::try_days(n),
+            "week" | "w" => Duration::try_weeks(n),
+            "month" => Duration::try_days(n.checked_mul(30)?),
+            "year" => Duration::try_days(n.checked_mul(365)?),
             _ => return None,
-        };
-        let threshold = Utc::now() - span;
+        }?;
+        let threshold = Utc::now().checked_sub_signed(span)?;
         // `updated>24hours`: within the last 24 hours; `updated<24hours`: longer ago.
         let op = if op == Op::Eq { Op::Gt } else { op };
         return Some(op.compare(at.cmp(&threshold)));
     }
     if let Ok(date) = NaiveDate::parse_from_str(&value, "%Y-%m-%d") {
         let start = date.and_hms_opt(0, 0, 0)?.and_utc();
-        let end = start + Duration::days(1);
+        let end = start.checked_add_signed(Duration::days(1))?;
         return Some(match op {
             Op::Eq => at >= start && at < end,
             Op::Gt => at >= end,
@@ -2253,3 +2254,6 @@ impl Page {
         (items, next, previous)
     }
 }
+
+#[cfg(test)]
+mod tests;
