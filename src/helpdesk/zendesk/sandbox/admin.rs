@@ -58,6 +58,8 @@ pub struct Admin {
     records: BTreeMap<&'static str, BTreeMap<u64, Value>>,
     next_id: u64,
     violations: Vec<String>,
+    /// The signing secret every new webhook gets instead of a random one.
+    preset_secret: Option<String>,
 }
 
 impl Admin {
@@ -69,7 +71,14 @@ impl Admin {
             records: KINDS.iter().map(|(k, _)| (*k, BTreeMap::new())).collect(),
             next_id: 50_000_000_000,
             violations: Vec::new(),
+            preset_secret: None,
         }
+    }
+
+    /// Every webhook created from now on gets `secret` as its signing secret (a sandbox whose
+    /// connector file holds it before `install zendesk` creates the webhook).
+    pub fn hand_out_signing_secret(&mut self, secret: &str) {
+        self.preset_secret = Some(secret.to_string());
     }
 
     /// Request bodies that did not match the document, as `METHOD path: what`.
@@ -135,11 +144,13 @@ impl Admin {
         fields.insert("created_by".into(), json!("361900000001"));
         fields.entry("subscriptions").or_insert(json!([]));
         self.webhooks.insert(id.clone(), Value::Object(fields));
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let secret = self.preset_secret.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
         self.secrets.insert(id.clone(), secret);
         id
     }

@@ -24,6 +24,9 @@
 //!
 //! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
 //!
+//! The triggers and automations run, and call their webhooks, once
+//! [`Handle::deliver_webhooks`] is on: see [`business_rules`].
+//!
 //! Unknown routes answer 404 `{"error":"InvalidEndpoint","description":"Not found"}`, unknown
 //! records 404 `{"error":"RecordNotFound","description":"Not found"}`.
 //!
@@ -95,6 +98,9 @@
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
 pub mod admin;
+pub mod business_rules;
+
+pub use business_rules::{Handle, Invocation};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -226,18 +232,32 @@ impl FakeZendesk {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("fake zendesk: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake zendesk: local addr");
-        let base_url = format!("http://{addr}");
+        FakeZendesk::start_with(listener, |_| Router::new()).expect("fake zendesk: local addr")
+    }
+
+    /// Serves on `listener` in a tokio task: the routes `pages` makes (given a [`Handle`] on
+    /// the fake's state) first, the Zendesk API for every other path. Needs a tokio runtime.
+    pub fn start_with(
+        listener: tokio::net::TcpListener,
+        pages: impl FnOnce(Handle) -> Router,
+    ) -> std::io::Result<FakeZendesk> {
+        let base_url = format!("http://{}", listener.local_addr()?);
         let state: Shared = Arc::new(Mutex::new(Inner::new(base_url.clone())));
-        let app = Router::new().fallback(handle).with_state(state.clone());
+        let api = Router::new().fallback(handle).with_state(state.clone());
+        let app = pages(Handle(state.clone())).fallback_service(api);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeZendesk {
+        Ok(FakeZendesk {
             base_url,
             state,
             server,
-        }
+        })
+    }
+
+    /// A handle on the fake's state for the business rules and what runs beside the API.
+    pub fn handle(&self) -> Handle {
+        Handle(self.state.clone())
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -356,7 +376,12 @@ fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
 async fn handle(State(state): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.unwrap_or_default();
-    let reply = lock(&state).process(&parts.method, &parts.uri, &parts.headers, &body);
+    let (reply, calls) = {
+        let mut inner = lock(&state);
+        let reply = inner.process(&parts.method, &parts.uri, &parts.headers, &body);
+        (reply, std::mem::take(&mut inner.outbox))
+    };
+    business_rules::spawn_calls(&state, calls);
     if reply.lost {
         tokio::time::sleep(std::time::Duration::from_secs(LOST_ANSWER_SECS)).await;
     }
@@ -532,6 +557,11 @@ struct Inner {
     search_returns_drafts: bool,
     next_id: u64,
     admin: admin::Admin,
+    /// The business rules run and call their webhooks ([`Handle::deliver_webhooks`]).
+    deliver: bool,
+    /// Webhook calls to make once the state is unlocked.
+    outbox: Vec<business_rules::Call>,
+    invocations: Vec<Invocation>,
 }
 
 impl Inner {
@@ -548,6 +578,9 @@ impl Inner {
             search_returns_drafts: false,
             next_id: 9_000_000_001,
             admin: admin::Admin::new(),
+            deliver: false,
+            outbox: Vec::new(),
+            invocations: Vec::new(),
         };
         inner.seed_user(json!({
             "id": AGENT_USER_ID,
@@ -565,7 +598,9 @@ impl Inner {
 
     fn process(&mut self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
         let route = format!("{} {}", method, uri.path());
+        let written = business_rules::Written::before(self, method, uri);
         let reply = self.serve(method, uri, headers, body, &route);
+        written.after(self, &reply);
         let mut auth_scheme = None;
         let recorded_headers = headers
             .iter()
