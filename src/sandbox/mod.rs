@@ -1,0 +1,3 @@
+//! `escalation-gate sandbox`: the whole product offline.
+
+pub mod mail;
