@@ -275,6 +275,11 @@ impl FakeZendesk {
         STATIC_BEARER_TOKEN
     }
 
+    /// The user id of the agent whose credentials these are (the author of what the API writes).
+    pub fn agent_id(&self) -> u64 {
+        AGENT_USER_ID
+    }
+
     /// Seeds or overwrites a ticket (`id` required). Fills Zendesk's defaults (url, status
     /// `open`, `tags: []`, `custom_fields: []`, `created_at`/`updated_at` = now, via web, ...).
     /// A `comments` array is stored as the ticket's comments; without one, a non-empty
