@@ -66,20 +66,20 @@ impl Rng {
         Rng(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    fn draw(&mut self) -> u64 {
         let z = mix(self.0);
         self.0 = self.0.wrapping_add(GAMMA);
         z
     }
 
     /// 0 to `n - 1`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.draw() % n.max(1) as u64) as usize
     }
 
     /// In [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    pub fn unit(&mut self) -> f64 {
+        (self.draw() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -94,7 +94,7 @@ impl Rng {
     /// An index drawn by `weights`.
     fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
-        let mut x = self.below(total);
+        let mut x = self.draw() % total.max(1);
         for (i, w) in weights.iter().enumerate() {
             if x < u64::from(*w) {
                 return i;
@@ -190,7 +190,7 @@ pub fn seed(
     };
     let step = span.num_minutes() / TICKETS as i64;
     for i in 0..TICKETS {
-        let created = start + Duration::minutes(i as i64 * step + rng.below(step as u64) as i64);
+        let created = start + Duration::minutes(i as i64 * step + rng.below(step as usize) as i64);
         let ticket = w.ticket(
             FIRST_TICKET + i,
             created,
@@ -317,8 +317,8 @@ impl Writer<'_> {
         let direct = rng.chance(0.05);
         let p = rng.weighted(&PARTNERS.map(|p| p.share));
         let partner = &PARTNERS[p];
-        let case = &CASES[rng.below(CASES.len() as u64) as usize];
-        let customer = rng.below(CUSTOMERS.len() as u64) as usize;
+        let case = &CASES[rng.below(CASES.len())];
+        let customer = rng.below(CUSTOMERS.len());
         let (c_name, c_domain, _) = CUSTOMERS[customer];
         let answered_then = case.answered_by.and_then(|a| {
             let published = articles.iter().find(|(i, _)| *i == a)?.1.published_at?;
@@ -334,7 +334,7 @@ impl Writer<'_> {
             ("environment", case.environment.to_string()),
             (
                 "severity",
-                ["low", "normal", "normal", "high"][rng.below(4) as usize].to_string(),
+                ["low", "normal", "normal", "high"][rng.below(4)].to_string(),
             ),
             ("product", case.product.to_string()),
             (
@@ -343,7 +343,7 @@ impl Writer<'_> {
             ),
         ];
         if escalated && !rng.chance(partner.handoff) {
-            let (field, value) = SLOPPY[rng.below(SLOPPY.len() as u64) as usize];
+            let (field, value) = SLOPPY[rng.below(SLOPPY.len())];
             if let Some(f) = fields.iter_mut().find(|(n, _)| *n == field) {
                 f.1 = value.to_string();
             }
@@ -352,7 +352,7 @@ impl Writer<'_> {
             (FIRST_CUSTOMER + customer as u64, Value::Null)
         } else {
             fields.push(("end_customer_email", address(c_name, c_domain)));
-            (agent_id(p, rng.below(2) as usize), json!(partner.org_id))
+            (agent_id(p, rng.below(2)), json!(partner.org_id))
         };
         let escalated_at = created
             + match rng.below(10) {
@@ -500,7 +500,7 @@ impl Writer<'_> {
             // Answered only by an article published later: it is excluded, another came closest.
             _ => {
                 let conf = rng.between(0.02, kb.review_bound + 0.04);
-                let closest = ARTICLES[rng.below(ARTICLES.len() as u64) as usize].0;
+                let closest = ARTICLES[rng.below(ARTICLES.len())].0;
                 if conf >= kb.review_bound {
                     Kb::Review(closest, conf)
                 } else {
@@ -618,7 +618,7 @@ impl Writer<'_> {
     /// A customer's answer: scores around the partner's level, what it is about, a comment
     /// now and then.
     fn answer(&self, shift: i32, rng: &mut Rng) -> Answer {
-        let base = [3, 4, 4, 5, 5, 2, 4, 3][rng.below(8) as usize];
+        let base = [3, 4, 4, 5, 5, 2, 4, 3][rng.below(8)];
         let csat = (base + shift).clamp(1, 5) as u8;
         Answer {
             csat,
@@ -629,10 +629,10 @@ impl Writer<'_> {
                 Some(About::Product),
                 Some(About::Both),
                 None,
-            ][rng.below(5) as usize],
+            ][rng.below(5)],
             comment: rng
                 .chance(0.4)
-                .then(|| COMMENTS[rng.below(COMMENTS.len() as u64) as usize].to_string()),
+                .then(|| COMMENTS[rng.below(COMMENTS.len())].to_string()),
         }
     }
 
@@ -732,8 +732,8 @@ impl Arrivals {
         let rng = &mut self.rng;
         let p = rng.weighted(&PARTNERS.map(|p| p.share));
         let partner = &PARTNERS[p];
-        let case = &CASES[rng.below(CASES.len() as u64) as usize];
-        let (name, domain, _) = CUSTOMERS[rng.below(CUSTOMERS.len() as u64) as usize];
+        let case = &CASES[rng.below(CASES.len())];
+        let (name, domain, _) = CUSTOMERS[rng.below(CUSTOMERS.len())];
         let mut fields = [
             ("steps_to_reproduce", case.steps.to_string()),
             ("environment", case.environment.to_string()),
@@ -743,12 +743,12 @@ impl Arrivals {
             ("end_customer_email", address(name, domain)),
         ];
         if !rng.chance(partner.handoff) {
-            let (field, value) = SLOPPY[rng.below(SLOPPY.len() as u64) as usize];
+            let (field, value) = SLOPPY[rng.below(SLOPPY.len())];
             if let Some(f) = fields.iter_mut().find(|(n, _)| *n == field) {
                 f.1 = value.to_string();
             }
         }
-        let agent = agent_id(p, rng.below(2) as usize);
+        let agent = agent_id(p, rng.below(2));
         json!({
             "subject": case.subject,
             "description": case.description,

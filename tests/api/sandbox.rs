@@ -117,6 +117,11 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The body of a GET of `url`.
+async fn page_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// Polls `get` every 100 ms until `done` holds for its answer (at most `secs` seconds).
 async fn wait_for(
     client: &reqwest::Client,
@@ -233,14 +238,7 @@ async fn every_command_the_sandbox_prints_works_as_printed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    let home = client
-        .get(&page)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = page_text(&client, &page).await;
     let id: u64 = Regex::new(r#"href="/sandbox/tickets/(\d+)""#)
         .unwrap()
         .captures(&home)
@@ -257,14 +255,7 @@ async fn every_command_the_sandbox_prints_works_as_printed() {
         judged.contains("csat_blind_pending"),
         "the verdict write marks the survey: {judged}"
     );
-    let calls = client
-        .get(&page)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let calls = page_text(&client, &page).await;
     assert!(calls.contains("judge escalations"), "{calls}");
     assert!(calls.contains("HTTP 200"), "{calls}");
 

@@ -593,16 +593,9 @@ impl Inner {
                 .map(super::value_text)
                 .unwrap_or_default()
         };
-        let mut out = String::with_capacity(body.len());
-        let mut rest = body;
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                out.push_str(&rest[start..]);
-                return out;
-            };
-            out.push_str(&match after[..end].trim() {
+        // Liquid renders a variable it does not know as nothing.
+        crate::survey::email::fill(body, |name| {
+            Some(match name {
                 "ticket.id" => text("id"),
                 "ticket.title" => text("subject"),
                 "ticket.status" => text("status"),
@@ -616,11 +609,8 @@ impl Inner {
                 "ticket.requester.name" => of(user, "name"),
                 "ticket.organization.name" => of(org, "name"),
                 _ => String::new(),
-            });
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        out
+            })
+        })
     }
 }
 
