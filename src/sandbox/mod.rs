@@ -72,7 +72,8 @@ pub struct Sandbox {
     pub smtp_port: u16,
     /// The values of `sandbox.env`.
     pub secrets: Secrets,
-    pages: Arc<OnceLock<String>>,
+    /// What the pages show of the guide, once it is printed.
+    guide: Arc<OnceLock<String>>,
     arrivals: Arc<Mutex<Arrivals>>,
     /// The mail catcher, stopped with the sandbox.
     _smtp: AbortOnDrop,
@@ -144,7 +145,7 @@ impl Sandbox {
             summary,
             smtp_port,
             secrets,
-            pages: guide,
+            guide,
             arrivals,
             _smtp: catcher,
         })
@@ -278,7 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
         print!("{text}");
         std::io::Write::flush(&mut std::io::stdout())?;
-        let _ = sandbox.pages.set(text);
+        let _ = sandbox.guide.set(text);
         let arrivals = (args.every_secs > 0).then(|| {
             let every = Duration::from_secs(args.every_secs);
             let sandbox = &sandbox;

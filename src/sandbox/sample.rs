@@ -1,10 +1,10 @@
 //! The sample account: what a vendor's Zendesk holds after two quarters with escalation-gate,
 //! the same for the same seed and "today".
 //!
-//! The partners of [`catalog::PARTNERS`] (organizations, two agents each), end customers, the
-//! Help Center of [`catalog::ARTICLES`], and a few hundred tickets created over the two full
-//! calendar quarters before today: partners' cases, escalated or solved by the partner, and a
-//! few direct customers' cases. Partners differ in how complete their hand-offs are and how
+//! The partners of [`super::catalog::PARTNERS`] (organizations, two agents each), end
+//! customers, the Help Center of [`super::catalog::ARTICLES`], and a few hundred tickets created
+//! over the two full calendar quarters before today: partners' cases, escalated or solved by the
+//! partner, and a few direct customers' cases. Partners differ in how complete their hand-offs are and how
 //! often they escalate a case a published article answers.
 //!
 //! Everything the service would have written is written by the service's own code: a judged

@@ -53,7 +53,7 @@ const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// The longest `Retry-After` a call waits out.
 const MAX_RETRY_AFTER_SECS: u64 = 60;
 /// The calls kept for [`Handle::invocations`].
-const KEPT_INVOCATIONS: usize = 500;
+pub const KEPT_INVOCATIONS: usize = 500;
 
 /// One webhook call a rule made, and how it ended.
 #[derive(Debug, Clone)]
