@@ -45,8 +45,8 @@ pub struct Args {
     /// write are never overwritten, and the folder must hold no other connector file.
     #[arg(long, default_value = "sandbox")]
     pub dir: PathBuf,
-    /// Where `serve` will listen: the webhook `install zendesk` creates calls it, and the survey's
-    /// links point at it (http on loopback).
+    /// Where `serve` will listen, on loopback: the webhook `install zendesk` creates calls it,
+    /// and the survey's links point at it.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub serve_url: String,
     /// A new escalation arrives this often, in seconds (0: only from the sandbox page's button).
@@ -323,12 +323,18 @@ async fn stopped() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `host:port` for `serve --listen`, from the serve URL.
+/// `host:port` for `serve --listen`, from the serve URL, which must be on loopback: the
+/// sample account calls no other address.
 fn serve_listen(url: &str) -> anyhow::Result<String> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("--serve-url `{url}`"))?;
     match (parsed.host_str(), parsed.port_or_known_default()) {
-        (Some(host), Some(port)) => Ok(format!("{host}:{port}")),
-        _ => bail!("--serve-url `{url}` names no host and port"),
+        (Some(host), Some(port)) if crate::checks::is_loopback_host(host) => {
+            Ok(format!("{host}:{port}"))
+        }
+        _ => bail!(
+            "--serve-url `{url}` must name a host on loopback and a port, e.g. \
+             http://127.0.0.1:8080: the sample account calls no other address"
+        ),
     }
 }
 

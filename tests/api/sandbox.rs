@@ -392,6 +392,15 @@ async fn the_sandbox_writes_only_what_it_wrote_before_and_keeps_its_secrets() {
     );
 
     std::fs::remove_file(dir.join("acme.toml")).unwrap();
+    let refused = Command::new(BIN)
+        .args(["sandbox", "--serve-url", "https://eg.example.com"])
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(err.contains("must name a host on loopback"), "{err}");
+
     let once = start_sandbox(cwd, &[]);
     let env = std::fs::read_to_string(dir.join("sandbox.env")).unwrap();
     interrupt(once);
