@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 mod common;
 #[path = "common/export.rs"]
 mod export;
-use common::{SECRET, mix};
+use common::SECRET;
+use escalation_gate::sandbox::sample::mix;
 
 const FIRST_ID: u64 = 1_000_000;
 const PARTNERS: u64 = 12;

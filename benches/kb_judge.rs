@@ -32,44 +32,20 @@ use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHO
 use escalation_gate::assess::kb::{self, KbSettings};
 use escalation_gate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use escalation_gate::eval::{Case, Label, Split, escalation};
+use escalation_gate::helpdesk::zendesk::sandbox::FakeZendesk;
 use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::kb::Article;
 use escalation_gate::kb::local::LocalIndex;
+use escalation_gate::sandbox::sample::Rng;
 use serde_json::{Value, json};
 
-// The integration tests' fake Zendesk; the bench uses only a part of it.
-#[allow(dead_code)]
-#[path = "../tests/api/fakes/zendesk/server.rs"]
-mod fake_zendesk;
-
-use fake_zendesk::FakeZendesk;
-
 mod common;
-use common::{GAMMA, SECRET, mix};
+use common::SECRET;
 #[path = "common/memory.rs"]
 mod memory;
 use memory::{mib, vm};
 
 const WORDS: &str = include_str!("../src/assess/kb/wordfreq_en.txt");
-
-/// A splitmix64 sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let z = mix(self.0);
-        self.0 = self.0.wrapping_add(GAMMA);
-        z
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 struct Corpus {
     words: Vec<&'static str>,
@@ -421,7 +397,7 @@ fn main() {
     let n_escalations = env_usize("EG_BENCH_ESCALATIONS", 2_000);
     let saturation = Duration::from_secs(env_usize("EG_BENCH_SATURATION_SECS", 10) as u64);
     let in_flight = env_usize("EG_BENCH_IN_FLIGHT", 16);
-    let mut rng = Rng(0x5EED_0003);
+    let mut rng = Rng::new(0x5EED_0003);
     let corpus = Corpus::new(&mut rng);
     let topics: Vec<Topic> = (0..n_articles / 4)
         .map(|_| topic(&corpus, &mut rng))

@@ -27,7 +27,8 @@ mod common;
 mod export;
 #[path = "common/memory.rs"]
 mod memory;
-use common::{SECRET, mix};
+use common::SECRET;
+use escalation_gate::sandbox::sample::mix;
 use memory::{mib, vm};
 
 const PARTNERS: usize = 12;

@@ -17,6 +17,7 @@ pub mod judge_pool;
 pub mod kb;
 pub mod metrics;
 pub mod report;
+pub mod sandbox;
 pub mod serve;
 pub mod server;
 pub mod survey;

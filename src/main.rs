@@ -19,7 +19,6 @@ use escalation_gate::connector::{self, Connector};
 use escalation_gate::eval;
 use escalation_gate::helpdesk::{Period, SearchTerms};
 use escalation_gate::judge_pool::{self, JudgePool};
-use escalation_gate::kb::KbBackend;
 use escalation_gate::kb::local::LocalIndex;
 use escalation_gate::report;
 use escalation_gate::report::articles::Articles;
@@ -237,6 +236,14 @@ enum Command {
         #[command(subcommand)]
         helpdesk: admin::UninstallTarget,
     },
+    /// A sample Zendesk account on this machine, with a mail catcher: every command tried
+    /// without a helpdesk account.
+    ///
+    /// Starts on 127.0.0.1 the fake Zendesk the integration tests run against, seeded with
+    /// partners, a few hundred tickets over the last two full quarters, a Help Center, reviews
+    /// and survey answers; writes a connector folder pointing at it; prints the commands to try.
+    /// New escalations arrive while it runs. Ctrl-C stops it.
+    Sandbox(escalation_gate::sandbox::Args),
     /// Sign a JSON body as the connector's helpdesk signs its calls and POST it (try the demo
     /// with it).
     Send {
@@ -291,7 +298,16 @@ impl PeriodArgs {
 #[derive(clap::Args)]
 struct ReportArgs {
     #[command(flatten)]
-    period: PeriodArgs,
+    period: Option<PeriodArgs>,
+    /// The scorecard of the sandbox's sample account instead (`escalation-gate sandbox`): it is
+    /// started in this process on free ports and read for its two quarters; no helpdesk account,
+    /// no connector file.
+    #[arg(long, conflicts_with_all = ["PeriodArgs", "from_jsonl"])]
+    sandbox: bool,
+    /// With --sandbox: the sample account as it stands on this day (YYYY-MM-DD), for output that
+    /// is the same at every run. Default: today.
+    #[arg(long, requires = "sandbox", value_parser = escalation_gate::cli::parse_day)]
+    sandbox_today: Option<NaiveDate>,
     /// Only this partner (as the connector names it); required with `--audience partner`.
     #[arg(long)]
     partner: Option<String>,
@@ -481,6 +497,7 @@ fn main() -> ExitCode {
             url,
             json,
         } => send(&dir.connectors, &connector, &file, url.as_deref(), json),
+        Command::Sandbox(args) => escalation_gate::sandbox::run(args),
         Command::Install { helpdesk } => admin::install(helpdesk),
         Command::Uninstall { helpdesk } => admin::uninstall(helpdesk),
     };
@@ -598,14 +615,7 @@ fn read_records<T>(
         tickets: helpdesk.tickets.as_ref(),
         survey,
         contracts: &valid.contracts,
-        articles: match &valid.kb_backend {
-            KbBackend::Local(dir) => Articles::Folder(dir),
-            KbBackend::Helpdesk => helpdesk
-                .knowledge_base
-                .as_deref()
-                .map_or(Articles::Unnamed, Articles::Backend),
-            KbBackend::Http(_) => Articles::Unnamed,
-        },
+        articles: Articles::of(&valid.kb_backend, helpdesk.knowledge_base.as_deref()),
     };
     read(source, &valid.policy.kb)
 }
@@ -661,9 +671,14 @@ fn run_calibrate(dir: &Path, args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let name = &args.period.connector;
+    let sandbox_today = args
+        .sandbox_today
+        .unwrap_or_else(|| Utc::now().date_naive());
     let options = report::Options {
-        period: args.period.period()?,
+        period: match &args.period {
+            Some(p) => p.period()?,
+            None => escalation_gate::sandbox::report_period(sandbox_today),
+        },
         partner: args.partner.clone(),
         audience: args.audience,
     };
@@ -676,6 +691,22 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
     let bar = terminal_bar("{spinner} {human_pos} tickets read ({per_sec}, {elapsed})");
+    let Some(PeriodArgs {
+        connector: name,
+        from,
+        to,
+    }) = &args.period
+    else {
+        let card = runtime()?
+            .block_on(escalation_gate::sandbox::scorecard(
+                sandbox_today,
+                &options,
+                &bar,
+            ))
+            .context("reading the sandbox's sample account")?;
+        bar.finish_and_clear();
+        return write_report(&card, args);
+    };
     let card = read_records(dir, name, |source, _| match &args.from_jsonl {
         Some(path) => {
             let file =
@@ -695,7 +726,7 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     if card.tickets == 0 {
-        let period = format!("from {} to {} (UTC)", args.period.from, args.period.to);
+        let period = format!("from {from} to {to} (UTC)");
         let what = match (&options.partner, &args.from_jsonl) {
             (Some(p), _) => format!("no case of partner `{p}` {period}"),
             (None, Some(path)) => format!("{} holds no escalation opened {period}", path.display()),
@@ -703,7 +734,12 @@ fn run_report(dir: &Path, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         };
         bail!("nothing to report: {what}; no scorecard written");
     }
-    let text = report::render::render(&card, args.format)?;
+    write_report(&card, args)
+}
+
+/// Renders the scorecard in the asked format to `--out` or standard output.
+fn write_report(card: &report::Scorecard, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let text = report::render::render(card, args.format)?;
     match &args.out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -17,6 +17,7 @@ pub mod freshdesk;
 pub mod mapping;
 pub mod registry;
 pub mod salesforce;
+pub mod sandbox;
 pub mod tags;
 pub mod zendesk;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::helpdesk::tag_safe;
 use crate::kb::local::{LocalIndex, markdown_files, read_dir_articles};
-use crate::kb::{ArticleLink, ArticleRef, ArticleView, KnowledgeBase};
+use crate::kb::{ArticleLink, ArticleRef, ArticleView, KbBackend, KnowledgeBase};
 
 /// Where the articles a scorecard names are looked up.
 pub enum Articles<'a> {
@@ -20,6 +20,19 @@ pub enum Articles<'a> {
     Folder(&'a Path),
     /// Nowhere: articles are named by their id.
     Unnamed,
+}
+
+impl<'a> Articles<'a> {
+    /// Where a connector's articles are looked up without building its index: the article
+    /// folder of an embedded knowledge base, the helpdesk's own knowledge base (`helpdesk`, when
+    /// it has one), none for an HTTP search API (it cannot show one article).
+    pub fn of(backend: &'a KbBackend, helpdesk: Option<&'a dyn KnowledgeBase>) -> Articles<'a> {
+        match backend {
+            KbBackend::Local(dir) => Articles::Folder(dir),
+            KbBackend::Helpdesk => helpdesk.map_or(Articles::Unnamed, Articles::Backend),
+            KbBackend::Http(_) => Articles::Unnamed,
+        }
+    }
 }
 
 impl Articles<'_> {

@@ -203,6 +203,16 @@ pub fn escape_html(s: &str) -> String {
 /// Fills `{{name}}` placeholders in one pass (a value that itself reads `{{link_1}}` stays
 /// text). With `html`, every value is escaped.
 pub fn render(template: &str, values: &BTreeMap<&str, String>, html: bool) -> String {
+    fill(template, |name| {
+        values
+            .get(name)
+            .map(|v| if html { escape_html(v) } else { v.clone() })
+    })
+}
+
+/// Replaces each `{{name}}` of `template` (name trimmed) with `value(name)` in one pass; a
+/// placeholder `value` knows nothing of (`None`) stays as written.
+pub fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(template.len() + 256);
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -212,10 +222,8 @@ pub fn render(template: &str, values: &BTreeMap<&str, String>, html: bool) -> St
             out.push_str(&rest[start..]);
             return out;
         };
-        let name = after[..end].trim();
-        match values.get(name) {
-            Some(v) if html => out.push_str(&escape_html(v)),
-            Some(v) => out.push_str(v),
+        match value(after[..end].trim()) {
+            Some(v) => out.push_str(&v),
             None => out.push_str(&rest[start..start + 2 + end + 2]),
         }
         rest = &after[end + 2..];

@@ -21,6 +21,7 @@ mod report;
 mod review;
 mod salesforce;
 mod salesforce_survey;
+mod sandbox;
 mod service;
 mod smtp;
 mod survey;

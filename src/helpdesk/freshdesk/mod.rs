@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod config;
+pub mod sandbox;
 pub mod survey;
 pub mod webhook;
 

@@ -19,6 +19,7 @@ pub mod history;
 pub mod install;
 pub mod oauth;
 pub mod records;
+pub mod sandbox;
 pub mod survey;
 pub mod webhook;
 

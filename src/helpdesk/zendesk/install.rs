@@ -309,6 +309,15 @@ const REVIEW_MACROS: [ReviewMacro; 6] = [
     },
 ];
 
+/// The internal note of the reviewer macro that records `good` with `overturn` (`None` for a
+/// plain decision), if there is one.
+pub fn review_note(good: bool, overturn: Option<&str>) -> Option<&'static str> {
+    REVIEW_MACROS
+        .iter()
+        .find(|m| m.good == good && m.overturn == overturn)
+        .map(|m| m.note)
+}
+
 fn macro_title(connector: &str, m: &ReviewMacro) -> String {
     format!("Escalation review [{connector}]::{}", m.title)
 }

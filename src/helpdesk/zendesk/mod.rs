@@ -6,6 +6,7 @@ pub mod config;
 pub mod history;
 pub mod install;
 pub mod records;
+pub mod sandbox;
 pub mod survey;
 pub mod webhook;
 

@@ -1,10 +1,8 @@
-//! The fake Freshdesk ([`server`]), and the test connector that points at it: the automation
-//! rule's shared secret in a custom header, hand-off rules on two fields, Freshdesk Solutions as
-//! knowledge base, and the rule's calls as request helpers.
+//! The fake Freshdesk (`escalation_gate::helpdesk::freshdesk::sandbox`), and the test connector
+//! that points at it: the automation rule's shared secret in a custom header, hand-off rules on two
+//! fields, Freshdesk Solutions as knowledge base, and the rule's calls as request helpers.
 
-mod server;
-
-pub use server::*;
+pub use escalation_gate::helpdesk::freshdesk::sandbox::*;
 
 use serde_json::{Value, json};
 

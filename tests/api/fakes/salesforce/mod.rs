@@ -1,10 +1,9 @@
-//! The fake Salesforce org ([`server`]), and the test connector that points at it: outbound
-//! messages (endpoint token) and signed JSON, client-credentials OAuth, hand-off rules on three
-//! fields, Salesforce Knowledge as knowledge base.
+//! The fake Salesforce org (`escalation_gate::helpdesk::salesforce::sandbox`), and the test
+//! connector that points at it: outbound messages (endpoint token) and signed JSON,
+//! client-credentials OAuth, hand-off rules on three fields, Salesforce Knowledge as knowledge
+//! base.
 
-mod server;
-
-pub use server::*;
+pub use escalation_gate::helpdesk::salesforce::sandbox::*;
 
 use escalation_gate::http::standard_webhooks;
 use serde_json::{Value, json};

@@ -1,9 +1,8 @@
-//! The fake Zendesk ([`server`]), and the test connector that points at it: hand-off rules on two
-//! fields, the Help Center as knowledge base, a partner organization and its requester.
+//! The fake Zendesk (`escalation_gate::helpdesk::zendesk::sandbox`), and the test connector that
+//! points at it: hand-off rules on two fields, the Help Center as knowledge base, a partner
+//! organization and its requester.
 
-mod server;
-
-pub use server::*;
+pub use escalation_gate::helpdesk::zendesk::sandbox::*;
 
 use std::path::Path;
 

@@ -26,6 +26,9 @@
 //!
 //! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
 //!
+//! The triggers and automations run, and call their webhooks, once
+//! [`Handle::deliver_webhooks`] is on: see [`business_rules`].
+//!
 //! Unknown routes answer 404 `{"error":"InvalidEndpoint","description":"Not found"}`, unknown
 //! records 404 `{"error":"RecordNotFound","description":"Not found"}`.
 //!
@@ -106,9 +109,10 @@
 //! queued after it hit later requests. While [`FakeZendesk::set_down`] is on,
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
-// Spelled out so the bench that includes this file by `#[path]` finds it too.
-#[path = "admin.rs"]
-mod admin;
+pub mod admin;
+pub mod business_rules;
+
+pub use business_rules::{Handle, Invocation};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -253,18 +257,32 @@ impl FakeZendesk {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("fake zendesk: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake zendesk: local addr");
-        let base_url = format!("http://{addr}");
+        FakeZendesk::start_with(listener, |_| Router::new()).expect("fake zendesk: local addr")
+    }
+
+    /// Serves on `listener` in a tokio task: the routes `pages` makes (given a [`Handle`] on
+    /// the fake's state) first, the Zendesk API for every other path. Needs a tokio runtime.
+    pub fn start_with(
+        listener: tokio::net::TcpListener,
+        pages: impl FnOnce(Handle) -> Router,
+    ) -> std::io::Result<FakeZendesk> {
+        let base_url = format!("http://{}", listener.local_addr()?);
         let state: Shared = Arc::new(Mutex::new(Inner::new(base_url.clone())));
-        let app = Router::new().fallback(handle).with_state(state.clone());
+        let api = Router::new().fallback(handle).with_state(state.clone());
+        let app = pages(Handle(state.clone())).fallback_service(api);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeZendesk {
+        Ok(FakeZendesk {
             base_url,
             state,
             server,
-        }
+        })
+    }
+
+    /// A handle on the fake's state for the business rules and what runs beside the API.
+    pub fn handle(&self) -> Handle {
+        Handle(self.state.clone())
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -280,6 +298,11 @@ impl FakeZendesk {
     /// An OAuth access token accepted as `Authorization: Bearer` from the start.
     pub fn bearer_token(&self) -> &str {
         STATIC_BEARER_TOKEN
+    }
+
+    /// The user id of the agent whose credentials these are (the author of what the API writes).
+    pub fn agent_id(&self) -> u64 {
+        AGENT_USER_ID
     }
 
     /// Seeds or overwrites a ticket (`id` required). Fills Zendesk's defaults (url, status
@@ -390,7 +413,12 @@ fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
 async fn handle(State(state): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.unwrap_or_default();
-    let reply = lock(&state).process(&parts.method, &parts.uri, &parts.headers, &body);
+    let (reply, calls) = {
+        let mut inner = lock(&state);
+        let reply = inner.process(&parts.method, &parts.uri, &parts.headers, &body);
+        (reply, std::mem::take(&mut inner.outbox))
+    };
+    business_rules::spawn_calls(&state, calls);
     if reply.lost {
         tokio::time::sleep(std::time::Duration::from_secs(LOST_ANSWER_SECS)).await;
     }
@@ -574,6 +602,11 @@ struct Inner {
     export_sideloads: bool,
     next_id: u64,
     admin: admin::Admin,
+    /// The business rules run and call their webhooks ([`Handle::deliver_webhooks`]).
+    deliver: bool,
+    /// Webhook calls to make once the state is unlocked.
+    outbox: Vec<business_rules::Call>,
+    invocations: Vec<Invocation>,
     /// Ticket creations by `Idempotency-Key`.
     idempotent: BTreeMap<String, Kept>,
 }
@@ -602,6 +635,9 @@ impl Inner {
             next_id: 9_000_000_001,
             admin: admin::Admin::new(),
             idempotent: BTreeMap::new(),
+            deliver: false,
+            outbox: Vec::new(),
+            invocations: Vec::new(),
         };
         inner.seed_user(json!({
             "id": AGENT_USER_ID,
@@ -619,7 +655,9 @@ impl Inner {
 
     fn process(&mut self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
         let route = format!("{} {}", method, uri.path());
+        let written = business_rules::Written::before(self, method, uri);
         let reply = self.serve(method, uri, headers, body, &route);
+        written.after(self, &reply);
         let mut auth_scheme = None;
         let recorded_headers = headers
             .iter()
@@ -2127,23 +2165,24 @@ fn date_term_holds(at: DateTime<Utc>, op: Op, value: &str) -> Option<bool> {
     let unit = &value[digits.len()..];
     if !digits.is_empty() && !unit.is_empty() && unit.chars().all(|c| c.is_ascii_alphabetic()) {
         let n: i64 = digits.parse().ok()?;
+        // An age past any calendar is out of the subset (ignored), not a panic.
         let span = match unit.trim_end_matches('s') {
-            "minute" | "min" => Duration::minutes(n),
-            "hour" | "h" => Duration::hours(n),
-            "day" | "d" => Duration::days(n),
-            "week" | "w" => Duration::weeks(n),
-            "month" => Duration::days(30 * n),
-            "year" => Duration::days(365 * n),
+            "minute" | "min" => Duration::try_minutes(n),
+            "hour" | "h" => Duration::try_hours(n),
+            "day" | "d" => Duration::try_days(n),
+            "week" | "w" => Duration::try_weeks(n),
+            "month" => Duration::try_days(n.checked_mul(30)?),
+            "year" => Duration::try_days(n.checked_mul(365)?),
             _ => return None,
-        };
-        let threshold = Utc::now() - span;
+        }?;
+        let threshold = Utc::now().checked_sub_signed(span)?;
         // `updated>24hours`: within the last 24 hours; `updated<24hours`: longer ago.
         let op = if op == Op::Eq { Op::Gt } else { op };
         return Some(op.compare(at.cmp(&threshold)));
     }
     if let Ok(date) = NaiveDate::parse_from_str(&value, "%Y-%m-%d") {
         let start = date.and_hms_opt(0, 0, 0)?.and_utc();
-        let end = start + Duration::days(1);
+        let end = start.checked_add_signed(Duration::days(1))?;
         return Some(match op {
             Op::Eq => at >= start && at < end,
             Op::Gt => at >= end,
@@ -2397,3 +2436,6 @@ impl Page {
         (items, next, previous)
     }
 }
+
+#[cfg(test)]
+mod tests;

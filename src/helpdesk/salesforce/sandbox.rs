@@ -58,7 +58,7 @@ pub struct Fail {
     pub times: usize,
 }
 
-impl crate::fakes::Injected for Fail {
+impl crate::helpdesk::sandbox::Injected for Fail {
     fn target(&mut self) -> (&str, &str, &mut usize) {
         (self.method, &self.path_contains, &mut self.times)
     }
@@ -201,7 +201,7 @@ impl FakeSalesforce {
     }
 
     pub fn count(&self, method: &str, part: &str) -> usize {
-        crate::fakes::count(&self.lock().log, method, part)
+        crate::helpdesk::sandbox::count(&self.lock().log, method, part)
     }
 
     pub fn comments_on(&self, case: &str) -> Vec<Comment> {
@@ -258,7 +258,7 @@ fn gate(
             "Session expired or invalid",
         )));
     }
-    if let Some(f) = crate::fakes::next_failure(&mut s.fails, method, path) {
+    if let Some(f) = crate::helpdesk::sandbox::next_failure(&mut s.fails, method, path) {
         s.log.push((line, f.status));
         let status = StatusCode::from_u16(f.status).unwrap();
         return Err(Box::new(errors(status, f.error_code, "Injected failure")));

@@ -53,7 +53,7 @@ pub struct Fail {
     pub times: usize,
 }
 
-impl crate::fakes::Injected for Fail {
+impl crate::helpdesk::sandbox::Injected for Fail {
     fn target(&mut self) -> (&str, &str, &mut usize) {
         (self.method, &self.path_contains, &mut self.times)
     }
@@ -118,7 +118,7 @@ impl FakeFreshdesk {
 
     /// How many requests matched `method` and a path containing `part`.
     pub fn count(&self, method: &str, part: &str) -> usize {
-        crate::fakes::count(&self.lock().log, method, part)
+        crate::helpdesk::sandbox::count(&self.lock().log, method, part)
     }
 
     pub fn tags(&self, ticket: u64) -> Vec<String> {
@@ -164,7 +164,7 @@ fn touch(t: &mut Map<String, Value>) {
         .unwrap_or_default();
     t.insert(
         "updated_at".into(),
-        json!(crate::fakes::zendesk::next_stamp(before)),
+        json!(crate::helpdesk::zendesk::sandbox::next_stamp(before)),
     );
 }
 
@@ -211,7 +211,7 @@ async fn authorize(
         }
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
-        if let Some(f) = crate::fakes::next_failure(&mut s.fails, &method, &path) {
+        if let Some(f) = crate::helpdesk::sandbox::next_failure(&mut s.fails, &method, &path) {
             s.log.push((line, f.status));
             let status = StatusCode::from_u16(f.status).unwrap();
             let mut resp = match f.status {

@@ -1,7 +1,7 @@
 //! The admin resources of the fake Zendesk, for `install zendesk`: webhooks, triggers,
 //! automations, macros and user fields.
 //!
-//! Every request body is checked against `tests/fixtures/zendesk/admin.openapi.json`, the
+//! Every request body is checked against `admin.openapi.json` (next to this file), the
 //! trimmed copy of Zendesk's Support OpenAPI document (plus the Webhooks API, which Zendesk
 //! documents apart): the path and method must be an operation of it, a required body must be
 //! there, and the body must match its schema (`$ref`, `allOf`, `oneOf`, `type`, `nullable`,
@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Page, Reply, error, not_found, record_invalid, stamp};
 
-const SPEC: &str = include_str!("../../../fixtures/zendesk/admin.openapi.json");
+const SPEC: &str = include_str!("admin.openapi.json");
 
 /// The collections served, with the key one record is wrapped in.
 const KINDS: [(&str, &str); 4] = [
@@ -58,10 +58,12 @@ pub struct Admin {
     records: BTreeMap<&'static str, BTreeMap<u64, Value>>,
     next_id: u64,
     violations: Vec<String>,
+    /// The signing secret every new webhook gets instead of a random one.
+    preset_secret: Option<String>,
 }
 
 impl Admin {
-    pub fn new() -> Admin {
+    pub(super) fn new() -> Admin {
         Admin {
             spec: serde_json::from_str(SPEC).expect("admin.openapi.json is JSON"),
             webhooks: BTreeMap::new(),
@@ -69,7 +71,14 @@ impl Admin {
             records: KINDS.iter().map(|(k, _)| (*k, BTreeMap::new())).collect(),
             next_id: 50_000_000_000,
             violations: Vec::new(),
+            preset_secret: None,
         }
+    }
+
+    /// Every webhook created from now on gets `secret` as its signing secret (a sandbox whose
+    /// connector file holds it before `install zendesk` creates the webhook).
+    pub fn hand_out_signing_secret(&mut self, secret: &str) {
+        self.preset_secret = Some(secret.to_string());
     }
 
     /// Request bodies that did not match the document, as `METHOD path: what`.
@@ -135,11 +144,13 @@ impl Admin {
         fields.insert("created_by".into(), json!("361900000001"));
         fields.entry("subscriptions").or_insert(json!([]));
         self.webhooks.insert(id.clone(), Value::Object(fields));
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let secret = self.preset_secret.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
         self.secrets.insert(id.clone(), secret);
         id
     }
