@@ -140,7 +140,6 @@ struct Writer<'a> {
     zendesk: &'a ValidZendesk,
     valid: &'a ValidConnector,
     survey: &'a SurveySettings,
-    base_url: String,
     /// The API user: the author of what the service writes.
     api_user: u64,
 }
@@ -164,7 +163,6 @@ pub fn seed(
         zendesk,
         valid: connector,
         survey,
-        base_url: zd.url(),
         api_user: zd.agent_id(),
     };
     directory(zd);
@@ -241,6 +239,21 @@ fn directory(zd: &FakeZendesk) {
     }
 }
 
+/// Where the account's Help Center shows its articles to people: a host of its own, as a brand's
+/// Help Center has, so the links a scorecard gives do not change with the API's port.
+const HELP_CENTER: &str = "https://help.sandbox.example";
+
+/// An article's `html_url`: the Help Center's host, the locale, the id and the title's slug.
+fn article_url(id: u64, title: &str, locale: &str) -> String {
+    let slug: Vec<String> = title
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    format!("{HELP_CENTER}/hc/{locale}/articles/{id}-{}", slug.join("-"))
+}
+
 fn agent_id(partner: usize, agent: usize) -> u64 {
     FIRST_AGENT + (partner * 10 + agent) as u64
 }
@@ -272,6 +285,7 @@ fn help_center(zd: &FakeZendesk) -> Result<Vec<(u64, Article)>, SampleError> {
             .collect();
         zd.put_article(json!({
             "id": id,
+            "html_url": article_url(id, &a.title, &a.locale),
             "title": a.title,
             "body": html,
             "locale": a.locale,
@@ -539,7 +553,7 @@ impl Writer<'_> {
             Ok(KbMatch {
                 article_id: id.to_string(),
                 title: a.title.clone(),
-                url: self.article_url(id, &a.title, &a.locale),
+                url: article_url(id, &a.title, &a.locale),
                 passage: a.body.split("\n\n").next().unwrap_or_default().to_string(),
                 confidence,
                 signals: Vec::new(),
@@ -588,21 +602,6 @@ impl Writer<'_> {
             },
         };
         Ok((verdict, esc))
-    }
-
-    /// The article's `html_url` as the fake Help Center makes it.
-    fn article_url(&self, id: u64, title: &str, locale: &str) -> String {
-        let slug: Vec<String> = title
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-            .collect();
-        format!(
-            "{}/hc/{locale}/articles/{id}-{}",
-            self.base_url,
-            slug.join("-")
-        )
     }
 
     /// The tags a reviewer macro sets: the decision, and the overturn reason.

@@ -1301,10 +1301,12 @@ impl<'a> Installer<'a> {
                 action: "reading the webhook's signing secret".into(),
                 detail: "no `signing_secret.secret`".into(),
             })?;
-        let state = if webhook_created {
-            SigningSecret::Created(secret.to_string().into())
-        } else if known.iter().any(|k| k.as_bytes() == secret.as_bytes()) {
+        // A secret the connector already holds is not shown, even for a webhook created now
+        // (the sandbox hands out the secret its connector file references).
+        let state = if known.iter().any(|k| k.as_bytes() == secret.as_bytes()) {
             SigningSecret::Held
+        } else if webhook_created {
+            SigningSecret::Created(secret.to_string().into())
         } else {
             SigningSecret::Differs(secret.to_string().into())
         };
