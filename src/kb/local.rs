@@ -36,7 +36,7 @@ const MAX_QUERY_TERMS: usize = 64;
 const INDEX_MEMORY_BYTES: usize = 50_000_000;
 /// Changes whenever the schema, the analyzer or the store's layout does: a persisted index of
 /// another format is rebuilt, never read.
-pub const FORMAT: &str = "escalation-gate kb index 2 (tantivy 0.25)";
+pub const FORMAT: &str = "escalation-gate kb index 3 (tantivy 0.25)";
 
 /// Why the local knowledge base could not be built or opened.
 #[derive(Debug, thiserror::Error)]
@@ -402,7 +402,14 @@ pub fn parse_markdown(text: &str) -> Result<Article, String> {
         let (key, value) = line
             .split_once(':')
             .ok_or_else(|| format!("front matter line {}: expected `key: value`", n + 2))?;
-        let value = value.trim().trim_matches('"').to_string();
+        // A value in double quotes loses its quotes; quotes inside a value stay (a title may end
+        // with a quoted message).
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value)
+            .to_string();
         match key.trim() {
             "id" => id = Some(value),
             "title" => title = Some(value),
@@ -462,6 +469,16 @@ fn parse_date(value: &str) -> Result<DateTime<Utc>, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn front_matter_quotes_are_taken_off_a_quoted_value_only() {
+        let a = parse_markdown(
+            "---\nid: kb-1\nlocale: en-us\npublished: 2024-01-01T00:00:00Z\ntitle: SSO fails with \"assertion not yet valid\"\nurl: \"https://kb.example/1\"\n---\nBody.\n",
+        )
+        .unwrap();
+        assert_eq!(a.title, "SSO fails with \"assertion not yet valid\"");
+        assert_eq!(a.url, "https://kb.example/1");
+    }
     use super::*;
 
     fn article(id: &str, title: &str, body: &str, locale: &str) -> Article {
