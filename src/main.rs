@@ -12,17 +12,17 @@ use clap::{Parser, Subcommand};
 use escalation_gate::admin::{self, ConnectorsDir, env, print_errors, runtime};
 use escalation_gate::assess::kb::KbSettings;
 use escalation_gate::assess::note;
-use escalation_gate::backfill;
-use escalation_gate::calibrate;
 use escalation_gate::config::{self, ValidConnector};
-use escalation_gate::connector::{self, Connector};
-use escalation_gate::eval;
 use escalation_gate::helpdesk::{Period, SearchTerms};
-use escalation_gate::judge_pool::{self, JudgePool};
 use escalation_gate::kb::KbBackend;
 use escalation_gate::kb::local::LocalIndex;
-use escalation_gate::report;
-use escalation_gate::report::articles::Articles;
+use escalation_gate::offline::backfill;
+use escalation_gate::offline::calibrate;
+use escalation_gate::offline::eval;
+use escalation_gate::offline::report;
+use escalation_gate::offline::report::articles::Articles;
+use escalation_gate::runtime::connector::{self, Connector};
+use escalation_gate::runtime::judge_pool::{self, JudgePool};
 use escalation_gate::server::ServerSettings;
 use escalation_gate::telemetry::{self, LogFormat};
 
@@ -627,7 +627,10 @@ fn sweep(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<ExitCode> {
     let report = runtime()?
         .block_on(async {
             connector.ready().await?;
-            anyhow::Ok(escalation_gate::sweep::sweep_once(&connector, Utc::now(), &|| false).await)
+            anyhow::Ok(
+                escalation_gate::runtime::sweep::sweep_once(&connector, Utc::now(), &|| false)
+                    .await,
+            )
         })?
         .with_context(|| format!("connector `{name}` has no [sweep] table"))??;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,6 +1,7 @@
 //! Connector files: `connectors/*.toml`, one connector each, named by the file. Loading is pure
 //! (no network): read, expand `${VAR}`, type, validate, and report every problem found.
 
+pub mod contracts;
 pub mod vars;
 
 use std::fmt;
@@ -60,7 +61,7 @@ pub struct ConnectorFile {
     /// What the metrics label; absent: partners named elsewhere in the file only.
     pub metrics: Option<MetricsFile>,
     /// The contract terms `report` measures partners against; absent: the defaults.
-    pub report: Option<crate::report::contracts::ReportFile>,
+    pub report: Option<crate::config::contracts::ReportFile>,
 }
 
 /// `[metrics]`: `partners` are the partner names that get their own `partner` label (others
@@ -317,7 +318,7 @@ pub struct ValidConnector {
     pub sweep: Option<SweepSettings>,
     /// The partners the metrics label by name (`[metrics] partners`).
     pub metric_partners: Vec<String>,
-    pub contracts: crate::report::contracts::Contracts,
+    pub contracts: crate::config::contracts::Contracts,
 }
 
 pub const DEFAULT_LATE_AFTER_HOURS: i64 = 48;

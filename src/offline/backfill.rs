@@ -16,15 +16,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::assess::{Outcome, Reason, ReasonKind, Verdict};
-use crate::connector::Connector;
+use crate::config::contracts::Contracts;
 use crate::escalation::Escalation;
 use crate::helpdesk::{CaseRecord, RecordSink};
-use crate::helpdesk::{
-    HelpdeskError, Period, ProcessError, Processed, TicketRef, Written, details, patiently,
-};
+use crate::helpdesk::{HelpdeskError, Period, TicketRef, Written, details, patiently};
 use crate::kb::ArticleLink;
-use crate::report::contracts::Contracts;
-use crate::report::{Aggregator, Scorecard};
+use crate::offline::report::{Aggregator, Scorecard};
+use crate::runtime::connector::{Connector, ProcessError, Processed};
 
 /// Write the verdicts, or only say what they would be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,7 +344,7 @@ impl Line {
 pub fn scorecard(
     connector: &str,
     contracts: &Contracts,
-    options: &crate::report::Options,
+    options: &crate::offline::report::Options,
     lines: impl std::io::BufRead,
     progress: indicatif::ProgressBar,
 ) -> anyhow::Result<Scorecard> {

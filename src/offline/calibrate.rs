@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::assess::kb::KbSettings;
 use crate::assess::{Outcome, ReasonKind};
 use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, floor_percent};
-use crate::report::Source;
-use crate::report::stats::{Estimate, wilson};
+use crate::offline::report::Source;
+use crate::offline::report::stats::{Estimate, wilson};
 
 /// The share of review-band cases a person must find bad for the band to be worth a person's
 /// time: the rule the default review bound was chosen with on dev.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use escalation_gate::connector::Connector;
+use escalation_gate::runtime::connector::Connector;
 use escalation_gate::server::ServerSettings;
 use serde_json::Value;
 

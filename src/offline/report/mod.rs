@@ -7,7 +7,6 @@
 //! partner edition also lists that partner's bad escalations and comments, which it shows).
 
 pub mod articles;
-pub mod contracts;
 pub mod render;
 pub mod stats;
 
@@ -18,11 +17,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use regex::Regex;
 use serde::Serialize;
 
-use self::contracts::{Contracts, Tier};
+use self::articles::Articles;
 use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::{Outcome, ReasonKind};
+use crate::config::contracts::{Contracts, Tier};
 use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, Tickets};
 use crate::kb::ArticleLink;
+use crate::runtime::connector::{Connector, Kb};
 use crate::survey::About;
 use crate::survey::config::SurveyFields;
 
@@ -57,7 +58,24 @@ pub struct Source<'a> {
     pub tickets: &'a dyn Tickets,
     pub survey: Option<&'a SurveyFields>,
     pub contracts: &'a Contracts,
-    pub articles: articles::Articles<'a>,
+    pub articles: Articles<'a>,
+}
+
+impl<'a> Source<'a> {
+    /// Where `connector`'s records are read from, and its articles looked up (the embedded
+    /// index once it serves, else the search API).
+    pub fn of(connector: &'a Connector) -> Source<'a> {
+        Source {
+            connector: &connector.id,
+            tickets: connector.helpdesk.tickets.as_ref(),
+            survey: connector.survey.as_ref().map(|s| &s.settings.fields),
+            contracts: &connector.contracts,
+            articles: match &connector.kb {
+                Kb::Local(kb) => kb.index().map_or(Articles::Unnamed, Articles::Index),
+                Kb::Remote(kb) => Articles::Backend(kb.as_ref()),
+            },
+        }
+    }
 }
 
 /// Why a scorecard cannot be built.
