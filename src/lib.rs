@@ -1,7 +1,6 @@
 //! escalation-gate: judges partner escalations (hand-off fields and knowledge base) and writes
 //! the verdict back to the helpdesk.
 
-pub mod admin;
 pub mod assess;
 pub mod checks;
 pub mod cli;

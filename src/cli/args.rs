@@ -1,7 +1,179 @@
-//! What the command-line commands share: parsers for the days and instants they take, with
-//! errors that say which forms are accepted, and the one-line form of an error chain.
+//! What the commands share: the connectors folder and the index folder they take, a period of
+//! days, parsers for the days and instants they take (with errors that say which forms are
+//! accepted), loading one connector or every one, the environment, the async runtime and the
+//! progress line.
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+use crate::assess::kb::KbSettings;
+use crate::config::{self, ConfigError, ValidConnector};
+use crate::helpdesk::Period;
+use crate::kb::KbBackend;
+use crate::offline::report::{self, articles::Articles};
+use crate::runtime::connector::{self, Connector};
+
+/// The `--connectors` folder argument every command that reads connector files takes.
+#[derive(clap::Args)]
+pub struct ConnectorsDir {
+    /// Folder of connector files.
+    #[arg(
+        long = "connectors",
+        env = "EG_CONNECTORS",
+        default_value = "connectors"
+    )]
+    pub connectors: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct IndexDir {
+    /// Folder where each embedded knowledge base keeps its index (`{folder}/{connector}/`), to
+    /// reuse it at the next start while the articles do not change. Default:
+    /// `$XDG_CACHE_HOME/escalation-gate/index` or `$HOME/.cache/escalation-gate/index`. When
+    /// it cannot be written, the index is built in memory.
+    #[arg(long, env = "EG_INDEX_DIR")]
+    index_dir: Option<PathBuf>,
+    /// Keep embedded indexes in memory only: built again at every start.
+    #[arg(long, env = "EG_INDEX_IN_MEMORY", conflicts_with = "index_dir")]
+    index_in_memory: bool,
+}
+
+impl IndexDir {
+    fn folder(&self) -> Option<PathBuf> {
+        if self.index_in_memory {
+            return None;
+        }
+        self.index_dir.clone().or_else(|| {
+            env("XDG_CACHE_HOME")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".cache")))
+                .map(|cache| cache.join("escalation-gate").join("index"))
+        })
+    }
+
+    /// What the connectors built with this folder share (the shared judge pool).
+    pub fn runtime(&self) -> connector::Runtime {
+        connector::Runtime {
+            index_dir: self.folder(),
+            ..connector::Runtime::default()
+        }
+    }
+}
+
+/// A connector and the days of the tickets it reads back.
+#[derive(clap::Args)]
+pub struct PeriodArgs {
+    /// The connector whose helpdesk holds the record.
+    #[arg(long)]
+    pub connector: String,
+    /// First day of the period (YYYY-MM-DD, UTC), by ticket creation.
+    #[arg(long, value_parser = parse_day)]
+    pub from: NaiveDate,
+    /// Last day of the period, included (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_day)]
+    pub to: NaiveDate,
+}
+
+impl PeriodArgs {
+    /// The tickets created from `from` to `to`, both days included (UTC).
+    pub fn period(&self) -> anyhow::Result<Period> {
+        let (from, to) = (self.from, self.to);
+        if to < from {
+            bail!("--to ({to}) is before --from ({from})");
+        }
+        Ok(Period {
+            from: from.and_time(NaiveTime::MIN).and_utc(),
+            to: (to + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        })
+    }
+}
+
+/// A variable of the process environment (what `${VAR}` in a connector file reads).
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Prints a connector file's problems, one a line, and how many there are.
+pub fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        println!("{e}");
+    }
+    println!("{} problem(s)", errors.len());
+}
+
+/// The async runtime a command runs its calls on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The connector file `{dir}/{name}.toml`, validated; the error lists its problems.
+pub fn load_one(dir: &Path, name: &str) -> anyhow::Result<ValidConnector> {
+    let path = dir.join(format!("{name}.toml"));
+    if !path.is_file() {
+        bail!("no connector `{name}`: {} does not exist", path.display());
+    }
+    config::load_file(&path, &env).map_err(|errors| {
+        let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("connector `{name}` is not valid:\n{}", problems.join("\n"))
+    })
+}
+
+/// Loads and builds one connector of `dir` by name.
+pub fn one_connector(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<Connector> {
+    Connector::build_with(load_one(dir, name)?, &index.runtime())
+}
+
+/// Reads through the helpdesk of connector `name` only: `report` and `calibrate` judge nothing,
+/// so its knowledge base is never built. `read` gets the records' source and the judge's
+/// settings.
+pub fn read_records<T>(
+    dir: &Path,
+    name: &str,
+    read: impl FnOnce(report::Source<'_>, &KbSettings) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let valid = load_one(dir, name)?;
+    let survey = valid.survey.as_ref().map(|s| &s.fields);
+    let helpdesk = valid
+        .helpdesk
+        .build(name, survey)
+        .context("building the HTTP client")?;
+    let source = report::Source {
+        connector: &valid.id,
+        tickets: helpdesk.tickets.as_ref(),
+        survey,
+        contracts: &valid.contracts,
+        articles: match &valid.kb_backend {
+            KbBackend::Local(dir) => Articles::Folder(dir),
+            KbBackend::Helpdesk => helpdesk
+                .knowledge_base
+                .as_deref()
+                .map_or(Articles::Unnamed, Articles::Backend),
+            KbBackend::Http(_) => Articles::Unnamed,
+        },
+    };
+    read(source, &valid.policy.kb)
+}
+
+/// A progress line with `template` on a terminal; hidden otherwise.
+pub fn terminal_bar(template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
 
 /// The forms a day is written in.
 const DAY_FORMS: &str = "write a day as YYYY-MM-DD (e.g. 2024-05-31), in UTC";
@@ -54,77 +226,6 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
         Some(Err(not_a_day)) => Err(not_a_day),
         _ => Err(forms()),
     }
-}
-
-/// An error and its causes on one line, `outer: cause: cause`, leaving out a cause whose text
-/// the line already holds (an error that prints its source as part of its own message).
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
-}
-
-/// The service's answer to a delivery, for a person: per ticket the verdict, its reasons and
-/// flags, what was written, and the note; an error's code and detail. `None` when the answer
-/// has neither shape (print it as it came).
-pub fn answer_summary(answer: &serde_json::Value) -> Option<String> {
-    use std::fmt::Write as _;
-    if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
-        let detail = answer.get("detail").and_then(|d| d.as_str()).unwrap_or("");
-        return Some(format!("error: {error}: {detail}"));
-    }
-    let results = answer.get("results")?.as_array()?;
-    let mut out = String::new();
-    for r in results {
-        let text = |key: &str| r.get(key).and_then(|v| v.as_str()).unwrap_or("?");
-        let reasons: Vec<&str> = r
-            .pointer("/assessment/reasons")
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|reason| reason.get("reason").and_then(|v| v.as_str()))
-            .collect();
-        let flags: Vec<&str> = r
-            .pointer("/assessment/flags")
-            .and_then(|v| v.as_object())
-            .into_iter()
-            .flatten()
-            .filter(|(_, on)| on.as_bool() == Some(true))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let _ = write!(
-            out,
-            "Ticket {}: {}",
-            text("ticket"),
-            text("verdict").to_uppercase()
-        );
-        if !reasons.is_empty() {
-            let _ = write!(out, " ({})", reasons.join(", "));
-        }
-        if !flags.is_empty() {
-            let _ = write!(out, ", flagged {}", flags.join(", "));
-        }
-        let written = match text("written") {
-            "now" => "written to the ticket",
-            "already" => "the ticket already had a verdict, nothing written",
-            "logged" => "logged by the service, not written (write_back = \"log\")",
-            other => other,
-        };
-        let _ = writeln!(out, "; {written}");
-        if let Some(note) = r.get("note").and_then(|n| n.as_str()) {
-            let _ = writeln!(out, "\n{note}");
-        }
-    }
-    Some(out.trim_end().to_string())
 }
 
 /// The numbers of a `YYYY-MM-DD` whose parts are numbers, whatever their range.
@@ -195,47 +296,5 @@ mod tests {
             let e = parse_instant(bad).unwrap_err();
             assert!(e.contains("RFC 3339"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn a_cause_already_in_the_message_is_not_repeated() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("data.jsonl: cannot read: {source}")]
-        struct Read {
-            source: std::io::Error,
-        }
-        let e = anyhow::Error::new(Read {
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
-        })
-        .context("loading the cases");
-        assert_eq!(
-            error_line(&e),
-            "loading the cases: data.jsonl: cannot read: No such file"
-        );
-        let plain = anyhow::anyhow!("inner").context("outer");
-        assert_eq!(error_line(&plain), "outer: inner");
-    }
-
-    #[test]
-    fn an_answer_is_summed_up_with_its_note() {
-        let answer = serde_json::json!({"results": [{
-            "ticket": "1002", "verdict": "bad", "written": "logged",
-            "assessment": {"outcome": "bad", "flags": {"late": true, "kb_gap": false},
-                "reasons": [{"reason": "kb_resolvable", "article": {"signals": [["cov_w", 0.4]]}}]},
-            "note": "escalation-gate verdict: BAD escalation (kb_resolvable)"
-        }]});
-        let text = answer_summary(&answer).unwrap();
-        assert_eq!(
-            text,
-            "Ticket 1002: BAD (kb_resolvable), flagged late; logged by the service, not written \
-             (write_back = \"log\")\n\nescalation-gate verdict: BAD escalation (kb_resolvable)"
-        );
-        assert!(!text.contains("cov_w"));
-        let refused = serde_json::json!({"error": "bad_signature", "detail": "no secret matches"});
-        assert_eq!(
-            answer_summary(&refused).unwrap(),
-            "error: bad_signature: no secret matches"
-        );
-        assert_eq!(answer_summary(&serde_json::json!([1, 2])), None);
     }
 }

@@ -1,7 +1,5 @@
-//! The admin commands that set a helpdesk up for a connector (`install`, `uninstall`): one
-//! subcommand for each helpdesk that has them, and the pieces every command shares (the
-//! environment, printing a connector file's problems, the async runtime). Nothing imports this
-//! module but the CLI.
+//! `install` and `uninstall`: the admin commands that set a helpdesk up for a connector, one
+//! subcommand for each helpdesk that has them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::config::{self, ConfigError};
+use super::args::{ConnectorsDir, env, print_errors, runtime};
+use crate::config;
 
 #[derive(Subcommand)]
 pub enum InstallTarget {
@@ -55,18 +54,6 @@ pub enum InstallTarget {
     },
 }
 
-/// The `--connectors` folder argument every command that reads connector files takes.
-#[derive(clap::Args)]
-pub struct ConnectorsDir {
-    /// Folder of connector files.
-    #[arg(
-        long = "connectors",
-        env = "EG_CONNECTORS",
-        default_value = "connectors"
-    )]
-    pub connectors: PathBuf,
-}
-
 #[derive(Subcommand)]
 pub enum UninstallTarget {
     /// Delete what `install zendesk` created for the connector (found by its names and the
@@ -101,10 +88,7 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             url,
             dry_run,
             dir,
-        } => {
-            crate::telemetry::init_quiet();
-            zendesk(&dir.connectors, &connector, Some(&url), dry_run, false)
-        }
+        } => zendesk(&dir.connectors, &connector, Some(&url), dry_run, false),
     }
 }
 
@@ -116,38 +100,14 @@ pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
             dry_run,
             delete_opt_out_field,
             dir,
-        } => {
-            crate::telemetry::init_quiet();
-            zendesk(
-                &dir.connectors,
-                &connector,
-                None,
-                dry_run,
-                delete_opt_out_field,
-            )
-        }
+        } => zendesk(
+            &dir.connectors,
+            &connector,
+            None,
+            dry_run,
+            delete_opt_out_field,
+        ),
     }
-}
-
-/// A variable of the process environment (what `${VAR}` in a connector file reads).
-pub fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Prints a connector file's problems, one a line, and how many there are.
-pub fn print_errors(errors: &[ConfigError]) {
-    for e in errors {
-        println!("{e}");
-    }
-    println!("{} problem(s)", errors.len());
-}
-
-/// The async runtime a command runs its calls on.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// A connector file's path and text.
