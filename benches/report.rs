@@ -16,7 +16,7 @@ use axum::extract::Query;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{Duration, TimeZone, Utc};
-use escalation_gate::helpdesk::Period;
+use escalation_gate::helpdesk::records::Period;
 use escalation_gate::offline::report::render::{Format, render};
 use escalation_gate::offline::report::{self, Audience, Options};
 use escalation_gate::runtime::connector::Connector;

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use crate::assess::kb::KbSettings;
 use crate::config::{self, ConfigError, ValidConnector};
-use crate::helpdesk::Period;
+use crate::helpdesk::records::Period;
 use crate::kb::KbBackend;
 use crate::offline::report::{self, articles::Articles};
 use crate::runtime::connector::{self, Connector};

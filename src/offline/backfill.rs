@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::assess::{Outcome, Reason, ReasonKind, Verdict};
 use crate::config::contracts::Contracts;
 use crate::escalation::Escalation;
-use crate::helpdesk::{CaseRecord, RecordSink};
-use crate::helpdesk::{HelpdeskError, Period, TicketRef, Written, details, patiently};
+use crate::helpdesk::records::{CaseRecord, RecordSink};
+use crate::helpdesk::records::{Period, details, patiently};
+use crate::helpdesk::{HelpdeskError, TicketRef, Written};
 use crate::kb::ArticleLink;
 use crate::offline::report::{Aggregator, Scorecard};
 use crate::runtime::connector::{Connector, ProcessError, Processed};
@@ -332,7 +333,7 @@ impl Line {
             kb_articles,
             kb_confidence: self
                 .confidence
-                .map(|c| f64::from(crate::helpdesk::floor_percent(c)) / 100.0),
+                .map(|c| f64::from(crate::helpdesk::records::floor_percent(c)) / 100.0),
             survey: Default::default(),
         }
     }

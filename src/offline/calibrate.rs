@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::assess::kb::KbSettings;
 use crate::assess::{Outcome, ReasonKind};
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, floor_percent};
+use crate::helpdesk::HelpdeskError;
+use crate::helpdesk::records::{CaseRecord, Period, RecordSink, floor_percent};
 use crate::offline::report::Source;
 use crate::offline::report::stats::{Estimate, wilson};
 

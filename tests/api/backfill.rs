@@ -299,7 +299,7 @@ async fn an_unreachable_helpdesk_fails_each_command_at_once_naming_the_host() {
 /// A dry run over the Salesforce test org's month, May 2024.
 fn may_2024_dry_run() -> escalation_gate::offline::backfill::Options {
     escalation_gate::offline::backfill::Options {
-        period: escalation_gate::helpdesk::Period {
+        period: escalation_gate::helpdesk::records::Period {
             from: "2024-05-01T00:00:00Z".parse().unwrap(),
             to: "2024-06-01T00:00:00Z".parse().unwrap(),
         },

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
-use escalation_gate::helpdesk::Period;
+use escalation_gate::helpdesk::records::Period;
 use escalation_gate::offline::calibrate::{self, Calibration, Options};
 use escalation_gate::offline::report;
 use escalation_gate::runtime::connector::Connector;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use escalation_gate::helpdesk::Period;
+use escalation_gate::helpdesk::records::Period;
 use escalation_gate::offline::report::render::{self, Format};
 use escalation_gate::offline::report::{self, Audience, Figures, Options, Scorecard};
 use escalation_gate::runtime::connector::Connector;

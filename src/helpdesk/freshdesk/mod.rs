@@ -17,7 +17,7 @@ pub mod config;
 pub mod survey;
 pub mod webhook;
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -263,16 +263,16 @@ impl Tickets for Freshdesk {
 
     async fn records(
         &self,
-        _period: &super::Period,
+        _period: &super::records::Period,
         _survey: Option<&SurveyFields>,
-        _sink: &mut (dyn super::RecordSink + Send),
+        _sink: &mut (dyn super::records::RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
         Err(not_read_back("`report` and `calibrate`"))
     }
 
     async fn escalations(
         &self,
-        _period: &super::Period,
+        _period: &super::records::Period,
         _query: Option<&str>,
         _sink: &mut (dyn FnMut(TicketRef) + Send),
     ) -> Result<(), HelpdeskError> {

@@ -500,7 +500,7 @@ impl Tickets for Salesforce {
 
     async fn escalations(
         &self,
-        period: &super::Period,
+        period: &super::records::Period,
         _query: Option<&str>,
         sink: &mut (dyn FnMut(TicketRef) + Send),
     ) -> Result<(), HelpdeskError> {
@@ -517,9 +517,9 @@ impl Tickets for Salesforce {
 
     async fn records(
         &self,
-        period: &super::Period,
+        period: &super::records::Period,
         survey: Option<&SurveyFields>,
-        sink: &mut (dyn super::RecordSink + Send),
+        sink: &mut (dyn super::records::RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
         records::read(
             &self.connector,

@@ -9,7 +9,7 @@ pub mod records;
 pub mod survey;
 pub mod webhook;
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -297,9 +297,9 @@ impl Tickets for Zendesk {
 
     async fn records(
         &self,
-        period: &super::Period,
+        period: &super::records::Period,
         survey: Option<&SurveyFields>,
-        sink: &mut (dyn super::RecordSink + Send),
+        sink: &mut (dyn super::records::RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
         records::read(
             &self.connector,
@@ -314,7 +314,7 @@ impl Tickets for Zendesk {
 
     async fn escalations(
         &self,
-        period: &super::Period,
+        period: &super::records::Period,
         query: Option<&str>,
         sink: &mut (dyn FnMut(TicketRef) + Send),
     ) -> Result<(), HelpdeskError> {
