@@ -241,7 +241,7 @@ async fn run(total: u64) -> (f64, f64, u64, usize) {
     };
     let start = Instant::now();
     let card = report::build(
-        report::Source::of(&connector),
+        report::Source::of(&connector).expect("Zendesk reads a period back"),
         &options,
         &indicatif::ProgressBar::hidden(),
     )

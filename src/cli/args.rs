@@ -133,15 +133,26 @@ pub fn one_connector(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result
     Connector::build_with(load_one(dir, name)?, &index.runtime())
 }
 
-/// Reads through the helpdesk of connector `name` only: `report` and `calibrate` judge nothing,
-/// so its knowledge base is never built. `read` gets the records' source and the judge's
-/// settings.
+/// [`load_one`] for `command`, which reads a whole period back (`report`, `calibrate`,
+/// `backfill`): a connector whose helpdesk cannot is refused before anything is built or read.
+pub fn load_recorded(dir: &Path, name: &str, command: &str) -> anyhow::Result<ValidConnector> {
+    let valid = load_one(dir, name)?;
+    if let Err(why) = valid.helpdesk.reads_back() {
+        bail!("`{command}` reads a whole period back, and connector `{name}` cannot: {why}");
+    }
+    Ok(valid)
+}
+
+/// Reads through the helpdesk of connector `name` only, for `command` (see [`load_recorded`]):
+/// `report` and `calibrate` judge nothing, so its knowledge base is never built. `read` gets
+/// the records' source and the judge's settings.
 pub fn read_records<T>(
     dir: &Path,
     name: &str,
+    command: &str,
     read: impl FnOnce(report::Source<'_>, &KbSettings) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let valid = load_one(dir, name)?;
+    let valid = load_recorded(dir, name, command)?;
     let survey = valid.survey.as_ref().map(|s| &s.fields);
     let helpdesk = valid
         .helpdesk
@@ -149,7 +160,12 @@ pub fn read_records<T>(
         .context("building the HTTP client")?;
     let source = report::Source {
         connector: &valid.id,
-        tickets: helpdesk.tickets.as_ref(),
+        record: helpdesk.record.as_deref().with_context(|| {
+            format!(
+                "connector `{name}`: its helpdesk ({}) built no record role",
+                helpdesk.kind
+            )
+        })?,
         survey,
         contracts: &valid.contracts,
         articles: match &valid.kb_backend {

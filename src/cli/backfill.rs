@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 
-use super::args::{ConnectorsDir, IndexDir, PeriodArgs, one_connector, runtime, terminal_bar};
+use super::args::{ConnectorsDir, IndexDir, PeriodArgs, load_recorded, runtime, terminal_bar};
 use crate::helpdesk::SearchTerms;
 use crate::offline::backfill;
+use crate::runtime::connector::Connector;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,7 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
         bail!("--query is empty");
     }
-    let connector = one_connector(&args.dir.connectors, name, &args.index)?;
+    let valid = load_recorded(&args.dir.connectors, name, "backfill")?;
+    let connector = Connector::build_with(valid, &args.index.runtime())?;
     if query.is_some()
         && let SearchTerms::Refused { how } = connector.helpdesk.search_terms
     {

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         min_reviewed: args.min_reviewed,
     };
     let name = &args.period.connector;
-    let calibration = read_records(&args.dir.connectors, name, |source, kb| {
+    let calibration = read_records(&args.dir.connectors, name, "calibrate", |source, kb| {
         runtime()?
             .block_on(calibrate::calibrate(source, kb, &options))
             .with_context(|| format!("reading the tickets of connector `{name}`"))

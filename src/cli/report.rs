@@ -49,8 +49,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--audience partner needs --partner NAME: a partner's edition shows one partner");
     }
     let bar = terminal_bar("{spinner} {human_pos} tickets read ({per_sec}, {elapsed})");
-    let card = read_records(&args.dir.connectors, name, |source, _| {
-        match &args.from_jsonl {
+    let card = read_records(
+        &args.dir.connectors,
+        name,
+        "report",
+        |source, _| match &args.from_jsonl {
             Some(path) => {
                 let file = std::fs::File::open(path)
                     .with_context(|| format!("opening {}", path.display()))?;
@@ -66,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => runtime()?
                 .block_on(report::build(source, &options, &bar))
                 .with_context(|| format!("reading the tickets of connector `{name}`")),
-        }
-    })?;
+        },
+    )?;
     bar.finish_and_clear();
     if card.tickets == 0 {
         let period = format!("from {} to {} (UTC)", args.period.from, args.period.to);

@@ -599,6 +599,17 @@ fn validate(
     if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
         h.with_survey(&s.fields, problems);
     }
+    if file.report.is_some()
+        && let Some(Err(why)) = helpdesk.as_ref().map(ValidHelpdesk::reads_back)
+    {
+        problems.push(Problem::new(
+            "report",
+            format!(
+                "`report`, `calibrate` and `backfill` read a whole period back, and this \
+                 connector's helpdesk cannot: {why}; remove [report]"
+            ),
+        ));
+    }
     let mut contracts = file.report.unwrap_or_default().validate(problems);
     if contracts.display_name.is_empty()
         && let Some(s) = &survey

@@ -5,8 +5,9 @@
 //! - [`Inbound`]: verify a call, parse it into ticket references and an event, choose the reply
 //!   format (pure: bytes and headers in, no I/O);
 //! - [`Tickets`]: load a ticket into the normalised [`Escalation`] (through the shared field
-//!   [`mapping`]), write the verdict back, and the paged reads of the sweep, reports, calibration
-//!   and backfill;
+//!   [`mapping`]), write the verdict back, and list the sweep's unjudged tickets;
+//! - [`Record`]: read a whole period back, page by page, for reports, calibration and backfill,
+//!   where the helpdesk's search can (Freshdesk's stops at 300 tickets: it has none);
 //! - a [`KnowledgeBase`] (its own article search) and a [`SurveyDesk`] (the blind survey's reads
 //!   and writes), where the helpdesk has them.
 //!
@@ -54,6 +55,9 @@ pub struct Helpdesk {
     pub search_terms: SearchTerms,
     pub inbound: Arc<dyn Inbound>,
     pub tickets: Arc<dyn Tickets>,
+    /// The period read back of reports, calibration and backfill; `None` when the helpdesk
+    /// cannot read a whole period ([`ValidHelpdeskFile::reads_back`] says why).
+    pub record: Option<Arc<dyn Record>>,
     /// The helpdesk's own knowledge base (for `backend = "helpdesk"`), when its API is
     /// configured.
     pub knowledge_base: Option<Arc<dyn KnowledgeBase>>,
@@ -117,6 +121,10 @@ pub trait ValidHelpdeskFile: std::fmt::Debug + Send {
     /// Whether the tickets role finds escalated tickets with search terms the connector gives
     /// (`[sweep] query`, `backfill --query`); see [`SearchTerms`].
     fn search_terms(&self) -> SearchTerms;
+
+    /// Whether the helpdesk reads a whole period back (it builds a [`Record`] role, which
+    /// `report`, `calibrate` and `backfill` read through); `Err` says why it cannot.
+    fn reads_back(&self) -> Result<(), &'static str>;
 
     /// Builds the roles: HTTP clients and the like, no call made yet. `connector` is the
     /// connector's id (it goes into each escalation); `survey` the connector's survey names
@@ -361,10 +369,9 @@ pub trait Inbound: Send + Sync {
 }
 
 /// The tickets role: reads tickets into the normalised [`Escalation`], writes verdicts back,
-/// and the paged reads that the sweep, backfill, calibration and reports need. Every call goes
-/// through the helpdesk's API client, which retries within its budget and then reports an
-/// [`UpstreamError`]; only a fact about the ticket itself (it does not exist, it cannot be
-/// judged) is [`HelpdeskError::Unusable`].
+/// and lists the sweep's unjudged tickets. Every call goes through the helpdesk's API client,
+/// which retries within its budget and then reports an [`UpstreamError`]; only a fact about the
+/// ticket itself (it does not exist, it cannot be judged) is [`HelpdeskError::Unusable`].
 #[async_trait]
 pub trait Tickets: Send + Sync {
     /// Reads a ticket (or takes [`TicketRef::snapshot`] when the inbound call carried it) and
@@ -419,13 +426,18 @@ pub trait Tickets: Send + Sync {
         query: Option<&str>,
         since: DateTime<Utc>,
     ) -> Result<Vec<TicketRef>, HelpdeskError>;
+}
 
+/// The record role: the helpdesk is the service's record (no database), and this reads a whole
+/// period of it back, page by page, for reports, calibration and backfill. Only a helpdesk whose
+/// search can list every ticket of a period has it ([`Helpdesk::record`]).
+#[async_trait]
+pub trait Record: Send + Sync {
     /// Every ticket created in `period`, read back page by page as the service recorded it
     /// (Zendesk Export Search Results, Salesforce SOQL with `nextRecordsUrl`), each handed to
     /// `sink` as soon as its page arrives, so memory stays flat however many there are. Rate
     /// limits are waited out ([`records::patiently`]). `survey` names the blind survey's tags
-    /// and fields, when the connector has one. Reports, calibration and backfill read through
-    /// this.
+    /// and fields, when the connector has one.
     async fn records(
         &self,
         period: &Period,
@@ -437,7 +449,7 @@ pub trait Tickets: Send + Sync {
     /// (Zendesk Export Search Results with the escalation rule's search terms, `query` when
     /// given; Salesforce SOQL `IsEscalated = true` with `nextRecordsUrl`); rate limits are
     /// waited out. Each one's `escalated_at` is its creation, marked unknown:
-    /// [`Tickets::escalation_time`] reads the real one.
+    /// [`Record::escalation_time`] reads the real one.
     async fn escalations(
         &self,
         period: &Period,

@@ -1,6 +1,6 @@
 //! What a ticket records of the service's work, and how it is read back: the verdict's details
 //! and confidence as a write records them, the reasons a person may give for overturning it,
-//! the [`CaseRecord`] that the tickets role reads back for reports,
+//! the [`CaseRecord`] that the [`Record`](super::Record) role reads back for reports,
 //! calibration and backfill (the README's "What the ticket records"), and the patience those
 //! paged reads have with rate limits. Nothing here names a helpdesk.
 
@@ -166,7 +166,7 @@ pub struct SurveyRecord {
     pub comment: Option<String>,
 }
 
-/// Takes the records of [`Tickets::records`](super::Tickets::records) as they stream in.
+/// Takes the records of [`Record::records`](super::Record::records) as they stream in.
 pub trait RecordSink {
     /// How many records the period holds, when the helpdesk says (for a progress bar).
     fn total(&mut self, _total: u64) {}

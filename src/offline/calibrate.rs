@@ -2,7 +2,7 @@
 //! threshold and review bound that keep precision of "bad" at a target on the vendor's own
 //! reviewed cases.
 //!
-//! It reads the period's tickets back through [`Tickets::records`](crate::helpdesk::Tickets::records)
+//! It reads the period's tickets back through [`Record::records`](crate::helpdesk::Record::records)
 //! and keeps counts only (per recorded confidence percent), so memory stays flat however many
 //! tickets there are. A reviewed case tells the threshold something when its verdict records the
 //! judge's confidence and no hand-off field made it bad (the threshold cannot change those).
@@ -307,7 +307,7 @@ pub async fn calibrate(
 ) -> Result<Calibration, HelpdeskError> {
     let mut tally = Tally::default();
     source
-        .tickets
+        .record
         .records(&options.period, source.survey, &mut tally)
         .await?;
     Ok(tally.finish(source.connector, kb, options))

@@ -214,7 +214,7 @@ async fn salesforce_connector(cases: &[Case]) -> (FakeSalesforce, Connector) {
 
 async fn calibrated(connector: &Connector) -> Calibration {
     calibrate::calibrate(
-        report::Source::of(connector),
+        report::Source::of(connector).expect("the helpdesk reads a period back"),
         &connector.policy.kb,
         &Options {
             period: period(),

@@ -547,7 +547,7 @@ fn zendesk_connector_with(zendesk: &FakeZendesk, extra_toml: String) -> Connecto
 
 async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audience) -> Scorecard {
     report::build(
-        report::Source::of(connector),
+        report::Source::of(connector).expect("the helpdesk reads a period back"),
         &Options {
             period: period(),
             partner: partner.map(str::to_string),
@@ -1221,7 +1221,7 @@ async fn an_edition_for_no_partner_or_of_an_empty_period_is_refused() {
         audience: Audience::Partner,
     };
     let err = report::build(
-        report::Source::of(&connector),
+        report::Source::of(&connector).expect("the helpdesk reads a period back"),
         &options,
         &indicatif::ProgressBar::hidden(),
     )

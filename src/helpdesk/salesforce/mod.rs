@@ -32,8 +32,9 @@ use self::api::{Knowledge, SalesforceApi};
 use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use super::mapping::partner_or_unknown;
+use super::records::{Period, RecordSink};
 use super::{
-    Helpdesk, HelpdeskError, Loaded, SWEEP_PAGE, SearchTerms, TicketRef, Tickets,
+    Helpdesk, HelpdeskError, Loaded, Record, SWEEP_PAGE, SearchTerms, TicketRef, Tickets,
     ValidHelpdeskFile, Written,
 };
 use crate::assess::note::HEADING;
@@ -96,6 +97,10 @@ impl ValidHelpdeskFile for ValidSalesforce {
         SEARCH_TERMS
     }
 
+    fn reads_back(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn build(
         self,
         connector: &str,
@@ -108,6 +113,7 @@ impl ValidHelpdeskFile for ValidSalesforce {
             knowledge_base: salesforce.knowledge_base(),
             survey_desk: survey.and_then(|f| salesforce.survey_desk(f)),
             inbound: salesforce.clone(),
+            record: Some(salesforce.clone()),
             tickets: salesforce,
         })
     }
@@ -497,29 +503,15 @@ impl Tickets for Salesforce {
             })
             .collect())
     }
+}
 
-    async fn escalations(
-        &self,
-        period: &super::records::Period,
-        _query: Option<&str>,
-        sink: &mut (dyn FnMut(TicketRef) + Send),
-    ) -> Result<(), HelpdeskError> {
-        history::escalations(self.api()?, period, sink).await
-    }
-
-    async fn escalation_time(
-        &self,
-        id: &str,
-        _query: Option<&str>,
-    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
-        history::escalation_time(self.api()?, id).await
-    }
-
+#[async_trait]
+impl Record for Salesforce {
     async fn records(
         &self,
-        period: &super::records::Period,
+        period: &Period,
         survey: Option<&SurveyFields>,
-        sink: &mut (dyn super::records::RecordSink + Send),
+        sink: &mut (dyn RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
         records::read(
             &self.connector,
@@ -530,6 +522,21 @@ impl Tickets for Salesforce {
             sink,
         )
         .await
+    }
+    async fn escalations(
+        &self,
+        period: &Period,
+        _query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError> {
+        history::escalations(self.api()?, period, sink).await
+    }
+    async fn escalation_time(
+        &self,
+        id: &str,
+        _query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
+        history::escalation_time(self.api()?, id).await
     }
 }
 

@@ -22,7 +22,7 @@ use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::{Outcome, ReasonKind};
 use crate::config::contracts::{Contracts, Tier};
 use crate::helpdesk::records::{CaseRecord, Period, RecordSink};
-use crate::helpdesk::{HelpdeskError, Tickets};
+use crate::helpdesk::{HelpdeskError, Record};
 use crate::kb::ArticleLink;
 use crate::runtime::connector::{Connector, Kb};
 use crate::survey::About;
@@ -52,11 +52,11 @@ const TOP: usize = 10;
 /// Distinctive terms shown for each knowledge gap group.
 const GAP_TERMS: usize = 6;
 
-/// What a scorecard is read from: a connector's id, tickets, survey names, contracts, and
-/// where the articles the tickets name by id are looked up.
+/// What a scorecard is read from: a connector's id, its helpdesk's record, survey names,
+/// contracts, and where the articles the tickets name by id are looked up.
 pub struct Source<'a> {
     pub connector: &'a str,
-    pub tickets: &'a dyn Tickets,
+    pub record: &'a dyn Record,
     pub survey: Option<&'a SurveyFields>,
     pub contracts: &'a Contracts,
     pub articles: Articles<'a>,
@@ -64,18 +64,19 @@ pub struct Source<'a> {
 
 impl<'a> Source<'a> {
     /// Where `connector`'s records are read from, and its articles looked up (the embedded
-    /// index once it serves, else the search API).
-    pub fn of(connector: &'a Connector) -> Source<'a> {
-        Source {
+    /// index once it serves, else the search API); `None` when its helpdesk cannot read a
+    /// period back.
+    pub fn of(connector: &'a Connector) -> Option<Source<'a>> {
+        Some(Source {
             connector: &connector.id,
-            tickets: connector.helpdesk.tickets.as_ref(),
+            record: connector.helpdesk.record.as_deref()?,
             survey: connector.survey.as_ref().map(|s| &s.settings.fields),
             contracts: &connector.contracts,
             articles: match &connector.kb {
                 Kb::Local(kb) => kb.index().map_or(Articles::Unnamed, Articles::Index),
                 Kb::Remote(kb) => Articles::Backend(kb.as_ref()),
             },
-        }
+        })
     }
 }
 
@@ -111,7 +112,7 @@ pub async fn build(
 ) -> Result<Scorecard, ReportError> {
     let mut agg = Aggregator::new(options, progress.clone());
     source
-        .tickets
+        .record
         .records(&options.period, source.survey, &mut agg)
         .await?;
     let mut card = agg.finish(source.connector, source.contracts)?;
