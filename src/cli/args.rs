@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use crate::assess::kb::KbSettings;
-use crate::config::{self, ConfigError, ValidConnector};
+use crate::config::{self, ConfigError, ConnectorId, ValidConnector};
 use crate::helpdesk::records::Period;
 use crate::kb::KbBackend;
 use crate::offline::report::{self, articles::Articles};
@@ -70,7 +70,7 @@ impl IndexDir {
 pub struct PeriodArgs {
     /// The connector whose helpdesk holds the record.
     #[arg(long)]
-    pub connector: String,
+    pub connector: ConnectorId,
     /// First day of the period (YYYY-MM-DD, UTC), by ticket creation.
     #[arg(long, value_parser = parse_day)]
     pub from: NaiveDate,
@@ -117,7 +117,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The connector file `{dir}/{name}.toml`, validated; the error lists its problems.
-pub fn load_one(dir: &Path, name: &str) -> anyhow::Result<ValidConnector> {
+pub fn load_one(dir: &Path, name: &ConnectorId) -> anyhow::Result<ValidConnector> {
     let path = dir.join(format!("{name}.toml"));
     if !path.is_file() {
         bail!("no connector `{name}`: {} does not exist", path.display());
@@ -129,13 +129,21 @@ pub fn load_one(dir: &Path, name: &str) -> anyhow::Result<ValidConnector> {
 }
 
 /// Loads and builds one connector of `dir` by name.
-pub fn one_connector(dir: &Path, name: &str, index: &IndexDir) -> anyhow::Result<Connector> {
+pub fn one_connector(
+    dir: &Path,
+    name: &ConnectorId,
+    index: &IndexDir,
+) -> anyhow::Result<Connector> {
     Connector::build_with(load_one(dir, name)?, &index.runtime())
 }
 
 /// [`load_one`] for `command`, which reads a whole period back (`report`, `calibrate`,
 /// `backfill`): a connector whose helpdesk cannot is refused before anything is built or read.
-pub fn load_recorded(dir: &Path, name: &str, command: &str) -> anyhow::Result<ValidConnector> {
+pub fn load_recorded(
+    dir: &Path,
+    name: &ConnectorId,
+    command: &str,
+) -> anyhow::Result<ValidConnector> {
     let valid = load_one(dir, name)?;
     if let Err(why) = valid.helpdesk.reads_back() {
         bail!("`{command}` reads a whole period back, and connector `{name}` cannot: {why}");
@@ -148,7 +156,7 @@ pub fn load_recorded(dir: &Path, name: &str, command: &str) -> anyhow::Result<Va
 /// the records' source and the judge's settings.
 pub fn read_records<T>(
     dir: &Path,
-    name: &str,
+    name: &ConnectorId,
     command: &str,
     read: impl FnOnce(report::Source<'_>, &KbSettings) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {

@@ -8,12 +8,13 @@ use chrono::{DateTime, Utc};
 
 use super::args::{ConnectorsDir, IndexDir, one_connector, parse_instant, runtime};
 use crate::assess::note;
+use crate::config::ConnectorId;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The connector whose rules and knowledge base judge the ticket.
     #[arg(long)]
-    connector: String,
+    connector: ConnectorId,
     /// The saved ticket: a JSON file as the helpdesk's API returns it (see above).
     file: PathBuf,
     #[command(flatten)]

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::args::{ConnectorsDir, env, print_errors, runtime};
-use crate::config;
+use crate::config::{self, ConnectorId};
 
 #[derive(Subcommand)]
 pub enum InstallTarget {
@@ -20,7 +20,7 @@ pub enum InstallTarget {
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Where escalation-gate is reachable from Salesforce.
         #[arg(long, default_value = "https://escalation-gate.example.com")]
         url: String,
@@ -42,7 +42,7 @@ pub enum InstallTarget {
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Where Zendesk reaches escalation-gate (https); the webhook calls URL/hooks/CONNECTOR.
         #[arg(long)]
         url: String,
@@ -61,7 +61,7 @@ pub enum UninstallTarget {
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Print every request it would send; delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -111,10 +111,7 @@ pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
 }
 
 /// A connector file's path and text.
-fn connector_file(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
-    if !config::is_connector_id(name) {
-        bail!("`{name}` is not a connector id: letters, digits, - and _ only");
-    }
+fn connector_file(dir: &Path, name: &ConnectorId) -> anyhow::Result<(PathBuf, String)> {
     let path = dir.join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
@@ -125,7 +122,7 @@ fn connector_file(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
 /// a Metadata API source folder.
 fn salesforce(
     dir: &Path,
-    connector: &str,
+    connector: &ConnectorId,
     url: &str,
     survey: bool,
     out: Option<&Path>,
@@ -183,7 +180,7 @@ fn salesforce(
 /// it stands when an error stops the run.
 fn zendesk(
     dir: &Path,
-    name: &str,
+    name: &ConnectorId,
     url: Option<&str>,
     dry_run: bool,
     delete_opt_out_field: bool,
@@ -208,7 +205,7 @@ fn zendesk(
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
     let target = Target::from_connector(
-        valid.id,
+        valid.id.to_string(),
         valid.helpdesk,
         valid.sweep.and_then(|s| s.query),
         valid.survey.map(|s| s.fields),

@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::args::{ConnectorsDir, load_one, runtime};
+use crate::config::ConnectorId;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +17,7 @@ pub struct Args {
     /// The connector whose helpdesk's signature the call carries (with the first of its
     /// signing secrets).
     #[arg(long, default_value = "demo")]
-    connector: String,
+    connector: ConnectorId,
     #[command(flatten)]
     dir: ConnectorsDir,
     /// Where to send it (default: http://127.0.0.1:8080/hooks/CONNECTOR).

@@ -6,13 +6,14 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::args::{ConnectorsDir, IndexDir, one_connector, runtime};
+use crate::config::ConnectorId;
 use crate::runtime::sweep::sweep_once;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The connector to sweep.
     #[arg(long)]
-    connector: String,
+    connector: ConnectorId,
     #[command(flatten)]
     dir: ConnectorsDir,
     #[command(flatten)]

@@ -1,6 +1,7 @@
 //! Connector files: `connectors/*.toml`, one connector each, named by the file. Loading is pure
 //! (no network): read, expand `${VAR}`, type, validate, and report every problem found.
 
+pub mod connector_id;
 pub mod contracts;
 pub mod vars;
 
@@ -21,6 +22,7 @@ use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
 use crate::kb::KbBackend;
 use crate::kb::http::{HttpKbSettings, Pointers};
+pub use connector_id::ConnectorId;
 use secrecy::{ExposeSecret, SecretString};
 pub use vars::Env;
 
@@ -308,7 +310,7 @@ impl HttpKbFile {
 /// A connector that passed validation: everything needed to build it, nothing built yet.
 #[derive(Debug)]
 pub struct ValidConnector {
-    pub id: String,
+    pub id: ConnectorId,
     pub file: PathBuf,
     pub helpdesk: ValidHelpdesk,
     pub policy: Policy,
@@ -386,23 +388,15 @@ pub fn load_file(path: &Path, env: Env) -> Result<ValidConnector, Vec<ConfigErro
     })
 }
 
-/// Whether `id` can name a connector: letters, digits, `-` and `_` only, not empty.
-pub fn is_connector_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Parses and validates a connector's text. `base` resolves relative paths in it.
 pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnector, Vec<Problem>> {
     let mut problems = Vec::new();
-    if !is_connector_id(id) {
+    let id = ConnectorId::parse(id).map_err(|_| {
         problems.push(Problem::new(
             "",
             format!("the file name `{id}` must be a connector id: letters, digits, - and _ only"),
-        ));
-    }
+        ))
+    });
     let mut table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
@@ -442,7 +436,7 @@ pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnect
 }
 
 fn validate(
-    id: &str,
+    id: Result<ConnectorId, ()>,
     file: ConnectorFile,
     base: &Path,
     problems: &mut Vec<Problem>,
@@ -621,7 +615,7 @@ fn validate(
         _ => None,
     };
     Some(ValidConnector {
-        id: id.to_string(),
+        id: id.ok()?,
         file: PathBuf::new(),
         helpdesk: helpdesk?,
         policy: Policy {

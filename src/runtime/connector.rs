@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::assess::kb::query::kb_query;
 use crate::assess::{Outcome, Policy, Verdict, assess, note};
 use crate::config::contracts::Contracts;
-use crate::config::{SweepSettings, ValidConnector};
+use crate::config::{ConnectorId, SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
 use crate::helpdesk::{Helpdesk, HelpdeskError, TicketRef, Written};
 use crate::kb::KbBackend;
@@ -23,7 +23,7 @@ use crate::runtime::judge_pool::{JudgePool, PoolError};
 use crate::survey::Survey;
 
 pub struct Connector {
-    pub id: String,
+    pub id: ConnectorId,
     pub helpdesk: Helpdesk,
     pub kb: Kb,
     pub policy: Arc<Policy>,
@@ -132,7 +132,7 @@ impl ProcessError {
 }
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
-pub type Connectors = Arc<HashMap<String, Arc<Connector>>>;
+pub type Connectors = Arc<HashMap<ConnectorId, Arc<Connector>>>;
 
 impl Connector {
     /// [`Connector::build_with`] the default [`Runtime`]: an embedded index is built in memory.
@@ -154,7 +154,11 @@ impl Connector {
                 LocalKb::start(
                     &id,
                     dir,
-                    runtime.index_dir.as_ref().map(|d| d.join(&id)).as_deref(),
+                    runtime
+                        .index_dir
+                        .as_ref()
+                        .map(|d| d.join(id.as_str()))
+                        .as_deref(),
                 )
                 .with_context(|| format!("connector {id}: building the knowledge base"))?,
             ),

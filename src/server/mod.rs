@@ -162,11 +162,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
     for (id, c) in state.connectors.iter() {
         ready &= c.can_judge();
         if let Some(status) = c.kb_status() {
-            kbs.insert(id.clone(), serde_json::json!(status));
+            kbs.insert(id.to_string(), serde_json::json!(status));
         }
         let needed = c.helpdesk.tickets.admin_fixes();
         if !needed.is_empty() {
-            fixes.insert(id.clone(), serde_json::json!(needed));
+            fixes.insert(id.to_string(), serde_json::json!(needed));
         }
     }
     let judges = state.connectors.values().next().map(|c| {
@@ -283,7 +283,7 @@ async fn hook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
-    let Some(connector) = state.connectors.get(&id).cloned() else {
+    let Some(connector) = state.connectors.get(id.as_str()).cloned() else {
         return Err(HttpError::UnknownConnector(id.chars().take(64).collect()));
     };
     let span =
