@@ -20,9 +20,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{Duration, TimeZone, Utc};
-use escalation_gate::backfill::{self, Line, Mode, Options, Progress, Summary};
-use escalation_gate::connector::Connector;
-use escalation_gate::helpdesk::Period;
+use escalation_gate::helpdesk::records::Period;
+use escalation_gate::offline::backfill::{self, Line, Mode, Options, Progress, Summary};
+use escalation_gate::runtime::connector::Connector;
 use serde_json::{Value, json};
 
 mod common;

@@ -31,11 +31,11 @@ use escalation_gate::assess::kb::query::kb_query;
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
 use escalation_gate::assess::kb::{self, KbSettings};
 use escalation_gate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
-use escalation_gate::eval::{Case, Label, Split, escalation};
 use escalation_gate::helpdesk::zendesk::sandbox::FakeZendesk;
 use escalation_gate::helpdesk::zendesk::webhook;
 use escalation_gate::kb::Article;
 use escalation_gate::kb::local::LocalIndex;
+use escalation_gate::offline::eval::{Case, Label, Split, escalation};
 use escalation_gate::sandbox::sample::Rng;
 use serde_json::{Value, json};
 

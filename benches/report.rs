@@ -16,10 +16,10 @@ use axum::extract::Query;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{Duration, TimeZone, Utc};
-use escalation_gate::connector::Connector;
-use escalation_gate::helpdesk::Period;
-use escalation_gate::report::render::{Format, render};
-use escalation_gate::report::{Audience, Options};
+use escalation_gate::helpdesk::records::Period;
+use escalation_gate::offline::report::render::{Format, render};
+use escalation_gate::offline::report::{self, Audience, Options};
+use escalation_gate::runtime::connector::Connector;
 use serde_json::{Value, json};
 
 mod common;
@@ -241,10 +241,13 @@ async fn run(total: u64) -> (f64, f64, u64, usize) {
         audience: Audience::Vendor,
     };
     let start = Instant::now();
-    let card = connector
-        .scorecard(&options, &indicatif::ProgressBar::hidden())
-        .await
-        .expect("the report reads every page");
+    let card = report::build(
+        report::Source::of(&connector).expect("Zendesk reads a period back"),
+        &options,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .expect("the report reads every page");
     let read = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let bytes: usize = [Format::Html, Format::Csv, Format::Json]

@@ -59,6 +59,41 @@ pub struct Requester {
 pub const UNKNOWN_PARTNER: &str = "unknown";
 
 impl Escalation {
+    /// A case known only by its text (a labelled case, a made-up one): the subject is its first
+    /// line that is not blank, the description the whole text; escalated when it was opened,
+    /// by an unknown partner, with no hand-off field.
+    pub fn from_text(
+        connector: &str,
+        ticket_id: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Escalation {
+        let subject = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .to_string();
+        Escalation {
+            connector: connector.to_string(),
+            ticket_id: ticket_id.to_string(),
+            partner: UNKNOWN_PARTNER.into(),
+            subject,
+            description: text.to_string(),
+            handoff: BTreeMap::new(),
+            requester: Requester::default(),
+            product: None,
+            version: None,
+            channel: None,
+            issue_type: None,
+            opened_at: at,
+            escalated_at: at,
+            escalated_at_unknown: false,
+            tried_articles: Vec::new(),
+            url: String::new(),
+        }
+    }
+
     /// The text the knowledge base is searched with and candidates are re-scored against.
     pub fn case_text(&self) -> String {
         if self.description.trim().starts_with(self.subject.trim()) {

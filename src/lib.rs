@@ -1,27 +1,20 @@
 //! escalation-gate: judges partner escalations (hand-off fields and knowledge base) and writes
 //! the verdict back to the helpdesk.
 
-pub mod admin;
 pub mod assess;
-pub mod backfill;
-pub mod calibrate;
 pub mod checks;
 pub mod cli;
 pub mod config;
-pub mod connector;
 pub mod escalation;
-pub mod eval;
 pub mod helpdesk;
 pub mod http;
-pub mod judge_pool;
 pub mod kb;
 pub mod metrics;
-pub mod report;
+pub mod offline;
+pub mod runtime;
 pub mod sandbox;
-pub mod serve;
 pub mod server;
 pub mod survey;
-pub mod sweep;
 pub mod telemetry;
 pub mod ticket_lock;
 
@@ -31,8 +24,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use connector::{Connector, Connectors};
-use server::ServerSettings;
+use crate::runtime::connector::{Connector, Connectors};
+use crate::runtime::{serve, sweep};
+use crate::server::ServerSettings;
 
 /// Serves the connectors on `listener` until `shutdown` resolves, then finishes the requests
 /// under way. `/metrics` is not served (see [`run_with_metrics`]).

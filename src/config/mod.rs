@@ -1,6 +1,8 @@
 //! Connector files: `connectors/*.toml`, one connector each, named by the file. Loading is pure
 //! (no network): read, expand `${VAR}`, type, validate, and report every problem found.
 
+pub mod connector_id;
+pub mod contracts;
 pub mod vars;
 
 use std::fmt;
@@ -20,6 +22,7 @@ use crate::helpdesk::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
 use crate::kb::KbBackend;
 use crate::kb::http::{HttpKbSettings, Pointers};
+pub use connector_id::ConnectorId;
 use secrecy::{ExposeSecret, SecretString};
 pub use vars::Env;
 
@@ -60,7 +63,7 @@ pub struct ConnectorFile {
     /// What the metrics label; absent: partners named elsewhere in the file only.
     pub metrics: Option<MetricsFile>,
     /// The contract terms `report` measures partners against; absent: the defaults.
-    pub report: Option<crate::report::contracts::ReportFile>,
+    pub report: Option<crate::config::contracts::ReportFile>,
 }
 
 /// `[metrics]`: `partners` are the partner names that get their own `partner` label (others
@@ -307,7 +310,7 @@ impl HttpKbFile {
 /// A connector that passed validation: everything needed to build it, nothing built yet.
 #[derive(Debug)]
 pub struct ValidConnector {
-    pub id: String,
+    pub id: ConnectorId,
     pub file: PathBuf,
     pub helpdesk: ValidHelpdesk,
     pub policy: Policy,
@@ -317,7 +320,7 @@ pub struct ValidConnector {
     pub sweep: Option<SweepSettings>,
     /// The partners the metrics label by name (`[metrics] partners`).
     pub metric_partners: Vec<String>,
-    pub contracts: crate::report::contracts::Contracts,
+    pub contracts: crate::config::contracts::Contracts,
 }
 
 pub const DEFAULT_LATE_AFTER_HOURS: i64 = 48;
@@ -385,23 +388,15 @@ pub fn load_file(path: &Path, env: Env) -> Result<ValidConnector, Vec<ConfigErro
     })
 }
 
-/// Whether `id` can name a connector: letters, digits, `-` and `_` only, not empty.
-pub fn is_connector_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Parses and validates a connector's text. `base` resolves relative paths in it.
 pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnector, Vec<Problem>> {
     let mut problems = Vec::new();
-    if !is_connector_id(id) {
+    let id = ConnectorId::parse(id).map_err(|_| {
         problems.push(Problem::new(
             "",
             format!("the file name `{id}` must be a connector id: letters, digits, - and _ only"),
-        ));
-    }
+        ))
+    });
     let mut table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
@@ -441,7 +436,7 @@ pub fn parse(id: &str, text: &str, base: &Path, env: Env) -> Result<ValidConnect
 }
 
 fn validate(
-    id: &str,
+    id: Result<ConnectorId, ()>,
     file: ConnectorFile,
     base: &Path,
     problems: &mut Vec<Problem>,
@@ -598,6 +593,17 @@ fn validate(
     if let (Some(h), Some(s)) = (&mut helpdesk, &survey) {
         h.with_survey(&s.fields, problems);
     }
+    if file.report.is_some()
+        && let Some(Err(why)) = helpdesk.as_ref().map(ValidHelpdesk::reads_back)
+    {
+        problems.push(Problem::new(
+            "report",
+            format!(
+                "`report`, `calibrate` and `backfill` read a whole period back, and this \
+                 connector's helpdesk cannot: {why}; remove [report]"
+            ),
+        ));
+    }
     let mut contracts = file.report.unwrap_or_default().validate(problems);
     if contracts.display_name.is_empty()
         && let Some(s) = &survey
@@ -609,7 +615,7 @@ fn validate(
         _ => None,
     };
     Some(ValidConnector {
-        id: id.to_string(),
+        id: id.ok()?,
         file: PathBuf::new(),
         helpdesk: helpdesk?,
         policy: Policy {

@@ -1,10 +1,11 @@
 //! The field mapping every helpdesk's `[helpdesk]` table shares: which ticket fields are the
 //! hand-off fields (and under which names), which of those hold the product, the version, the
 //! articles the partner tried and the partner, how the mapping is validated, and how a ticket's
-//! values become the normalised escalation's parts.
+//! values become the normalised escalation's parts (ticket numbers and times included).
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::checks::{Problem, map_field_name, require_mapped};
@@ -150,6 +151,29 @@ pub fn truthy(v: &Value) -> bool {
         Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
         _ => false,
     }
+}
+
+/// A webhook's `ticket_id` as a ticket number: a JSON number, or a string of digits (spaces
+/// around it allowed), that fits in 64 bits as the helpdesks' ticket ids do; `None` for anything
+/// else, so a malformed id is refused before any call.
+pub fn ticket_number(raw: &serde_json::Value) -> Option<String> {
+    match raw {
+        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            (s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok())
+                .then(|| s.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The RFC 3339 time under `key` of a helpdesk's JSON answer (UTC), if it has a valid one.
+pub fn time_at(v: &serde_json::Value, key: &str) -> Option<DateTime<Utc>> {
+    let text = v.get(key)?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -5,16 +5,22 @@
 //! - [`Inbound`]: verify a call, parse it into ticket references and an event, choose the reply
 //!   format (pure: bytes and headers in, no I/O);
 //! - [`Tickets`]: load a ticket into the normalised [`Escalation`] (through the shared field
-//!   [`mapping`]), write the verdict back, and the paged reads of the sweep, reports, calibration
-//!   and backfill;
+//!   [`mapping`]), write the verdict back, and list the sweep's unjudged tickets;
+//! - [`Record`]: read a whole period back, page by page, for reports, calibration and backfill,
+//!   where the helpdesk's search can (Freshdesk's stops at 300 tickets: it has none);
 //! - a [`KnowledgeBase`] (its own article search) and a [`SurveyDesk`] (the blind survey's reads
 //!   and writes), where the helpdesk has them.
+//!
+//! This file holds the roles and the types they take and give. What the helpdesks share beside
+//! them has a file each: the field [`mapping`], what a ticket [`records`] of the service's work
+//! (and how it is read back), and the verdict as [`tags`].
 //!
 //! It knows nothing of how escalations are judged, and builds no HTTP answer: the server renders
 //! them in the [`ReplyFormat`] the inbound role chooses.
 
 pub mod freshdesk;
 pub mod mapping;
+pub mod records;
 pub mod registry;
 pub mod salesforce;
 pub mod sandbox;
@@ -29,9 +35,9 @@ use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::assess::{Outcome, ReasonKind, Verdict};
+use self::records::{Period, RecordSink};
+use crate::assess::{Outcome, Verdict};
 use crate::checks::Problem;
 use crate::escalation::Escalation;
 use crate::http::UpstreamError;
@@ -50,6 +56,9 @@ pub struct Helpdesk {
     pub search_terms: SearchTerms,
     pub inbound: Arc<dyn Inbound>,
     pub tickets: Arc<dyn Tickets>,
+    /// The period read back of reports, calibration and backfill; `None` when the helpdesk
+    /// cannot read a whole period ([`ValidHelpdeskFile::reads_back`] says why).
+    pub record: Option<Arc<dyn Record>>,
     /// The helpdesk's own knowledge base (for `backend = "helpdesk"`), when its API is
     /// configured.
     pub knowledge_base: Option<Arc<dyn KnowledgeBase>>,
@@ -113,6 +122,10 @@ pub trait ValidHelpdeskFile: std::fmt::Debug + Send {
     /// Whether the tickets role finds escalated tickets with search terms the connector gives
     /// (`[sweep] query`, `backfill --query`); see [`SearchTerms`].
     fn search_terms(&self) -> SearchTerms;
+
+    /// Whether the helpdesk reads a whole period back (it builds a [`Record`] role, which
+    /// `report`, `calibrate` and `backfill` read through); `Err` says why it cannot.
+    fn reads_back(&self) -> Result<(), &'static str>;
 
     /// Builds the roles: HTTP clients and the like, no call made yet. `connector` is the
     /// connector's id (it goes into each escalation); `survey` the connector's survey names
@@ -204,15 +217,6 @@ pub struct TicketRef {
     /// The ticket itself, when the connector takes it from the signed body.
     pub snapshot: Option<serde_json::Value>,
 }
-
-/// The reasons a person may give for overturning a verdict (Zendesk: the tag
-/// `{reason_prefix}overturn_{reason}`; Salesforce: a value of `[helpdesk.verdict_fields] overturn`).
-pub const OVERTURN_REASONS: [&str; 4] = [
-    "kb_not_applicable",
-    "handoff_complete",
-    "kb_resolvable",
-    "missing_handoff",
-];
 
 /// How many Cases one sweep takes at most (one SOQL page).
 pub const SWEEP_PAGE: usize = 200;
@@ -330,72 +334,6 @@ impl From<HelpdeskError> for SurveyError {
     }
 }
 
-/// The outcome for one ticket of a delivery.
-#[derive(Debug)]
-pub struct TicketOutcome {
-    pub ticket: String,
-    pub result: Result<Processed, ProcessError>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Processed {
-    pub outcome: Outcome,
-    pub written: Written,
-    pub verdict: Option<Verdict>,
-    /// The internal note of the verdict (as written, or as it would be with `write_back = "log"`).
-    pub note: Option<String>,
-    /// The escalation as read from the ticket (under the ticket's lock).
-    pub escalation: Escalation,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    #[error(transparent)]
-    Helpdesk(#[from] HelpdeskError),
-    #[error(transparent)]
-    Kb(#[from] crate::kb::KbError),
-    #[error(transparent)]
-    Judge(#[from] crate::judge_pool::PoolError),
-}
-
-impl ProcessError {
-    /// Whether the helpdesk should deliver again later.
-    pub fn retryable(&self) -> bool {
-        match self {
-            ProcessError::Helpdesk(e) => e.retryable(),
-            ProcessError::Kb(_) | ProcessError::Judge(_) => true,
-        }
-    }
-
-    /// Whether the delivery is answered as done although the ticket is not (see
-    /// [`HelpdeskError::deferred`]).
-    pub fn deferred(&self) -> bool {
-        matches!(self, ProcessError::Helpdesk(e) if e.deferred())
-    }
-
-    /// The `reason` label of a retried delivery (see [`UpstreamError::reason`]; `kb`: the
-    /// knowledge base).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ProcessError::Helpdesk(e) => e.reason(),
-            ProcessError::Kb(_) => "kb",
-            ProcessError::Judge(crate::judge_pool::PoolError::Busy) => "busy",
-            ProcessError::Judge(crate::judge_pool::PoolError::Failed) => "failed",
-        }
-    }
-
-    pub fn retry_after_secs(&self) -> u64 {
-        match self {
-            ProcessError::Helpdesk(HelpdeskError::Upstream(e)) => {
-                e.retry_after().map_or(60, |d| d.as_secs().max(1))
-            }
-            // A full queue drains in well under a second.
-            ProcessError::Judge(crate::judge_pool::PoolError::Busy) => 5,
-            _ => 60,
-        }
-    }
-}
-
 /// The form a helpdesk takes its answers in. The server renders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyFormat {
@@ -432,10 +370,9 @@ pub trait Inbound: Send + Sync {
 }
 
 /// The tickets role: reads tickets into the normalised [`Escalation`], writes verdicts back,
-/// and the paged reads that the sweep, backfill, calibration and reports need. Every call goes
-/// through the helpdesk's API client, which retries within its budget and then reports an
-/// [`UpstreamError`]; only a fact about the ticket itself (it does not exist, it cannot be
-/// judged) is [`HelpdeskError::Unusable`].
+/// and lists the sweep's unjudged tickets. Every call goes through the helpdesk's API client,
+/// which retries within its budget and then reports an [`UpstreamError`]; only a fact about the
+/// ticket itself (it does not exist, it cannot be judged) is [`HelpdeskError::Unusable`].
 #[async_trait]
 pub trait Tickets: Send + Sync {
     /// Reads a ticket (or takes [`TicketRef::snapshot`] when the inbound call carried it) and
@@ -490,12 +427,18 @@ pub trait Tickets: Send + Sync {
         query: Option<&str>,
         since: DateTime<Utc>,
     ) -> Result<Vec<TicketRef>, HelpdeskError>;
+}
 
+/// The record role: the helpdesk is the service's record (no database), and this reads a whole
+/// period of it back, page by page, for reports, calibration and backfill. Only a helpdesk whose
+/// search can list every ticket of a period has it ([`Helpdesk::record`]).
+#[async_trait]
+pub trait Record: Send + Sync {
     /// Every ticket created in `period`, read back page by page as the service recorded it
     /// (Zendesk Export Search Results, Salesforce SOQL with `nextRecordsUrl`), each handed to
     /// `sink` as soon as its page arrives, so memory stays flat however many there are. Rate
-    /// limits are waited out ([`patiently`]). `survey` names the blind survey's tags and fields,
-    /// when the connector has one. Reports, calibration and backfill read through this.
+    /// limits are waited out ([`records::patiently`]). `survey` names the blind survey's tags
+    /// and fields, when the connector has one.
     async fn records(
         &self,
         period: &Period,
@@ -507,7 +450,7 @@ pub trait Tickets: Send + Sync {
     /// (Zendesk Export Search Results with the escalation rule's search terms, `query` when
     /// given; Salesforce SOQL `IsEscalated = true` with `nextRecordsUrl`); rate limits are
     /// waited out. Each one's `escalated_at` is its creation, marked unknown:
-    /// [`Tickets::escalation_time`] reads the real one.
+    /// [`Record::escalation_time`] reads the real one.
     async fn escalations(
         &self,
         period: &Period,
@@ -522,233 +465,4 @@ pub trait Tickets: Send + Sync {
         id: &str,
         query: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, HelpdeskError>;
-}
-
-/// Tickets created from `from` (inclusive) to `to` (exclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-}
-
-impl Period {
-    /// `from` and `to` as RFC 3339 instants to the second (`2026-01-01T00:00:00Z`), as search
-    /// and SOQL take them.
-    pub fn rfc3339(&self) -> (String, String) {
-        let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        (instant(self.from), instant(self.to))
-    }
-}
-
-/// What a ticket records of the service's work, read back from the helpdesk (the book's
-/// "What the ticket records"). Nothing here names a helpdesk.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CaseRecord {
-    pub ticket_id: String,
-    pub partner: String,
-    pub product: Option<String>,
-    pub subject: String,
-    pub opened_at: DateTime<Utc>,
-    /// The partner handed the case to the vendor (it carries a verdict, or the helpdesk says so).
-    pub escalated: bool,
-    pub verdict: Option<Outcome>,
-    /// A person's final decision, which counts over `verdict`.
-    pub reviewed: Option<Outcome>,
-    /// The reason a person gave for overturning the verdict, when it says.
-    pub overturn: Option<String>,
-    pub reasons: Vec<ReasonKind>,
-    pub late: bool,
-    pub kb_gap: bool,
-    /// The hand-off fields that failed their rule.
-    pub missing_fields: Vec<String>,
-    /// The article that made the case resolvable.
-    pub kb_articles: Vec<String>,
-    /// The judge's confidence in its best counted article (the one that made the case bad, sent
-    /// it to review, or came closest), floored to the percent as the ticket records it; `None`
-    /// when no article was a candidate or the verdict predates the record.
-    pub kb_confidence: Option<f64>,
-    pub survey: SurveyRecord,
-}
-
-impl CaseRecord {
-    /// The verdict that counts: a person's decision where there is one, else the judge's good or
-    /// bad; `None` while in review or never judged.
-    pub fn counted(&self) -> Option<Outcome> {
-        self.reviewed
-            .or(self.verdict.filter(|v| *v != Outcome::Review))
-    }
-
-    /// Whether a person decided against the judge's good or bad (a review verdict is decided by
-    /// a person, not overturned).
-    pub fn overturned(&self) -> bool {
-        matches!((self.verdict, self.reviewed), (Some(v), Some(r)) if v != Outcome::Review && v != r)
-    }
-}
-
-/// The blind survey as the ticket records it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SurveyRecord {
-    pub sent: bool,
-    pub answered: bool,
-    /// 1–5.
-    pub csat: Option<u8>,
-    /// 1–7.
-    pub ces: Option<u8>,
-    pub about: Option<crate::survey::About>,
-    pub comment: Option<String>,
-}
-
-/// Takes the records of [`Tickets::records`] as they stream in.
-pub trait RecordSink {
-    /// How many records the period holds, when the helpdesk says (for a progress bar).
-    fn total(&mut self, _total: u64) {}
-    fn record(&mut self, record: CaseRecord);
-}
-
-/// How many times a read waits out a rate limit before it gives up.
-const PATIENT_ATTEMPTS: u32 = 10;
-/// The longest `Retry-After` a read waits out; a helpdesk that asks for more fails the read.
-const PATIENT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Runs `call` (a page of a paged read, one ticket of a backfill) again when the helpdesk asked
-/// for a longer wait than the client's own budget allows (429, or 503 with `Retry-After`):
-/// after as long as it asks, up to [`PATIENT_MAX_WAIT`], at most [`PATIENT_ATTEMPTS`] times,
-/// logging each wait at `warn` (the offline commands' standard error). Every other failure is
-/// returned at once: 5xx, timeouts, resets and unreadable answers were already retried within
-/// the `[helpdesk.http]` budget, and an unreachable host is a wrong address.
-pub async fn patiently<T, F, Fut>(mut call: F) -> Result<T, UpstreamError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, UpstreamError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Err(UpstreamError::Unavailable {
-                call: name,
-                retry_after: Some(wait),
-                last,
-                ..
-            }) if attempt < PATIENT_ATTEMPTS && wait <= PATIENT_MAX_WAIT => {
-                tracing::warn!(
-                    call = name,
-                    wait_secs = crate::http::whole_secs(wait),
-                    attempt,
-                    last = %last,
-                    "Waiting as the helpdesk asks, then asking again"
-                );
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// A webhook's `ticket_id` as a ticket number: a JSON number, or a string of digits (spaces
-/// around it allowed), that fits in 64 bits as the helpdesks' ticket ids do; `None` for anything
-/// else, so a malformed id is refused before any call.
-pub fn ticket_number(raw: &serde_json::Value) -> Option<String> {
-    match raw {
-        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
-        serde_json::Value::String(s) => {
-            let s = s.trim();
-            (s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok())
-                .then(|| s.to_string())
-        }
-        _ => None,
-    }
-}
-
-/// A tag or value made safe as a tag suffix: lower case, runs of anything but letters, digits,
-/// `-` and `_` as one `_`.
-pub fn tag_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.trim().chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
-
-/// The hand-off fields that failed and the article that made the case resolvable, the details a
-/// verdict records besides its reasons.
-pub fn details(v: &Verdict) -> (Vec<String>, Vec<String>) {
-    let mut fields = Vec::new();
-    let mut articles = Vec::new();
-    for r in &v.reasons {
-        match r {
-            crate::assess::Reason::MissingHandoff { failures } => {
-                fields.extend(failures.iter().map(|f| f.field.clone()))
-            }
-            crate::assess::Reason::KbResolvable { article } => {
-                articles.push(article.article_id.clone())
-            }
-        }
-    }
-    (fields, articles)
-}
-
-/// The confidence a verdict records, in whole percent (floored, so a recorded `p` means the
-/// confidence was at least `p / 100`): the best counted article's, the one that made the case
-/// `kb_resolvable`, sent it to review or, for a good case, came closest. `None` without a
-/// candidate. Calibration reads it back to place each reviewed case against a threshold.
-pub fn recorded_confidence(v: &Verdict) -> Option<u8> {
-    let kb = &v.kb;
-    kb.resolvable_by
-        .as_ref()
-        .or(kb.review.as_ref())
-        .or(kb.best_other.as_ref())
-        .map(|m| floor_percent(m.confidence))
-}
-
-/// The RFC 3339 time under `key` of a helpdesk's JSON answer (UTC), if it has a valid one.
-pub fn time_at(v: &serde_json::Value, key: &str) -> Option<DateTime<Utc>> {
-    let text = v.get(key)?.as_str()?;
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// A confidence (0 to 1) in whole percent, floored as a ticket records it.
-pub fn floor_percent(confidence: f64) -> u8 {
-    (confidence.clamp(0.0, 1.0) * 100.0 + 1e-9).floor() as u8
-}
-
-/// The survey as a ticket records it: `marks` are its tags (Zendesk) or its status (Salesforce),
-/// `fields` the mapped fields by name (the ticket sink's scores and comment; a field's value wins
-/// over a score tag).
-pub fn survey_record(
-    f: &crate::survey::config::SurveyFields,
-    tags: &[&str],
-    fields: &std::collections::BTreeMap<String, String>,
-) -> SurveyRecord {
-    let t = &f.tags;
-    let has = |tag: &str| tags.contains(&tag);
-    let tagged = |prefix: &str| {
-        tags.iter()
-            .find_map(|tag| tag.strip_prefix(prefix))
-            .map(str::to_string)
-    };
-    let field = |name: &Option<String>| name.as_ref().and_then(|n| fields.get(n)).cloned();
-    // Salesforce Number fields read back as `4.0`.
-    let score = |v: Option<String>| {
-        v.and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= 255.0)
-            .map(|x| x as u8)
-    };
-    SurveyRecord {
-        sent: has(&t.sent) || has(&t.answered),
-        answered: has(&t.answered),
-        csat: score(field(&f.csat).or_else(|| tagged(&t.score_prefix)))
-            .filter(|s| (1..=5).contains(s)),
-        ces: score(field(&f.ces).or_else(|| tagged(&t.ces_prefix))).filter(|s| (1..=7).contains(s)),
-        about: field(&f.about)
-            .or_else(|| tagged(&t.about_prefix))
-            .and_then(|a| crate::survey::About::parse(&a)),
-        comment: field(&f.comment).filter(|c| !c.trim().is_empty()),
-    }
 }

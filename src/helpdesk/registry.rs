@@ -97,4 +97,9 @@ impl ValidHelpdesk {
     pub fn search_terms(&self) -> SearchTerms {
         self.table().search_terms()
     }
+
+    /// See [`ValidHelpdeskFile::reads_back`].
+    pub fn reads_back(&self) -> Result<(), &'static str> {
+        self.table().reads_back()
+    }
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{details, recorded_confidence, tag_safe};
+use super::records::{details, recorded_confidence};
 use crate::assess::{Outcome, Verdict};
 use crate::checks::Problem;
 use crate::escalation::Escalation;
@@ -146,4 +146,18 @@ pub fn survey_case(
         tags,
         requester,
     }
+}
+
+/// A tag or value made safe as a tag suffix: lower case, runs of anything but letters, digits,
+/// `-` and `_` as one `_`.
+pub fn tag_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
 }

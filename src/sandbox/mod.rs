@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{NaiveDate, NaiveTime, Utc};
+use chrono::{NaiveDate, NaiveTime};
 use tokio::net::TcpListener;
 
 use self::connector::{Addresses, CONNECTOR, Planned, Secrets};
@@ -25,39 +25,28 @@ use self::mail::Mailbox;
 use self::pages::Pages;
 use self::sample::{Arrivals, Summary};
 use crate::config::ValidConnector;
-use crate::helpdesk::Period;
+use crate::helpdesk::records::Period;
 use crate::helpdesk::zendesk::sandbox::FakeZendesk;
-use crate::report::{self, Scorecard};
+use crate::offline::report::{self, Scorecard};
 
 /// The sample account's seed when none is given.
 pub const DEFAULT_SEED: u64 = 19;
 
-/// `escalation-gate sandbox`.
-#[derive(clap::Args)]
-pub struct Args {
+/// What `escalation-gate sandbox` runs (its command-line arguments: `crate::cli::sandbox`).
+pub struct Options {
     /// Port of the sample Zendesk and the sandbox's pages, on 127.0.0.1 (0: a free one).
-    #[arg(long, default_value_t = 8090)]
     pub port: u16,
     /// Port of the mail catcher (SMTP), on 127.0.0.1 (0: a free one).
-    #[arg(long, default_value_t = 2525)]
     pub smtp_port: u16,
-    /// The connector folder to write: `sandbox.toml` and `sandbox.env`. Files the sandbox did not
-    /// write are never overwritten, and the folder must hold no other connector file.
-    #[arg(long, default_value = "sandbox")]
+    /// The connector folder to write.
     pub dir: PathBuf,
-    /// Where `serve` will listen, on loopback: the webhook `install zendesk` creates calls it,
-    /// and the survey's links point at it.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    /// Where `serve` will listen, on loopback.
     pub serve_url: String,
-    /// A new escalation arrives this often, in seconds (0: only from the sandbox page's button).
-    #[arg(long, default_value_t = 60)]
+    /// A new escalation arrives this often, in seconds (0: only from the page's button).
     pub every_secs: u64,
-    /// The sample's "today" (YYYY-MM-DD): its tickets fill the two calendar quarters before this
-    /// day's quarter. Default: today.
-    #[arg(long, value_parser = crate::cli::parse_day)]
-    pub today: Option<NaiveDate>,
+    /// The sample's "today".
+    pub today: NaiveDate,
     /// The seed the sample account is generated from.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
 }
 
@@ -212,7 +201,10 @@ pub async fn scorecard(
         .context("building the HTTP client")?;
     let source = report::Source {
         connector: CONNECTOR,
-        tickets: helpdesk.tickets.as_ref(),
+        record: helpdesk
+            .record
+            .as_deref()
+            .context("the sandbox's Zendesk connector reads no period back")?,
         survey,
         contracts: &connector.contracts,
         articles: report::articles::Articles::of(
@@ -226,12 +218,11 @@ pub async fn scorecard(
 }
 
 /// Runs `escalation-gate sandbox` until Ctrl-C.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init_quiet();
+pub async fn run(args: Options) -> anyhow::Result<ExitCode> {
     crate::helpdesk::zendesk::install::endpoint(&args.serve_url, CONNECTOR)
         .map_err(|e| anyhow::anyhow!(e.replace("--url", "--serve-url")))?;
     let listen = serve_listen(&args.serve_url)?;
-    let today = args.today.unwrap_or_else(|| Utc::now().date_naive());
+    let today = args.today;
     let env_path = args.dir.join(format!("{CONNECTOR}.env"));
     let toml_path = args.dir.join(format!("{CONNECTOR}.toml"));
     connector::check_folder(
@@ -248,69 +239,66 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ],
     )
     .map_err(anyhow::Error::msg)?;
-    crate::admin::runtime()?.block_on(async {
-        let http = bind(args.port, "the sample Zendesk", "--port").await?;
-        let smtp = bind(args.smtp_port, "the mail catcher", "--smtp-port").await?;
-        let secrets = std::fs::read_to_string(&env_path)
-            .ok()
-            .and_then(|text| Secrets::from_env_file(&text))
-            .unwrap_or_else(Secrets::generate);
-        let sandbox =
-            Sandbox::start(http, smtp, &args.serve_url, secrets, args.seed, today).await?;
-        connector::write_folder(
-            &args.dir,
-            &[
-                Planned {
-                    path: toml_path.clone(),
-                    text: sandbox.toml.clone(),
-                },
-                Planned {
-                    path: env_path.clone(),
-                    text: sandbox.secrets.env_file(),
-                },
-            ],
-        )
-        .map_err(anyhow::Error::msg)?;
-        let text = guide(&Guide {
-            program: program(),
-            dir: &args.dir,
-            zendesk: &sandbox.zendesk.url(),
-            smtp_port: sandbox.smtp_port,
-            serve_url: &args.serve_url,
-            listen: &listen,
-            summary: &sandbox.summary,
-            every_secs: args.every_secs,
-        });
-        print!("{text}");
-        std::io::Write::flush(&mut std::io::stdout())?;
-        let _ = sandbox.guide.set(text);
-        let arrivals = (args.every_secs > 0).then(|| {
-            let every = Duration::from_secs(args.every_secs);
-            let sandbox = &sandbox;
-            async move {
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                loop {
-                    tick.tick().await;
-                    let id = sandbox.arrive();
-                    tracing::info!(ticket = id, "New escalation in the sandbox");
-                }
+    let http = bind(args.port, "the sample Zendesk", "--port").await?;
+    let smtp = bind(args.smtp_port, "the mail catcher", "--smtp-port").await?;
+    let secrets = std::fs::read_to_string(&env_path)
+        .ok()
+        .and_then(|text| Secrets::from_env_file(&text))
+        .unwrap_or_else(Secrets::generate);
+    let sandbox = Sandbox::start(http, smtp, &args.serve_url, secrets, args.seed, today).await?;
+    connector::write_folder(
+        &args.dir,
+        &[
+            Planned {
+                path: toml_path.clone(),
+                text: sandbox.toml.clone(),
+            },
+            Planned {
+                path: env_path.clone(),
+                text: sandbox.secrets.env_file(),
+            },
+        ],
+    )
+    .map_err(anyhow::Error::msg)?;
+    let text = guide(&Guide {
+        program: program(),
+        dir: &args.dir,
+        zendesk: &sandbox.zendesk.url(),
+        smtp_port: sandbox.smtp_port,
+        serve_url: &args.serve_url,
+        listen: &listen,
+        summary: &sandbox.summary,
+        every_secs: args.every_secs,
+    });
+    print!("{text}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let _ = sandbox.guide.set(text);
+    let arrivals = (args.every_secs > 0).then(|| {
+        let every = Duration::from_secs(args.every_secs);
+        let sandbox = &sandbox;
+        async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                let id = sandbox.arrive();
+                tracing::info!(ticket = id, "New escalation in the sandbox");
             }
-        });
-        match arrivals {
-            Some(arriving) => {
-                tokio::select! {
-                    _ = stopped() => {}
-                    _ = arriving => {}
-                }
-            }
-            None => stopped().await,
         }
-        eprintln!(
-            "Stopped: the sample account is gone; {} keeps the connector files.",
-            args.dir.display()
-        );
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+    });
+    match arrivals {
+        Some(arriving) => {
+            tokio::select! {
+                _ = stopped() => {}
+                _ = arriving => {}
+            }
+        }
+        None => stopped().await,
+    }
+    eprintln!(
+        "Stopped: the sample account is gone; {} keeps the connector files.",
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Ctrl-C, or a termination signal.

@@ -22,9 +22,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
-use crate::connector::Connectors;
-use crate::helpdesk::{Call, Event, ReplyFormat, TicketOutcome};
+use crate::helpdesk::{Call, Event, ReplyFormat};
 use crate::metrics as m;
+use crate::runtime::connector::{Connectors, TicketOutcome};
+use crate::runtime::serve;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -52,6 +53,15 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 512,
+        }
+    }
+}
+
+impl From<&ServerSettings> for serve::Limits {
+    fn from(s: &ServerSettings) -> serve::Limits {
+        serve::Limits {
+            header_read_timeout: s.header_read_timeout,
+            max_connections: s.max_connections,
         }
     }
 }
@@ -103,7 +113,7 @@ fn health_routes() -> Router<AppState> {
         .route("/livez", get(livez))
 }
 
-/// What a connection beyond `--max-connections` is served ([`crate::serve::serve`]'s
+/// What a connection beyond `--max-connections` is served ([`crate::runtime::serve::serve`]'s
 /// reserve): `/healthz` and `/livez`, so health checks answer while webhooks hold every
 /// connection; anything else is answered 503 `busy` with `Retry-After` and the connection
 /// closed, so the helpdesk delivers again.
@@ -152,11 +162,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
     for (id, c) in state.connectors.iter() {
         ready &= c.can_judge();
         if let Some(status) = c.kb_status() {
-            kbs.insert(id.clone(), serde_json::json!(status));
+            kbs.insert(id.to_string(), serde_json::json!(status));
         }
         let needed = c.helpdesk.tickets.admin_fixes();
         if !needed.is_empty() {
-            fixes.insert(id.clone(), serde_json::json!(needed));
+            fixes.insert(id.to_string(), serde_json::json!(needed));
         }
     }
     let judges = state.connectors.values().next().map(|c| {
@@ -273,7 +283,7 @@ async fn hook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
-    let Some(connector) = state.connectors.get(&id).cloned() else {
+    let Some(connector) = state.connectors.get(id.as_str()).cloned() else {
         return Err(HttpError::UnknownConnector(id.chars().take(64).collect()));
     };
     let span =
@@ -368,7 +378,7 @@ fn count_outcome(connector: &str, mut errors: impl Iterator<Item = (bool, &'stat
 /// A `solved` delivery: the blind survey for each case, in its own task like the escalations.
 async fn solved_cases(
     state: &AppState,
-    connector: &Arc<crate::connector::Connector>,
+    connector: &Arc<crate::runtime::connector::Connector>,
     format: ReplyFormat,
     delivery: crate::helpdesk::Delivery,
 ) -> Result<Response, HttpError> {

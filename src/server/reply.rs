@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::helpdesk::{HookError, ProcessError, ReplyFormat, TicketOutcome, Written};
+use crate::helpdesk::{HookError, ReplyFormat, Written};
+use crate::runtime::connector::{ProcessError, TicketOutcome};
 use crate::survey::{SurveyError, SurveyResult};
 
 /// The answer that removes a SOAP outbound message from the sender's queue.
@@ -94,9 +95,12 @@ fn json_escalations(outcomes: &[TicketOutcome]) -> Response {
         .filter(|e| e.retryable());
     let secs = retry.clone().map(ProcessError::retry_after_secs).max();
     if let (Some(secs), Some(first)) = (secs, retry.clone().next()) {
-        let busy = retry
-            .clone()
-            .any(|e| matches!(e, ProcessError::Judge(crate::judge_pool::PoolError::Busy)));
+        let busy = retry.clone().any(|e| {
+            matches!(
+                e,
+                ProcessError::Judge(crate::runtime::judge_pool::PoolError::Busy)
+            )
+        });
         let detail: String = first.to_string().chars().take(DETAIL_CHARS).collect();
         let mut resp = json_error(
             StatusCode::SERVICE_UNAVAILABLE,

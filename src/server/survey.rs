@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::HttpError;
-use crate::connector::Connectors;
 use crate::metrics as m;
+use crate::runtime::connector::Connectors;
 use crate::survey::email::escape_html;
 use crate::survey::token::{Claims, Purpose, TokenError};
 use crate::survey::{About, Answer, MAX_COMMENT_CHARS, Survey};

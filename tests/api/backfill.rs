@@ -297,21 +297,21 @@ async fn an_unreachable_helpdesk_fails_each_command_at_once_naming_the_host() {
 }
 
 /// A dry run over the Salesforce test org's month, May 2024.
-fn may_2024_dry_run() -> escalation_gate::backfill::Options {
-    escalation_gate::backfill::Options {
-        period: escalation_gate::helpdesk::Period {
+fn may_2024_dry_run() -> escalation_gate::offline::backfill::Options {
+    escalation_gate::offline::backfill::Options {
+        period: escalation_gate::helpdesk::records::Period {
             from: "2024-05-01T00:00:00Z".parse().unwrap(),
             to: "2024-06-01T00:00:00Z".parse().unwrap(),
         },
         query: None,
-        mode: escalation_gate::backfill::Mode::DryRun,
+        mode: escalation_gate::offline::backfill::Mode::DryRun,
     }
 }
 
 #[tokio::test]
 async fn an_unreachable_salesforce_org_fails_the_backfill_at_once() {
-    use escalation_gate::backfill;
-    use escalation_gate::connector::{Connector, Runtime};
+    use escalation_gate::offline::backfill;
+    use escalation_gate::runtime::connector::{Connector, Runtime};
 
     use crate::fakes::salesforce as sf;
 
@@ -353,15 +353,18 @@ fn app_tags(zendesk: &FakeZendesk, id: u64) -> Vec<String> {
 #[derive(Default)]
 struct Collected {
     found: usize,
-    lines: Vec<escalation_gate::backfill::Line>,
+    lines: Vec<escalation_gate::offline::backfill::Line>,
 }
 
-impl escalation_gate::backfill::Progress for Collected {
+impl escalation_gate::offline::backfill::Progress for Collected {
     fn found(&mut self, total: usize) {
         self.found = total;
     }
 
-    fn done(&mut self, line: Option<&escalation_gate::backfill::Line>) -> std::io::Result<()> {
+    fn done(
+        &mut self,
+        line: Option<&escalation_gate::offline::backfill::Line>,
+    ) -> std::io::Result<()> {
         self.lines.extend(line.cloned());
         Ok(())
     }
@@ -369,7 +372,7 @@ impl escalation_gate::backfill::Progress for Collected {
 
 #[tokio::test]
 async fn salesforce_cases_are_dated_by_their_case_history() {
-    use escalation_gate::backfill::{self, Mode, TimeSource};
+    use escalation_gate::offline::backfill::{self, Mode, TimeSource};
 
     use crate::fakes::salesforce::FakeSalesforce;
     use crate::salesforce as sf;

@@ -8,9 +8,10 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
-use escalation_gate::calibrate::{self, Calibration, Options};
-use escalation_gate::connector::Connector;
-use escalation_gate::helpdesk::Period;
+use escalation_gate::helpdesk::records::Period;
+use escalation_gate::offline::calibrate::{self, Calibration, Options};
+use escalation_gate::offline::report;
+use escalation_gate::runtime::connector::Connector;
 use serde_json::{Map, Value, json};
 
 use crate::fakes::salesforce::{FakeSalesforce, State_};
@@ -213,7 +214,7 @@ async fn salesforce_connector(cases: &[Case]) -> (FakeSalesforce, Connector) {
 
 async fn calibrated(connector: &Connector) -> Calibration {
     calibrate::calibrate(
-        connector.records(),
+        report::Source::of(connector).expect("the helpdesk reads a period back"),
         &connector.policy.kb,
         &Options {
             period: period(),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use escalation_gate::connector::Connector;
+use escalation_gate::runtime::connector::Connector;
 use escalation_gate::server::ServerSettings;
 use serde_json::Value;
 
@@ -167,6 +167,38 @@ fn an_error_and_its_cause_are_printed_once() {
     let e = String::from_utf8(out.stderr).unwrap();
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
     assert!(e.contains("no-such-articles.jsonl"), "{e}");
+}
+
+#[test]
+fn a_connector_is_named_by_its_id_never_by_a_path() {
+    // `connectors/examples/../demo.toml` is the demo connector, outside the folder given.
+    let sample = "connectors/demo/samples/good.json";
+    for args in [
+        vec!["check", sample],
+        vec!["sweep"],
+        vec!["send", sample, "--url", "http://127.0.0.1:9/hooks/demo"],
+    ] {
+        let out = bin()
+            .args(&args)
+            .args([
+                "--connector",
+                "../demo",
+                "--connectors",
+                "connectors/examples",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("`../demo` is not a connector id: letters, digits, - and _ only"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: nothing was judged or sent"
+        );
+    }
 }
 
 #[test]

@@ -214,8 +214,18 @@ fn every_shipped_connector_file_parses() {
             if path.extension().is_some_and(|e| e == "toml") {
                 let id = path.file_stem().unwrap().to_str().unwrap().to_string();
                 let text = std::fs::read_to_string(&path).unwrap();
-                let result = config::parse(&id, &text, &shipped, &any);
-                assert!(result.is_ok(), "{}: {:?}", path.display(), result.err());
+                let valid = config::parse(&id, &text, &shipped, &any)
+                    .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+                // The record role is built exactly where validation says the helpdesk has it.
+                let reads_back = valid.helpdesk.reads_back().is_ok();
+                let survey = valid.survey.as_ref().map(|s| &s.fields);
+                let helpdesk = valid.helpdesk.build(&id, survey).unwrap();
+                assert_eq!(
+                    (helpdesk.kind, helpdesk.record.is_some()),
+                    (helpdesk.kind, reads_back),
+                    "{}",
+                    path.display()
+                );
                 seen.push(path.strip_prefix(&shipped).unwrap().display().to_string());
             }
         }

@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
-use escalation_gate::connector::Connector;
-use escalation_gate::eval::{self, Options, Split};
 use escalation_gate::kb::local::LocalIndex;
+use escalation_gate::offline::eval::{self, Options, Split};
+use escalation_gate::runtime::connector::Connector;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {

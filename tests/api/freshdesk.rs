@@ -575,8 +575,15 @@ async fn the_sweep_judges_an_escalation_whose_call_never_came() {
     );
 }
 
+/// What `report`, `calibrate` and `backfill` say of a connector that cannot be read back.
+fn cannot_read_back(command: &str) -> String {
+    format!(
+        "`{command}` reads a whole period back, and connector `acme-fd` cannot: Freshdesk's ticket search returns at most 300 tickets"
+    )
+}
+
 #[tokio::test]
-async fn report_and_backfill_refuse_a_freshdesk_connector_with_a_reason() {
+async fn report_calibrate_and_backfill_refuse_a_freshdesk_connector_before_any_read() {
     let fake = FakeFreshdesk::start(desk()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -584,7 +591,7 @@ async fn report_and_backfill_refuse_a_freshdesk_connector_with_a_reason() {
         connector_toml(&fake.base, "", ""),
     )
     .unwrap();
-    for command in ["report", "backfill"] {
+    for command in ["report", "calibrate", "backfill"] {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
         c.arg(command)
             .args([
@@ -603,10 +610,39 @@ async fn report_and_backfill_refuse_a_freshdesk_connector_with_a_reason() {
             .unwrap();
         assert!(!out.status.success(), "{command}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("cannot read a Freshdesk connector"),
-            "{command}: {err}"
+        assert_eq!(
+            err.trim_end(),
+            format!("error: {}", cannot_read_back(command)),
+            "{command}"
         );
     }
     assert!(fake.lock().log.is_empty(), "nothing was read");
+}
+
+#[test]
+fn validate_refuses_a_report_table_on_a_freshdesk_connector() {
+    let var = |name: &str| vars().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let text = connector_toml("https://acme.freshdesk.com", "", "");
+    let valid = escalation_gate::config::parse("acme-fd", &text, Path::new("."), &var)
+        .expect("a Freshdesk connector without [report] is valid");
+    assert!(
+        valid
+            .helpdesk
+            .build("acme-fd", None)
+            .unwrap()
+            .record
+            .is_none(),
+        "a Freshdesk helpdesk has no record role"
+    );
+    let with_report = connector_toml("https://acme.freshdesk.com", "", "[report]\ntarget = 0.9\n");
+    let problems = escalation_gate::config::parse("acme-fd", &with_report, Path::new("."), &var)
+        .expect_err("[report] asks for a read-back Freshdesk cannot give");
+    assert_eq!(
+        problems,
+        [escalation_gate::checks::Problem::new(
+            "report",
+            "`report`, `calibrate` and `backfill` read a whole period back, and this connector's \
+             helpdesk cannot: Freshdesk's ticket search returns at most 300 tickets; remove [report]"
+        )]
+    );
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use escalation_gate::connector::{Connector, Runtime};
 use escalation_gate::helpdesk::Helpdesk;
+use escalation_gate::runtime::connector::{Connector, Runtime};
 use escalation_gate::server::ServerSettings;
 use serde_json::Value;
 use tokio::sync::oneshot;

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use escalation_gate::connector::Runtime;
 use escalation_gate::helpdesk::zendesk::webhook;
-use escalation_gate::judge_pool::JudgePool;
+use escalation_gate::runtime::connector::Runtime;
+use escalation_gate::runtime::judge_pool::JudgePool;
 use serde_json::{Value, json};
 
 use crate::fakes::zendesk::*;

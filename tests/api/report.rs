@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use escalation_gate::connector::Connector;
-use escalation_gate::helpdesk::Period;
-use escalation_gate::report::render::{self, Format};
-use escalation_gate::report::{self, Audience, Figures, Options, Scorecard};
+use escalation_gate::helpdesk::records::Period;
+use escalation_gate::offline::report::render::{self, Format};
+use escalation_gate::offline::report::{self, Audience, Figures, Options, Scorecard};
+use escalation_gate::runtime::connector::Connector;
 use serde_json::{Map, Value, json};
 
 use crate::fakes::salesforce::{FakeArticle, FakeSalesforce, State_};
@@ -546,17 +546,17 @@ fn zendesk_connector_with(zendesk: &FakeZendesk, extra_toml: String) -> Connecto
 }
 
 async fn scorecard(connector: &Connector, partner: Option<&str>, audience: Audience) -> Scorecard {
-    connector
-        .scorecard(
-            &Options {
-                period: period(),
-                partner: partner.map(str::to_string),
-                audience,
-            },
-            &indicatif::ProgressBar::hidden(),
-        )
-        .await
-        .unwrap()
+    report::build(
+        report::Source::of(connector).expect("the helpdesk reads a period back"),
+        &Options {
+            period: period(),
+            partner: partner.map(str::to_string),
+            audience,
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap()
 }
 
 /// The vendor's scorecard of the generated tickets, read from the fake Zendesk while its export
@@ -1220,11 +1220,14 @@ async fn an_edition_for_no_partner_or_of_an_empty_period_is_refused() {
         partner: Some("Acme".into()),
         audience: Audience::Partner,
     };
-    let err = connector
-        .scorecard(&options, &indicatif::ProgressBar::hidden())
-        .await
-        .expect_err("a partner that does not exist")
-        .to_string();
+    let err = report::build(
+        report::Source::of(&connector).expect("the helpdesk reads a period back"),
+        &options,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .expect_err("a partner that does not exist")
+    .to_string();
     assert!(
         err.contains("known partners: Acme IT Services, Contoso Partners, Northwind Support"),
         "{err}"

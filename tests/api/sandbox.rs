@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use escalation_gate::assess::{Outcome, ReasonKind};
-use escalation_gate::helpdesk::{CaseRecord, RecordSink, TicketRef};
+use escalation_gate::helpdesk::TicketRef;
+use escalation_gate::helpdesk::records::{CaseRecord, RecordSink};
 use escalation_gate::sandbox::connector::{CONNECTOR, Secrets};
 use escalation_gate::sandbox::{DEFAULT_SEED, Sandbox};
 use regex::Regex;
@@ -527,8 +528,8 @@ async fn the_sample_account_reads_back_as_the_service_wrote_it() {
         .build(CONNECTOR, survey.as_ref())
         .unwrap();
     let mut records = Collected::default();
-    helpdesk
-        .tickets
+    let record = helpdesk.record.as_deref().unwrap();
+    record
         .records(&period, survey.as_ref(), &mut records)
         .await
         .unwrap();
@@ -578,14 +579,13 @@ async fn the_sample_account_reads_back_as_the_service_wrote_it() {
 
     // backfill finds every escalation, judged or not, and its time in the audits.
     let mut found: Vec<TicketRef> = Vec::new();
-    helpdesk
-        .tickets
+    record
         .escalations(&period, None, &mut |t| found.push(t))
         .await
         .unwrap();
     assert_eq!(found.len() as u64, s.judged + s.unjudged);
     for t in found.iter().take(30) {
-        let at = helpdesk.tickets.escalation_time(&t.id, None).await.unwrap();
+        let at = record.escalation_time(&t.id, None).await.unwrap();
         assert!(
             at.is_some_and(|at| at > t.escalated_at),
             "ticket {}: the audits say when it was escalated, after its creation",

@@ -3,7 +3,7 @@
 //! Every call authenticates with HTTP Basic `{api_key}:X` and goes through the shared client
 //! (429 and 5xx retried within the connector's `[helpdesk.http]` budget, `Retry-After` honoured).
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, StatusCode, Url};

@@ -1,7 +1,9 @@
 //! Freshdesk (API v2): an automation rule's "Trigger webhook" action in (the inbound role, in
 //! `webhook.rs`), the ticket with its requester and company through the API, the verdict back as
 //! one private note and tags (the tickets role, here), Freshdesk Solutions as a knowledge base
-//! (`api.rs`) and the survey desk (`survey.rs`).
+//! (`api.rs`) and the survey desk (`survey.rs`). No record role: Freshdesk's ticket search
+//! returns at most 300 tickets, so a whole period cannot be read back (`report`, `calibrate` and
+//! `backfill` refuse a Freshdesk connector, and `validate` refuses its `[report]`).
 //!
 //! Write order and redelivery: the note is written first and the tags last. The verdict tag is
 //! what `load` reads to skip a judged ticket, so it appears only once the evidence is there. If
@@ -18,7 +20,7 @@ pub mod sandbox;
 pub mod survey;
 pub mod webhook;
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,6 +71,10 @@ impl ValidHelpdeskFile for ValidFreshdesk {
         SEARCH_TERMS
     }
 
+    fn reads_back(&self) -> Result<(), &'static str> {
+        Err("Freshdesk's ticket search returns at most 300 tickets")
+    }
+
     fn build(
         self,
         connector: &str,
@@ -81,6 +87,7 @@ impl ValidHelpdeskFile for ValidFreshdesk {
             knowledge_base: Some(Arc::new(Solutions(Arc::clone(&freshdesk.api)))),
             survey_desk: survey.map(|f| freshdesk.survey_desk(f)),
             inbound: freshdesk.clone(),
+            record: None,
             tickets: freshdesk,
         })
     }
@@ -261,32 +268,6 @@ impl Tickets for Freshdesk {
         found.sort_by_key(|(updated, _)| *updated);
         Ok(found.into_iter().map(|(_, t)| t).collect())
     }
-
-    async fn records(
-        &self,
-        _period: &super::Period,
-        _survey: Option<&SurveyFields>,
-        _sink: &mut (dyn super::RecordSink + Send),
-    ) -> Result<(), HelpdeskError> {
-        Err(not_read_back("`report` and `calibrate`"))
-    }
-
-    async fn escalations(
-        &self,
-        _period: &super::Period,
-        _query: Option<&str>,
-        _sink: &mut (dyn FnMut(TicketRef) + Send),
-    ) -> Result<(), HelpdeskError> {
-        Err(not_read_back("`backfill`"))
-    }
-
-    async fn escalation_time(
-        &self,
-        _id: &str,
-        _query: Option<&str>,
-    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
-        Err(not_read_back("`backfill`"))
-    }
 }
 
 impl Freshdesk {
@@ -299,14 +280,6 @@ impl Freshdesk {
             fields: fields.clone(),
         })
     }
-}
-
-/// The answer of the paged reads Freshdesk connectors do not offer: Freshdesk's ticket search
-/// stops at 300 results, so it cannot read back a whole period.
-fn not_read_back(what: &str) -> HelpdeskError {
-    HelpdeskError::Unusable(format!(
-        "{what} cannot read a Freshdesk connector: a whole period is read back, and Freshdesk's ticket search returns at most 300 tickets"
-    ))
 }
 
 /// Freshdesk's `source` codes as channel names.

@@ -12,7 +12,8 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Freshdesk;
-use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef, ticket_number};
+use crate::helpdesk::mapping::ticket_number;
+use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
 
 /// What a verified call asks for.
 #[derive(Debug, PartialEq, Eq)]

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::api::{SalesforceApi, next_records_url, soql_quote};
 use super::webhook::parse_datetime;
-use crate::helpdesk::{HelpdeskError, Period, TicketRef, patiently};
+use crate::helpdesk::records::{Period, patiently};
+use crate::helpdesk::{HelpdeskError, TicketRef};
 
 /// Hands every escalated Case created in `period` to `sink`, oldest first; each with its
 /// creation as the escalation time, marked unknown.

@@ -531,9 +531,9 @@ mod tests {
         );
         assert_eq!(
             overturn.matches("<value>").count(),
-            crate::helpdesk::OVERTURN_REASONS.len()
+            crate::helpdesk::records::OVERTURN_REASONS.len()
         );
-        for reason in crate::helpdesk::OVERTURN_REASONS {
+        for reason in crate::helpdesk::records::OVERTURN_REASONS {
             assert!(overturn.contains(&format!("<fullName>{reason}</fullName>")));
         }
         let reviewer = get(

@@ -33,8 +33,9 @@ use self::api::{Knowledge, SalesforceApi};
 use self::config::{PartnerSource, ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use super::mapping::partner_or_unknown;
+use super::records::{Period, RecordSink};
 use super::{
-    Helpdesk, HelpdeskError, Loaded, SWEEP_PAGE, SearchTerms, TicketRef, Tickets,
+    Helpdesk, HelpdeskError, Loaded, Record, SWEEP_PAGE, SearchTerms, TicketRef, Tickets,
     ValidHelpdeskFile, Written,
 };
 use crate::assess::note::HEADING;
@@ -97,6 +98,10 @@ impl ValidHelpdeskFile for ValidSalesforce {
         SEARCH_TERMS
     }
 
+    fn reads_back(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn build(
         self,
         connector: &str,
@@ -109,6 +114,7 @@ impl ValidHelpdeskFile for ValidSalesforce {
             knowledge_base: salesforce.knowledge_base(),
             survey_desk: survey.and_then(|f| salesforce.survey_desk(f)),
             inbound: salesforce.clone(),
+            record: Some(salesforce.clone()),
             tickets: salesforce,
         })
     }
@@ -498,29 +504,15 @@ impl Tickets for Salesforce {
             })
             .collect())
     }
+}
 
-    async fn escalations(
-        &self,
-        period: &super::Period,
-        _query: Option<&str>,
-        sink: &mut (dyn FnMut(TicketRef) + Send),
-    ) -> Result<(), HelpdeskError> {
-        history::escalations(self.api()?, period, sink).await
-    }
-
-    async fn escalation_time(
-        &self,
-        id: &str,
-        _query: Option<&str>,
-    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
-        history::escalation_time(self.api()?, id).await
-    }
-
+#[async_trait]
+impl Record for Salesforce {
     async fn records(
         &self,
-        period: &super::Period,
+        period: &Period,
         survey: Option<&SurveyFields>,
-        sink: &mut (dyn super::RecordSink + Send),
+        sink: &mut (dyn RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
         records::read(
             &self.connector,
@@ -531,6 +523,21 @@ impl Tickets for Salesforce {
             sink,
         )
         .await
+    }
+    async fn escalations(
+        &self,
+        period: &Period,
+        _query: Option<&str>,
+        sink: &mut (dyn FnMut(TicketRef) + Send),
+    ) -> Result<(), HelpdeskError> {
+        history::escalations(self.api()?, period, sink).await
+    }
+    async fn escalation_time(
+        &self,
+        id: &str,
+        _query: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, HelpdeskError> {
+        history::escalation_time(self.api()?, id).await
     }
 }
 

@@ -15,9 +15,9 @@ use super::api::{SalesforceApi, next_records_url};
 use super::config::{PartnerSource, ValidSalesforce};
 use super::map_case;
 use crate::assess::{Outcome, ReasonKind, Verdict};
-use crate::helpdesk::{
-    CaseRecord, HelpdeskError, Period, RecordSink, details, patiently, recorded_confidence,
-    survey_record,
+use crate::helpdesk::HelpdeskError;
+use crate::helpdesk::records::{
+    CaseRecord, Period, RecordSink, details, patiently, recorded_confidence, survey_record,
 };
 use crate::survey::config::SurveyFields;
 
@@ -186,7 +186,7 @@ pub fn record(
         reviewed,
         overturn: Some(text(&vf.overturn))
             .filter(|o| !o.is_empty())
-            .map(crate::helpdesk::tag_safe),
+            .map(crate::helpdesk::tags::tag_safe),
         reasons: ReasonKind::ALL
             .into_iter()
             .filter(|r| named.contains(&r.as_str()))

@@ -1,6 +1,6 @@
 //! The Zendesk Support and Help Center API calls escalation-gate makes.
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use async_trait::async_trait;
 use reqwest::{RequestBuilder, StatusCode, Url};
 use secrecy::ExposeSecret;

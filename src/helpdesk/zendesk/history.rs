@@ -9,7 +9,7 @@
 //! conditions (a custom field, the status, ...) is not replayed: the time is then unknown and
 //! the ticket's creation stands in for it.
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use super::api::ZendeskApi;
 use super::install::{Condition, Conditions, conditions_from_sweep_query};
-use crate::helpdesk::{HelpdeskError, Period, TicketRef, patiently};
+use crate::helpdesk::records::{Period, patiently};
+use crate::helpdesk::{HelpdeskError, TicketRef};
 
 /// One condition the audits can be replayed against.
 #[derive(Debug, Clone, PartialEq)]

@@ -268,7 +268,7 @@ struct ReviewMacro {
 }
 
 /// The reasons an overturn may record, as `{reason_prefix}overturn_{reason}`.
-pub use crate::helpdesk::OVERTURN_REASONS;
+pub use crate::helpdesk::records::OVERTURN_REASONS;
 
 const REVIEW_MACROS: [ReviewMacro; 6] = [
     ReviewMacro {

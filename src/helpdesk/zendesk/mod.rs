@@ -10,7 +10,7 @@ pub mod sandbox;
 pub mod survey;
 pub mod webhook;
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,8 +21,10 @@ use serde_json::Value;
 use self::api::{HelpCenter, Update, ZendeskApi};
 use self::config::{PartnerSource, ValidZendesk, WriteBackMode};
 use super::mapping::partner_or_unknown;
+use super::records::{Period, RecordSink};
 use super::{
-    Helpdesk, HelpdeskError, Loaded, SearchTerms, TicketRef, Tickets, ValidHelpdeskFile, Written,
+    Helpdesk, HelpdeskError, Loaded, Record, SearchTerms, TicketRef, Tickets, ValidHelpdeskFile,
+    Written,
 };
 use crate::assess::{Outcome, Verdict};
 use crate::escalation::{Escalation, Requester};
@@ -62,6 +64,10 @@ impl ValidHelpdeskFile for ValidZendesk {
         SEARCH_TERMS
     }
 
+    fn reads_back(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn build(
         self,
         connector: &str,
@@ -74,6 +80,7 @@ impl ValidHelpdeskFile for ValidZendesk {
             knowledge_base: zendesk.knowledge_base(),
             survey_desk: survey.and_then(|f| zendesk.survey_desk(f)),
             inbound: zendesk.clone(),
+            record: Some(zendesk.clone()),
             tickets: zendesk,
         })
     }
@@ -295,12 +302,15 @@ impl Tickets for Zendesk {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl Record for Zendesk {
     async fn records(
         &self,
-        period: &super::Period,
+        period: &Period,
         survey: Option<&SurveyFields>,
-        sink: &mut (dyn super::RecordSink + Send),
+        sink: &mut (dyn RecordSink + Send),
     ) -> Result<(), HelpdeskError> {
         records::read(
             &self.connector,
@@ -312,16 +322,14 @@ impl Tickets for Zendesk {
         )
         .await
     }
-
     async fn escalations(
         &self,
-        period: &super::Period,
+        period: &Period,
         query: Option<&str>,
         sink: &mut (dyn FnMut(TicketRef) + Send),
     ) -> Result<(), HelpdeskError> {
         history::escalations(self.api()?, &self.escalation_rule(query)?, period, sink).await
     }
-
     async fn escalation_time(
         &self,
         id: &str,

@@ -13,16 +13,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::helpdesk::time_at;
+use crate::helpdesk::mapping::time_at;
 use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
 use super::config::{PartnerSource, ValidZendesk};
 use super::map_ticket;
 use crate::assess::{Outcome, ReasonKind};
-use crate::helpdesk::{
-    CaseRecord, HelpdeskError, Period, RecordSink, patiently, survey_record, tag_safe,
-};
+use crate::helpdesk::HelpdeskError;
+use crate::helpdesk::records::{CaseRecord, Period, RecordSink, patiently, survey_record};
+use crate::helpdesk::tags::tag_safe;
 use crate::survey::config::SurveyFields;
 
 pub use crate::helpdesk::tags::{KB_ARTICLE, KB_CONF, MISSING};

@@ -14,7 +14,8 @@ use sha2::Sha256;
 
 use super::Zendesk;
 use super::config::TicketSource;
-use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef, ticket_number};
+use crate::helpdesk::mapping::ticket_number;
+use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
 
 pub const SIGNATURE: &str = "x-zendesk-webhook-signature";
 pub const TIMESTAMP: &str = "x-zendesk-webhook-signature-timestamp";

@@ -368,7 +368,7 @@ pub fn fingerprint(
                 .into_owned()
         })
         .collect();
-    let threads = crate::judge_pool::default_threads().get();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let chunk = paths.len().div_ceil(threads).max(1);
     let seen: Vec<(Seen, bool)> = std::thread::scope(|scope| {
         let workers: Vec<_> = paths

@@ -9,22 +9,21 @@ use anyhow::Context;
 use tracing::Instrument;
 
 use crate::assess::kb::query::kb_query;
-use crate::assess::{Policy, Verdict, assess, note};
-use crate::config::{SweepSettings, ValidConnector};
+use crate::assess::{Outcome, Policy, Verdict, assess, note};
+use crate::config::contracts::Contracts;
+use crate::config::{ConnectorId, SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
-use crate::helpdesk::{Helpdesk, HelpdeskError, ProcessError, Processed, TicketRef, Written};
-use crate::judge_pool::JudgePool;
+use crate::helpdesk::{Helpdesk, HelpdeskError, TicketRef, Written};
 use crate::kb::KbBackend;
 use crate::kb::http::HttpKb;
 use crate::kb::local::lifecycle::{LocalKb, Status};
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
-use crate::report;
-use crate::report::articles::Articles;
+use crate::runtime::judge_pool::{JudgePool, PoolError};
 use crate::survey::Survey;
 
 pub struct Connector {
-    pub id: String,
+    pub id: ConnectorId,
     pub helpdesk: Helpdesk,
     pub kb: Kb,
     pub policy: Arc<Policy>,
@@ -34,7 +33,7 @@ pub struct Connector {
     /// The sweep for escalations whose webhook never arrived, when it has a `[sweep]` table.
     pub sweep: Option<SweepSettings>,
     /// The contract terms `report` measures partners against (`[report]`).
-    pub contracts: report::contracts::Contracts,
+    pub contracts: Contracts,
     /// The threads that search the embedded index and re-score candidates.
     pub judges: Arc<JudgePool>,
 }
@@ -66,8 +65,74 @@ impl Default for Runtime {
     }
 }
 
+/// The outcome for one ticket of a delivery.
+#[derive(Debug)]
+pub struct TicketOutcome {
+    pub ticket: String,
+    pub result: Result<Processed, ProcessError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub outcome: Outcome,
+    pub written: Written,
+    pub verdict: Option<Verdict>,
+    /// The internal note of the verdict (as written, or as it would be with `write_back = "log"`).
+    pub note: Option<String>,
+    /// The escalation as read from the ticket (under the ticket's lock).
+    pub escalation: Escalation,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Helpdesk(#[from] HelpdeskError),
+    #[error(transparent)]
+    Kb(#[from] KbError),
+    #[error(transparent)]
+    Judge(#[from] PoolError),
+}
+
+impl ProcessError {
+    /// Whether the helpdesk should deliver again later.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProcessError::Helpdesk(e) => e.retryable(),
+            ProcessError::Kb(_) | ProcessError::Judge(_) => true,
+        }
+    }
+
+    /// Whether the delivery is answered as done although the ticket is not (see
+    /// [`HelpdeskError::deferred`]).
+    pub fn deferred(&self) -> bool {
+        matches!(self, ProcessError::Helpdesk(e) if e.deferred())
+    }
+
+    /// The `reason` label of a retried delivery (see [`crate::http::UpstreamError::reason`]; `kb`: the
+    /// knowledge base).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProcessError::Helpdesk(e) => e.reason(),
+            ProcessError::Kb(_) => "kb",
+            ProcessError::Judge(PoolError::Busy) => "busy",
+            ProcessError::Judge(PoolError::Failed) => "failed",
+        }
+    }
+
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            ProcessError::Helpdesk(HelpdeskError::Upstream(e)) => {
+                e.retry_after().map_or(60, |d| d.as_secs().max(1))
+            }
+            // A full queue drains in well under a second.
+            ProcessError::Judge(PoolError::Busy) => 5,
+            _ => 60,
+        }
+    }
+}
+
 /// Connectors by id, as `/hooks/{id}` routes to them.
-pub type Connectors = Arc<HashMap<String, Arc<Connector>>>;
+pub type Connectors = Arc<HashMap<ConnectorId, Arc<Connector>>>;
 
 impl Connector {
     /// [`Connector::build_with`] the default [`Runtime`]: an embedded index is built in memory.
@@ -89,7 +154,11 @@ impl Connector {
                 LocalKb::start(
                     &id,
                     dir,
-                    runtime.index_dir.as_ref().map(|d| d.join(&id)).as_deref(),
+                    runtime
+                        .index_dir
+                        .as_ref()
+                        .map(|d| d.join(id.as_str()))
+                        .as_deref(),
                 )
                 .with_context(|| format!("connector {id}: building the knowledge base"))?,
             ),
@@ -174,30 +243,6 @@ impl Connector {
             })?;
         }
         Ok(())
-    }
-
-    /// The partner scorecard of `options`' period, read from the helpdesk ([`report::build`]).
-    pub async fn scorecard(
-        &self,
-        options: &report::Options,
-        progress: &indicatif::ProgressBar,
-    ) -> Result<report::Scorecard, report::ReportError> {
-        report::build(self.records(), options, progress).await
-    }
-
-    /// Where the connector's records are read from (`report`, `calibrate`), and its articles
-    /// looked up (the embedded index once it serves, else the search API).
-    pub fn records(&self) -> report::Source<'_> {
-        report::Source {
-            connector: &self.id,
-            tickets: self.helpdesk.tickets.as_ref(),
-            survey: self.survey.as_ref().map(|s| &s.settings.fields),
-            contracts: &self.contracts,
-            articles: match &self.kb {
-                Kb::Local(kb) => kb.index().map_or(Articles::Unnamed, Articles::Index),
-                Kb::Remote(kb) => Articles::Backend(kb.as_ref()),
-            },
-        }
     }
 
     /// Searches the knowledge base and judges the escalation. The search of the embedded index
@@ -329,14 +374,12 @@ fn warm_up_judge() {
             published_at: Some(chrono::DateTime::UNIX_EPOCH),
             draft: false,
         };
-        let esc = crate::eval::escalation(&crate::eval::Case {
-            id: "warm-up".into(),
-            text: "Calendar sync error E1234\nHi team,\nsync stops since the password change.\n> quoted\nThanks".into(),
-            label: crate::eval::Label::NotResolvable,
-            article_ids: Vec::new(),
-            split: crate::eval::Split::Dev,
-            line: 1,
-        });
+        let esc = Escalation::from_text(
+            "warm-up",
+            "warm-up",
+            "Calendar sync error E1234\nHi team,\nsync stops since the password change.\n> quoted\nThanks",
+            chrono::DateTime::UNIX_EPOCH,
+        );
         let settings = crate::assess::kb::KbSettings {
             threshold: 1.0,
             review_bound: 1.0,

@@ -11,7 +11,7 @@
 //! resolvable is a false positive; recall is true positives over resolvable cases. The curve
 //! sweeps the threshold over every distinct confidence of the best eligible article.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ use crate::assess::kb::query::kb_query;
 use crate::assess::kb::rescore::clean_query;
 use crate::assess::kb::{self, KbSettings, ident};
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
-use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER};
+use crate::escalation::Escalation;
 use crate::kb::local::{LocalIndex, LocalKbError};
 use crate::kb::{Article, ArticleRef, KbError};
 
@@ -261,31 +261,7 @@ pub fn load(articles: &Path, cases: &Path, withheld: Option<&Path>) -> Result<Da
 /// The escalation a case becomes: its whole text as the description and its first line as the
 /// subject, so that [`Escalation::case_text`] gives back exactly the case's text.
 pub fn escalation(case: &Case) -> Escalation {
-    let subject = case
-        .text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string();
-    Escalation {
-        connector: "eval".into(),
-        ticket_id: case.id.clone(),
-        partner: UNKNOWN_PARTNER.into(),
-        subject,
-        description: case.text.clone(),
-        handoff: BTreeMap::new(),
-        requester: Requester::default(),
-        product: None,
-        version: None,
-        channel: None,
-        issue_type: None,
-        opened_at: escalated_at(),
-        escalated_at: escalated_at(),
-        escalated_at_unknown: false,
-        tried_articles: Vec::new(),
-        url: String::new(),
-    }
+    Escalation::from_text("eval", &case.id, &case.text, escalated_at())
 }
 
 /// What the evaluation is run with.

@@ -2,7 +2,7 @@
 //! a baseline before a partner contract starts.
 //!
 //! The helpdesk lists the period's escalated tickets (paged; see
-//! [`Tickets::escalations`](crate::helpdesk::Tickets::escalations)); for each one its
+//! [`Record::escalations`](crate::helpdesk::Record::escalations)); for each one its
 //! history says when it was escalated (unknown: its creation, never flagged late), so an article
 //! published later never counts against the partner. A dry run reads and judges and writes
 //! nothing; `--write` takes the webhook's own path ([`Connector::process`]): a ticket that
@@ -12,19 +12,18 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::assess::{Outcome, Reason, ReasonKind, Verdict};
-use crate::connector::Connector;
+use crate::config::contracts::Contracts;
 use crate::escalation::Escalation;
-use crate::helpdesk::{CaseRecord, RecordSink};
-use crate::helpdesk::{
-    HelpdeskError, Period, ProcessError, Processed, TicketRef, Written, details, patiently,
-};
+use crate::helpdesk::records::{CaseRecord, Period, RecordSink, details, patiently};
+use crate::helpdesk::{HelpdeskError, Record, TicketRef, Written};
 use crate::kb::ArticleLink;
-use crate::report::contracts::Contracts;
-use crate::report::{Aggregator, Scorecard};
+use crate::offline::report::{Aggregator, Scorecard};
+use crate::runtime::connector::{Connector, ProcessError, Processed};
 
 /// Write the verdicts, or only say what they would be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,13 +133,19 @@ pub trait Progress {
 
 /// Judges (and with [`Mode::Write`] writes) every escalation of the period. `stop` is asked
 /// before each ticket (an interruption): the ticket under way is finished, the rest are left
-/// for a rerun.
+/// for a rerun. A connector whose helpdesk cannot read a period back is refused before any call.
 pub async fn run(
     connector: &Connector,
     options: &Options,
     progress: &mut dyn Progress,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Summary> {
+    let record = connector.helpdesk.record.as_deref().with_context(|| {
+        format!(
+            "connector `{}` cannot read a period back: its helpdesk ({}) has no record role",
+            connector.id, connector.helpdesk.kind
+        )
+    })?;
     // An embedded index is built in the background: judging before it serves would fail every
     // ticket with `KbError::Unavailable`.
     connector.ready().await?;
@@ -151,9 +156,7 @@ pub async fn run(
     // Only ids and times are kept while listing, so the list stays small (10,000 escalations
     // are well under a megabyte) and the progress bar knows its length.
     let mut found = Vec::new();
-    connector
-        .helpdesk
-        .tickets
+    record
         .escalations(&options.period, query, &mut |t| found.push(t))
         .await?;
     let mut summary = Summary {
@@ -166,7 +169,16 @@ pub async fn run(
             summary.stopped = true;
             break;
         }
-        let line = match one(connector, options.mode, query, &mut ticket, &mut summary).await {
+        let line = match one(
+            connector,
+            record,
+            options.mode,
+            query,
+            &mut ticket,
+            &mut summary,
+        )
+        .await
+        {
             Ok(line) => line,
             Err(e) => {
                 tracing::warn!(ticket = %ticket.id, error = %e, "Escalation not judged; a rerun tries it again");
@@ -182,19 +194,14 @@ pub async fn run(
 /// Dates one escalation from its history, then judges it (and writes the verdict).
 async fn one(
     connector: &Connector,
+    record: &dyn Record,
     mode: Mode,
     query: Option<&str>,
     ticket: &mut TicketRef,
     summary: &mut Summary,
 ) -> Result<Option<Line>, ProcessError> {
-    let time = waited_out(|| async {
-        Ok(connector
-            .helpdesk
-            .tickets
-            .escalation_time(&ticket.id, query)
-            .await?)
-    })
-    .await?;
+    let time =
+        waited_out(|| async { Ok(record.escalation_time(&ticket.id, query).await?) }).await?;
     match time {
         Some(at) => {
             ticket.escalated_at = at;
@@ -334,7 +341,7 @@ impl Line {
             kb_articles,
             kb_confidence: self
                 .confidence
-                .map(|c| f64::from(crate::helpdesk::floor_percent(c)) / 100.0),
+                .map(|c| f64::from(crate::helpdesk::records::floor_percent(c)) / 100.0),
             survey: Default::default(),
         }
     }
@@ -346,7 +353,7 @@ impl Line {
 pub fn scorecard(
     connector: &str,
     contracts: &Contracts,
-    options: &crate::report::Options,
+    options: &crate::offline::report::Options,
     lines: impl std::io::BufRead,
     progress: indicatif::ProgressBar,
 ) -> anyhow::Result<Scorecard> {

@@ -11,22 +11,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use crate::server::ServerSettings;
-
 /// The connection limits of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
-}
-
-impl From<&ServerSettings> for Limits {
-    fn from(s: &ServerSettings) -> Limits {
-        Limits {
-            header_read_timeout: s.header_read_timeout,
-            max_connections: s.max_connections,
-        }
-    }
 }
 
 /// How long accepting pauses after an accept error (e.g. too many open files).

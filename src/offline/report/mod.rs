@@ -7,7 +7,6 @@
 //! partner edition also lists that partner's bad escalations and comments, which it shows).
 
 pub mod articles;
-pub mod contracts;
 pub mod render;
 pub mod stats;
 
@@ -18,11 +17,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use regex::Regex;
 use serde::Serialize;
 
-use self::contracts::{Contracts, Tier};
+use self::articles::Articles;
 use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::{Outcome, ReasonKind};
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, Tickets};
+use crate::config::contracts::{Contracts, Tier};
+use crate::helpdesk::records::{CaseRecord, Period, RecordSink};
+use crate::helpdesk::{HelpdeskError, Record};
 use crate::kb::ArticleLink;
+use crate::runtime::connector::{Connector, Kb};
 use crate::survey::About;
 use crate::survey::config::SurveyFields;
 
@@ -50,14 +52,32 @@ const TOP: usize = 10;
 /// Distinctive terms shown for each knowledge gap group.
 const GAP_TERMS: usize = 6;
 
-/// What a scorecard is read from: a connector's id, tickets, survey names, contracts, and
-/// where the articles the tickets name by id are looked up.
+/// What a scorecard is read from: a connector's id, its helpdesk's record, survey names,
+/// contracts, and where the articles the tickets name by id are looked up.
 pub struct Source<'a> {
     pub connector: &'a str,
-    pub tickets: &'a dyn Tickets,
+    pub record: &'a dyn Record,
     pub survey: Option<&'a SurveyFields>,
     pub contracts: &'a Contracts,
-    pub articles: articles::Articles<'a>,
+    pub articles: Articles<'a>,
+}
+
+impl<'a> Source<'a> {
+    /// Where `connector`'s records are read from, and its articles looked up (the embedded
+    /// index once it serves, else the search API); `None` when its helpdesk cannot read a
+    /// period back.
+    pub fn of(connector: &'a Connector) -> Option<Source<'a>> {
+        Some(Source {
+            connector: &connector.id,
+            record: connector.helpdesk.record.as_deref()?,
+            survey: connector.survey.as_ref().map(|s| &s.settings.fields),
+            contracts: &connector.contracts,
+            articles: match &connector.kb {
+                Kb::Local(kb) => kb.index().map_or(Articles::Unnamed, Articles::Index),
+                Kb::Remote(kb) => Articles::Backend(kb.as_ref()),
+            },
+        })
+    }
 }
 
 /// Why a scorecard cannot be built.
@@ -92,7 +112,7 @@ pub async fn build(
 ) -> Result<Scorecard, ReportError> {
     let mut agg = Aggregator::new(options, progress.clone());
     source
-        .tickets
+        .record
         .records(&options.period, source.survey, &mut agg)
         .await?;
     let mut card = agg.finish(source.connector, source.contracts)?;

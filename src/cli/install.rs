@@ -1,15 +1,14 @@
-//! The admin commands that set a helpdesk up for a connector (`install`, `uninstall`): one
-//! subcommand for each helpdesk that has them, and the pieces every command shares (the
-//! environment, printing a connector file's problems, the async runtime). Nothing imports this
-//! module but the CLI.
+//! `install` and `uninstall`: the admin commands that set a helpdesk up for a connector, one
+//! subcommand for each helpdesk that has them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 
-use crate::config::{self, ConfigError};
+use super::args::{ConnectorsDir, env, print_errors, runtime};
+use crate::config::{self, ConnectorId};
 
 #[derive(Subcommand)]
 pub enum InstallTarget {
@@ -21,7 +20,7 @@ pub enum InstallTarget {
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Where escalation-gate is reachable from Salesforce.
         #[arg(long, default_value = "https://escalation-gate.example.com")]
         url: String,
@@ -43,7 +42,7 @@ pub enum InstallTarget {
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Where Zendesk reaches escalation-gate (https); the webhook calls URL/hooks/CONNECTOR.
         #[arg(long)]
         url: String,
@@ -55,18 +54,6 @@ pub enum InstallTarget {
     },
 }
 
-/// The `--connectors` folder argument every command that reads connector files takes.
-#[derive(clap::Args)]
-pub struct ConnectorsDir {
-    /// Folder of connector files.
-    #[arg(
-        long = "connectors",
-        env = "EG_CONNECTORS",
-        default_value = "connectors"
-    )]
-    pub connectors: PathBuf,
-}
-
 #[derive(Subcommand)]
 pub enum UninstallTarget {
     /// Delete what `install zendesk` created for the connector (found by its names and the
@@ -74,7 +61,7 @@ pub enum UninstallTarget {
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Print every request it would send; delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -101,10 +88,7 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             url,
             dry_run,
             dir,
-        } => {
-            crate::telemetry::init_quiet();
-            zendesk(&dir.connectors, &connector, Some(&url), dry_run, false)
-        }
+        } => zendesk(&dir.connectors, &connector, Some(&url), dry_run, false),
     }
 }
 
@@ -116,45 +100,18 @@ pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
             dry_run,
             delete_opt_out_field,
             dir,
-        } => {
-            crate::telemetry::init_quiet();
-            zendesk(
-                &dir.connectors,
-                &connector,
-                None,
-                dry_run,
-                delete_opt_out_field,
-            )
-        }
+        } => zendesk(
+            &dir.connectors,
+            &connector,
+            None,
+            dry_run,
+            delete_opt_out_field,
+        ),
     }
-}
-
-/// A variable of the process environment (what `${VAR}` in a connector file reads).
-pub fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Prints a connector file's problems, one a line, and how many there are.
-pub fn print_errors(errors: &[ConfigError]) {
-    for e in errors {
-        println!("{e}");
-    }
-    println!("{} problem(s)", errors.len());
-}
-
-/// The async runtime a command runs its calls on.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// A connector file's path and text.
-fn connector_file(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
-    if !config::is_connector_id(name) {
-        bail!("`{name}` is not a connector id: letters, digits, - and _ only");
-    }
+fn connector_file(dir: &Path, name: &ConnectorId) -> anyhow::Result<(PathBuf, String)> {
     let path = dir.join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no connector `{name}`: cannot read {}", path.display()))?;
@@ -165,7 +122,7 @@ fn connector_file(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
 /// a Metadata API source folder.
 fn salesforce(
     dir: &Path,
-    connector: &str,
+    connector: &ConnectorId,
     url: &str,
     survey: bool,
     out: Option<&Path>,
@@ -223,7 +180,7 @@ fn salesforce(
 /// it stands when an error stops the run.
 fn zendesk(
     dir: &Path,
-    name: &str,
+    name: &ConnectorId,
     url: Option<&str>,
     dry_run: bool,
     delete_opt_out_field: bool,
@@ -248,7 +205,7 @@ fn zendesk(
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
     let target = Target::from_connector(
-        valid.id,
+        valid.id.to_string(),
         valid.helpdesk,
         valid.sweep.and_then(|s| s.query),
         valid.survey.map(|s| s.fields),

@@ -2,7 +2,7 @@
 //! threshold and review bound that keep precision of "bad" at a target on the vendor's own
 //! reviewed cases.
 //!
-//! It reads the period's tickets back through [`Tickets::records`](crate::helpdesk::Tickets::records)
+//! It reads the period's tickets back through [`Record::records`](crate::helpdesk::Record::records)
 //! and keeps counts only (per recorded confidence percent), so memory stays flat however many
 //! tickets there are. A reviewed case tells the threshold something when its verdict records the
 //! judge's confidence and no hand-off field made it bad (the threshold cannot change those).
@@ -13,9 +13,10 @@ use serde::Serialize;
 
 use crate::assess::kb::KbSettings;
 use crate::assess::{Outcome, ReasonKind};
-use crate::helpdesk::{CaseRecord, HelpdeskError, Period, RecordSink, floor_percent};
-use crate::report::Source;
-use crate::report::stats::{Estimate, wilson};
+use crate::helpdesk::HelpdeskError;
+use crate::helpdesk::records::{CaseRecord, Period, RecordSink, floor_percent};
+use crate::offline::report::Source;
+use crate::offline::report::stats::{Estimate, wilson};
 
 /// The share of review-band cases a person must find bad for the band to be worth a person's
 /// time: the rule the default review bound was chosen with on dev.
@@ -306,7 +307,7 @@ pub async fn calibrate(
 ) -> Result<Calibration, HelpdeskError> {
     let mut tally = Tally::default();
     source
-        .tickets
+        .record
         .records(&options.period, source.survey, &mut tally)
         .await?;
     Ok(tally.finish(source.connector, kb, options))

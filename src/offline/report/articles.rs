@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::helpdesk::tag_safe;
+use crate::helpdesk::tags::tag_safe;
 use crate::kb::local::{LocalIndex, markdown_files, read_dir_articles};
 use crate::kb::{ArticleLink, ArticleRef, ArticleView, KbBackend, KnowledgeBase};
 

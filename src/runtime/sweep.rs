@@ -17,9 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::connector::{Connector, Connectors};
 use crate::helpdesk::{HelpdeskError, Written};
 use crate::metrics as m;
+use crate::runtime::connector::{Connector, Connectors};
 use crate::survey::SurveySweep;
 
 /// What one sweep of one connector did.

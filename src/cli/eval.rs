@@ -1,0 +1,118 @@
+//! `eval`: measures the knowledge-base judgement on labelled cases, through the service's own
+//! path, and prints the figures (or writes the re-score's fitting data).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use crate::kb::local::LocalIndex;
+use crate::offline::eval;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The knowledge base, as JSON lines.
+    #[arg(long)]
+    articles: PathBuf,
+    /// The labelled cases, as JSON lines.
+    #[arg(long)]
+    cases: PathBuf,
+    /// Only the cases of this split (default: all).
+    #[arg(long, value_enum)]
+    split: Option<eval::Split>,
+    /// Article ids (one a line) to remove from the knowledge base; a case whose every
+    /// answer is withheld counts as not resolvable.
+    #[arg(long)]
+    withhold: Option<PathBuf>,
+    /// Also write the figures to this file as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The judge's threshold (default: the connector default).
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f64,
+    /// The review bound (default: the connector default): a best article between it and the
+    /// threshold sends the case to a person.
+    #[arg(long, default_value_t = DEFAULT_REVIEW_BOUND)]
+    review_bound: f64,
+    /// Also judge the near-miss set: each case that names identifiers (error codes, message
+    /// ids, ...) against an article naming others of the same family, its answers taken out.
+    #[arg(long)]
+    near_misses: bool,
+    /// Also judge every case against generated knowledge bases of this many articles (one
+    /// without its answer, one with it), drawn from ARTICLES with `--seed`.
+    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u16).range(1..=100))]
+    small_kbs: Option<u16>,
+    /// The seed of `--small-kbs`.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the re-score's features of every case's candidate sets to this file (JSON
+    /// lines) for `tools/fit_rescore.py`, instead of evaluating.
+    #[arg(long, value_name = "FILE")]
+    features: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = eval::Options {
+        split: args.split,
+        threshold: args.threshold,
+        review_bound: args.review_bound,
+        ..eval::Options::default()
+    };
+    let small_kbs = args.small_kbs.map(|size| (usize::from(size), args.seed));
+    for (flag, v) in [
+        ("--threshold", options.threshold),
+        ("--review-bound", options.review_bound),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            bail!("{flag} must be above 0 and at most 1, found {v}");
+        }
+    }
+    let data = eval::load(&args.articles, &args.cases, args.withhold.as_deref())?;
+    let index = LocalIndex::build(eval::kept_articles(&data)).map_err(eval::EvalError::from)?;
+    if let Some(path) = &args.features {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        eval::fitting_sets(&data, &index, &options, small_kbs, |set| {
+            serde_json::to_writer(&mut w, &set)?;
+            w.write_all(b"\n")
+        })?;
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total = eval::split_cases(&data, &options).count();
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = eval::evaluate(&data, &index, &options, || bar.inc(1))?;
+    bar.finish_and_clear();
+    print!("{report}");
+    let near = if args.near_misses {
+        Some(eval::near_misses(&data, &index, &options)?)
+    } else {
+        None
+    };
+    let small = match small_kbs {
+        Some((size, seed)) => Some(eval::small_kbs(&data, &options, size, seed)?),
+        None => None,
+    };
+    for n in near.iter().flatten() {
+        print!("{n}");
+    }
+    if let Some(s) = &small {
+        print!("{s}");
+    }
+    if let Some(out) = &args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["near_misses"] = serde_json::to_value(&near)?;
+        value["small_kbs"] = serde_json::to_value(&small)?;
+        let text = serde_json::to_string_pretty(&value)?;
+        std::fs::write(out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
