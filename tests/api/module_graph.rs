@@ -357,6 +357,19 @@ fn circles(graph: &Graph) -> Vec<Circle> {
     found
 }
 
+/// The circles found, for a failed test: each group of `what` and a cycle through it.
+fn shown(found: &[Circle], what: &str) -> String {
+    let groups: Vec<String> = found
+        .iter()
+        .map(|c| format!("{:?}, e.g.\n{}", c.files, c.cycle.join("\n")))
+        .collect();
+    format!(
+        "{} group(s) of {what} import one another:\n\n{}",
+        found.len(),
+        groups.join("\n\n")
+    )
+}
+
 #[test]
 fn the_crate_s_files_import_each_other_without_a_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -378,16 +391,7 @@ fn the_crate_s_files_import_each_other_without_a_cycle() {
         );
     }
     let found = circles(&graph);
-    assert!(
-        found.is_empty(),
-        "{} group(s) of files import one another:\n\n{}",
-        found.len(),
-        found
-            .iter()
-            .map(|c| format!("{:?}, e.g.\n{}", c.files, c.cycle.join("\n")))
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
+    assert!(found.is_empty(), "{}", shown(&found, "files"));
 }
 
 #[test]
@@ -401,22 +405,27 @@ fn the_top_level_modules_import_each_other_without_a_cycle() {
         "the graph is read from the sources: {graph:#?}"
     );
     let found = circles(&graph);
-    assert!(
-        found.is_empty(),
-        "{} group(s) of top-level modules import one another:\n\n{}",
-        found.len(),
-        found
-            .iter()
-            .map(|c| format!("{:?}, e.g.\n{}", c.files, c.cycle.join("\n")))
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
+    assert!(found.is_empty(), "{}", shown(&found, "top-level modules"));
+}
+
+/// A graph of `edges`, each made by the path `to`; every node is a key.
+fn graph_of(edges: &[(&str, &str)]) -> Graph {
+    let mut graph = Graph::new();
+    for (from, to) in edges {
+        graph
+            .entry(from.to_string())
+            .or_default()
+            .entry(to.to_string())
+            .or_default()
+            .insert(to.to_string());
+        graph.entry(to.to_string()).or_default();
+    }
+    graph
 }
 
 #[test]
 fn a_cycle_is_found_once_for_each_group_of_files_that_reach_one_another() {
-    let mut graph = Graph::new();
-    for (from, to) in [
+    let mut graph = graph_of(&[
         ("a", "b"),
         ("b", "c"),
         ("c", "a"),
@@ -424,15 +433,7 @@ fn a_cycle_is_found_once_for_each_group_of_files_that_reach_one_another() {
         ("d", "a"),
         ("e", "f"),
         ("f", "e"),
-    ] {
-        graph
-            .entry(from.to_string())
-            .or_default()
-            .entry(to.to_string())
-            .or_default()
-            .insert(format!("crate::{to}"));
-        graph.entry(to.to_string()).or_default();
-    }
+    ]);
     let found = circles(&graph);
     let files = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(found.len(), 2, "{found:?}");
@@ -444,9 +445,9 @@ fn a_cycle_is_found_once_for_each_group_of_files_that_reach_one_another() {
     assert_eq!(
         found[0].cycle,
         [
-            r#"a -> b ({"crate::b"})"#,
-            r#"b -> c ({"crate::c"})"#,
-            r#"c -> a ({"crate::a"})"#
+            r#"a -> b ({"b"})"#,
+            r#"b -> c ({"c"})"#,
+            r#"c -> a ({"a"})"#
         ]
     );
     assert_eq!(found[1].files, files(&["e", "f"]));
@@ -528,20 +529,12 @@ mod tests {
 
 #[test]
 fn files_count_in_the_top_level_module_that_holds_them() {
-    let mut files = Graph::new();
-    for (from, to) in [
+    let files = graph_of(&[
         ("crate::a::x", "crate::b"),
         ("crate::a", "crate::a::x"),
         ("crate::b::y", "crate::a::x"),
         ("crate", "crate::b::y"),
-    ] {
-        files
-            .entry(from.to_string())
-            .or_default()
-            .entry(to.to_string())
-            .or_default()
-            .insert(to.to_string());
-    }
+    ]);
     let graph = top_level(&files);
     assert_eq!(
         graph,
