@@ -1,5 +1,14 @@
 //! escalation-gate: judges partner escalations (hand-off fields and knowledge base) and writes
 //! the verdict back to the helpdesk.
+//!
+//! Where things are: [`cli`] has one file per command; [`runtime`] the service's moving parts
+//! (the connector's path, the judge's threads, the accept loop, the sweep) and [`server`] its
+//! HTTP routes, both started by [`run`]; [`offline`] the engines of `report`, `calibrate`,
+//! `backfill` and `eval`. Below them: [`config`] (connector files), [`helpdesk`] (one folder
+//! per helpdesk, behind small roles), [`survey`], [`kb`] (article search), [`assess`] (the
+//! judgement, pure), [`http`] (the outbound client) and [`checks`] (value checks); the leaves
+//! [`escalation`], [`metrics`], [`telemetry`] and [`ticket_lock`]. No module imports one that
+//! imports it back, file by file (`tests/api/module_graph.rs`).
 
 pub mod assess;
 pub mod checks;

@@ -2,6 +2,9 @@
 //! ticket (a redelivery racing the first try, the sweep meeting a webhook, a double-clicked
 //! survey answer) take turns, so they never race to the helpdesk. Across instances, the
 //! helpdesk's conditional writes still decide.
+//!
+//! A leaf at the crate's root, not in `runtime/`: the connector's path and the survey both take
+//! the lock, and the survey sits below the connector.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};

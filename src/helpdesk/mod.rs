@@ -1,5 +1,6 @@
-//! Helpdesks: one folder each, listed once in [`registry`]. A helpdesk folder implements small
-//! roles, each with one job:
+//! Helpdesks: one folder each, listed once in [`registry`] (whose `HelpdeskConfig` is the
+//! `[helpdesk]` table of a connector file). A helpdesk folder implements small roles, each with
+//! one job:
 //! - its `[helpdesk]` table ([`HelpdeskFile`], validated into a [`ValidHelpdeskFile`]), which
 //!   builds the roles of a [`Helpdesk`];
 //! - [`Inbound`]: verify a call, parse it into ticket references and an event, choose the reply
@@ -26,8 +27,6 @@ pub mod salesforce;
 pub mod sandbox;
 pub mod tags;
 pub mod zendesk;
-
-pub use registry::{HelpdeskConfig, ValidHelpdesk};
 
 use std::sync::Arc;
 
@@ -150,33 +149,6 @@ pub enum SearchTerms {
     /// By a rule of its own; given terms are refused with `how` (e.g. "Salesforce Cases are
     /// found by `IsEscalated`").
     Refused { how: &'static str },
-}
-
-impl ValidHelpdesk {
-    /// Whether this helpdesk can be swept with `query`: it needs its API, and the search terms
-    /// when its tickets role takes them (refused when it does not).
-    pub fn can_sweep(&self, query: Option<&str>) -> Result<(), Problem> {
-        let query = query.map(str::trim).filter(|q| !q.is_empty());
-        if !self.has_api() {
-            return Err(Problem::new(
-                "sweep",
-                "the sweep reads the helpdesk's API: configure its URL and [helpdesk.auth]",
-            ));
-        }
-        match (self.search_terms(), query) {
-            (SearchTerms::Taken { helpdesk, example }, None) => Err(Problem::new(
-                "sweep.query",
-                format!(
-                    "give the {helpdesk} search terms that find escalated tickets, e.g. `{example}`"
-                ),
-            )),
-            (SearchTerms::Refused { how }, Some(_)) => Err(Problem::new(
-                "sweep.query",
-                format!("{how}; remove `query`"),
-            )),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// One inbound call, as the server hands it to the helpdesk's inbound role.

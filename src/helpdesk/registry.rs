@@ -102,4 +102,29 @@ impl ValidHelpdesk {
     pub fn reads_back(&self) -> Result<(), &'static str> {
         self.table().reads_back()
     }
+
+    /// Whether this helpdesk can be swept with `query`: it needs its API, and the search terms
+    /// when its tickets role takes them (refused when it does not).
+    pub fn can_sweep(&self, query: Option<&str>) -> Result<(), Problem> {
+        let query = query.map(str::trim).filter(|q| !q.is_empty());
+        if !self.has_api() {
+            return Err(Problem::new(
+                "sweep",
+                "the sweep reads the helpdesk's API: configure its URL and [helpdesk.auth]",
+            ));
+        }
+        match (self.search_terms(), query) {
+            (SearchTerms::Taken { helpdesk, example }, None) => Err(Problem::new(
+                "sweep.query",
+                format!(
+                    "give the {helpdesk} search terms that find escalated tickets, e.g. `{example}`"
+                ),
+            )),
+            (SearchTerms::Refused { how }, Some(_)) => Err(Problem::new(
+                "sweep.query",
+                format!("{how}; remove `query`"),
+            )),
+            _ => Ok(()),
+        }
+    }
 }

@@ -5,46 +5,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::{Article, KbError, KnowledgeBase, html_to_text};
+use super::{Article, HttpKbSettings, KbError, KnowledgeBase, html_to_text};
 use crate::escalation::locale_of;
-use crate::http::{RetrySettings, Upstream};
-
-/// Where each article field sits inside one result (JSON pointers), as
-/// `[knowledge_base.http.fields]` gives them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Pointers {
-    pub id: String,
-    pub title: String,
-    /// HTML or plain text; tags are stripped either way.
-    pub body: String,
-    pub url: String,
-    pub locale: Option<String>,
-    /// RFC 3339. Without it an article is never counted against a partner.
-    pub published_at: Option<String>,
-    pub draft: Option<String>,
-}
-
-/// A validated `[knowledge_base.http]` table.
-#[derive(Debug, Clone)]
-pub struct HttpKbSettings {
-    pub url: reqwest::Url,
-    pub query_param: String,
-    pub locale_param: Option<String>,
-    pub limit_param: Option<String>,
-    /// `(header name, value)`; the value is the scheme (if any) and the secret token.
-    pub auth: Option<(String, SecretString)>,
-    /// Pointer to the results array in the answer; empty: the answer is the array.
-    pub results: String,
-    pub fields: Pointers,
-    /// Used when an article states no locale.
-    pub default_locale: String,
-    pub retry: RetrySettings,
-}
+use crate::http::Upstream;
 
 pub struct HttpKb {
     upstream: Upstream,
@@ -144,6 +110,8 @@ impl KnowledgeBase for HttpKb {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RetrySettings;
+    use crate::kb::Pointers;
 
     fn kb(locale: Option<&str>, published_at: Option<&str>) -> HttpKb {
         HttpKb::new(HttpKbSettings {

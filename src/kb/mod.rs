@@ -1,5 +1,7 @@
 //! Knowledge-base search: one trait, several backends. Backends only find candidates; whether a
-//! candidate resolves the case is decided in `assess`, on our own scale.
+//! candidate resolves the case is decided in `assess`, on our own scale. This file holds the
+//! trait, the article types and a connector's validated choice of backend (with the settings
+//! of the [`http`] backend); each backend is a file that implements the trait.
 
 pub mod http;
 pub mod local;
@@ -8,7 +10,10 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+use crate::http::RetrySettings;
 
 /// A knowledge-base article as a backend returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +106,40 @@ impl ArticleView for ArticleRef<'_> {
 pub enum KbBackend {
     Local(PathBuf),
     Helpdesk,
-    Http(Box<http::HttpKbSettings>),
+    Http(Box<HttpKbSettings>),
+}
+
+/// Where each article field sits inside one result (JSON pointers), as
+/// `[knowledge_base.http.fields]` gives them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pointers {
+    pub id: String,
+    pub title: String,
+    /// HTML or plain text; tags are stripped either way.
+    pub body: String,
+    pub url: String,
+    pub locale: Option<String>,
+    /// RFC 3339. Without it an article is never counted against a partner.
+    pub published_at: Option<String>,
+    pub draft: Option<String>,
+}
+
+/// A validated `[knowledge_base.http]` table.
+#[derive(Debug, Clone)]
+pub struct HttpKbSettings {
+    pub url: reqwest::Url,
+    pub query_param: String,
+    pub locale_param: Option<String>,
+    pub limit_param: Option<String>,
+    /// `(header name, value)`; the value is the scheme (if any) and the secret token.
+    pub auth: Option<(String, SecretString)>,
+    /// Pointer to the results array in the answer; empty: the answer is the array.
+    pub results: String,
+    pub fields: Pointers,
+    /// Used when an article states no locale.
+    pub default_locale: String,
+    pub retry: RetrySettings,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,11 @@
 //! `backfill`: judges the escalations of a past period, each as of its own escalation time, for
 //! a baseline before a partner contract starts.
 //!
-//! The helpdesk lists the period's escalated tickets (paged; see
-//! [`Record::escalations`](crate::helpdesk::Record::escalations)); for each one its
-//! history says when it was escalated (unknown: its creation, never flagged late), so an article
-//! published later never counts against the partner. A dry run reads and judges and writes
-//! nothing; `--write` takes the webhook's own path ([`Connector::process`]): a ticket that
-//! already carries a verdict (good, bad or review) is left as it is, so a run that was
+//! The helpdesk lists the period's escalated tickets (paged; see [`Record::escalations`]); for
+//! each one its history says when it was escalated (unknown: its creation, never flagged late),
+//! so an article published later never counts against the partner. A dry run reads and judges
+//! and writes nothing; `--write` takes the webhook's own path ([`Connector::process`]): a ticket
+//! that already carries a verdict (good, bad or review) is left as it is, so a run that was
 //! interrupted is resumed by running it again, and nothing is written twice. No state is kept
 //! here: the ticket is the state.
 

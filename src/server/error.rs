@@ -99,7 +99,7 @@ impl IntoResponse for HttpError {
                 text,
                 retry_after,
             } => {
-                let mut resp = super::survey::message(status, &company, title, text);
+                let mut resp = super::page::message(status, &company, title, text);
                 if let Some(secs) = retry_after {
                     resp.headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -2,6 +2,7 @@
 //! metrics.
 
 mod error;
+mod page;
 pub mod reply;
 mod survey;
 

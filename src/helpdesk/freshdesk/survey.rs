@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::api::FreshdeskApi;
 use super::config::ValidFreshdesk;
-use super::{map_ticket, merged_tags, read_ticket};
+use super::ticket::{map_ticket, merged_tags, read_ticket};
 use crate::helpdesk::tags::{survey_case, tag_list};
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};

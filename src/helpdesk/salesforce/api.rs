@@ -10,7 +10,6 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::oauth::Tokens;
-use super::webhook::parse_datetime;
 use crate::assess::kb::query::remote_queries;
 use crate::http::{Upstream, UpstreamError};
 use crate::kb::{Article, KbError, KnowledgeBase, html_to_text, interleave};
@@ -683,6 +682,22 @@ impl KnowledgeBase for Knowledge {
             .map_err(|e| KbError::Unavailable(e.to_string()))?;
         Ok(detail.and_then(|v| article(&v, &locale, &self.url_template)))
     }
+}
+
+/// A record id: 15 or 18 letters and digits starting with the object's key `prefix` (`500`
+/// Case, `003` Contact).
+pub fn is_id_of(id: &str, prefix: &str) -> bool {
+    (id.len() == 15 || id.len() == 18)
+        && id.starts_with(prefix)
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Salesforce date-times: `2024-05-03T09:00:00.000Z`, `2024-05-03T09:00:00.000+0000`.
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 #[cfg(test)]

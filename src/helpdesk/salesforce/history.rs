@@ -10,8 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::api::{SalesforceApi, next_records_url, soql_quote};
-use super::webhook::parse_datetime;
+use super::api::{SalesforceApi, next_records_url, parse_datetime, soql_quote};
 use crate::helpdesk::records::{Period, patiently};
 use crate::helpdesk::{HelpdeskError, TicketRef};
 

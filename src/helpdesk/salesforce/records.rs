@@ -12,8 +12,8 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::api::{SalesforceApi, next_records_url};
+use super::case::map_case;
 use super::config::{PartnerSource, ValidSalesforce};
-use super::map_case;
 use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::records::{

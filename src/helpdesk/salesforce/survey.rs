@@ -16,10 +16,9 @@ use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::api::{SalesforceApi, Update, soql_quote};
+use super::api::{SalesforceApi, Update, is_id_of, parse_datetime, soql_quote};
+use super::case::{map_case, read_case, truncate_comment};
 use super::config::{PartnerSource, ValidSalesforce};
-use super::webhook::{is_id_of, parse_datetime};
-use super::{map_case, read_case, truncate_comment};
 use crate::escalation::locale_of;
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};

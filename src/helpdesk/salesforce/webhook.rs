@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::Salesforce;
+use super::api::{is_id_of, parse_datetime};
 use crate::helpdesk::{
     Call, Delivery, Event as CallEvent, HookError, Inbound, ReplyFormat, TicketRef,
 };
@@ -48,14 +49,6 @@ pub struct Notification {
 pub fn is_signed_json(headers: &HeaderMap) -> bool {
     headers.contains_key(standard_webhooks::SIGNATURE)
         || headers.contains_key(standard_webhooks::ID)
-}
-
-/// A record id: 15 or 18 letters and digits starting with the object's key `prefix` (`500`
-/// Case, `003` Contact).
-pub fn is_id_of(id: &str, prefix: &str) -> bool {
-    (id.len() == 15 || id.len() == 18)
-        && id.starts_with(prefix)
-        && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A Case id.
@@ -388,14 +381,6 @@ fn leave(draft: &mut Draft, done: &At) -> Result<(), HookError> {
         });
     }
     Ok(())
-}
-
-/// Salesforce date-times: `2024-05-03T09:00:00.000Z`, `2024-05-03T09:00:00.000+0000`.
-pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
 }
 
 /// What a call asks for: judge escalated Cases, or survey solved ones.

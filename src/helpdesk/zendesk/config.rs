@@ -1,10 +1,12 @@
-//! The `[helpdesk]` table of a Zendesk connector.
+//! The `[helpdesk]` table of a Zendesk connector, with its `[helpdesk.install]` conditions
+//! (which `install zendesk` sets up and the escalation rule of `backfill` reads).
 
 use crate::helpdesk::HttpFile;
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::checks::typed::{self, Tagged};
 use crate::checks::{Credentials, Problem, shared_secret, upstream_url};
@@ -40,7 +42,7 @@ pub struct ZendeskConfig {
     #[serde(default)]
     pub http: HttpFile,
     /// What `install zendesk` sets up beyond what the rest of the file says.
-    pub install: Option<super::install::InstallFile>,
+    pub install: Option<InstallFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,7 +113,7 @@ pub struct ValidZendesk {
     pub partner: PartnerSource,
     pub tags: TagsFile,
     pub retry: RetrySettings,
-    pub install: Option<super::install::InstallFile>,
+    pub install: Option<InstallFile>,
 }
 
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -223,5 +225,137 @@ impl ZendeskConfig {
             retry,
             install: self.install,
         })
+    }
+}
+
+/// The `[helpdesk.install]` table: what `install zendesk` cannot guess.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct InstallFile {
+    /// What marks a ticket as escalated to the vendor: the escalation trigger's conditions.
+    /// Default: derived from `[sweep] query` when that is only `tags:` terms.
+    pub trigger: Option<Conditions>,
+    /// Which solved tickets the survey automation considers. Default: those carrying the
+    /// survey's `pending` tag (escalated cases the service judged).
+    pub survey: Option<Conditions>,
+}
+
+/// Zendesk trigger/automation conditions, as the API takes them.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    #[serde(default)]
+    pub all: Vec<Condition>,
+    #[serde(default)]
+    pub any: Vec<Condition>,
+}
+
+/// One condition (`field`, `operator`, `value`), e.g. `current_tags` `includes` `partner_escalated`.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    pub operator: String,
+    #[serde(default)]
+    pub value: Value,
+}
+
+impl Condition {
+    pub fn new(field: &str, operator: &str, value: impl Into<Value>) -> Condition {
+        Condition {
+            field: field.into(),
+            operator: operator.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The condition as the API takes it (no `value` when it has none).
+    pub fn json(&self) -> Value {
+        let mut c = json!({ "field": self.field, "operator": self.operator });
+        if !self.value.is_null() {
+            c["value"] = self.value.clone();
+        }
+        c
+    }
+}
+
+impl InstallFile {
+    /// Checks the table (no network); problems are reported under `helpdesk.install`.
+    pub fn validate(&self, problems: &mut Vec<Problem>) {
+        for (name, c) in [("trigger", &self.trigger), ("survey", &self.survey)] {
+            let Some(c) = c else { continue };
+            let key = format!("helpdesk.install.{name}");
+            if c.all.is_empty() && c.any.is_empty() {
+                problems.push(Problem::new(
+                    &key,
+                    "give at least one condition in `all` or `any`",
+                ));
+            }
+            for (i, cond) in c.all.iter().chain(&c.any).enumerate() {
+                if cond.field.trim().is_empty() || cond.operator.trim().is_empty() {
+                    problems.push(Problem::new(
+                        format!("{key}[{i}]"),
+                        "a condition needs a `field` and an `operator` (Zendesk's conditions reference)",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The escalation trigger's conditions from `[sweep] query` when it is only `tags:X` terms
+/// (`current_tags` `includes` X, all of them).
+pub fn conditions_from_sweep_query(query: &str) -> Option<Conditions> {
+    let tags: Option<Vec<&str>> = query
+        .split_whitespace()
+        .map(|t| {
+            t.strip_prefix("tags:")
+                .or_else(|| t.strip_prefix("tag:"))
+                .filter(|v| !v.is_empty())
+        })
+        .collect();
+    let tags = tags.filter(|t| !t.is_empty())?;
+    Some(Conditions {
+        all: tags
+            .into_iter()
+            .map(|t| Condition::new("current_tags", "includes", t))
+            .collect(),
+        any: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_install_table_needs_conditions_with_field_and_operator() {
+        let file: InstallFile = toml::from_str(
+            "[trigger]\nall = []\n[survey]\nany = [{ field = \"status\", operator = \"\" }]",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        file.validate(&mut problems);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["helpdesk.install.trigger", "helpdesk.install.survey[0]"]
+        );
+        assert!(toml::from_str::<InstallFile>("[trigger]\nal = []").is_err());
+    }
+
+    #[test]
+    fn sweep_queries_of_tags_only_become_trigger_conditions() {
+        let c = conditions_from_sweep_query("tags:a tag:b").unwrap();
+        assert_eq!(
+            c.all,
+            [
+                Condition::new("current_tags", "includes", "a"),
+                Condition::new("current_tags", "includes", "b")
+            ]
+        );
+        assert!(conditions_from_sweep_query("tags:a group:5").is_none());
+        assert!(conditions_from_sweep_query("").is_none());
+        assert!(conditions_from_sweep_query("tags:").is_none());
     }
 }

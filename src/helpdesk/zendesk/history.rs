@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::api::ZendeskApi;
-use super::install::{Condition, Conditions, conditions_from_sweep_query};
+use super::config::{Condition, Conditions, conditions_from_sweep_query};
 use crate::helpdesk::records::{Period, patiently};
 use crate::helpdesk::{HelpdeskError, TicketRef};
 

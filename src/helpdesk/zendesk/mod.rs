@@ -8,10 +8,10 @@ pub mod install;
 pub mod records;
 pub mod sandbox;
 pub mod survey;
+pub mod ticket;
 pub mod webhook;
 
 use crate::helpdesk::mapping::time_at;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,15 +19,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use self::api::{HelpCenter, Update, ZendeskApi};
-use self::config::{PartnerSource, ValidZendesk, WriteBackMode};
-use super::mapping::partner_or_unknown;
+use self::config::{ValidZendesk, WriteBackMode};
+use self::ticket::{map_ticket, read_ticket};
 use super::records::{Period, RecordSink};
 use super::{
     Helpdesk, HelpdeskError, Loaded, Record, SearchTerms, TicketRef, Tickets, ValidHelpdeskFile,
     Written,
 };
 use crate::assess::{Outcome, Verdict};
-use crate::escalation::{Escalation, Requester};
+use crate::escalation::Escalation;
 use crate::http::{Upstream, UpstreamError};
 use crate::kb::KnowledgeBase;
 use crate::survey::SurveyDesk;
@@ -157,24 +157,6 @@ impl Zendesk {
             _ => refused.into(),
         }
     }
-}
-
-/// The record in the snapshot's sideloaded `list` (`users`, `organizations`) whose id the
-/// ticket's `key` (`requester_id`, ...) names.
-pub fn sideloaded<'a>(snapshot: &'a Value, list: &str, key: &str) -> Option<&'a Value> {
-    let want = snapshot["ticket"].get(key)?.as_u64()?;
-    snapshot
-        .get(list)?
-        .as_array()?
-        .iter()
-        .find(|x| x.get("id").and_then(Value::as_u64) == Some(want))
-}
-
-/// The ticket with its requester and organization; a ticket that does not exist is unusable.
-pub async fn read_ticket(api: &ZendeskApi, id: &str) -> Result<Value, HelpdeskError> {
-    api.ticket(id)
-        .await?
-        .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
 }
 
 #[async_trait]
@@ -357,78 +339,4 @@ impl Zendesk {
             fields: fields.clone(),
         }))
     }
-}
-
-/// Maps `{"ticket": {...}, "users": [...], "organizations": [...]}` (the ticket API's answer
-/// with sideloads) to an escalation.
-pub fn map_ticket(
-    connector: &str,
-    cfg: &ValidZendesk,
-    snapshot: &Value,
-    escalated_at: DateTime<Utc>,
-) -> Result<Escalation, HelpdeskError> {
-    let unusable = |m: &str| HelpdeskError::Unusable(m.to_string());
-    let t = snapshot
-        .get("ticket")
-        .filter(|t| t.is_object())
-        .ok_or_else(|| unusable("no `ticket` object"))?;
-    let id = match t.get("id") {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        _ => return Err(unusable("the ticket has no id")),
-    };
-    let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let opened_at =
-        time_at(t, "created_at").ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
-    let by_id: BTreeMap<u64, &Value> = t
-        .get("custom_fields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| Some((f.get("id")?.as_u64()?, f.get("value")?)))
-        .collect();
-    let mapped = cfg.mapping.read(|id| by_id.get(id).copied());
-    let partner = partner_or_unknown(match &cfg.partner {
-        PartnerSource::Organization => sideloaded(snapshot, "organizations", "organization_id")
-            .and_then(|o| o.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        PartnerSource::Field { field } => mapped.field(field),
-    });
-    let requester = sideloaded(snapshot, "users", "requester_id");
-    let url = match &cfg.base_url {
-        Some(base) => format!("{}/agent/tickets/{id}", base.as_str().trim_end_matches('/')),
-        None => text("url"),
-    };
-    Ok(Escalation {
-        connector: connector.to_string(),
-        ticket_id: id,
-        partner,
-        subject: text("subject"),
-        description: text("description"),
-        requester: Requester {
-            email: requester
-                .and_then(|u| u.get("email"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            locale: requester
-                .and_then(|u| u.get("locale"))
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase),
-        },
-        product: mapped.product,
-        version: mapped.version,
-        channel: t
-            .get("via")
-            .and_then(|v| v.get("channel"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        issue_type: t.get("type").and_then(Value::as_str).map(str::to_string),
-        opened_at,
-        escalated_at,
-        escalated_at_unknown: false,
-        tried_articles: mapped.tried_articles,
-        handoff: mapped.handoff,
-        url,
-    })
 }

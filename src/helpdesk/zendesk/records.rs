@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
 use super::config::{PartnerSource, ValidZendesk};
-use super::map_ticket;
+use super::ticket::map_ticket;
 use crate::assess::{Outcome, ReasonKind};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::records::{CaseRecord, Period, RecordSink, patiently, survey_record};

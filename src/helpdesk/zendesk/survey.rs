@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::api::{Update, ZendeskApi};
 use super::config::ValidZendesk;
 use super::install::SURVEY_REQUESTED_TAG;
-use super::{map_ticket, read_ticket, sideloaded};
+use super::ticket::{map_ticket, read_ticket, sideloaded};
 use crate::helpdesk::tags::{survey_case, tag_list};
 use crate::survey::config::SurveyFields;
 use crate::survey::rules::{Person, SurveyCase};
