@@ -72,6 +72,7 @@ pub struct TicketOutcome {
     pub result: Result<Processed, ProcessError>,
 }
 
+/// What [`Connector::process`] did with a ticket.
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub outcome: Outcome,
@@ -83,6 +84,7 @@ pub struct Processed {
     pub escalation: Escalation,
 }
 
+/// Why [`Connector::process`] could not finish a ticket.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error(transparent)]
@@ -108,8 +110,8 @@ impl ProcessError {
         matches!(self, ProcessError::Helpdesk(e) if e.deferred())
     }
 
-    /// The `reason` label of a retried delivery (see [`crate::http::UpstreamError::reason`]; `kb`: the
-    /// knowledge base).
+    /// The `reason` label of a retried delivery (see [`crate::http::UpstreamError::reason`];
+    /// `kb`: the knowledge base).
     pub fn reason(&self) -> &'static str {
         match self {
             ProcessError::Helpdesk(e) => e.reason(),
