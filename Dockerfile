@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # Cargo.toml names the benches as targets: without their files the manifest does not parse.
 COPY benches ./benches
+# The sandbox's sample Help Center includes the demo articles at compile time.
+COPY connectors ./connectors
 RUN cargo build --release --locked --bin escalation-gate
 
 FROM debian:bookworm-slim
