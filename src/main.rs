@@ -133,6 +133,10 @@ enum Command {
         /// ids, ...) against an article naming others of the same family, its answers taken out.
         #[arg(long)]
         near_misses: bool,
+        /// Also judge the tried-fix set: each resolvable case with a sentence added that says
+        /// its answer's resolution steps were done and the problem persists.
+        #[arg(long)]
+        tried_fix: bool,
         /// Also judge every case against generated knowledge bases of this many articles (one
         /// without its answer, one with it), drawn from ARTICLES with `--seed`.
         #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -470,6 +474,7 @@ fn main() -> ExitCode {
             threshold,
             review_bound,
             near_misses,
+            tried_fix,
             small_kbs,
             seed,
             features,
@@ -486,6 +491,7 @@ fn main() -> ExitCode {
             },
             EvalExtras {
                 near_misses,
+                tried_fix,
                 small_kbs: small_kbs.map(|size| (usize::from(size), seed)),
                 features,
             },
@@ -903,6 +909,7 @@ fn check(
 /// What `eval` measures besides the report.
 struct EvalExtras {
     near_misses: bool,
+    tried_fix: bool,
     /// Size and seed of the generated small knowledge bases.
     small_kbs: Option<(usize, u64)>,
     /// Where to write the fitting data instead.
@@ -952,6 +959,11 @@ fn run_eval(
     } else {
         None
     };
+    let tried = if extras.tried_fix {
+        Some(eval::tried_fix(&data, &index, &options)?)
+    } else {
+        None
+    };
     let small = match extras.small_kbs {
         Some((size, seed)) => Some(eval::small_kbs(&data, &options, size, seed)?),
         None => None,
@@ -959,12 +971,16 @@ fn run_eval(
     for n in near.iter().flatten() {
         print!("{n}");
     }
+    if let Some(t) = &tried {
+        print!("{t}");
+    }
     if let Some(s) = &small {
         print!("{s}");
     }
     if let Some(out) = json {
         let mut value = serde_json::to_value(&report)?;
         value["near_misses"] = serde_json::to_value(&near)?;
+        value["tried_fix"] = serde_json::to_value(&tried)?;
         value["small_kbs"] = serde_json::to_value(&small)?;
         let text = serde_json::to_string_pretty(&value)?;
         std::fs::write(out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
