@@ -22,7 +22,7 @@
 //! article (its id, or its title in quotes). A case that only mentions a command, or says it did
 //! something the article does not say, does not make the article tried.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -78,8 +78,9 @@ struct Statement {
     quoted: Vec<Terms>,
 }
 
-/// Distinctive words by their tense-free key, with their weight.
-type Terms = HashMap<String, f64>;
+/// Distinctive words by their tense-free key, with their weight (in key order, so sums of weights
+/// come out the same every run).
+type Terms = BTreeMap<String, f64>;
 
 static RE_DONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
