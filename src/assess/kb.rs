@@ -10,8 +10,10 @@ use crate::kb::{ArticleRef, ArticleView};
 pub mod ident;
 pub mod query;
 pub mod rescore;
+pub mod tried;
 
 use ident::NearMiss;
+use tried::{Statements, TriedBy};
 
 pub const DEFAULT_GAP_BELOW: f64 = 0.3;
 /// The judge's weights were fitted on 20 candidates a case.
@@ -73,6 +75,15 @@ pub struct Related {
     pub near_miss: NearMiss,
 }
 
+/// An article that was already tried, and how that is known. Never counted against the partner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriedArticle {
+    #[serde(flatten)]
+    pub article: KbMatch,
+    #[serde(flatten)]
+    pub by: TriedBy,
+}
+
 /// Everything the knowledge-base step found, kept as evidence.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KbFindings {
@@ -83,8 +94,9 @@ pub struct KbFindings {
     pub review: Option<KbMatch>,
     /// The best eligible article (tried or not) when none made the case resolvable.
     pub best_other: Option<KbMatch>,
-    /// Articles at or above the threshold that the partner had already tried.
-    pub tried: Vec<KbMatch>,
+    /// Articles already tried: listed by the partner (those at or above the threshold), or said
+    /// by the case to have been tried without success (any confidence), best first.
+    pub tried: Vec<TriedArticle>,
     /// Near misses, best first: related, not counted.
     pub related: Vec<Related>,
     pub excluded: Vec<ExcludedArticle>,
@@ -100,6 +112,24 @@ impl KbFindings {
                 .related
                 .iter()
                 .any(|r| r.article.confidence >= self.threshold)
+    }
+
+    /// Whether the case would have been `kb_resolvable` if only the tried-articles field made an
+    /// article tried, not what the case says was done.
+    pub fn resolvable_without_tried_fix_rule(&self) -> bool {
+        self.resolvable_by.is_some()
+            || self
+                .tried
+                .iter()
+                .any(|t| t.by != TriedBy::Listed && t.article.confidence >= self.threshold)
+    }
+
+    /// The tried articles that would otherwise have counted (at or above the review bound): they
+    /// do not solve the case.
+    pub fn tried_answers(&self) -> impl Iterator<Item = &TriedArticle> {
+        self.tried
+            .iter()
+            .filter(|t| t.article.confidence >= self.review_bound)
     }
 }
 
@@ -152,6 +182,8 @@ pub fn judge<A: ArticleView>(
             })
             .collect::<Vec<_>>(),
     );
+    // What the case says was done without success; most cases say nothing of it.
+    let said = Statements::of(esc);
     let mut findings = KbFindings {
         excluded,
         threshold: settings.threshold,
@@ -167,7 +199,10 @@ pub fn judge<A: ArticleView>(
         // Only the candidates kept as evidence are copied out of the knowledge base.
         if was_tried(&a, &esc.tried_articles) {
             if above {
-                findings.tried.push(matched(&a, s));
+                findings.tried.push(TriedArticle {
+                    article: matched(&a, s),
+                    by: TriedBy::Listed,
+                });
             } else if findings.best_other.is_none() && findings.resolvable_by.is_none() {
                 findings.best_other = Some(matched(&a, s));
             }
@@ -190,6 +225,13 @@ pub fn judge<A: ArticleView>(
             continue;
         }
         if findings.resolvable_by.is_some() {
+            continue;
+        }
+        if let Some(by) = (!said.is_empty()).then(|| said.tried(&a)).flatten() {
+            findings.tried.push(TriedArticle {
+                article: matched(&a, s),
+                by,
+            });
             continue;
         }
         if above {

@@ -136,7 +136,8 @@ pub fn assess<A: ArticleView>(esc: &Escalation, policy: &Policy, candidates: &[A
     let best = kb.best_other.as_ref().map_or(0.0, |m| m.confidence);
     let flags = Flags {
         late: waited > policy.late_after,
-        kb_gap: outcome == Outcome::Good && (best < policy.kb.gap_below || !kb.tried.is_empty()),
+        kb_gap: outcome == Outcome::Good
+            && (best < policy.kb.gap_below || kb.tried_answers().next().is_some()),
     };
     Verdict {
         outcome,
@@ -259,6 +260,92 @@ pub(crate) mod tests {
         assert_eq!(v.outcome, Outcome::Good);
         assert_eq!(v.kb.tried.len(), 1);
         assert!(v.flags.kb_gap);
+    }
+
+    /// An article whose resolution is two steps.
+    fn renew() -> Article {
+        article(
+            "kb-7",
+            "Sign-in fails with error T401 after the token expires",
+            "Sign-in fails with error T401 token expired for every user after the token \
+             expires.\n\nResolution\n1. Run the renew command in the admin console.\n2. Sign out \
+             and sign in again.",
+        )
+    }
+
+    /// The case `renew` answers, with `said` added to its description.
+    fn token_case(said: &str) -> Escalation {
+        let mut esc = escalation();
+        esc.subject = "Sign-in fails with error T401".into();
+        esc.description = format!(
+            "Since this morning sign-in fails with error T401 token expired for every user. {said}"
+        );
+        esc.handoff
+            .insert("steps".into(), "Open the app, sign in, see T401".into());
+        esc
+    }
+
+    #[test]
+    fn an_article_whose_fix_the_case_says_was_tried_never_makes_it_bad() {
+        // Without a word of what was done, the article answers the case.
+        let plain = assess(&token_case(""), &policy(), &[renew(), printing()]);
+        assert_eq!(plain.outcome, Outcome::Bad);
+        let esc = token_case(
+            "We ran the renew command and signed out and in, as the article says; the error \
+             comes back after a minute.",
+        );
+        let v = assess(&esc, &policy(), &[renew(), printing()]);
+        assert_eq!(v.outcome, Outcome::Good);
+        assert!(v.reasons.is_empty());
+        assert!(v.flags.kb_gap);
+        assert!(v.kb.resolvable_without_tried_fix_rule());
+        assert_eq!(v.kb.tried.len(), 1);
+        let note = note::render(&esc, &v);
+        for want in [
+            "Articles the partner already tried (not held against the partner):",
+            "- \"Sign-in fails with error T401 after the token expires\" https://kb.example/kb-7",
+            "The case says these steps of the article were done without success:",
+            "- \"Run the renew command in the admin console.\" (the case: \"We ran the renew \
+             command and signed out and in, as the article says;\")",
+            "- \"Sign out and sign in again.\" (the case: \"We ran the renew command",
+            "kb_gap (the article already tried does not solve this case",
+        ] {
+            assert!(note.contains(want), "missing {want:?} in\n{note}");
+        }
+    }
+
+    #[test]
+    fn a_mention_without_failure_or_a_different_fix_is_still_bad() {
+        for said in [
+            "Should we run the renew command in the admin console?",
+            "We ran the renew command in the admin console yesterday.",
+            "We restarted the server and cleared the cache, but the error is still there.",
+        ] {
+            let v = assess(&token_case(said), &policy(), &[renew(), printing()]);
+            assert_eq!(v.outcome, Outcome::Bad, "{said}");
+            assert!(v.kb.tried.is_empty(), "{said}");
+        }
+    }
+
+    #[test]
+    fn another_untried_article_still_makes_it_bad() {
+        let cookies = article(
+            "kb-9",
+            "Sign-in fails with error T401 token expired for every user",
+            "Since an update, sign-in fails with error T401 token expired for every user. Clear \
+             the browser cookies of the sign-in page.",
+        );
+        let esc = token_case("We ran the renew command and signed out and in; still T401.");
+        assert_eq!(
+            assess(&esc, &policy(), &[renew(), printing()]).outcome,
+            Outcome::Good
+        );
+        let v = assess(&esc, &policy(), &[renew(), cookies, printing()]);
+        assert_eq!(v.outcome, Outcome::Bad);
+        let Some(Reason::KbResolvable { article }) = v.reasons.last() else {
+            panic!("{:?}", v.reasons)
+        };
+        assert_eq!(article.article_id, "kb-9");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::kb::tried::TriedBy;
 use super::kb::{Excluded, KbMatch};
 use super::{Outcome, Reason, Verdict};
 use crate::escalation::Escalation;
@@ -68,13 +69,15 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
         );
         write_match(&mut s, m, v.kb.threshold);
     }
-    if !v.kb.tried.is_empty() {
+    let tried: Vec<_> = v.kb.tried_answers().collect();
+    if !tried.is_empty() {
         let _ = writeln!(
             s,
             "\nArticles the partner already tried (not held against the partner):"
         );
-        for m in &v.kb.tried {
-            write_match(&mut s, m, v.kb.threshold);
+        for t in tried {
+            write_match(&mut s, &t.article, v.kb.threshold);
+            write_tried_by(&mut s, &t.by);
         }
     }
     if v.outcome == Outcome::Good
@@ -137,9 +140,13 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
         ));
     }
     if v.flags.kb_gap {
-        flags.push(
-            "kb_gap (no article answers this case: the knowledge team could write one)".into(),
-        );
+        flags.push(if v.kb.tried_answers().next().is_some() {
+            "kb_gap (the article already tried does not solve this case: the knowledge team \
+             could fix it)"
+                .into()
+        } else {
+            "kb_gap (no article answers this case: the knowledge team could write one)".into()
+        });
     }
     if !flags.is_empty() {
         let _ = writeln!(s, "\nFlags: {}.", flags.join("; "));
@@ -178,6 +185,29 @@ fn write_match(s: &mut String, m: &KbMatch, threshold: f64) {
         "  Matching passage: \"{}\"",
         m.passage.replace('\n', " ")
     );
+}
+
+/// What says a tried article was tried, when the case says so (the tried-articles field needs
+/// no words).
+fn write_tried_by(s: &mut String, by: &TriedBy) {
+    match by {
+        TriedBy::Listed => {}
+        TriedBy::Steps { steps } => {
+            let _ = writeln!(
+                s,
+                "  The case says these steps of the article were done without success:"
+            );
+            for d in steps {
+                let _ = writeln!(s, "  - \"{}\" (the case: \"{}\")", d.step, d.said);
+            }
+        }
+        TriedBy::Named { said } => {
+            let _ = writeln!(
+                s,
+                "  The case names this article as done without success: \"{said}\""
+            );
+        }
+    }
 }
 
 /// The re-score's signals a person can read, in words. The verdict's JSON keeps all of them.

@@ -40,6 +40,10 @@ pub struct Args {
     /// ids, ...) against an article naming others of the same family, its answers taken out.
     #[arg(long)]
     near_misses: bool,
+    /// Also judge the tried-fix set: each resolvable case with a sentence added that says
+    /// its answer's resolution steps were done and the problem persists.
+    #[arg(long)]
+    tried_fix: bool,
     /// Also judge every case against generated knowledge bases of this many articles (one
     /// without its answer, one with it), drawn from ARTICLES with `--seed`.
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -97,6 +101,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let tried = if args.tried_fix {
+        Some(eval::tried_fix(&data, &index, &options)?)
+    } else {
+        None
+    };
     let small = match small_kbs {
         Some((size, seed)) => Some(eval::small_kbs(&data, &options, size, seed)?),
         None => None,
@@ -104,12 +113,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for n in near.iter().flatten() {
         print!("{n}");
     }
+    if let Some(t) = &tried {
+        print!("{t}");
+    }
     if let Some(s) = &small {
         print!("{s}");
     }
     if let Some(out) = &args.json {
         let mut value = serde_json::to_value(&report)?;
         value["near_misses"] = serde_json::to_value(&near)?;
+        value["tried_fix"] = serde_json::to_value(&tried)?;
         value["small_kbs"] = serde_json::to_value(&small)?;
         let text = serde_json::to_string_pretty(&value)?;
         std::fs::write(out, text + "\n").with_context(|| format!("writing {}", out.display()))?;

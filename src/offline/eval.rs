@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assess::kb::query::kb_query;
 use crate::assess::kb::rescore::clean_query;
+use crate::assess::kb::tried::{self, TriedBy};
 use crate::assess::kb::{self, KbSettings, ident};
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use crate::escalation::Escalation;
@@ -320,6 +321,9 @@ pub struct CaseOutcome {
     /// The best near miss (related, not counted), its confidence, and whether it answers the
     /// case.
     pub near_miss: Option<(String, f64, bool)>,
+    /// The best article the case says was tried without success (not counted), its confidence,
+    /// and whether it answers the case.
+    pub tried_fix: Option<(String, f64, bool)>,
 }
 
 /// The best eligible article of one case after the re-score.
@@ -493,6 +497,9 @@ pub struct Report {
     pub review: ReviewLane,
     /// The same figures without the near-miss rule: what the rule costs.
     pub without_near_miss_rule: Curve,
+    /// The same figures without the tried-fix rule (only the tried-articles field makes an
+    /// article tried): what the rule costs.
+    pub without_tried_fix_rule: Curve,
     /// What the judge did with each case, in file order.
     pub per_case: Vec<CaseOutcome>,
 }
@@ -529,8 +536,8 @@ pub fn evaluate(
         let (query, locale) = kb_query(&esc, &settings.default_locale);
         let candidates = index.search(&query, Some(&locale), options.max_candidates)?;
         let findings = kb::judge(&esc, &candidates, &settings);
-        // No article is ever tried here, so the best eligible article is `resolvable_by` when it
-        // reaches the threshold and `best_other` when it does not.
+        // No article is ever listed as tried here, so the best counted article is `resolvable_by`
+        // when it reaches the threshold and `best_other` when it does not.
         let best = findings
             .resolvable_by
             .as_ref()
@@ -552,14 +559,15 @@ pub fn evaluate(
             judged_resolvable: findings.resolvable_by.is_some(),
             judged_review: findings.review.is_some(),
             judged_resolvable_without_near_miss_rule: findings.resolvable_without_near_miss_rule(),
-            near_miss: findings.related.first().map(|r| {
-                let id = &r.article.article_id;
-                (
-                    id.clone(),
-                    r.article.confidence,
-                    answers.contains(id.as_str()),
-                )
-            }),
+            near_miss: findings
+                .related
+                .first()
+                .map(|r| set_aside(&r.article, &answers)),
+            tried_fix: findings
+                .tried
+                .iter()
+                .find(|t| t.by != TriedBy::Listed)
+                .map(|t| set_aside(&t.article, &answers)),
         });
         progress();
     }
@@ -570,6 +578,54 @@ pub fn evaluate(
         data.withheld.len(),
         turned,
     ))
+}
+
+/// An article a rule kept from counting: its id, confidence and whether it answers the case.
+fn set_aside(m: &kb::KbMatch, answers: &HashSet<&str>) -> (String, f64, bool) {
+    (
+        m.article_id.clone(),
+        m.confidence,
+        answers.contains(m.article_id.as_str()),
+    )
+}
+
+/// The curve, and the decision at `threshold`, had the article a rule set aside (`set_aside`:
+/// its confidence and whether it is right) competed with each case's best counted article.
+fn without_rule(
+    outcomes: &[CaseOutcome],
+    set_aside: impl Fn(&CaseOutcome) -> Option<&(String, f64, bool)>,
+    threshold: f64,
+    resolvable: usize,
+) -> Curve {
+    let before: Vec<Prediction> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let best = o.best.as_ref().map(|(_, c)| (*c, o.correct));
+            let other = set_aside(o).map(|(_, c, right)| (*c, *right));
+            match (best, other) {
+                (Some(b), Some(n)) => Some(if n.0 > b.0 { n } else { b }),
+                (b, n) => b.or(n),
+            }
+        })
+        .map(|(confidence, correct)| Prediction {
+            confidence,
+            correct,
+        })
+        .collect();
+    let judged: Vec<bool> = before
+        .iter()
+        .filter(|p| p.confidence >= threshold)
+        .map(|p| p.correct)
+        .collect();
+    Curve {
+        recall_at: recalls(&sweep(&before, resolvable)),
+        at_threshold: at_threshold(
+            threshold,
+            judged.len(),
+            judged.iter().filter(|r| **r).count(),
+            resolvable,
+        ),
+    }
 }
 
 /// The figures, from what the judge did with each case.
@@ -608,33 +664,18 @@ pub fn score(
         .iter()
         .filter(|o| o.judged_resolvable && o.correct)
         .count();
-    // Without the rule, the best near miss competes with the best counted article.
-    let before: Vec<(f64, bool)> = outcomes
-        .iter()
-        .filter_map(|o| {
-            let best = o.best.as_ref().map(|(_, c)| (*c, o.correct));
-            let near = o.near_miss.as_ref().map(|(_, c, right)| (*c, *right));
-            match (best, near) {
-                (Some(b), Some(n)) => Some(if n.0 > b.0 { n } else { b }),
-                (b, n) => b.or(n),
-            }
-        })
-        .collect();
-    let before_points = sweep(
-        &before
-            .iter()
-            .map(|&(confidence, correct)| Prediction {
-                confidence,
-                correct,
-            })
-            .collect::<Vec<_>>(),
+    let without_near_miss_rule = without_rule(
+        &outcomes,
+        |o| o.near_miss.as_ref(),
+        options.threshold,
         resolvable,
     );
-    let before_judged: Vec<bool> = before
-        .iter()
-        .filter(|(c, _)| *c >= options.threshold)
-        .map(|(_, right)| *right)
-        .collect();
+    let without_tried_fix_rule = without_rule(
+        &outcomes,
+        |o| o.tried_fix.as_ref(),
+        options.threshold,
+        resolvable,
+    );
     let reviewed: Vec<&CaseOutcome> = outcomes.iter().filter(|o| o.judged_review).collect();
     Report {
         cases: outcomes.len(),
@@ -659,15 +700,8 @@ pub fn score(
             cases: reviewed.len(),
             correct: reviewed.iter().filter(|o| o.correct).count(),
         },
-        without_near_miss_rule: Curve {
-            recall_at: recalls(&before_points),
-            at_threshold: at_threshold(
-                options.threshold,
-                before_judged.len(),
-                before_judged.iter().filter(|r| **r).count(),
-                resolvable,
-            ),
-        },
+        without_near_miss_rule,
+        without_tried_fix_rule,
         per_case: outcomes,
     }
 }
@@ -738,19 +772,23 @@ impl fmt::Display for Report {
             ratio(r.cases, self.cases),
             r.correct
         )?;
-        let b = &self.without_near_miss_rule;
-        let at = &b.at_threshold;
-        writeln!(
-            f,
-            "{:w$}R at P >= 0.90 {:.3}; at threshold P {} / R {:.3} ({} judged, {} right)",
-            "without the near-miss rule",
-            b.recall_at[1].recall,
-            at.precision
-                .map_or_else(|| "n/a".to_string(), |p| format!("{p:.3}")),
-            at.recall,
-            at.judged,
-            at.correct
-        )
+        for (label, b) in [
+            ("without the near-miss rule", &self.without_near_miss_rule),
+            ("without the tried-fix rule", &self.without_tried_fix_rule),
+        ] {
+            let at = &b.at_threshold;
+            writeln!(
+                f,
+                "{label:w$}R at P >= 0.90 {:.3}; at threshold P {} / R {:.3} ({} judged, {} right)",
+                b.recall_at[1].recall,
+                at.precision
+                    .map_or_else(|| "n/a".to_string(), |p| format!("{p:.3}")),
+                at.recall,
+                at.judged,
+                at.correct
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -882,6 +920,164 @@ pub fn near_misses(
         }
     }
     Ok(reports)
+}
+
+/// How many ways the tried-fix set says the answer's steps were done (see [`tried_fix`]).
+pub const TRIED_PHRASINGS: usize = 5;
+/// Steps of the answer a rewritten case says were done: a partner names the first few.
+const TRIED_STEPS: usize = 2;
+
+/// The tried-fix set of a split: every resolvable case whose answer is in the knowledge base,
+/// with a sentence added that says its first answer's resolution steps ([`tried::steps`]) were
+/// done and the problem persists, in one of [`TRIED_PHRASINGS`] phrasings by turns (the case's
+/// answer's title in quotes when the article has no step). Any `kb_resolvable` by that article is
+/// wrong there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriedFixReport {
+    pub cases: usize,
+    /// Cases whose answer has no step, so the sentence names its title.
+    pub by_title: usize,
+    /// Judged `kb_resolvable` without the tried-fix rule.
+    pub bad_without_rule: usize,
+    /// Judged `kb_resolvable` with it, by any article.
+    pub bad: usize,
+    /// Judged `kb_resolvable` with it by the answer whose steps the case says were done (always
+    /// wrong).
+    pub bad_by_answer: usize,
+    /// Judged `kb_resolvable` with it by another of the case's answers, one it does not say was
+    /// tried (right).
+    pub bad_by_other_answer: usize,
+    /// Cases whose answer the judge took as tried.
+    pub answer_tried: usize,
+    /// Cases sent to a person with it.
+    pub review: usize,
+}
+
+impl fmt::Display for TriedFixReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "tried-fix set: {} cases ({} name the title); judged bad without the rule {} ({:.3}), with it {} ({:.3}): by the tried answer {} ({:.3}), by another answer {}; answer taken as tried {} ({:.3}); review {} ({:.3})",
+            self.cases,
+            self.by_title,
+            self.bad_without_rule,
+            ratio(self.bad_without_rule, self.cases),
+            self.bad,
+            ratio(self.bad, self.cases),
+            self.bad_by_answer,
+            ratio(self.bad_by_answer, self.cases),
+            self.bad_by_other_answer,
+            self.answer_tried,
+            ratio(self.answer_tried, self.cases),
+            self.review,
+            ratio(self.review, self.cases)
+        )
+    }
+}
+
+/// `ran the renew command` for the step `Run the renew command.`; `did this: …` when the step
+/// does not start with a verb [`tried::past_tense`] knows.
+fn said_done(step: &str) -> String {
+    let step = step.trim().trim_end_matches(['.', ':', ';']);
+    let (first, rest) = step.split_once(' ').unwrap_or((step, ""));
+    match tried::past_tense(first) {
+        Some(past) if rest.is_empty() => past.to_string(),
+        Some(past) => format!("{past} {rest}"),
+        None => format!("did this: {step}"),
+    }
+}
+
+/// The escalation of a tried-fix case: `case` with a sentence saying the steps of `answer` were
+/// done without success, in phrasing `phrasing` (see [`tried_fix`]).
+pub fn tried_fix_escalation(case: &Case, answer: &Article, phrasing: usize) -> Escalation {
+    let steps: Vec<&str> = tried::steps(&answer.body)
+        .into_iter()
+        .take(TRIED_STEPS)
+        .collect();
+    let as_is: Vec<&str> = steps
+        .iter()
+        .map(|s| s.trim_end_matches(['.', ':', ';']))
+        .collect();
+    let past: Vec<String> = steps.iter().map(|s| said_done(s)).collect();
+    let mut esc = escalation(case);
+    let mut field = None;
+    let text = match (phrasing % TRIED_PHRASINGS, steps.is_empty()) {
+        (_, true) | (4, false) => format!(
+            "We followed the article \"{}\" but it did not help.",
+            answer.title
+        ),
+        (0, false) => format!(
+            "We already did what the article says: {}. The problem is still there.",
+            as_is.join(". ")
+        ),
+        (1, false) => format!(
+            "As the article says, we {}; the error comes back after a minute.",
+            past.join(" and we ")
+        ),
+        (2, false) => format!(
+            "Steps done so far:\n- {}\nNo luck, same result.",
+            as_is.join("\n- ")
+        ),
+        _ => {
+            let sentences: Vec<String> = past.iter().map(|p| format!("We {p}.")).collect();
+            field = Some(sentences.join(" "));
+            String::new()
+        }
+    };
+    match field {
+        Some(tries) => {
+            esc.handoff.insert("troubleshooting".into(), tries);
+        }
+        None => esc.description = format!("{}\n\n{text}", esc.description),
+    }
+    esc
+}
+
+/// Judges the tried-fix set of the split (see [`TriedFixReport`]). `index` is built from
+/// [`kept_articles`].
+pub fn tried_fix(
+    data: &Dataset,
+    index: &LocalIndex,
+    options: &Options,
+) -> Result<TriedFixReport, EvalError> {
+    let articles = kept_articles(data);
+    let settings = options.settings();
+    let mut report = TriedFixReport {
+        cases: 0,
+        by_title: 0,
+        bad_without_rule: 0,
+        bad: 0,
+        bad_by_answer: 0,
+        bad_by_other_answer: 0,
+        answer_tried: 0,
+        review: 0,
+    };
+    for case in split_cases(data, options).filter(|c| c.label == Label::Resolvable) {
+        let Some(answer) = articles.iter().find(|a| case.article_ids.contains(&a.id)) else {
+            continue;
+        };
+        let esc = tried_fix_escalation(case, answer, report.cases);
+        report.by_title += usize::from(tried::steps(&answer.body).is_empty());
+        report.cases += 1;
+        let (query, locale) = kb_query(&esc, &settings.default_locale);
+        let candidates = index.search(&query, Some(&locale), options.max_candidates)?;
+        let findings = kb::judge(&esc, &candidates, &settings);
+        report.bad_without_rule += usize::from(findings.resolvable_without_tried_fix_rule());
+        report.bad += usize::from(findings.resolvable_by.is_some());
+        if let Some(m) = &findings.resolvable_by {
+            report.bad_by_answer += usize::from(m.article_id == answer.id);
+            report.bad_by_other_answer +=
+                usize::from(m.article_id != answer.id && case.article_ids.contains(&m.article_id));
+        }
+        report.answer_tried += usize::from(
+            findings
+                .tried
+                .iter()
+                .any(|t| t.article.article_id == answer.id && t.by != TriedBy::Listed),
+        );
+        report.review += usize::from(findings.review.is_some());
+    }
+    Ok(report)
 }
 
 /// Small knowledge bases generated from the data with a fixed seed: for every case of the split,
@@ -1236,6 +1432,7 @@ mod tests {
             judged_review: false,
             judged_resolvable_without_near_miss_rule: judged,
             near_miss: None,
+            tried_fix: None,
         }
     }
 
@@ -1270,6 +1467,63 @@ mod tests {
         assert!(close(r.recall_at[1].recall, 1.0 / 3.0));
         assert_eq!(r.recall_at[1].threshold, Some(0.9));
         assert!(close(r.best_f1.unwrap(), 0.5));
+    }
+
+    #[test]
+    fn every_phrasing_of_the_tried_fix_set_says_the_answer_was_tried() {
+        use crate::assess::kb::tried::Statements;
+        use crate::kb::ArticleView;
+
+        let case = Case {
+            id: "c".into(),
+            text: "Sign-in fails with error T401\nEvery user gets T401 token expired.".into(),
+            label: Label::Resolvable,
+            article_ids: vec!["kb-7".into()],
+            split: Split::Dev,
+            line: 1,
+        };
+        let answer = |body: &str| Article {
+            id: "kb-7".into(),
+            title: "Sign-in fails with error T401 after the token expires".into(),
+            body: body.into(),
+            url: "https://kb.invalid/kb-7".into(),
+            locale: "en-us".into(),
+            published_at: Some(published_at()),
+            draft: false,
+        };
+        let with_steps = answer(
+            "Resolution\n1. Run the renew command in the admin console.\n2. Sign out and sign in \
+             again.\n3. Clear the browser cookies.",
+        );
+        let without_steps = answer("Tokens expire after 90 days.");
+        for phrasing in 0..TRIED_PHRASINGS {
+            for a in [&with_steps, &without_steps] {
+                let esc = tried_fix_escalation(&case, a, phrasing);
+                let by = Statements::of(&esc).tried(&a.view());
+                let named = matches!(by, Some(TriedBy::Named { .. }));
+                let steps = matches!(by, Some(TriedBy::Steps { .. }));
+                let expect_named = phrasing == 4 || a.body.starts_with("Tokens");
+                assert!(
+                    if expect_named { named } else { steps },
+                    "phrasing {phrasing}: {by:?}\n{esc:?}"
+                );
+                assert!(esc.case_text().starts_with(&case.text));
+            }
+        }
+        // Phrasing 1 says the steps in the past tense; phrasing 3 in a troubleshooting field.
+        let said = tried_fix_escalation(&case, &with_steps, 1).description;
+        assert!(
+            said.ends_with(
+                "As the article says, we ran the renew command in the admin console and we signed \
+                 out and sign in again; the error comes back after a minute."
+            ),
+            "{said}"
+        );
+        let field = tried_fix_escalation(&case, &with_steps, 3).handoff;
+        assert_eq!(
+            field["troubleshooting"],
+            "We ran the renew command in the admin console. We signed out and sign in again."
+        );
     }
 
     #[test]

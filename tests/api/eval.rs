@@ -190,6 +190,47 @@ fn withheld_figures_match_the_hand_computation_and_the_json() {
     assert_eq!(v["at_threshold"]["judged"], judged);
 }
 
+/// The tried-fix set of the slice: the 5 resolvable dev cases, each with a sentence saying its
+/// answer's resolution steps were done and the problem persists. Without the rule 4 of them are
+/// judged bad by that very answer (TRAIN_Q016's answer is not its best article); with it none is,
+/// and every answer is taken as tried.
+#[test]
+fn a_case_that_says_its_answer_was_tried_is_not_judged_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = run_ok(&[
+        "--split",
+        "dev",
+        "--tried-fix",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let set = line(&out, "tried-fix set:");
+    assert!(
+        set.starts_with(
+            "5 cases (0 name the title); judged bad without the rule 4 (0.800), with it 0 (0.000): \
+             by the tried answer 0 (0.000), by another answer 0; answer taken as tried 5 (1.000)"
+        ),
+        "{out}"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["tried_fix"]["cases"], 5);
+    assert_eq!(v["tried_fix"]["bad_without_rule"], 4);
+    assert_eq!(v["tried_fix"]["bad"], 0);
+    // No case of the slice says it tried anything: the rule changes none of its figures.
+    assert_eq!(
+        line(&out, "without the tried-fix rule"),
+        "R at P >= 0.90 0.800; at threshold P 1.000 / R 0.800 (4 judged, 4 right)"
+    );
+    assert!(
+        v["per_case"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["tried_fix"].is_null())
+    );
+}
+
 #[test]
 fn the_split_selects_the_cases() {
     let out = run_ok(&["--split", "test"]);

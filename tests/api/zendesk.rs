@@ -258,6 +258,53 @@ async fn an_article_the_partner_already_tried_does_not_count() {
 }
 
 #[tokio::test]
+async fn an_article_whose_steps_the_case_says_were_done_does_not_count() {
+    let app = spawn_app(zendesk().await).await;
+    app.fake.put_article(answer("2024-01-01T00:00:00Z"));
+    app.fake.put_article(unrelated());
+    for a in calendar_neighbours() {
+        app.fake.put_article(a);
+    }
+    let subject = "Calendar sync stops with error E1234 after password change";
+    let description = "Calendar sync stopped this morning; the sync log shows error E1234 \
+                       authorization expired. The user changed the mailbox password yesterday.";
+    // Without a word of what was done, the article makes the case bad.
+    app.fake
+        .put_ticket(ticket(8, subject, description, &complete_handoff()));
+    assert_eq!(
+        json_of(app.escalate(8).await).await["results"][0]["verdict"],
+        "bad"
+    );
+    let tried = format!(
+        "{description}\n\nWe opened Settings, Integrations, Calendar and disconnected and \
+         connected the calendar again, as the article says; the error comes back after a minute."
+    );
+    app.fake
+        .put_ticket(ticket(9, subject, &tried, &complete_handoff()));
+
+    let body = json_of(app.escalate(9).await).await;
+    assert_eq!(body["results"][0]["verdict"], "good");
+    let tags = app.tags(9);
+    assert!(tags.contains(&"escalation_kb_gap".to_string()), "{tags:?}");
+    assert!(
+        !tags.iter().any(|t| t.contains("kb_resolvable")),
+        "{tags:?}"
+    );
+    let note = &app.notes(9)[0];
+    for want in [
+        "already tried (not held against the partner)",
+        ANSWER_TITLE,
+        "The case says these steps of the article were done without success:",
+        "- \"Open Settings, Integrations, Calendar, then disconnect and connect the calendar \
+         again.\" (the case: \"We opened Settings, Integrations, Calendar and disconnected and \
+         connected the calendar again, as the article says;\")",
+        "kb_gap (the article already tried does not solve this case",
+    ] {
+        assert!(note.contains(want), "missing {want:?} in\n{note}");
+    }
+}
+
+#[tokio::test]
 async fn drafts_and_other_locales_do_not_count() {
     let app = spawn_app(zendesk().await).await;
     app.fake.set_search_returns_drafts(true);

@@ -203,7 +203,7 @@ const STOP: &[&str] = &[
 
 static STOPSET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| STOP.iter().copied().collect());
 
-fn stem(w: &str) -> String {
+pub(crate) fn stem(w: &str) -> String {
     let mut out = String::new();
     stem_into(w, &mut out);
     out
@@ -662,7 +662,8 @@ pub fn query_features(q: &str, candidates: &[Candidate]) -> Vec<([f64; NF], Stri
         .collect()
 }
 
-fn excerpt(s: &str, max: usize) -> String {
+/// The start of `s` on one line, cut at a word before `max` characters (with `…` when cut).
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
     // Only the first `max` characters, and whether there are more, shape the excerpt: the
     // words are joined until then, not through the whole rest of the body.
     let mut flat = String::new();
