@@ -85,12 +85,7 @@ impl PeriodArgs {
         if to < from {
             bail!("--to ({to}) is before --from ({from})");
         }
-        Ok(Period {
-            from: from.and_time(NaiveTime::MIN).and_utc(),
-            to: (to + chrono::Days::new(1))
-                .and_time(NaiveTime::MIN)
-                .and_utc(),
-        })
+        Ok(Period::days(from, to))
     }
 }
 

@@ -4,7 +4,7 @@
 //! calibration and backfill (the book's "What the ticket records"), and the patience those
 //! paged reads have with rate limits. Nothing here names a helpdesk.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 
 use crate::assess::{Outcome, ReasonKind, Verdict};
@@ -100,6 +100,16 @@ pub struct Period {
 }
 
 impl Period {
+    /// The tickets created from day `first` to day `last`, both included (UTC).
+    pub fn days(first: NaiveDate, last: NaiveDate) -> Period {
+        Period {
+            from: first.and_time(NaiveTime::MIN).and_utc(),
+            to: (last + chrono::Days::new(1))
+                .and_time(NaiveTime::MIN)
+                .and_utc(),
+        }
+    }
+
     /// `from` and `to` as RFC 3339 instants to the second (`2026-01-01T00:00:00Z`), as search
     /// and SOQL take them.
     pub fn rfc3339(&self) -> (String, String) {

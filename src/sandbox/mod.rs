@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{NaiveDate, NaiveTime};
+use chrono::NaiveDate;
 use tokio::net::TcpListener;
 
 use self::connector::{Addresses, CONNECTOR, Planned, Secrets};
@@ -147,24 +147,14 @@ impl Sandbox {
 
     /// The two quarters of the sample, as the report reads them.
     pub fn period(&self) -> Period {
-        period_of(self.summary.first_day, self.summary.last_day)
-    }
-}
-
-/// From the start of `first` to the end of `last` (UTC).
-fn period_of(first: NaiveDate, last: NaiveDate) -> Period {
-    Period {
-        from: first.and_time(NaiveTime::MIN).and_utc(),
-        to: (last + chrono::Days::new(1))
-            .and_time(NaiveTime::MIN)
-            .and_utc(),
+        Period::days(self.summary.first_day, self.summary.last_day)
     }
 }
 
 /// The period `report --sandbox` reads: the sample's two quarters as of `today`.
 pub fn report_period(today: NaiveDate) -> Period {
     let (first, last) = sample::period(today);
-    period_of(first, last)
+    Period::days(first, last)
 }
 
 /// Loopback on `port` (0: a free one).
