@@ -361,4 +361,60 @@ mod tests {
         );
         assert!(f.resolvable_by.is_none() && f.best_other.is_none());
     }
+
+    /// A case that quotes an error code and its symptom, and an article whose title names the
+    /// same code and symptom and whose body gives the fix: bad at the default threshold in a
+    /// knowledge base of a handful of articles, as in one of thousands. The same case against
+    /// the unrelated articles alone is not bad.
+    #[test]
+    fn a_code_matched_answer_is_bad_at_the_default_in_a_small_knowledge_base() {
+        let mut esc = escalation();
+        esc.description = "Customer reports that calendar sync stopped this morning. The sync log \
+            shows error E1234 authorization expired. The user changed her mailbox password \
+            yesterday. Can you check the sync service?"
+            .into();
+        let answer = article(
+            "kb-1001",
+            "Calendar sync stops with error E1234 after a password change",
+            "Symptoms: calendar sync stops for a user and the sync log shows error E1234 \
+             \"authorization expired\". It usually starts right after the user changed their \
+             mailbox password.\nCause: the stored OAuth grant for the mailbox is revoked when \
+             the password changes.\nResolution: 1. Open Settings > Integrations > Calendar. \
+             2. Click Disconnect, then Connect and sign in to the mailbox again. 3. Wait up to \
+             five minutes; the next sync clears error E1234.",
+        );
+        let others = [
+            article(
+                "kb-1003",
+                "Bank feed transactions arrive one day late",
+                "Bank feeds are fetched once a night. Transactions booked after the cut-off \
+                 time appear the following day; use Refresh feed in Banking to fetch on demand.",
+            ),
+            article(
+                "kb-1002",
+                "Invoice PDFs show empty boxes instead of characters",
+                "The invoice template uses a font without the glyphs. Choose a Unicode font in \
+                 Settings > Invoices > Template and save the template again.",
+            ),
+            article(
+                "kb-1004",
+                "SAML single sign-on fails with assertion not yet valid",
+                "The identity provider's clock is ahead of ours. Synchronise the identity \
+                 provider's clock with NTP; a skew above three minutes fails the sign-on.",
+            ),
+        ];
+        let settings = KbSettings {
+            threshold: rescore::DEFAULT_THRESHOLD,
+            review_bound: rescore::DEFAULT_REVIEW_BOUND,
+            gap_below: 0.2,
+            default_locale: "en-us".into(),
+        };
+        let mut kb = vec![answer];
+        kb.extend(others.iter().cloned());
+        let f = judge(&esc, &kb, &settings);
+        let bad = f.resolvable_by.expect("judged bad");
+        assert_eq!(bad.article_id, "kb-1001");
+        let f = judge(&esc, &others, &settings);
+        assert!(f.resolvable_by.is_none(), "{:?}", f.resolvable_by);
+    }
 }

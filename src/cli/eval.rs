@@ -45,9 +45,11 @@ pub struct Args {
     #[arg(long)]
     tried_fix: bool,
     /// Also judge every case against generated knowledge bases of this many articles (one
-    /// without its answer, one with it), drawn from ARTICLES with `--seed`.
-    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u16).range(1..=100))]
-    small_kbs: Option<u16>,
+    /// without its answer, one with it), drawn from ARTICLES with `--seed`; several sizes
+    /// separated by commas (`8,12,20`) give one line each.
+    #[arg(long, value_name = "SIZE", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    small_kbs: Vec<u16>,
     /// The seed of `--small-kbs`.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -64,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         review_bound: args.review_bound,
         ..eval::Options::default()
     };
-    let small_kbs = args.small_kbs.map(|size| (usize::from(size), args.seed));
+    let small_kbs: Vec<usize> = args.small_kbs.iter().copied().map(usize::from).collect();
     for (flag, v) in [
         ("--threshold", options.threshold),
         ("--review-bound", options.review_bound),
@@ -79,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = std::io::BufWriter::new(file);
-        eval::fitting_sets(&data, &index, &options, small_kbs, |set| {
+        eval::fitting_sets(&data, &index, &options, (&small_kbs, args.seed), |set| {
             serde_json::to_writer(&mut w, &set)?;
             w.write_all(b"\n")
         })?;
@@ -106,17 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let small = match small_kbs {
-        Some((size, seed)) => Some(eval::small_kbs(&data, &options, size, seed)?),
-        None => None,
-    };
+    let small = small_kbs
+        .iter()
+        .map(|&size| eval::small_kbs(&data, &index, &options, size, args.seed))
+        .collect::<Result<Vec<_>, _>>()?;
     for n in near.iter().flatten() {
         print!("{n}");
     }
     if let Some(t) = &tried {
         print!("{t}");
     }
-    if let Some(s) = &small {
+    for s in &small {
         print!("{s}");
     }
     if let Some(out) = &args.json {

@@ -373,9 +373,17 @@ pub fn render_text(c: &Calibration) -> String {
         "reviewed cases the threshold decides, with a recorded confidence: {} ({} without one)\n",
         c.calibration_cases, c.without_confidence
     );
+    let too_small = format!(
+        "\nThe sample is too small to move the connector's values: {} reviewed cases with a recorded confidence, {} needed. Keep the current threshold and review bound",
+        c.calibration_cases, c.min_reviewed
+    );
     let (Some(t), Some(b), Some(at)) =
         (c.proposed_threshold, c.proposed_review_bound, c.at_proposed)
     else {
+        if !c.enough {
+            out += &too_small;
+            out += ".\n";
+        }
         out += &format!(
             "\nNo threshold keeps precision of \"bad\" at {:.2} on these cases: even the highest recorded confidence falls short. Keep the current values and look at the overturned cases.\n",
             c.target
@@ -394,10 +402,8 @@ pub fn render_text(c: &Calibration) -> String {
         );
         out += &format!("[knowledge_base]\nthreshold = {t:.2}\nreview_bound = {b:.2}\n");
     } else {
-        out += &format!(
-            "\nThe sample is too small to move the connector's values: {} reviewed cases with a recorded confidence, {} needed. Keep the current threshold and review bound; what the sample points at, for information:\n\n",
-            c.calibration_cases, c.min_reviewed
-        );
+        out += &too_small;
+        out += "; what the sample points at, for information:\n\n";
         out += &format!("# [knowledge_base]\n# threshold = {t:.2}\n# review_bound = {b:.2}\n");
     }
     out

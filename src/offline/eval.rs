@@ -1083,6 +1083,8 @@ pub fn tried_fix(
 /// Small knowledge bases generated from the data with a fixed seed: for every case of the split,
 /// one of `size` articles drawn from those that do not answer it (nothing answers the case), and
 /// for a resolvable case one more made of its first answer and `size - 1` of the same draw.
+/// `full_kb_right` is what the whole index decides for the same resolvable cases, so the two
+/// recalls compare like for like.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SmallKbReport {
     pub size: usize,
@@ -1095,6 +1097,9 @@ pub struct SmallKbReport {
     pub with_answer: usize,
     pub right_with_answer: usize,
     pub wrong_with_answer: usize,
+    /// Of the cases with a knowledge base that holds the answer, how many the whole index
+    /// makes bad with a right article.
+    pub full_kb_right: usize,
     /// Cases sent to a person, over both kinds.
     pub review: usize,
 }
@@ -1111,7 +1116,7 @@ impl fmt::Display for SmallKbReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "small knowledge bases of {} articles (seed {}): without the answer {} judged bad of {} ({:.3}); with it {} right and {} wrong of {} (recall {:.3}); precision {}; review {}",
+            "small knowledge bases of {} articles (seed {}): without the answer {} judged bad of {} ({:.3}); with it {} right and {} wrong of {} (recall {:.3}; the whole index: {}, {:.3}); precision {}; review {}",
             self.size,
             self.seed,
             self.bad_without_answer,
@@ -1121,6 +1126,8 @@ impl fmt::Display for SmallKbReport {
             self.wrong_with_answer,
             self.with_answer,
             ratio(self.right_with_answer, self.with_answer),
+            self.full_kb_right,
+            ratio(self.full_kb_right, self.with_answer),
             self.precision()
                 .map_or_else(|| "n/a".to_string(), |p| format!("{p:.3}")),
             self.review
@@ -1192,14 +1199,21 @@ fn search_small(
 }
 
 /// Judges every case of the split against generated small knowledge bases (see
-/// [`SmallKbReport`]).
+/// [`SmallKbReport`]); `index` is the whole knowledge base, built from [`kept_articles`].
 pub fn small_kbs(
     data: &Dataset,
+    index: &LocalIndex,
     options: &Options,
     size: usize,
     seed: u64,
 ) -> Result<SmallKbReport, EvalError> {
     let settings = options.settings();
+    let right = |case: &Case, findings: &kb::KbFindings| {
+        findings
+            .resolvable_by
+            .as_ref()
+            .is_some_and(|m| case.article_ids.contains(&m.article_id))
+    };
     let mut report = SmallKbReport {
         size,
         seed,
@@ -1208,6 +1222,7 @@ pub fn small_kbs(
         with_answer: 0,
         right_with_answer: 0,
         wrong_with_answer: 0,
+        full_kb_right: 0,
         review: 0,
     };
     for kbs in small_kb_draws(data, options, size, seed) {
@@ -1223,14 +1238,16 @@ pub fn small_kbs(
         if let Some(kb) = kbs.with_answer {
             let with = judge(kb)?;
             report.with_answer += 1;
-            match &with.resolvable_by {
-                Some(m) if case.article_ids.contains(&m.article_id) => {
-                    report.right_with_answer += 1
-                }
-                Some(_) => report.wrong_with_answer += 1,
-                None => {}
+            if right(case, &with) {
+                report.right_with_answer += 1;
+            } else if with.resolvable_by.is_some() {
+                report.wrong_with_answer += 1;
             }
             report.review += usize::from(with.review.is_some());
+            let esc = escalation(case);
+            let (query, locale) = kb_query(&esc, DEFAULT_LOCALE);
+            let found = index.search(&query, Some(&locale), options.max_candidates)?;
+            report.full_kb_right += usize::from(right(case, &kb::judge(&esc, &found, &settings)));
         }
     }
     Ok(report)
@@ -1262,13 +1279,13 @@ pub struct FitCandidate {
 
 /// The re-score's features for every case of the split: the search's best `k` candidates for
 /// each of [`FIT_CANDIDATES`], with and (resolvable cases) without the case's answers, and the
-/// generated small knowledge bases of `small` (size, seed). Each set goes to `out`. `index` is
-/// built from [`kept_articles`].
+/// generated small knowledge bases of each size of `small` (sizes, seed). Each set goes to
+/// `out`. `index` is built from [`kept_articles`].
 pub fn fitting_sets(
     data: &Dataset,
     index: &LocalIndex,
     options: &Options,
-    small: Option<(usize, u64)>,
+    small: (&[usize], u64),
     mut out: impl FnMut(FitSet) -> std::io::Result<()>,
 ) -> Result<(), EvalError> {
     let io = |e: std::io::Error| EvalError::File {
@@ -1328,7 +1345,8 @@ pub fn fitting_sets(
             }
         }
     }
-    if let Some((size, seed)) = small {
+    let (sizes, seed) = small;
+    for &size in sizes {
         for kbs in small_kb_draws(data, options, size, seed) {
             let found = search_small(kbs.case, kbs.without_answer, options)?;
             out(set(kbs.case, "small", found.len(), &found)).map_err(io)?;

@@ -35,14 +35,33 @@ async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
         },
     )
     .await;
-    // The same text as the case's answer, but about E1243, not the case's E1234.
-    app.fake
-        .put_article(calendar_article(360001, "E1243", "2024-01-01T00:00:00Z"));
+    // The same text as the case's answer, but about another exception of the same kind. (An
+    // error code the article does not name already weighs against it in the confidence; an
+    // exception's name is not read as a code, so here only the rule stands between.)
+    let text = |name: &str| {
+        format!(
+            "Calendar sync stops and the sync log shows {name} authorization expired after the \
+             user changed the mailbox password. Open Settings, Integrations, Calendar, then \
+             disconnect and connect the calendar again."
+        )
+    };
+    app.fake.put_article(article(
+        360001,
+        "Calendar sync stops with TokenRevokedException after a password change",
+        &text("TokenRevokedException"),
+        "2024-01-01T00:00:00Z",
+    ));
     app.fake.put_article(unrelated());
     for a in calendar_neighbours() {
         app.fake.put_article(a);
     }
-    app.fake.put_ticket(calendar_ticket(2, &complete_handoff()));
+    app.fake.put_ticket(ticket(
+        2,
+        "Calendar sync stops with TokenExpiredException after password change",
+        "Calendar sync stopped this morning; the sync log shows TokenExpiredException \
+         authorization expired. The user changed the mailbox password yesterday.",
+        &complete_handoff(),
+    ));
 
     let body: Value = app.escalate(2).await.json().await.unwrap();
     assert_eq!(body["results"][0]["verdict"], "good");
@@ -54,12 +73,15 @@ async fn an_article_about_another_code_of_the_same_family_never_makes_it_bad() {
     );
     let note = &app.notes(2)[0];
     assert!(note.contains("Related, not counted"), "{note}");
-    assert!(note.contains("the case names E1234"), "{note}");
+    assert!(
+        note.contains("the case names TokenExpiredException"),
+        "{note}"
+    );
     let line = note
         .lines()
-        .find(|l| l.contains("Calendar sync stops with error E1243"))
+        .find(|l| l.contains("Calendar sync stops with TokenRevokedException"))
         .expect("the near miss is listed");
-    assert!(line.contains("names E1243"), "{line}");
+    assert!(line.contains("names TokenRevokedException"), "{line}");
     // Without the rule it would have counted: its confidence clears the threshold.
     assert!(confidence_in(line) >= 0.7, "{line}");
     app.shut_down().await;

@@ -73,6 +73,14 @@ fn is_code(prefix: &str, digits: &str) -> bool {
     !version && (upper || digits.len() >= 5)
 }
 
+/// Whether one token (`E1234`, `SQL0805N`, `PI19804`) is an error code, message id or similar
+/// id as [`identifiers`] finds them.
+pub fn is_code_token(token: &str) -> bool {
+    RE_CODE
+        .captures(token)
+        .is_some_and(|c| c[0].len() == token.len() && is_code(&c[1], &c[2]))
+}
+
 /// The identifying tokens of a text, each once, in order of appearance.
 pub fn identifiers(text: &str) -> Vec<Ident> {
     identifiers_of(text, &ALL)
