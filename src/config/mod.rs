@@ -624,6 +624,7 @@ fn validate(
                 review_bound,
                 gap_below,
                 default_locale,
+                calibration: crate::assess::kb::rescore::Calibration::global(),
             },
             late_after: Duration::hours(late.max(1)),
         },
