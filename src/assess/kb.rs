@@ -13,6 +13,7 @@ pub mod ident;
 pub mod query;
 pub mod rescore;
 pub mod tried;
+pub mod weights_file;
 
 use ident::NearMiss;
 use tried::{Statements, TriedBy};
