@@ -23,13 +23,14 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::assess::kb::query::kb_query;
-use crate::assess::kb::rescore::{Calibration, clean_query};
+use crate::assess::kb::rescore::{Calibration, clean_query, stage2_inputs_of};
 use crate::assess::kb::tried::{self, TriedBy};
 use crate::assess::kb::{self, KbSettings, ident};
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
 use crate::escalation::Escalation;
 use crate::kb::local::{LocalIndex, LocalKbError};
 use crate::kb::{Article, ArticleRef, KbError};
+use crate::offline::fit::Sample;
 
 /// The precisions the report gives the recall at.
 pub const MIN_PRECISIONS: [f64; 3] = [0.80, 0.90, 0.95];
@@ -329,6 +330,9 @@ pub struct CaseOutcome {
     /// The best article the case says was tried without success (not counted), its confidence,
     /// and whether it answers the case.
     pub tried_fix: Option<(String, f64, bool)>,
+    /// The stage-2 inputs of the best article (see [`reviews`]).
+    #[serde(skip)]
+    pub stage2: Option<Vec<f64>>,
 }
 
 /// The best eligible article of one case after the re-score.
@@ -573,6 +577,7 @@ pub fn evaluate(
                 .iter()
                 .find(|t| t.by != TriedBy::Listed)
                 .map(|t| set_aside(&t.article, &answers)),
+            stage2: best.and_then(|m| stage2_inputs_of(&m.signals)),
         });
         progress();
     }
@@ -583,6 +588,24 @@ pub fn evaluate(
         data.withheld.len(),
         turned,
     ))
+}
+
+/// The evaluated cases as a vendor's reviews, for [`fit::fit_file`](crate::offline::fit::fit_file):
+/// each case's best article, decided bad when it answers the case; and how many cases had no
+/// eligible article to review.
+pub fn reviews(report: &Report) -> (Vec<Sample>, usize) {
+    let samples: Vec<Sample> = report
+        .per_case
+        .iter()
+        .filter_map(|o| {
+            o.stage2.as_ref().map(|inputs| Sample {
+                inputs: inputs.clone(),
+                bad: o.correct,
+            })
+        })
+        .collect();
+    let skipped = report.per_case.len() - samples.len();
+    (samples, skipped)
 }
 
 /// An article a rule kept from counting: its id, confidence and whether it answers the case.
@@ -1438,6 +1461,7 @@ mod tests {
             judged_resolvable_without_near_miss_rule: judged,
             near_miss: None,
             tried_fix: None,
+            stage2: None,
         }
     }
 

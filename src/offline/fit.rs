@@ -358,6 +358,37 @@ pub fn figures(confidences: &[f64], samples: &[Sample], target: f64) -> Figures 
     }
 }
 
+/// The fit's figures as text: the sample, then the held-out figures with the global and the
+/// fitted weights, then what the connector file takes.
+pub fn render_text(file: &WeightsFile) -> String {
+    let h = &file.held_out;
+    let mut out = format!(
+        "Calibration fit on {} reviewed cases of {} ({} decided bad; {} left out: their article is no longer a candidate)\n",
+        file.sample, file.source, file.bad, file.skipped
+    );
+    if let (Some(from), Some(to)) = (&file.from, &file.to) {
+        out += &format!("tickets created {from} to {to}\n");
+    }
+    out += &format!(
+        "pull toward the global weights: {} (chosen by cross-validation)\n\nheld out ({}-fold cross-validation by case, seed {}), precision of \"bad\" >= {:.2}:\n",
+        file.prior_strength, h.folds, h.seed, h.target
+    );
+    let opt = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"));
+    for (name, f) in [("global weights", &h.global), ("fitted weights", &h.fitted)] {
+        out += &format!(
+            "  {name}: recall at P >= {:.2} {:.3}; threshold {} (P {} / R {}), review bound {}, review share {}\n",
+            h.target,
+            f.recall,
+            opt(f.threshold),
+            opt(f.precision_at_threshold),
+            opt(f.recall_at_threshold),
+            opt(f.review_bound),
+            opt(f.review_share)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -788,8 +788,13 @@ pub fn stage2_inputs(s: f64, margin: f64, u: f64, f: &[f64]) -> Vec<f64> {
 
 /// The stage-2 inputs a [`Scored`]'s signals (or a verdict's) carry, in the order of
 /// [`Calibration::inputs`]; `None` when one is missing.
-pub fn stage2_inputs_of(signals: &[(&str, f64)]) -> Option<Vec<f64>> {
-    let get = |name: &str| signals.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+pub fn stage2_inputs_of<S: AsRef<str>>(signals: &[(S, f64)]) -> Option<Vec<f64>> {
+    let get = |name: &str| {
+        signals
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| *v)
+    };
     let (s, margin, u) = (get("base")?, get("margin")?, get("small_set")?);
     let f = FEATURES
         .iter()
