@@ -16,15 +16,22 @@
 //! confidence comes from weights fitted without it, and the global weights' confidences are
 //! read on the same cases. Deterministic: the same samples give the same file, byte for byte.
 
+use anyhow::Context;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::assess::kb::rescore::Calibration;
+use crate::assess::kb::rescore::{Calibration, stage2_inputs_of};
 use crate::assess::kb::weights_file::{self, FORMAT, Figures, HeldOut, WeightsFile};
-use crate::helpdesk::records::floor_percent;
+use crate::assess::kb::{KbFindings, KbMatch};
+use crate::assess::{Outcome, ReasonKind};
+use crate::helpdesk::TicketRef;
+use crate::helpdesk::records::{CaseRecord, Period, RecordSink, floor_percent};
+use crate::offline::backfill::waited_out;
 use crate::offline::calibrate::ByConfidence;
 use crate::offline::eval::{Prediction, recall_at_precision, sweep};
+use crate::offline::report::Source;
+use crate::runtime::connector::Connector;
 
 /// The penalty strengths tried, from a loose to a firm pull toward the global weights.
 pub const STRENGTHS: [f64; 7] = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0];
@@ -90,6 +97,113 @@ pub enum FitError {
         min_sample: usize,
         min_each: usize,
     },
+}
+
+/// A reviewed case to read again: the ticket, and what its record says.
+struct Reviewed {
+    ticket: String,
+    opened_at: chrono::DateTime<chrono::Utc>,
+    /// The article the verdict named, if it named one.
+    article: Option<String>,
+    bad: bool,
+}
+
+/// Keeps the reviewed cases the knowledge base decides: a person's decision on a verdict that
+/// no missing hand-off field made bad (as `calibrate` counts them).
+#[derive(Default)]
+struct ReviewedCases(Vec<Reviewed>);
+
+impl RecordSink for ReviewedCases {
+    fn record(&mut self, r: CaseRecord) {
+        let (Some(_), Some(decision)) = (r.verdict, r.reviewed) else {
+            return;
+        };
+        if r.reasons.contains(&ReasonKind::MissingHandoff) {
+            return;
+        }
+        self.0.push(Reviewed {
+            ticket: r.ticket_id,
+            opened_at: r.opened_at,
+            article: r.kb_articles.into_iter().next(),
+            bad: decision == Outcome::Bad,
+        });
+    }
+}
+
+/// The reviewed cases of `period` as samples, and how many were left out. Each ticket is read
+/// again through the tickets role and mapped as the webhook maps it, dated by its history, and
+/// judged again against the connector's knowledge base as of its escalation (an article published
+/// later never counts); the sample is the stage-2 inputs of the article the verdict named (the
+/// best counted article when it named none). A case whose article is no longer a candidate, or
+/// whose ticket cannot be read again, is left out; a history that cannot be read stops the fit.
+pub async fn reviewed_samples(
+    connector: &Connector,
+    period: &Period,
+) -> anyhow::Result<(Vec<Sample>, usize)> {
+    let source = Source::of(connector).with_context(|| {
+        format!(
+            "connector `{}` cannot read a period back: its helpdesk ({}) has no record role",
+            connector.id, connector.helpdesk.kind
+        )
+    })?;
+    let record = source.record;
+    connector.ready().await?;
+    let mut reviewed = ReviewedCases::default();
+    record.records(period, source.survey, &mut reviewed).await?;
+    let query = connector.sweep.as_ref().and_then(|s| s.query.as_deref());
+    let (mut samples, mut skipped) = (Vec::new(), 0);
+    for case in reviewed.0 {
+        // What marks an escalation is the connector's to say: without it no case is dated.
+        let at =
+            waited_out(|| async { Ok(record.escalation_time(&case.ticket, query).await?) }).await?;
+        let read = async {
+            let ticket = TicketRef {
+                id: case.ticket.clone(),
+                escalated_at: at.unwrap_or(case.opened_at),
+                escalated_at_unknown: at.is_none(),
+                snapshot: None,
+            };
+            let mut loaded =
+                waited_out(|| async { Ok(connector.helpdesk.tickets.load(&ticket).await?) })
+                    .await?;
+            loaded.escalation.escalated_at_unknown = ticket.escalated_at_unknown;
+            connector.judge(&loaded.escalation).await
+        };
+        let inputs = match read.await {
+            Ok(verdict) => named(&verdict.kb, case.article.as_deref())
+                .and_then(|m| stage2_inputs_of(&m.signals)),
+            Err(e) => {
+                tracing::warn!(ticket = %case.ticket, error = %e, "Reviewed ticket not read again; left out of the fit");
+                None
+            }
+        };
+        match inputs {
+            Some(inputs) => samples.push(Sample {
+                inputs,
+                bad: case.bad,
+            }),
+            None => skipped += 1,
+        }
+    }
+    Ok((samples, skipped))
+}
+
+/// The article `id` among what the judge found, or without an id the best counted article (the
+/// one whose confidence the verdict records).
+fn named<'a>(kb: &'a KbFindings, id: Option<&str>) -> Option<&'a KbMatch> {
+    let counted = kb
+        .resolvable_by
+        .as_ref()
+        .or(kb.review.as_ref())
+        .or(kb.best_other.as_ref());
+    let Some(id) = id else {
+        return counted;
+    };
+    counted
+        .into_iter()
+        .chain(kb.tried.iter().map(|t| &t.article))
+        .chain(kb.related.iter().map(|r| &r.article))
+        .find(|m| m.article_id == id)
 }
 
 /// Refits the global weights on `samples` and writes the file's content, with held-out figures.
