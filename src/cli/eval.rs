@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     print!("{report}");
     if let Some(path) = &args.fit_calibration {
-        let (samples, skipped) = eval::reviews(&report);
+        let (samples, skipped) = fit::reviews(&report);
         let file = fit::fit_file(
             &samples,
             &fit::FitOptions::default(),

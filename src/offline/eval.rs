@@ -30,7 +30,6 @@ use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATE
 use crate::escalation::Escalation;
 use crate::kb::local::{LocalIndex, LocalKbError};
 use crate::kb::{Article, ArticleRef, KbError};
-use crate::offline::fit::Sample;
 
 /// The precisions the report gives the recall at.
 pub const MIN_PRECISIONS: [f64; 3] = [0.80, 0.90, 0.95];
@@ -330,7 +329,7 @@ pub struct CaseOutcome {
     /// The best article the case says was tried without success (not counted), its confidence,
     /// and whether it answers the case.
     pub tried_fix: Option<(String, f64, bool)>,
-    /// The stage-2 inputs of the best article (see [`reviews`]).
+    /// The stage-2 inputs of the best article (see [`reviews`](crate::offline::fit::reviews)).
     #[serde(skip)]
     pub stage2: Option<Vec<f64>>,
 }
@@ -588,24 +587,6 @@ pub fn evaluate(
         data.withheld.len(),
         turned,
     ))
-}
-
-/// The evaluated cases as a vendor's reviews, for [`fit::fit_file`](crate::offline::fit::fit_file):
-/// each case's best article, decided bad when it answers the case; and how many cases had no
-/// eligible article to review.
-pub fn reviews(report: &Report) -> (Vec<Sample>, usize) {
-    let samples: Vec<Sample> = report
-        .per_case
-        .iter()
-        .filter_map(|o| {
-            o.stage2.as_ref().map(|inputs| Sample {
-                inputs: inputs.clone(),
-                bad: o.correct,
-            })
-        })
-        .collect();
-    let skipped = report.per_case.len() - samples.len();
-    (samples, skipped)
 }
 
 /// An article a rule kept from counting: its id, confidence and whether it answers the case.

@@ -29,7 +29,7 @@ use crate::helpdesk::TicketRef;
 use crate::helpdesk::records::{CaseRecord, Period, RecordSink, floor_percent};
 use crate::offline::backfill::waited_out;
 use crate::offline::calibrate::ByConfidence;
-use crate::offline::eval::{Prediction, recall_at_precision, sweep};
+use crate::offline::eval::{Prediction, Report, recall_at_precision, sweep};
 use crate::offline::report::Source;
 use crate::runtime::connector::Connector;
 
@@ -204,6 +204,24 @@ fn named<'a>(kb: &'a KbFindings, id: Option<&str>) -> Option<&'a KbMatch> {
         .chain(kb.tried.iter().map(|t| &t.article))
         .chain(kb.related.iter().map(|r| &r.article))
         .find(|m| m.article_id == id)
+}
+
+/// The evaluated cases (`eval`) as a vendor's reviews, for [`fit_file`]:
+/// each case's best article, decided bad when it answers the case; and how many cases had no
+/// eligible article to review.
+pub fn reviews(report: &Report) -> (Vec<Sample>, usize) {
+    let samples: Vec<Sample> = report
+        .per_case
+        .iter()
+        .filter_map(|o| {
+            o.stage2.as_ref().map(|inputs| Sample {
+                inputs: inputs.clone(),
+                bad: o.correct,
+            })
+        })
+        .collect();
+    let skipped = report.per_case.len() - samples.len();
+    (samples, skipped)
 }
 
 /// Refits the global weights on `samples` and writes the file's content, with held-out figures.
