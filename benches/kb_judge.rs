@@ -605,6 +605,7 @@ fn judge_in_process(folder: &Path, texts: &[String]) {
         review_bound: DEFAULT_REVIEW_BOUND,
         gap_below: DEFAULT_GAP_BELOW,
         default_locale: DEFAULT_LOCALE.into(),
+        calibration: escalation_gate::assess::kb::rescore::Calibration::global(),
     };
     let escalations: Vec<_> = texts
         .iter()

@@ -1,6 +1,8 @@
 //! Is the case resolvable by an existing article? Candidate filtering and our own re-score,
 //! independent of which backend found the candidates.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -11,6 +13,7 @@ pub mod ident;
 pub mod query;
 pub mod rescore;
 pub mod tried;
+pub mod weights_file;
 
 use ident::NearMiss;
 use tried::{Statements, TriedBy};
@@ -32,6 +35,9 @@ pub struct KbSettings {
     pub gap_below: f64,
     /// Locale used when the requester has none.
     pub default_locale: String,
+    /// The stage-2 weights confidences are computed with: the global ones, or the vendor's
+    /// (`[knowledge_base] calibration`).
+    pub calibration: Arc<rescore::Calibration>,
 }
 
 /// An article that met the case, with what our re-score found.
@@ -102,6 +108,9 @@ pub struct KbFindings {
     pub excluded: Vec<ExcludedArticle>,
     pub threshold: f64,
     pub review_bound: f64,
+    /// The vendor's weights file the confidences come from; `None`: the global weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
 }
 
 impl KbFindings {
@@ -181,6 +190,7 @@ pub fn judge<A: ArticleView>(
                 body: a.body,
             })
             .collect::<Vec<_>>(),
+        &settings.calibration,
     );
     // What the case says was done without success; most cases say nothing of it.
     let said = Statements::of(esc);
@@ -188,6 +198,7 @@ pub fn judge<A: ArticleView>(
         excluded,
         threshold: settings.threshold,
         review_bound: settings.review_bound.min(settings.threshold),
+        calibration: settings.calibration.vendor.clone(),
         ..KbFindings::default()
     };
     // The article text the near-miss rule reads, one buffer for every candidate.
@@ -343,6 +354,7 @@ mod tests {
             review_bound: 0.5,
             gap_below: 0.2,
             default_locale: "en-us".into(),
+            calibration: rescore::Calibration::global(),
         };
         let f = judge(&esc, &[draft, german, later, undated], &settings);
         let whys: Vec<_> = f.excluded.iter().map(|e| e.why.clone()).collect();

@@ -210,6 +210,7 @@ pub(crate) mod tests {
                 review_bound: 0.5,
                 gap_below: 0.2,
                 default_locale: "en-us".into(),
+                calibration: crate::assess::kb::rescore::Calibration::global(),
             },
             late_after: Duration::hours(48),
         }

@@ -151,6 +151,12 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
     if !flags.is_empty() {
         let _ = writeln!(s, "\nFlags: {}.", flags.join("; "));
     }
+    if let Some(file) = &v.kb.calibration {
+        let _ = writeln!(
+            s,
+            "\nConfidences from this vendor's calibration ({file}), fitted on its reviewed cases."
+        );
+    }
     let when = if esc.escalated_at_unknown {
         format!(
             "escalation time unknown (found by the sweep), so the opening {} UTC stands in",

@@ -4,12 +4,14 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use crate::assess::kb::rescore::{Calibration, DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use crate::assess::kb::weights_file::WeightsFile;
 use crate::kb::local::LocalIndex;
-use crate::offline::eval;
+use crate::offline::{eval, fit};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,13 +31,20 @@ pub struct Args {
     /// Also write the figures to this file as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// The judge's threshold (default: the connector default).
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
-    threshold: f64,
-    /// The review bound (default: the connector default): a best article between it and the
-    /// threshold sends the case to a person.
-    #[arg(long, default_value_t = DEFAULT_REVIEW_BOUND)]
-    review_bound: f64,
+    /// The judge's threshold (default: the calibration file's, else the connector default).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// The review bound (default: the calibration file's, else the connector default): a best
+    /// article between it and the threshold sends the case to a person.
+    #[arg(long)]
+    review_bound: Option<f64>,
+    /// Judge with a vendor's calibration weights file (`calibrate --fit`, `--fit-calibration`).
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
+    /// Take the evaluated cases as a vendor's reviews (each case's best article, decided bad
+    /// when it answers the case), refit the calibration on them and write the weights file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["calibration", "features"])]
+    fit_calibration: Option<PathBuf>,
     /// Also judge the near-miss set: each case that names identifiers (error codes, message
     /// ids, ...) against an article naming others of the same family, its answers taken out.
     #[arg(long)]
@@ -60,10 +69,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let vendor = match &args.calibration {
+        Some(path) => {
+            Some(WeightsFile::read(path, &path.display().to_string()).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let proposed =
+        |pick: fn(&WeightsFile) -> Option<f64>| vendor.as_ref().and_then(|(f, _)| pick(f));
     let options = eval::Options {
         split: args.split,
-        threshold: args.threshold,
-        review_bound: args.review_bound,
+        threshold: args
+            .threshold
+            .or_else(|| proposed(|f| f.threshold))
+            .unwrap_or(DEFAULT_THRESHOLD),
+        review_bound: args
+            .review_bound
+            .or_else(|| proposed(|f| f.review_bound))
+            .unwrap_or(DEFAULT_REVIEW_BOUND),
+        calibration: vendor
+            .map(|(_, c)| Arc::new(c))
+            .unwrap_or_else(Calibration::global),
         ..eval::Options::default()
     };
     let small_kbs: Vec<usize> = args.small_kbs.iter().copied().map(usize::from).collect();
@@ -98,6 +124,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = eval::evaluate(&data, &index, &options, || bar.inc(1))?;
     bar.finish_and_clear();
     print!("{report}");
+    if let Some(path) = &args.fit_calibration {
+        let (samples, skipped) = fit::reviews(&report);
+        let file = fit::fit_file(
+            &samples,
+            &fit::FitOptions::default(),
+            fit::Provenance {
+                source: format!("eval:{}", args.cases.display()),
+                from: None,
+                to: None,
+                skipped,
+            },
+        )?;
+        std::fs::write(path, file.to_text())
+            .with_context(|| format!("writing {}", path.display()))?;
+        print!("{}", fit::render_text(&file));
+        println!("wrote {}", path.display());
+    }
     let near = if args.near_misses {
         Some(eval::near_misses(&data, &index, &options)?)
     } else {

@@ -7,6 +7,7 @@ pub mod vars;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::Duration;
 use regex::Regex;
@@ -14,7 +15,8 @@ use serde::Deserialize;
 
 use crate::assess::Policy;
 use crate::assess::handoff::{FieldRule, HandoffRules, Override, Rule, Scope};
-use crate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use crate::assess::kb::rescore::{Calibration, DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use crate::assess::kb::weights_file::WeightsFile;
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES, KbSettings};
 use crate::checks::typed;
 use crate::checks::{Credentials, Problem, upstream_url};
@@ -213,6 +215,9 @@ pub struct KnowledgeBaseFile {
     pub gap_below: Option<f64>,
     pub max_candidates: Option<usize>,
     pub default_locale: Option<String>,
+    /// A vendor's calibration weights file (`calibrate --fit --out`), relative to the
+    /// connectors folder.
+    pub calibration: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -462,11 +467,26 @@ fn validate(
         }
     }
     let kb = &file.knowledge_base;
-    let threshold = kb.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    // A vendor's weights come with the threshold and review bound proposed on their confidences.
+    let vendor = kb.calibration.as_ref().and_then(|path| {
+        WeightsFile::read(&base.join(path), &path.display().to_string())
+            .map_err(|e| problems.push(Problem::new("knowledge_base.calibration", e)))
+            .ok()
+    });
+    let proposed =
+        |pick: fn(&WeightsFile) -> Option<f64>| vendor.as_ref().and_then(|(f, _)| pick(f));
+    let threshold = kb
+        .threshold
+        .or_else(|| proposed(|f| f.threshold))
+        .unwrap_or(DEFAULT_THRESHOLD);
     let gap_below = kb.gap_below.unwrap_or(DEFAULT_GAP_BELOW);
     let review_bound = kb
         .review_bound
+        .or_else(|| proposed(|f| f.review_bound))
         .unwrap_or_else(|| DEFAULT_REVIEW_BOUND.min(threshold));
+    let calibration = vendor
+        .map(|(_, c)| Arc::new(c))
+        .unwrap_or_else(Calibration::global);
     for (key, v) in [
         ("threshold", threshold),
         ("review_bound", review_bound),
@@ -624,6 +644,7 @@ fn validate(
                 review_bound,
                 gap_below,
                 default_locale,
+                calibration,
             },
             late_after: Duration::hours(late.max(1)),
         },

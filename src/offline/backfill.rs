@@ -253,7 +253,7 @@ async fn one(
 
 /// Runs `call` again while the helpdesk asks to wait (429 or 503 beyond the client's own retry
 /// budget), as long as its `Retry-After` says, like the paged reads ([`patiently`]).
-async fn waited_out<T, F, Fut>(mut call: F) -> Result<T, ProcessError>
+pub(crate) async fn waited_out<T, F, Fut>(mut call: F) -> Result<T, ProcessError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ProcessError>>,

@@ -56,7 +56,7 @@ impl Agreement {
 
 /// Reviewed cases by the judge's recorded confidence, in whole percent (index 0–100).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ByConfidence([Agreement; 101]);
+pub(crate) struct ByConfidence([Agreement; 101]);
 
 impl Default for ByConfidence {
     fn default() -> Self {
@@ -65,6 +65,11 @@ impl Default for ByConfidence {
 }
 
 impl ByConfidence {
+    /// One reviewed case at a confidence of `percent`, decided bad or not.
+    pub(crate) fn add(&mut self, percent: u8, bad: bool) {
+        self.0[usize::from(percent.min(100))].add(bad);
+    }
+
     /// The cases at or above `percent`.
     fn at_or_above(&self, percent: usize) -> Agreement {
         self.0[percent.min(100)..]
@@ -81,7 +86,7 @@ impl ByConfidence {
 
     /// The lowest recorded percent at and above which every cut keeps precision ≥ `target`;
     /// `None` when even the highest does not (no article should make a case bad).
-    fn lowest_threshold(&self, target: f64) -> Option<usize> {
+    pub(crate) fn lowest_threshold(&self, target: f64) -> Option<usize> {
         let (mut best, mut above) = (None, Agreement::default());
         for p in (0..=100).rev() {
             above.reviewed += self.0[p].reviewed;
@@ -99,7 +104,7 @@ impl ByConfidence {
 
     /// The lowest percent below `threshold` whose band up to the threshold a person still finds
     /// bad at least half the time; `threshold` itself when none (no review lane).
-    fn review_bound(&self, threshold: usize) -> usize {
+    pub(crate) fn review_bound(&self, threshold: usize) -> usize {
         let (mut bound, mut band) = (threshold, Agreement::default());
         for p in (0..threshold.min(101)).rev() {
             band.reviewed += self.0[p].reviewed;
@@ -178,9 +183,7 @@ impl RecordSink for Tally {
             return;
         }
         match r.kb_confidence {
-            Some(c) => {
-                self.by_confidence.0[usize::from(floor_percent(c))].add(bad);
-            }
+            Some(c) => self.by_confidence.add(floor_percent(c), bad),
             None => self.without_confidence += 1,
         }
     }

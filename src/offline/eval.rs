@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use clap::ValueEnum;
@@ -22,7 +23,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::assess::kb::query::kb_query;
-use crate::assess::kb::rescore::clean_query;
+use crate::assess::kb::rescore::{Calibration, clean_query, stage2_inputs_of};
 use crate::assess::kb::tried::{self, TriedBy};
 use crate::assess::kb::{self, KbSettings, ident};
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES};
@@ -276,6 +277,8 @@ pub struct Options {
     pub review_bound: f64,
     /// Candidates asked from the index per case (the connector default).
     pub max_candidates: usize,
+    /// The stage-2 weights (the global ones unless a vendor's file is given).
+    pub calibration: Arc<Calibration>,
 }
 
 impl Default for Options {
@@ -285,6 +288,7 @@ impl Default for Options {
             threshold: kb::rescore::DEFAULT_THRESHOLD,
             review_bound: kb::rescore::DEFAULT_REVIEW_BOUND,
             max_candidates: DEFAULT_MAX_CANDIDATES,
+            calibration: Calibration::global(),
         }
     }
 }
@@ -297,6 +301,7 @@ impl Options {
             review_bound: self.review_bound.min(self.threshold),
             gap_below: DEFAULT_GAP_BELOW,
             default_locale: DEFAULT_LOCALE.into(),
+            calibration: Arc::clone(&self.calibration),
         }
     }
 }
@@ -324,6 +329,9 @@ pub struct CaseOutcome {
     /// The best article the case says was tried without success (not counted), its confidence,
     /// and whether it answers the case.
     pub tried_fix: Option<(String, f64, bool)>,
+    /// The stage-2 inputs of the best article (see [`reviews`](crate::offline::fit::reviews)).
+    #[serde(skip)]
+    pub stage2: Option<Vec<f64>>,
 }
 
 /// The best eligible article of one case after the re-score.
@@ -568,6 +576,7 @@ pub fn evaluate(
                 .iter()
                 .find(|t| t.by != TriedBy::Listed)
                 .map(|t| set_aside(&t.article, &answers)),
+            stage2: best.and_then(|m| stage2_inputs_of(&m.signals)),
         });
         progress();
     }
@@ -1451,6 +1460,7 @@ mod tests {
             judged_resolvable_without_near_miss_rule: judged,
             near_miss: None,
             tried_fix: None,
+            stage2: None,
         }
     }
 

@@ -6,4 +6,5 @@
 pub mod backfill;
 pub mod calibrate;
 pub mod eval;
+pub mod fit;
 pub mod report;

@@ -387,6 +387,7 @@ fn warm_up_judge() {
             review_bound: 1.0,
             gap_below: 0.0,
             default_locale: "en".into(),
+            calibration: crate::assess::kb::rescore::Calibration::global(),
         };
         let _ = crate::assess::kb::judge(&esc, &[article], &settings);
     });

@@ -599,6 +599,7 @@ impl Writer<'_> {
                 excluded: Vec::new(),
                 threshold: policy.kb.threshold,
                 review_bound: policy.kb.review_bound,
+                calibration: None,
             },
         };
         Ok((verdict, esc))

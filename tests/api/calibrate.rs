@@ -7,7 +7,12 @@
 //! `cargo test --test api calibration_figures -- --nocapture`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use escalation_gate::assess::kb::rescore::{DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
+use escalation_gate::assess::kb::KbFindings;
+use escalation_gate::assess::kb::rescore::{
+    self, DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD, stage2_inputs_of,
+};
+use escalation_gate::assess::kb::weights_file::WeightsFile;
+use escalation_gate::escalation::Escalation;
 use escalation_gate::helpdesk::records::Period;
 use escalation_gate::offline::calibrate::{self, Calibration, Options};
 use escalation_gate::offline::report;
@@ -385,4 +390,189 @@ async fn the_calibrate_command_prints_text_or_json_and_refuses_bad_input() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");
     }
+}
+
+/// The knowledge base of the fit's vendor: four articles, each the answer to one topic of
+/// [`reviewed_tickets`].
+const TOPICS: [(u64, &str, &str, &str); 4] = [
+    (
+        361001,
+        "Invoice PDF export fails with error LX-5521",
+        "Since 4.2.1, exporting invoices to PDF fails with error LX-5521. Install 4.2.2, or split the invoice and export the parts.",
+        "Exporting invoices to PDF fails with error LX-5521",
+    ),
+    (
+        361002,
+        "Bank feed stops syncing after the bank changes its login",
+        "When the bank changes its login page, the bank feed stops syncing. Reconnect the feed under Banking > Feeds > Reconnect.",
+        "Bank feed stopped syncing after the bank changed its login",
+    ),
+    (
+        361003,
+        "Recurring invoices are sent twice",
+        "Recurring invoices are sent twice when two schedules overlap. Delete the older schedule under Invoices > Recurring.",
+        "Recurring invoices went out twice to the same customer",
+    ),
+    (
+        361004,
+        "Tax report totals differ from the ledger",
+        "The tax report rounds each line while the ledger rounds the total. Switch rounding to per-total under Settings > Tax.",
+        "The tax report totals do not match the ledger",
+    ),
+];
+
+/// Sixty reviewed escalations of the first quarter of 2026, fifteen per topic, each worded a
+/// little differently. The vendor's reviewers decide the cases of the first two topics bad (the
+/// article answers them) and those of the last two good (their articles read close but the
+/// customers needed more), whatever the judge said.
+fn reviewed_tickets() -> Vec<Value> {
+    let details = [
+        "It started this week.",
+        "Several users see it since Monday; the partner tried a second browser.",
+        "Customer on the Pro plan, EU region.",
+        "Reproduced on a test company as well.",
+        "The partner asks for a fix before month end.",
+    ];
+    (0..60u64)
+        .map(|i| {
+            let (article, _, _, case) = TOPICS[(i % 4) as usize];
+            let bad = i % 4 < 2;
+            let text = format!("{case}. {}", details[(i / 4 % 5) as usize]);
+            let mut t = ticket(20_100 + i, case, &text, &complete_handoff());
+            let created =
+                Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap() + Duration::days(i as i64);
+            t["created_at"] = json!(stamp(created));
+            t["updated_at"] = json!(stamp(created + Duration::hours(2)));
+            t["tags"] = json!([
+                "partner_escalation",
+                "escalation_bad",
+                "escalation_kb_resolvable",
+                format!("escalation_kb_article_{article}"),
+                "escalation_kb_conf_95",
+                format!("escalation_reviewed_{}", if bad { "bad" } else { "good" }),
+            ]);
+            t
+        })
+        .collect()
+}
+
+async fn reviewed_zendesk() -> FakeZendesk {
+    let zendesk = zendesk().await;
+    seed_directory(&zendesk);
+    for (id, title, body, _) in TOPICS {
+        zendesk.put_article(article(id, title, body, "2025-12-01T00:00:00Z"));
+    }
+    for t in reviewed_tickets() {
+        zendesk.put_ticket(t);
+    }
+    zendesk
+}
+
+#[tokio::test]
+async fn calibrate_fit_writes_weights_the_connector_then_judges_with() {
+    let zendesk = reviewed_zendesk().await;
+    // The sweep's search terms say what marks an escalation, to date each one from its audits.
+    let sweep = "\n[sweep]\nquery = \"tags:partner_escalation\"\n";
+    let dir = connectors_dir(&connector_toml(API_TOKEN_AUTH, "helpdesk", sweep));
+    let out = dir.path().join("acme.weights.toml");
+    let out_arg = out.to_str().unwrap();
+    let mut args = FIRST_QUARTER.to_vec();
+    args.extend(["--fit", "--out", out_arg]);
+    let run = run_command("calibrate", &args, dir.path(), &zendesk).await;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // A case whose named article is no longer among what the judge keeps is left out.
+    let (file, fitted) = WeightsFile::read(&out, "acme.weights.toml").unwrap();
+    assert_eq!(file.sample + file.skipped, 60);
+    assert!(file.sample >= 50 && file.bad >= 25, "{file:?}");
+    assert!(
+        stdout.contains(&format!(
+            "fit on {} reviewed cases of acme ({} decided bad; {} left out",
+            file.sample, file.bad, file.skipped
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("global weights: recall at P >= 0.90"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fitted weights: recall at P >= 0.90"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n[knowledge_base]\ncalibration = \"acme.weights.toml\""),
+        "{stdout}"
+    );
+    let first = std::fs::read_to_string(&out).unwrap();
+
+    // The same reviews give the same file, byte for byte.
+    let again = run_command("calibrate", &args, dir.path(), &zendesk).await;
+    assert!(again.status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), first);
+
+    // Fewer reviews than asked for: refused, saying how many there are.
+    let mut strict = args.clone();
+    strict.extend(["--min-sample", "60"]);
+    let refused = run_command("calibrate", &strict, dir.path(), &zendesk).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&format!(
+            "too few reviewed cases to fit: {} ({} decided bad, {} good)",
+            file.sample,
+            file.bad,
+            file.sample - file.bad
+        )),
+        "{err}"
+    );
+
+    // The connector that names the file judges with its weights.
+    let global = zendesk_connector(&zendesk);
+    let vendor = build_connector(
+        &zendesk,
+        "acme",
+        &helpers::Options {
+            extra_toml: format!("calibration = \"{out_arg}\"\n{sweep}"),
+            ..helpers::Options::default()
+        },
+    );
+    let mut by_topic = [0.0; 4];
+    for (n, (_, _, _, case)) in TOPICS.iter().enumerate() {
+        let esc = Escalation::from_text(
+            "acme",
+            "t",
+            case,
+            Utc.with_ymd_and_hms(2026, 4, 2, 0, 0, 0).unwrap(),
+        );
+        let before = global.judge(&esc).await.unwrap().kb;
+        let after = vendor.judge(&esc).await.unwrap().kb;
+        assert_eq!(after.calibration.as_deref(), Some(out_arg));
+        assert_eq!(before.calibration, None);
+        let best = |kb: &KbFindings| {
+            kb.resolvable_by
+                .clone()
+                .or(kb.review.clone())
+                .or(kb.best_other.clone())
+                .unwrap()
+        };
+        let (b, a) = (best(&before), best(&after));
+        let inputs = stage2_inputs_of(&a.signals).unwrap();
+        assert_eq!(a.confidence, fitted.confidence(&inputs));
+        assert_eq!(
+            b.confidence,
+            rescore::Calibration::global().confidence(&inputs)
+        );
+        assert!((a.confidence - b.confidence).abs() > 0.01, "{a:?} {b:?}");
+        by_topic[n] = a.confidence;
+    }
+    // What the reviewers taught: the first two topics' articles answer, the last two do not.
+    assert!(
+        by_topic[0].min(by_topic[1]) > by_topic[2].max(by_topic[3]),
+        "{by_topic:?}"
+    );
 }

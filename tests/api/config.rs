@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
+use escalation_gate::assess::kb::rescore::Calibration;
+use escalation_gate::assess::kb::weights_file::{self, Figures, HeldOut, WeightsFile};
 use escalation_gate::checks::Problem;
 use escalation_gate::config;
 
@@ -763,4 +765,133 @@ fn validate_shows_a_toml_syntax_error_at_its_line_and_column() {
         )),
         "{stdout}"
     );
+}
+
+/// A weights file as `calibrate --fit` writes it, holding the global weights, proposing
+/// threshold 0.8 and review bound 0.4.
+fn weights_file() -> WeightsFile {
+    let global = Calibration::global();
+    let figures = Figures {
+        recall: 0.5,
+        threshold: Some(0.8),
+        review_bound: Some(0.4),
+        review_share: Some(0.1),
+        precision_at_threshold: Some(0.9),
+        recall_at_threshold: Some(0.5),
+    };
+    WeightsFile {
+        format: weights_file::FORMAT,
+        weight_set: Calibration::weight_set().to_string(),
+        source: "acme".into(),
+        from: None,
+        to: None,
+        sample: 60,
+        bad: 20,
+        skipped: 0,
+        prior_strength: 10.0,
+        threshold: Some(0.8),
+        review_bound: Some(0.4),
+        bias: global.bias,
+        weights: weights_file::by_name(&global),
+        held_out: HeldOut {
+            folds: 5,
+            seed: 7,
+            target: 0.9,
+            global: figures,
+            fitted: figures,
+        },
+    }
+}
+
+#[test]
+fn a_calibration_file_is_read_and_one_for_another_judge_is_refused_by_validate_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{VALID}calibration = \"acme.weights.toml\"\n");
+    let write = |file: &WeightsFile| {
+        std::fs::write(dir.path().join("acme.weights.toml"), file.to_text()).unwrap()
+    };
+    let parse = || config::parse("acme", &text, dir.path(), &env);
+    // Missing: the key names the file it could not read.
+    let found = parse().unwrap_err();
+    assert!(
+        has(&found, "knowledge_base.calibration", "cannot read"),
+        "{found:?}"
+    );
+
+    write(&weights_file());
+    let valid = parse().unwrap();
+    let kb = &valid.policy.kb;
+    assert_eq!(kb.calibration.vendor.as_deref(), Some("acme.weights.toml"));
+    assert_eq!(kb.calibration.weights, Calibration::global().weights);
+    // The file's proposal is the connector's threshold and review bound unless the file sets them.
+    assert_eq!((kb.threshold, kb.review_bound), (0.8, 0.4));
+    let own = config::parse(
+        "acme",
+        &format!("{text}threshold = 0.95\n"),
+        dir.path(),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(own.policy.kb.threshold, 0.95);
+
+    let mut other = weights_file();
+    other.weight_set = "lexical-0000000000000000".into();
+    write(&other);
+    let found = parse().unwrap_err();
+    assert!(
+        has(
+            &found,
+            "knowledge_base.calibration",
+            "fitted for weight set `lexical-0000000000000000`"
+        ),
+        "{found:?}"
+    );
+    let mut renamed = weights_file();
+    let w = renamed.weights.remove("cov_w").unwrap();
+    renamed.weights.insert("cosine".into(), w);
+    write(&renamed);
+    let found = parse().unwrap_err();
+    assert!(
+        has(
+            &found,
+            "knowledge_base.calibration",
+            "missing: cov_w; unknown: cosine"
+        ),
+        "{found:?}"
+    );
+    std::fs::write(dir.path().join("acme.weights.toml"), "weights = 3\n").unwrap();
+    let found = parse().unwrap_err();
+    assert!(
+        has(
+            &found,
+            "knowledge_base.calibration",
+            "is not a calibration weights file"
+        ),
+        "{found:?}"
+    );
+
+    // The commands that load connectors refuse it the same way: validate, and the service's start.
+    write(&other);
+    std::fs::write(dir.path().join("acme.toml"), &text).unwrap();
+    for args in [&["validate"][..], &["serve", "--listen", "127.0.0.1:0"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+            .args(args)
+            .arg("--connectors")
+            .arg(dir.path())
+            .env("ZD_URL", "https://acme.zendesk.com")
+            .env("ZD_TOKEN", "t")
+            .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains("knowledge_base.calibration") && said.contains("fitted for weight set"),
+            "{args:?}: {said}"
+        );
+    }
 }

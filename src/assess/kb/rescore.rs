@@ -10,7 +10,7 @@
 
 use regex::Regex;
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 pub struct Candidate<'a> {
     pub title: &'a str,
@@ -695,13 +695,126 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
     cut
 }
 
-/// Re-score candidates against the case text; result sorted by confidence, best first.
-pub fn rescore(case_text: &str, candidates: &[Candidate]) -> Vec<Scored> {
-    rescore_query(&clean_query(case_text), candidates)
+// ---------------------------------------------------------------------------------------------
+// Stage 2: the calibration weights
+
+/// The ranking weights the stage-2 inputs come from: the name of this weight set and feature list.
+pub const WEIGHT_SET: &str = "lexical";
+
+/// The stage-2 inputs before the features, in the order of [`Calibration::weights`]: the stage-1
+/// logit, the margin over the best other candidate, the small-set indicator and its product
+/// with the margin. The signals of a [`Scored`] carry the first three under these names.
+pub const STAGE2_LEAD: [&str; 4] = ["base", "margin", "small_set", "small_set_margin"];
+
+/// The stage-2 weights a confidence is computed with: the global ones fitted on dev, or a
+/// vendor's, fitted on its own reviewed cases (`calibrate --fit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// One weight per name of [`Calibration::inputs`], in that order.
+    pub weights: Vec<f64>,
+    pub bias: f64,
+    /// The vendor's weights file, relative to the connectors folder; `None` for the global weights.
+    pub vendor: Option<String>,
 }
 
-/// [`rescore`] for a case text already cleaned with [`clean_query`].
-pub fn rescore_query(q: &str, candidates: &[Candidate]) -> Vec<Scored> {
+static GLOBAL: LazyLock<Arc<Calibration>> = LazyLock::new(|| {
+    Arc::new(Calibration {
+        weights: [A_S, A_M, A_U, A_UM]
+            .iter()
+            .chain(W2.iter())
+            .copied()
+            .collect(),
+        bias: A_0,
+        vendor: None,
+    })
+});
+
+/// Which stage-1 weights and feature list stage-2 inputs come from: [`WEIGHT_SET`] and a
+/// fingerprint (FNV-1a) of the input names and the stage-1 weights, so weights fitted on the
+/// inputs of another ranking are refused.
+static FINGERPRINT: LazyLock<String> = LazyLock::new(|| {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for name in Calibration::inputs() {
+        eat(name.as_bytes());
+        eat(b"\0");
+    }
+    for w in W1.iter().chain([B1].iter()) {
+        eat(&w.to_bits().to_le_bytes());
+    }
+    format!("{WEIGHT_SET}-{h:016x}")
+});
+
+impl Calibration {
+    /// The global weights, fitted on dev by `tools/fit_rescore.py`.
+    pub fn global() -> Arc<Calibration> {
+        Arc::clone(&GLOBAL)
+    }
+
+    /// The names of the stage-2 inputs, in the order of [`Calibration::weights`].
+    pub fn inputs() -> impl Iterator<Item = &'static str> {
+        STAGE2_LEAD.iter().chain(FEATURES.iter()).copied()
+    }
+
+    /// The weight set the judge runs with (see [`FINGERPRINT`]).
+    pub fn weight_set() -> &'static str {
+        &FINGERPRINT
+    }
+
+    /// The confidence of stage-2 inputs `x` (in the order of [`Calibration::inputs`]).
+    pub fn confidence(&self, x: &[f64]) -> f64 {
+        sigmoid(self.logit(x))
+    }
+
+    /// The log-odds of [`Calibration::confidence`]: the lead inputs, the bias, then the
+    /// features, summed in that order.
+    pub fn logit(&self, x: &[f64]) -> f64 {
+        let n = STAGE2_LEAD.len();
+        let dot = |x: &[f64], w: &[f64]| x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>();
+        dot(&x[..n], &self.weights[..n]) + self.bias + dot(&x[n..], &self.weights[n..])
+    }
+}
+
+/// The stage-2 inputs of a candidate whose stage-1 logit is `s`, with `margin` over the best
+/// other candidate, small-set indicator `u` and features `f`.
+pub fn stage2_inputs(s: f64, margin: f64, u: f64, f: &[f64]) -> Vec<f64> {
+    [s, margin, u, u * margin]
+        .into_iter()
+        .chain(f.iter().copied())
+        .collect()
+}
+
+/// The stage-2 inputs a [`Scored`]'s signals (or a verdict's) carry, in the order of
+/// [`Calibration::inputs`]; `None` when one is missing.
+pub fn stage2_inputs_of<S: AsRef<str>>(signals: &[(S, f64)]) -> Option<Vec<f64>> {
+    let get = |name: &str| {
+        signals
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| *v)
+    };
+    let (s, margin, u) = (get("base")?, get("margin")?, get("small_set")?);
+    let f = FEATURES
+        .iter()
+        .map(|n| get(n))
+        .collect::<Option<Vec<f64>>>()?;
+    Some(stage2_inputs(s, margin, u, &f))
+}
+
+/// Re-score candidates against the case text with the global weights; result sorted by
+/// confidence, best first.
+pub fn rescore(case_text: &str, candidates: &[Candidate]) -> Vec<Scored> {
+    rescore_query(&clean_query(case_text), candidates, &GLOBAL)
+}
+
+/// [`rescore`] for a case text already cleaned with [`clean_query`], with the stage-2 weights
+/// `calibration`.
+pub fn rescore_query(q: &str, candidates: &[Candidate], calibration: &Calibration) -> Vec<Scored> {
     let feats = query_features(q, candidates);
     let s: Vec<f64> = feats
         .iter()
@@ -724,9 +837,7 @@ pub fn rescore_query(q: &str, candidates: &[Candidate]) -> Vec<Scored> {
             // looks decisive.
             let margin = if other.is_finite() { s[i] - other } else { 0.0 };
             let margin = margin.clamp(-5.0, 5.0);
-            let z2: f64 = f.iter().zip(W2.iter()).map(|(x, w)| x * w).sum();
-            let confidence =
-                sigmoid(A_S * s[i] + A_M * margin + A_U * u + A_UM * u * margin + A_0 + z2);
+            let confidence = calibration.confidence(&stage2_inputs(s[i], margin, u, &f));
             let mut signals: Vec<(&'static str, f64)> =
                 FEATURES.iter().copied().zip(f.iter().copied()).collect();
             signals.push(("base", s[i]));
