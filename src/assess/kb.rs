@@ -420,6 +420,7 @@ mod tests {
             review_bound: rescore::DEFAULT_REVIEW_BOUND,
             gap_below: 0.2,
             default_locale: "en-us".into(),
+            calibration: rescore::Calibration::global(),
         };
         let mut kb = vec![answer];
         kb.extend(others.iter().cloned());
