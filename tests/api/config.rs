@@ -840,7 +840,10 @@ fn a_calibration_file_is_read_and_one_for_another_judge_is_refused_by_validate_a
     let w = renamed.weights.remove("cov_w").unwrap();
     renamed.weights.insert("cosine".into(), w);
     for (file, refusal) in [
-        (other.clone(), "fitted for weight set `lexical-0000000000000000`"),
+        (
+            other.clone(),
+            "fitted for weight set `lexical-0000000000000000`",
+        ),
         (renamed, "missing: cov_w; unknown: cosine"),
     ] {
         write(&file);

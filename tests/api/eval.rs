@@ -359,3 +359,90 @@ path = "articles"
         );
     }
 }
+
+/// `--fit-calibration` replays a vendor's reviews on the eval data: below the minimum sample it
+/// refuses, naming the counts; on enough cases it writes the same weights file every run, and
+/// `--calibration` then judges with it (other confidences than the global weights give).
+#[test]
+fn fit_calibration_writes_a_file_that_calibration_judges_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let articles = fixture("articles.jsonl");
+    let weights = dir.path().join("vendor.weights.toml");
+    let args = |cases: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--articles".into(),
+            articles.to_str().unwrap().into(),
+            "--cases".into(),
+            cases.to_str().unwrap().into(),
+            "--split".into(),
+            "dev".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let fit = |cases: &Path| {
+        let a = args(cases, &["--fit-calibration", weights.to_str().unwrap()]);
+        run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let (ok, _, stderr) = fit(&fixture("cases.jsonl"));
+    assert!(!ok, "a fit on 7 reviews must be refused");
+    assert!(
+        stderr.contains("too few reviewed cases to fit: 7 (4 decided bad, 3 good)")
+            && stderr.contains("a fit needs at least 50"),
+        "{stderr}"
+    );
+    assert!(!weights.exists());
+
+    // Nine reviews of each dev case: 63 reviews, 36 decided bad.
+    let many = dir.path().join("cases.jsonl");
+    let slice = std::fs::read_to_string(fixture("cases.jsonl")).unwrap();
+    let mut text = String::new();
+    for copy in 0..9 {
+        for l in slice.lines().filter(|l| l.contains("\"dev\"")) {
+            let mut case: Value = serde_json::from_str(l).unwrap();
+            case["id"] = format!("{}-{copy}", case["id"].as_str().unwrap()).into();
+            text += &format!("{case}\n");
+        }
+    }
+    std::fs::write(&many, text).unwrap();
+    let (ok, stdout, stderr) = fit(&many);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Calibration fit on 63 reviewed cases"),
+        "{stdout}"
+    );
+    let first = std::fs::read(&weights).unwrap();
+    assert!(fit(&many).0);
+    assert_eq!(
+        std::fs::read(&weights).unwrap(),
+        first,
+        "the same reviews, the same file"
+    );
+
+    let confidences = |extra: &[&str]| -> Vec<f64> {
+        let json = dir.path().join("out.json");
+        let mut e = extra.to_vec();
+        e.extend(["--json", json.to_str().unwrap()]);
+        let a = args(&fixture("cases.jsonl"), &e);
+        let (ok, _, stderr) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ok, "{stderr}");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        v["per_case"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["best"][1].as_f64().unwrap())
+            .collect()
+    };
+    let global = confidences(&[]);
+    let vendor = confidences(&["--calibration", weights.to_str().unwrap()]);
+    assert_eq!(global.len(), vendor.len());
+    assert!(
+        global
+            .iter()
+            .zip(&vendor)
+            .any(|(g, v)| (g - v).abs() > 1e-6),
+        "{global:?} {vendor:?}"
+    );
+}
