@@ -960,6 +960,8 @@ pub struct TriedFixReport {
     pub answer_tried: usize,
     /// Cases sent to a person with it.
     pub review: usize,
+    /// Each case judged `kb_resolvable` with the rule: the case and the article, to read why.
+    pub judged_bad: Vec<(String, String)>,
 }
 
 impl fmt::Display for TriedFixReport {
@@ -1060,6 +1062,7 @@ pub fn tried_fix(
         bad_by_other_answer: 0,
         answer_tried: 0,
         review: 0,
+        judged_bad: Vec::new(),
     };
     for case in split_cases(data, options).filter(|c| c.label == Label::Resolvable) {
         let Some(answer) = articles.iter().find(|a| case.article_ids.contains(&a.id)) else {
@@ -1074,6 +1077,9 @@ pub fn tried_fix(
         report.bad_without_rule += usize::from(findings.resolvable_without_tried_fix_rule());
         report.bad += usize::from(findings.resolvable_by.is_some());
         if let Some(m) = &findings.resolvable_by {
+            report
+                .judged_bad
+                .push((case.id.clone(), m.article_id.clone()));
             report.bad_by_answer += usize::from(m.article_id == answer.id);
             report.bad_by_other_answer +=
                 usize::from(m.article_id != answer.id && case.article_ids.contains(&m.article_id));

@@ -376,19 +376,28 @@ fn sentences(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The quoted spans of a text (between double quotes of any kind).
+/// The quoted spans of a text (between double quotes of any kind), and, when there are several,
+/// the stretch from the first opening quote to the last closing one: a title that holds quotes
+/// of its own (`Console shows SQLCODE=-206 "<name> is not valid"`) is quoted whole that way.
 fn quoted(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut open: Option<usize> = None;
+    let mut outer: Option<(usize, usize)> = None;
     for (i, c) in text.char_indices() {
         match (c, open) {
             ('"' | '“' | '”' | '«' | '»' | '„', Some(s)) => {
                 out.push(&text[s..i]);
+                outer = Some((outer.map_or(s, |(first, _)| first), i));
                 open = None;
             }
             ('"' | '“' | '«' | '„', None) => open = Some(i + c.len_utf8()),
             _ => {}
         }
+    }
+    if out.len() > 1
+        && let Some((first, last)) = outer
+    {
+        out.push(&text[first..last]);
     }
     out
 }
@@ -512,11 +521,12 @@ fn read_block(block: &str, lists_tries: bool, out: &mut Vec<Statement>) {
         let from = RE_DONE.find(rest).map_or(0, |m| m.end());
         let said = action(rest, from);
         // `Steps done so far:` or `We did what the article says: ...`: the sentences after it
-        // were done too, up to the one that says it failed (or turns).
+        // were done too, up to the one that says it failed. A listed step may hold a turn of its
+        // own (`..., but nothing is charged`); only a failure ends the list.
         let listed = if said.contains(':') && said.len() == rest.len() {
             sents[i + 1..]
                 .iter()
-                .take_while(|t| !RE_FAILED.is_match(t) && !RE_TURN.is_match(t))
+                .take_while(|t| !RE_FAILED.is_match(t))
                 .count()
         } else {
             0
@@ -832,5 +842,41 @@ mod tests {
                 .tried(&a.view()),
             None
         );
+    }
+
+    /// A title that holds quotation marks of its own, quoted whole by the case.
+    #[test]
+    fn a_quoted_title_with_quotes_inside_names_the_article() {
+        let a = article(
+            "kb-9",
+            "Console shows SQLCODE=-206 \"<name> is not valid in the context where it is used\"",
+            RENEW,
+        );
+        let text = "We followed the article \"Console shows SQLCODE=-206 \"<name> is not valid in \
+                    the context where it is used\"\" but it did not help.";
+        assert!(
+            matches!(said(text).tried(&a.view()), Some(TriedBy::Named { .. })),
+            "{text}"
+        );
+    }
+
+    /// Steps listed after "what the article says:", one of which holds a "but" of its own (not
+    /// the turn to what failed): the list goes on to the sentence that says it failed.
+    #[test]
+    fn a_listed_step_that_says_but_does_not_end_the_list() {
+        let body = "Resolution\n1. Open Billing and check the voucher's expiry date.\n\
+                    2. Enter the payment details when claiming the voucher, but nothing is charged.\n\
+                    3. Apply the voucher to the yearly plan.";
+        let a = article("kb-8", "Voucher does not show at checkout", body);
+        let by = said(
+            "We already did what the article says: Open Billing and check the voucher's expiry \
+             date. Enter the payment details when claiming the voucher, but nothing is charged. \
+             Apply the voucher to the yearly plan. The problem is still there.",
+        )
+        .tried(&a.view());
+        let Some(TriedBy::Steps { steps }) = by else {
+            panic!("not tried: {by:?}")
+        };
+        assert_eq!(steps.len(), 3, "{steps:?}");
     }
 }
