@@ -15,11 +15,12 @@ use escalation_gate::assess::kb::weights_file::WeightsFile;
 use escalation_gate::escalation::Escalation;
 use escalation_gate::helpdesk::records::Period;
 use escalation_gate::offline::calibrate::{self, Calibration, Options};
+use escalation_gate::offline::fit;
 use escalation_gate::offline::report;
 use escalation_gate::runtime::connector::Connector;
 use serde_json::{Map, Value, json};
 
-use crate::fakes::salesforce::{FakeSalesforce, State_};
+use crate::fakes::salesforce::{FakeArticle, FakeSalesforce, State_};
 use crate::fakes::zendesk::*;
 use crate::helpers::{self, build_connector, lcg, stamp};
 use crate::salesforce as sf;
@@ -575,4 +576,110 @@ async fn calibrate_fit_writes_weights_the_connector_then_judges_with() {
         by_topic[0].min(by_topic[1]) > by_topic[2].max(by_topic[3]),
         "{by_topic:?}"
     );
+}
+
+/// `calibrate --fit` on Salesforce: the reviewed Cases are read back by period, dated from their
+/// `CaseHistory` (the row that escalated each), read again and judged against Salesforce
+/// Knowledge, and give one sample each, labelled by the reviewer's decision.
+#[tokio::test]
+async fn calibrate_fit_reads_the_reviewed_cases_of_salesforce() {
+    let mut state = State_::default();
+    state.client = Some((sf::CLIENT_ID.into(), sf::CLIENT_SECRET.into()));
+    state
+        .accounts
+        .insert("001000000000000AAA".into(), "Acme IT Services".into());
+    for (n, (_, title, body, _)) in TOPICS.iter().enumerate() {
+        state.articles.push(FakeArticle {
+            id: format!("kA00000000036{n:02}AAA"),
+            number: format!("0000036{n:02}"),
+            title: (*title).into(),
+            url_name: title.to_lowercase().replace(' ', "-"),
+            summary: String::new(),
+            answer_html: format!("<p>{body}</p>"),
+            language: "en_US".into(),
+            status: "Online".into(),
+            last_published: "2025-12-01T00:00:00Z".into(),
+        });
+    }
+    for (i, t) in reviewed_tickets().iter().enumerate() {
+        let topic = i % 4;
+        let id = format!("500{:012}AAA", 20_100 + i);
+        let mut case = sf::case(
+            &id,
+            t["subject"].as_str().unwrap(),
+            t["description"].as_str().unwrap(),
+            true,
+        );
+        let created = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap() + Duration::days(i as i64);
+        case.insert(
+            "CreatedDate".into(),
+            json!(created.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()),
+        );
+        case.insert("IsEscalated".into(), json!(true));
+        for (field, value) in [
+            ("Escalation_Quality__c", "Bad".to_string()),
+            ("Escalation_Quality_Reason__c", "kb_resolvable".to_string()),
+            (
+                "Escalation_Quality_Detail__c",
+                format!("kb_article=kA00000000036{topic:02}AAA; conf=0.95"),
+            ),
+            (
+                "Escalation_Reviewed_Quality__c",
+                if topic < 2 { "Bad" } else { "Good" }.to_string(),
+            ),
+        ] {
+            case.insert(field.into(), json!(value));
+        }
+        state.case_history.push(
+            json!({
+                "CaseId": id,
+                "Field": "IsEscalated",
+                "OldValue": false,
+                "NewValue": true,
+                "CreatedDate": (created + Duration::hours(1))
+                    .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                    .to_string(),
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        state.cases.insert(id, case);
+    }
+    state.query_batch = 200;
+    let fake = FakeSalesforce::start(state).await;
+    let connector = build_connector(
+        &fake,
+        "acme-sf",
+        &helpers::Options {
+            extra_toml: "[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\n"
+                .into(),
+            ..helpers::Options::default()
+        },
+    );
+    let (samples, skipped) = fit::reviewed_samples(&connector, &period()).await.unwrap();
+    assert_eq!(samples.len() + skipped, 60, "{skipped} left out");
+    assert!(samples.len() >= 50, "{} samples", samples.len());
+    let bad = samples.iter().filter(|s| s.bad).count();
+    assert!((25..=30).contains(&bad), "{bad} decided bad");
+    // Every reviewed Case was read again and dated from its history.
+    let log = fake.state.lock().unwrap().log.clone();
+    let reads = log
+        .iter()
+        .filter(|(r, _)| r.starts_with("GET") && r.contains("/sobjects/Case/500"))
+        .count();
+    assert!(reads >= 60, "{reads} Case reads");
+    let file = fit::fit_file(
+        &samples,
+        &fit::FitOptions::default(),
+        fit::Provenance {
+            source: "acme-sf".into(),
+            from: None,
+            to: None,
+            skipped,
+        },
+    )
+    .unwrap();
+    assert_eq!(file.sample, samples.len());
+    assert_eq!(file.bad, bad);
 }
