@@ -255,15 +255,7 @@ fn validate_prints_file_key_and_problem_and_fails() {
     )
     .unwrap();
     std::fs::write(dir.path().join("bad name!.toml"), VALID).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args(["validate", "--connectors"])
-        .arg(dir.path())
-        .env("ZD_URL", "https://acme.zendesk.com")
-        .env("ZD_TOKEN", "t")
-        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
-        .env_remove("EG_TEST_UNSET_VAR")
-        .output()
-        .unwrap();
+    let out = run_with_zendesk_env(&["validate"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let broken = dir.path().join("broken.toml");
@@ -283,14 +275,7 @@ fn validate_prints_file_key_and_problem_and_fails() {
 
     std::fs::remove_file(&broken).unwrap();
     std::fs::remove_file(dir.path().join("bad name!.toml")).unwrap();
-    let ok = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args(["validate", "--connectors"])
-        .arg(dir.path())
-        .env("ZD_URL", "https://acme.zendesk.com")
-        .env("ZD_TOKEN", "t")
-        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
-        .output()
-        .unwrap();
+    let ok = run_with_zendesk_env(&["validate"], dir.path());
     assert!(ok.status.success());
     assert!(
         String::from_utf8(ok.stdout)
@@ -732,14 +717,7 @@ fn validate_shows_a_toml_syntax_error_at_its_line_and_column() {
         VALID.replace("[helpdesk.fields]", "[helpdesk.field]"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args(["validate", "--connectors"])
-        .arg(dir.path())
-        .env("ZD_URL", "https://acme.zendesk.com")
-        .env("ZD_TOKEN", "t")
-        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
-        .output()
-        .unwrap();
+    let out = run_with_zendesk_env(&["validate"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let line = VALID
@@ -868,15 +846,7 @@ fn a_calibration_file_is_read_and_one_for_another_judge_is_refused_by_validate_a
     write(&other);
     std::fs::write(dir.path().join("acme.toml"), &text).unwrap();
     for args in [&["validate"][..], &["serve", "--listen", "127.0.0.1:0"][..]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-            .args(args)
-            .arg("--connectors")
-            .arg(dir.path())
-            .env("ZD_URL", "https://acme.zendesk.com")
-            .env("ZD_TOKEN", "t")
-            .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
-            .output()
-            .unwrap();
+        let out = run_with_zendesk_env(args, dir.path());
         assert!(!out.status.success(), "{args:?}");
         let said = format!(
             "{}{}",
@@ -888,4 +858,19 @@ fn a_calibration_file_is_read_and_one_for_another_judge_is_refused_by_validate_a
             "{args:?}: {said}"
         );
     }
+}
+
+/// Runs the binary with `args` on the connectors folder `dir`, with the variables the test
+/// connector files name.
+fn run_with_zendesk_env(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+        .args(args)
+        .arg("--connectors")
+        .arg(dir)
+        .env("ZD_URL", "https://acme.zendesk.com")
+        .env("ZD_TOKEN", "t")
+        .env("ZD_SECRET", "zd-signing-secret-0b8e5f2a9c71d346")
+        .env_remove("EG_TEST_UNSET_VAR")
+        .output()
+        .unwrap()
 }
