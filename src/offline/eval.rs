@@ -1117,6 +1117,9 @@ pub struct SmallKbReport {
     pub full_kb_right: usize,
     /// Cases sent to a person, over both kinds.
     pub review: usize,
+    /// Each case judged `kb_resolvable` by a knowledge base without its answer, with the
+    /// article, to read why.
+    pub judged_bad_without_answer: Vec<(String, String)>,
 }
 
 impl SmallKbReport {
@@ -1239,6 +1242,7 @@ pub fn small_kbs(
         wrong_with_answer: 0,
         full_kb_right: 0,
         review: 0,
+        judged_bad_without_answer: Vec::new(),
     };
     for kbs in small_kb_draws(data, options, size, seed) {
         let case = kbs.case;
@@ -1248,7 +1252,12 @@ pub fn small_kbs(
         };
         let without = judge(kbs.without_answer)?;
         report.without_answer += 1;
-        report.bad_without_answer += usize::from(without.resolvable_by.is_some());
+        if let Some(m) = &without.resolvable_by {
+            report.bad_without_answer += 1;
+            report
+                .judged_bad_without_answer
+                .push((case.id.clone(), m.article_id.clone()));
+        }
         report.review += usize::from(without.review.is_some());
         if let Some(kb) = kbs.with_answer {
             let with = judge(kb)?;
