@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::assess::kb::rescore::{Calibration, stage2_inputs_of};
+use crate::assess::kb::rescore::{Calibration, sigmoid, stage2_inputs_of};
 use crate::assess::kb::weights_file::{self, FORMAT, Figures, HeldOut, WeightsFile};
 use crate::assess::kb::{KbFindings, KbMatch};
 use crate::assess::{Outcome, ReasonKind};
@@ -336,10 +336,6 @@ fn log_loss(z: f64, bad: bool) -> f64 {
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
 /// The maximum a posteriori weights: logistic log-likelihood of `samples` plus
 /// `strength / 2 * sum((w - w_prior)^2 * spread^2)` over the weights (not the bias), by Newton's
 /// method with step halving from the prior.
@@ -380,9 +376,9 @@ pub fn fit(samples: &[Sample], prior: &Calibration, strength: f64) -> Calibratio
             let w = p * (1.0 - p);
             let x: Vec<f64> = s.inputs.iter().copied().chain([1.0]).collect();
             // Only the lower triangle: [`solve`] reads no other.
-            for ((g, row), xa) in grad.iter_mut().zip(hess.iter_mut()).zip(&x) {
+            for (a, ((g, row), xa)) in grad.iter_mut().zip(hess.iter_mut()).zip(&x).enumerate() {
                 *g += r * xa;
-                for (h, xb) in row.iter_mut().zip(&x) {
+                for (h, xb) in row.iter_mut().zip(&x).take(a + 1) {
                     *h += w * xa * xb;
                 }
             }

@@ -328,7 +328,7 @@ pub fn content_words(text: &str) -> Vec<(String, f64)> {
     out
 }
 
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
