@@ -4,12 +4,11 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::assess::kb::rescore::{Calibration, DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
-use crate::assess::kb::weights_file::WeightsFile;
+use crate::assess::kb::rescore::DEFAULT_REVIEW_BOUND;
+use crate::assess::kb::weights_file::{WeightsFile, judge_settings};
 use crate::kb::local::LocalIndex;
 use crate::offline::{eval, fit};
 
@@ -75,21 +74,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let proposed =
-        |pick: fn(&WeightsFile) -> Option<f64>| vendor.as_ref().and_then(|(f, _)| pick(f));
+    let (threshold, review_bound, calibration) =
+        judge_settings(vendor, args.threshold, args.review_bound, |_| {
+            DEFAULT_REVIEW_BOUND
+        });
     let options = eval::Options {
         split: args.split,
-        threshold: args
-            .threshold
-            .or_else(|| proposed(|f| f.threshold))
-            .unwrap_or(DEFAULT_THRESHOLD),
-        review_bound: args
-            .review_bound
-            .or_else(|| proposed(|f| f.review_bound))
-            .unwrap_or(DEFAULT_REVIEW_BOUND),
-        calibration: vendor
-            .map(|(_, c)| Arc::new(c))
-            .unwrap_or_else(Calibration::global),
+        threshold,
+        review_bound,
+        calibration,
         ..eval::Options::default()
     };
     let small_kbs: Vec<usize> = args.small_kbs.iter().copied().map(usize::from).collect();

@@ -7,7 +7,6 @@ pub mod vars;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::Duration;
 use regex::Regex;
@@ -15,8 +14,8 @@ use serde::Deserialize;
 
 use crate::assess::Policy;
 use crate::assess::handoff::{FieldRule, HandoffRules, Override, Rule, Scope};
-use crate::assess::kb::rescore::{Calibration, DEFAULT_REVIEW_BOUND, DEFAULT_THRESHOLD};
-use crate::assess::kb::weights_file::WeightsFile;
+use crate::assess::kb::rescore::DEFAULT_REVIEW_BOUND;
+use crate::assess::kb::weights_file::{WeightsFile, judge_settings};
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES, KbSettings};
 use crate::checks::typed;
 use crate::checks::{Credentials, Problem, upstream_url};
@@ -473,20 +472,11 @@ fn validate(
             .map_err(|e| problems.push(Problem::new("knowledge_base.calibration", e)))
             .ok()
     });
-    let proposed =
-        |pick: fn(&WeightsFile) -> Option<f64>| vendor.as_ref().and_then(|(f, _)| pick(f));
-    let threshold = kb
-        .threshold
-        .or_else(|| proposed(|f| f.threshold))
-        .unwrap_or(DEFAULT_THRESHOLD);
+    let (threshold, review_bound, calibration) =
+        judge_settings(vendor, kb.threshold, kb.review_bound, |t| {
+            DEFAULT_REVIEW_BOUND.min(t)
+        });
     let gap_below = kb.gap_below.unwrap_or(DEFAULT_GAP_BELOW);
-    let review_bound = kb
-        .review_bound
-        .or_else(|| proposed(|f| f.review_bound))
-        .unwrap_or_else(|| DEFAULT_REVIEW_BOUND.min(threshold));
-    let calibration = vendor
-        .map(|(_, c)| Arc::new(c))
-        .unwrap_or_else(Calibration::global);
     for (key, v) in [
         ("threshold", threshold),
         ("review_bound", review_bound),

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::rescore::Calibration;
+use super::rescore::{Calibration, DEFAULT_THRESHOLD};
 
 /// The version of the file's layout this build reads and writes.
 pub const FORMAT: u32 = 1;
@@ -140,6 +141,29 @@ impl WeightsFile {
             vendor: Some(vendor.to_string()),
         })
     }
+}
+
+/// The threshold, review bound and stage-2 weights a judge runs with: the threshold and review
+/// bound set, else those the vendor's file proposes, else the default threshold and
+/// `default_bound` of the threshold; the vendor's weights, else the global ones.
+pub fn judge_settings(
+    vendor: Option<(WeightsFile, Calibration)>,
+    threshold: Option<f64>,
+    review_bound: Option<f64>,
+    default_bound: impl FnOnce(f64) -> f64,
+) -> (f64, f64, Arc<Calibration>) {
+    let proposed =
+        |pick: fn(&WeightsFile) -> Option<f64>| vendor.as_ref().and_then(|(f, _)| pick(f));
+    let threshold = threshold
+        .or_else(|| proposed(|f| f.threshold))
+        .unwrap_or(DEFAULT_THRESHOLD);
+    let review_bound = review_bound
+        .or_else(|| proposed(|f| f.review_bound))
+        .unwrap_or_else(|| default_bound(threshold));
+    let calibration = vendor
+        .map(|(_, c)| Arc::new(c))
+        .unwrap_or_else(Calibration::global);
+    (threshold, review_bound, calibration)
 }
 
 fn list(names: &[&str]) -> String {
