@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let small = small_kbs
         .iter()
-        .map(|&size| eval::small_kbs(&data, &index, &options, size, args.seed))
+        .map(|&size| eval::small_kbs(&data, &report, &options, size, args.seed))
         .collect::<Result<Vec<_>, _>>()?;
     for n in near.iter().flatten() {
         print!("{n}");
