@@ -61,6 +61,9 @@ pub struct Helpdesk {
     /// The helpdesk's own knowledge base (for `backend = "helpdesk"`), when its API is
     /// configured.
     pub knowledge_base: Option<Arc<dyn KnowledgeBase>>,
+    /// The helpdesk's knowledge base listed whole or by changes (for `backend = "mirror"`),
+    /// when its API is configured.
+    pub kb_source: Option<Arc<dyn crate::kb::mirror::KbSource>>,
     /// What the blind survey reads and writes through the helpdesk, when the connector has a
     /// `[survey]` and the helpdesk supports it.
     pub survey_desk: Option<Arc<dyn SurveyDesk>>,

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod local;
+pub mod mirror;
 
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::RetrySettings;
 
 /// A knowledge-base article as a backend returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Article {
     pub id: String,
     pub title: String,

@@ -84,6 +84,7 @@ impl ValidHelpdeskFile for ValidFreshdesk {
         Ok(Helpdesk {
             kind: "freshdesk",
             search_terms: SEARCH_TERMS,
+            kb_source: None,
             knowledge_base: Some(Arc::new(Solutions(Arc::clone(&freshdesk.api)))),
             survey_desk: survey.map(|f| freshdesk.survey_desk(f)),
             inbound: freshdesk.clone(),

@@ -95,6 +95,7 @@ impl ValidHelpdeskFile for ValidSalesforce {
         Ok(Helpdesk {
             kind: "salesforce",
             search_terms: SEARCH_TERMS,
+            kb_source: None,
             knowledge_base: salesforce.knowledge_base(),
             survey_desk: survey.and_then(|f| salesforce.survey_desk(f)),
             inbound: salesforce.clone(),

@@ -77,6 +77,7 @@ impl ValidHelpdeskFile for ValidZendesk {
         Ok(Helpdesk {
             kind: "zendesk",
             search_terms: SEARCH_TERMS,
+            kb_source: None,
             knowledge_base: zendesk.knowledge_base(),
             survey_desk: survey.and_then(|f| zendesk.survey_desk(f)),
             inbound: zendesk.clone(),
