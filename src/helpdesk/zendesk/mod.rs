@@ -77,7 +77,7 @@ impl ValidHelpdeskFile for ValidZendesk {
         Ok(Helpdesk {
             kind: "zendesk",
             search_terms: SEARCH_TERMS,
-            kb_source: None,
+            kb_source: zendesk.kb_source(),
             knowledge_base: zendesk.knowledge_base(),
             survey_desk: survey.and_then(|f| zendesk.survey_desk(f)),
             inbound: zendesk.clone(),
@@ -328,6 +328,13 @@ impl Zendesk {
         self.api
             .clone()
             .map(|api| Arc::new(HelpCenter(api)) as Arc<dyn KnowledgeBase>)
+    }
+
+    /// The Help Center's incremental export, when the API is configured.
+    fn kb_source(&self) -> Option<Arc<dyn crate::kb::mirror::KbSource>> {
+        self.api
+            .clone()
+            .map(|api| Arc::new(HelpCenter(api)) as Arc<dyn crate::kb::mirror::KbSource>)
     }
 
     /// The survey's reads and writes, when the API is configured.

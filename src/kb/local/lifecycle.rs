@@ -249,16 +249,32 @@ fn read_checked(paths: &[PathBuf]) -> Result<Vec<Article>, LocalKbError> {
 }
 
 /// Where a new generation goes.
-struct Generation {
+pub(crate) struct Generation {
     folder: PathBuf,
     current: PathBuf,
     fingerprint: String,
 }
 
 impl Generation {
+    /// The generation of `fingerprint` in `folder`.
+    pub(crate) fn new(folder: &Path, fingerprint: &str) -> Generation {
+        Generation {
+            folder: folder.to_path_buf(),
+            current: folder.join(&fingerprint[..GENERATION_NAME_LEN]),
+            fingerprint: fingerprint.to_string(),
+        }
+    }
+
+    /// The generation's index when it is in place and was built from the same fingerprint.
+    pub(crate) fn open(&self) -> Option<LocalIndex> {
+        LocalIndex::open(&self.current)
+            .ok()
+            .filter(|i| i.fingerprint() == self.fingerprint)
+    }
+
     /// Builds in a `.building-*` folder and renames it into place; when the folder cannot be
     /// written, builds in memory (the service works, the next start builds again).
-    fn build(
+    pub(crate) fn build(
         &self,
         name: &str,
         articles: Vec<Article>,
@@ -297,7 +313,7 @@ impl Generation {
     }
 
     /// Removes the other generations (a search under way keeps its files until it ends).
-    fn remove_older(&self) {
+    pub(crate) fn remove_older(&self) {
         for (path, _) in generations(&self.folder) {
             if path != self.current {
                 let _ = std::fs::remove_dir_all(path);

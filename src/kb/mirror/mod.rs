@@ -1,6 +1,539 @@
-//! A local mirror of a helpdesk's own knowledge base, kept in the connector's persisted
-//! embedded index, so the judge that runs searches what `eval` measured.
+//! A local mirror of a helpdesk's own knowledge base, kept as the connector's persisted embedded
+//! index, so the judge that runs searches what `eval` measured: the whole knowledge base, the
+//! full article text, our own ranking.
+//!
+//! A sync is one pass over the helpdesk's [`KbSource`]: a full pass (every article there is;
+//! what it does not list is gone) when the mirror is empty or a full pass is due, otherwise the
+//! changes since the last pass. Each page is appended to a journal before it is applied, so a
+//! pass cut short (an error, a `kill -9`) resumes from its last page. A finished pass builds a
+//! new index generation beside the one that serves (see [`crate::kb::local::lifecycle`]),
+//! records it in `mirror.json` (written whole, then renamed), and only then swaps it in: a
+//! judgement never sees half a sync. Nothing is written while a pass runs but the journal.
+//!
+//! Folder layout, `{index_dir}/{connector}/`: `mirror.json` (the generation that serves, the
+//! cursor of the next pass, the times of the last passes), `mirror.journal` (the pass under
+//! way), `mirror.lock` (one pass at a time across processes), and the generations.
 
 pub mod source;
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
 pub use source::{Cursor, KbSource, Page, Start};
+
+use super::local::lifecycle::Generation;
+use super::local::{FORMAT, LocalIndex, LocalKbError};
+use super::{Article, KbError};
+
+const SAVED: &str = "mirror.json";
+const JOURNAL: &str = "mirror.journal";
+const LOCK: &str = "mirror.lock";
+
+/// How often a connector's mirror is brought up to date (`[knowledge_base.mirror]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorSettings {
+    /// Between two passes.
+    pub every: Duration,
+    /// Between two full passes (the ones that see deletions in a helpdesk that does not list
+    /// them as changes).
+    pub full_every: Duration,
+    /// A mirror whose last good pass is older than this is `stale` (it keeps serving).
+    pub stale_after: Duration,
+}
+
+/// What `/healthz` says of a mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MirrorState {
+    /// The first pass runs: nothing to serve yet (the helpdesk's search serves meanwhile).
+    Syncing,
+    /// Serving, last pass recent enough.
+    Ready,
+    /// Serving, but no pass succeeded for longer than `stale_after`.
+    Stale,
+    /// Nothing to serve, and the last pass failed (the helpdesk's search serves meanwhile).
+    Failed,
+}
+
+/// A mirror's state as `/healthz` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorStatus {
+    pub state: MirrorState,
+    /// Articles in the mirror that serves (drafts included).
+    pub articles: usize,
+    /// When the last pass that reached the helpdesk's present ended.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Seconds since then.
+    pub lag_seconds: Option<i64>,
+    /// A pass runs now.
+    pub syncing: bool,
+    /// Why the last pass failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// `full` or `changes`.
+    pub pass: &'static str,
+    /// Pages read from the helpdesk by this process (a resumed pass counts only its new ones).
+    pub pages: usize,
+    /// Articles listed (each page's articles, repeats included).
+    pub listed: usize,
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    /// Articles in the mirror after the pass.
+    pub articles: usize,
+    pub seconds: f64,
+    /// The pass went on from a journal a previous process left.
+    pub resumed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("the helpdesk's knowledge base: {0}")]
+    Source(#[from] KbError),
+    #[error(transparent)]
+    Index(#[from] LocalKbError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another process is syncing this mirror ({0} is locked)")]
+    Busy(PathBuf),
+}
+
+/// `mirror.json`: the generation that serves and where the next pass starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Saved {
+    /// The embedded index's format: a mirror of another format is synced again from the start.
+    format: String,
+    fingerprint: String,
+    articles: usize,
+    /// Where the next pass of changes starts; `None`: the next pass is a full one.
+    since: Option<Cursor>,
+    last_sync: DateTime<Utc>,
+    last_full: DateTime<Utc>,
+}
+
+/// The journal's lines: the pass's start, then each page as read.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Start(Start),
+    Page(Page),
+}
+
+struct Shared {
+    index: Option<Arc<LocalIndex>>,
+    saved: Option<Saved>,
+    syncing: bool,
+    error: Option<String>,
+}
+
+/// One connector's mirror: the index that serves, and the passes that replace it.
+pub struct Mirror {
+    name: String,
+    source: Arc<dyn KbSource>,
+    /// `None`: kept in memory only (synced from the start at every start).
+    folder: Option<PathBuf>,
+    pub settings: MirrorSettings,
+    shared: watch::Sender<Shared>,
+    /// One pass at a time in this process.
+    pass: tokio::sync::Mutex<()>,
+}
+
+impl Mirror {
+    /// Opens the mirror kept in `folder` (its last generation serves at once: nothing is read
+    /// until a search needs it), or an empty one. Never calls the helpdesk.
+    pub fn open(
+        name: &str,
+        source: Arc<dyn KbSource>,
+        folder: Option<&Path>,
+        settings: MirrorSettings,
+    ) -> Arc<Mirror> {
+        let (saved, index) = match folder.and_then(|f| read_saved(f).map(|s| (f, s))) {
+            Some((folder, saved)) => match Generation::new(folder, &saved.fingerprint).open() {
+                Some(index) => {
+                    tracing::info!(connector = name, articles = index.len(), last_sync = %saved.last_sync, "Knowledge-base mirror opened");
+                    (Some(saved), Some(Arc::new(index)))
+                }
+                None => {
+                    tracing::warn!(
+                        connector = name,
+                        "The mirror's index cannot be opened; it is synced again from the start"
+                    );
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
+        Arc::new(Mirror {
+            name: name.to_string(),
+            source,
+            folder: folder.map(Path::to_path_buf),
+            settings,
+            shared: watch::Sender::new(Shared {
+                index,
+                saved,
+                syncing: false,
+                error: None,
+            }),
+            pass: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The index that serves now, if a pass ever completed.
+    pub fn index(&self) -> Option<Arc<LocalIndex>> {
+        self.shared.borrow().index.clone()
+    }
+
+    pub fn status(&self, now: DateTime<Utc>) -> MirrorStatus {
+        let shared = self.shared.borrow();
+        let last_sync = shared.saved.as_ref().map(|s| s.last_sync);
+        let lag_seconds = last_sync.map(|t| (now - t).num_seconds().max(0));
+        let stale = lag_seconds.is_some_and(|lag| lag as u64 > self.settings.stale_after.as_secs());
+        let state = match (&shared.index, shared.syncing, &shared.error) {
+            (Some(_), _, _) if stale => MirrorState::Stale,
+            (Some(_), _, _) => MirrorState::Ready,
+            (None, true, _) | (None, false, None) => MirrorState::Syncing,
+            (None, false, Some(_)) => MirrorState::Failed,
+        };
+        MirrorStatus {
+            state,
+            articles: shared.index.as_ref().map_or(0, |i| i.len()),
+            last_sync,
+            lag_seconds,
+            syncing: shared.syncing,
+            error: shared.error.clone(),
+        }
+    }
+
+    /// When the next pass is due: at once for an empty mirror, else `every` after the last.
+    pub fn next_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match &self.shared.borrow().saved {
+            None => now,
+            Some(s) => s.last_sync + self.settings.every,
+        }
+    }
+
+    /// Runs one pass: a pass left unfinished in the journal goes on; otherwise a full pass when
+    /// the mirror is empty, `full` is asked, the source lists no changes, or `full_every` has
+    /// passed; the changes since the last pass else. The new index serves once it is complete.
+    pub async fn sync(&self, full: bool) -> Result<SyncReport, MirrorError> {
+        let _pass = self.pass.lock().await;
+        let _lock = match &self.folder {
+            Some(folder) => Some(lock(folder)?),
+            None => None,
+        };
+        self.adopt_newer();
+        self.shared.send_modify(|s| s.syncing = true);
+        let result = self.run_pass(full).await;
+        self.shared.send_modify(|s| {
+            s.syncing = false;
+            s.error = result.as_ref().err().map(ToString::to_string);
+        });
+        match &result {
+            Ok(r) => {
+                tracing::info!(connector = %self.name, pass = r.pass, pages = r.pages, added = r.added, changed = r.changed, removed = r.removed, articles = r.articles, seconds = r.seconds, "Knowledge-base mirror synced")
+            }
+            Err(e) => {
+                tracing::warn!(connector = %self.name, error = %e, "Knowledge-base mirror sync failed; the last good mirror keeps serving")
+            }
+        }
+        result
+    }
+
+    /// Another process (`kb sync`) may have completed a pass since this one read `mirror.json`.
+    fn adopt_newer(&self) {
+        let Some(folder) = &self.folder else { return };
+        let Some(saved) = read_saved(folder) else {
+            return;
+        };
+        let current = self.shared.borrow().saved.as_ref().map(|s| s.last_sync);
+        if current.is_some_and(|t| t >= saved.last_sync) {
+            return;
+        }
+        if let Some(index) = Generation::new(folder, &saved.fingerprint).open() {
+            self.shared.send_modify(|s| {
+                s.index = Some(Arc::new(index));
+                s.saved = Some(saved);
+            });
+        }
+    }
+
+    async fn run_pass(&self, full: bool) -> Result<SyncReport, MirrorError> {
+        let started = std::time::Instant::now();
+        let now = Utc::now();
+        let journal = self.folder.as_ref().map(|f| f.join(JOURNAL));
+        // A pass of changes goes on only over the mirror it started from.
+        let left = journal
+            .as_deref()
+            .and_then(read_journal)
+            .filter(|(start, _)| *start == Start::Full || self.index().is_some());
+        let resumed = left.is_some();
+        let saved = self.shared.borrow().saved.clone();
+        let (start, pages) = match left {
+            Some(left) => left,
+            None => {
+                let due_full = saved.as_ref().is_none_or(|s| {
+                    full || s.since.is_none()
+                        || now - s.last_full
+                            >= chrono::Duration::from_std(self.settings.full_every)
+                                .unwrap_or(chrono::TimeDelta::MAX)
+                });
+                let start = match (due_full, saved.as_ref().and_then(|s| s.since.clone())) {
+                    (false, Some(since)) => Start::Since(since),
+                    _ => Start::Full,
+                };
+                if let Some(path) = &journal {
+                    write_journal(path, &Line::Start(start.clone()), true)?;
+                }
+                (start, Vec::new())
+            }
+        };
+        let mut next = match pages.last() {
+            Some(p) => p.next.clone(),
+            None => None,
+        };
+        let mut read = pages;
+        let mut new_pages = 0;
+        let finished = read.last().is_some_and(|p| p.next.is_none());
+        if !finished {
+            loop {
+                let page = self.source.page(&start, next.as_deref()).await?;
+                if let Some(path) = &journal {
+                    write_journal(path, &Line::Page(page.clone()), false)?;
+                }
+                new_pages += 1;
+                next = page.next.clone();
+                read.push(page);
+                if next.is_none() {
+                    break;
+                }
+            }
+        }
+        let base: Vec<Article> = self
+            .index()
+            .map(|index| index.articles().map(|a| a.to_article()).collect())
+            .unwrap_or_default();
+        let applied = apply(&start, base, &read);
+        let since = read.last().and_then(|p| p.since.clone());
+        let articles = applied.articles;
+        let fingerprint = fingerprint(&articles);
+        let count = articles.len();
+        let index = match &self.folder {
+            Some(folder) => {
+                let generation = Generation::new(folder, &fingerprint);
+                let index = match generation.open() {
+                    Some(index) => index,
+                    None => generation.build(&self.name, articles)?.0,
+                };
+                let last_full = match (&start, &saved) {
+                    (Start::Since(_), Some(s)) => s.last_full,
+                    _ => now,
+                };
+                let record = Saved {
+                    format: FORMAT.to_string(),
+                    fingerprint: fingerprint.clone(),
+                    articles: count,
+                    since: since.clone(),
+                    last_sync: now,
+                    last_full,
+                };
+                write_saved(folder, &record)?;
+                if let Some(path) = &journal {
+                    let _ = std::fs::remove_file(path);
+                }
+                generation.remove_older();
+                self.shared.send_modify(|s| s.saved = Some(record));
+                index
+            }
+            None => {
+                let index = LocalIndex::build(articles)?;
+                let last_full = match (&start, &saved) {
+                    (Start::Since(_), Some(s)) => s.last_full,
+                    _ => now,
+                };
+                self.shared.send_modify(|s| {
+                    s.saved = Some(Saved {
+                        format: FORMAT.to_string(),
+                        fingerprint,
+                        articles: count,
+                        since,
+                        last_sync: now,
+                        last_full,
+                    })
+                });
+                index
+            }
+        };
+        self.shared.send_modify(|s| s.index = Some(Arc::new(index)));
+        Ok(SyncReport {
+            pass: match start {
+                Start::Full => "full",
+                Start::Since(_) => "changes",
+            },
+            pages: new_pages,
+            listed: read.iter().map(|p| p.articles.len()).sum(),
+            added: applied.added,
+            changed: applied.changed,
+            removed: applied.removed,
+            articles: count,
+            seconds: started.elapsed().as_secs_f64(),
+            resumed,
+        })
+    }
+}
+
+/// The articles after a pass, and what it changed.
+struct Applied {
+    articles: Vec<Article>,
+    added: usize,
+    changed: usize,
+    removed: usize,
+}
+
+/// Applies a pass's pages to the articles before it: a full pass keeps only what it listed; a
+/// pass of changes replaces what it lists and drops what it names removed. Sorted by id (the
+/// same articles always give the same index).
+fn apply(start: &Start, base: Vec<Article>, pages: &[Page]) -> Applied {
+    let before: BTreeMap<String, Article> = base.into_iter().map(|a| (a.id.clone(), a)).collect();
+    let mut after: BTreeMap<String, Article> = match start {
+        Start::Full => BTreeMap::new(),
+        Start::Since(_) => before.clone(),
+    };
+    for page in pages {
+        for id in &page.removed {
+            after.remove(id);
+        }
+        for a in &page.articles {
+            after.insert(a.id.clone(), a.clone());
+        }
+    }
+    let added = after.keys().filter(|id| !before.contains_key(*id)).count();
+    let changed = after
+        .iter()
+        .filter(|(id, a)| before.get(*id).is_some_and(|b| b != *a))
+        .count();
+    let removed = before.keys().filter(|id| !after.contains_key(*id)).count();
+    let mut articles: Vec<Article> = after.into_values().collect();
+    articles.sort_by(|a, b| (a.id.len(), &a.id).cmp(&(b.id.len(), &b.id)));
+    Applied {
+        articles,
+        added,
+        changed,
+        removed,
+    }
+}
+
+/// SHA-256 (hex) over the index format and every article as the index holds it.
+fn fingerprint(articles: &[Article]) -> String {
+    let mut all = Sha256::new();
+    all.update(FORMAT.as_bytes());
+    all.update(b"\0mirror\0");
+    for a in articles {
+        all.update(serde_json::to_vec(a).unwrap_or_default());
+        all.update([0]);
+    }
+    format!("{:x}", all.finalize())
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> MirrorError + '_ {
+    move |source| MirrorError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Holds the folder's lock file while a pass runs; another process's pass makes this fail.
+fn lock(folder: &Path) -> Result<std::fs::File, MirrorError> {
+    std::fs::create_dir_all(folder).map_err(io_error(folder))?;
+    let path = folder.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(MirrorError::Busy(path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
+    }
+}
+
+/// `mirror.json`, when it is there, whole, and of this index format.
+fn read_saved(folder: &Path) -> Option<Saved> {
+    let text = std::fs::read_to_string(folder.join(SAVED)).ok()?;
+    serde_json::from_str::<Saved>(&text)
+        .ok()
+        .filter(|s| s.format == FORMAT && s.fingerprint.len() >= 32)
+}
+
+/// Writes `mirror.json` beside itself, flushed, then renames it into place.
+fn write_saved(folder: &Path, saved: &Saved) -> Result<(), MirrorError> {
+    let path = folder.join(SAVED);
+    let partial = folder.join(format!("{SAVED}.partial-{}", std::process::id()));
+    let text = serde_json::to_vec_pretty(saved).unwrap_or_default();
+    let mut file = std::fs::File::create(&partial).map_err(io_error(&partial))?;
+    file.write_all(&text)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(&partial))?;
+    std::fs::rename(&partial, &path).map_err(io_error(&path))
+}
+
+/// Appends one line to the journal (`fresh`: starts a new journal).
+fn write_journal(path: &Path, line: &Line, fresh: bool) -> Result<(), MirrorError> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(io_error(folder))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!fresh)
+        .write(true)
+        .truncate(fresh)
+        .open(path)
+        .map_err(io_error(path))?;
+    let mut bytes = serde_json::to_vec(line).unwrap_or_default();
+    bytes.push(b'\n');
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(io_error(path))
+}
+
+/// The pass a journal holds: its start and the pages read whole. A line cut short (the process
+/// died while writing it) and what follows are dropped; a journal without a start is none.
+fn read_journal(path: &Path) -> Option<(Start, Vec<Page>)> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut lines = std::io::BufReader::new(file).split(b'\n');
+    let start = match serde_json::from_slice::<Line>(&lines.next()?.ok()?).ok()? {
+        Line::Start(start) => start,
+        Line::Page(_) => return None,
+    };
+    let mut pages = Vec::new();
+    for line in lines {
+        match line
+            .ok()
+            .and_then(|l| serde_json::from_slice::<Line>(&l).ok())
+        {
+            Some(Line::Page(page)) => pages.push(page),
+            _ => break,
+        }
+    }
+    Some((start, pages))
+}
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,7 @@
 //! | `GET /api/v2/organizations/show_many?ids=1,2` (up to 100 ids) | 200 `{"organizations","next_page","previous_page","count"}` (S `OrganizationsResponse`): the organizations that exist, in id order; no or more than 100 ids: 400 |
 //! | `GET /api/v2/help_center/articles/search` | 200 `{"results","count","next_page","previous_page","page","per_page","page_count"}` |
 //! | `GET /api/v2/help_center/articles/{id}` | 200 `{"article"}` (HC `ArticleResponse`); an article restricted to a user segment only for agents; else 404 `RecordNotFound` |
+//! | `GET /api/v2/help_center/incremental/articles?start_time=` (agents only) | 200 `{"articles","count","next_page","end_time"}` (HC `ArticlesResponse` with the incremental export's fields): the articles whose `updated_at` is at or after `start_time`, oldest change first, up to 1,000 ([`FakeZendesk::set_export_page_size`]); `next_page` carries the last article's change time as the next `start_time` (null on a page that is not full); archived articles are not listed |
 //!
 //! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
 //!
@@ -372,6 +373,19 @@ impl FakeZendesk {
         self.lock().down = down;
     }
 
+    /// Articles per page of the incremental article export (default 1,000, Zendesk's).
+    pub fn set_export_page_size(&self, n: usize) {
+        self.lock().export_page_size = n.max(1);
+    }
+
+    /// Archives an article, as Help Center's "archive" does: it is no longer shown, searched
+    /// or exported. Panics if there is none.
+    pub fn archive_article(&self, id: u64) {
+        if self.lock().articles.remove(&id).is_none() {
+            panic!("fake zendesk: no article {id}");
+        }
+    }
+
     /// When on, Help Center search also returns draft articles (default off: drafts never
     /// show up in search results).
     pub fn set_search_returns_drafts(&self, on: bool) {
@@ -597,6 +611,7 @@ struct Inner {
     down: bool,
     search_returns_drafts: bool,
     export_sideloads: bool,
+    export_page_size: usize,
     next_id: u64,
     admin: admin::Admin,
     /// The business rules run and call their webhooks ([`Handle::deliver_webhooks`]).
@@ -629,6 +644,7 @@ impl Inner {
             down: false,
             search_returns_drafts: false,
             export_sideloads: true,
+            export_page_size: 1000,
             next_id: 9_000_000_001,
             admin: admin::Admin::new(),
             idempotent: BTreeMap::new(),
@@ -767,6 +783,9 @@ impl Inner {
         }
         if let Caller::Anonymous = caller {
             return unauthorized();
+        }
+        if rest == ["help_center", "incremental", "articles"] && method == Method::GET {
+            return self.incremental_articles(&query);
         }
         if let Some(reply) = self
             .admin
@@ -1809,6 +1828,46 @@ impl Inner {
             }
             _ => not_found(),
         }
+    }
+
+    /// List Articles Incrementally: every article changed at or after `start_time`, oldest change
+    /// first; a full page points at the next one by the change time of its last article.
+    fn incremental_articles(&self, query: &[(String, String)]) -> Reply {
+        let Some(Ok(start)) = query_param(query, "start_time").map(str::parse::<i64>) else {
+            return Reply::json(
+                400,
+                json!({"error": "InvalidParameter", "description": "start_time must be a Unix epoch time"}),
+            );
+        };
+        let changed = |a: &Value| {
+            a["updated_at"]
+                .as_str()
+                .and_then(parse_instant)
+                .map_or(0, |t| t.timestamp())
+        };
+        let mut found: Vec<&Value> = self
+            .articles
+            .values()
+            .filter(|a| changed(a) >= start)
+            .collect();
+        found.sort_by_key(|a| (changed(a), a["id"].as_u64()));
+        found.truncate(self.export_page_size);
+        let end_time = found.last().map_or(start, |a| changed(a));
+        let next_page = (found.len() == self.export_page_size).then(|| {
+            format!(
+                "{}/api/v2/help_center/incremental/articles.json?start_time={end_time}",
+                self.base_url
+            )
+        });
+        Reply::json(
+            200,
+            json!({
+                "articles": found,
+                "count": found.len(),
+                "next_page": next_page,
+                "end_time": end_time,
+            }),
+        )
     }
 
     fn help_center_search(&self, query: &[(String, String)], agent: bool) -> Reply {
