@@ -34,7 +34,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::runtime::connector::{Connector, Connectors};
-use crate::runtime::{serve, sweep};
+use crate::runtime::{mirror, serve, sweep};
 use crate::server::ServerSettings;
 
 /// Serves the connectors on `listener` until `shutdown` resolves, then finishes the requests
@@ -71,6 +71,7 @@ pub async fn run_with_metrics(
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sweeps = sweep::spawn(&by_id, stopped.clone());
+    let mirrors = mirror::spawn(&by_id, stopped.clone());
     // What each helpdesk must hold for the verdict writes, read once at start for the log and
     // `/healthz` (a refused write says so again).
     for c in by_id.values() {
@@ -117,7 +118,7 @@ pub async fn run_with_metrics(
     if let Some(m) = metrics_served {
         m.await.map_err(std::io::Error::other)??;
     }
-    for s in sweeps {
+    for s in sweeps.into_iter().chain(mirrors) {
         let _ = s.await;
     }
     served

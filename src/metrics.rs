@@ -35,6 +35,10 @@ pub const SURVEY_REFUSED: &str = "escalation_gate_survey_refused_total";
 pub const SWEEP_RUNS: &str = "escalation_gate_sweep_runs_total";
 pub const SWEEP_TICKETS: &str = "escalation_gate_sweep_tickets_total";
 pub const ADMIN_FIXES: &str = "escalation_gate_admin_fix_needed_total";
+pub const KB_MIRROR_FALLBACKS: &str = "escalation_gate_kb_mirror_fallbacks_total";
+pub const KB_MIRROR_SYNCS: &str = "escalation_gate_kb_mirror_syncs_total";
+pub const KB_MIRROR_ARTICLES: &str = "escalation_gate_kb_mirror_articles";
+pub const KB_MIRROR_LAST_SYNC: &str = "escalation_gate_kb_mirror_last_sync_timestamp_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -267,6 +271,24 @@ fn labels_with(
 }
 
 /// One sweep run and how it ended (`ok`, `error`).
+/// An escalation judged with the helpdesk's own search because the connector's mirror has not
+/// completed a first sync.
+pub fn kb_mirror_fallback(connector: &str) {
+    counter!(KB_MIRROR_FALLBACKS, "connector" => connector.to_string()).increment(1);
+}
+
+/// A mirror sync ended (`outcome`: `ok` or `failed`); after a good one, the mirror's articles
+/// and the time it ended.
+pub fn kb_mirror_sync(connector: &str, outcome: &'static str, articles: Option<usize>) {
+    counter!(KB_MIRROR_SYNCS, "connector" => connector.to_string(), "outcome" => outcome)
+        .increment(1);
+    if let Some(n) = articles {
+        metrics::gauge!(KB_MIRROR_ARTICLES, "connector" => connector.to_string()).set(n as f64);
+        metrics::gauge!(KB_MIRROR_LAST_SYNC, "connector" => connector.to_string())
+            .set(chrono::Utc::now().timestamp() as f64);
+    }
+}
+
 pub fn sweep_run(connector: &str, outcome: &'static str) {
     counter!(SWEEP_RUNS, "connector" => connector.to_string(), "outcome" => outcome).increment(1);
 }

@@ -111,6 +111,10 @@ pub struct KbFindings {
     /// The vendor's weights file the confidences come from; `None`: the global weights.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<String>,
+    /// Why the helpdesk's own search found the candidates instead of the connector's mirror
+    /// (it has not completed a first sync); `None`: the connector's own backend did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror_fallback: Option<String>,
 }
 
 impl KbFindings {

@@ -112,6 +112,13 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
             );
         }
     }
+    if let Some(why) = &v.kb.mirror_fallback {
+        let _ = writeln!(
+            s,
+            "\nKnowledge base: searched through the helpdesk's own search, not the local mirror \
+             ({why}); the candidates may differ from the mirror's."
+        );
+    }
     if !v.kb.excluded.is_empty() {
         let _ = writeln!(s, "\nArticles not counted:");
         for e in &v.kb.excluded {

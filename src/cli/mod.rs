@@ -10,6 +10,7 @@ pub mod calibrate;
 pub mod check;
 pub mod eval;
 pub mod install;
+pub mod kb;
 pub mod report;
 pub mod sandbox;
 pub mod send;
@@ -90,6 +91,11 @@ pub enum Command {
     Backfill(backfill::Args),
     /// Load every connector file and report each problem as file: key: what is wrong.
     Validate(validate::Args),
+    /// The knowledge-base mirror of a connector with `backend = "mirror"`.
+    Kb {
+        #[command(subcommand)]
+        command: kb::KbCommand,
+    },
     /// Set a helpdesk up for a connector: Salesforce metadata to deploy, or Zendesk through its API.
     Install {
         #[command(subcommand)]
@@ -125,6 +131,7 @@ impl Command {
             | Command::Report(_)
             | Command::Calibrate(_)
             | Command::Backfill(_)
+            | Command::Kb { .. }
             | Command::Install {
                 helpdesk: install::InstallTarget::Zendesk { .. },
             }
@@ -150,6 +157,7 @@ impl Command {
             Command::Calibrate(args) => calibrate::run(args),
             Command::Backfill(args) => backfill::run(args),
             Command::Validate(args) => validate::run(args),
+            Command::Kb { command } => kb::run(command),
             Command::Install { helpdesk } => install::install(helpdesk),
             Command::Uninstall { helpdesk } => install::uninstall(helpdesk),
             Command::Sandbox(args) => sandbox::run(args),

@@ -21,6 +21,7 @@ use crate::checks::typed;
 use crate::checks::{Credentials, Problem, upstream_url};
 use crate::helpdesk::registry::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
+use crate::kb::mirror::MirrorSettings;
 use crate::kb::{HttpKbSettings, KbBackend, Pointers};
 pub use connector_id::ConnectorId;
 use secrecy::{ExposeSecret, SecretString};
@@ -177,6 +178,62 @@ pub enum KbBackendFile {
     Helpdesk,
     /// Any HTTP search API answering JSON, described in `[knowledge_base.http]`.
     Http,
+    /// A local mirror of the helpdesk's own knowledge base, synced as `[knowledge_base.mirror]`
+    /// says; the helpdesk's search serves until the first sync completes.
+    Mirror,
+}
+
+/// `[knowledge_base.mirror]`: how often the mirror is synced.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFile {
+    /// Minutes between two syncs (default 15).
+    pub every_minutes: Option<u64>,
+    /// Hours between two full syncs, which also see deleted and archived articles where the
+    /// helpdesk lists only changes (default 24).
+    pub full_every_hours: Option<u64>,
+    /// Minutes without a successful sync after which `/healthz` says `stale` (default 4 times
+    /// `every_minutes`, at least 60).
+    pub stale_after_minutes: Option<u64>,
+}
+
+pub const DEFAULT_MIRROR_EVERY_MINUTES: u64 = 15;
+pub const DEFAULT_MIRROR_FULL_EVERY_HOURS: u64 = 24;
+
+impl MirrorFile {
+    fn validate(&self, problems: &mut Vec<Problem>) -> MirrorSettings {
+        let key = |k: &str| format!("knowledge_base.mirror.{k}");
+        let mut within = |k: &str, v: u64, range: std::ops::RangeInclusive<u64>| {
+            if !range.contains(&v) {
+                problems.push(Problem::new(
+                    key(k),
+                    format!("must be {} to {}, found {v}", range.start(), range.end()),
+                ));
+            }
+            v
+        };
+        let every = within(
+            "every_minutes",
+            self.every_minutes.unwrap_or(DEFAULT_MIRROR_EVERY_MINUTES),
+            1..=1440,
+        );
+        let full = within(
+            "full_every_hours",
+            self.full_every_hours
+                .unwrap_or(DEFAULT_MIRROR_FULL_EVERY_HOURS),
+            1..=720,
+        );
+        let stale = within(
+            "stale_after_minutes",
+            self.stale_after_minutes.unwrap_or((every * 4).max(60)),
+            1..=43_200,
+        );
+        MirrorSettings {
+            every: std::time::Duration::from_secs(every * 60),
+            full_every: std::time::Duration::from_secs(full * 3600),
+            stale_after: std::time::Duration::from_secs(stale * 60),
+        }
+    }
 }
 
 /// `[knowledge_base.http]`: a search API that answers JSON.
@@ -209,6 +266,7 @@ pub struct KnowledgeBaseFile {
     pub backend: KbBackendFile,
     pub path: Option<PathBuf>,
     pub http: Option<HttpKbFile>,
+    pub mirror: Option<MirrorFile>,
     pub threshold: Option<f64>,
     pub review_bound: Option<f64>,
     pub gap_below: Option<f64>,
@@ -562,7 +620,27 @@ fn validate(
             KbBackend::Helpdesk
         }
         (KbBackendFile::Helpdesk, None) => KbBackend::Helpdesk,
+        (KbBackendFile::Mirror, path) => {
+            if path.is_some() {
+                problems.push(Problem::new(
+                    "knowledge_base.path",
+                    "backend `mirror` mirrors the helpdesk's own knowledge base; remove `path`",
+                ));
+            }
+            KbBackend::Mirror(
+                kb.mirror
+                    .as_ref()
+                    .unwrap_or(&MirrorFile::default())
+                    .validate(problems),
+            )
+        }
     };
+    if kb.mirror.is_some() && kb.backend != KbBackendFile::Mirror {
+        problems.push(Problem::new(
+            "knowledge_base.mirror",
+            "only `backend = \"mirror\"` reads this table; remove it",
+        ));
+    }
     let late = file
         .verdict
         .late_after_hours

@@ -108,6 +108,15 @@ pub enum KbBackend {
     Local(PathBuf),
     Helpdesk,
     Http(Box<HttpKbSettings>),
+    /// A local mirror of the helpdesk's own knowledge base.
+    Mirror(mirror::MirrorSettings),
+}
+
+impl KbBackend {
+    /// Whether the articles are the helpdesk's own (searched there, or mirrored from there).
+    pub fn is_helpdesks(&self) -> bool {
+        matches!(self, KbBackend::Helpdesk | KbBackend::Mirror(_))
+    }
 }
 
 /// Where each article field sits inside one result (JSON pointers), as

@@ -16,7 +16,9 @@ use crate::escalation::Escalation;
 use crate::helpdesk::{Helpdesk, HelpdeskError, TicketRef, Written};
 use crate::kb::KbBackend;
 use crate::kb::http::HttpKb;
+use crate::kb::local::LocalIndex;
 use crate::kb::local::lifecycle::{LocalKb, Status};
+use crate::kb::mirror::Mirror;
 use crate::kb::{KbError, KnowledgeBase};
 use crate::metrics as m;
 use crate::runtime::judge_pool::{JudgePool, PoolError};
@@ -44,6 +46,12 @@ pub enum Kb {
     Local(Arc<LocalKb>),
     /// A search API (the helpdesk's, or any JSON one), awaited on the async side.
     Remote(Arc<dyn KnowledgeBase>),
+    /// A mirror of the helpdesk's own knowledge base, searched as the embedded index is; until
+    /// its first sync completes, the helpdesk's own search (when it has one) serves.
+    Mirror {
+        mirror: Arc<Mirror>,
+        fallback: Option<Arc<dyn KnowledgeBase>>,
+    },
 }
 
 /// What connectors share at run time: where embedded indexes are kept and the judge's threads.
@@ -173,6 +181,27 @@ impl Connector {
                     format!("connector {id}: its helpdesk has no knowledge base API configured")
                 })?)
             }
+            KbBackend::Mirror(settings) => {
+                let source = helpdesk.kb_source.clone().with_context(|| {
+                    format!(
+                        "connector {id}: its helpdesk ({}) has no knowledge base API configured to mirror",
+                        helpdesk.kind
+                    )
+                })?;
+                Kb::Mirror {
+                    mirror: Mirror::open(
+                        &id,
+                        source,
+                        runtime
+                            .index_dir
+                            .as_ref()
+                            .map(|d| d.join(id.as_str()))
+                            .as_deref(),
+                        settings.clone(),
+                    ),
+                    fallback: helpdesk.knowledge_base.clone(),
+                }
+            }
         };
         warm_up_judge();
         let survey = match valid.survey {
@@ -222,27 +251,48 @@ impl Connector {
     pub fn kb_status(&self) -> Option<Status> {
         match &self.kb {
             Kb::Local(kb) => Some(kb.status()),
-            Kb::Remote(_) => None,
+            Kb::Remote(_) | Kb::Mirror { .. } => None,
         }
     }
 
-    /// Whether an escalation could be judged now (an embedded index serves).
+    /// The mirror's state, for a connector that mirrors its helpdesk's knowledge base.
+    pub fn mirror(&self) -> Option<&Arc<Mirror>> {
+        match &self.kb {
+            Kb::Mirror { mirror, .. } => Some(mirror),
+            Kb::Local(_) | Kb::Remote(_) => None,
+        }
+    }
+
+    /// Whether an escalation could be judged now: an embedded index serves, or a mirror (or,
+    /// until its first sync, the helpdesk's own search).
     pub fn can_judge(&self) -> bool {
         match &self.kb {
             Kb::Local(kb) => kb.index().is_some(),
             Kb::Remote(_) => true,
+            Kb::Mirror { mirror, fallback } => fallback.is_some() || mirror.index().is_some(),
         }
     }
 
-    /// Waits until the connector can judge; the error when its index could not be built.
+    /// Waits until the connector can judge; the error when its index could not be built. A
+    /// mirror that never completed a sync runs one first; when that fails, the helpdesk's own
+    /// search serves (if it has one).
     pub async fn ready(&self) -> anyhow::Result<()> {
-        if let Kb::Local(kb) = &self.kb {
-            kb.ready().await.map_err(|e| {
+        match &self.kb {
+            Kb::Local(kb) => kb.ready().await.map_err(|e| {
                 anyhow::anyhow!(
                     "connector {}: the knowledge base has no index: {e}",
                     self.id
                 )
-            })?;
+            })?,
+            Kb::Mirror { mirror, fallback } => {
+                if let Some(Err(e)) = mirror.ensure().await {
+                    if fallback.is_none() {
+                        anyhow::bail!("connector {}: the knowledge-base mirror: {e}", self.id);
+                    }
+                    tracing::warn!(connector = %self.id, error = %e, "The knowledge-base mirror has no first copy; the helpdesk's own search serves");
+                }
+            }
+            Kb::Remote(_) => {}
         }
         Ok(())
     }
@@ -250,33 +300,72 @@ impl Connector {
     /// Searches the knowledge base and judges the escalation. The search of the embedded index
     /// and the judgement run on the judge's threads, never on the async workers.
     pub async fn judge(&self, esc: &Escalation) -> Result<Verdict, ProcessError> {
-        let esc = esc.clone();
-        let policy = Arc::clone(&self.policy);
-        let limit = self.max_candidates;
         match &self.kb {
             Kb::Local(kb) => {
                 let index = kb.index().ok_or_else(|| {
                     KbError::Unavailable("the knowledge-base index is still being built".into())
                 })?;
-                let judged = self
-                    .judges
-                    .run(move || {
-                        let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
-                        let candidates = index.search(&query, Some(&locale), limit)?;
-                        Ok::<_, KbError>(assess(&esc, &policy, &candidates))
-                    })
-                    .await?;
-                Ok(judged?)
+                self.judge_in(index, esc).await
             }
-            Kb::Remote(kb) => {
-                let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
-                let candidates = kb.search(&query, Some(&locale), limit).await?;
-                Ok(self
-                    .judges
-                    .run(move || assess(&esc, &policy, &candidates))
-                    .await?)
-            }
+            Kb::Remote(kb) => self.judge_remote(kb.as_ref(), esc).await,
+            Kb::Mirror { mirror, fallback } => match (mirror.index(), fallback) {
+                (Some(index), _) => self.judge_in(index, esc).await,
+                (None, Some(remote)) => {
+                    m::kb_mirror_fallback(&self.id);
+                    let mut verdict = self.judge_remote(remote.as_ref(), esc).await?;
+                    verdict.kb.mirror_fallback = Some(
+                        match mirror.status(chrono::Utc::now()).error {
+                            Some(_) => "its last sync failed before completing a first copy",
+                            None => "its first sync has not completed yet",
+                        }
+                        .to_string(),
+                    );
+                    Ok(verdict)
+                }
+                (None, None) => Err(KbError::Unavailable(
+                    "the knowledge-base mirror has not completed a first sync".into(),
+                )
+                .into()),
+            },
         }
+    }
+
+    /// Searches an embedded index and judges, on the judge's threads.
+    async fn judge_in(
+        &self,
+        index: Arc<LocalIndex>,
+        esc: &Escalation,
+    ) -> Result<Verdict, ProcessError> {
+        let esc = esc.clone();
+        let policy = Arc::clone(&self.policy);
+        let limit = self.max_candidates;
+        let judged = self
+            .judges
+            .run(move || {
+                let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
+                let candidates = index.search(&query, Some(&locale), limit)?;
+                Ok::<_, KbError>(assess(&esc, &policy, &candidates))
+            })
+            .await?;
+        Ok(judged?)
+    }
+
+    /// Asks a search API for candidates, then judges on the judge's threads.
+    async fn judge_remote(
+        &self,
+        kb: &dyn KnowledgeBase,
+        esc: &Escalation,
+    ) -> Result<Verdict, ProcessError> {
+        let esc = esc.clone();
+        let policy = Arc::clone(&self.policy);
+        let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
+        let candidates = kb
+            .search(&query, Some(&locale), self.max_candidates)
+            .await?;
+        Ok(self
+            .judges
+            .run(move || assess(&esc, &policy, &candidates))
+            .await?)
     }
 
     /// Reads, judges and writes back one ticket. Nothing is written twice: a ticket that already

@@ -1,6 +1,7 @@
 //! The service at run time: each connector's one path through its helpdesk, knowledge base and
 //! judge ([`connector`]), the threads that judge ([`judge_pool`]), the accept loop the HTTP
-//! server runs on ([`serve`]) and the sweep for lost webhooks ([`sweep`]). The HTTP routes are
+//! server runs on ([`serve`]), the sweep for lost webhooks ([`sweep`]) and the syncs of the
+//! knowledge-base mirrors ([`mirror`]). The HTTP routes are
 //! in `server/`; the crate's `run` starts them all. The offline commands (`offline/`) use the
 //! connector, never the other way round.
 //!
@@ -9,5 +10,6 @@
 
 pub mod connector;
 pub mod judge_pool;
+pub mod mirror;
 pub mod serve;
 pub mod sweep;

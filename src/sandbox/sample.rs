@@ -600,6 +600,7 @@ impl Writer<'_> {
                 threshold: policy.kb.threshold,
                 review_bound: policy.kb.review_bound,
                 calibration: None,
+                mirror_fallback: None,
             },
         };
         Ok((verdict, esc))

@@ -152,18 +152,24 @@ fn drop_unsafe_request_id<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
-/// Readiness: 200 `ok` once every connector can judge (its embedded index serves), 503
-/// `starting` before, with each embedded knowledge base's state, the judge pool's queue, and
+/// Readiness: 200 `ok` once every connector can judge (its embedded index serves; a mirror, or
+/// until its first sync the helpdesk's search), 503 `starting` before, with each embedded
+/// knowledge base's state, each mirror's (`mirrors`), the judge pool's queue, and
 /// by connector what an admin must fix in its helpdesk before some verdicts can be written
 /// (`admin_fixes`; they do not make the service unready).
 async fn healthz(State(state): State<AppState>) -> Response {
     let mut ready = true;
     let mut kbs = serde_json::Map::new();
     let mut fixes = serde_json::Map::new();
+    let mut mirrors = serde_json::Map::new();
+    let now = chrono::Utc::now();
     for (id, c) in state.connectors.iter() {
         ready &= c.can_judge();
         if let Some(status) = c.kb_status() {
             kbs.insert(id.to_string(), serde_json::json!(status));
+        }
+        if let Some(mirror) = c.mirror() {
+            mirrors.insert(id.to_string(), serde_json::json!(mirror.status(now)));
         }
         let needed = c.helpdesk.tickets.admin_fixes();
         if !needed.is_empty() {
@@ -181,6 +187,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "status": if ready { "ok" } else { "starting" },
         "version": env!("CARGO_PKG_VERSION"),
         "knowledge_bases": kbs,
+        "mirrors": mirrors,
         "judge_pool": judges,
         "admin_fixes": fixes,
     }));

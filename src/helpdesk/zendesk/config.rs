@@ -164,7 +164,7 @@ impl ZendeskConfig {
                 format!("must be 1 to 3600 seconds, found {tolerance}"),
             ));
         }
-        let help_center = matches!(kb, KbBackend::Helpdesk);
+        let help_center = kb.is_helpdesks();
         let needs_api = self.ticket_source == TicketSource::Api
             || self.write_back == WriteBackMode::Api
             || help_center;

@@ -232,7 +232,26 @@ impl Mirror {
     /// the mirror is empty, `full` is asked, the source lists no changes, or `full_every` has
     /// passed; the changes since the last pass else. The new index serves once it is complete.
     pub async fn sync(&self, full: bool) -> Result<SyncReport, MirrorError> {
-        let _pass = self.pass.lock().await;
+        let pass = self.pass.lock().await;
+        self.sync_locked(full, pass).await
+    }
+
+    /// Makes sure the mirror can serve: when no pass ever completed (here or in another
+    /// process), runs one; `None` when it already serves.
+    pub async fn ensure(&self) -> Option<Result<SyncReport, MirrorError>> {
+        let pass = self.pass.lock().await;
+        self.adopt_newer();
+        if self.index().is_some() {
+            return None;
+        }
+        Some(self.sync_locked(false, pass).await)
+    }
+
+    async fn sync_locked(
+        &self,
+        full: bool,
+        _pass: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<SyncReport, MirrorError> {
         let _lock = match &self.folder {
             Some(folder) => Some(lock(folder)?),
             None => None,
@@ -244,6 +263,11 @@ impl Mirror {
             s.syncing = false;
             s.error = result.as_ref().err().map(ToString::to_string);
         });
+        crate::metrics::kb_mirror_sync(
+            &self.name,
+            result.as_ref().map_or("failed", |_| "ok"),
+            result.as_ref().ok().map(|r| r.articles),
+        );
         match &result {
             Ok(r) => {
                 tracing::info!(connector = %self.name, pass = r.pass, pages = r.pages, added = r.added, changed = r.changed, removed = r.removed, articles = r.articles, seconds = r.seconds, "Knowledge-base mirror synced")

@@ -29,7 +29,9 @@ impl<'a> Articles<'a> {
     pub fn of(backend: &'a KbBackend, helpdesk: Option<&'a dyn KnowledgeBase>) -> Articles<'a> {
         match backend {
             KbBackend::Local(dir) => Articles::Folder(dir),
-            KbBackend::Helpdesk => helpdesk.map_or(Articles::Unnamed, Articles::Backend),
+            KbBackend::Helpdesk | KbBackend::Mirror(_) => {
+                helpdesk.map_or(Articles::Unnamed, Articles::Backend)
+            }
             KbBackend::Http(_) => Articles::Unnamed,
         }
     }

@@ -75,6 +75,11 @@ impl<'a> Source<'a> {
             articles: match &connector.kb {
                 Kb::Local(kb) => kb.index().map_or(Articles::Unnamed, Articles::Index),
                 Kb::Remote(kb) => Articles::Backend(kb.as_ref()),
+                Kb::Mirror { mirror, fallback } => match (mirror.index(), fallback) {
+                    (Some(index), _) => Articles::Index(index),
+                    (None, Some(kb)) => Articles::Backend(kb.as_ref()),
+                    (None, None) => Articles::Unnamed,
+                },
             },
         })
     }

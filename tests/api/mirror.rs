@@ -1,0 +1,231 @@
+//! The knowledge-base mirror (`backend = "mirror"`) against the fake Zendesk: the judge searches
+//! the mirror, not the Help Center; the helpdesk's search serves until the first sync; edits,
+//! archiving and rate limits on the way; a persisted mirror serves at once after a restart.
+
+use std::time::Duration;
+
+use escalation_gate::runtime::connector::Runtime;
+use serde_json::Value;
+
+use crate::fakes::zendesk::*;
+use crate::helpers::*;
+use crate::zendesk::calendar_neighbours;
+
+const EXPORT: &str = "GET /api/v2/help_center/incremental/articles";
+const SEARCH: &str = "GET /api/v2/help_center/articles/search";
+
+async fn with_articles() -> FakeZendesk {
+    let zd = zendesk().await;
+    zd.put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
+    for a in calendar_neighbours() {
+        zd.put_article(a);
+    }
+    zd.put_ticket(calendar_ticket(5, &complete_handoff()));
+    zd
+}
+
+fn mirror_options() -> Options {
+    Options {
+        kb_backend: "mirror",
+        ..Options::default()
+    }
+}
+
+async fn mirror_state(app: &TestApp<FakeZendesk>) -> Value {
+    let health: Value = app.get("/healthz").await.json().await.unwrap();
+    health["mirrors"][&app.connector].clone()
+}
+
+async fn wait_mirror(app: &TestApp<FakeZendesk>, state: &str) -> Value {
+    for _ in 0..100 {
+        let status = mirror_state(app).await;
+        if status["state"] == state {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("mirror never {state}: {}", mirror_state(app).await);
+}
+
+#[tokio::test]
+async fn the_judge_searches_the_mirror_and_never_the_help_center() {
+    let app = spawn_with(with_articles().await, mirror_options()).await;
+    let status = wait_mirror(&app, "ready").await;
+    assert_eq!(status["articles"], 3, "{status}");
+    assert!(status["last_sync"].is_string(), "{status}");
+    let body: Value = app.escalate(5).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "bad", "{body}");
+    let note = &app.notes(5)[0];
+    assert!(note.contains("articles/360001-"), "{note}");
+    assert!(!note.contains("local mirror"), "{note}");
+    assert_eq!(app.fake.count(SEARCH), 0);
+    assert_eq!(app.fake.count(EXPORT), 1);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn until_a_first_sync_the_help_center_search_serves_and_the_note_says_so() {
+    let zd = with_articles().await;
+    zd.fail_next(EXPORT, vec![Failure::Status(500); 40]);
+    let app = spawn_with(zd, mirror_options()).await;
+    let status = wait_mirror(&app, "failed").await;
+    assert!(
+        status["error"].as_str().unwrap().contains("500"),
+        "{status}"
+    );
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200, "the helpdesk's search can judge");
+    let body: Value = app.escalate(5).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "bad", "{body}");
+    let note = &app.notes(5)[0];
+    assert!(
+        note.contains("searched through the helpdesk's own search, not the local mirror"),
+        "{note}"
+    );
+    assert!(app.fake.count(SEARCH) > 0);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_kb_mirror_fallbacks_total",
+            &[&format!("connector=\"{}\"", app.connector)]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    app.shut_down().await;
+}
+
+/// A connector built on `fake` with a mirror kept in `dir`, not served: the tests sync by hand.
+fn mirrored(
+    fake: &FakeZendesk,
+    id: &str,
+    dir: &std::path::Path,
+) -> escalation_gate::runtime::connector::Connector {
+    let opts = Options {
+        runtime: Runtime {
+            index_dir: Some(dir.to_path_buf()),
+            ..Runtime::default()
+        },
+        ..mirror_options()
+    };
+    build_connector(fake, id, &opts)
+}
+
+async fn verdict(
+    connector: &escalation_gate::runtime::connector::Connector,
+) -> (String, Option<String>) {
+    let loaded = connector
+        .helpdesk
+        .tickets
+        .load(&escalation_gate::helpdesk::TicketRef {
+            id: "5".into(),
+            escalated_at: "2024-05-02T09:00:00Z".parse().unwrap(),
+            escalated_at_unknown: false,
+            snapshot: None,
+        })
+        .await
+        .unwrap();
+    let v = connector.judge(&loaded.escalation).await.unwrap();
+    (
+        v.outcome.as_str().to_string(),
+        v.kb.resolvable_by.map(|m| m.article_id),
+    )
+}
+
+#[tokio::test]
+async fn an_archived_article_stops_counting_after_the_next_full_sync() {
+    let zd = with_articles().await;
+    let dir = tempfile::tempdir().unwrap();
+    let connector = mirrored(&zd, "mirror-archive", dir.path());
+    let mirror = connector.mirror().unwrap();
+    mirror.sync(false).await.unwrap();
+    assert_eq!(
+        verdict(&connector).await,
+        ("bad".into(), Some("360001".into()))
+    );
+    zd.archive_article(360001);
+    // The export lists changes only: archiving is seen by a full pass.
+    let changes = mirror.sync(false).await.unwrap();
+    assert_eq!((changes.pass, changes.removed), ("changes", 0));
+    let full = mirror.sync(true).await.unwrap();
+    assert_eq!((full.pass, full.removed, full.articles), ("full", 1, 2));
+    assert_ne!(verdict(&connector).await.0, "bad");
+}
+
+#[tokio::test]
+async fn an_edit_is_taken_up_by_the_next_sync_of_changes_and_dates_the_article_anew() {
+    let zd = with_articles().await;
+    let dir = tempfile::tempdir().unwrap();
+    let connector = mirrored(&zd, "mirror-edit", dir.path());
+    let mirror = connector.mirror().unwrap();
+    mirror.sync(false).await.unwrap();
+    let mut edited = calendar_article(360001, "E1234", "2024-01-01T00:00:00Z");
+    edited["body"] = Value::String("<p>Rewritten: restart the sync service.</p>".into());
+    edited["edited_at"] = Value::String(now_stamp());
+    edited["updated_at"] = Value::String(now_stamp());
+    zd.put_article(edited);
+    let report = mirror.sync(false).await.unwrap();
+    assert_eq!(
+        (report.pass, report.changed, report.added),
+        ("changes", 1, 0)
+    );
+    let index = mirror.index().unwrap();
+    let hits = index.search("rewritten restart", None, 3).unwrap();
+    assert_eq!(hits[0].id, "360001");
+    // The ticket was escalated in 2024: the text as it stands now did not exist then.
+    assert_ne!(verdict(&connector).await.0, "bad");
+}
+
+#[tokio::test]
+async fn a_rate_limit_in_the_middle_of_a_sync_is_waited_out() {
+    let zd = with_articles().await;
+    for i in 0..5 {
+        zd.put_article(article(
+            370000 + i,
+            &format!("Printing report {i}"),
+            "Open the report and press Print.",
+            &format!("2024-02-0{}T00:00:00Z", i + 1),
+        ));
+    }
+    zd.set_export_page_size(2);
+    zd.fail_next(
+        EXPORT,
+        vec![
+            Failure::Served,
+            Failure::RateLimited {
+                retry_after_secs: 1,
+            },
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let connector = mirrored(&zd, "mirror-429", dir.path());
+    let report = connector.mirror().unwrap().sync(false).await.unwrap();
+    assert_eq!(report.articles, 8);
+    let statuses: Vec<u16> = zd
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/incremental/articles"))
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&200));
+}
+
+#[tokio::test]
+async fn a_restarted_service_serves_its_mirror_without_syncing_first() {
+    let zd = with_articles().await;
+    let dir = tempfile::tempdir().unwrap();
+    mirrored(&zd, "mirror-restart", dir.path())
+        .mirror()
+        .unwrap()
+        .sync(false)
+        .await
+        .unwrap();
+    let exports = zd.count(EXPORT);
+    let again = mirrored(&zd, "mirror-restart", dir.path());
+    assert_eq!(again.mirror().unwrap().index().unwrap().len(), 3);
+    assert_eq!(verdict(&again).await.0, "bad");
+    assert_eq!(zd.count(EXPORT), exports);
+    assert_eq!(zd.count(SEARCH), 0);
+}
