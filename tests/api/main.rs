@@ -15,6 +15,7 @@ mod install_zendesk;
 mod judge_scale;
 mod kb_http;
 mod mirror;
+mod mirror_parity;
 mod module_graph;
 mod properties;
 mod remote_search;
