@@ -1,7 +1,7 @@
 //! A connector at run time: its helpdesk, its knowledge base and its policy, and the one path
 //! every escalation takes through them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -140,6 +140,9 @@ impl ProcessError {
         }
     }
 }
+
+/// Articles found gone in one judgement before the judge stops asking (and judges without them).
+const MAX_GONE_PER_JUDGEMENT: usize = 3;
 
 /// Connectors by id, as `/hooks/{id}` routes to them.
 pub type Connectors = Arc<HashMap<ConnectorId, Arc<Connector>>>;
@@ -305,11 +308,11 @@ impl Connector {
                 let index = kb.index().ok_or_else(|| {
                     KbError::Unavailable("the knowledge-base index is still being built".into())
                 })?;
-                self.judge_in(index, esc).await
+                self.judge_in(index, esc, HashSet::new()).await
             }
             Kb::Remote(kb) => self.judge_remote(kb.as_ref(), esc).await,
             Kb::Mirror { mirror, fallback } => match (mirror.index(), fallback) {
-                (Some(index), _) => self.judge_in(index, esc).await,
+                (Some(index), _) => self.judge_mirrored(mirror, index, esc).await,
                 (None, Some(remote)) => {
                     m::kb_mirror_fallback(&self.id);
                     let mut verdict = self.judge_remote(remote.as_ref(), esc).await?;
@@ -330,11 +333,35 @@ impl Connector {
         }
     }
 
-    /// Searches an embedded index and judges, on the judge's threads.
+    /// Judges with the mirror; an article that would make the escalation bad is confirmed
+    /// public with the helpdesk first (where its passes of changes do not list removals), and
+    /// judged again without it when it is gone.
+    async fn judge_mirrored(
+        &self,
+        mirror: &Mirror,
+        index: Arc<LocalIndex>,
+        esc: &Escalation,
+    ) -> Result<Verdict, ProcessError> {
+        let mut gone = mirror.gone();
+        for _ in 0..MAX_GONE_PER_JUDGEMENT {
+            let verdict = self.judge_in(Arc::clone(&index), esc, gone.clone()).await?;
+            match &verdict.kb.resolvable_by {
+                Some(m) if !mirror.confirm(&m.article_id).await => {
+                    gone.insert(m.article_id.clone());
+                }
+                _ => return Ok(verdict),
+            }
+        }
+        self.judge_in(index, esc, gone).await
+    }
+
+    /// Searches an embedded index and judges, on the judge's threads; the `gone` articles are
+    /// no candidates.
     async fn judge_in(
         &self,
         index: Arc<LocalIndex>,
         esc: &Escalation,
+        gone: HashSet<String>,
     ) -> Result<Verdict, ProcessError> {
         let esc = esc.clone();
         let policy = Arc::clone(&self.policy);
@@ -343,7 +370,9 @@ impl Connector {
             .judges
             .run(move || {
                 let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
-                let candidates = index.search(&query, Some(&locale), limit)?;
+                let mut candidates = index.search(&query, Some(&locale), limit + gone.len())?;
+                candidates.retain(|a| !gone.contains(a.id));
+                candidates.truncate(limit);
                 Ok::<_, KbError>(assess(&esc, &policy, &candidates))
             })
             .await?;

@@ -134,7 +134,7 @@ async fn verdict(
 }
 
 #[tokio::test]
-async fn an_archived_article_stops_counting_after_the_next_full_sync() {
+async fn an_archived_article_stops_counting_at_once_and_leaves_the_mirror_at_the_next_sync() {
     let zd = with_articles().await;
     let dir = tempfile::tempdir().unwrap();
     let connector = mirrored(&zd, "mirror-archive", dir.path());
@@ -144,13 +144,22 @@ async fn an_archived_article_stops_counting_after_the_next_full_sync() {
         verdict(&connector).await,
         ("bad".into(), Some("360001".into()))
     );
+    let shown = zd.count("GET /api/v2/help_center/articles/360001");
+    assert_eq!(
+        shown, 1,
+        "the article was confirmed public before the bad verdict"
+    );
     zd.archive_article(360001);
-    // The export lists changes only: archiving is seen by a full pass.
-    let changes = mirror.sync(false).await.unwrap();
-    assert_eq!((changes.pass, changes.removed), ("changes", 0));
-    let full = mirror.sync(true).await.unwrap();
-    assert_eq!((full.pass, full.removed, full.articles), ("full", 1, 2));
+    // The export lists no archived article; Show Article, asked before a bad verdict, says 404.
     assert_ne!(verdict(&connector).await.0, "bad");
+    assert!(mirror.gone().contains("360001"));
+    let changes = mirror.sync(false).await.unwrap();
+    assert_eq!((changes.pass, changes.articles), ("changes", 2));
+    assert!(mirror.gone().is_empty());
+    let index = mirror.index().unwrap();
+    assert!(index.articles().all(|a| a.id != "360001"));
+    let full = mirror.sync(true).await.unwrap();
+    assert_eq!((full.pass, full.articles), ("full", 2));
 }
 
 #[tokio::test]

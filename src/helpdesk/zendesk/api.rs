@@ -583,6 +583,16 @@ impl KbSource for HelpCenter {
             since: Some(last.to_string()),
         })
     }
+
+    /// Show Article: gone (404) or a draft is not public.
+    async fn is_public(&self, id: &str) -> Result<Option<bool>, KbError> {
+        let shown = self
+            .0
+            .show_article(id)
+            .await
+            .map_err(|e| KbError::Unavailable(e.to_string()))?;
+        Ok(Some(shown.is_some_and(|a| !a.draft)))
+    }
 }
 
 #[cfg(test)]

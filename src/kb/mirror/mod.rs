@@ -152,6 +152,9 @@ pub struct Mirror {
     shared: watch::Sender<Shared>,
     /// One pass at a time in this process.
     pass: tokio::sync::Mutex<()>,
+    /// Articles the helpdesk said are no longer public since the last pass
+    /// ([`Mirror::confirm`]): never candidates, and gone from the next generation.
+    gone: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Mirror {
@@ -191,7 +194,34 @@ impl Mirror {
                 error: None,
             }),
             pass: tokio::sync::Mutex::new(()),
+            gone: std::sync::Mutex::default(),
         })
+    }
+
+    /// The articles found no longer public since the last pass.
+    pub fn gone(&self) -> std::collections::HashSet<String> {
+        self.gone.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Asks the helpdesk whether the article that would make an escalation bad is still public
+    /// (for a helpdesk whose passes of changes do not list removals). `false` records it as gone:
+    /// it is no candidate any more, and the next pass leaves it out. An answer that does not
+    /// come keeps the mirror's word (`true`).
+    pub async fn confirm(&self, id: &str) -> bool {
+        match self.source.is_public(id).await {
+            Ok(Some(false)) => {
+                tracing::info!(connector = %self.name, article = id, "An article of the mirror is no longer public in the helpdesk; it no longer counts");
+                if let Ok(mut gone) = self.gone.lock() {
+                    gone.insert(id.to_string());
+                }
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(connector = %self.name, article = id, error = %e, "Could not confirm that an article is still public; the mirror's copy counts");
+                true
+            }
+        }
     }
 
     /// The index that serves now, if a pass ever completed.
@@ -348,9 +378,16 @@ impl Mirror {
                 }
             }
         }
+        let gone = self.gone();
         let base: Vec<Article> = self
             .index()
-            .map(|index| index.articles().map(|a| a.to_article()).collect())
+            .map(|index| {
+                index
+                    .articles()
+                    .filter(|a| !gone.contains(a.id))
+                    .map(|a| a.to_article())
+                    .collect()
+            })
             .unwrap_or_default();
         let applied = apply(&start, base, &read);
         let since = read.last().and_then(|p| p.since.clone());
@@ -404,6 +441,9 @@ impl Mirror {
             }
         };
         self.shared.send_modify(|s| s.index = Some(Arc::new(index)));
+        if let Ok(mut now_gone) = self.gone.lock() {
+            now_gone.retain(|id| !gone.contains(id));
+        }
         Ok(SyncReport {
             pass: match start {
                 Start::Full => "full",

@@ -46,4 +46,12 @@ pub trait KbSource: Send + Sync {
     /// The first page of a pass (`Start`), or the page at `next` (a [`Page::next`] of the same
     /// pass).
     async fn page(&self, start: &Start, next: Option<&str>) -> Result<Page, KbError>;
+
+    /// Whether the article is public in the helpdesk now (`false`: deleted, archived or back to
+    /// draft), asked before the mirror's article makes an escalation bad, for a helpdesk whose
+    /// passes of changes do not list removals. `None`: the source cannot tell (its passes do).
+    async fn is_public(&self, id: &str) -> Result<Option<bool>, KbError> {
+        let _ = id;
+        Ok(None)
+    }
 }
