@@ -874,3 +874,54 @@ fn run_with_zendesk_env(args: &[&str], dir: &Path) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+#[test]
+fn mirror_settings_are_checked() {
+    let mirror = VALID.replace("backend = \"helpdesk\"", "backend = \"mirror\"");
+    assert_eq!(problems(&mirror), vec![]);
+    assert_eq!(
+        problems(&format!(
+            "{mirror}\n[knowledge_base.mirror]\nevery_minutes = 5\nfull_every_hours = 6\n"
+        )),
+        vec![]
+    );
+    let cases = [
+        (
+            format!("{mirror}\n[knowledge_base.mirror]\nevery_minutes = 0\n"),
+            "knowledge_base.mirror.every_minutes",
+            "must be 1 to 1440, found 0",
+        ),
+        (
+            format!("{mirror}\n[knowledge_base.mirror]\nfull_every_hours = 1000\n"),
+            "knowledge_base.mirror.full_every_hours",
+            "must be 1 to 720, found 1000",
+        ),
+        (
+            format!("{mirror}\n[knowledge_base.mirror]\nevery = 5\n"),
+            "",
+            "unknown field `every`",
+        ),
+        (
+            format!("{VALID}\n[knowledge_base.mirror]\nevery_minutes = 5\n"),
+            "knowledge_base.mirror",
+            "only `backend = \"mirror\"` reads this table",
+        ),
+        (
+            mirror.replace(
+                "backend = \"mirror\"",
+                "backend = \"mirror\"\npath = \"kb\"",
+            ),
+            "knowledge_base.path",
+            "remove `path`",
+        ),
+    ];
+    for (text, key, words) in cases {
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.key.contains(key) && p.message.contains(words)),
+            "{key}: {words}: {found:?}"
+        );
+    }
+}

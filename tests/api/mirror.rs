@@ -238,3 +238,191 @@ async fn a_restarted_service_serves_its_mirror_without_syncing_first() {
     assert_eq!(zd.count(EXPORT), exports);
     assert_eq!(zd.count(SEARCH), 0);
 }
+
+/// A connectors folder with the test connector `acme` on `zd`, mirroring its Help Center.
+fn connectors_folder(zd: &FakeZendesk) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(format!("{CONNECTOR}.toml")),
+        connector_toml(API_TOKEN_AUTH, "mirror", ""),
+    )
+    .unwrap();
+    dir
+}
+
+/// `escalation-gate kb sync --connector acme` on `connectors`, the mirror kept in `index`.
+fn kb_sync(
+    zd: &FakeZendesk,
+    connectors: &std::path::Path,
+    index: &std::path::Path,
+    full: bool,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    cmd.args(["kb", "sync", "--connector", CONNECTOR, "--connectors"])
+        .arg(connectors)
+        .arg("--index-dir")
+        .arg(index)
+        .envs(zendesk_vars(zd))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if full {
+        cmd.arg("--full");
+    }
+    cmd
+}
+
+async fn finished(child: std::process::Child) -> (std::process::ExitStatus, Value, String) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status,
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_sync_killed_mid_pass_resumes_where_it_stopped() {
+    let zd = zendesk().await;
+    for i in 0..12 {
+        zd.put_article(article(
+            380000 + i,
+            &format!("Exporting ledger {i} to CSV"),
+            "Open the ledger, press Export, choose CSV.",
+            &format!("2024-03-{:02}T00:00:00Z", i + 1),
+        ));
+    }
+    zd.set_export_page_size(2);
+    // Pages 1 to 3 answer at once; page 4 makes the client wait 30 s: it is killed meanwhile.
+    zd.fail_next(
+        EXPORT,
+        vec![
+            Failure::Served,
+            Failure::Served,
+            Failure::Served,
+            Failure::RateLimited {
+                retry_after_secs: 30,
+            },
+        ],
+    );
+    let connectors = connectors_folder(&zd);
+    let index = tempfile::tempdir().unwrap();
+    let mut child = kb_sync(&zd, connectors.path(), index.path(), false)
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(30), || zd.count(EXPORT) >= 4).await);
+    // SIGKILL: nothing of the process runs after it.
+    child.kill().unwrap();
+    let _ = child.wait();
+    let journal = std::fs::read_to_string(index.path().join(CONNECTOR).join("mirror.journal"))
+        .expect("the journal of the pass under way is on disk");
+    assert_eq!(
+        journal.lines().count(),
+        4,
+        "the start and three pages: {journal}"
+    );
+
+    let requests = zd.count(EXPORT);
+    let (status, report, stderr) = finished(
+        kb_sync(&zd, connectors.path(), index.path(), false)
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_eq!(report["pass"], "full");
+    assert_eq!(report["articles"], 12, "{report}");
+    // Two articles a page, the last one again at the top of the next (the export pages by
+    // change time, at or after the last page's end): 12 pages in all, the first 3 not again.
+    assert_eq!(
+        report["pages"], 9,
+        "pages 4 to 12, not 1 to 3 again: {report}"
+    );
+    assert_eq!(zd.count(EXPORT) - requests, 9);
+
+    // The next run is a pass of changes over the complete mirror.
+    zd.put_article(article(
+        380100,
+        "Importing a ledger",
+        "Press Import.",
+        &now_stamp(),
+    ));
+    let (status, report, stderr) = finished(
+        kb_sync(&zd, connectors.path(), index.path(), false)
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        (report["pass"].as_str(), report["added"].as_u64()),
+        (Some("changes"), Some(1)),
+        "{report}"
+    );
+    assert_eq!(report["articles"], 13);
+}
+
+#[tokio::test]
+async fn kb_sync_says_what_is_wrong() {
+    let zd = zendesk().await;
+    let connectors = tempfile::tempdir().unwrap();
+    std::fs::write(
+        connectors.path().join(format!("{CONNECTOR}.toml")),
+        connector_toml(API_TOKEN_AUTH, "helpdesk", ""),
+    )
+    .unwrap();
+    let index = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = finished(
+        kb_sync(&zd, connectors.path(), index.path(), false)
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("does not mirror its knowledge base"),
+        "{stderr}"
+    );
+
+    let connectors = connectors_folder(&zd);
+    zd.fail_next(EXPORT, vec![Failure::Status(401)]);
+    let (status, _, stderr) = finished(
+        kb_sync(&zd, connectors.path(), index.path(), true)
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("the mirror was not synced"), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(
+        !stderr.contains(zendesk_vars(&zd)[2].1.as_str()),
+        "no token in the output"
+    );
+}
+
+#[tokio::test]
+async fn a_helpdesk_that_keeps_failing_leaves_the_last_good_mirror_serving() {
+    let zd = with_articles().await;
+    let dir = tempfile::tempdir().unwrap();
+    let connector = mirrored(&zd, "mirror-down", dir.path());
+    let mirror = connector.mirror().unwrap();
+    mirror.sync(false).await.unwrap();
+    zd.set_down(true);
+    for _ in 0..3 {
+        assert!(mirror.sync(false).await.is_err());
+    }
+    let status = mirror.status(chrono::Utc::now() + chrono::Duration::hours(1));
+    assert_eq!(
+        status.state,
+        escalation_gate::kb::mirror::MirrorState::Stale
+    );
+    assert!(status.error.unwrap().contains("503"));
+    assert_eq!(status.articles, 3);
+    zd.set_down(false);
+    assert_eq!(verdict(&connector).await.0, "bad");
+}
