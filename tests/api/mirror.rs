@@ -239,8 +239,9 @@ async fn a_restarted_service_serves_its_mirror_without_syncing_first() {
     assert_eq!(zd.count(SEARCH), 0);
 }
 
-/// A connectors folder with the test connector `acme` on `zd`, mirroring its Help Center.
-fn connectors_folder(zd: &FakeZendesk) -> tempfile::TempDir {
+/// A connectors folder with the test connector `acme` (on the fake whose variables the command
+/// gets), mirroring its Help Center.
+fn connectors_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(format!("{CONNECTOR}.toml")),
@@ -308,7 +309,7 @@ async fn kb_sync_killed_mid_pass_resumes_where_it_stopped() {
             },
         ],
     );
-    let connectors = connectors_folder(&zd);
+    let connectors = connectors_folder();
     let index = tempfile::tempdir().unwrap();
     let mut child = kb_sync(&zd, connectors.path(), index.path(), false)
         .spawn()
@@ -388,7 +389,7 @@ async fn kb_sync_says_what_is_wrong() {
         "{stderr}"
     );
 
-    let connectors = connectors_folder(&zd);
+    let connectors = connectors_folder();
     zd.fail_next(EXPORT, vec![Failure::Status(401)]);
     let (status, _, stderr) = finished(
         kb_sync(&zd, connectors.path(), index.path(), true)
