@@ -16,7 +16,8 @@
 
 pub mod source;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ pub use source::{Cursor, KbSource, Page, Start};
 
 use super::local::lifecycle::Generation;
 use super::local::{FORMAT, LocalIndex, LocalKbError};
-use super::{Article, KbError};
+use super::{Article, ArticleRef, ArticleView, KbError};
 
 const SAVED: &str = "mirror.json";
 const JOURNAL: &str = "mirror.journal";
@@ -154,7 +155,7 @@ pub struct Mirror {
     pass: tokio::sync::Mutex<()>,
     /// Articles the helpdesk said are no longer public since the last pass
     /// ([`Mirror::confirm`]): never candidates, and gone from the next generation.
-    gone: std::sync::Mutex<std::collections::HashSet<String>>,
+    gone: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Mirror {
@@ -199,7 +200,7 @@ impl Mirror {
     }
 
     /// The articles found no longer public since the last pass.
-    pub fn gone(&self) -> std::collections::HashSet<String> {
+    pub fn gone(&self) -> HashSet<String> {
         self.gone.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
@@ -331,15 +332,15 @@ impl Mirror {
         let started = std::time::Instant::now();
         let now = Utc::now();
         let journal = self.folder.as_ref().map(|f| f.join(JOURNAL));
+        let saved = self.shared.borrow().saved.clone();
         // A pass of changes goes on only over the mirror it started from.
         let left = journal
             .as_deref()
-            .and_then(read_journal)
+            .and_then(open_journal)
             .filter(|(start, _)| *start == Start::Full || self.index().is_some());
         let resumed = left.is_some();
-        let saved = self.shared.borrow().saved.clone();
-        let (start, pages) = match left {
-            Some(left) => left,
+        let (start, replayed) = match left {
+            Some((start, pages)) => (start, Some(pages)),
             None => {
                 let due_full = saved.as_ref().is_none_or(|s| {
                     full || s.since.is_none()
@@ -354,46 +355,47 @@ impl Mirror {
                 if let Some(path) = &journal {
                     write_journal(path, &Line::Start(start.clone()), true)?;
                 }
-                (start, Vec::new())
+                (start, None)
             }
         };
-        let mut next = match pages.last() {
-            Some(p) => p.next.clone(),
-            None => None,
-        };
-        let mut read = pages;
-        let mut new_pages = 0;
-        let finished = read.last().is_some_and(|p| p.next.is_none());
-        if !finished {
-            loop {
-                let page = self.source.page(&start, next.as_deref()).await?;
-                if let Some(path) = &journal {
-                    write_journal(path, &Line::Page(page.clone()), false)?;
-                }
-                new_pages += 1;
-                next = page.next.clone();
-                read.push(page);
-                if next.is_none() {
-                    break;
-                }
-            }
-        }
         let gone = self.gone();
-        let base: Vec<Article> = self
-            .index()
-            .map(|index| {
-                index
-                    .articles()
-                    .filter(|a| !gone.contains(a.id))
-                    .map(|a| a.to_article())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let applied = apply(&start, base, &read);
-        let since = read.last().and_then(|p| p.since.clone());
+        let mut pass = Pass::new(&start, self.index().as_deref(), &gone);
+        let mut last: Option<(Option<Cursor>, Option<Cursor>)> = None;
+        for page in replayed.into_iter().flatten() {
+            last = Some((page.next.clone(), page.since.clone()));
+            pass.apply(page);
+        }
+        let mut new_pages = 0;
+        let since = loop {
+            match last {
+                Some((None, since)) => break since,
+                Some((Some(ref next), _)) => {
+                    let page = self.source.page(&start, Some(next)).await?;
+                    last = Some(self.journalled(journal.as_deref(), &mut pass, page)?);
+                }
+                None => {
+                    let page = self.source.page(&start, None).await?;
+                    last = Some(self.journalled(journal.as_deref(), &mut pass, page)?);
+                }
+            }
+            new_pages += 1;
+        };
+        let listed = pass.listed;
+        let applied = pass.finish();
         let articles = applied.articles;
         let fingerprint = fingerprint(&articles);
         let count = articles.len();
+        let record = Saved {
+            format: FORMAT.to_string(),
+            fingerprint: fingerprint.clone(),
+            articles: count,
+            since,
+            last_sync: now,
+            last_full: match (&start, &saved) {
+                (Start::Since(_), Some(s)) => s.last_full,
+                _ => now,
+            },
+        };
         let index = match &self.folder {
             Some(folder) => {
                 let generation = Generation::new(folder, &fingerprint);
@@ -401,46 +403,19 @@ impl Mirror {
                     Some(index) => index,
                     None => generation.build(&self.name, articles)?.0,
                 };
-                let last_full = match (&start, &saved) {
-                    (Start::Since(_), Some(s)) => s.last_full,
-                    _ => now,
-                };
-                let record = Saved {
-                    format: FORMAT.to_string(),
-                    fingerprint: fingerprint.clone(),
-                    articles: count,
-                    since: since.clone(),
-                    last_sync: now,
-                    last_full,
-                };
                 write_saved(folder, &record)?;
                 if let Some(path) = &journal {
                     let _ = std::fs::remove_file(path);
                 }
                 generation.remove_older();
-                self.shared.send_modify(|s| s.saved = Some(record));
                 index
             }
-            None => {
-                let index = LocalIndex::build(articles)?;
-                let last_full = match (&start, &saved) {
-                    (Start::Since(_), Some(s)) => s.last_full,
-                    _ => now,
-                };
-                self.shared.send_modify(|s| {
-                    s.saved = Some(Saved {
-                        format: FORMAT.to_string(),
-                        fingerprint,
-                        articles: count,
-                        since,
-                        last_sync: now,
-                        last_full,
-                    })
-                });
-                index
-            }
+            None => LocalIndex::build(articles)?,
         };
-        self.shared.send_modify(|s| s.index = Some(Arc::new(index)));
+        self.shared.send_modify(|s| {
+            s.index = Some(Arc::new(index));
+            s.saved = Some(record);
+        });
         if let Ok(mut now_gone) = self.gone.lock() {
             now_gone.retain(|id| !gone.contains(id));
         }
@@ -450,7 +425,7 @@ impl Mirror {
                 Start::Since(_) => "changes",
             },
             pages: new_pages,
-            listed: read.iter().map(|p| p.articles.len()).sum(),
+            listed,
             added: applied.added,
             changed: applied.changed,
             removed: applied.removed,
@@ -458,6 +433,22 @@ impl Mirror {
             seconds: started.elapsed().as_secs_f64(),
             resumed,
         })
+    }
+
+    /// Appends a page read from the helpdesk to the journal, then applies it; where the pass
+    /// goes on (`next`, `since`).
+    fn journalled(
+        &self,
+        journal: Option<&Path>,
+        pass: &mut Pass,
+        page: Page,
+    ) -> Result<(Option<Cursor>, Option<Cursor>), MirrorError> {
+        if let Some(path) = journal {
+            write_journal(path, &Line::Page(page.clone()), false)?;
+        }
+        let cursors = (page.next.clone(), page.since.clone());
+        pass.apply(page);
+        Ok(cursors)
     }
 }
 
@@ -469,37 +460,96 @@ struct Applied {
     removed: usize,
 }
 
-/// Applies a pass's pages to the articles before it: a full pass keeps only what it listed; a
-/// pass of changes replaces what it lists and drops what it names removed. Sorted by id (the
-/// same articles always give the same index).
-fn apply(start: &Start, base: Vec<Article>, pages: &[Page]) -> Applied {
-    let before: BTreeMap<String, Article> = base.into_iter().map(|a| (a.id.clone(), a)).collect();
-    let mut after: BTreeMap<String, Article> = match start {
-        Start::Full => BTreeMap::new(),
-        Start::Since(_) => before.clone(),
-    };
-    for page in pages {
+/// A pass under way: the articles as its pages leave them, and a digest of each article before
+/// it (to count what it changed without a second copy of the knowledge base).
+struct Pass {
+    after: BTreeMap<String, Article>,
+    before: HashMap<String, u64>,
+    listed: usize,
+}
+
+impl Pass {
+    /// A full pass starts from nothing (it keeps only what it lists); a pass of changes from the
+    /// mirror that serves. Articles found `gone` are left out either way.
+    fn new(start: &Start, index: Option<&LocalIndex>, gone: &HashSet<String>) -> Pass {
+        let mut before = HashMap::new();
+        let mut after = BTreeMap::new();
+        for a in index
+            .into_iter()
+            .flat_map(LocalIndex::articles)
+            .filter(|a| !gone.contains(a.id))
+        {
+            before.insert(a.id.to_string(), digest(&a));
+            if matches!(start, Start::Since(_)) {
+                after.insert(a.id.to_string(), a.to_article());
+            }
+        }
+        Pass {
+            after,
+            before,
+            listed: 0,
+        }
+    }
+
+    /// A pass of changes replaces what a page lists and drops what it names removed; a full
+    /// pass takes what it lists.
+    fn apply(&mut self, page: Page) {
+        self.listed += page.articles.len();
         for id in &page.removed {
-            after.remove(id);
+            self.after.remove(id);
         }
-        for a in &page.articles {
-            after.insert(a.id.clone(), a.clone());
+        for a in page.articles {
+            self.after.insert(a.id.clone(), a);
         }
     }
-    let added = after.keys().filter(|id| !before.contains_key(*id)).count();
-    let changed = after
-        .iter()
-        .filter(|(id, a)| before.get(*id).is_some_and(|b| b != *a))
-        .count();
-    let removed = before.keys().filter(|id| !after.contains_key(*id)).count();
-    let mut articles: Vec<Article> = after.into_values().collect();
-    articles.sort_by(|a, b| (a.id.len(), &a.id).cmp(&(b.id.len(), &b.id)));
-    Applied {
-        articles,
-        added,
-        changed,
-        removed,
+
+    /// The articles sorted by id (the same articles always give the same index), and the
+    /// counts.
+    fn finish(self) -> Applied {
+        let added = self
+            .after
+            .keys()
+            .filter(|id| !self.before.contains_key(*id))
+            .count();
+        let changed = self
+            .after
+            .values()
+            .filter(|a| {
+                self.before
+                    .get(&a.id)
+                    .is_some_and(|d| *d != digest(&a.view()))
+            })
+            .count();
+        let removed = self
+            .before
+            .keys()
+            .filter(|id| !self.after.contains_key(*id))
+            .count();
+        let mut articles: Vec<Article> = self.after.into_values().collect();
+        articles.sort_by(|a, b| (a.id.len(), &a.id).cmp(&(b.id.len(), &b.id)));
+        Applied {
+            articles,
+            added,
+            changed,
+            removed,
+        }
     }
+}
+
+/// A digest of everything the index holds of an article.
+fn digest(a: &ArticleRef<'_>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        a.id,
+        a.title,
+        a.body,
+        a.url,
+        a.locale,
+        a.published_at,
+        a.draft,
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 /// SHA-256 (hex) over the index format and every article as the index holds it.
@@ -577,25 +627,21 @@ fn write_journal(path: &Path, line: &Line, fresh: bool) -> Result<(), MirrorErro
         .map_err(io_error(path))
 }
 
-/// The pass a journal holds: its start and the pages read whole. A line cut short (the process
-/// died while writing it) and what follows are dropped; a journal without a start is none.
-fn read_journal(path: &Path) -> Option<(Start, Vec<Page>)> {
+/// The pass a journal holds: its start, and its pages as they are read back. A line cut short
+/// (the process died while writing it) ends the pages; a journal without a start is none.
+fn open_journal(path: &Path) -> Option<(Start, impl Iterator<Item = Page>)> {
     let file = std::fs::File::open(path).ok()?;
     let mut lines = std::io::BufReader::new(file).split(b'\n');
     let start = match serde_json::from_slice::<Line>(&lines.next()?.ok()?).ok()? {
         Line::Start(start) => start,
         Line::Page(_) => return None,
     };
-    let mut pages = Vec::new();
-    for line in lines {
-        match line
-            .ok()
-            .and_then(|l| serde_json::from_slice::<Line>(&l).ok())
-        {
-            Some(Line::Page(page)) => pages.push(page),
-            _ => break,
-        }
-    }
+    let pages = lines.map_while(
+        |line| match serde_json::from_slice::<Line>(&line.ok()?).ok()? {
+            Line::Page(page) => Some(page),
+            Line::Start(_) => None,
+        },
+    );
     Some((start, pages))
 }
 
