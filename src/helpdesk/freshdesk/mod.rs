@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod mirror;
 pub mod sandbox;
 pub mod survey;
 pub mod ticket;
@@ -84,7 +85,9 @@ impl ValidHelpdeskFile for ValidFreshdesk {
         Ok(Helpdesk {
             kind: "freshdesk",
             search_terms: SEARCH_TERMS,
-            kb_source: None,
+            kb_source: Some(Arc::new(mirror::SolutionsSource(Arc::clone(
+                &freshdesk.api,
+            )))),
             knowledge_base: Some(Arc::new(Solutions(Arc::clone(&freshdesk.api)))),
             survey_desk: survey.map(|f| freshdesk.survey_desk(f)),
             inbound: freshdesk.clone(),

@@ -1,0 +1,142 @@
+//! Freshdesk Solutions as the mirror reads it: the categories
+//! (`GET /api/v2/solutions/categories`), each one's folders
+//! (`/categories/{id}/folders`) and their subfolders (`/folders/{id}/subfolders`, for a folder
+//! whose `sub_folders_count` says it has some), then each folder's articles
+//! (`/folders/{id}/articles`, 100 a page, the next page while the `Link` header names one).
+//! Articles are mapped by the function that maps the Solutions search, drafts (status 1)
+//! included with `draft: true`. Freshdesk lists no changes by time: every pass is a full one
+//! (`since` is `None`). The cursor holds the walk's position (categories and folders still to
+//! read, the page), so an interrupted pass goes on where it stopped; a category or folder
+//! deleted meanwhile (404) is passed over.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::api::FreshdeskApi;
+use crate::http::UpstreamError;
+use crate::kb::KbError;
+use crate::kb::mirror::{KbSource, Page, Start};
+
+/// Freshdesk Solutions listed whole.
+pub struct SolutionsSource(pub Arc<FreshdeskApi>);
+
+/// Where a pass goes on (the cursor of its next page, as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Walk {
+    /// Categories whose folders are still to list.
+    categories: Vec<u64>,
+    /// Folders whose articles are still to list, the current one first.
+    folders: Vec<u64>,
+    /// The current folder's next page (from 1).
+    page: u32,
+}
+
+fn unavailable(e: UpstreamError) -> KbError {
+    KbError::Unavailable(e.to_string())
+}
+
+impl SolutionsSource {
+    /// Folder `id`'s subfolders, and theirs.
+    async fn subfolders(&self, id: u64, into: &mut Vec<u64>) -> Result<(), KbError> {
+        let mut pending = vec![id];
+        while let Some(parent) = pending.pop() {
+            let path = format!("/api/v2/solutions/folders/{parent}/subfolders");
+            let found = self
+                .0
+                .solution_folders("list_subfolders", &path)
+                .await
+                .map_err(unavailable)?
+                .unwrap_or_default();
+            for (child, nested) in found {
+                into.push(child);
+                if nested {
+                    pending.push(child);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The folders of category `id`, subfolders included.
+    async fn folders(&self, id: u64) -> Result<Vec<u64>, KbError> {
+        let path = format!("/api/v2/solutions/categories/{id}/folders");
+        let found = self
+            .0
+            .solution_folders("list_folders", &path)
+            .await
+            .map_err(unavailable)?
+            .unwrap_or_default();
+        let mut folders = Vec::new();
+        for (folder, nested) in found {
+            folders.push(folder);
+            if nested {
+                self.subfolders(folder, &mut folders).await?;
+            }
+        }
+        Ok(folders)
+    }
+}
+
+#[async_trait]
+impl KbSource for SolutionsSource {
+    /// Every pass is full, whatever `start` says: Freshdesk cannot list changes.
+    async fn page(&self, _start: &Start, next: Option<&str>) -> Result<Page, KbError> {
+        let mut walk = match next {
+            Some(n) => serde_json::from_str(n).map_err(|_| {
+                KbError::Invalid(format!(
+                    "`{n}` is not a cursor of the Freshdesk Solutions source: the mirror must \
+                     start a full pass"
+                ))
+            })?,
+            None => {
+                let categories = self
+                    .0
+                    .solution_folders("list_categories", "/api/v2/solutions/categories")
+                    .await
+                    .map_err(unavailable)?
+                    .unwrap_or_default();
+                Walk {
+                    categories: categories.into_iter().map(|(id, _)| id).collect(),
+                    ..Walk::default()
+                }
+            }
+        };
+        let mut page = Page::default();
+        loop {
+            if let Some(&folder) = walk.folders.first() {
+                let number = walk.page.max(1);
+                let listed = self
+                    .0
+                    .folder_articles(folder, number)
+                    .await
+                    .map_err(unavailable)?;
+                let more = match listed {
+                    Some((articles, more)) => {
+                        page.articles = articles;
+                        more
+                    }
+                    None => false,
+                };
+                if more {
+                    walk.page = number + 1;
+                } else {
+                    walk.folders.remove(0);
+                    walk.page = 1;
+                }
+                break;
+            }
+            if walk.categories.is_empty() {
+                break;
+            }
+            let category = walk.categories.remove(0);
+            walk.folders = self.folders(category).await?;
+        }
+        if !walk.folders.is_empty() || !walk.categories.is_empty() {
+            page.next =
+                Some(serde_json::to_string(&walk).map_err(|e| KbError::Invalid(e.to_string()))?);
+        }
+        Ok(page)
+    }
+}
