@@ -246,8 +246,10 @@ async fn freshdesk_full_pass_lists_every_article_once_drafts_marked_as_the_searc
         let mut v: Vec<_> = s
             .articles
             .iter()
-            .filter(|a| a["hierarchy"][0]["data"]["language"] == "en")
-            .map(|a| (a["id"].to_string(), "en".to_string()))
+            .map(|a| {
+                let language = a["hierarchy"][0]["data"]["language"].as_str().unwrap();
+                (a["id"].to_string(), language.to_string())
+            })
             .collect();
         v.sort();
         v
@@ -255,6 +257,7 @@ async fn freshdesk_full_pass_lists_every_article_once_drafts_marked_as_the_searc
     assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected);
     assert!(expected.len() > 150);
     assert!(listed.contains_key(&("4001".to_string(), "en".to_string())));
+    assert!(listed.keys().any(|(_, l)| l == "de"), "a translation");
     assert!(
         pages
             .iter()
@@ -264,12 +267,13 @@ async fn freshdesk_full_pass_lists_every_article_once_drafts_marked_as_the_searc
     let log = fake.lock().log.clone();
     let folder = |status: u16| {
         log.iter()
-            .filter(|(l, s)| l.contains("/solutions/folders/4/articles") && *s == status)
+            .filter(|(l, s)| l.ends_with("/solutions/folders/4/articles") && *s == status)
             .count()
     };
     assert_eq!((folder(429), folder(200)), (1, 2), "{log:?}");
     assert_eq!(fake.count("GET", "/solutions/folders/9/subfolders"), 0);
     assert_eq!(fake.count("GET", "/solutions/folders/4/subfolders"), 1);
+    assert_eq!(fake.count("GET", "/solutions/folders/4/articles/de"), 1);
     let draft = &listed[&("1903".to_string(), "en".to_string())];
     assert!(draft.draft);
     let drafts = listed.values().filter(|a| a.draft).count();

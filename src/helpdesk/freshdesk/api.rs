@@ -107,20 +107,54 @@ impl FreshdeskApi {
         ))
     }
 
-    /// `GET /api/v2/solutions/folders/{id}/articles?page=n&per_page=...`: one page of a
-    /// folder's articles (drafts included) as knowledge-base articles, and whether another page
-    /// follows. `None`: the folder is gone (404).
+    /// `GET /api/v2/settings/helpdesk`: the account's languages, the primary one first, then
+    /// the ones Solutions articles may be translated into (`supported_languages`).
+    pub async fn languages(&self) -> Result<Vec<String>, UpstreamError> {
+        let settings = self
+            .get("helpdesk_settings", "/api/v2/settings/helpdesk", &[])
+            .await?
+            .unwrap_or(Value::Null);
+        let primary = settings
+            .get("primary_language")
+            .and_then(Value::as_str)
+            .ok_or_else(|| UpstreamError::Invalid {
+                call: "helpdesk_settings",
+                detail: "no `primary_language`".into(),
+            })?;
+        let mut languages = vec![primary.to_string()];
+        languages.extend(
+            settings
+                .get("supported_languages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|l| *l != primary)
+                .map(str::to_string),
+        );
+        Ok(languages)
+    }
+
+    /// `GET /api/v2/solutions/folders/{id}/articles?page=n&per_page=...` (the primary
+    /// language), or `.../articles/{language}` (a translation): one page of a folder's articles
+    /// (drafts included) as knowledge-base articles, and whether another page follows. `None`:
+    /// the folder, or its translation, is not there (404).
     pub async fn folder_articles(
         &self,
         folder: u64,
+        translation: Option<&str>,
         page: u32,
     ) -> Result<Option<(Vec<Article>, bool)>, UpstreamError> {
         let page = page.to_string();
         let per_page = FOLDER_PAGE_SIZE.to_string();
+        let path = match translation {
+            None => format!("/api/v2/solutions/folders/{folder}/articles"),
+            Some(l) => format!("/api/v2/solutions/folders/{folder}/articles/{l}"),
+        };
         let Some((list, more)) = self
             .get_page(
                 "list_folder_articles",
-                &format!("/api/v2/solutions/folders/{folder}/articles"),
+                &path,
                 &[("page", page.as_str()), ("per_page", per_page.as_str())],
             )
             .await?

@@ -2,8 +2,10 @@
 //! (`GET /api/v2/solutions/categories`), each one's folders
 //! (`/categories/{id}/folders`) and their subfolders (`/folders/{id}/subfolders`, for a folder
 //! whose `sub_folders_count` says it has some), then each folder's articles
-//! (`/folders/{id}/articles`, 100 a page, the next page while the `Link` header names one).
-//! Articles are mapped by the function that maps the Solutions search, drafts (status 1)
+//! (`/folders/{id}/articles`, 100 a page, the next page while the `Link` header names one) and
+//! their translations into each language the account supports
+//! (`GET /api/v2/settings/helpdesk`: `supported_languages`; `/folders/{id}/articles/{language}`,
+//! paged alike). Articles are mapped by the function that maps the Solutions search, drafts (status 1)
 //! included with `draft: true`. Freshdesk lists no changes by time: every pass is a full one
 //! (`since` is `None`). The cursor holds the walk's position (categories and folders still to
 //! read, the page), so an interrupted pass goes on where it stopped; a category or folder
@@ -29,7 +31,11 @@ struct Walk {
     categories: Vec<u64>,
     /// Folders whose articles are still to list, the current one first.
     folders: Vec<u64>,
-    /// The current folder's next page (from 1).
+    /// The account's languages, the primary one first.
+    languages: Vec<String>,
+    /// The current folder's language still to list (an index into `languages`).
+    language: usize,
+    /// The current folder's next page in that language (from 1).
     page: u32,
 }
 
@@ -91,6 +97,7 @@ impl KbSource for SolutionsSource {
                 ))
             })?,
             None => {
+                let languages = self.0.languages().await.map_err(unavailable)?;
                 let categories = self
                     .0
                     .solution_folders("list_categories", "/api/v2/solutions/categories")
@@ -99,6 +106,7 @@ impl KbSource for SolutionsSource {
                     .unwrap_or_default();
                 Walk {
                     categories: categories.into_iter().map(|(id, _)| id).collect(),
+                    languages,
                     ..Walk::default()
                 }
             }
@@ -107,9 +115,15 @@ impl KbSource for SolutionsSource {
         loop {
             if let Some(&folder) = walk.folders.first() {
                 let number = walk.page.max(1);
+                let translation = match walk.language {
+                    0 => None,
+                    i => Some(walk.languages.get(i).ok_or_else(|| {
+                        KbError::Invalid("a Freshdesk Solutions cursor names no language".into())
+                    })?),
+                };
                 let listed = self
                     .0
-                    .folder_articles(folder, number)
+                    .folder_articles(folder, translation.map(String::as_str), number)
                     .await
                     .map_err(unavailable)?;
                 let more = match listed {
@@ -119,11 +133,14 @@ impl KbSource for SolutionsSource {
                     }
                     None => false,
                 };
-                if more {
-                    walk.page = number + 1;
-                } else {
-                    walk.folders.remove(0);
+                walk.page = number + 1;
+                if !more {
                     walk.page = 1;
+                    walk.language += 1;
+                    if walk.language >= walk.languages.len() {
+                        walk.folders.remove(0);
+                        walk.language = 0;
+                    }
                 }
                 break;
             }

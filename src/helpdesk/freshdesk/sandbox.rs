@@ -15,6 +15,8 @@
 //! | `GET /api/v2/solutions/categories/{id}/folders` | 200 the category's top folders (`id`, `name`, `hierarchy`, `articles_count`, `sub_folders_count`, `visibility`, times); unknown category 404 |
 //! | `GET /api/v2/solutions/folders/{id}/subfolders` | 200 the folder's subfolders (as folders, with `parent_folder_id`); unknown folder 404 |
 //! | `GET /api/v2/solutions/folders/{id}/articles?page=&per_page=` | 200 one page of the folder's articles in the primary language (`en`), drafts included, as the search answers them; `per_page` 30 by default, at most 100 (else 400); a `Link: <...>; rel="next"` header while a page follows; unknown folder 404 |
+//! | `GET /api/v2/solutions/folders/{id}/articles/{language}` | the same for the folder's translations into a supported language (a language the account does not support: 404) |
+//! | `GET /api/v2/settings/helpdesk` | 200 `primary_language` (`en`), `supported_languages` (the other languages the articles are in), `portal_languages` |
 //!
 //! The categories and folders are the ones the articles' `hierarchy` names (an article without
 //! a folder in it is in folder `folder_id` of category `category_id`).
@@ -114,6 +116,11 @@ impl FakeFreshdesk {
                 "/api/v2/solutions/folders/{id}/articles",
                 get(folder_articles),
             )
+            .route(
+                "/api/v2/solutions/folders/{id}/articles/{language}",
+                get(translated_articles),
+            )
+            .route("/api/v2/settings/helpdesk", get(helpdesk_settings))
             .route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authorize,
@@ -808,9 +815,57 @@ async fn subfolders(State(state): State<Shared>, Path(id): Path<u64>) -> Respons
     folders_under(&state, id, false)
 }
 
+/// The languages the account supports besides its primary one: those its articles are in.
+fn supported_languages(s: &State_) -> Vec<String> {
+    let mut languages: Vec<String> = s
+        .articles
+        .iter()
+        .map(|a| language_of(a).to_string())
+        .filter(|l| l != PRIMARY_LANGUAGE)
+        .collect();
+    languages.sort();
+    languages.dedup();
+    languages
+}
+
+async fn helpdesk_settings(State(state): State<Shared>) -> Response {
+    let s = state.lock().unwrap();
+    let supported = supported_languages(&s);
+    axum::Json(json!({
+        "primary_language": PRIMARY_LANGUAGE,
+        "supported_languages": supported,
+        "portal_languages": supported,
+        "help_widget_languages": [],
+    }))
+    .into_response()
+}
+
 async fn folder_articles(
-    State(state): State<Shared>,
+    state: State<Shared>,
     Path(id): Path<u64>,
+    q: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    articles_page(state, id, PRIMARY_LANGUAGE.into(), q, headers)
+}
+
+async fn translated_articles(
+    state: State<Shared>,
+    Path((id, language)): Path<(u64, String)>,
+    q: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !supported_languages(&state.lock().unwrap()).contains(&language) {
+        return not_found();
+    }
+    articles_page(state, id, language, q, headers)
+}
+
+/// One page of folder `id`'s articles in `language`.
+fn articles_page(
+    State(state): State<Shared>,
+    id: u64,
+    language: String,
     Query(q): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
@@ -835,7 +890,7 @@ async fn folder_articles(
     let mut list: Vec<&Value> = s
         .articles
         .iter()
-        .filter(|a| language_of(a) == PRIMARY_LANGUAGE && a["folder_id"] == id)
+        .filter(|a| language_of(a) == language && a["folder_id"] == id)
         .collect();
     list.sort_by_key(|a| a["id"].as_u64());
     let more = list.len() > page * per_page;
@@ -851,8 +906,12 @@ async fn folder_articles(
             .get("host")
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
+        let path = match language.as_str() {
+            PRIMARY_LANGUAGE => format!("/api/v2/solutions/folders/{id}/articles"),
+            other => format!("/api/v2/solutions/folders/{id}/articles/{other}"),
+        };
         let link = format!(
-            "<http://{host}/api/v2/solutions/folders/{id}/articles?page={}&per_page={per_page}>; rel=\"next\"",
+            "<http://{host}{path}?page={}&per_page={per_page}>; rel=\"next\"",
             page + 1
         );
         resp.headers_mut()
