@@ -1,9 +1,10 @@
 //! Freshdesk (API v2): an automation rule's "Trigger webhook" action in (the inbound role, in
 //! `webhook.rs`), the ticket with its requester and company through the API, the verdict back as
 //! one private note and tags (the tickets role, here), Freshdesk Solutions as a knowledge base
-//! (`api.rs`) and the survey desk (`survey.rs`). No record role: Freshdesk's ticket search
-//! returns at most 300 tickets, so a whole period cannot be read back (`report`, `calibrate` and
-//! `backfill` refuse a Freshdesk connector, and `validate` refuses its `[report]`).
+//! (searched in `api.rs`, listed for the mirror in `mirror.rs`) and the survey desk
+//! (`survey.rs`). No record role: Freshdesk's ticket search returns at most 300 tickets, so a
+//! whole period cannot be read back (`report`, `calibrate` and `backfill` refuse a Freshdesk
+//! connector, and `validate` refuses its `[report]`).
 //!
 //! Write order and redelivery: the note is written first and the tags last. The verdict tag is
 //! what `load` reads to skip a judged ticket, so it appears only once the evidence is there. If

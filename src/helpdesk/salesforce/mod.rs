@@ -1,6 +1,7 @@
 //! Salesforce Service Cloud: outbound messages (SOAP) or signed JSON (Flow HTTP Callout, Apex)
 //! in, the Case through the REST API, the verdict back into Case fields and one internal
-//! CaseComment, and Salesforce Knowledge as a knowledge base.
+//! CaseComment, and Salesforce Knowledge as a knowledge base (searched, or listed for the
+//! mirror in `mirror.rs`).
 //!
 //! Write order and redelivery: the comment is written first and the verdict field last. The
 //! field is what `load` reads to skip a judged Case, so it must only appear once the evidence is
