@@ -166,6 +166,44 @@ async fn salesforce_incremental_pass_lists_the_edit_and_removes_the_archived_art
     same_as_search(&helpdesk, &[article]).await;
 }
 
+#[tokio::test]
+async fn salesforce_pass_resumed_after_its_query_locator_expired_lists_each_version_once() {
+    let mut org = crate::salesforce::org();
+    // Two records a batch: two articles of the fixture share a publication time, so a query
+    // sent again from that time answers a batch already read.
+    org.query_batch = 2;
+    let fake = FakeSalesforce::start(org).await;
+    let source = helpdesk(&fake).kb_source.expect("a Knowledge source");
+    let mut pages = vec![source.page(&Start::Full, None).await.unwrap()];
+    while let Some(next) = pages.last().unwrap().next.clone() {
+        assert!(pages.len() < 100, "the pass never ends");
+        // Each page waits longer than Salesforce keeps a query locator.
+        fake.expire_query_locators();
+        pages.push(source.page(&Start::Full, Some(&next)).await.unwrap());
+    }
+
+    let listed = by_key(&pages);
+    let mut expected: Vec<(String, String)> = fake
+        .lock()
+        .articles
+        .iter()
+        .filter(|a| a.status == "Online")
+        .map(|a| (a.id.clone(), locale_of(&a.language)))
+        .collect();
+    expected.sort();
+    assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected);
+    let queries = fake
+        .lock()
+        .log
+        .iter()
+        .filter(|(l, _)| l.ends_with("/query"))
+        .count();
+    // One query per language, and one more for each batch whose locator had expired.
+    assert!(queries > 2 + 1, "{queries}");
+    assert!(fake.count("GET", "/query/01g") > 0);
+    assert!(pages.last().unwrap().since.is_some());
+}
+
 /// `n` more published articles in folder 4, as the search answers them.
 fn more_articles(n: u64) -> Vec<Value> {
     (0..n)

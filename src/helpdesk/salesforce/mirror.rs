@@ -11,7 +11,9 @@
 //! (`LastModifiedDate`: an online version is read-only, so that is when it was published).
 //! `Draft` versions are not public, so no pass reads them. The cursor is the latest of those
 //! times seen, to the second; the next pass takes that second again (`>=`), so a change within
-//! it is listed twice rather than missed.
+//! it is listed twice rather than missed. A pass resumed after its query locator expired (15
+//! minutes without use, or released for newer queries) sends its query again from the last
+//! change it read, to the second, and passes over the versions it listed already.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -44,8 +46,18 @@ struct Walk {
     steps: Vec<Step>,
     /// The current query's next batch (`nextRecordsUrl`); `None`: the query is still to send.
     locator: Option<String>,
+    /// The latest change the current query has listed: where it starts again when its locator
+    /// is no longer valid.
+    resume: Option<Resume>,
     /// The latest change seen so far in this pass.
     newest: Option<DateTime<Utc>>,
+}
+
+/// The latest change a query has listed, and the versions listed with that time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Resume {
+    at: DateTime<Utc>,
+    versions: Vec<String>,
 }
 
 fn invalid(what: &str) -> KbError {
@@ -119,6 +131,7 @@ impl KnowledgeSource {
         Ok(Walk {
             steps,
             locator: None,
+            resume: None,
             newest: None,
         })
     }
@@ -129,7 +142,7 @@ impl KbSource for KnowledgeSource {
     async fn page(&self, start: &Start, next: Option<&str>) -> Result<Page, KbError> {
         let since = match start {
             Start::Full => None,
-            Start::Since(c) => Some(cursor_of(parse_datetime(c).ok_or_else(|| invalid(c))?)),
+            Start::Since(c) => Some(parse_datetime(c).ok_or_else(|| invalid(c))?),
         };
         let mut walk = match next {
             None => self.first_walk(since.is_some()).await?,
@@ -141,16 +154,66 @@ impl KbSource for KnowledgeSource {
             .cloned()
             .ok_or_else(|| invalid("the page cursor"))?;
         let api = &self.0.api;
-        let batch = match &walk.locator {
-            Some(locator) => api.query_more(CALL, locator).await,
-            None => api.query_page(CALL, &soql(&step, since.as_deref())).await,
+        let from = since.max(walk.resume.as_ref().map(|r| r.at)).map(cursor_of);
+        let query = soql(&step, from.as_deref());
+        let mut batch = match &walk.locator {
+            Some(locator) => match api.query_more(CALL, locator).await {
+                Err(UpstreamError::Rejected { detail, .. })
+                    if detail.contains("INVALID_QUERY_LOCATOR") =>
+                {
+                    tracing::info!(
+                        language = %step.language,
+                        "Salesforce no longer holds the Knowledge query's next batch; querying again from the last change read"
+                    );
+                    api.query_page(CALL, &query).await
+                }
+                other => other,
+            },
+            None => api.query_page(CALL, &query).await,
         }
         .map_err(unavailable)?;
+        let mut page = Page::default();
+        loop {
+            self.read_batch(&step, &batch, &mut walk, &mut page).await?;
+            walk.locator = next_records_url(&batch);
+            // A query sent again may answer a whole batch already read: go on to the next one.
+            match &walk.locator {
+                Some(locator) if page.articles.is_empty() && page.removed.is_empty() => {
+                    batch = api.query_more(CALL, locator).await.map_err(unavailable)?;
+                }
+                _ => break,
+            }
+        }
+        if walk.locator.is_none() {
+            walk.steps.remove(0);
+            walk.resume = None;
+        }
+        if walk.steps.is_empty() {
+            let newest = walk.newest.max(since).unwrap_or(DateTime::UNIX_EPOCH);
+            page.since = Some(cursor_of(newest));
+        } else {
+            page.next =
+                Some(serde_json::to_string(&walk).map_err(|e| KbError::Invalid(e.to_string()))?);
+        }
+        Ok(page)
+    }
+}
+
+impl KnowledgeSource {
+    /// The records of one batch of `step`'s query into `page`: archived articles as removed,
+    /// online versions read as the search reads them. A version the current query listed
+    /// already (it was sent again) is passed over.
+    async fn read_batch(
+        &self,
+        step: &Step,
+        batch: &Value,
+        walk: &mut Walk,
+        page: &mut Page,
+    ) -> Result<(), KbError> {
         let records = batch
             .get("records")
             .and_then(Value::as_array)
             .ok_or_else(|| KbError::Invalid("a Knowledge query answered no `records`".into()))?;
-        let mut page = Page::default();
         let time_field = if step.archived {
             "ArticleArchivedDate"
         } else {
@@ -158,10 +221,24 @@ impl KbSource for KnowledgeSource {
         };
         for r in records {
             let field = |k: &str| r.get(k).and_then(Value::as_str);
-            let Some(id) = field("KnowledgeArticleId") else {
+            let (Some(id), Some(version)) = (field("KnowledgeArticleId"), field("Id")) else {
                 continue;
             };
             if let Some(t) = field(time_field).and_then(parse_datetime) {
+                match &mut walk.resume {
+                    Some(r)
+                        if t < r.at || (t == r.at && r.versions.iter().any(|v| v == version)) =>
+                    {
+                        continue;
+                    }
+                    Some(r) if t == r.at => r.versions.push(version.to_string()),
+                    _ => {
+                        walk.resume = Some(Resume {
+                            at: t,
+                            versions: vec![version.to_string()],
+                        })
+                    }
+                }
                 walk.newest = walk.newest.max(Some(t));
             }
             if step.archived {
@@ -176,22 +253,7 @@ impl KbSource for KnowledgeSource {
                     .await?,
             );
         }
-        walk.locator = next_records_url(&batch);
-        if walk.locator.is_none() {
-            walk.steps.remove(0);
-        }
-        if walk.steps.is_empty() {
-            let newest = walk.newest.map(cursor_of);
-            page.since = Some(
-                newest
-                    .or(since)
-                    .unwrap_or_else(|| cursor_of(DateTime::UNIX_EPOCH)),
-            );
-        } else {
-            page.next =
-                Some(serde_json::to_string(&walk).map_err(|e| KbError::Invalid(e.to_string()))?);
-        }
-        Ok(page)
+        Ok(())
     }
 }
 

@@ -244,6 +244,12 @@ impl FakeSalesforce {
         a.last_published = sf_now();
     }
 
+    /// Every open query locator is released (15 minutes without use, or newer queries took
+    /// their place): a `nextRecordsUrl` answers `INVALID_QUERY_LOCATOR`.
+    pub fn expire_query_locators(&self) {
+        self.lock().cursors.clear();
+    }
+
     /// Archives article `id` (every language of it) now.
     pub fn archive_article(&self, id: &str) {
         let mut s = self.lock();
