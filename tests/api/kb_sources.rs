@@ -60,6 +60,19 @@ async fn same_as_search(helpdesk: &Helpdesk, articles: &[&Article]) {
     }
 }
 
+/// The (id, locale) of every online version the fake org holds, in order.
+fn online_versions(fake: &FakeSalesforce) -> Vec<(String, String)> {
+    let mut v: Vec<_> = fake
+        .lock()
+        .articles
+        .iter()
+        .filter(|a| a.status == "Online")
+        .map(|a| (a.id.clone(), locale_of(&a.language)))
+        .collect();
+    v.sort();
+    v
+}
+
 #[tokio::test]
 async fn salesforce_full_pass_lists_every_online_version_once_as_the_search_maps_it() {
     let mut org = crate::salesforce::org();
@@ -80,17 +93,7 @@ async fn salesforce_full_pass_lists_every_online_version_once_as_the_search_maps
     let pages = pass(&source, &Start::Full).await;
 
     let listed = by_key(&pages);
-    let expected: Vec<(String, String)> = {
-        let s = fake.lock();
-        let mut v: Vec<_> = s
-            .articles
-            .iter()
-            .filter(|a| a.status == "Online")
-            .map(|a| (a.id.clone(), locale_of(&a.language)))
-            .collect();
-        v.sort();
-        v
-    };
+    let expected = online_versions(&fake);
     assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected);
     assert!(expected.len() >= 6 && pages.len() >= 4, "{}", pages.len());
     assert!(expected.iter().any(|(_, l)| l == "de"), "a translation");
@@ -183,15 +186,10 @@ async fn salesforce_pass_resumed_after_its_query_locator_expired_lists_each_vers
     }
 
     let listed = by_key(&pages);
-    let mut expected: Vec<(String, String)> = fake
-        .lock()
-        .articles
-        .iter()
-        .filter(|a| a.status == "Online")
-        .map(|a| (a.id.clone(), locale_of(&a.language)))
-        .collect();
-    expected.sort();
-    assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        listed.keys().cloned().collect::<Vec<_>>(),
+        online_versions(&fake)
+    );
     let queries = fake
         .lock()
         .log

@@ -44,41 +44,28 @@ fn unavailable(e: UpstreamError) -> KbError {
 }
 
 impl SolutionsSource {
-    /// Folder `id`'s subfolders, and theirs.
-    async fn subfolders(&self, id: u64, into: &mut Vec<u64>) -> Result<(), KbError> {
-        let mut pending = vec![id];
-        while let Some(parent) = pending.pop() {
-            let path = format!("/api/v2/solutions/folders/{parent}/subfolders");
+    /// The folders of category `id`, and the subfolders of those that have some, and theirs.
+    async fn folders(&self, id: u64) -> Result<Vec<u64>, KbError> {
+        let mut folders = Vec::new();
+        let mut pending = vec![(
+            "list_folders",
+            format!("/api/v2/solutions/categories/{id}/folders"),
+        )];
+        while let Some((call, path)) = pending.pop() {
             let found = self
                 .0
-                .solution_folders("list_subfolders", &path)
+                .solution_folders(call, &path)
                 .await
                 .map_err(unavailable)?
                 .unwrap_or_default();
-            for (child, nested) in found {
-                into.push(child);
+            for (folder, nested) in found {
+                folders.push(folder);
                 if nested {
-                    pending.push(child);
+                    pending.push((
+                        "list_subfolders",
+                        format!("/api/v2/solutions/folders/{folder}/subfolders"),
+                    ));
                 }
-            }
-        }
-        Ok(())
-    }
-
-    /// The folders of category `id`, subfolders included.
-    async fn folders(&self, id: u64) -> Result<Vec<u64>, KbError> {
-        let path = format!("/api/v2/solutions/categories/{id}/folders");
-        let found = self
-            .0
-            .solution_folders("list_folders", &path)
-            .await
-            .map_err(unavailable)?
-            .unwrap_or_default();
-        let mut folders = Vec::new();
-        for (folder, nested) in found {
-            folders.push(folder);
-            if nested {
-                self.subfolders(folder, &mut folders).await?;
             }
         }
         Ok(folders)

@@ -1211,7 +1211,6 @@ fn query_versions(state: &Shared, soql: &str) -> Response {
     let strictly = caps.get(5).is_some_and(|op| op.as_str() == ">");
     let filter_on = caps.get(4).map(|f| f.as_str());
     let order_on = &caps[7];
-    let fields: Vec<&str> = caps[1].split(',').map(str::trim).collect();
     let mut s = state.lock().unwrap();
     let sf = |t: &str| {
         sf_datetime(t).map(|t| {
@@ -1220,7 +1219,7 @@ fn query_versions(state: &Shared, soql: &str) -> Response {
                 .to_string()
         })
     };
-    let mut found: Vec<(String, Map<String, Value>)> = Vec::new();
+    let mut found: Vec<(String, Value)> = Vec::new();
     for a in s
         .articles
         .iter()
@@ -1253,29 +1252,17 @@ fn query_versions(state: &Shared, soql: &str) -> Response {
                 _ => continue,
             }
         }
-        let mut out = Map::new();
-        out.insert(
-            "attributes".into(),
-            json!({"type": "KnowledgeArticleVersion", "url": format!("{API}/sobjects/KnowledgeArticleVersion/{version}")}),
-        );
-        for f in &fields {
-            match row.get(*f) {
-                Some(v) => {
-                    out.insert(f.to_string(), v.clone());
-                }
-                None => {
-                    return errors(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_FIELD",
-                        &format!("No such column '{f}' on entity 'KnowledgeArticleVersion'."),
-                    );
-                }
-            }
-        }
+        let record = row.as_object().expect("an object");
+        let mut out = match select(record, Some(&caps[1]), "KnowledgeArticleVersion") {
+            Ok(out) => out,
+            Err(refused) => return *refused,
+        };
+        out["attributes"]["url"] =
+            json!(format!("{API}/sobjects/KnowledgeArticleVersion/{version}"));
         let key = format!("{}{version}", row[order_on].as_str().unwrap_or_default());
         found.push((key, out));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
-    let list = found.into_iter().map(|(_, r)| Value::Object(r)).collect();
+    let list = found.into_iter().map(|(_, r)| r).collect();
     page(&mut s, list, None, 0)
 }
