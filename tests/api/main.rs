@@ -14,6 +14,7 @@ mod helpers;
 mod install_zendesk;
 mod judge_scale;
 mod kb_http;
+mod kb_sources;
 mod mirror;
 mod mirror_parity;
 mod module_graph;

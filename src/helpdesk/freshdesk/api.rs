@@ -25,6 +25,8 @@ const SOLUTIONS_TERM_CHARS: usize = 200;
 /// Pages of the ticket search: 30 tickets each, 10 at most (300 tickets).
 pub const SEARCH_PAGES: u32 = 10;
 pub const SEARCH_PAGE_SIZE: usize = 30;
+/// Articles a page of a folder's list holds (Freshdesk's most).
+pub const FOLDER_PAGE_SIZE: usize = 100;
 /// Solutions article status: published (1 is draft).
 const PUBLISHED: u64 = 2;
 
@@ -52,6 +54,17 @@ impl FreshdeskApi {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<Value>, UpstreamError> {
+        Ok(self.get_page(call, path, query).await?.map(|(v, _)| v))
+    }
+
+    /// `GET` of one page of a list at `path`, and whether another page follows (the `Link`
+    /// header's `rel="next"`); `None` on 404.
+    async fn get_page(
+        &self,
+        call: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<(Value, bool)>, UpstreamError> {
         let url = self.url(path);
         let resp = self
             .upstream
@@ -60,7 +73,102 @@ impl FreshdeskApi {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        json_of(call, resp).await.map(Some)
+        let more = resp
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("rel=\"next\""));
+        Ok(Some((json_of(call, resp).await?, more)))
+    }
+
+    /// A list of Solutions categories or folders at `path` (`GET`): their ids, with whether
+    /// each has subfolders (`sub_folders_count`). `None`: it is gone (404).
+    pub async fn solution_folders(
+        &self,
+        call: &'static str,
+        path: &str,
+    ) -> Result<Option<Vec<(u64, bool)>>, UpstreamError> {
+        let Some(list) = self.get(call, path, &[]).await? else {
+            return Ok(None);
+        };
+        let list = list.as_array().ok_or_else(|| UpstreamError::Invalid {
+            call,
+            detail: "the answer is not an array".into(),
+        })?;
+        Ok(Some(
+            list.iter()
+                .filter_map(|f| {
+                    let id = f.get("id")?.as_u64()?;
+                    let nested = f.get("sub_folders_count").and_then(Value::as_u64);
+                    Some((id, nested.is_some_and(|n| n > 0)))
+                })
+                .collect(),
+        ))
+    }
+
+    /// `GET /api/v2/settings/helpdesk`: the account's languages, the primary one first, then
+    /// the ones Solutions articles may be translated into (`supported_languages`).
+    pub async fn languages(&self) -> Result<Vec<String>, UpstreamError> {
+        let settings = self
+            .get("helpdesk_settings", "/api/v2/settings/helpdesk", &[])
+            .await?
+            .unwrap_or(Value::Null);
+        let primary = settings
+            .get("primary_language")
+            .and_then(Value::as_str)
+            .ok_or_else(|| UpstreamError::Invalid {
+                call: "helpdesk_settings",
+                detail: "no `primary_language`".into(),
+            })?;
+        let mut languages = vec![primary.to_string()];
+        languages.extend(
+            settings
+                .get("supported_languages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|l| *l != primary)
+                .map(str::to_string),
+        );
+        Ok(languages)
+    }
+
+    /// `GET /api/v2/solutions/folders/{id}/articles?page=n&per_page=...` (the primary
+    /// language), or `.../articles/{language}` (a translation): one page of a folder's articles
+    /// (drafts included) as knowledge-base articles, and whether another page follows. `None`:
+    /// the folder, or its translation, is not there (404).
+    pub async fn folder_articles(
+        &self,
+        folder: u64,
+        translation: Option<&str>,
+        page: u32,
+    ) -> Result<Option<(Vec<Article>, bool)>, UpstreamError> {
+        let page = page.to_string();
+        let per_page = FOLDER_PAGE_SIZE.to_string();
+        let path = match translation {
+            None => format!("/api/v2/solutions/folders/{folder}/articles"),
+            Some(l) => format!("/api/v2/solutions/folders/{folder}/articles/{l}"),
+        };
+        let Some((list, more)) = self
+            .get_page(
+                "list_folder_articles",
+                &path,
+                &[("page", page.as_str()), ("per_page", per_page.as_str())],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let list = list.as_array().ok_or_else(|| UpstreamError::Invalid {
+            call: "list_folder_articles",
+            detail: "the answer is not an array of articles".into(),
+        })?;
+        Ok(Some((
+            list.iter().filter_map(|a| self.article(a)).collect(),
+            more,
+        )))
     }
 
     /// A write (`PUT`/`POST` with a JSON body); the answer's body is not needed.

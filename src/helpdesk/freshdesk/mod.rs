@@ -1,9 +1,10 @@
 //! Freshdesk (API v2): an automation rule's "Trigger webhook" action in (the inbound role, in
 //! `webhook.rs`), the ticket with its requester and company through the API, the verdict back as
 //! one private note and tags (the tickets role, here), Freshdesk Solutions as a knowledge base
-//! (`api.rs`) and the survey desk (`survey.rs`). No record role: Freshdesk's ticket search
-//! returns at most 300 tickets, so a whole period cannot be read back (`report`, `calibrate` and
-//! `backfill` refuse a Freshdesk connector, and `validate` refuses its `[report]`).
+//! (searched in `api.rs`, listed for the mirror in `mirror.rs`) and the survey desk
+//! (`survey.rs`). No record role: Freshdesk's ticket search returns at most 300 tickets, so a
+//! whole period cannot be read back (`report`, `calibrate` and `backfill` refuse a Freshdesk
+//! connector, and `validate` refuses its `[report]`).
 //!
 //! Write order and redelivery: the note is written first and the tags last. The verdict tag is
 //! what `load` reads to skip a judged ticket, so it appears only once the evidence is there. If
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod config;
+pub mod mirror;
 pub mod sandbox;
 pub mod survey;
 pub mod ticket;
@@ -84,7 +86,9 @@ impl ValidHelpdeskFile for ValidFreshdesk {
         Ok(Helpdesk {
             kind: "freshdesk",
             search_terms: SEARCH_TERMS,
-            kb_source: None,
+            kb_source: Some(Arc::new(mirror::SolutionsSource(Arc::clone(
+                &freshdesk.api,
+            )))),
             knowledge_base: Some(Arc::new(Solutions(Arc::clone(&freshdesk.api)))),
             survey_desk: survey.map(|f| freshdesk.survey_desk(f)),
             inbound: freshdesk.clone(),

@@ -11,6 +11,15 @@
 //! | `GET /api/v2/contacts?email=` | 200 an array of contacts |
 //! | `GET /api/v2/search/tickets?query="..."&page=n` | 200 `{"results", "total"}`, 30 a page, pages 1 to 10; the query in double quotes: clauses joined by `AND`, a parenthesised group of `OR`, terms `tag:'x'`, `updated_at:>'yyyy-mm-dd'` (on or after) and `{custom field}:'x'` |
 //! | `GET /api/v2/search/solutions?term=` | 200 an array of articles whose title or text holds every word of the term, with `hierarchy`, `status` (1 draft, 2 published), `description`, `description_text`, times |
+//! | `GET /api/v2/solutions/categories` | 200 the Solutions categories (`id`, `name`, `description`, `visible_in_portals`, times) |
+//! | `GET /api/v2/solutions/categories/{id}/folders` | 200 the category's top folders (`id`, `name`, `hierarchy`, `articles_count`, `sub_folders_count`, `visibility`, times); unknown category 404 |
+//! | `GET /api/v2/solutions/folders/{id}/subfolders` | 200 the folder's subfolders (as folders, with `parent_folder_id`); unknown folder 404 |
+//! | `GET /api/v2/solutions/folders/{id}/articles?page=&per_page=` | 200 one page of the folder's articles in the primary language (`en`), drafts included, as the search answers them; `per_page` 30 by default, at most 100 (else 400); a `Link: <...>; rel="next"` header while a page follows; unknown folder 404 |
+//! | `GET /api/v2/solutions/folders/{id}/articles/{language}` | the same for the folder's translations into a supported language (a language the account does not support: 404) |
+//! | `GET /api/v2/settings/helpdesk` | 200 `primary_language` (`en`), `supported_languages` (the other languages the articles are in), `portal_languages` |
+//!
+//! The categories and folders are the ones the articles' `hierarchy` names (an article without
+//! a folder in it is in folder `folder_id` of category `category_id`).
 //!
 //! Every route needs HTTP Basic `{api key}:X`, else 401 `{"code": "invalid_credentials",
 //! "message": ...}`. Unknown records answer 404 with an empty body; validation errors 400
@@ -97,6 +106,21 @@ impl FakeFreshdesk {
             .route("/api/v2/contacts/{id}", get(get_contact).put(put_contact))
             .route("/api/v2/search/tickets", get(search_tickets))
             .route("/api/v2/search/solutions", get(search_solutions))
+            .route("/api/v2/solutions/categories", get(list_categories))
+            .route(
+                "/api/v2/solutions/categories/{id}/folders",
+                get(category_folders),
+            )
+            .route("/api/v2/solutions/folders/{id}/subfolders", get(subfolders))
+            .route(
+                "/api/v2/solutions/folders/{id}/articles",
+                get(folder_articles),
+            )
+            .route(
+                "/api/v2/solutions/folders/{id}/articles/{language}",
+                get(translated_articles),
+            )
+            .route("/api/v2/settings/helpdesk", get(helpdesk_settings))
             .route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authorize,
@@ -145,6 +169,25 @@ impl FakeFreshdesk {
         let t = s.tickets.get_mut(&ticket).unwrap();
         t.insert(field.into(), value);
         touch(t);
+    }
+
+    /// Changes Solutions article `id` in `language` as an author would: `change` edits it,
+    /// and its `modified_at` and `updated_at` move to now.
+    pub fn edit_article(&self, id: u64, language: &str, change: impl FnOnce(&mut Value)) {
+        let mut s = self.lock();
+        let a = s
+            .articles
+            .iter_mut()
+            .find(|a| a["id"] == id && language_of(a) == language)
+            .expect("the fake holds the article");
+        change(a);
+        a["modified_at"] = json!(now());
+        a["updated_at"] = json!(now());
+    }
+
+    /// Deletes Solutions article `id`, every translation of it.
+    pub fn delete_article(&self, id: u64) {
+        self.lock().articles.retain(|a| a["id"] != id);
     }
 
     pub fn contact_field(&self, contact: u64, field: &str) -> Value {
@@ -648,4 +691,231 @@ async fn search_solutions(
         .cloned()
         .collect();
     axum::Json(json!(found)).into_response()
+}
+
+/// The account's primary language: the folder lists hold its articles (a translation is read
+/// through its own language's endpoints).
+const PRIMARY_LANGUAGE: &str = "en";
+
+/// An article's language: its category's, as its `hierarchy` says.
+fn language_of(a: &Value) -> &str {
+    a["hierarchy"]
+        .as_array()
+        .and_then(|h| h.first())
+        .and_then(|c| c.pointer("/data/language"))
+        .and_then(Value::as_str)
+        .unwrap_or(PRIMARY_LANGUAGE)
+}
+
+/// A category or folder the articles' hierarchies name.
+struct Node {
+    id: u64,
+    name: String,
+    /// The category, for a folder; `None` for a category.
+    category: Option<u64>,
+    parent: Option<u64>,
+    /// The hierarchy down to this node.
+    hierarchy: Vec<Value>,
+}
+
+/// The categories and folders of the primary language's articles, in id order.
+fn tree(s: &State_) -> Vec<Node> {
+    let mut nodes: std::collections::BTreeMap<(bool, u64), Node> = Default::default();
+    for a in s
+        .articles
+        .iter()
+        .filter(|a| language_of(a) == PRIMARY_LANGUAGE)
+    {
+        let mut chain: Vec<Value> = a["hierarchy"].as_array().cloned().unwrap_or_default();
+        chain.sort_by_key(|l| l["level"].as_u64());
+        if chain.is_empty() {
+            chain.push(json!({"level": 0, "type": "category", "data": {"id": a["category_id"], "name": "Solutions", "language": PRIMARY_LANGUAGE}}));
+        }
+        if chain.len() < 2 {
+            chain.push(json!({"level": 1, "type": "folder", "data": {"id": a["folder_id"], "name": "General", "language": PRIMARY_LANGUAGE}}));
+        }
+        let category = chain[0]["data"]["id"].as_u64().unwrap_or_default();
+        for (i, level) in chain.iter().enumerate() {
+            let id = level["data"]["id"].as_u64().unwrap_or_default();
+            nodes.entry((i > 0, id)).or_insert_with(|| Node {
+                id,
+                name: level["data"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                category: (i > 0).then_some(category),
+                parent: (i > 1).then(|| chain[i - 1]["data"]["id"].as_u64().unwrap_or_default()),
+                hierarchy: chain[..=i].to_vec(),
+            });
+        }
+    }
+    nodes.into_values().collect()
+}
+
+const CREATED: &str = "2023-01-01T00:00:00Z";
+
+fn folder_json(s: &State_, nodes: &[Node], f: &Node) -> Value {
+    let articles = s
+        .articles
+        .iter()
+        .filter(|a| language_of(a) == PRIMARY_LANGUAGE && a["folder_id"] == f.id)
+        .count();
+    let subfolders = nodes.iter().filter(|n| n.parent == Some(f.id)).count();
+    let mut v = json!({
+        "id": f.id, "name": f.name, "description": null, "hierarchy": f.hierarchy,
+        "articles_count": articles, "sub_folders_count": subfolders, "visibility": 1,
+        "created_at": CREATED, "updated_at": CREATED,
+    });
+    if let Some(parent) = f.parent {
+        v["parent_folder_id"] = json!(parent);
+    }
+    v
+}
+
+async fn list_categories(State(state): State<Shared>) -> Response {
+    let s = state.lock().unwrap();
+    let list: Vec<Value> = tree(&s)
+        .iter()
+        .filter(|n| n.category.is_none())
+        .map(|c| {
+            json!({"id": c.id, "name": c.name, "description": null, "visible_in_portals": [],
+                   "created_at": CREATED, "updated_at": CREATED})
+        })
+        .collect();
+    axum::Json(json!(list)).into_response()
+}
+
+/// The folders under category `parent` (top folders) or folder `parent` (subfolders); 404 when
+/// there is no such category or folder.
+fn folders_under(state: &Shared, parent: u64, of_category: bool) -> Response {
+    let s = state.lock().unwrap();
+    let nodes = tree(&s);
+    let exists = nodes
+        .iter()
+        .any(|n| n.id == parent && n.category.is_none() == of_category);
+    if !exists {
+        return not_found();
+    }
+    let list: Vec<Value> = nodes
+        .iter()
+        .filter(|n| match of_category {
+            true => n.category == Some(parent) && n.parent.is_none(),
+            false => n.parent == Some(parent),
+        })
+        .map(|f| folder_json(&s, &nodes, f))
+        .collect();
+    axum::Json(json!(list)).into_response()
+}
+
+async fn category_folders(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
+    folders_under(&state, id, true)
+}
+
+async fn subfolders(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
+    folders_under(&state, id, false)
+}
+
+/// The languages the account supports besides its primary one: those its articles are in.
+fn supported_languages(s: &State_) -> Vec<String> {
+    let mut languages: Vec<String> = s
+        .articles
+        .iter()
+        .map(|a| language_of(a).to_string())
+        .filter(|l| l != PRIMARY_LANGUAGE)
+        .collect();
+    languages.sort();
+    languages.dedup();
+    languages
+}
+
+async fn helpdesk_settings(State(state): State<Shared>) -> Response {
+    let s = state.lock().unwrap();
+    let supported = supported_languages(&s);
+    axum::Json(json!({
+        "primary_language": PRIMARY_LANGUAGE,
+        "supported_languages": supported,
+        "portal_languages": supported,
+        "help_widget_languages": [],
+    }))
+    .into_response()
+}
+
+async fn folder_articles(
+    state: State<Shared>,
+    Path(id): Path<u64>,
+    q: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    articles_page(state, id, PRIMARY_LANGUAGE.into(), q, headers)
+}
+
+async fn translated_articles(
+    state: State<Shared>,
+    Path((id, language)): Path<(u64, String)>,
+    q: Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !supported_languages(&state.lock().unwrap()).contains(&language) {
+        return not_found();
+    }
+    articles_page(state, id, language, q, headers)
+}
+
+/// One page of folder `id`'s articles in `language`.
+fn articles_page(
+    State(state): State<Shared>,
+    id: u64,
+    language: String,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let number = |k: &str, default: usize| match q.get(k) {
+        None => Some(default),
+        Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1),
+    };
+    let Some(page) = number("page", 1) else {
+        return validation("page", "invalid_value", "It should be a Positive Integer");
+    };
+    let Some(per_page) = number("per_page", 30).filter(|n| *n <= 100) else {
+        return validation(
+            "per_page",
+            "invalid_value",
+            "It should be a Positive Integer less than or equal to 100",
+        );
+    };
+    let s = state.lock().unwrap();
+    if !tree(&s).iter().any(|n| n.id == id && n.category.is_some()) {
+        return not_found();
+    }
+    let mut list: Vec<&Value> = s
+        .articles
+        .iter()
+        .filter(|a| language_of(a) == language && a["folder_id"] == id)
+        .collect();
+    list.sort_by_key(|a| a["id"].as_u64());
+    let more = list.len() > page * per_page;
+    let items: Vec<Value> = list
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    let mut resp = axum::Json(json!(items)).into_response();
+    if more {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let path = match language.as_str() {
+            PRIMARY_LANGUAGE => format!("/api/v2/solutions/folders/{id}/articles"),
+            other => format!("/api/v2/solutions/folders/{id}/articles/{other}"),
+        };
+        let link = format!(
+            "<http://{host}{path}?page={}&per_page={per_page}>; rel=\"next\"",
+            page + 1
+        );
+        resp.headers_mut()
+            .insert("link", link.parse().expect("a header value"));
+    }
+    resp
 }

@@ -491,6 +491,34 @@ impl SalesforceApi {
         .await
     }
 
+    /// `GET /knowledgeManagement/settings`: the org's active Knowledge languages (`en_US`,
+    /// `de`, ...), the default first; none when Knowledge is not enabled.
+    pub async fn knowledge_languages(&self) -> Result<Vec<String>, UpstreamError> {
+        let url = self.url("/knowledgeManagement/settings");
+        let settings = self
+            .send_read(
+                "knowledge_settings",
+                |c| c.get(url.clone()),
+                |resp| json_of("knowledge_settings", resp),
+            )
+            .await?;
+        if settings.get("knowledgeEnabled") != Some(&Value::Bool(true)) {
+            return Ok(Vec::new());
+        }
+        let default = settings.get("defaultLanguage").and_then(Value::as_str);
+        let mut languages: Vec<String> = settings
+            .get("languages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|l| l.get("active") == Some(&Value::Bool(true)))
+            .filter_map(|l| l.get("name").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        languages.sort_by_key(|l| Some(l.as_str()) != default);
+        Ok(languages)
+    }
+
     /// `GET /support/knowledgeArticles?q=...` in the language of `locale` (online articles only):
     /// the list items, best first.
     pub async fn list_articles(
@@ -659,12 +687,7 @@ impl KnowledgeBase for Knowledge {
         );
         let mut out = Vec::new();
         for item in &items {
-            let detail = self
-                .api
-                .article_detail(item, &locale, channel)
-                .await
-                .map_err(unavailable)?;
-            out.extend(detail.and_then(|v| article(&v, &locale, &self.url_template)));
+            out.extend(self.detailed(item, &locale).await?);
         }
         Ok(out)
     }
@@ -675,12 +698,21 @@ impl KnowledgeBase for Knowledge {
             return Ok(None);
         }
         let locale = self.default_locale.to_ascii_lowercase();
+        self.detailed(&json!({ "id": id }), &locale).await
+    }
+}
+
+impl Knowledge {
+    /// A list item (at least its `id`) with its detail in `locale` (`en-us`), in the
+    /// connector's channel, as a knowledge-base article; `None` when the article is not online
+    /// there.
+    pub async fn detailed(&self, item: &Value, locale: &str) -> Result<Option<Article>, KbError> {
         let detail = self
             .api
-            .article_detail(&json!({ "id": id }), &locale, self.channel.as_deref())
+            .article_detail(item, locale, self.channel.as_deref())
             .await
             .map_err(|e| KbError::Unavailable(e.to_string()))?;
-        Ok(detail.and_then(|v| article(&v, &locale, &self.url_template)))
+        Ok(detail.and_then(|v| article(&v, locale, &self.url_template)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Salesforce Service Cloud: outbound messages (SOAP) or signed JSON (Flow HTTP Callout, Apex)
 //! in, the Case through the REST API, the verdict back into Case fields and one internal
-//! CaseComment, and Salesforce Knowledge as a knowledge base.
+//! CaseComment, and Salesforce Knowledge as a knowledge base (searched, or listed for the
+//! mirror in `mirror.rs`).
 //!
 //! Write order and redelivery: the comment is written first and the verdict field last. The
 //! field is what `load` reads to skip a judged Case, so it must only appear once the evidence is
@@ -18,6 +19,7 @@ pub mod case;
 pub mod config;
 pub mod history;
 pub mod install;
+pub mod mirror;
 pub mod oauth;
 pub mod records;
 pub mod sandbox;
@@ -92,11 +94,14 @@ impl ValidHelpdeskFile for ValidSalesforce {
         survey: Option<&SurveyFields>,
     ) -> Result<Helpdesk, reqwest::Error> {
         let salesforce = Arc::new(Salesforce::new(connector, self)?);
+        let knowledge = salesforce.knowledge();
         Ok(Helpdesk {
             kind: "salesforce",
             search_terms: SEARCH_TERMS,
-            kb_source: None,
-            knowledge_base: salesforce.knowledge_base(),
+            kb_source: knowledge.clone().map(|k| {
+                Arc::new(mirror::KnowledgeSource(k)) as Arc<dyn crate::kb::mirror::KbSource>
+            }),
+            knowledge_base: knowledge.map(|k| k as Arc<dyn KnowledgeBase>),
             survey_desk: survey.and_then(|f| salesforce.survey_desk(f)),
             inbound: salesforce.clone(),
             record: Some(salesforce.clone()),
@@ -480,7 +485,7 @@ impl Record for Salesforce {
 
 impl Salesforce {
     /// Salesforce Knowledge, when the API is configured.
-    fn knowledge_base(&self) -> Option<Arc<dyn KnowledgeBase>> {
+    fn knowledge(&self) -> Option<Arc<Knowledge>> {
         let api = self.api.clone()?;
         let base = api.base().as_str().trim_end_matches('/').to_string();
         Some(Arc::new(Knowledge {

@@ -7,7 +7,11 @@
 //! without a verdict, the (escalated) Cases of a period (in batches behind `nextRecordsUrl` query
 //! locators) and a Case's `CaseHistory` rows, `If-Unmodified-Since` on a
 //! PATCH (412 when `LastModifiedDate` is later; every PATCH sets it), the Knowledge articles
-//! list and detail (online articles in the `Accept-Language` only), error arrays
+//! list and detail (online articles in the `Accept-Language` only), the Knowledge language
+//! settings (`knowledgeManagement/settings`: the languages its articles are in), SOQL on
+//! `KnowledgeArticleVersion` (one `PublishStatus` and one `Language`, as Salesforce requires;
+//! an online version's `LastModifiedDate` is its publication, an archived article's versions
+//! carry its `ArticleArchivedDate`), error arrays
 //! (`INVALID_SESSION_ID` 401, `REQUEST_LIMIT_EXCEEDED` 403, ...). Every request is recorded.
 
 use std::collections::{HashMap, HashSet};
@@ -98,6 +102,8 @@ pub struct State_ {
     pub case_history: Vec<Map<String, Value>>,
     /// The restricted picklists of Case and their active values.
     pub picklists: Picklists,
+    /// When each archived Knowledge article (by its `KnowledgeArticleId`) was archived.
+    pub archived_at: HashMap<String, String>,
     /// Query locators: the records still to serve through `nextRecordsUrl`.
     cursors: HashMap<String, Vec<Value>>,
     locators: usize,
@@ -154,6 +160,10 @@ impl FakeSalesforce {
             )
             .route(&format!("{API}/query"), get(query))
             .route(&format!("{API}/query/{{locator}}"), get(query_more))
+            .route(
+                &format!("{API}/knowledgeManagement/settings"),
+                get(knowledge_settings),
+            )
             .route(&format!("{API}/support/knowledgeArticles"), get(articles))
             .route(
                 &format!("{API}/support/knowledgeArticles/{{id}}"),
@@ -218,6 +228,35 @@ impl FakeSalesforce {
             .get(field)
             .cloned()
             .unwrap_or(Value::Null)
+    }
+
+    /// Publishes a new version of article `id` in `language` as an author would: `change`
+    /// edits it, and it is online from now on.
+    pub fn publish_edit(&self, id: &str, language: &str, change: impl FnOnce(&mut FakeArticle)) {
+        let mut s = self.lock();
+        let a = s
+            .articles
+            .iter_mut()
+            .find(|a| a.id == id && a.language == language)
+            .expect("the fake holds the article");
+        change(a);
+        a.status = "Online".into();
+        a.last_published = sf_now();
+    }
+
+    /// Every open query locator is released (15 minutes without use, or newer queries took
+    /// their place): a `nextRecordsUrl` answers `INVALID_QUERY_LOCATOR`.
+    pub fn expire_query_locators(&self) {
+        self.lock().cursors.clear();
+    }
+
+    /// Archives article `id` (every language of it) now.
+    pub fn archive_article(&self, id: &str) {
+        let mut s = self.lock();
+        for a in s.articles.iter_mut().filter(|a| a.id == id) {
+            a.status = "Archived".into();
+        }
+        s.archived_at.insert(id.to_string(), sf_now());
     }
 
     pub fn field(&self, case: &str, field: &str) -> Value {
@@ -661,6 +700,9 @@ async fn query(State(state): State<Shared>, Query(q): Query<HashMap<String, Stri
     }
     if soql.starts_with("SELECT Id FROM Case ") {
         return query_cases(&state, &soql);
+    }
+    if soql.contains(" FROM KnowledgeArticleVersion ") {
+        return query_versions(&state, &soql);
     }
     if soql.contains(" FROM CaseHistory ") {
         return query_history(&state, &soql);
@@ -1119,4 +1161,108 @@ async fn article(
         }
         None => not_found(),
     }
+}
+
+/// `GET knowledgeManagement/settings`: Knowledge is enabled, in the languages its articles are
+/// in (`en_US`, the default, when it has none).
+async fn knowledge_settings(State(state): State<Shared>) -> Response {
+    let s = state.lock().unwrap();
+    let mut languages: Vec<&str> = s.articles.iter().map(|a| a.language.as_str()).collect();
+    languages.push("en_US");
+    languages.sort();
+    languages.dedup();
+    axum::Json(json!({
+        "defaultLanguage": "en_US",
+        "knowledgeEnabled": true,
+        "languages": languages
+            .iter()
+            .map(|l| json!({"active": true, "name": l}))
+            .collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// `SELECT f, ... FROM KnowledgeArticleVersion WHERE PublishStatus = 'S' AND Language = 'L'
+/// [AND T >= DATETIME] ORDER BY T, Id` (`T`: `LastModifiedDate` or `ArticleArchivedDate`).
+/// Salesforce refuses a query of article versions without one `PublishStatus` and one
+/// `Language`. An online version's `LastModifiedDate` is its publication (it is read-only once
+/// published); an archived article's versions carry when it was archived. The answer is batched
+/// as every query answer is.
+fn query_versions(state: &Shared, soql: &str) -> Response {
+    let re = regex::Regex::new(&format!(
+        r"^SELECT ([A-Za-z, ]+) FROM KnowledgeArticleVersion WHERE PublishStatus = {LITERAL} AND Language = {LITERAL}(?: AND (LastModifiedDate|ArticleArchivedDate) (>=?) (\S+))? ORDER BY (LastModifiedDate|ArticleArchivedDate), Id$"
+    ))
+    .unwrap();
+    let Some(caps) = re.captures(soql) else {
+        return malformed(
+            "Implementation restriction: When querying the KnowledgeArticleVersion object, you \
+             must filter on a single PublishStatus and a single Language",
+        );
+    };
+    let status = unquote(&caps[2]);
+    let language = unquote(&caps[3]);
+    let since = match caps.get(6) {
+        Some(t) => match sf_datetime(t.as_str()) {
+            Some(t) => Some(t),
+            None => return malformed("a datetime literal is like 2024-05-03T09:00:00Z"),
+        },
+        None => None,
+    };
+    let strictly = caps.get(5).is_some_and(|op| op.as_str() == ">");
+    let filter_on = caps.get(4).map(|f| f.as_str());
+    let order_on = &caps[7];
+    let mut s = state.lock().unwrap();
+    let sf = |t: &str| {
+        sf_datetime(t).map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                .to_string()
+        })
+    };
+    let mut found: Vec<(String, Value)> = Vec::new();
+    for a in s
+        .articles
+        .iter()
+        .filter(|a| a.status.eq_ignore_ascii_case(&status) && a.language == language)
+    {
+        let archived = s.archived_at.get(&a.id).and_then(|t| sf(t));
+        let modified = if a.status == "Archived" {
+            archived.clone()
+        } else {
+            sf(&a.last_published)
+        };
+        let version = format!("ka{}", &a.id[2..]);
+        let row = json!({
+            "Id": version,
+            "KnowledgeArticleId": a.id,
+            "Language": a.language,
+            "PublishStatus": a.status,
+            "Title": a.title,
+            "UrlName": a.url_name,
+            "ArticleNumber": a.number,
+            "Summary": a.summary,
+            "LastPublishedDate": sf(&a.last_published),
+            "LastModifiedDate": modified,
+            "ArticleArchivedDate": archived,
+        });
+        let at = |f: &str| row[f].as_str().and_then(sf_datetime);
+        if let (Some(f), Some(since)) = (filter_on, since) {
+            match at(f) {
+                Some(t) if t > since || (t == since && !strictly) => {}
+                _ => continue,
+            }
+        }
+        let record = row.as_object().expect("an object");
+        let mut out = match select(record, Some(&caps[1]), "KnowledgeArticleVersion") {
+            Ok(out) => out,
+            Err(refused) => return *refused,
+        };
+        out["attributes"]["url"] =
+            json!(format!("{API}/sobjects/KnowledgeArticleVersion/{version}"));
+        let key = format!("{}{version}", row[order_on].as_str().unwrap_or_default());
+        found.push((key, out));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let list = found.into_iter().map(|(_, r)| r).collect();
+    page(&mut s, list, None, 0)
 }
