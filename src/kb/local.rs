@@ -53,7 +53,7 @@ pub enum LocalKbError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("two articles have the id `{0}`")]
+    #[error("two articles have the id `{0}` in the same locale")]
     DuplicateId(String),
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -278,10 +278,12 @@ impl LocalIndex {
     }
 }
 
+/// An id names one article in each locale: a translation keeps its original's id (Zendesk,
+/// Salesforce and Freshdesk all give translations the article's id).
 fn check_ids(articles: &[Article]) -> Result<(), LocalKbError> {
     let mut seen = BTreeSet::new();
     for a in articles {
-        if !seen.insert(a.id.as_str()) {
+        if !seen.insert((a.id.as_str(), a.locale.as_str())) {
             return Err(LocalKbError::DuplicateId(a.id.clone()));
         }
     }

@@ -463,8 +463,9 @@ struct Applied {
 /// A pass under way: the articles as its pages leave them, and a digest of each article before
 /// it (to count what it changed without a second copy of the knowledge base).
 struct Pass {
-    after: BTreeMap<String, Article>,
-    before: HashMap<String, u64>,
+    /// By id and locale: a translation is an article of its own with its original's id.
+    after: BTreeMap<(String, String), Article>,
+    before: HashMap<(String, String), u64>,
     listed: usize,
 }
 
@@ -479,9 +480,9 @@ impl Pass {
             .flat_map(LocalIndex::articles)
             .filter(|a| !gone.contains(a.id))
         {
-            before.insert(a.id.to_string(), digest(&a));
+            before.insert(key(a.id, a.locale), digest(&a));
             if matches!(start, Start::Since(_)) {
-                after.insert(a.id.to_string(), a.to_article());
+                after.insert(key(a.id, a.locale), a.to_article());
             }
         }
         Pass {
@@ -491,15 +492,23 @@ impl Pass {
         }
     }
 
-    /// A pass of changes replaces what a page lists and drops what it names removed; a full
-    /// pass takes what it lists.
+    /// A pass of changes replaces what a page lists and drops what it names removed (in every
+    /// locale); a full pass takes what it lists.
     fn apply(&mut self, page: Page) {
         self.listed += page.articles.len();
         for id in &page.removed {
-            self.after.remove(id);
+            let translations: Vec<(String, String)> = self
+                .after
+                .range(key(id, "")..)
+                .take_while(|(k, _)| k.0 == *id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in translations {
+                self.after.remove(&k);
+            }
         }
         for a in page.articles {
-            self.after.insert(a.id.clone(), a);
+            self.after.insert(key(&a.id, &a.locale), a);
         }
     }
 
@@ -513,12 +522,8 @@ impl Pass {
             .count();
         let changed = self
             .after
-            .values()
-            .filter(|a| {
-                self.before
-                    .get(&a.id)
-                    .is_some_and(|d| *d != digest(&a.view()))
-            })
+            .iter()
+            .filter(|(k, a)| self.before.get(*k).is_some_and(|d| *d != digest(&a.view())))
             .count();
         let removed = self
             .before
@@ -526,7 +531,7 @@ impl Pass {
             .filter(|id| !self.after.contains_key(*id))
             .count();
         let mut articles: Vec<Article> = self.after.into_values().collect();
-        articles.sort_by(|a, b| (a.id.len(), &a.id).cmp(&(b.id.len(), &b.id)));
+        articles.sort_by(|a, b| (a.id.len(), &a.id, &a.locale).cmp(&(b.id.len(), &b.id, &b.locale)));
         Applied {
             articles,
             added,
@@ -534,6 +539,10 @@ impl Pass {
             removed,
         }
     }
+}
+
+fn key(id: &str, locale: &str) -> (String, String) {
+    (id.to_string(), locale.to_string())
 }
 
 /// A digest of everything the index holds of an article.

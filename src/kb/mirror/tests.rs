@@ -211,3 +211,27 @@ fn a_second_process_cannot_take_the_lock() {
     let _held = lock(dir.path()).unwrap();
     assert!(matches!(lock(dir.path()), Err(MirrorError::Busy(_))));
 }
+
+#[tokio::test]
+async fn translations_are_articles_of_their_own_and_leave_together() {
+    let desk = desk_with(2);
+    let mut german = article("2", "Artikel 2");
+    german.locale = "de".into();
+    desk.articles.lock().unwrap().push(german);
+    let mirror = Mirror::open("c", desk.clone(), None, settings());
+    mirror.sync(false).await.unwrap();
+    let locales: Vec<(String, String)> = mirror
+        .index()
+        .unwrap()
+        .articles()
+        .map(|a| (a.id.to_string(), a.locale.to_string()))
+        .collect();
+    assert_eq!(
+        locales,
+        [("1", "en-us"), ("2", "de"), ("2", "en-us")].map(|(i, l)| (i.to_string(), l.to_string()))
+    );
+    *desk.removed.lock().unwrap() = vec!["2".into()];
+    let report = mirror.sync(false).await.unwrap();
+    assert_eq!(report.removed, 2);
+    assert_eq!(ids(&mirror), ["1"]);
+}
