@@ -531,7 +531,8 @@ impl Pass {
             .filter(|id| !self.after.contains_key(*id))
             .count();
         let mut articles: Vec<Article> = self.after.into_values().collect();
-        articles.sort_by(|a, b| (a.id.len(), &a.id, &a.locale).cmp(&(b.id.len(), &b.id, &b.locale)));
+        articles
+            .sort_by(|a, b| (a.id.len(), &a.id, &a.locale).cmp(&(b.id.len(), &b.id, &b.locale)));
         Applied {
             articles,
             added,
