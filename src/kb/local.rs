@@ -124,7 +124,11 @@ impl LocalIndex {
             source,
         };
         std::fs::create_dir_all(dir).map_err(write_error)?;
-        std::fs::write(dir.join(store::FILE_NAME), store::encode(articles)).map_err(write_error)?;
+        let path = dir.join(store::FILE_NAME);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(write_error)?);
+        store::write(&mut file, articles)
+            .and_then(|()| std::io::Write::flush(&mut file))
+            .map_err(write_error)?;
         let (schema, fields) = schema();
         let index = Index::create_in_dir(dir, schema)?;
         write_index(&index, fields, articles, fingerprint)

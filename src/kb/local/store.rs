@@ -22,26 +22,35 @@ pub fn encode(articles: &[Article]) -> Vec<u8> {
         .map(|a| a.id.len() + a.title.len() + a.url.len() + a.locale.len() + a.body.len())
         .sum();
     let mut out = Vec::with_capacity(text + articles.len() * 41 + 16);
+    write(&mut out, articles).expect("writing to memory does not fail");
+    out
+}
+
+/// Writes the store to `out` as it goes (a knowledge base written to a file is never held a
+/// second time in memory).
+pub fn write(out: &mut impl std::io::Write, articles: &[Article]) -> std::io::Result<()> {
     let mut offsets = Vec::with_capacity(articles.len() + 1);
+    let mut at = 0u64;
     for a in articles {
-        offsets.push(out.len() as u64);
+        offsets.push(at);
         let (secs, nanos) = a.published_at.map_or((i64::MIN, 0), |t| {
             (t.timestamp(), t.timestamp_subsec_nanos())
         });
-        out.extend_from_slice(&secs.to_le_bytes());
-        out.extend_from_slice(&nanos.to_le_bytes());
-        out.push(u8::from(a.draft));
+        out.write_all(&secs.to_le_bytes())?;
+        out.write_all(&nanos.to_le_bytes())?;
+        out.write_all(&[u8::from(a.draft)])?;
+        at += 13;
         for field in [&a.id, &a.title, &a.url, &a.locale, &a.body] {
-            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
-            out.extend_from_slice(field.as_bytes());
+            out.write_all(&(field.len() as u32).to_le_bytes())?;
+            out.write_all(field.as_bytes())?;
+            at += 4 + field.len() as u64;
         }
     }
-    offsets.push(out.len() as u64);
+    offsets.push(at);
     for o in offsets {
-        out.extend_from_slice(&o.to_le_bytes());
+        out.write_all(&o.to_le_bytes())?;
     }
-    out.extend_from_slice(&(articles.len() as u64).to_le_bytes());
-    out
+    out.write_all(&(articles.len() as u64).to_le_bytes())
 }
 
 /// A store opened for reading: the bytes stay where they are (a memory map, or memory).
