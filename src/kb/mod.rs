@@ -109,7 +109,7 @@ pub enum KbBackend {
     Helpdesk,
     Http(Box<HttpKbSettings>),
     /// A local mirror of the helpdesk's own knowledge base.
-    Mirror(mirror::MirrorSettings),
+    Mirror(MirrorSettings),
 }
 
 impl KbBackend {
@@ -117,6 +117,18 @@ impl KbBackend {
     pub fn is_helpdesks(&self) -> bool {
         matches!(self, KbBackend::Helpdesk | KbBackend::Mirror(_))
     }
+}
+
+/// How often a connector's mirror is brought up to date (`[knowledge_base.mirror]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorSettings {
+    /// Between two passes.
+    pub every: std::time::Duration,
+    /// Between two full passes (the ones that see deletions in a helpdesk that does not list
+    /// them as changes).
+    pub full_every: std::time::Duration,
+    /// A mirror whose last good pass is older than this is `stale` (it keeps serving).
+    pub stale_after: std::time::Duration,
 }
 
 /// Where each article field sits inside one result (JSON pointers), as

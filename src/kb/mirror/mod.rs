@@ -21,7 +21,6 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,23 +31,11 @@ pub use source::{Cursor, KbSource, Page, Start};
 
 use super::local::lifecycle::Generation;
 use super::local::{FORMAT, LocalIndex, LocalKbError};
-use super::{Article, ArticleRef, ArticleView, KbError};
+use super::{Article, ArticleRef, ArticleView, KbError, MirrorSettings};
 
 const SAVED: &str = "mirror.json";
 const JOURNAL: &str = "mirror.journal";
 const LOCK: &str = "mirror.lock";
-
-/// How often a connector's mirror is brought up to date (`[knowledge_base.mirror]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MirrorSettings {
-    /// Between two passes.
-    pub every: Duration,
-    /// Between two full passes (the ones that see deletions in a helpdesk that does not list
-    /// them as changes).
-    pub full_every: Duration,
-    /// A mirror whose last good pass is older than this is `stale` (it keeps serving).
-    pub stale_after: Duration,
-}
 
 /// What `/healthz` says of a mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
