@@ -139,6 +139,7 @@ fn article(c: &Corpus, t: &Topic, rng: &mut Rng, id: usize) -> Article {
         prose(c, t, rng, 150, 0.25),
     );
     Article {
+        withdrawn_at: None,
         id: format!("gen-{id:05}"),
         title: format!("{} {}: {}", t.product, t.version, title_words.join(" ")),
         body,

@@ -186,6 +186,7 @@ pub(crate) mod tests {
 
     pub fn article(id: &str, title: &str, body: &str) -> Article {
         Article {
+            withdrawn_at: None,
             id: id.into(),
             title: title.into(),
             body: body.into(),

@@ -194,10 +194,14 @@ pub struct MirrorFile {
     /// Minutes without a successful sync after which `/healthz` says `stale` (default 4 times
     /// `every_minutes`, at least 60).
     pub stale_after_minutes: Option<u64>,
+    /// Days an archived or deleted article is kept, for escalations judged as of a time before
+    /// (default 400: `backfill` of the last year and a quarter).
+    pub history_days: Option<u64>,
 }
 
 pub const DEFAULT_MIRROR_EVERY_MINUTES: u64 = 15;
 pub const DEFAULT_MIRROR_FULL_EVERY_HOURS: u64 = 24;
+pub const DEFAULT_MIRROR_HISTORY_DAYS: u64 = 400;
 
 impl MirrorFile {
     fn validate(&self, problems: &mut Vec<Problem>) -> MirrorSettings {
@@ -227,10 +231,16 @@ impl MirrorFile {
             self.stale_after_minutes.unwrap_or((every * 4).max(60)),
             1..=43_200,
         );
+        let history = within(
+            "history_days",
+            self.history_days.unwrap_or(DEFAULT_MIRROR_HISTORY_DAYS),
+            0..=3650,
+        );
         MirrorSettings {
             every: std::time::Duration::from_secs(every * 60),
             full_every: std::time::Duration::from_secs(full * 3600),
             stale_after: std::time::Duration::from_secs(stale * 60),
+            history: std::time::Duration::from_secs(history * 86_400),
         }
     }
 }

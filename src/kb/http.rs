@@ -35,6 +35,7 @@ impl HttpKb {
         };
         let optional = |p: &Option<String>| p.as_deref().and_then(text);
         Some(Article {
+            withdrawn_at: None,
             id: text(&f.id)?,
             title: text(&f.title)?,
             body: html_to_text(&text(&f.body)?),

@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod store;
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use std::sync::LazyLock;
@@ -16,9 +17,9 @@ use regex::Regex;
 use tantivy::collector::TopDocs;
 use tantivy::directory::{MmapDirectory, OwnedBytes};
 use tantivy::indexer::NoMergePolicy;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -36,7 +37,7 @@ const MAX_QUERY_TERMS: usize = 64;
 const INDEX_MEMORY_BYTES: usize = 50_000_000;
 /// Changes whenever the schema, the analyzer or the store's layout does: a persisted index of
 /// another format is rebuilt, never read.
-pub const FORMAT: &str = "escalation-gate kb index 3 (tantivy 0.25)";
+pub const FORMAT: &str = "escalation-gate kb index 4 (tantivy 0.25)";
 
 /// Why the local knowledge base could not be built or opened.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,14 @@ struct Fields {
     title: Field,
     body: Field,
     locale: Field,
+    /// Seconds when the article was withdrawn (`i64::MAX`: public now).
+    withdrawn: Field,
+    /// `withdrawn` for an article kept for its history, else nothing.
+    state: Field,
 }
+
+/// The `state` of an article a mirror keeps for its history.
+const WITHDRAWN: &str = "withdrawn";
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
@@ -94,6 +102,8 @@ fn schema() -> (Schema, Fields) {
         title: builder.add_text_field("title", text.clone()),
         body: builder.add_text_field("body", text),
         locale: builder.add_text_field("locale", STRING),
+        withdrawn: builder.add_i64_field("withdrawn", INDEXED),
+        state: builder.add_text_field("state", STRING),
     };
     (builder.build(), fields)
 }
@@ -201,12 +211,26 @@ impl LocalIndex {
     }
 
     /// Up to `limit` candidate articles for `query`, best first, read in place from the store.
-    /// `locale` narrows the search. What the service, `eval` and the bench search with.
+    /// `locale` narrows the search. Articles kept for their history (withdrawn) are left out.
+    /// What `eval` and the bench search with.
     pub fn search(
         &self,
         query: &str,
         locale: Option<&str>,
         limit: usize,
+    ) -> Result<Vec<ArticleRef<'_>>, KbError> {
+        self.search_at(query, locale, limit, None)
+    }
+
+    /// [`LocalIndex::search`] as of `at`: an article withdrawn then or before is left out, one
+    /// withdrawn later is a candidate (it was public at `at`); `None`: every withdrawn article is
+    /// left out. What the service searches with, as of each escalation.
+    pub fn search_at(
+        &self,
+        query: &str,
+        locale: Option<&str>,
+        limit: usize,
+        at: Option<DateTime<Utc>>,
     ) -> Result<Vec<ArticleRef<'_>>, KbError> {
         let mut analyzer = self
             .index
@@ -246,18 +270,46 @@ impl LocalIndex {
                 Ok::<_, KbError>((docs, term))
             })
             .transpose()?;
-        let query: Box<dyn Query> = match locale_term {
-            // When every article has the locale, the clause would only add the same score to
-            // each: leaving it out ranks the same, and lets the search skip blocks of articles
-            // that cannot reach the top (block-max WAND), which a conjunction cannot.
-            Some((docs, term)) if docs < searcher.num_docs() => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, text_query),
-                (
-                    Occur::Must,
-                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        let mut filters: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // When every article has the locale, the clause would only add the same score to each:
+        // leaving it out ranks the same, and lets the search skip blocks of articles that cannot
+        // reach the top (block-max WAND), which a conjunction cannot.
+        if let Some((docs, term)) = locale_term
+            && docs < searcher.num_docs()
+        {
+            filters.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+        let withdrawn = Term::from_field_text(self.fields.state, WITHDRAWN);
+        if searcher
+            .doc_freq(&withdrawn)
+            .map_err(|e| KbError::Invalid(e.to_string()))?
+            > 0
+        {
+            filters.push(match at {
+                None => (
+                    Occur::MustNot,
+                    Box::new(TermQuery::new(withdrawn, IndexRecordOption::Basic)),
                 ),
-            ])),
-            _ => text_query,
+                Some(at) => (
+                    Occur::Must,
+                    Box::new(RangeQuery::new(
+                        Bound::Excluded(Term::from_field_i64(
+                            self.fields.withdrawn,
+                            at.timestamp(),
+                        )),
+                        Bound::Unbounded,
+                    )),
+                ),
+            });
+        }
+        let query: Box<dyn Query> = if filters.is_empty() {
+            text_query
+        } else {
+            filters.insert(0, (Occur::Must, text_query));
+            Box::new(BooleanQuery::new(filters))
         };
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit))
@@ -306,12 +358,17 @@ fn write_index(
     let mut writer = index.writer_with_num_threads(1, INDEX_MEMORY_BYTES)?;
     writer.set_merge_policy(Box::new(NoMergePolicy));
     for (ord, a) in articles.iter().enumerate() {
-        writer.add_document(doc!(
+        let mut document = doc!(
             fields.ord => ord as u64,
             fields.title => a.title.as_str(),
             fields.body => a.body.as_str(),
             fields.locale => a.locale.as_str(),
-        ))?;
+            fields.withdrawn => a.withdrawn_at.map_or(i64::MAX, |t| t.timestamp()),
+        );
+        if a.withdrawn_at.is_some() {
+            document.add_text(fields.state, WITHDRAWN);
+        }
+        writer.add_document(document)?;
     }
     writer.commit()?;
     let segments = index.searchable_segment_ids()?;
@@ -438,6 +495,7 @@ pub fn parse_markdown(text: &str) -> Result<Article, String> {
     }
     let need = |v: Option<String>, key: &str| v.ok_or(format!("front matter: `{key}` is missing"));
     Ok(Article {
+        withdrawn_at: None,
         id: need(id, "id")?,
         title: need(title, "title")?,
         url: need(url, "url")?,
@@ -489,6 +547,7 @@ mod tests {
 
     fn article(id: &str, title: &str, body: &str, locale: &str) -> Article {
         Article {
+            withdrawn_at: None,
             id: id.into(),
             title: title.into(),
             body: body.into(),

@@ -29,6 +29,10 @@ pub struct Article {
     /// When the article became visible; `None` when the backend does not say.
     pub published_at: Option<DateTime<Utc>>,
     pub draft: bool,
+    /// When it stopped being public (archived, deleted), for an article a mirror keeps for its
+    /// history: it counts only for escalations before then. `None`: public now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 /// An article's title and link, as reports and backfill lines name it.
@@ -60,6 +64,7 @@ pub struct ArticleRef<'a> {
     pub locale: &'a str,
     pub published_at: Option<DateTime<Utc>>,
     pub draft: bool,
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 impl ArticleRef<'_> {
@@ -73,6 +78,7 @@ impl ArticleRef<'_> {
             locale: self.locale.to_string(),
             published_at: self.published_at,
             draft: self.draft,
+            withdrawn_at: self.withdrawn_at,
         }
     }
 }
@@ -92,6 +98,7 @@ impl ArticleView for Article {
             locale: &self.locale,
             published_at: self.published_at,
             draft: self.draft,
+            withdrawn_at: self.withdrawn_at,
         }
     }
 }
@@ -129,6 +136,9 @@ pub struct MirrorSettings {
     pub full_every: std::time::Duration,
     /// A mirror whose last good pass is older than this is `stale` (it keeps serving).
     pub stale_after: std::time::Duration,
+    /// How long an article no longer public is kept, for escalations judged as of a time
+    /// before it was withdrawn (`backfill`).
+    pub history: std::time::Duration,
 }
 
 /// Where each article field sits inside one result (JSON pointers), as

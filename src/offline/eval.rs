@@ -159,6 +159,7 @@ pub fn read_articles(path: &Path) -> Result<Vec<Article>, EvalError> {
             return Err(line_error(path, n, format!("article `{}` again", a.id)));
         }
         out.push(Article {
+            withdrawn_at: None,
             url: format!("https://kb.invalid/{}", a.id),
             id: a.id,
             title: a.title,
@@ -1529,6 +1530,7 @@ mod tests {
             line: 1,
         };
         let answer = |body: &str| Article {
+            withdrawn_at: None,
             id: "kb-7".into(),
             title: "Sign-in fails with error T401 after the token expires".into(),
             body: body.into(),

@@ -333,15 +333,20 @@ impl Connector {
         }
     }
 
-    /// Judges with the mirror; an article that would make the escalation bad is confirmed
-    /// public with the helpdesk first (where its passes of changes do not list removals), and
-    /// judged again without it when it is gone.
+    /// Judges with the mirror, as of the escalation. For an escalation after the last sync, an
+    /// article that would make it bad is confirmed public with the helpdesk first (where its
+    /// passes of changes do not list removals), and the escalation judged again without it when
+    /// it is gone. An earlier escalation (`backfill`) is judged on the mirror as it stood: what
+    /// was withdrawn since still counts for it.
     async fn judge_mirrored(
         &self,
         mirror: &Mirror,
         index: Arc<LocalIndex>,
         esc: &Escalation,
     ) -> Result<Verdict, ProcessError> {
+        if mirror.last_sync().is_some_and(|t| esc.escalated_at < t) {
+            return self.judge_in(index, esc, HashSet::new()).await;
+        }
         let mut gone = mirror.gone();
         for _ in 0..MAX_GONE_PER_JUDGEMENT {
             let verdict = self.judge_in(Arc::clone(&index), esc, gone.clone()).await?;
@@ -370,7 +375,12 @@ impl Connector {
             .judges
             .run(move || {
                 let (query, locale) = kb_query(&esc, &policy.kb.default_locale);
-                let mut candidates = index.search(&query, Some(&locale), limit + gone.len())?;
+                let mut candidates = index.search_at(
+                    &query,
+                    Some(&locale),
+                    limit + gone.len(),
+                    Some(esc.escalated_at),
+                )?;
                 candidates.retain(|a| !gone.contains(a.id));
                 candidates.truncate(limit);
                 Ok::<_, KbError>(assess(&esc, &policy, &candidates))
@@ -485,7 +495,7 @@ impl Connector {
 fn warm_up_judge() {
     static WARM: std::sync::Once = std::sync::Once::new();
     WARM.call_once(|| {
-        let article = crate::kb::Article {
+        let article = crate::kb::Article { withdrawn_at: None,
             id: "warm-up".into(),
             title: "Sync stops with error E1234".into(),
             body: "Calendar sync stops after a password change. Reconnect the account.".into(),

@@ -112,15 +112,16 @@ fn mirrored(
     build_connector(fake, id, &opts)
 }
 
-async fn verdict(
+async fn verdict_at(
     connector: &escalation_gate::runtime::connector::Connector,
+    escalated_at: chrono::DateTime<chrono::Utc>,
 ) -> (String, Option<String>) {
     let loaded = connector
         .helpdesk
         .tickets
         .load(&escalation_gate::helpdesk::TicketRef {
             id: "5".into(),
-            escalated_at: "2024-05-02T09:00:00Z".parse().unwrap(),
+            escalated_at,
             escalated_at_unknown: false,
             snapshot: None,
         })
@@ -133,15 +134,23 @@ async fn verdict(
     )
 }
 
+/// The verdict on ticket 5 escalated on 2 May 2024, as `backfill` judges it.
+async fn verdict(
+    connector: &escalation_gate::runtime::connector::Connector,
+) -> (String, Option<String>) {
+    verdict_at(connector, "2024-05-02T09:00:00Z".parse().unwrap()).await
+}
+
 #[tokio::test]
-async fn an_archived_article_stops_counting_at_once_and_leaves_the_mirror_at_the_next_sync() {
+async fn an_archived_article_stops_counting_at_once_and_is_kept_for_earlier_escalations() {
     let zd = with_articles().await;
     let dir = tempfile::tempdir().unwrap();
     let connector = mirrored(&zd, "mirror-archive", dir.path());
     let mirror = connector.mirror().unwrap();
     mirror.sync(false).await.unwrap();
+    let now = || chrono::Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(
-        verdict(&connector).await,
+        verdict_at(&connector, now()).await,
         ("bad".into(), Some("360001".into()))
     );
     let shown = zd.count("GET /api/v2/help_center/articles/360001");
@@ -151,15 +160,39 @@ async fn an_archived_article_stops_counting_at_once_and_leaves_the_mirror_at_the
     );
     zd.archive_article(360001);
     // The export lists no archived article; Show Article, asked before a bad verdict, says 404.
-    assert_ne!(verdict(&connector).await.0, "bad");
+    assert_ne!(verdict_at(&connector, now()).await.0, "bad");
     assert!(mirror.gone().contains("360001"));
+    // An escalation of 2024, judged now (`backfill`): the article was public then.
+    assert_eq!(
+        verdict(&connector).await,
+        ("bad".into(), Some("360001".into()))
+    );
+
     let changes = mirror.sync(false).await.unwrap();
-    assert_eq!((changes.pass, changes.articles), ("changes", 2));
+    assert_eq!(
+        (
+            changes.pass,
+            changes.articles,
+            changes.removed,
+            changes.withdrawn
+        ),
+        ("changes", 2, 1, 1)
+    );
     assert!(mirror.gone().is_empty());
     let index = mirror.index().unwrap();
-    assert!(index.articles().all(|a| a.id != "360001"));
+    assert!(
+        index
+            .articles()
+            .any(|a| a.id == "360001" && a.withdrawn_at.is_some()),
+        "kept for its history"
+    );
+    assert_ne!(verdict_at(&connector, now()).await.0, "bad");
+    assert_eq!(
+        verdict(&connector).await,
+        ("bad".into(), Some("360001".into()))
+    );
     let full = mirror.sync(true).await.unwrap();
-    assert_eq!((full.pass, full.articles), ("full", 2));
+    assert_eq!((full.pass, full.articles, full.withdrawn), ("full", 2, 1));
 }
 
 #[tokio::test]

@@ -372,6 +372,7 @@ impl FreshdeskApi {
             None => html_to_text(v.get("description").and_then(Value::as_str).unwrap_or("")),
         };
         Some(Article {
+            withdrawn_at: None,
             url: self
                 .url(&format!("/support/solutions/articles/{id}"))
                 .to_string(),

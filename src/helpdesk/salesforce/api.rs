@@ -638,6 +638,7 @@ pub fn article(v: &Value, locale: &str, url_template: &str) -> Option<Article> {
     }
     let draft = s("publishStatus").is_some_and(|p| !p.eq_ignore_ascii_case("online"));
     Some(Article {
+        withdrawn_at: None,
         url: url_template
             .replace("{id}", &id)
             .replace("{urlName}", s("urlName").unwrap_or(""))

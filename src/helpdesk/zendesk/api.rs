@@ -456,6 +456,7 @@ fn article(v: &Value) -> Option<Article> {
         (c, e) => c.or(e),
     };
     Some(Article {
+        withdrawn_at: None,
         id: match v.get("id")? {
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.clone(),

@@ -4,7 +4,8 @@
 //!
 //! Layout (little-endian): the records one after the other, then `n + 1` record offsets (`u64`),
 //! then `n` (`u64`). A record: `published_at` seconds (`i64`, `i64::MIN` for none) and
-//! nanoseconds (`u32`), `draft` (`u8`), then `id`, `title`, `url`, `locale` and `body`, each as a
+//! nanoseconds (`u32`), `draft` (`u8`), `withdrawn_at` seconds (`i64`, `i64::MIN` for none), then
+//! `id`, `title`, `url`, `locale` and `body`, each as a
 //! `u32` length and its UTF-8 bytes.
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ pub fn encode(articles: &[Article]) -> Vec<u8> {
         .iter()
         .map(|a| a.id.len() + a.title.len() + a.url.len() + a.locale.len() + a.body.len())
         .sum();
-    let mut out = Vec::with_capacity(text + articles.len() * 41 + 16);
+    let mut out = Vec::with_capacity(text + articles.len() * 49 + 16);
     write(&mut out, articles).expect("writing to memory does not fail");
     out
 }
@@ -39,7 +40,9 @@ pub fn write(out: &mut impl std::io::Write, articles: &[Article]) -> std::io::Re
         out.write_all(&secs.to_le_bytes())?;
         out.write_all(&nanos.to_le_bytes())?;
         out.write_all(&[u8::from(a.draft)])?;
-        at += 13;
+        let withdrawn = a.withdrawn_at.map_or(i64::MIN, |t| t.timestamp());
+        out.write_all(&withdrawn.to_le_bytes())?;
+        at += 21;
         for field in [&a.id, &a.title, &a.url, &a.locale, &a.body] {
             out.write_all(&(field.len() as u32).to_le_bytes())?;
             out.write_all(field.as_bytes())?;
@@ -115,6 +118,15 @@ impl Store {
         let secs = i64::from_le_bytes(r.take()?);
         let nanos = u32::from_le_bytes(r.take()?);
         let [draft] = r.take::<1>()?;
+        let withdrawn = i64::from_le_bytes(r.take()?);
+        let withdrawn_at = if withdrawn == i64::MIN {
+            None
+        } else {
+            Some(
+                DateTime::<Utc>::from_timestamp(withdrawn, 0)
+                    .ok_or(Damaged("a withdrawal time out of range"))?,
+            )
+        };
         let published_at = if secs == i64::MIN {
             None
         } else {
@@ -131,6 +143,7 @@ impl Store {
             body: r.text()?,
             published_at,
             draft: draft != 0,
+            withdrawn_at,
         })
     }
 }
@@ -174,6 +187,7 @@ mod tests {
     fn articles_read_back_as_written() {
         let articles = vec![
             Article {
+                withdrawn_at: None,
                 id: "kb-1".into(),
                 title: "Réinitialiser".into(),
                 body: "Corps\nwith lines".into(),
@@ -183,6 +197,7 @@ mod tests {
                 draft: true,
             },
             Article {
+                withdrawn_at: None,
                 id: "kb-2".into(),
                 title: String::new(),
                 body: String::new(),
@@ -203,6 +218,7 @@ mod tests {
     #[test]
     fn damage_is_an_error_not_a_panic() {
         let bytes = encode(&[Article {
+            withdrawn_at: None,
             id: "1".into(),
             title: "t".into(),
             body: "b".into(),

@@ -55,7 +55,7 @@ pub enum MirrorState {
 #[derive(Debug, Clone, Serialize)]
 pub struct MirrorStatus {
     pub state: MirrorState,
-    /// Articles in the mirror that serves (drafts included).
+    /// Public articles in the mirror that serves (drafts included).
     pub articles: usize,
     /// When the last pass that reached the helpdesk's present ended.
     pub last_sync: Option<DateTime<Utc>>,
@@ -80,8 +80,10 @@ pub struct SyncReport {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
-    /// Articles in the mirror after the pass.
+    /// Public articles in the mirror after the pass.
     pub articles: usize,
+    /// Articles no longer public, kept for escalations judged as of an earlier time.
+    pub withdrawn: usize,
     pub seconds: f64,
     /// The pass went on from a journal a previous process left.
     pub resumed: bool,
@@ -186,6 +188,11 @@ impl Mirror {
         })
     }
 
+    /// When the last pass ended: the mirror holds the helpdesk as it stood then.
+    pub fn last_sync(&self) -> Option<DateTime<Utc>> {
+        self.shared.borrow().saved.as_ref().map(|s| s.last_sync)
+    }
+
     /// The articles found no longer public since the last pass.
     pub fn gone(&self) -> HashSet<String> {
         self.gone.lock().map(|g| g.clone()).unwrap_or_default()
@@ -230,7 +237,11 @@ impl Mirror {
         };
         MirrorStatus {
             state,
-            articles: shared.index.as_ref().map_or(0, |i| i.len()),
+            articles: shared
+                .saved
+                .as_ref()
+                .filter(|_| shared.index.is_some())
+                .map_or(0, |s| s.articles),
             last_sync,
             lag_seconds,
             syncing: shared.syncing,
@@ -346,7 +357,7 @@ impl Mirror {
             }
         };
         let gone = self.gone();
-        let mut pass = Pass::new(&start, self.index().as_deref(), &gone);
+        let mut pass = Pass::new(&start, self.index().as_deref(), &gone, now);
         let mut last: Option<(Option<Cursor>, Option<Cursor>)> = None;
         for page in replayed.into_iter().flatten() {
             last = Some((page.next.clone(), page.since.clone()));
@@ -368,10 +379,15 @@ impl Mirror {
             new_pages += 1;
         };
         let listed = pass.listed;
-        let applied = pass.finish();
+        let applied = pass.finish(
+            start == Start::Full,
+            self.index().as_deref(),
+            chrono::TimeDelta::from_std(self.settings.history).unwrap_or(chrono::TimeDelta::MAX),
+        );
         let articles = applied.articles;
         let fingerprint = fingerprint(&articles);
-        let count = articles.len();
+        let count = applied.public;
+        let kept = articles.len() - count;
         let record = Saved {
             format: FORMAT.to_string(),
             fingerprint: fingerprint.clone(),
@@ -417,6 +433,7 @@ impl Mirror {
             changed: applied.changed,
             removed: applied.removed,
             articles: count,
+            withdrawn: kept,
             seconds: started.elapsed().as_secs_f64(),
             resumed,
         })
@@ -441,57 +458,69 @@ impl Mirror {
 
 /// The articles after a pass, and what it changed.
 struct Applied {
+    /// Public ones and the ones kept for their history (`withdrawn_at`).
     articles: Vec<Article>,
+    public: usize,
     added: usize,
     changed: usize,
     removed: usize,
 }
 
-/// A pass under way: the articles as its pages leave them, and a digest of each article before
-/// it (to count what it changed without a second copy of the knowledge base).
+/// A pass under way: the articles as its pages leave them, and a digest of each public article
+/// before it (to count what it changed without a second copy of the knowledge base).
 struct Pass {
     /// By id and locale: a translation is an article of its own with its original's id.
     after: BTreeMap<(String, String), Article>,
     before: HashMap<(String, String), u64>,
+    /// Articles no longer public: kept, withdrawn at this time.
+    now: DateTime<Utc>,
     listed: usize,
 }
 
 impl Pass {
-    /// A full pass starts from nothing (it keeps only what it lists); a pass of changes from the
-    /// mirror that serves. Articles found `gone` are left out either way.
-    fn new(start: &Start, index: Option<&LocalIndex>, gone: &HashSet<String>) -> Pass {
+    /// A full pass starts from the articles kept for their history (it keeps what it lists,
+    /// and withdraws the others at its end); a pass of changes from the whole mirror. Articles
+    /// found `gone` are withdrawn now.
+    fn new(
+        start: &Start,
+        index: Option<&LocalIndex>,
+        gone: &HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> Pass {
         let mut before = HashMap::new();
         let mut after = BTreeMap::new();
-        for a in index
-            .into_iter()
-            .flat_map(LocalIndex::articles)
-            .filter(|a| !gone.contains(a.id))
-        {
-            before.insert(key(a.id, a.locale), digest(&a));
-            if matches!(start, Start::Since(_)) {
-                after.insert(key(a.id, a.locale), a.to_article());
+        for a in index.into_iter().flat_map(LocalIndex::articles) {
+            let public = a.withdrawn_at.is_none();
+            if public {
+                before.insert(key(a.id, a.locale), digest(&a));
+            }
+            if !public || matches!(start, Start::Since(_)) {
+                let mut kept = a.to_article();
+                if gone.contains(a.id) && public {
+                    kept.withdrawn_at = Some(now);
+                }
+                after.insert(key(a.id, a.locale), kept);
             }
         }
         Pass {
             after,
             before,
+            now,
             listed: 0,
         }
     }
 
-    /// A pass of changes replaces what a page lists and drops what it names removed (in every
-    /// locale); a full pass takes what it lists.
+    /// A pass of changes replaces what a page lists and withdraws what it names removed (in
+    /// every locale); a full pass takes what it lists.
     fn apply(&mut self, page: Page) {
         self.listed += page.articles.len();
         for id in &page.removed {
-            let translations: Vec<(String, String)> = self
+            for (_, a) in self
                 .after
-                .range(key(id, "")..)
+                .range_mut(key(id, "")..)
                 .take_while(|(k, _)| k.0 == *id)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in translations {
-                self.after.remove(&k);
+            {
+                a.withdrawn_at.get_or_insert(self.now);
             }
         }
         for a in page.articles {
@@ -500,28 +529,59 @@ impl Pass {
     }
 
     /// The articles sorted by id (the same articles always give the same index), and the
-    /// counts.
-    fn finish(self) -> Applied {
+    /// counts. A full pass withdraws the public articles it did not list (read again from the
+    /// mirror they were in); articles withdrawn longer than `history` ago are dropped.
+    fn finish(
+        mut self,
+        full: bool,
+        index: Option<&LocalIndex>,
+        history: chrono::TimeDelta,
+    ) -> Applied {
+        if full {
+            for a in index.into_iter().flat_map(LocalIndex::articles) {
+                let k = key(a.id, a.locale);
+                if a.withdrawn_at.is_none() && !self.after.contains_key(&k) {
+                    let mut kept = a.to_article();
+                    kept.withdrawn_at = Some(self.now);
+                    self.after.insert(k, kept);
+                }
+            }
+        }
+        let oldest = self.now - history;
+        self.after
+            .retain(|_, a| a.withdrawn_at.is_none_or(|t| t > oldest));
+        let public = |k: &(String, String), after: &BTreeMap<(String, String), Article>| {
+            after.get(k).is_some_and(|a| a.withdrawn_at.is_none())
+        };
         let added = self
             .after
-            .keys()
-            .filter(|id| !self.before.contains_key(*id))
+            .iter()
+            .filter(|(k, a)| a.withdrawn_at.is_none() && !self.before.contains_key(*k))
             .count();
         let changed = self
             .after
             .iter()
-            .filter(|(k, a)| self.before.get(*k).is_some_and(|d| *d != digest(&a.view())))
+            .filter(|(k, a)| {
+                a.withdrawn_at.is_none()
+                    && self.before.get(*k).is_some_and(|d| *d != digest(&a.view()))
+            })
             .count();
         let removed = self
             .before
             .keys()
-            .filter(|id| !self.after.contains_key(*id))
+            .filter(|k| !public(k, &self.after))
+            .count();
+        let public = self
+            .after
+            .values()
+            .filter(|a| a.withdrawn_at.is_none())
             .count();
         let mut articles: Vec<Article> = self.after.into_values().collect();
         articles
             .sort_by(|a, b| (a.id.len(), &a.id, &a.locale).cmp(&(b.id.len(), &b.id, &b.locale)));
         Applied {
             articles,
+            public,
             added,
             changed,
             removed,

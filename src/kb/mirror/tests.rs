@@ -7,6 +7,7 @@ use super::*;
 
 fn article(id: &str, title: &str) -> Article {
     Article {
+        withdrawn_at: None,
         id: id.into(),
         title: title.into(),
         body: format!("{title}: the steps."),
@@ -65,13 +66,20 @@ fn settings() -> MirrorSettings {
         every: Duration::from_secs(900),
         full_every: Duration::from_secs(86_400),
         stale_after: Duration::from_secs(3600),
+        history: Duration::from_secs(400 * 86_400),
     }
 }
 
+/// The public articles' ids.
 fn ids(mirror: &Mirror) -> Vec<String> {
     mirror
         .index()
-        .map(|i| i.articles().map(|a| a.id.to_string()).collect())
+        .map(|i| {
+            i.articles()
+                .filter(|a| a.withdrawn_at.is_none())
+                .map(|a| a.id.to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -225,6 +233,7 @@ async fn translations_are_articles_of_their_own_and_leave_together() {
         .index()
         .unwrap()
         .articles()
+        .filter(|a| a.withdrawn_at.is_none())
         .map(|a| (a.id.to_string(), a.locale.to_string()))
         .collect();
     assert_eq!(
@@ -235,4 +244,62 @@ async fn translations_are_articles_of_their_own_and_leave_together() {
     let report = mirror.sync(false).await.unwrap();
     assert_eq!(report.removed, 2);
     assert_eq!(ids(&mirror), ["1"]);
+}
+
+#[tokio::test]
+async fn a_withdrawn_article_is_kept_for_escalations_before_it_and_dropped_after_the_history() {
+    let desk = desk_with(3);
+    let mirror = Mirror::open("c", desk.clone(), None, settings());
+    mirror.sync(false).await.unwrap();
+    // Withdrawal times are kept to the second: an escalation in that same second does not count
+    // the article.
+    let before = Utc::now() - chrono::Duration::seconds(2);
+    *desk.removed.lock().unwrap() = vec!["2".into()];
+    let report = mirror.sync(false).await.unwrap();
+    assert_eq!(
+        (report.removed, report.articles, report.withdrawn),
+        (1, 2, 1)
+    );
+    assert_eq!(mirror.status(Utc::now()).articles, 2);
+    let index = mirror.index().unwrap();
+    let at = |t| {
+        index
+            .search_at("Article 2", None, 5, Some(t))
+            .unwrap()
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(at(before).contains(&"2".to_string()), "public then");
+    assert!(!at(Utc::now() + chrono::Duration::seconds(1)).contains(&"2".to_string()));
+    let now: Vec<String> = index
+        .search("Article 2", None, 5)
+        .unwrap()
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert!(!now.contains(&"2".to_string()));
+
+    // Listed again: public again.
+    *desk.removed.lock().unwrap() = Vec::new();
+    *desk.changed.lock().unwrap() = vec![article("2", "Article 2")];
+    let report = mirror.sync(false).await.unwrap();
+    assert_eq!((report.added, report.articles, report.withdrawn), (1, 3, 0));
+
+    // Without history, a withdrawn article leaves at once.
+    let forgetful = Mirror::open(
+        "c",
+        desk.clone(),
+        None,
+        MirrorSettings {
+            history: Duration::ZERO,
+            ..settings()
+        },
+    );
+    *desk.changed.lock().unwrap() = Vec::new();
+    forgetful.sync(false).await.unwrap();
+    desk.articles.lock().unwrap().retain(|a| a.id != "3");
+    let report = forgetful.sync(true).await.unwrap();
+    assert_eq!((report.removed, report.withdrawn), (1, 0));
+    assert_eq!(forgetful.index().unwrap().len(), 2);
 }

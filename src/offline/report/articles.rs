@@ -101,6 +101,7 @@ mod tests {
     #[test]
     fn articles_match_by_their_id_or_its_tag_form() {
         let article = |id: &str| Article {
+            withdrawn_at: None,
             id: id.into(),
             title: format!("Title of {id}"),
             body: String::new(),
