@@ -40,6 +40,8 @@ use escalation_gate::sandbox::sample::Rng;
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/connector.rs"]
+mod connector;
 use common::SECRET;
 #[path = "common/memory.rs"]
 mod memory;
@@ -209,27 +211,6 @@ fn markdown(a: &Article) -> String {
     format!(
         "---\nid: {}\ntitle: {}\nurl: {}\nlocale: {}\npublished: 2000-01-01\n---\n{}\n",
         a.id, a.title, a.url, a.locale, a.body
-    )
-}
-
-fn connector_file(zendesk: &FakeZendesk) -> String {
-    let (email, _) = zendesk.api_token();
-    format!(
-        r#"[helpdesk]
-type = "zendesk"
-base_url = "{}"
-signing_secrets = ["${{BENCH_SIGNING_SECRET}}"]
-
-[helpdesk.auth]
-kind = "api_token"
-email = "{email}"
-token = "${{BENCH_ZENDESK_TOKEN}}"
-
-[knowledge_base]
-backend = "local"
-path = "{CONNECTOR}/articles"
-"#,
-        zendesk.url()
     )
 }
 
@@ -464,7 +445,10 @@ fn main() {
         }
         std::fs::write(
             folder.path().join("connectors").join(format!("{CONNECTOR}.toml")),
-            connector_file(&zendesk),
+            connector::zendesk_connector(
+                &zendesk,
+                &format!("backend = \"local\"\npath = \"{CONNECTOR}/articles\""),
+            ),
         )
         .expect("connector file");
 

@@ -18,6 +18,8 @@ use escalation_gate::sandbox::sample::mix;
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/connector.rs"]
+mod connector;
 #[path = "common/memory.rs"]
 mod memory;
 use common::SECRET;
@@ -82,26 +84,6 @@ fn article(i: u64, updated: &str) -> Value {
     })
 }
 
-fn connector_file(zendesk: &FakeZendesk) -> String {
-    let (email, _) = zendesk.api_token();
-    format!(
-        r#"[helpdesk]
-type = "zendesk"
-base_url = "{}"
-signing_secrets = ["${{BENCH_SIGNING_SECRET}}"]
-
-[helpdesk.auth]
-kind = "api_token"
-email = "{email}"
-token = "${{BENCH_ZENDESK_TOKEN}}"
-
-[knowledge_base]
-backend = "mirror"
-"#,
-        zendesk.url()
-    )
-}
-
 /// Runs `escalation-gate` with `args` on the bench's folders until it exits; its wall time,
 /// peak resident memory (KiB) and standard output.
 fn run(folder: &Path, token: &str, args: &[&str]) -> (Duration, Option<u64>, String) {
@@ -157,7 +139,7 @@ fn main() {
             .path()
             .join("connectors")
             .join(format!("{CONNECTOR}.toml")),
-        connector_file(&zendesk),
+        connector::zendesk_connector(&zendesk, "backend = \"mirror\""),
     )
     .expect("connector file");
     let token = zendesk.api_token().1.to_string();

@@ -24,6 +24,18 @@ async fn with_articles() -> FakeZendesk {
     zd
 }
 
+/// `n` articles `{title} {i}` from id `first`, published a day apart from 1 March 2024.
+fn put_numbered(zd: &FakeZendesk, first: u64, n: u64, title: &str, body: &str) {
+    for i in 0..n {
+        zd.put_article(article(
+            first + i,
+            &format!("{title} {i}"),
+            body,
+            &format!("2024-03-{:02}T00:00:00Z", i + 1),
+        ));
+    }
+}
+
 fn mirror_options() -> Options {
     Options {
         kb_backend: "mirror",
@@ -222,14 +234,13 @@ async fn an_edit_is_taken_up_by_the_next_sync_of_changes_and_dates_the_article_a
 #[tokio::test]
 async fn a_rate_limit_in_the_middle_of_a_sync_is_waited_out() {
     let zd = with_articles().await;
-    for i in 0..5 {
-        zd.put_article(article(
-            370000 + i,
-            &format!("Printing report {i}"),
-            "Open the report and press Print.",
-            &format!("2024-02-0{}T00:00:00Z", i + 1),
-        ));
-    }
+    put_numbered(
+        &zd,
+        370000,
+        5,
+        "Printing report",
+        "Open the report and press Print.",
+    );
     zd.set_export_page_size(2);
     zd.fail_next(
         EXPORT,
@@ -321,14 +332,13 @@ async fn finished(child: std::process::Child) -> (std::process::ExitStatus, Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kb_sync_killed_mid_pass_resumes_where_it_stopped() {
     let zd = zendesk().await;
-    for i in 0..12 {
-        zd.put_article(article(
-            380000 + i,
-            &format!("Exporting ledger {i} to CSV"),
-            "Open the ledger, press Export, choose CSV.",
-            &format!("2024-03-{:02}T00:00:00Z", i + 1),
-        ));
-    }
+    put_numbered(
+        &zd,
+        380000,
+        12,
+        "Exporting ledger",
+        "Open the ledger, press Export, choose CSV.",
+    );
     zd.set_export_page_size(2);
     // Pages 1 to 3 answer at once; page 4 makes the client wait 30 s: it is killed meanwhile.
     zd.fail_next(
