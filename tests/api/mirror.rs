@@ -124,6 +124,20 @@ fn mirrored(
     build_connector(fake, id, &opts)
 }
 
+/// [`mirrored`] in a folder of its own, after a first sync.
+async fn synced(
+    zd: &FakeZendesk,
+    id: &str,
+) -> (
+    tempfile::TempDir,
+    escalation_gate::runtime::connector::Connector,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let connector = mirrored(zd, id, dir.path());
+    connector.mirror().unwrap().sync(false).await.unwrap();
+    (dir, connector)
+}
+
 async fn verdict_at(
     connector: &escalation_gate::runtime::connector::Connector,
     escalated_at: chrono::DateTime<chrono::Utc>,
@@ -156,10 +170,8 @@ async fn verdict(
 #[tokio::test]
 async fn an_archived_article_stops_counting_at_once_and_is_kept_for_earlier_escalations() {
     let zd = with_articles().await;
-    let dir = tempfile::tempdir().unwrap();
-    let connector = mirrored(&zd, "mirror-archive", dir.path());
+    let (_dir, connector) = synced(&zd, "mirror-archive").await;
     let mirror = connector.mirror().unwrap();
-    mirror.sync(false).await.unwrap();
     let now = || chrono::Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(
         verdict_at(&connector, now()).await,
@@ -210,10 +222,8 @@ async fn an_archived_article_stops_counting_at_once_and_is_kept_for_earlier_esca
 #[tokio::test]
 async fn an_edit_is_taken_up_by_the_next_sync_of_changes_and_dates_the_article_anew() {
     let zd = with_articles().await;
-    let dir = tempfile::tempdir().unwrap();
-    let connector = mirrored(&zd, "mirror-edit", dir.path());
+    let (_dir, connector) = synced(&zd, "mirror-edit").await;
     let mirror = connector.mirror().unwrap();
-    mirror.sync(false).await.unwrap();
     let mut edited = calendar_article(360001, "E1234", "2024-01-01T00:00:00Z");
     edited["body"] = Value::String("<p>Rewritten: restart the sync service.</p>".into());
     edited["edited_at"] = Value::String(now_stamp());
@@ -316,6 +326,16 @@ fn kb_sync(
     cmd
 }
 
+/// [`kb_sync`] run to its end.
+async fn kb_sync_run(
+    zd: &FakeZendesk,
+    connectors: &std::path::Path,
+    index: &std::path::Path,
+    full: bool,
+) -> (std::process::ExitStatus, Value, String) {
+    finished(kb_sync(zd, connectors, index, full).spawn().unwrap()).await
+}
+
 async fn finished(child: std::process::Child) -> (std::process::ExitStatus, Value, String) {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -370,12 +390,7 @@ async fn kb_sync_killed_mid_pass_resumes_where_it_stopped() {
     );
 
     let requests = zd.count(EXPORT);
-    let (status, report, stderr) = finished(
-        kb_sync(&zd, connectors.path(), index.path(), false)
-            .spawn()
-            .unwrap(),
-    )
-    .await;
+    let (status, report, stderr) = kb_sync_run(&zd, connectors.path(), index.path(), false).await;
     assert!(status.success(), "{stderr}");
     assert_eq!(report["resumed"], true, "{report}");
     assert_eq!(report["pass"], "full");
@@ -395,12 +410,7 @@ async fn kb_sync_killed_mid_pass_resumes_where_it_stopped() {
         "Press Import.",
         &now_stamp(),
     ));
-    let (status, report, stderr) = finished(
-        kb_sync(&zd, connectors.path(), index.path(), false)
-            .spawn()
-            .unwrap(),
-    )
-    .await;
+    let (status, report, stderr) = kb_sync_run(&zd, connectors.path(), index.path(), false).await;
     assert!(status.success(), "{stderr}");
     assert_eq!(
         (report["pass"].as_str(), report["added"].as_u64()),
@@ -420,12 +430,7 @@ async fn kb_sync_says_what_is_wrong() {
     )
     .unwrap();
     let index = tempfile::tempdir().unwrap();
-    let (status, _, stderr) = finished(
-        kb_sync(&zd, connectors.path(), index.path(), false)
-            .spawn()
-            .unwrap(),
-    )
-    .await;
+    let (status, _, stderr) = kb_sync_run(&zd, connectors.path(), index.path(), false).await;
     assert_eq!(status.code(), Some(1));
     assert!(
         stderr.contains("does not mirror its knowledge base"),
@@ -434,12 +439,7 @@ async fn kb_sync_says_what_is_wrong() {
 
     let connectors = connectors_folder();
     zd.fail_next(EXPORT, vec![Failure::Status(401)]);
-    let (status, _, stderr) = finished(
-        kb_sync(&zd, connectors.path(), index.path(), true)
-            .spawn()
-            .unwrap(),
-    )
-    .await;
+    let (status, _, stderr) = kb_sync_run(&zd, connectors.path(), index.path(), true).await;
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("the mirror was not synced"), "{stderr}");
     assert!(stderr.contains("401"), "{stderr}");
@@ -452,10 +452,8 @@ async fn kb_sync_says_what_is_wrong() {
 #[tokio::test]
 async fn a_helpdesk_that_keeps_failing_leaves_the_last_good_mirror_serving() {
     let zd = with_articles().await;
-    let dir = tempfile::tempdir().unwrap();
-    let connector = mirrored(&zd, "mirror-down", dir.path());
+    let (_dir, connector) = synced(&zd, "mirror-down").await;
     let mirror = connector.mirror().unwrap();
-    mirror.sync(false).await.unwrap();
     // Every export answers 500 (each sync tries 4 times: the connector's 3 retries).
     zd.fail_next(EXPORT, vec![Failure::Status(500); 12]);
     for _ in 0..3 {
