@@ -3,6 +3,7 @@
 
 mod error;
 mod page;
+pub mod precheck;
 pub mod reply;
 mod survey;
 
@@ -71,6 +72,8 @@ impl From<&ServerSettings> for serve::Limits {
 struct AppState {
     connectors: Connectors,
     settings: ServerSettings,
+    /// The precheck's per-client rate limit.
+    prechecks: Arc<precheck::Limiter>,
 }
 
 impl axum::extract::FromRef<AppState> for Connectors {
@@ -83,11 +86,13 @@ pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     let state = AppState {
         connectors,
         settings,
+        prechecks: Arc::default(),
     };
     Router::new()
         .route("/hooks/{connector}", post(hook))
         .merge(health_routes())
         .merge(survey::routes())
+        .merge(precheck::routes())
         .fallback(|| async { HttpError::NoRoute })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(settings, read_body))
@@ -124,6 +129,7 @@ pub fn overflow_router(connectors: Connectors, settings: ServerSettings) -> Rout
         .with_state(AppState {
             connectors,
             settings,
+            prechecks: Arc::default(),
         })
 }
 
