@@ -17,11 +17,16 @@ const ANSWER_TITLE: &str = "Calendar sync stops with error E1234 after a passwor
 /// A service whose connector has a `[precheck]` table allowing `per_minute` requests a client,
 /// with the calendar article, an unrelated one and two neighbours in the Help Center.
 async fn precheck_app(per_minute: u32) -> TestApp<FakeZendesk> {
+    precheck_app_with("", per_minute).await
+}
+
+/// [`precheck_app`] with `kb_toml` added to the `[knowledge_base]` table.
+async fn precheck_app_with(kb_toml: &str, per_minute: u32) -> TestApp<FakeZendesk> {
     let app = spawn_with(
         zendesk().await,
         Options {
             extra_toml: format!(
-                "\n[precheck]\nsecrets = [\"${{PRECHECK_SECRET}}\"]\n\
+                "{kb_toml}\n[precheck]\nsecrets = [\"${{PRECHECK_SECRET}}\"]\n\
                  allowed_origins = [\"{FORM}\"]\nper_client_per_minute = {per_minute}\n"
             ),
             vars: vec![("PRECHECK_SECRET", KEY.to_string())],
@@ -182,6 +187,18 @@ async fn a_clean_draft_is_good_and_missing_fields_are_named_in_words() {
             .unwrap()
             .contains("- environment: must be filled in; found empty.")
     );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn an_article_between_the_review_bound_and_the_threshold_is_left_to_review() {
+    let app = precheck_app_with("threshold = 1.0\nreview_bound = 0.5\n", 30).await;
+    let body = app.precheck_ok(&calendar_draft()).await;
+    assert_eq!(body["outcome"], "review", "{body}");
+    assert_eq!(body["reasons"], json!([]));
+    assert_eq!(body["articles"][0]["title"], ANSWER_TITLE);
+    assert_eq!(body["threshold"], 1.0);
+    assert_eq!(body["review_bound"], 0.5);
     app.shut_down().await;
 }
 
