@@ -72,8 +72,6 @@ impl From<&ServerSettings> for serve::Limits {
 struct AppState {
     connectors: Connectors,
     settings: ServerSettings,
-    /// The precheck's per-client rate limit.
-    prechecks: Arc<precheck::Limiter>,
 }
 
 impl axum::extract::FromRef<AppState> for Connectors {
@@ -84,15 +82,18 @@ impl axum::extract::FromRef<AppState> for Connectors {
 
 pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     let state = AppState {
-        connectors,
+        connectors: Arc::clone(&connectors),
         settings,
-        prechecks: Arc::default(),
     };
     Router::new()
         .route("/hooks/{connector}", post(hook))
         .merge(health_routes())
         .merge(survey::routes())
-        .merge(precheck::routes())
+        .merge(precheck::routes(
+            connectors,
+            settings.max_body_bytes,
+            settings.request_timeout,
+        ))
         .fallback(|| async { HttpError::NoRoute })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(settings, read_body))
@@ -129,7 +130,6 @@ pub fn overflow_router(connectors: Connectors, settings: ServerSettings) -> Rout
         .with_state(AppState {
             connectors,
             settings,
-            prechecks: Arc::default(),
         })
 }
 

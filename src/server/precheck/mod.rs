@@ -7,7 +7,7 @@ mod limit;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, HttpError};
+use super::error::HttpError;
 use crate::assess::kb::KbMatch;
 use crate::assess::{Verdict, note};
 use crate::config::precheck::PrecheckSettings;
@@ -28,15 +28,39 @@ use crate::escalation::{Escalation, Requester, UNKNOWN_PARTNER, locale_of};
 use crate::helpdesk::mapping::{ticket_number, value_text};
 use crate::helpdesk::{HelpdeskError, HookError, ReplyFormat, TicketRef};
 use crate::metrics as m;
-use crate::runtime::connector::{Connector, ProcessError};
+use crate::runtime::connector::{Connector, Connectors, ProcessError};
 use auth::{Caller, Refusal};
-pub use limit::Limiter;
+use limit::Limiter;
 
 /// The ticket id of a draft's escalation (it has none yet).
 const DRAFT_TICKET: &str = "draft";
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/precheck/{connector}", post(precheck).options(preflight))
+/// What the precheck's handlers share.
+#[derive(Clone)]
+struct Shared {
+    connectors: Connectors,
+    /// The per-client rate limit.
+    limiter: Arc<Limiter>,
+    /// The server's body limit (413 above it).
+    max_body_bytes: usize,
+    /// Longest time a precheck waits for the judge (503 after it).
+    request_timeout: Duration,
+}
+
+/// `POST` and `OPTIONS /precheck/{connector}` for `connectors`.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    connectors: Connectors,
+    max_body_bytes: usize,
+    request_timeout: Duration,
+) -> Router<S> {
+    Router::new()
+        .route("/precheck/{connector}", post(precheck).options(preflight))
+        .with_state(Shared {
+            connectors,
+            limiter: Arc::default(),
+            max_body_bytes,
+            request_timeout,
+        })
 }
 
 /// A draft escalation as the form or app sends it, or a ticket to check as it stands.
@@ -115,7 +139,7 @@ impl From<Refusal> for HttpError {
 }
 
 /// The connector and its `[precheck]`; 404 when either is missing.
-fn served(state: &AppState, id: &str) -> Result<(Arc<Connector>, PrecheckSettings), HttpError> {
+fn served(state: &Shared, id: &str) -> Result<(Arc<Connector>, PrecheckSettings), HttpError> {
     let connector = state
         .connectors
         .get(id)
@@ -140,7 +164,7 @@ fn with_cors(mut resp: Response, origin: Option<&str>) -> Response {
 
 /// The CORS preflight of a page of an allowed origin.
 async fn preflight(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
@@ -168,7 +192,7 @@ async fn preflight(
 }
 
 async fn precheck(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     extensions: Extensions,
@@ -192,7 +216,7 @@ async fn precheck(
 }
 
 async fn answer(
-    state: &AppState,
+    state: &Shared,
     id: &str,
     headers: &HeaderMap,
     peer: &str,
@@ -208,7 +232,7 @@ async fn answer(
         Caller::Public { origin } => format!("{origin} {peer}"),
     };
     state
-        .prechecks
+        .limiter
         .take(
             connector.id.as_str(),
             &client,
@@ -217,7 +241,7 @@ async fn answer(
         )
         .map_err(HttpError::TooManyRequests)?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(state.settings.max_body_bytes),
+        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(state.max_body_bytes),
         status => HttpError::BadBody(status, rejection.body_text()),
     })?;
     let draft: Draft = serde_json::from_slice(&body).map_err(|e| {
@@ -249,7 +273,7 @@ async fn answer(
             ));
         }
     };
-    let verdict = tokio::time::timeout(state.settings.request_timeout, connector.judge(&esc))
+    let verdict = tokio::time::timeout(state.request_timeout, connector.judge(&esc))
         .await
         .map_err(|_| HttpError::RetryLater(30))?
         .map_err(|e| unfinished(&connector, e))?;
