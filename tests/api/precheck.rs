@@ -395,6 +395,8 @@ async fn bad_input_and_unknown_connectors_get_clear_errors() {
     let mut both = novel_draft();
     both["ticket_id"] = json!(5);
     error_of(app.precheck(&both, &auth).await, 400).await;
+    let fields_for_a_ticket = json!({"ticket_id": 5, "fields": complete_fields()});
+    error_of(app.precheck(&fields_for_a_ticket, &auth).await, 400).await;
     let large = json!({"subject": "x", "description": "y".repeat(20 * 1024)});
     error_of(app.precheck(&large, &auth).await, 413).await;
 

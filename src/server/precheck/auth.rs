@@ -17,6 +17,8 @@ use crate::config::precheck::PrecheckSettings;
 pub const MAX_JWT_SECS: i64 = 600;
 /// Clock difference allowed between the JWT's issuer and this service.
 pub const JWT_LEEWAY_SECS: i64 = 30;
+/// Characters of a JWT's `sub` that name a client for the rate limit.
+const MAX_SUB_CHARS: usize = 128;
 /// Longest credential read; longer ones are refused before decoding.
 const MAX_CREDENTIAL_CHARS: usize = 4096;
 
@@ -89,7 +91,15 @@ pub fn authenticate(
         let (i, claims) =
             verify_jwt(&settings.secrets, token, now).map_err(Refusal::Unauthorized)?;
         return Ok(Caller::Trusted {
-            client: format!("jwt-{i}-{}", claims.sub.unwrap_or_default()),
+            client: format!(
+                "jwt-{i}-{}",
+                claims
+                    .sub
+                    .unwrap_or_default()
+                    .chars()
+                    .take(MAX_SUB_CHARS)
+                    .collect::<String>()
+            ),
         });
     }
     Err(Refusal::Unauthorized(

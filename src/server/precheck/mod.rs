@@ -64,7 +64,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
 }
 
 /// A draft escalation as the form or app sends it, or a ticket to check as it stands.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     subject: Option<String>,
@@ -111,10 +111,27 @@ impl Draft {
         esc
     }
 
+    /// Whether it has a subject or a description to judge.
     fn is_draft(&self) -> bool {
         [&self.subject, &self.description]
             .into_iter()
             .any(|t| t.as_deref().is_some_and(|t| !t.trim().is_empty()))
+    }
+
+    /// Whether it gives anything of a draft (which a `ticket_id` check would not read).
+    fn has_draft_keys(&self) -> bool {
+        [
+            &self.subject,
+            &self.description,
+            &self.partner,
+            &self.locale,
+            &self.product,
+            &self.version,
+        ]
+        .into_iter()
+        .any(Option::is_some)
+            || !self.fields.is_empty()
+            || !self.tried_articles.is_empty()
     }
 }
 
@@ -250,24 +267,25 @@ async fn answer(
              `partner`, `locale`, `tried_articles`; or `ticket_id`): {e}"
         ))
     })?;
-    let esc = match (&draft.ticket_id, draft.is_draft(), &caller) {
-        (Some(_), true, _) => {
+    let esc = match (&draft.ticket_id, &caller) {
+        (Some(_), _) if draft.has_draft_keys() => {
             return Err(bad_request(
-                "give either `ticket_id` or a draft (`subject`, `description`), not both",
+                "give either `ticket_id` or a draft (`subject`, `description`, `fields`, ...), \
+                 not both",
             ));
         }
-        (Some(_), false, Caller::Public { .. }) => {
+        (Some(_), Caller::Public { .. }) => {
             return Err(refused(HookError::Forbidden(
                 "checking a ticket needs a credential; a public form checks drafts only".into(),
             )));
         }
-        (Some(raw), false, Caller::Trusted { .. }) => {
+        (Some(raw), Caller::Trusted { .. }) => {
             let ticket = ticket_number(raw)
                 .ok_or_else(|| bad_request("`ticket_id` must be a ticket number"))?;
             load(&connector, ticket, now).await?
         }
-        (None, true, _) => draft.escalation(connector.id.as_str(), now),
-        (None, false, _) => {
+        (None, _) if draft.is_draft() => draft.escalation(connector.id.as_str(), now),
+        (None, _) => {
             return Err(bad_request(
                 "a draft needs a `subject` or a `description` (or give `ticket_id`)",
             ));
