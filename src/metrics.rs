@@ -35,6 +35,8 @@ pub const SURVEY_REFUSED: &str = "escalation_gate_survey_refused_total";
 pub const SWEEP_RUNS: &str = "escalation_gate_sweep_runs_total";
 pub const SWEEP_TICKETS: &str = "escalation_gate_sweep_tickets_total";
 pub const ADMIN_FIXES: &str = "escalation_gate_admin_fix_needed_total";
+pub const PRECHECKS: &str = "escalation_gate_prechecks_total";
+pub const PRECHECK_PROBLEMS: &str = "escalation_gate_precheck_problems_total";
 pub const KB_MIRROR_FALLBACKS: &str = "escalation_gate_kb_mirror_fallbacks_total";
 pub const KB_MIRROR_SYNCS: &str = "escalation_gate_kb_mirror_syncs_total";
 pub const KB_MIRROR_ARTICLES: &str = "escalation_gate_kb_mirror_articles";
@@ -142,6 +144,18 @@ pub fn handle() -> PrometheusHandle {
 /// One inbound webhook call and how it ended (`ok`, `rejected`, `retry`).
 pub fn webhook(connector: &str, outcome: &'static str) {
     counter!(WEBHOOKS, "connector" => connector.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// A precheck answered, and the outcome the judge would give the draft (`good`, `bad`,
+/// `review`).
+pub fn precheck(connector: &str, outcome: &'static str) {
+    counter!(PRECHECKS, "connector" => connector.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// A problem a precheck found in a draft: `missing_handoff` or `kb_resolvable`.
+pub fn precheck_problem(connector: &str, reason: &'static str) {
+    counter!(PRECHECK_PROBLEMS, "connector" => connector.to_string(), "reason" => reason)
+        .increment(1);
 }
 
 /// A delivery answered "deliver again later", and why: `unavailable`, `refused`, `invalid`

@@ -68,6 +68,14 @@ pub struct HandoffFailure {
     pub found: String,
 }
 
+impl HandoffFailure {
+    /// The failure in words, as the internal note and the precheck show it:
+    /// `{field}: {rule}; found {found}.`
+    pub fn message(&self) -> String {
+        format!("{}: {}; found {}.", self.field, self.rule, self.found)
+    }
+}
+
 impl HandoffRules {
     /// The rules that apply to this escalation, after overrides, in a stable order.
     pub fn effective(&self, partner: &str, product: Option<&str>) -> Vec<FieldRule> {

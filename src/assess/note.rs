@@ -45,7 +45,7 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
             Reason::MissingHandoff { failures } => {
                 let _ = writeln!(s, "\nHand-off fields that do not meet the rules:");
                 for f in failures {
-                    let _ = writeln!(s, "- {}: {}; found {}.", f.field, f.rule, f.found);
+                    let _ = writeln!(s, "- {}", f.message());
                 }
             }
             Reason::KbResolvable { article } => {

@@ -3,6 +3,7 @@
 
 pub mod connector_id;
 pub mod contracts;
+pub mod precheck;
 pub mod vars;
 
 use std::fmt;
@@ -64,6 +65,8 @@ pub struct ConnectorFile {
     pub metrics: Option<MetricsFile>,
     /// The contract terms `report` measures partners against; absent: the defaults.
     pub report: Option<crate::config::contracts::ReportFile>,
+    /// The check of a draft escalation before it is sent; absent: no such endpoint.
+    pub precheck: Option<precheck::PrecheckFile>,
 }
 
 /// `[metrics]`: `partners` are the partner names that get their own `partner` label (others
@@ -391,6 +394,8 @@ pub struct ValidConnector {
     /// The partners the metrics label by name (`[metrics] partners`).
     pub metric_partners: Vec<String>,
     pub contracts: crate::config::contracts::Contracts,
+    /// `POST /precheck/{connector}`, when `[precheck]` is there and enabled.
+    pub precheck: Option<precheck::PrecheckSettings>,
 }
 
 pub const DEFAULT_LATE_AFTER_HOURS: i64 = 48;
@@ -706,6 +711,7 @@ fn validate(
     {
         contracts.display_name = s.company.clone();
     }
+    let precheck = file.precheck.and_then(|p| p.validate(problems));
     let sweep = match (file.sweep, &helpdesk) {
         (Some(s), Some(h)) => s.validate(h, problems),
         _ => None,
@@ -731,6 +737,7 @@ fn validate(
         sweep,
         metric_partners: file.metrics.unwrap_or_default().partners,
         contracts,
+        precheck,
     })
 }
 

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::assess::kb::query::kb_query;
 use crate::assess::{Outcome, Policy, Verdict, assess, note};
 use crate::config::contracts::Contracts;
+use crate::config::precheck::PrecheckSettings;
 use crate::config::{ConnectorId, SweepSettings, ValidConnector};
 use crate::escalation::Escalation;
 use crate::helpdesk::{Helpdesk, HelpdeskError, TicketRef, Written};
@@ -38,6 +39,8 @@ pub struct Connector {
     pub contracts: Contracts,
     /// The threads that search the embedded index and re-score candidates.
     pub judges: Arc<JudgePool>,
+    /// The check of a draft escalation before it is sent, when it has a `[precheck]` table.
+    pub precheck: Option<PrecheckSettings>,
 }
 
 /// A connector's knowledge base at run time.
@@ -247,6 +250,7 @@ impl Connector {
             sweep: valid.sweep,
             contracts: valid.contracts,
             judges: Arc::clone(&runtime.judges),
+            precheck: valid.precheck,
         })
     }
 

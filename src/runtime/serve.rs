@@ -54,7 +54,7 @@ pub async fn serve(
             slot = Arc::clone(&reserved).acquire_owned() => (slot, true),
         };
         let slot: OwnedSemaphorePermit = slot.expect("the semaphore is never closed");
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -77,7 +77,16 @@ pub async fn serve(
             _ => (router.clone(), true),
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service);
+        // The client's address, for handlers that take `ConnectInfo` (the precheck's rate
+        // limit of public callers).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            service,
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _slot = slot;

@@ -37,6 +37,15 @@ pub enum HttpError {
     },
     #[error("this connector has no [survey] table; the `solved` event is not served")]
     NoSurvey,
+    #[error("connector `{0}` has no [precheck] table (or it is not enabled)")]
+    NoPrecheck(String),
+    /// The caller made more requests than its limit allows; it may try again after
+    /// `Retry-After` seconds.
+    #[error("too many requests from this client; try again in {0} s")]
+    TooManyRequests(u64),
+    /// The ticket asked about cannot be read as an escalation (not found, unusable).
+    #[error("{0}")]
+    UnusableTicket(String),
     /// Every connection is taken (`--max-connections`): the caller delivers again after
     /// [`BUSY_RETRY_AFTER_SECS`]; the connection is closed.
     #[error("every connection is taken; deliver it again later")]
@@ -76,6 +85,14 @@ impl IntoResponse for HttpError {
             }
             HttpError::Refused { format, err } => reply::refused(format, &err),
             HttpError::NoSurvey => json(StatusCode::BAD_REQUEST, "no_survey"),
+            HttpError::NoPrecheck(_) => json(StatusCode::NOT_FOUND, "no_precheck"),
+            HttpError::UnusableTicket(_) => json(StatusCode::NOT_FOUND, "unusable_ticket"),
+            HttpError::TooManyRequests(secs) => {
+                let mut resp = json(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                resp
+            }
             HttpError::Busy => {
                 let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, "busy");
                 let headers = resp.headers_mut();

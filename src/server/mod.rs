@@ -3,6 +3,7 @@
 
 mod error;
 mod page;
+pub mod precheck;
 pub mod reply;
 mod survey;
 
@@ -81,13 +82,18 @@ impl axum::extract::FromRef<AppState> for Connectors {
 
 pub fn router(connectors: Connectors, settings: ServerSettings) -> Router {
     let state = AppState {
-        connectors,
+        connectors: Arc::clone(&connectors),
         settings,
     };
     Router::new()
         .route("/hooks/{connector}", post(hook))
         .merge(health_routes())
         .merge(survey::routes())
+        .merge(precheck::routes(
+            connectors,
+            settings.max_body_bytes,
+            settings.request_timeout,
+        ))
         .fallback(|| async { HttpError::NoRoute })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(settings, read_body))

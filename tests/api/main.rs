@@ -18,6 +18,7 @@ mod kb_sources;
 mod mirror;
 mod mirror_parity;
 mod module_graph;
+mod precheck;
 mod properties;
 mod remote_search;
 mod report;
