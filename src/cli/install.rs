@@ -52,6 +52,24 @@ pub enum InstallTarget {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
+    /// The connector's Zendesk app for the ticket sidebar, as the zip an admin uploads (Admin
+    /// Center › Apps and integrations › Zendesk Support apps › Upload private app): for an
+    /// escalation being prepared, the check before escalating (`[precheck]`); for a judged one,
+    /// the verdict and the reviewer's decisions as the reviewer macros record them. At install,
+    /// Zendesk asks for the service URL and a precheck secret (kept as a secure setting).
+    ZendeskApp {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: ConnectorId,
+        /// Where the app reaches escalation-gate (https); the only host its requests may go to.
+        #[arg(long)]
+        url: String,
+        /// The zip to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,7 +107,41 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             dry_run,
             dir,
         } => zendesk(&dir.connectors, &connector, Some(&url), dry_run, false),
+        InstallTarget::ZendeskApp {
+            connector,
+            url,
+            out,
+            dir,
+        } => zendesk_app(&dir.connectors, &connector, &url, &out),
     }
+}
+
+/// Writes the connector's Zendesk app as a zip.
+fn zendesk_app(dir: &Path, name: &ConnectorId, url: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    use crate::helpdesk::registry::ValidHelpdesk;
+    let url = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.host_str().is_some())
+        .with_context(|| {
+            format!("--url `{url}`: expected an https URL such as https://gate.example.com")
+        })?;
+    let (path, _) = connector_file(dir, name)?;
+    let valid = config::load_file(&path, &env).map_err(|errors| {
+        print_errors(&errors);
+        anyhow::anyhow!("connector `{name}` is not valid")
+    })?;
+    let ValidHelpdesk::Zendesk(zendesk) = &valid.helpdesk else {
+        anyhow::bail!("connector `{name}` is not a Zendesk connector ([helpdesk] type)");
+    };
+    let files = crate::helpdesk::zendesk::app::files(name.as_str(), &url, zendesk);
+    std::fs::write(out, crate::helpdesk::zendesk::app::zip(&files))
+        .with_context(|| format!("{}: cannot write the app", out.display()))?;
+    println!(
+        "Wrote {} ({} files). Upload it in Admin Center > Apps and integrations > Zendesk Support apps > Upload private app; give it the service URL and one of the connector's [precheck] secrets.",
+        out.display(),
+        files.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `uninstall <helpdesk>`.

@@ -139,7 +139,9 @@ impl Command {
             Command::Eval(_)
             | Command::Validate(_)
             | Command::Install {
-                helpdesk: install::InstallTarget::Salesforce { .. },
+                helpdesk:
+                    install::InstallTarget::Salesforce { .. }
+                    | install::InstallTarget::ZendeskApp { .. },
             }
             | Command::Sandbox(_)
             | Command::Send(_) => {}

@@ -31,3 +31,4 @@ mod survey;
 mod sweep;
 mod webdriver;
 mod zendesk;
+mod zendesk_app;

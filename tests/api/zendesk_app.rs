@@ -1,0 +1,372 @@
+//! The Zendesk app (`install zendesk-app`) in headless Chromium, against a stub of the ZAF
+//! client that follows the documented API (tests/api/fixtures/zaf_stub.js): a judged ticket
+//! shows its verdict and records a reviewer's decision as the macro does; a ticket being
+//! prepared runs the check before escalating and shows a bad, a good and a review answer; HTML
+//! and script in a ticket's fields or the service's answer render as text.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::response::IntoResponse;
+use escalation_gate::helpdesk::registry::ValidHelpdesk;
+use serde_json::{Value, json};
+
+use crate::fakes::zendesk::*;
+use crate::helpers::*;
+use crate::webdriver::Browser;
+
+const SERVICE: &str = "https://gate.example.com";
+const SCRIPT: &str = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
+
+struct Served {
+    files: HashMap<String, Vec<u8>>,
+    scenario: Mutex<Value>,
+}
+
+/// The app's files for the test connector, served on loopback with the ZAF SDK replaced by the
+/// stub; the page's URL and the scenario the stub answers from.
+async fn serve_app() -> (String, Arc<Served>) {
+    let zd = zendesk().await;
+    let text = zd.connector_toml(&Options::default());
+    let vars: HashMap<&str, String> = zd.vars().into_iter().collect();
+    let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("connectors"), &|v| {
+        vars.get(v).cloned()
+    })
+    .unwrap();
+    let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
+        panic!("a Zendesk connector")
+    };
+    let url = reqwest::Url::parse(SERVICE).unwrap();
+    let mut files: HashMap<String, Vec<u8>> =
+        escalation_gate::helpdesk::zendesk::app::files(CONNECTOR, &url, cfg)
+            .into_iter()
+            .collect();
+    let iframe = String::from_utf8(files["assets/iframe.html"].clone()).unwrap();
+    let sdk = "<script src=\"https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js\"></script>";
+    assert!(iframe.contains(sdk), "the app loads the ZAF SDK");
+    files.insert(
+        "assets/iframe.html".into(),
+        iframe
+            .replace(
+                sdk,
+                "<script src=\"scenario.js\"></script><script src=\"zaf_stub.js\"></script>",
+            )
+            .into_bytes(),
+    );
+    files.insert(
+        "assets/zaf_stub.js".into(),
+        std::fs::read("tests/api/fixtures/zaf_stub.js").unwrap(),
+    );
+    let served = Arc::new(Served {
+        files,
+        scenario: Mutex::new(Value::Null),
+    });
+    async fn asset(
+        State(s): State<Arc<Served>>,
+        UrlPath(name): UrlPath<String>,
+    ) -> axum::response::Response {
+        let kind = |n: &str| match n.rsplit('.').next() {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            _ => "application/octet-stream",
+        };
+        if name == "scenario.js" {
+            let body = format!("window.__ZAF_SCENARIO = {};", s.scenario.lock().unwrap());
+            return ([("content-type", kind(&name))], body).into_response();
+        }
+        match s.files.get(&format!("assets/{name}")) {
+            Some(bytes) => ([("content-type", kind(&name))], bytes.clone()).into_response(),
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/assets/{name}", axum::routing::get(asset))
+        .with_state(Arc::clone(&served));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("{base}/assets/iframe.html"), served)
+}
+
+fn ticket(tags: &[&str]) -> Value {
+    json!({
+        "ticket.subject": format!("Calendar sync stops {SCRIPT}"),
+        "ticket.description": "Calendar sync stopped with error E1234.",
+        "ticket.tags": tags,
+        format!("ticket.customField:custom_field_{STEPS}"): format!("1. Open Settings. {SCRIPT}"),
+        format!("ticket.customField:custom_field_{ENVIRONMENT}"): "Cloud, EU",
+    })
+}
+
+async fn open(browser: &Browser, page: &str, served: &Served, scenario: Value) {
+    *served.scenario.lock().unwrap() = scenario;
+    browser.goto(page).await.unwrap();
+}
+
+/// Waits until the element's text is not empty; the text.
+async fn text_of(browser: &Browser, css: &str) -> String {
+    for _ in 0..100 {
+        if let Ok(t) = browser.text(css).await
+            && !t.is_empty()
+        {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{css} stays empty: {}",
+        browser.source().await.unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidebar_shows_verdicts_records_decisions_and_checks_drafts() {
+    let (page, served) = serve_app().await;
+    let browser = Browser::required().await;
+    let settings = json!({"service_url": SERVICE});
+
+    // A judged bad ticket: the verdict, its reasons, the reviewer's decisions.
+    open(&browser, &page, &served, json!({
+        "settings": settings,
+        "ticket": ticket(&["partner_escalation", "escalation_bad", "escalation_kb_resolvable", "escalation_kb_conf_91"]),
+        "answer": {"status": 200, "body": {}},
+    }))
+    .await;
+    assert_eq!(
+        text_of(&browser, "#verdict-title").await,
+        "Verdict: BAD escalation"
+    );
+    let reasons = text_of(&browser, "#verdict-reasons").await;
+    assert!(
+        reasons.contains("A knowledge-base article answers the case."),
+        "{reasons}"
+    );
+    assert!(reasons.contains("Confidence: 0.91"), "{reasons}");
+    let buttons = browser
+        .execute("return Array.from(document.querySelectorAll('#decisions button')).map(b => b.textContent)")
+        .await
+        .unwrap();
+    assert_eq!(buttons.as_array().unwrap().len(), 6, "{buttons}");
+    browser
+        .click("#decisions button:nth-child(3)")
+        .await
+        .unwrap();
+    text_of(&browser, "#status").await;
+    let log = browser.execute("return window.__zaf").await.unwrap();
+    let macros = escalation_gate::helpdesk::zendesk::install::decisions("escalation_");
+    let overturn = &macros[2];
+    assert_eq!(
+        overturn.title,
+        "Overturn to good: the article does not answer the case"
+    );
+    let invoked: Vec<&Value> = log["invoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call[0] != "resize")
+        .collect();
+    assert_eq!(
+        json!(invoked),
+        json!([
+            ["ticket.tags.remove", overturn.remove],
+            ["ticket.tags.add", overturn.add],
+            ["comment.appendText", overturn.note],
+        ]),
+        "{log}"
+    );
+    assert_eq!(log["set"], json!([["comment.type", "internalNote"]]));
+    assert_eq!(
+        log["requests"],
+        json!([]),
+        "a judged ticket is not checked again"
+    );
+
+    // A ticket left to a reviewer.
+    open(
+        &browser,
+        &page,
+        &served,
+        json!({
+            "settings": settings,
+            "ticket": ticket(&["escalation_review"]),
+            "answer": {"status": 200, "body": {}},
+        }),
+    )
+    .await;
+    assert_eq!(
+        text_of(&browser, "#verdict-title").await,
+        "Verdict: Left to a reviewer"
+    );
+
+    // A ticket being prepared: the check, answered bad, with markup in the answer.
+    open(&browser, &page, &served, json!({
+        "settings": settings,
+        "ticket": ticket(&["partner_escalation"]),
+        "answer": {"status": 200, "body": {
+            "outcome": "bad",
+            "problems": [{"field": "steps", "message": format!("needs at least 20 characters {SCRIPT}")}],
+            "articles": [
+                {"title": format!("Calendar sync E1234 {SCRIPT}"), "url": "https://help.example.com/hc/articles/1",
+                 "passage": "Reconnect the calendar.", "confidence": 0.93},
+                {"title": "Not a link", "url": "javascript:window.pwned=3", "passage": "", "confidence": 0.5}
+            ]
+        }},
+    }))
+    .await;
+    browser.click("#run-check").await.unwrap();
+    assert_eq!(
+        text_of(&browser, "#check-title").await,
+        "This escalation would be: BAD escalation"
+    );
+    let problems = text_of(&browser, "#check-problems").await;
+    assert!(
+        problems.contains(SCRIPT),
+        "markup shown as text: {problems}"
+    );
+    let articles = text_of(&browser, "#check-articles").await;
+    assert!(
+        articles.contains(&format!("Calendar sync E1234 {SCRIPT} (confidence 0.93)")),
+        "{articles}"
+    );
+    let links = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#check-articles a')).map(a => a.href)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(links, json!(["https://help.example.com/hc/articles/1"]));
+    let log = browser.execute("return window.__zaf").await.unwrap();
+    let request = &log["requests"][0];
+    assert_eq!(request["url"], format!("{SERVICE}/precheck/{CONNECTOR}"));
+    assert_eq!(request["type"], "POST");
+    assert_eq!(request["secure"], true);
+    assert_eq!(
+        request["headers"]["Authorization"],
+        "Bearer {{setting.precheck_secret}}"
+    );
+    let draft: Value = serde_json::from_str(request["data"].as_str().unwrap()).unwrap();
+    assert_eq!(draft["subject"], format!("Calendar sync stops {SCRIPT}"));
+    assert_eq!(
+        draft["fields"]["steps"],
+        format!("1. Open Settings. {SCRIPT}")
+    );
+    assert_eq!(draft["fields"]["environment"], "Cloud, EU");
+    assert_eq!(
+        browser.execute("return document.querySelectorAll('#app script, #app img').length + (window.pwned || 0)").await.unwrap(),
+        json!(0),
+        "nothing of the ticket or the answer ran or became an element"
+    );
+
+    // Answered good, then review.
+    for (outcome, title) in [
+        ("good", "GOOD escalation"),
+        ("review", "Left to a reviewer"),
+    ] {
+        open(&browser, &page, &served, json!({
+            "settings": settings,
+            "ticket": ticket(&[]),
+            "answer": {"status": 200, "body": {"outcome": outcome, "problems": [], "articles": []}},
+        }))
+        .await;
+        browser.click("#run-check").await.unwrap();
+        assert_eq!(
+            text_of(&browser, "#check-title").await,
+            format!("This escalation would be: {title}")
+        );
+    }
+
+    // The service refuses: said, nothing shown as a result.
+    open(
+        &browser,
+        &page,
+        &served,
+        json!({
+            "settings": settings,
+            "ticket": ticket(&[]),
+            "answer": {"status": 401, "body": {}},
+        }),
+    )
+    .await;
+    browser.click("#run-check").await.unwrap();
+    assert_eq!(
+        text_of(&browser, "#status").await,
+        "The check could not run (HTTP 401)."
+    );
+    browser.quit().await;
+}
+
+#[test]
+fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::write(
+        connectors.join(format!("{CONNECTOR}.toml")),
+        connector_toml(API_TOKEN_AUTH, "helpdesk", ""),
+    )
+    .unwrap();
+    let zip = dir.path().join("app.zip");
+    let run = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
+            .args([
+                "install",
+                "zendesk-app",
+                "--connector",
+                CONNECTOR,
+                "--url",
+                url,
+                "--out",
+            ])
+            .arg(&zip)
+            .arg("--connectors")
+            .arg(&connectors)
+            .envs([
+                ("ZD_URL", "https://acme.zendesk.com"),
+                ("ZD_EMAIL", "agent@acme.example"),
+                ("ZD_TOKEN", "t"),
+                ("ZD_SECRET", SECRET),
+                ("ZD_OLD_SECRET", RETIRED_SECRET),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run("http://gate.example.com");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected an https URL"));
+    let out = run(SERVICE);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&zip).unwrap();
+    let names: Vec<String> = [
+        "manifest.json",
+        "translations/en.json",
+        "assets/iframe.html",
+        "assets/app.js",
+        "assets/app.css",
+        "assets/config.js",
+    ]
+    .iter()
+    .filter(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
+    .map(|n| n.to_string())
+    .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let start = bytes.windows(2).position(|w| w == b"{\n").unwrap();
+    let manifest: Value = serde_json::Deserializer::from_slice(&bytes[start..])
+        .into_iter::<Value>()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest["frameworkVersion"], "2.0");
+    assert_eq!(
+        manifest["location"]["support"]["ticket_sidebar"]["url"],
+        "assets/iframe.html"
+    );
+    assert_eq!(manifest["domainWhitelist"], json!(["gate.example.com"]));
+    assert_eq!(manifest["parameters"][1]["secure"], true);
+}
