@@ -67,6 +67,10 @@ pub enum InstallTarget {
         /// The zip to write.
         #[arg(long)]
         out: PathBuf,
+        /// Also write the snippet for the Guide theme's request page (`new_request_page.hbs`)
+        /// that runs the check as a partner fills in the Help Center's request form.
+        #[arg(long)]
+        guide_snippet: Option<PathBuf>,
         #[command(flatten)]
         dir: ConnectorsDir,
     },
@@ -111,13 +115,26 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             connector,
             url,
             out,
+            guide_snippet,
             dir,
-        } => zendesk_app(&dir.connectors, &connector, &url, &out),
+        } => zendesk_app(
+            &dir.connectors,
+            &connector,
+            &url,
+            &out,
+            guide_snippet.as_deref(),
+        ),
     }
 }
 
 /// Writes the connector's Zendesk app as a zip.
-fn zendesk_app(dir: &Path, name: &ConnectorId, url: &str, out: &Path) -> anyhow::Result<ExitCode> {
+fn zendesk_app(
+    dir: &Path,
+    name: &ConnectorId,
+    url: &str,
+    out: &Path,
+    guide_snippet: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     use crate::helpdesk::registry::ValidHelpdesk;
     let url = reqwest::Url::parse(url)
         .ok()
@@ -141,6 +158,17 @@ fn zendesk_app(dir: &Path, name: &ConnectorId, url: &str, out: &Path) -> anyhow:
         out.display(),
         files.len()
     );
+    if let Some(path) = guide_snippet {
+        std::fs::write(
+            path,
+            crate::helpdesk::zendesk::app::guide_snippet(name.as_str(), &url, zendesk),
+        )
+        .with_context(|| format!("{}: cannot write the Guide snippet", path.display()))?;
+        println!(
+            "Wrote {}: paste it into the Guide theme's new_request_page.hbs after {{{{request_form}}}}, and add the Help Center's address to the connector's [precheck] allowed_origins.",
+            path.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -370,3 +370,87 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
     assert_eq!(manifest["domainWhitelist"], json!(["gate.example.com"]));
     assert_eq!(manifest["parameters"][1]["secure"], true);
 }
+
+/// What the stand-in precheck of the Guide test received.
+type Received = Arc<Mutex<Vec<Value>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
+    let zd = zendesk().await;
+    let text = zd.connector_toml(&Options::default());
+    let vars: HashMap<&str, String> = zd.vars().into_iter().collect();
+    let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("connectors"), &|v| {
+        vars.get(v).cloned()
+    })
+    .unwrap();
+    let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
+        panic!("a Zendesk connector")
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let snippet = escalation_gate::helpdesk::zendesk::app::guide_snippet(
+        CONNECTOR,
+        &reqwest::Url::parse(&base).unwrap(),
+        cfg,
+    );
+    // The request form as Guide renders it, then the snippet.
+    let page = format!(
+        r#"<!DOCTYPE html><html><body>
+<form id="new_request" class="request-form">
+<input name="request[subject]" id="subject">
+<textarea name="request[description]" id="description"></textarea>
+<input name="request[custom_fields][{STEPS}]" id="steps">
+</form>
+{snippet}
+</body></html>"#
+    );
+    let received: Received = Arc::default();
+    let answer = json!({
+        "outcome": "bad",
+        "problems": [],
+        "articles": [{"title": format!("Calendar sync E1234 {SCRIPT}"),
+                      "url": "https://help.example.com/hc/articles/1", "passage": "Reconnect."}]
+    });
+    let app = axum::Router::new()
+        .route(
+            "/new",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        )
+        .route(
+            "/precheck/{connector}",
+            axum::routing::post({
+                let received = Arc::clone(&received);
+                move |axum::Json(body): axum::Json<Value>| async move {
+                    received.lock().unwrap().push(body);
+                    axum::Json(answer)
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let browser = Browser::required().await;
+    browser.goto(&format!("{base}/new")).await.unwrap();
+    browser
+        .type_into("#subject", "Calendar sync stops with E1234")
+        .await
+        .unwrap();
+    browser
+        .type_into("#steps", "1. Open Settings.")
+        .await
+        .unwrap();
+    let title = text_of(&browser, "#escalation-gate-title").await;
+    assert_eq!(title, "As it stands, this would be a bad escalation.");
+    let articles = text_of(&browser, "#escalation-gate-articles").await;
+    assert!(articles.contains(SCRIPT), "shown as text: {articles}");
+    assert_eq!(
+        browser
+            .execute("return document.querySelectorAll('#escalation-gate-check img, #escalation-gate-check script').length + (window.pwned || 0)")
+            .await
+            .unwrap(),
+        json!(0)
+    );
+    let sent = received.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(sent["subject"], "Calendar sync stops with E1234");
+    assert_eq!(sent["fields"]["steps"], "1. Open Settings.");
+    browser.quit().await;
+}

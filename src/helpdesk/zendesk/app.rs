@@ -3,7 +3,8 @@
 //! `manifest.json` (a ticket sidebar location; the service URL as a setting and the precheck
 //! secret as a secure setting, sent only to the service's host), `translations/en.json`, and
 //! the sidebar in `assets/` (`iframe.html`, `app.js`, `app.css`, and `config.js` with this
-//! connector's tags, reviewer decisions and hand-off fields).
+//! connector's tags, reviewer decisions and hand-off fields); and the snippet for the Guide
+//! theme's request form ([`guide_snippet`]).
 
 use serde_json::json;
 
@@ -14,6 +15,7 @@ const IFRAME: &str = include_str!("app/assets/iframe.html");
 const APP_JS: &str = include_str!("app/assets/app.js");
 const APP_CSS: &str = include_str!("app/assets/app.css");
 const EN: &str = include_str!("app/translations/en.json");
+const GUIDE_SNIPPET: &str = include_str!("app/guide-snippet.html");
 
 /// The app's files (path in the zip, bytes) for `connector` served at `url`.
 pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(String, Vec<u8>)> {
@@ -59,6 +61,28 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
             .into_bytes(),
         ),
     ]
+}
+
+/// The snippet for the Guide theme's request page (`new_request_page.hbs`): runs the check
+/// before escalating as the request form is filled, with no credential (the Help Center's
+/// address must be in the connector's `[precheck] allowed_origins`), and shows the answer beside
+/// the form as text.
+pub fn guide_snippet(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> String {
+    let js = |v: serde_json::Value| {
+        serde_json::to_string(&v)
+            .unwrap_or_default()
+            .replace("</", "<\\/")
+    };
+    let fields: std::collections::BTreeMap<String, &String> = cfg
+        .mapping
+        .fields
+        .iter()
+        .map(|(id, name)| (id.to_string(), name))
+        .collect();
+    GUIDE_SNIPPET
+        .replace("__SERVICE__", &js(json!(url.as_str())))
+        .replace("__CONNECTOR__", &js(json!(connector)))
+        .replace("__FIELDS__", &js(json!(fields)))
 }
 
 /// A zip archive of `files`, stored (not compressed): what Zendesk's upload takes.
