@@ -309,6 +309,7 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
     )
     .unwrap();
     let zip = dir.path().join("app.zip");
+    let snippet = dir.path().join("snippet.html");
     let run = |url: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
             .args([
@@ -321,6 +322,8 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
                 "--out",
             ])
             .arg(&zip)
+            .arg("--guide-snippet")
+            .arg(&snippet)
             .arg("--connectors")
             .arg(&connectors)
             .envs([
@@ -341,6 +344,15 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&snippet).unwrap();
+    assert!(
+        written.contains(&format!("var SERVICE = \"{SERVICE}/\";")),
+        "{written}"
+    );
+    assert!(
+        written.contains(&format!("\"{STEPS}\":\"steps\"")),
+        "{written}"
     );
     let bytes = std::fs::read(&zip).unwrap();
     let names: Vec<String> = [
