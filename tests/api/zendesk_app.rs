@@ -44,13 +44,16 @@ async fn serve_app() -> (String, Arc<Served>) {
             .into_iter()
             .collect();
     let iframe = String::from_utf8(files["assets/iframe.html"].clone()).unwrap();
-    let sdk = "<script src=\"https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js\"></script>";
-    assert!(iframe.contains(sdk), "the app loads the ZAF SDK");
+    let sdk = format!(
+        "<script src=\"{}\"></script>",
+        escalation_gate::helpdesk::zendesk::app::ZAF_SDK
+    );
+    assert!(iframe.contains(&sdk), "the app loads the ZAF SDK");
     files.insert(
         "assets/iframe.html".into(),
         iframe
             .replace(
-                sdk,
+                &sdk,
                 "<script src=\"scenario.js\"></script><script src=\"zaf_stub.js\"></script>",
             )
             .into_bytes(),
@@ -360,14 +363,15 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
         "translations/en.json",
         "assets/iframe.html",
         "assets/app.js",
-        "assets/app.css",
+        "assets/render.js",
+        "assets/sidebar.css",
         "assets/config.js",
     ]
     .iter()
     .filter(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
     .map(|n| n.to_string())
     .collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     let start = bytes.windows(2).position(|w| w == b"{\n").unwrap();
     let manifest: Value = serde_json::Deserializer::from_slice(&bytes[start..])
         .into_iter::<Value>()

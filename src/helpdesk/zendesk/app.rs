@@ -2,7 +2,7 @@
 //! private app (Admin Center › Apps and integrations › Zendesk Support apps › Upload private app):
 //! `manifest.json` (a ticket sidebar location; the service URL as a setting and the precheck
 //! secret as a secure setting, sent only to the service's host), `translations/en.json`, and
-//! the sidebar in `assets/` (`iframe.html`, `app.js`, `app.css`, and `config.js` with this
+//! the sidebar in `assets/` (`iframe.html`, `render.js`, `app.js`, `sidebar.css`, and `config.js` with this
 //! connector's tags, reviewer decisions and hand-off fields); and the snippet for the Guide
 //! theme's request form ([`guide_snippet`]).
 
@@ -10,10 +10,12 @@ use serde_json::json;
 
 use super::config::ValidZendesk;
 use super::install::decisions;
+use crate::helpdesk::sidebar;
 
-const IFRAME: &str = include_str!("app/assets/iframe.html");
 const APP_JS: &str = include_str!("app/assets/app.js");
-const APP_CSS: &str = include_str!("app/assets/app.css");
+/// Zendesk's Apps Framework SDK, which the sidebar page loads first.
+pub const ZAF_SDK: &str =
+    "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js";
 const EN: &str = include_str!("app/translations/en.json");
 const GUIDE_SNIPPET: &str = include_str!("app/guide-snippet.html");
 
@@ -49,9 +51,23 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
     vec![
         ("manifest.json".into(), pretty(&manifest)),
         ("translations/en.json".into(), EN.as_bytes().to_vec()),
-        ("assets/iframe.html".into(), IFRAME.as_bytes().to_vec()),
+        (
+            "assets/iframe.html".into(),
+            sidebar::page(
+                &[ZAF_SDK, "config.js", "render.js", "app.js"],
+                "https://static.zdassets.com",
+            )
+            .into_bytes(),
+        ),
+        (
+            "assets/render.js".into(),
+            sidebar::RENDER_JS.as_bytes().to_vec(),
+        ),
         ("assets/app.js".into(), APP_JS.as_bytes().to_vec()),
-        ("assets/app.css".into(), APP_CSS.as_bytes().to_vec()),
+        (
+            "assets/sidebar.css".into(),
+            sidebar::CSS.as_bytes().to_vec(),
+        ),
         (
             "assets/config.js".into(),
             format!(
