@@ -141,7 +141,8 @@ impl Command {
             | Command::Install {
                 helpdesk:
                     install::InstallTarget::Salesforce { .. }
-                    | install::InstallTarget::ZendeskApp { .. },
+                    | install::InstallTarget::ZendeskApp { .. }
+                    | install::InstallTarget::FreshdeskApp { .. },
             }
             | Command::Sandbox(_)
             | Command::Send(_) => {}

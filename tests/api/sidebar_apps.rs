@@ -1,8 +1,11 @@
-//! The Zendesk app (`install zendesk-app`) in headless Chromium, against a stub of the ZAF
-//! client that follows the documented API (tests/api/fixtures/zaf_stub.js): a judged ticket
-//! shows its verdict and records a reviewer's decision as the macro does; a ticket being
-//! prepared runs the check before escalating and shows a bad, a good and a review answer; HTML
-//! and script in a ticket's fields or the service's answer render as text.
+//! The helpdesk sidebar apps in headless Chromium. The Zendesk app (`install zendesk-app`)
+//! against a stub of the ZAF client that follows the documented API
+//! (tests/api/fixtures/zaf_stub.js), the Freshdesk app (`install freshdesk-app`) against a stub
+//! of the Freshworks client (tests/api/fixtures/freshworks_stub.js), and the Guide snippet on a
+//! request form: a judged ticket shows its verdict (and in Zendesk records a reviewer's decision
+//! as the macro does); a ticket being prepared runs the check before escalating and shows a
+//! bad, a good and a review answer; HTML and script in a ticket's fields or the service's answer
+//! render as text.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,16 +28,52 @@ struct Served {
     scenario: Mutex<Value>,
 }
 
-/// The app's files for the test connector, served on loopback with the ZAF SDK replaced by the
-/// stub; the page's URL and the scenario the stub answers from.
-async fn serve_app() -> (String, Arc<Served>) {
-    let zd = zendesk().await;
-    let text = zd.connector_toml(&Options::default());
-    let vars: HashMap<&str, String> = zd.vars().into_iter().collect();
-    let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("connectors"), &|v| {
+/// Serves `files` on loopback (under their paths), and `scenario.js` setting `global` to the
+/// scenario the test puts in place; the base URL.
+async fn serve(files: HashMap<String, Vec<u8>>, global: &'static str) -> (String, Arc<Served>) {
+    let served = Arc::new(Served {
+        files,
+        scenario: Mutex::new(Value::Null),
+    });
+    let asset = move |State(s): State<Arc<Served>>, UrlPath(name): UrlPath<String>| async move {
+        let kind = match name.rsplit('.').next() {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            _ => "application/octet-stream",
+        };
+        if name.ends_with("scenario.js") {
+            let body = format!("window.{global} = {};", s.scenario.lock().unwrap());
+            return ([("content-type", kind)], body).into_response();
+        }
+        match s.files.get(&name) {
+            Some(bytes) => ([("content-type", kind)], bytes.clone()).into_response(),
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        }
+    };
+    let app = axum::Router::new()
+        .route("/{*name}", axum::routing::get(asset))
+        .with_state(Arc::clone(&served));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, served)
+}
+
+/// The test connector of `fake`, validated.
+fn valid_connector<F: FakeHelpdesk>(fake: &F) -> escalation_gate::config::ValidConnector {
+    let text = fake.connector_toml(&Options::default());
+    let vars: HashMap<&str, String> = fake.vars().into_iter().collect();
+    escalation_gate::config::parse(CONNECTOR, &text, Path::new("connectors"), &|v| {
         vars.get(v).cloned()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// The app's files for the test connector, served with the ZAF SDK replaced by the stub; the
+/// page's URL and the scenario the stub answers from.
+async fn serve_app() -> (String, Arc<Served>) {
+    let valid = valid_connector(&zendesk().await);
     let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
         panic!("a Zendesk connector")
     };
@@ -62,35 +101,7 @@ async fn serve_app() -> (String, Arc<Served>) {
         "assets/zaf_stub.js".into(),
         std::fs::read("tests/api/fixtures/zaf_stub.js").unwrap(),
     );
-    let served = Arc::new(Served {
-        files,
-        scenario: Mutex::new(Value::Null),
-    });
-    async fn asset(
-        State(s): State<Arc<Served>>,
-        UrlPath(name): UrlPath<String>,
-    ) -> axum::response::Response {
-        let kind = |n: &str| match n.rsplit('.').next() {
-            Some("html") => "text/html; charset=utf-8",
-            Some("js") => "text/javascript",
-            Some("css") => "text/css",
-            _ => "application/octet-stream",
-        };
-        if name == "scenario.js" {
-            let body = format!("window.__ZAF_SCENARIO = {};", s.scenario.lock().unwrap());
-            return ([("content-type", kind(&name))], body).into_response();
-        }
-        match s.files.get(&format!("assets/{name}")) {
-            Some(bytes) => ([("content-type", kind(&name))], bytes.clone()).into_response(),
-            None => axum::http::StatusCode::NOT_FOUND.into_response(),
-        }
-    }
-    let app = axum::Router::new()
-        .route("/assets/{name}", axum::routing::get(asset))
-        .with_state(Arc::clone(&served));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, served) = serve(files, "__ZAF_SCENARIO").await;
     (format!("{base}/assets/iframe.html"), served)
 }
 
@@ -392,13 +403,7 @@ type Received = Arc<Mutex<Vec<Value>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
-    let zd = zendesk().await;
-    let text = zd.connector_toml(&Options::default());
-    let vars: HashMap<&str, String> = zd.vars().into_iter().collect();
-    let valid = escalation_gate::config::parse(CONNECTOR, &text, Path::new("connectors"), &|v| {
-        vars.get(v).cloned()
-    })
-    .unwrap();
+    let valid = valid_connector(&zendesk().await);
     let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
         panic!("a Zendesk connector")
     };
@@ -468,5 +473,131 @@ async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
     let sent = received.lock().unwrap().last().cloned().unwrap();
     assert_eq!(sent["subject"], "Calendar sync stops with E1234");
     assert_eq!(sent["fields"]["steps"], "1. Open Settings.");
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
+    let valid = valid_connector(
+        &crate::fakes::freshdesk::FakeFreshdesk::start(crate::freshdesk::desk()).await,
+    );
+    let ValidHelpdesk::Freshdesk(cfg) = &valid.helpdesk else {
+        panic!("a Freshdesk connector")
+    };
+    let url = reqwest::Url::parse(SERVICE).unwrap();
+    let mut files: HashMap<String, Vec<u8>> =
+        escalation_gate::helpdesk::freshdesk::app::files(CONNECTOR, &url, cfg)
+            .into_iter()
+            .collect();
+    let requests: Value = serde_json::from_slice(&files["config/requests.json"]).unwrap();
+    assert_eq!(requests["precheck"]["schema"]["host"], "gate.example.com");
+    assert_eq!(
+        requests["precheck"]["schema"]["path"],
+        format!("/precheck/{CONNECTOR}")
+    );
+    assert_eq!(
+        requests["precheck"]["schema"]["headers"]["Authorization"],
+        "Bearer <%= iparam.precheck_secret %>"
+    );
+    let iparams: Value = serde_json::from_slice(&files["config/iparams.json"]).unwrap();
+    assert_eq!(iparams["precheck_secret"]["secure"], true);
+    let client = format!(
+        "<script src=\"{}\"></script>",
+        escalation_gate::helpdesk::freshdesk::app::APP_CLIENT
+    );
+    let index = String::from_utf8(files["app/index.html"].clone()).unwrap();
+    assert!(
+        index.contains(&client),
+        "the app loads the Freshworks client"
+    );
+    files.insert(
+        "app/index.html".into(),
+        index
+            .replace(
+                &client,
+                "<script src=\"scenario.js\"></script><script src=\"fw_stub.js\"></script>",
+            )
+            .into_bytes(),
+    );
+    files.insert(
+        "app/fw_stub.js".into(),
+        std::fs::read("tests/api/fixtures/freshworks_stub.js").unwrap(),
+    );
+    let (base, served) = serve(files, "__FW_SCENARIO").await;
+    let page = format!("{base}/app/index.html");
+    let browser = Browser::required().await;
+    let ticket = |tags: &[&str]| {
+        json!({
+            "id": 7, "subject": format!("Calendar sync stops {SCRIPT}"),
+            "description_text": "Calendar sync stopped with error E1234.",
+            "tags": tags,
+            "custom_fields": {"cf_steps_to_reproduce": format!("1. Open Settings. {SCRIPT}"), "cf_environment": null}
+        })
+    };
+
+    open(&browser, &page, &served, json!({
+        "ticket": ticket(&["escalation_bad", "escalation_missing_handoff", "escalation_missing_environment"]),
+        "answer": {"status": 200, "body": {}},
+    }))
+    .await;
+    assert_eq!(
+        text_of(&browser, "#verdict-title").await,
+        "Verdict: BAD escalation"
+    );
+    let reasons = text_of(&browser, "#verdict-reasons").await;
+    assert!(
+        reasons.contains("Hand-off field failing: environment"),
+        "{reasons}"
+    );
+
+    open(
+        &browser,
+        &page,
+        &served,
+        json!({
+            "ticket": ticket(&["partner_escalated"]),
+            "answer": {"status": 200, "body": {
+                "outcome": "bad",
+                "problems": [{"field": "environment", "message": format!("is empty {SCRIPT}")}],
+                "articles": []
+            }},
+        }),
+    )
+    .await;
+    browser.click("#run-check").await.unwrap();
+    assert_eq!(
+        text_of(&browser, "#check-title").await,
+        "This escalation would be: BAD escalation"
+    );
+    assert!(text_of(&browser, "#check-problems").await.contains(SCRIPT));
+    let log = browser.execute("return window.__fw").await.unwrap();
+    assert_eq!(log["requests"][0][0], "precheck");
+    let body: Value =
+        serde_json::from_str(log["requests"][0][1]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["subject"], format!("Calendar sync stops {SCRIPT}"));
+    assert_eq!(
+        body["fields"]["steps_to_reproduce"],
+        format!("1. Open Settings. {SCRIPT}")
+    );
+    assert_eq!(
+        browser.execute("return document.querySelectorAll('#app script, #app img').length + (window.pwned || 0)").await.unwrap(),
+        json!(0)
+    );
+
+    open(
+        &browser,
+        &page,
+        &served,
+        json!({
+            "ticket": ticket(&[]),
+            "answer": {"status": 200, "body": {"outcome": "good", "problems": [], "articles": []}},
+        }),
+    )
+    .await;
+    browser.click("#run-check").await.unwrap();
+    assert_eq!(
+        text_of(&browser, "#check-title").await,
+        "This escalation would be: GOOD escalation"
+    );
     browser.quit().await;
 }
