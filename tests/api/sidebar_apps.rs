@@ -221,7 +221,7 @@ async fn the_sidebar_shows_verdicts_records_decisions_and_checks_drafts() {
         "ticket": ticket(&["partner_escalation"]),
         "answer": {"status": 200, "body": {
             "outcome": "bad",
-            "problems": [{"field": "steps", "message": format!("needs at least 20 characters {SCRIPT}")}],
+            "handoff": [{"field": "steps", "message": format!("needs at least 20 characters {SCRIPT}")}],
             "articles": [
                 {"title": format!("Calendar sync E1234 {SCRIPT}"), "url": "https://help.example.com/hc/articles/1",
                  "passage": "Reconnect the calendar.", "confidence": 0.93},
@@ -282,7 +282,7 @@ async fn the_sidebar_shows_verdicts_records_decisions_and_checks_drafts() {
         open(&browser, &page, &served, json!({
             "settings": settings,
             "ticket": ticket(&[]),
-            "answer": {"status": 200, "body": {"outcome": outcome, "problems": [], "articles": []}},
+            "answer": {"status": 200, "body": {"outcome": outcome, "handoff": [], "articles": []}},
         }))
         .await;
         browser.click("#run-check").await.unwrap();
@@ -428,7 +428,7 @@ async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
     let received: Received = Arc::default();
     let answer = json!({
         "outcome": "bad",
-        "problems": [],
+        "handoff": [],
         "articles": [{"title": format!("Calendar sync E1234 {SCRIPT}"),
                       "url": "https://help.example.com/hc/articles/1", "passage": "Reconnect."}]
     });
@@ -558,7 +558,7 @@ async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
             "ticket": ticket(&["partner_escalated"]),
             "answer": {"status": 200, "body": {
                 "outcome": "bad",
-                "problems": [{"field": "environment", "message": format!("is empty {SCRIPT}")}],
+                "handoff": [{"field": "environment", "message": format!("is empty {SCRIPT}")}],
                 "articles": []
             }},
         }),
@@ -590,7 +590,7 @@ async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
         &served,
         json!({
             "ticket": ticket(&[]),
-            "answer": {"status": 200, "body": {"outcome": "good", "problems": [], "articles": []}},
+            "answer": {"status": 200, "body": {"outcome": "good", "handoff": [], "articles": []}},
         }),
     )
     .await;

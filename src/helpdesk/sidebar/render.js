@@ -91,7 +91,7 @@ window.EGRender = (function () {
     title.className = outcome;
     var problems = byId('check-problems');
     clear(problems);
-    (answer.problems || []).forEach(function (p) {
+    (answer.handoff || []).forEach(function (p) {
       item(problems, (p.field ? p.field + ': ' : '') + (p.message || ''), 'bad');
     });
     var articles = byId('check-articles');
