@@ -52,6 +52,45 @@ pub enum InstallTarget {
         #[command(flatten)]
         dir: ConnectorsDir,
     },
+    /// The connector's Zendesk app for the ticket sidebar, as the zip an admin uploads (Admin
+    /// Center › Apps and integrations › Zendesk Support apps › Upload private app): for an
+    /// escalation being prepared, the check before escalating (`[precheck]`); for a judged one,
+    /// the verdict and the reviewer's decisions as the reviewer macros record them. At install,
+    /// Zendesk asks for the service URL and a precheck secret (kept as a secure setting).
+    ZendeskApp {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: ConnectorId,
+        /// Where the app reaches escalation-gate (https); the only host its requests may go to.
+        #[arg(long)]
+        url: String,
+        /// The zip to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the snippet for the Guide theme's request page (`new_request_page.hbs`)
+        /// that runs the check as a partner fills in the Help Center's request form.
+        #[arg(long)]
+        guide_snippet: Option<PathBuf>,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
+    /// The connector's Freshdesk app for the ticket sidebar, as the zip an admin uploads (Admin
+    /// › Apps › Manage apps › Custom apps): on a judged ticket the verdict and its reasons; on
+    /// one being prepared, the check before escalating (`[precheck]`). At install, Freshdesk asks
+    /// for a precheck secret (kept as a secure installation parameter).
+    FreshdeskApp {
+        /// The connector (its file name without .toml).
+        #[arg(long)]
+        connector: ConnectorId,
+        /// Where the app reaches escalation-gate (https); the only host its request may go to.
+        #[arg(long)]
+        url: String,
+        /// The zip to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        dir: ConnectorsDir,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,7 +128,111 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             dry_run,
             dir,
         } => zendesk(&dir.connectors, &connector, Some(&url), dry_run, false),
+        InstallTarget::ZendeskApp {
+            connector,
+            url,
+            out,
+            guide_snippet,
+            dir,
+        } => zendesk_app(
+            &dir.connectors,
+            &connector,
+            &url,
+            &out,
+            guide_snippet.as_deref(),
+        ),
+        InstallTarget::FreshdeskApp {
+            connector,
+            url,
+            out,
+            dir,
+        } => freshdesk_app(&dir.connectors, &connector, &url, &out),
     }
+}
+
+/// Writes the connector's Freshdesk app as a zip.
+fn freshdesk_app(
+    dir: &Path,
+    name: &ConnectorId,
+    url: &str,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    use crate::helpdesk::registry::ValidHelpdesk;
+    let (url, valid) = app_target(dir, name, url)?;
+    let ValidHelpdesk::Freshdesk(freshdesk) = &valid.helpdesk else {
+        anyhow::bail!("connector `{name}` is not a Freshdesk connector ([helpdesk] type)");
+    };
+    let files = crate::helpdesk::freshdesk::app::files(name.as_str(), &url, freshdesk);
+    write_app(
+        out,
+        &files,
+        "Admin > Apps > Manage apps > Custom apps; give it one of the connector's [precheck] secrets",
+    )
+}
+
+/// The https URL an app calls, and the connector it is for.
+fn app_target(
+    dir: &Path,
+    name: &ConnectorId,
+    url: &str,
+) -> anyhow::Result<(reqwest::Url, config::ValidConnector)> {
+    let url = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.host_str().is_some())
+        .with_context(|| {
+            format!("--url `{url}`: expected an https URL such as https://gate.example.com")
+        })?;
+    let (path, _) = connector_file(dir, name)?;
+    let valid = config::load_file(&path, &env).map_err(|errors| {
+        print_errors(&errors);
+        anyhow::anyhow!("connector `{name}` is not valid")
+    })?;
+    Ok((url, valid))
+}
+
+/// Writes an app's zip and says where to upload it.
+fn write_app(out: &Path, files: &[(String, Vec<u8>)], upload: &str) -> anyhow::Result<ExitCode> {
+    std::fs::write(out, crate::helpdesk::sidebar::zip(files))
+        .with_context(|| format!("{}: cannot write the app", out.display()))?;
+    println!(
+        "Wrote {} ({} files). Upload it in {upload}.",
+        out.display(),
+        files.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the connector's Zendesk app as a zip.
+fn zendesk_app(
+    dir: &Path,
+    name: &ConnectorId,
+    url: &str,
+    out: &Path,
+    guide_snippet: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use crate::helpdesk::registry::ValidHelpdesk;
+    let (url, valid) = app_target(dir, name, url)?;
+    let ValidHelpdesk::Zendesk(zendesk) = &valid.helpdesk else {
+        anyhow::bail!("connector `{name}` is not a Zendesk connector ([helpdesk] type)");
+    };
+    let files = crate::helpdesk::zendesk::app::files(name.as_str(), &url, zendesk);
+    write_app(
+        out,
+        &files,
+        "Admin Center > Apps and integrations > Zendesk Support apps > Upload private app; give it the service URL and one of the connector's [precheck] secrets",
+    )?;
+    if let Some(path) = guide_snippet {
+        std::fs::write(
+            path,
+            crate::helpdesk::zendesk::app::guide_snippet(name.as_str(), &url, zendesk),
+        )
+        .with_context(|| format!("{}: cannot write the Guide snippet", path.display()))?;
+        println!(
+            "Wrote {}: paste it into the Guide theme's new_request_page.hbs after {{{{request_form}}}}, and add the Help Center's address to the connector's [precheck] allowed_origins.",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `uninstall <helpdesk>`.

@@ -139,7 +139,10 @@ impl Command {
             Command::Eval(_)
             | Command::Validate(_)
             | Command::Install {
-                helpdesk: install::InstallTarget::Salesforce { .. },
+                helpdesk:
+                    install::InstallTarget::Salesforce { .. }
+                    | install::InstallTarget::ZendeskApp { .. }
+                    | install::InstallTarget::FreshdeskApp { .. },
             }
             | Command::Sandbox(_)
             | Command::Send(_) => {}

@@ -25,6 +25,7 @@ pub mod records;
 pub mod registry;
 pub mod salesforce;
 pub mod sandbox;
+pub mod sidebar;
 pub mod tags;
 pub mod zendesk;
 

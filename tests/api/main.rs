@@ -27,6 +27,7 @@ mod salesforce;
 mod salesforce_survey;
 mod sandbox;
 mod service;
+mod sidebar_apps;
 mod smtp;
 mod survey;
 mod sweep;

@@ -16,6 +16,7 @@
 //! so two instances judging one ticket at the same instant could each add a note.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod mirror;
 pub mod sandbox;

@@ -369,21 +369,7 @@ impl Setup {
     }
 
     fn review_macro(&self, m: &ReviewMacro, description: &str) -> Resource {
-        let p = &self.tags.reason_prefix;
-        let (mine, other) = if m.good {
-            ("reviewed_good", "reviewed_bad")
-        } else {
-            ("reviewed_bad", "reviewed_good")
-        };
-        let mut add = vec![format!("{p}{mine}")];
-        add.extend(m.overturn.map(|r| format!("{p}overturn_{r}")));
-        let mut remove = vec![format!("{p}{other}")];
-        remove.extend(
-            OVERTURN_REASONS
-                .iter()
-                .filter(|r| Some(**r) != m.overturn)
-                .map(|r| format!("{p}overturn_{r}")),
-        );
+        let (add, remove) = decision_tags(&self.tags.reason_prefix, m);
         let title = macro_title(&self.connector, m);
         Resource {
             kind: Kind::Macro,
@@ -401,6 +387,51 @@ impl Setup {
             name: title,
         }
     }
+}
+
+/// The tags a reviewer decision adds and removes (the other decision, the other overturns).
+fn decision_tags(p: &str, m: &ReviewMacro) -> (Vec<String>, Vec<String>) {
+    let (mine, other) = if m.good {
+        ("reviewed_good", "reviewed_bad")
+    } else {
+        ("reviewed_bad", "reviewed_good")
+    };
+    let mut add = vec![format!("{p}{mine}")];
+    add.extend(m.overturn.map(|r| format!("{p}overturn_{r}")));
+    let mut remove = vec![format!("{p}{other}")];
+    remove.extend(
+        OVERTURN_REASONS
+            .iter()
+            .filter(|r| Some(**r) != m.overturn)
+            .map(|r| format!("{p}overturn_{r}")),
+    );
+    (add, remove)
+}
+
+/// A reviewer decision as the macros record it: title, tags added and removed, internal note.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decision {
+    pub title: &'static str,
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+    pub note: &'static str,
+}
+
+/// The six reviewer decisions, with the tags of `reason_prefix`: what the macros and the app
+/// record.
+pub fn decisions(reason_prefix: &str) -> Vec<Decision> {
+    REVIEW_MACROS
+        .iter()
+        .map(|m| {
+            let (add, remove) = decision_tags(reason_prefix, m);
+            Decision {
+                title: m.title,
+                add,
+                remove,
+                note: m.note,
+            }
+        })
+        .collect()
 }
 
 /// Stands in for the webhook signing secret while install loads a connector whose secret

@@ -2,6 +2,7 @@
 //! back as tags and one internal note, and the Help Center as a knowledge base.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod history;
 pub mod install;

@@ -1,0 +1,102 @@
+//! The Zendesk app of a connector (Zendesk Apps Framework v2), as the zip an admin uploads as a
+//! private app (Admin Center › Apps and integrations › Zendesk Support apps › Upload private app):
+//! `manifest.json` (a ticket sidebar location; the service URL as a setting and the precheck
+//! secret as a secure setting, sent only to the service's host), `translations/en.json`, and
+//! the sidebar in `assets/` (`iframe.html`, `render.js`, `app.js`, `sidebar.css`, and `config.js` with this
+//! connector's tags, reviewer decisions and hand-off fields); and the snippet for the Guide
+//! theme's request form ([`guide_snippet`]).
+
+use serde_json::json;
+
+use super::config::ValidZendesk;
+use super::install::decisions;
+use crate::helpdesk::sidebar;
+
+const APP_JS: &str = include_str!("app/assets/app.js");
+/// Zendesk's Apps Framework SDK, which the sidebar page loads first.
+pub const ZAF_SDK: &str =
+    "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js";
+const EN: &str = include_str!("app/translations/en.json");
+const GUIDE_SNIPPET: &str = include_str!("app/guide-snippet.html");
+
+/// The app's files (path in the zip, bytes) for `connector` served at `url`.
+pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(String, Vec<u8>)> {
+    let host = url.host_str().unwrap_or_default();
+    let manifest = json!({
+        "name": format!("Escalation gate [{connector}]"),
+        "author": { "name": "escalation-gate", "url": url.as_str() },
+        "defaultLocale": "en",
+        "private": true,
+        "location": { "support": { "ticket_sidebar": { "url": "assets/iframe.html", "flexible": true } } },
+        "version": env!("CARGO_PKG_VERSION"),
+        "frameworkVersion": "2.0",
+        "domainWhitelist": [host],
+        "parameters": [
+            { "name": "service_url", "type": "url", "required": true, "default": url.as_str() },
+            { "name": "precheck_secret", "type": "text", "required": true, "secure": true }
+        ]
+    });
+    let config = json!({
+        "connector": connector,
+        "tags": {
+            "good": cfg.tags.good,
+            "bad": cfg.tags.bad,
+            "review": cfg.tags.review(),
+            "prefix": cfg.tags.reason_prefix,
+        },
+        "decisions": decisions(&cfg.tags.reason_prefix),
+        "fields": cfg.mapping.fields.iter().map(|(id, name)| (id.to_string(), name)).collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
+    vec![
+        ("manifest.json".into(), pretty(&manifest)),
+        ("translations/en.json".into(), EN.as_bytes().to_vec()),
+        (
+            "assets/iframe.html".into(),
+            sidebar::page(
+                &[ZAF_SDK, "config.js", "render.js", "app.js"],
+                "https://static.zdassets.com",
+            )
+            .into_bytes(),
+        ),
+        (
+            "assets/render.js".into(),
+            sidebar::RENDER_JS.as_bytes().to_vec(),
+        ),
+        ("assets/app.js".into(), APP_JS.as_bytes().to_vec()),
+        (
+            "assets/sidebar.css".into(),
+            sidebar::CSS.as_bytes().to_vec(),
+        ),
+        (
+            "assets/config.js".into(),
+            format!(
+                "window.EG_CONFIG = {};\n",
+                serde_json::to_string_pretty(&config).unwrap_or_default()
+            )
+            .into_bytes(),
+        ),
+    ]
+}
+
+/// The snippet for the Guide theme's request page (`new_request_page.hbs`): runs the check
+/// before escalating as the request form is filled, with no credential (the Help Center's
+/// address must be in the connector's `[precheck] allowed_origins`), and shows the answer beside
+/// the form as text.
+pub fn guide_snippet(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> String {
+    let js = |v: serde_json::Value| {
+        serde_json::to_string(&v)
+            .unwrap_or_default()
+            .replace("</", "<\\/")
+    };
+    let fields: std::collections::BTreeMap<String, &String> = cfg
+        .mapping
+        .fields
+        .iter()
+        .map(|(id, name)| (id.to_string(), name))
+        .collect();
+    GUIDE_SNIPPET
+        .replace("__SERVICE__", &js(json!(url.as_str())))
+        .replace("__CONNECTOR__", &js(json!(connector)))
+        .replace("__FIELDS__", &js(json!(fields)))
+}
