@@ -37,6 +37,7 @@ pub const SWEEP_TICKETS: &str = "escalation_gate_sweep_tickets_total";
 pub const ADMIN_FIXES: &str = "escalation_gate_admin_fix_needed_total";
 pub const PRECHECKS: &str = "escalation_gate_prechecks_total";
 pub const PRECHECK_PROBLEMS: &str = "escalation_gate_precheck_problems_total";
+pub const PRECHECKED: &str = "escalation_gate_prechecked_escalations_total";
 pub const KB_MIRROR_FALLBACKS: &str = "escalation_gate_kb_mirror_fallbacks_total";
 pub const KB_MIRROR_SYNCS: &str = "escalation_gate_kb_mirror_syncs_total";
 pub const KB_MIRROR_ARTICLES: &str = "escalation_gate_kb_mirror_articles";
@@ -285,6 +286,25 @@ fn labels_with(
 }
 
 /// One sweep run and how it ended (`ok`, `error`).
+/// An escalation whose ticket records what the check before escalating said (`precheck`), with
+/// its verdict: `bad` then `good` is a problem fixed before sending, `bad` then `bad` an
+/// escalation sent despite the check.
+pub fn prechecked_escalation(
+    connector: &str,
+    partner: &str,
+    precheck: &'static str,
+    verdict: &'static str,
+) {
+    counter!(
+        PRECHECKED,
+        "connector" => connector.to_string(),
+        "partner" => partner_label(connector, partner),
+        "precheck" => precheck,
+        "verdict" => verdict
+    )
+    .increment(1);
+}
+
 /// An escalation judged with the helpdesk's own search because the connector's mirror has not
 /// completed a first sync.
 pub fn kb_mirror_fallback(connector: &str) {

@@ -11,7 +11,36 @@ use crate::escalation::Escalation;
 pub const HEADING: &str = "escalation-gate verdict";
 
 /// Renders the note as plain text.
+/// The note's line on the check before escalating, for a ticket on which the sidebar app
+/// recorded what the check said (`said`): whether the partner sent it as the check found it or
+/// fixed it first.
+fn prechecked(said: Outcome, verdict: Outcome) -> String {
+    let word = |o: Outcome| match o {
+        Outcome::Good => "GOOD",
+        Outcome::Bad => "BAD",
+        Outcome::Review => "REVIEW",
+    };
+    let what = match (said, verdict) {
+        (Outcome::Bad, Outcome::Bad) => "it was sent as it was".to_string(),
+        (Outcome::Bad, Outcome::Good) => {
+            "the partner fixed it before sending: what was sent is GOOD".to_string()
+        }
+        (s, v) if s == v => "the verdict agrees".to_string(),
+        (_, v) => format!("what was sent is {}", word(v)),
+    };
+    format!(
+        "\nChecked before escalating: the check said {}; {what}.\n",
+        word(said)
+    )
+}
+
 pub fn render(esc: &Escalation, v: &Verdict) -> String {
+    render_prechecked(esc, v, None)
+}
+
+/// [`render`], with the line on what the check before escalating said (`said`) before the
+/// closing line, when the ticket records it.
+pub fn render_prechecked(esc: &Escalation, v: &Verdict, said: Option<Outcome>) -> String {
     let mut s = String::new();
     let reasons: Vec<&str> = v.reasons.iter().map(Reason::name).collect();
     match v.outcome {
@@ -175,6 +204,9 @@ pub fn render(esc: &Escalation, v: &Verdict) -> String {
             esc.escalated_at.format("%Y-%m-%d %H:%M")
         )
     };
+    if let Some(said) = said {
+        s.push_str(&prechecked(said, v.outcome));
+    }
     let _ = write!(
         s,
         "\nPartner: {} · {when} · escalation-gate {}",

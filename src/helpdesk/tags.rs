@@ -90,6 +90,21 @@ impl TagsFile {
         }
     }
 
+    /// The tag the sidebar app puts on a ticket whose check before escalating said `outcome`:
+    /// `{prefix}precheck_good`, `_bad` or `_review`.
+    pub fn precheck(&self, outcome: Outcome) -> String {
+        format!("{}precheck_{}", self.reason_prefix, outcome.as_str())
+    }
+
+    /// What the check before escalating said, as the tags of `ticket` record it (the last check
+    /// the app ran; the app keeps one such tag).
+    pub fn prechecked_on(&self, ticket: &Value) -> Option<Outcome> {
+        let tags = ticket.get("tags")?.as_array()?;
+        [Outcome::Bad, Outcome::Review, Outcome::Good]
+            .into_iter()
+            .find(|o| tags.iter().any(|t| t.as_str() == Some(&self.precheck(*o))))
+    }
+
     /// The verdict the tags of `ticket` (its API answer, with a `tags` array) record, if any.
     pub fn judged_on(&self, ticket: &Value) -> Option<Outcome> {
         let tags = ticket.get("tags")?.as_array()?;

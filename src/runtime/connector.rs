@@ -435,7 +435,7 @@ impl Connector {
                 });
             }
             let verdict = self.judge(&loaded.escalation).await?;
-            let text = note::render(&loaded.escalation, &verdict);
+            let text = note::render_prechecked(&loaded.escalation, &verdict, loaded.prechecked);
             let pending = self
                 .survey
                 .as_ref()
@@ -474,6 +474,14 @@ impl Connector {
                     &articles,
                     &flags,
                 );
+                if let Some(said) = loaded.prechecked {
+                    m::prechecked_escalation(
+                        &self.id,
+                        &loaded.escalation.partner,
+                        said.as_str(),
+                        verdict.outcome.as_str(),
+                    );
+                }
             }
             tracing::info!(
                 verdict = verdict.outcome.as_str(),

@@ -473,3 +473,58 @@ async fn nothing_is_written_and_no_verdict_is_counted() {
     );
     app.shut_down().await;
 }
+
+#[tokio::test]
+async fn an_escalation_the_check_found_bad_says_whether_the_partner_fixed_it() {
+    let app = spawn_app(zendesk().await).await;
+    app.fake
+        .put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
+    for a in calendar_neighbours() {
+        app.fake.put_article(a);
+    }
+    // Fixed before sending: the check said bad, the escalation sent is clean.
+    let mut fixed = ticket(
+        21,
+        "Export to PDF stops at 80%",
+        "Exporting a large invoice stops at 80 percent in every browser.",
+        &complete_handoff(),
+    );
+    fixed["tags"] = json!(["partner_escalation", "escalation_precheck_bad"]);
+    app.fake.put_ticket(fixed);
+    // Sent anyway: the article the check showed still answers it.
+    let mut anyway = calendar_ticket(22, &complete_handoff());
+    anyway["tags"] = json!(["partner_escalation", "escalation_precheck_bad"]);
+    app.fake.put_ticket(anyway);
+
+    let body: serde_json::Value = app.escalate(21).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "good", "{body}");
+    let note = &app.notes(21)[0];
+    assert!(
+        note.contains("Checked before escalating: the check said BAD; the partner fixed it before sending: what was sent is GOOD."),
+        "{note}"
+    );
+    let body: serde_json::Value = app.escalate(22).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "bad", "{body}");
+    let note = &app.notes(22)[0];
+    assert!(
+        note.contains("Checked before escalating: the check said BAD; it was sent as it was."),
+        "{note}"
+    );
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    for verdict in ["good", "bad"] {
+        assert_eq!(
+            metric_value(
+                &metrics,
+                "escalation_gate_prechecked_escalations_total",
+                &[
+                    &format!("connector=\"{}\"", app.connector),
+                    "precheck=\"bad\"",
+                    &format!("verdict=\"{verdict}\""),
+                ]
+            ),
+            Some(1.0),
+            "{metrics}"
+        );
+    }
+    app.shut_down().await;
+}

@@ -253,6 +253,22 @@ async fn the_sidebar_shows_verdicts_records_decisions_and_checks_drafts() {
         .unwrap();
     assert_eq!(links, json!(["https://help.example.com/hc/articles/1"]));
     let log = browser.execute("return window.__zaf").await.unwrap();
+    assert_eq!(
+        log["invoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|call| call[0] != "resize")
+            .collect::<Vec<_>>(),
+        [
+            &json!([
+                "ticket.tags.remove",
+                ["escalation_precheck_good", "escalation_precheck_review"]
+            ]),
+            &json!(["ticket.tags.add", ["escalation_precheck_bad"]]),
+        ],
+        "what the check said is recorded on the ticket"
+    );
     let request = &log["requests"][0];
     assert_eq!(request["url"], format!("{SERVICE}/precheck/{CONNECTOR}"));
     assert_eq!(request["type"], "POST");

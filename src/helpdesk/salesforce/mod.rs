@@ -259,6 +259,7 @@ impl Tickets for Salesforce {
             escalation,
             judged: self.judged(&case),
             version: None,
+            prechecked: None,
             survey_recorded: case
                 .get(status)
                 .and_then(Value::as_str)

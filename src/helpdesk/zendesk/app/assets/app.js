@@ -31,6 +31,16 @@
     };
   }
 
+  // Records on the ticket (saved with it) what the check said, so that the verdict's note and
+  // the metrics can tell a problem fixed before sending from one sent anyway.
+  function remember(outcome) {
+    var tag = function (o) { return config.tags.prefix + 'precheck_' + o; };
+    if (['good', 'bad', 'review'].indexOf(outcome) < 0) { return Promise.resolve(); }
+    var others = ['good', 'bad', 'review'].filter(function (o) { return o !== outcome; }).map(tag);
+    return client.invoke('ticket.tags.remove', others)
+      .then(function () { return client.invoke('ticket.tags.add', [tag(outcome)]); });
+  }
+
   function check(settings, data) {
     ui.status('Checking…');
     return client.request({
@@ -41,8 +51,10 @@
       secure: true,
       data: JSON.stringify(draft(data))
     }).then(function (answer) {
+      var shown = typeof answer === 'string' ? JSON.parse(answer) : answer;
       ui.status('');
-      ui.showCheck(typeof answer === 'string' ? JSON.parse(answer) : answer);
+      ui.showCheck(shown);
+      return remember(shown.outcome);
     }).catch(function (e) {
       ui.status('The check could not run' + (e && e.status ? ' (HTTP ' + e.status + ')' : '') + '.');
     });
