@@ -7,6 +7,48 @@ pub const RENDER_JS: &str = include_str!("sidebar/render.js");
 pub const CSS: &str = include_str!("sidebar/sidebar.css");
 const PAGE: &str = include_str!("sidebar/sidebar.html");
 
+/// Where an app keeps its sidebar and what it loads there.
+pub struct Sidebar<'a> {
+    /// The folder of the app's package (`assets`, `app`).
+    pub folder: &'a str,
+    /// The page's file name (`iframe.html`, `index.html`).
+    pub page: &'a str,
+    /// The helpdesk client's script, loaded first, and the origin it comes from.
+    pub client: &'a str,
+    pub client_host: &'a str,
+    /// The helpdesk's wiring.
+    pub app_js: &'a str,
+    /// What `config.js` sets as `window.EG_CONFIG`.
+    pub config: serde_json::Value,
+}
+
+/// The sidebar's files in an app's package (path, bytes): the page, `config.js`, `render.js`,
+/// `app.js` and `sidebar.css`.
+pub fn files(s: Sidebar<'_>) -> Vec<(String, Vec<u8>)> {
+    let at = |name: &str| format!("{}/{name}", s.folder);
+    vec![
+        (
+            at(s.page),
+            page(
+                &[s.client, "config.js", "render.js", "app.js"],
+                s.client_host,
+            )
+            .into_bytes(),
+        ),
+        (
+            at("config.js"),
+            format!(
+                "window.EG_CONFIG = {};\n",
+                serde_json::to_string_pretty(&s.config).unwrap_or_default()
+            )
+            .into_bytes(),
+        ),
+        (at("render.js"), RENDER_JS.as_bytes().to_vec()),
+        (at("app.js"), s.app_js.as_bytes().to_vec()),
+        (at("sidebar.css"), CSS.as_bytes().to_vec()),
+    ]
+}
+
 /// The sidebar page loading `scripts` in order; `script_hosts` (space-separated origins) may
 /// serve scripts besides the app itself.
 pub fn page(scripts: &[&str], script_hosts: &str) -> String {

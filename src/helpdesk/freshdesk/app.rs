@@ -64,32 +64,19 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidFreshdesk) -> Vec<(
         "fields": cfg.mapping.fields,
     });
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
-    vec![
+    let mut files = vec![
         ("manifest.json".into(), pretty(&manifest)),
         ("config/iparams.json".into(), pretty(&iparams)),
         ("config/requests.json".into(), pretty(&requests)),
-        (
-            "app/index.html".into(),
-            sidebar::page(
-                &[APP_CLIENT, "config.js", "render.js", "app.js"],
-                "https://static.freshdev.io",
-            )
-            .into_bytes(),
-        ),
-        (
-            "app/render.js".into(),
-            sidebar::RENDER_JS.as_bytes().to_vec(),
-        ),
-        ("app/app.js".into(), APP_JS.as_bytes().to_vec()),
-        ("app/sidebar.css".into(), sidebar::CSS.as_bytes().to_vec()),
         ("app/icon.svg".into(), ICON.as_bytes().to_vec()),
-        (
-            "app/config.js".into(),
-            format!(
-                "window.EG_CONFIG = {};\n",
-                serde_json::to_string_pretty(&config).unwrap_or_default()
-            )
-            .into_bytes(),
-        ),
-    ]
+    ];
+    files.extend(sidebar::files(sidebar::Sidebar {
+        folder: "app",
+        page: "index.html",
+        client: APP_CLIENT,
+        client_host: "https://static.freshdev.io",
+        app_js: APP_JS,
+        config,
+    }));
+    files
 }

@@ -48,35 +48,19 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
         "fields": cfg.mapping.fields.iter().map(|(id, name)| (id.to_string(), name)).collect::<std::collections::BTreeMap<_, _>>(),
     });
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
-    vec![
+    let mut files = vec![
         ("manifest.json".into(), pretty(&manifest)),
         ("translations/en.json".into(), EN.as_bytes().to_vec()),
-        (
-            "assets/iframe.html".into(),
-            sidebar::page(
-                &[ZAF_SDK, "config.js", "render.js", "app.js"],
-                "https://static.zdassets.com",
-            )
-            .into_bytes(),
-        ),
-        (
-            "assets/render.js".into(),
-            sidebar::RENDER_JS.as_bytes().to_vec(),
-        ),
-        ("assets/app.js".into(), APP_JS.as_bytes().to_vec()),
-        (
-            "assets/sidebar.css".into(),
-            sidebar::CSS.as_bytes().to_vec(),
-        ),
-        (
-            "assets/config.js".into(),
-            format!(
-                "window.EG_CONFIG = {};\n",
-                serde_json::to_string_pretty(&config).unwrap_or_default()
-            )
-            .into_bytes(),
-        ),
-    ]
+    ];
+    files.extend(sidebar::files(sidebar::Sidebar {
+        folder: "assets",
+        page: "iframe.html",
+        client: ZAF_SDK,
+        client_host: "https://static.zdassets.com",
+        app_js: APP_JS,
+        config,
+    }));
+    files
 }
 
 /// The snippet for the Guide theme's request page (`new_request_page.hbs`): runs the check
