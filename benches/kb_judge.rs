@@ -7,6 +7,8 @@
 //! - the judge alone (search of the persisted index + filter + re-score, the path of
 //!   `Connector::judge` and `eval`) at concurrency 1, in this process, on the same index;
 //! - webhooks end to end at concurrency 1 (ticket read, judgement, write-back);
+//! - the check before escalating (`POST /precheck/{connector}`, a draft with the bench's shared
+//!   secret) at concurrency 1: the same search and judgement, nothing read or written;
 //! - with the judge's threads saturated (16 webhooks in flight): `/healthz` latency from a
 //!   client thread of its own, and the service's upstream latency metric against the fake
 //!   helpdesk's answer time as a client thread of its own sees it at the same moments.
@@ -447,7 +449,9 @@ fn main() {
             folder.path().join("connectors").join(format!("{CONNECTOR}.toml")),
             connector::zendesk_connector(
                 &zendesk,
-                &format!("backend = \"local\"\npath = \"{CONNECTOR}/articles\""),
+                &format!(
+                    "backend = \"local\"\npath = \"{CONNECTOR}/articles\"\n\n[precheck]\nsecrets = [\"${{BENCH_SIGNING_SECRET}}\"]\nper_client_per_minute = 10000"
+                ),
             ),
         )
         .expect("connector file");
@@ -498,6 +502,24 @@ fn main() {
             one.push(took);
         }
         println!("webhook, concurrency 1  {}", summary(&mut one));
+
+        // The check before escalating, one draft at a time: the same judgement, nothing written.
+        let mut checks = Vec::new();
+        for text in texts.iter().take(300) {
+            let subject = text.lines().next().unwrap_or("");
+            let started = Instant::now();
+            let resp = client
+                .post(format!("{}/precheck/{CONNECTOR}", service.base))
+                .bearer_auth(SECRET)
+                .json(&json!({"subject": subject, "description": text}))
+                .send()
+                .await
+                .expect("precheck answers");
+            assert_eq!(resp.status(), 200);
+            let _ = resp.bytes().await;
+            checks.push(started.elapsed());
+        }
+        println!("precheck, concurrency 1 {}", summary(&mut checks));
 
         let stop = Arc::new(AtomicBool::new(false));
         let health = probe(format!("{}/healthz", service.base), None, Duration::from_millis(10), Arc::clone(&stop));
