@@ -145,6 +145,8 @@ pub struct CaseRecord {
     /// it to review, or came closest), floored to the percent as the ticket records it; `None`
     /// when no article was a candidate or the verdict predates the record.
     pub kb_confidence: Option<f64>,
+    /// What the check before escalating said, when the sidebar app recorded it on the ticket.
+    pub prechecked: Option<Outcome>,
     pub survey: SurveyRecord,
 }
 

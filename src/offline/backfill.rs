@@ -324,6 +324,7 @@ impl Line {
             .into_iter()
             .collect();
         CaseRecord {
+            prechecked: None,
             ticket_id: self.ticket,
             partner: self.partner,
             product: self.product,

@@ -460,6 +460,7 @@ mod tests {
         conf: Option<f64>,
     ) -> CaseRecord {
         CaseRecord {
+            prechecked: None,
             ticket_id: "1".into(),
             partner: "Acme".into(),
             product: None,

@@ -1442,3 +1442,64 @@ async fn csv_cells_a_spreadsheet_would_run_are_made_inert() {
         assert_eq!(partners, want);
     }
 }
+
+#[tokio::test]
+async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let acme = |v: &str| {
+        specs
+            .iter()
+            .filter(move |s| {
+                s.partner == Some(PARTNERS[0].0)
+                    && s.escalated
+                    && s.verdict == Some(v)
+                    && s.reviewed.is_none()
+                    && (period().from..period().to).contains(&s.created)
+            })
+            .map(|s| s.id)
+            .collect::<Vec<_>>()
+    };
+    let (good, bad) = (acme("good"), acme("bad"));
+    assert!(good.len() >= 4 && bad.len() >= 2, "{good:?} {bad:?}");
+    // The check said bad on three drafts sent clean, two sent as they were, and good on one.
+    let marked = [
+        (good[0], "bad"),
+        (good[1], "bad"),
+        (good[2], "bad"),
+        (bad[0], "bad"),
+        (bad[1], "bad"),
+        (good[3], "good"),
+    ];
+    for (id, said) in marked {
+        let s = specs.iter().find(|s| s.id == id).unwrap();
+        let mut t = zendesk_ticket(s);
+        t["tags"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("escalation_precheck_{said}")));
+        zendesk.put_ticket(t);
+    }
+    let connector = zendesk_connector(&zendesk);
+    let card = scorecard(&connector, None, Audience::Vendor).await;
+    let partner = card
+        .partners
+        .iter()
+        .find(|p| p.partner == PARTNERS[0].0)
+        .unwrap();
+    assert_eq!(
+        partner.period.prechecks,
+        report::Prechecks {
+            checked: 6,
+            fixed_before_sending: 3,
+            sent_despite_check: 2,
+        }
+    );
+    let html = report::render::html(&card);
+    assert!(
+        html.contains("Checked before escalating: <b>6</b> escalations; of those the check found bad, <b>3</b> were fixed before sending and <b>2</b> sent as they were."),
+        "the vendor's scorecard says it"
+    );
+    let others = card.partners.iter().filter(|p| p.partner != PARTNERS[0].0);
+    assert!(others.into_iter().all(|p| p.period.prechecks.checked == 0));
+}

@@ -174,6 +174,7 @@ pub fn record(
         .map(|_| text(&cfg.survey_fields.status))
         .unwrap_or("");
     Ok(CaseRecord {
+        prechecked: None,
         ticket_id: esc.ticket_id.clone(),
         partner: esc.partner.clone(),
         product: esc.product.clone(),

@@ -216,6 +216,7 @@ pub fn record(
             .iter()
             .find_map(|p| p.parse::<u8>().ok().filter(|p| *p <= 100))
             .map(|p| f64::from(p) / 100.0),
+        prechecked: cfg.tags.prechecked_on(t),
         survey: survey
             .map(|f| survey_record(f, &tags, &esc.handoff))
             .unwrap_or_default(),

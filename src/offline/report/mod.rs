@@ -147,6 +147,7 @@ struct Counts {
     missing_handoff: u64,
     kb_resolvable: u64,
     late: u64,
+    prechecks: Prechecks,
     fields: BTreeMap<String, u64>,
     articles: BTreeMap<String, u64>,
     /// All partner cases, escalated ones, not escalated ones.
@@ -163,6 +164,9 @@ impl Counts {
             self.escalations += 1;
             if r.late {
                 self.late += 1;
+            }
+            if let Some(said) = r.prechecked {
+                self.prechecks.add(said, r.counted());
             }
         }
         if r.verdict == Some(Outcome::Review) && r.reviewed.is_none() {
@@ -282,7 +286,32 @@ pub struct Figures {
     /// Where the interval lies against the target.
     pub against_target: Option<Position>,
     pub bad_reasons: BadReasons,
+    /// What the check before escalating prevented, from the escalations whose ticket records
+    /// what it said (the Zendesk sidebar app's tag).
+    pub prechecks: Prechecks,
     pub surveys: SurveyFigures,
+}
+
+/// Escalations checked before they were sent, and what became of what the check found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Prechecks {
+    /// Escalations whose ticket records a check before escalating.
+    pub checked: u64,
+    /// The check said bad; the verdict that counts is good: fixed before sending.
+    pub fixed_before_sending: u64,
+    /// The check said bad; the verdict that counts is bad: sent despite the check.
+    pub sent_despite_check: u64,
+}
+
+impl Prechecks {
+    fn add(&mut self, said: Outcome, counted: Option<Outcome>) {
+        self.checked += 1;
+        match (said, counted) {
+            (Outcome::Bad, Some(Outcome::Good)) => self.fixed_before_sending += 1,
+            (Outcome::Bad, Some(Outcome::Bad)) => self.sent_despite_check += 1,
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -364,6 +393,7 @@ impl Figures {
                 missing_fields: top(&c.fields, TOP),
                 articles: top(&c.articles, TOP),
             },
+            prechecks: c.prechecks,
             surveys: SurveyFigures {
                 all: csat(&c.surveys[0]),
                 escalated: csat(&c.surveys[1]),

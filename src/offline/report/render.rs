@@ -65,6 +65,9 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
         "against_target",
         "missing_handoff",
         "kb_resolvable",
+        "prechecked",
+        "fixed_before_sending",
+        "sent_despite_check",
         "surveys_sent",
         "surveys_answered",
         "response_rate",
@@ -108,6 +111,9 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
                 },
                 f.bad_reasons.missing_handoff.to_string(),
                 f.bad_reasons.kb_resolvable.to_string(),
+                f.prechecks.checked.to_string(),
+                f.prechecks.fixed_before_sending.to_string(),
+                f.prechecks.sent_despite_check.to_string(),
                 s.all.sent.to_string(),
                 s.all.answered.to_string(),
                 opt(s.all.response_rate.map(|e| e.value), 4),
@@ -456,6 +462,13 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
         "<p>Escalations flagged late (escalated long after the case was opened, good or bad alike): <b>{}</b>.</p>",
         f.late
     );
+    if f.prechecks.checked > 0 {
+        let _ = writeln!(
+            h,
+            "<p>Checked before escalating: <b>{}</b> escalations; of those the check found bad, <b>{}</b> were fixed before sending and <b>{}</b> sent as they were.</p>",
+            f.prechecks.checked, f.prechecks.fixed_before_sending, f.prechecks.sent_despite_check
+        );
+    }
     reasons(h, f, card);
     surveys(h, f);
     if let Some(bad) = &p.bad_escalations {
