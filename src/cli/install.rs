@@ -187,6 +187,11 @@ fn app_target(
         print_errors(&errors);
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
+    if valid.precheck.is_none() {
+        eprintln!(
+            "warning: connector `{name}` has no [precheck] table: the app shows verdicts, but its check before escalating is answered 404 until the connector has one (see docs/src/precheck.md)"
+        );
+    }
     Ok((url, valid))
 }
 

@@ -375,6 +375,10 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no [precheck] table"),
+        "the admin is told the check needs [precheck]"
+    );
     let written = std::fs::read_to_string(&snippet).unwrap();
     assert!(
         written.contains(&format!("var SERVICE = \"{SERVICE}/\";")),
