@@ -117,12 +117,13 @@ struct Saved {
     last_full: DateTime<Utc>,
 }
 
-/// The journal's lines: the pass's start, then each page as read.
+/// The journal's lines: the pass's start, then each page as read. Written from borrowed values
+/// (`Line<&Start, &Page>`: a page is not copied to be journalled), read back owned.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Line {
-    Start(Start),
-    Page(Page),
+enum Line<S = Start, P = Page> {
+    Start(S),
+    Page(P),
 }
 
 struct Shared {
@@ -331,11 +332,12 @@ impl Mirror {
         let now = Utc::now();
         let journal = self.folder.as_ref().map(|f| f.join(JOURNAL));
         let saved = self.shared.borrow().saved.clone();
+        let serving = self.index();
         // A pass of changes goes on only over the mirror it started from.
         let left = journal
             .as_deref()
             .and_then(open_journal)
-            .filter(|(start, _)| *start == Start::Full || self.index().is_some());
+            .filter(|(start, _)| *start == Start::Full || serving.is_some());
         let resumed = left.is_some();
         let (start, replayed) = match left {
             Some((start, pages)) => (start, Some(pages)),
@@ -351,13 +353,13 @@ impl Mirror {
                     _ => Start::Full,
                 };
                 if let Some(path) = &journal {
-                    write_journal(path, &Line::Start(start.clone()), true)?;
+                    write_journal(path, &Line::<_, &Page>::Start(&start), true)?;
                 }
                 (start, None)
             }
         };
         let gone = self.gone();
-        let mut pass = Pass::new(&start, self.index().as_deref(), &gone, now);
+        let mut pass = Pass::new(&start, serving.as_deref(), &gone, now);
         let mut last: Option<(Option<Cursor>, Option<Cursor>)> = None;
         for page in replayed.into_iter().flatten() {
             last = Some((page.next.clone(), page.since.clone()));
@@ -365,23 +367,19 @@ impl Mirror {
         }
         let mut new_pages = 0;
         let since = loop {
-            match last {
+            let next = match last {
                 Some((None, since)) => break since,
-                Some((Some(ref next), _)) => {
-                    let page = self.source.page(&start, Some(next)).await?;
-                    last = Some(self.journalled(journal.as_deref(), &mut pass, page)?);
-                }
-                None => {
-                    let page = self.source.page(&start, None).await?;
-                    last = Some(self.journalled(journal.as_deref(), &mut pass, page)?);
-                }
-            }
+                Some((next, _)) => next,
+                None => None,
+            };
+            let page = self.source.page(&start, next.as_deref()).await?;
+            last = Some(self.journalled(journal.as_deref(), &mut pass, page)?);
             new_pages += 1;
         };
         let listed = pass.listed;
         let applied = pass.finish(
             start == Start::Full,
-            self.index().as_deref(),
+            serving.as_deref(),
             chrono::TimeDelta::from_std(self.settings.history).unwrap_or(chrono::TimeDelta::MAX),
         );
         let articles = applied.articles;
@@ -448,7 +446,7 @@ impl Mirror {
         page: Page,
     ) -> Result<(Option<Cursor>, Option<Cursor>), MirrorError> {
         if let Some(path) = journal {
-            write_journal(path, &Line::Page(page.clone()), false)?;
+            write_journal(path, &Line::<&Start, _>::Page(&page), false)?;
         }
         let cursors = (page.next.clone(), page.since.clone());
         pass.apply(page);
@@ -550,32 +548,20 @@ impl Pass {
         let oldest = self.now - history;
         self.after
             .retain(|_, a| a.withdrawn_at.is_none_or(|t| t > oldest));
-        let public = |k: &(String, String), after: &BTreeMap<(String, String), Article>| {
-            after.get(k).is_some_and(|a| a.withdrawn_at.is_none())
-        };
-        let added = self
-            .after
-            .iter()
-            .filter(|(k, a)| a.withdrawn_at.is_none() && !self.before.contains_key(*k))
-            .count();
-        let changed = self
-            .after
-            .iter()
-            .filter(|(k, a)| {
-                a.withdrawn_at.is_none()
-                    && self.before.get(*k).is_some_and(|d| *d != digest(&a.view()))
-            })
-            .count();
-        let removed = self
-            .before
-            .keys()
-            .filter(|k| !public(k, &self.after))
-            .count();
-        let public = self
-            .after
-            .values()
-            .filter(|a| a.withdrawn_at.is_none())
-            .count();
+        let (mut public, mut added, mut changed, mut still) = (0, 0, 0, 0);
+        for (k, a) in self.after.iter().filter(|(_, a)| a.withdrawn_at.is_none()) {
+            public += 1;
+            match self.before.get(k) {
+                None => added += 1,
+                Some(d) => {
+                    still += 1;
+                    if *d != digest(&a.view()) {
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        let removed = self.before.len() - still;
         let mut articles: Vec<Article> = self.after.into_values().collect();
         articles
             .sort_by(|a, b| (a.id.len(), &a.id, &a.locale).cmp(&(b.id.len(), &b.id, &b.locale)));
@@ -666,7 +652,7 @@ fn write_saved(folder: &Path, saved: &Saved) -> Result<(), MirrorError> {
 }
 
 /// Appends one line to the journal (`fresh`: starts a new journal).
-fn write_journal(path: &Path, line: &Line, fresh: bool) -> Result<(), MirrorError> {
+fn write_journal(path: &Path, line: &impl Serialize, fresh: bool) -> Result<(), MirrorError> {
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder).map_err(io_error(folder))?;
     }
