@@ -165,18 +165,12 @@ impl Connector {
             .helpdesk
             .build(&id, valid.survey.as_ref().map(|s| &s.fields))
             .with_context(|| format!("connector {id}: building the HTTP client"))?;
+        // The connector's folder of the persisted index (or mirror), when indexes persist.
+        let folder = runtime.index_dir.as_ref().map(|d| d.join(id.as_str()));
         let kb = match &valid.kb_backend {
             KbBackend::Local(dir) => Kb::Local(
-                LocalKb::start(
-                    &id,
-                    dir,
-                    runtime
-                        .index_dir
-                        .as_ref()
-                        .map(|d| d.join(id.as_str()))
-                        .as_deref(),
-                )
-                .with_context(|| format!("connector {id}: building the knowledge base"))?,
+                LocalKb::start(&id, dir, folder.as_deref())
+                    .with_context(|| format!("connector {id}: building the knowledge base"))?,
             ),
             KbBackend::Http(settings) => Kb::Remote(Arc::new(
                 HttpKb::new((**settings).clone())
@@ -195,16 +189,7 @@ impl Connector {
                     )
                 })?;
                 Kb::Mirror {
-                    mirror: Mirror::open(
-                        &id,
-                        source,
-                        runtime
-                            .index_dir
-                            .as_ref()
-                            .map(|d| d.join(id.as_str()))
-                            .as_deref(),
-                        settings.clone(),
-                    ),
+                    mirror: Mirror::open(&id, source, folder.as_deref(), settings.clone()),
                     fallback: helpdesk.knowledge_base.clone(),
                 }
             }
