@@ -3,6 +3,8 @@
 //! escalating; each helpdesk's app adds its client's script and its own wiring, and is packed
 //! as a zip ([`zip`]).
 
+use crate::helpdesk::tags::TagsFile;
+
 pub const RENDER_JS: &str = include_str!("sidebar/render.js");
 pub const CSS: &str = include_str!("sidebar/sidebar.css");
 const PAGE: &str = include_str!("sidebar/sidebar.html");
@@ -20,6 +22,22 @@ pub struct Sidebar<'a> {
     pub app_js: &'a str,
     /// What `config.js` sets as `window.EG_CONFIG`.
     pub config: serde_json::Value,
+}
+
+/// What every app's `config.js` holds: the connector, its verdict and reason tags (what the
+/// sidebar reads a verdict from), and its hand-off fields (helpdesk field → hand-off name, for
+/// the draft the check sends).
+pub fn config(connector: &str, tags: &TagsFile, fields: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "connector": connector,
+        "tags": {
+            "good": tags.good,
+            "bad": tags.bad,
+            "review": tags.review(),
+            "prefix": tags.reason_prefix,
+        },
+        "fields": fields,
+    })
 }
 
 /// The sidebar's files in an app's package (path, bytes): the page, `config.js`, `render.js`,

@@ -53,16 +53,7 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidFreshdesk) -> Vec<(
             }
         }
     });
-    let config = json!({
-        "connector": connector,
-        "tags": {
-            "good": cfg.tags.good,
-            "bad": cfg.tags.bad,
-            "review": cfg.tags.review(),
-            "prefix": cfg.tags.reason_prefix,
-        },
-        "fields": cfg.mapping.fields,
-    });
+    let config = sidebar::config(connector, &cfg.tags, json!(cfg.mapping.fields));
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
     let mut files = vec![
         ("manifest.json".into(), pretty(&manifest)),

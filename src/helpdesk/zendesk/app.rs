@@ -36,17 +36,9 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
             { "name": "precheck_secret", "type": "text", "required": true, "secure": true }
         ]
     });
-    let config = json!({
-        "connector": connector,
-        "tags": {
-            "good": cfg.tags.good,
-            "bad": cfg.tags.bad,
-            "review": cfg.tags.review(),
-            "prefix": cfg.tags.reason_prefix,
-        },
-        "decisions": decisions(&cfg.tags.reason_prefix),
-        "fields": cfg.mapping.fields.iter().map(|(id, name)| (id.to_string(), name)).collect::<std::collections::BTreeMap<_, _>>(),
-    });
+    // JSON object keys are strings: the custom field ids become "1001", as the app reads them.
+    let mut config = sidebar::config(connector, &cfg.tags, json!(cfg.mapping.fields));
+    config["decisions"] = json!(decisions(&cfg.tags.reason_prefix));
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
     let mut files = vec![
         ("manifest.json".into(), pretty(&manifest)),
@@ -73,14 +65,8 @@ pub fn guide_snippet(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) ->
             .unwrap_or_default()
             .replace("</", "<\\/")
     };
-    let fields: std::collections::BTreeMap<String, &String> = cfg
-        .mapping
-        .fields
-        .iter()
-        .map(|(id, name)| (id.to_string(), name))
-        .collect();
     GUIDE_SNIPPET
         .replace("__SERVICE__", &js(json!(url.as_str())))
         .replace("__CONNECTOR__", &js(json!(connector)))
-        .replace("__FIELDS__", &js(json!(fields)))
+        .replace("__FIELDS__", &js(json!(cfg.mapping.fields)))
 }
