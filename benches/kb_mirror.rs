@@ -84,18 +84,24 @@ fn article(i: u64, updated: &str) -> Value {
     })
 }
 
-/// Runs `escalation-gate` with `args` on the bench's folders until it exits; its wall time,
-/// peak resident memory (KiB) and standard output.
-fn run(folder: &Path, token: &str, args: &[&str]) -> (Duration, Option<u64>, String) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args(args)
+/// `escalation-gate` with `args` on the bench's connectors and index folders.
+fn command(folder: &Path, token: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
+    cmd.args(args)
         .arg("--connectors")
         .arg(folder.join("connectors"))
         .arg("--index-dir")
         .arg(folder.join("index"))
         .env("BENCH_SIGNING_SECRET", SECRET)
-        .env("BENCH_ZENDESK_TOKEN", token)
+        .env("BENCH_ZENDESK_TOKEN", token);
+    cmd
+}
+
+/// Runs `escalation-gate` with `args` on the bench's folders until it exits; its wall time,
+/// peak resident memory (KiB) and standard output.
+fn run(folder: &Path, token: &str, args: &[&str]) -> (Duration, Option<u64>, String) {
+    let started = Instant::now();
+    let mut child = command(folder, token, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -186,15 +192,9 @@ fn main() {
         .expect("a free port")
         .port();
     let started = Instant::now();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_escalation-gate"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--connectors")
-        .arg(folder.path().join("connectors"))
-        .arg("--index-dir")
-        .arg(folder.path().join("index"))
+    let listen = format!("127.0.0.1:{port}");
+    let mut serve = command(folder.path(), &token, &["serve", "--listen", &listen])
         .env("RUST_LOG", "warn")
-        .env("BENCH_SIGNING_SECRET", SECRET)
-        .env("BENCH_ZENDESK_TOKEN", &token)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
