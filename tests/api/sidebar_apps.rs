@@ -60,6 +60,29 @@ async fn serve(files: HashMap<String, Vec<u8>>, global: &'static str) -> (String
     (base, served)
 }
 
+/// Puts the stub `stub` (a file of tests/api/fixtures) in place of the helpdesk's client script
+/// `client` on the app's sidebar `page`, after the scenario it answers from.
+fn with_stub(files: &mut HashMap<String, Vec<u8>>, page: &str, client: &str, stub: &str) {
+    let html = String::from_utf8(files[page].clone()).unwrap();
+    let tag = format!("<script src=\"{client}\"></script>");
+    assert!(
+        html.contains(&tag),
+        "{page} loads the helpdesk's client {client}"
+    );
+    let stubbed = html.replace(
+        &tag,
+        &format!("<script src=\"scenario.js\"></script><script src=\"{stub}\"></script>"),
+    );
+    files.insert(page.into(), stubbed.into_bytes());
+    let at = page
+        .rsplit_once('/')
+        .map_or(String::new(), |(dir, _)| format!("{dir}/"));
+    files.insert(
+        format!("{at}{stub}"),
+        std::fs::read(format!("tests/api/fixtures/{stub}")).unwrap(),
+    );
+}
+
 /// The test connector of `fake`, validated.
 fn valid_connector<F: FakeHelpdesk>(fake: &F) -> escalation_gate::config::ValidConnector {
     let text = fake.connector_toml(&Options::default());
@@ -82,24 +105,11 @@ async fn serve_app() -> (String, Arc<Served>) {
         escalation_gate::helpdesk::zendesk::app::files(CONNECTOR, &url, cfg)
             .into_iter()
             .collect();
-    let iframe = String::from_utf8(files["assets/iframe.html"].clone()).unwrap();
-    let sdk = format!(
-        "<script src=\"{}\"></script>",
-        escalation_gate::helpdesk::zendesk::app::ZAF_SDK
-    );
-    assert!(iframe.contains(&sdk), "the app loads the ZAF SDK");
-    files.insert(
-        "assets/iframe.html".into(),
-        iframe
-            .replace(
-                &sdk,
-                "<script src=\"scenario.js\"></script><script src=\"zaf_stub.js\"></script>",
-            )
-            .into_bytes(),
-    );
-    files.insert(
-        "assets/zaf_stub.js".into(),
-        std::fs::read("tests/api/fixtures/zaf_stub.js").unwrap(),
+    with_stub(
+        &mut files,
+        "assets/iframe.html",
+        escalation_gate::helpdesk::zendesk::app::ZAF_SDK,
+        "zaf_stub.js",
     );
     let (base, served) = serve(files, "__ZAF_SCENARIO").await;
     (format!("{base}/assets/iframe.html"), served)
@@ -521,27 +531,11 @@ async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
     );
     let iparams: Value = serde_json::from_slice(&files["config/iparams.json"]).unwrap();
     assert_eq!(iparams["precheck_secret"]["secure"], true);
-    let client = format!(
-        "<script src=\"{}\"></script>",
-        escalation_gate::helpdesk::freshdesk::app::APP_CLIENT
-    );
-    let index = String::from_utf8(files["app/index.html"].clone()).unwrap();
-    assert!(
-        index.contains(&client),
-        "the app loads the Freshworks client"
-    );
-    files.insert(
-        "app/index.html".into(),
-        index
-            .replace(
-                &client,
-                "<script src=\"scenario.js\"></script><script src=\"fw_stub.js\"></script>",
-            )
-            .into_bytes(),
-    );
-    files.insert(
-        "app/fw_stub.js".into(),
-        std::fs::read("tests/api/fixtures/freshworks_stub.js").unwrap(),
+    with_stub(
+        &mut files,
+        "app/index.html",
+        escalation_gate::helpdesk::freshdesk::app::APP_CLIENT,
+        "freshworks_stub.js",
     );
     let (base, served) = serve(files, "__FW_SCENARIO").await;
     let page = format!("{base}/app/index.html");
