@@ -36,9 +36,9 @@ pub enum InstallTarget {
     },
     /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
     /// (its signing secret is printed once), the escalation trigger, the blind survey's
-    /// automation, re-arm trigger and opt-out user field (with `[survey]`), and the reviewer
-    /// macros. Run it again after changing the connector: it updates what differs and says when
-    /// nothing does.
+    /// automation, re-arm trigger and opt-out user field (with `[survey]`), the reviewer macros
+    /// and, with `--app`, the sidebar app. Run it again after changing the connector: it updates
+    /// what differs and says when nothing does.
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -371,8 +371,9 @@ fn sidebar_app(
         .cloned()
     else {
         anyhow::bail!(
-            "connector `{name}` has no [precheck] secret: --app installs the sidebar app with the \
-             first of the connector's [precheck] secrets as its secure setting. Add \
+            "connector `{name}` has no [precheck] secret (or its [precheck] is turned off): --app \
+             installs the sidebar app with the first of the connector's [precheck] secrets as \
+             its secure setting. Add \
              `[precheck]` with `secrets = [\"${{PRECHECK_SECRET}}\"]` (see docs/src/precheck.md), \
              or leave out --app; nothing was sent to Zendesk."
         );
@@ -380,7 +381,12 @@ fn sidebar_app(
     crate::helpdesk::zendesk::install::endpoint(url, name.as_str()).map_err(anyhow::Error::msg)?;
     let parsed = reqwest::Url::parse(url).with_context(|| format!("--url `{url}`"))?;
     let files = crate::helpdesk::zendesk::app::files(name.as_str(), &parsed, zendesk);
-    let manifest: serde_json::Value = serde_json::from_slice(&files[0].1)?;
+    let manifest: serde_json::Value = files
+        .iter()
+        .find(|(path, _)| path == "manifest.json")
+        .map(|(_, data)| serde_json::from_slice(data))
+        .transpose()?
+        .unwrap_or_default();
     Ok(crate::helpdesk::zendesk::install::app::AppSetup {
         name: crate::helpdesk::zendesk::app::name(name.as_str()),
         version: manifest["version"].as_str().unwrap_or_default().to_string(),
