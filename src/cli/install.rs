@@ -408,11 +408,11 @@ fn zendesk(
     use crate::helpdesk::zendesk::install::{
         Installer, SigningSecret, Target, UNSET_SECRET, signing_secret_vars,
     };
+    use secrecy::ExposeSecret;
     let Extra {
         app,
         delete_opt_out_field,
     } = extra;
-    use secrecy::ExposeSecret;
     let (path, text) = connector_file(dir, name)?;
     let secret_vars = signing_secret_vars(&text);
     // The signing secret's variable may be unset: install is what prints the secret.
