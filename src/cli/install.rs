@@ -36,9 +36,9 @@ pub enum InstallTarget {
     },
     /// Through the Zendesk API, with the connector's credentials (an admin's): the webhook
     /// (its signing secret is printed once), the escalation trigger, the blind survey's
-    /// automation, re-arm trigger and opt-out user field (with `[survey]`), and the reviewer
-    /// macros. Run it again after changing the connector: it updates what differs and says when
-    /// nothing does.
+    /// automation, re-arm trigger and opt-out user field (with `[survey]`), the reviewer macros
+    /// and, with `--app`, the sidebar app. Run it again after changing the connector: it updates
+    /// what differs and says when nothing does.
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -49,6 +49,14 @@ pub enum InstallTarget {
         /// Read what is there and print every write it would send; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also install the connector's sidebar app through the Zendesk Apps API: the zip
+        /// `install zendesk-app` writes is uploaded as a private app (or rebuilds the one made
+        /// before, found by its name, when the package changed) and installed with URL as its
+        /// service URL and the first of the connector's `[precheck] secrets` as its secure
+        /// precheck secret (never printed). Needs `[precheck] secrets` and a plan with private
+        /// apps (Suite Growth, Support Professional or above).
+        #[arg(long)]
+        app: bool,
         #[command(flatten)]
         dir: ConnectorsDir,
     },
@@ -126,8 +134,18 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             connector,
             url,
             dry_run,
+            app,
             dir,
-        } => zendesk(&dir.connectors, &connector, Some(&url), dry_run, false),
+        } => zendesk(
+            &dir.connectors,
+            &connector,
+            Some(&url),
+            dry_run,
+            Extra {
+                app,
+                delete_opt_out_field: false,
+            },
+        ),
         InstallTarget::ZendeskApp {
             connector,
             url,
@@ -253,7 +271,10 @@ pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
             &connector,
             None,
             dry_run,
-            delete_opt_out_field,
+            Extra {
+                app: false,
+                delete_opt_out_field,
+            },
         ),
     }
 }
@@ -324,6 +345,57 @@ fn salesforce(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `install zendesk` or `uninstall zendesk` does besides the admin resources.
+struct Extra {
+    /// Install the sidebar app (`install zendesk --app`).
+    app: bool,
+    /// Delete the survey's opt-out user field (`uninstall zendesk --delete-opt-out-field`).
+    delete_opt_out_field: bool,
+}
+
+/// The sidebar app `install zendesk --app` installs for `valid` at `url`: refused, before any
+/// call, for a connector with no `[precheck]` secret.
+fn sidebar_app(
+    valid: &config::ValidConnector,
+    url: &str,
+) -> anyhow::Result<crate::helpdesk::zendesk::install::app::AppSetup> {
+    use crate::helpdesk::registry::ValidHelpdesk;
+    let name = &valid.id;
+    let ValidHelpdesk::Zendesk(zendesk) = &valid.helpdesk else {
+        anyhow::bail!("connector `{name}` is not a Zendesk connector ([helpdesk] type)");
+    };
+    let Some(secret) = valid
+        .precheck
+        .as_ref()
+        .and_then(|p| p.secrets.first())
+        .cloned()
+    else {
+        anyhow::bail!(
+            "connector `{name}` has no [precheck] secret (or its [precheck] is turned off): --app \
+             installs the sidebar app with the first of the connector's [precheck] secrets as \
+             its secure setting. Add \
+             `[precheck]` with `secrets = [\"${{PRECHECK_SECRET}}\"]` (see docs/src/precheck.md), \
+             or leave out --app; nothing was sent to Zendesk."
+        );
+    };
+    crate::helpdesk::zendesk::install::endpoint(url, name.as_str()).map_err(anyhow::Error::msg)?;
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("--url `{url}`"))?;
+    let files = crate::helpdesk::zendesk::app::files(name.as_str(), &parsed, zendesk);
+    let manifest: serde_json::Value = files
+        .iter()
+        .find(|(path, _)| path == "manifest.json")
+        .map(|(_, data)| serde_json::from_slice(data))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(crate::helpdesk::zendesk::install::app::AppSetup {
+        name: crate::helpdesk::zendesk::app::name(name.as_str()),
+        version: manifest["version"].as_str().unwrap_or_default().to_string(),
+        zip: crate::helpdesk::sidebar::zip(&files),
+        service_url: parsed.to_string(),
+        secret,
+    })
+}
+
 /// `install zendesk` (with `url`) or `uninstall zendesk` (without): what was done is printed as
 /// it stands when an error stops the run.
 fn zendesk(
@@ -331,12 +403,16 @@ fn zendesk(
     name: &ConnectorId,
     url: Option<&str>,
     dry_run: bool,
-    delete_opt_out_field: bool,
+    extra: Extra,
 ) -> anyhow::Result<ExitCode> {
     use crate::helpdesk::zendesk::install::{
         Installer, SigningSecret, Target, UNSET_SECRET, signing_secret_vars,
     };
     use secrecy::ExposeSecret;
+    let Extra {
+        app,
+        delete_opt_out_field,
+    } = extra;
     let (path, text) = connector_file(dir, name)?;
     let secret_vars = signing_secret_vars(&text);
     // The signing secret's variable may be unset: install is what prints the secret.
@@ -352,6 +428,10 @@ fn zendesk(
         print_errors(&errors);
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
+    let app = match url {
+        Some(u) if app => Some(sidebar_app(&valid, u)?),
+        _ => None,
+    };
     let target = Target::from_connector(
         valid.id.to_string(),
         valid.helpdesk,
@@ -364,9 +444,9 @@ fn zendesk(
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let mut out = String::new();
-    let result = runtime()?.block_on(async {
+    let (result, app_result) = runtime()?.block_on(async {
         let mut installer = Installer::new(&target.api, name, dry_run, &mut out);
-        match &setup {
+        let mut result = match &setup {
             Some(setup) => installer.install(setup, &target.known_secrets).await,
             None => {
                 let field = target.opt_out_field().filter(|_| delete_opt_out_field);
@@ -375,7 +455,13 @@ fn zendesk(
                     .await
                     .map(|s| (s, SigningSecret::DryRun))
             }
-        }
+        };
+        // The app goes last: an error there still lets the webhook's signing secret be shown.
+        let app_result = match (&mut result, &app) {
+            (Ok((summary, _)), Some(app)) => installer.install_app(app, summary).await,
+            _ => Ok(()),
+        };
+        (result, app_result)
     });
     println!("Zendesk {}, connector `{name}`", target.base_url);
     print!("{out}");
@@ -438,5 +524,6 @@ fn zendesk(
              --delete-opt-out-field deletes it."
         );
     }
+    app_result?;
     Ok(ExitCode::SUCCESS)
 }

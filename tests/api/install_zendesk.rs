@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::fakes::zendesk::apps::{App, Installation};
 use crate::fakes::zendesk::{
     API_TOKEN_AUTH, Failure, FakeZendesk, connector_toml, connectors_dir, zendesk_vars,
 };
@@ -13,6 +14,9 @@ use crate::helpers::{CONNECTOR, TICKET_SINK, survey_toml};
 const URL: &str = "https://eg.example.com";
 const SURVEY_KEY: &str = "install-test-survey-link-key-0123456789";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The connector's first `[precheck]` secret, which `--app` installs as the app's secure setting.
+const PRECHECK_KEY: &str = "precheck-key-for-the-sidebar-app-5e8c1d2f97";
+const APP_NAME: &str = "Escalation gate [acme]";
 
 /// The test connector with one signing-secret variable, `ZD_WEBHOOK_SECRET`, and a sweep query
 /// the escalation trigger is derived from; with the blind survey when `survey`.
@@ -35,6 +39,22 @@ fn connector_dir(survey: bool) -> tempfile::TempDir {
     connectors_dir(&text)
 }
 
+/// [`connector_dir`] without the survey, with a `[precheck]` table whose first secret is
+/// `PRECHECK_SECRET`.
+fn app_connector_dir() -> tempfile::TempDir {
+    let dir = connector_dir(false);
+    let file = dir.path().join(format!("{CONNECTOR}.toml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{text}\n[precheck]\nsecrets = [\"${{PRECHECK_SECRET}}\", \"${{PRECHECK_NEXT}}\"]\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 struct Run {
     ok: bool,
     stdout: String,
@@ -53,6 +73,8 @@ async fn run(zd: &FakeZendesk, dir: &Path, args: &[&str], secret: Option<&str>) 
         .env("SURVEY_KEY", SURVEY_KEY)
         .env("SURVEY_OLD_KEY", SURVEY_KEY)
         .env("SURVEY_WHSEC", WHSEC)
+        .env("PRECHECK_SECRET", PRECHECK_KEY)
+        .env("PRECHECK_NEXT", "the-next-precheck-key-not-yet-in-use-71b3")
         .env_remove("ZD_WEBHOOK_SECRET")
         .env_remove("RUST_LOG");
     if let Some(s) = secret {
@@ -747,4 +769,288 @@ async fn a_rerun_without_the_secret_in_its_environment_does_not_show_it_again() 
             .contains(&format!("fly secrets set ZD_WEBHOOK_SECRET={secret}"))
     );
     assert!(stale.stdout.contains("do not include the webhook's"));
+}
+
+/// The one app and the one installation the fake holds.
+fn the_app(zd: &FakeZendesk) -> (App, Installation) {
+    let apps = zd.apps(|a| a.owned());
+    assert_eq!(apps.len(), 1, "{apps:?}");
+    let installs = zd.apps(|a| a.installations());
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    (apps[0].clone(), installs[0].clone())
+}
+
+/// `install zendesk --app` uploads the package `install zendesk-app` writes, builds it into a
+/// private app, waits for the build job and installs the app with the service URL and the
+/// precheck secret, which it never prints. A rerun writes nothing; a new URL rebuilds the app
+/// and updates the installation in place.
+#[tokio::test(flavor = "multi_thread")]
+async fn install_app_uploads_builds_and_installs_the_sidebar_app() {
+    let zd = FakeZendesk::start().await;
+    let dir = app_connector_dir();
+    let first = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    let mut expected = vec!["POST /api/v2/webhooks", "POST /api/v2/triggers"];
+    expected.extend(["POST /api/v2/macros"; 6]);
+    expected.extend([
+        "POST /api/v2/apps/uploads",
+        "POST /api/v2/apps",
+        "POST /api/v2/apps/installations",
+    ]);
+    assert_eq!(writes_since(&zd, 0), expected);
+    let upload = zd
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v2/apps/uploads")
+        .unwrap();
+    assert!(
+        upload
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/form-data; boundary=")
+    );
+    assert_eq!(
+        zd.count("GET /api/v2/apps/job_statuses/"),
+        2,
+        "read while queued, then completed"
+    );
+
+    let (app, installation) = the_app(&zd);
+    assert_eq!(app.record["name"], APP_NAME);
+    assert_eq!(app.manifest["name"], APP_NAME);
+    assert!(app.files.contains(&"assets/iframe.html".to_string()));
+    let version = app.record["version"].as_str().unwrap().to_string();
+    assert!(
+        version.starts_with(concat!(env!("CARGO_PKG_VERSION"), "+")),
+        "{version}"
+    );
+    assert_eq!(installation.app_id, app.record["id"].as_u64().unwrap());
+    assert_eq!(installation.settings["name"], APP_NAME);
+    assert_eq!(
+        installation.settings["service_url"],
+        "https://eg.example.com/"
+    );
+    assert_eq!(installation.settings["precheck_secret"], PRECHECK_KEY);
+    for text in [&first.stdout, &first.stderr] {
+        assert!(!text.contains(PRECHECK_KEY), "{text}");
+    }
+    assert!(
+        first.stdout.contains(&format!(
+            "created   app `{APP_NAME}` ({})",
+            app.record["id"]
+        )),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains(&format!(
+            "created   app installation `{APP_NAME}` ({})",
+            installation.id
+        )),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("Done: 10 created"),
+        "{}",
+        first.stdout
+    );
+
+    // The same package again: nothing written.
+    let hook_id = zd.admin(|a| a.list("webhooks"))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = zd.admin(|a| a.signing_secret(&hook_id)).unwrap();
+    let before = zd.requests().len();
+    let second = run(&zd, dir.path(), &install_args(&["--app"]), Some(&secret)).await;
+    assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+    assert!(
+        second
+            .stdout
+            .contains(&format!("unchanged app `{APP_NAME}`"))
+    );
+    assert!(
+        second
+            .stdout
+            .contains(&format!("unchanged app installation `{APP_NAME}`"))
+    );
+    assert!(
+        second.stdout.contains("Nothing to change"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(zd.apps(|a| a.uploads()), 1);
+
+    // A new address: the webhook, the app (a new package) and the installation's settings are
+    // updated in place.
+    let before = zd.requests().len();
+    let mut moved_args = install_args(&["--app"]);
+    moved_args[5] = "https://eg2.example.com";
+    let moved = run(&zd, dir.path(), &moved_args, Some(&secret)).await;
+    assert!(moved.ok, "{}\n{}", moved.stdout, moved.stderr);
+    assert_eq!(
+        writes_since(&zd, before),
+        [
+            format!("PUT /api/v2/webhooks/{hook_id}"),
+            "POST /api/v2/apps/uploads".to_string(),
+            format!("PUT /api/v2/apps/{}", app.record["id"]),
+            format!("PUT /api/v2/apps/installations/{}", installation.id),
+        ]
+    );
+    let (moved_app, moved_installation) = the_app(&zd);
+    assert_ne!(moved_app.record["version"], version.as_str());
+    assert_eq!(
+        moved_app.manifest["domainWhitelist"],
+        json!(["eg2.example.com"])
+    );
+    assert_eq!(
+        moved_installation.settings["service_url"],
+        "https://eg2.example.com/"
+    );
+    assert_eq!(moved_installation.settings["precheck_secret"], PRECHECK_KEY);
+    assert!(!moved.stdout.contains(PRECHECK_KEY) && !moved.stderr.contains(PRECHECK_KEY));
+}
+
+/// A build job that fails stops the run with Zendesk's message, after what was done (and the
+/// webhook's signing secret) is printed; nothing is installed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_job_is_a_clear_error() {
+    let zd = FakeZendesk::start().await;
+    let dir = app_connector_dir();
+    zd.apps(|a| a.fail_next_build("Manifest: location ticket_sidebar is not allowed"));
+    let out = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
+    assert!(!out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "building the app `{APP_NAME}`: Zendesk's build job"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("failed: Manifest: location ticket_sidebar is not allowed."),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("run install again"), "{}", out.stderr);
+    assert!(out.stdout.contains("shown this once"), "{}", out.stdout);
+    assert!(zd.apps(|a| a.owned()).is_empty());
+    assert!(zd.apps(|a| a.installations()).is_empty());
+    assert!(!writes_since(&zd, 0).contains(&"POST /api/v2/apps/installations".to_string()));
+}
+
+/// A 403 on the installation names that step and what the run already did; a 403 on the first
+/// write says that apps need an admin and a plan with private apps. A rerun finishes the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_on_the_app_names_the_step_and_what_was_done() {
+    let zd = FakeZendesk::start().await;
+    let dir = app_connector_dir();
+    zd.fail_next(
+        "POST /api/v2/apps/installations",
+        vec![Failure::Status(403)],
+    );
+    let out = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains(&format!(
+            "creating the app installation `{APP_NAME}`: Zendesk answered HTTP 403 Forbidden \
+             (Forbidden; You do not have access to this page"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("This run already created the webhook `escalation-gate: acme`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("created the app `{APP_NAME}`")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("run install again"), "{}", out.stderr);
+
+    let before = zd.requests().len();
+    let rerun = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
+    assert!(rerun.ok, "{}\n{}", rerun.stdout, rerun.stderr);
+    assert_eq!(
+        writes_since(&zd, before),
+        ["POST /api/v2/apps/installations"]
+    );
+    the_app(&zd);
+
+    // Another account where everything but the app is installed: a 403 on the upload.
+    let zd = FakeZendesk::start().await;
+    let plain = run(&zd, dir.path(), &install_args(&[]), None).await;
+    assert!(plain.ok, "{}\n{}", plain.stdout, plain.stderr);
+    zd.fail_next("POST /api/v2/apps/uploads", vec![Failure::Status(403)]);
+    let out = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains(&format!(
+            "uploading the package of the app `{APP_NAME}`: Zendesk answered HTTP 403 Forbidden"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "must be a Zendesk admin (apps are admin settings), an OAuth token needs the `read` \
+             and `write` scopes, and the plan must include private apps"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(zd.apps(|a| a.owned()).is_empty());
+}
+
+/// Without a `[precheck]` secret there is nothing to give the app: refused before any call. A
+/// dry run sends no write and prints no secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn install_app_needs_a_precheck_secret_and_a_dry_run_writes_nothing() {
+    let zd = FakeZendesk::start().await;
+    let out = run(
+        &zd,
+        connector_dir(false).path(),
+        &install_args(&["--app"]),
+        None,
+    )
+    .await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("connector `acme` has no [precheck] secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was sent to Zendesk"));
+    assert!(zd.requests().is_empty());
+
+    let dir = app_connector_dir();
+    let dry = run(
+        &zd,
+        dir.path(),
+        &install_args(&["--app", "--dry-run"]),
+        None,
+    )
+    .await;
+    assert!(dry.ok, "{}\n{}", dry.stdout, dry.stderr);
+    assert_eq!(writes_since(&zd, 0), Vec::<String>::new());
+    assert!(dry.stdout.contains("would send: POST /api/v2/apps/uploads"));
+    assert!(
+        dry.stdout
+            .contains("would send: POST /api/v2/apps/installations")
+    );
+    assert!(
+        dry.stdout.contains("would create app installation"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!dry.stdout.contains(PRECHECK_KEY) && !dry.stderr.contains(PRECHECK_KEY));
 }

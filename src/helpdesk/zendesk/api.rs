@@ -86,6 +86,35 @@ impl ZendeskApi {
         }
     }
 
+    /// `POST /api/v2/apps/uploads`: an app package (`zip`, named `file_name`) as the
+    /// multipart form field `uploaded_data`, sent once (an upload whose answer is lost only
+    /// leaves an unused upload behind). The answer is returned as it is.
+    pub async fn upload_app_package(
+        &self,
+        file_name: &str,
+        zip: &[u8],
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let boundary = format!("escalation-gate-{}", uuid::Uuid::new_v4().simple());
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"uploaded_data\"; \
+             filename=\"{file_name}\"\r\nContent-Type: application/zip\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(zip);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let url = self.url("/api/v2/apps/uploads");
+        self.upstream
+            .send_once("install_upload", |c| {
+                self.authed(c.post(url.clone()))
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(body.clone())
+            })
+            .await
+    }
+
     /// `GET /api/v2/tickets/{id}.json?include=users,organizations`: the ticket with its
     /// requester and organization sideloaded. `None` when there is no such ticket.
     pub async fn ticket(&self, id: &str) -> Result<Option<Value>, UpstreamError> {

@@ -19,11 +19,20 @@ pub const ZAF_SDK: &str =
 const EN: &str = include_str!("app/translations/en.json");
 const GUIDE_SNIPPET: &str = include_str!("app/guide-snippet.html");
 
-/// The app's files (path in the zip, bytes) for `connector` served at `url`.
+/// The app's name in Zendesk, by which `install zendesk --app` finds it again.
+pub fn name(connector: &str) -> String {
+    format!("Escalation gate [{connector}]")
+}
+
+/// The app's files (path in the zip, bytes) for `connector` served at `url`. The manifest's
+/// `version` is the crate's version with a fingerprint of the files as build metadata
+/// (`0.1.0+3f2a9c01b7de`): Zendesk lists it with the app, so a changed package is told from
+/// the one installed.
 pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(String, Vec<u8>)> {
+    use sha2::Digest as _;
     let host = url.host_str().unwrap_or_default();
-    let manifest = json!({
-        "name": format!("Escalation gate [{connector}]"),
+    let mut manifest = json!({
+        "name": name(connector),
         "author": { "name": "escalation-gate", "url": url.as_str() },
         "defaultLocale": "en",
         "private": true,
@@ -52,6 +61,19 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
         app_js: APP_JS,
         config,
     }));
+    let mut hash = sha2::Sha256::new();
+    for (path, data) in &files {
+        hash.update((path.len() as u64).to_le_bytes());
+        hash.update(path);
+        hash.update((data.len() as u64).to_le_bytes());
+        hash.update(data);
+    }
+    let digest: String = hash.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    manifest["version"] = json!(format!("{}+{digest}", env!("CARGO_PKG_VERSION")));
+    files[0].1 = pretty(&manifest);
     files
 }
 

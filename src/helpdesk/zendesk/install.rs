@@ -18,6 +18,8 @@ use super::config::{Condition, Conditions, InstallFile, TagsFile, conditions_fro
 use crate::http::UpstreamError;
 use crate::survey::config::SurveyTags;
 
+pub mod app;
+
 /// What the survey automation adds so that it fires once per solve (the re-arm trigger removes it
 /// when the ticket is re-opened).
 pub const SURVEY_REQUESTED_TAG: &str = "csat_blind_requested";
@@ -79,6 +81,10 @@ pub enum Kind {
     Trigger,
     Automation,
     Macro,
+    /// The sidebar app (`install zendesk --app`, through the Apps API: see [`app`]).
+    App,
+    /// The sidebar app's installation.
+    AppInstallation,
 }
 
 impl Kind {
@@ -89,10 +95,13 @@ impl Kind {
             Kind::Trigger => "triggers",
             Kind::Automation => "automations",
             Kind::Macro => "macros",
+            Kind::App => "apps",
+            Kind::AppInstallation => "apps/installations",
         }
     }
 
-    /// The key the API wraps one record in.
+    /// The key the API wraps one record in (the Apps API wraps none: its records are the
+    /// answer, under their singular name here).
     fn wrapper(self) -> &'static str {
         match self {
             Kind::Webhook => "webhook",
@@ -100,13 +109,15 @@ impl Kind {
             Kind::Trigger => "trigger",
             Kind::Automation => "automation",
             Kind::Macro => "macro",
+            Kind::App => "app",
+            Kind::AppInstallation => "installation",
         }
     }
 
     /// The property a resource is found by.
     fn name_key(self) -> &'static str {
         match self {
-            Kind::Webhook => "name",
+            Kind::Webhook | Kind::App => "name",
             Kind::UserField => "key",
             _ => "title",
         }
@@ -114,7 +125,20 @@ impl Kind {
 
     /// Whether Zendesk keeps a description (where the marker goes) for this kind.
     fn has_description(self) -> bool {
-        self != Kind::Automation
+        !matches!(self, Kind::Automation | Kind::App | Kind::AppInstallation)
+    }
+
+    /// What the account's plan must include for this kind.
+    fn plan(self) -> String {
+        match self {
+            Kind::App | Kind::AppInstallation => {
+                "private apps (Suite Growth, Support Professional or above)".into()
+            }
+            _ => format!(
+                "{} (webhooks need Support Team or above)",
+                self.collection().replace('_', " ")
+            ),
+        }
     }
 
     pub fn noun(self) -> &'static str {
@@ -124,6 +148,8 @@ impl Kind {
             Kind::Trigger => "trigger",
             Kind::Automation => "automation",
             Kind::Macro => "macro",
+            Kind::App => "app",
+            Kind::AppInstallation => "app installation",
         }
     }
 }
@@ -571,6 +597,9 @@ pub enum InstallError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// Zendesk's build of the sidebar app failed or did not finish.
+    #[error("{0}")]
+    Build(String),
     #[error("{action}: unexpected answer: {detail}")]
     Invalid { action: String, detail: String },
 }
@@ -586,22 +615,26 @@ fn fix_for(kind: Kind, status: StatusCode, written: &[String]) -> String {
              keeps what is there and creates the rest.",
             written.join(", "),
             kind.noun(),
-            kind.collection().replace('_', " ")
+            kind.plan()
         ),
         401 => "Check [helpdesk.auth]: the agent's e-mail and API token (Admin Center > Apps and \
                 integrations > Zendesk API), or renew the OAuth access token."
             .into(),
         403 => format!(
             "The API user must be a Zendesk admin ({}s are admin settings), an OAuth token needs \
-             the `read` and `write` scopes, and the plan must include {} (webhooks need Support \
-             Team or above).",
+             the `read` and `write` scopes, and the plan must include {}.",
             kind.noun(),
-            kind.collection().replace('_', " ")
+            kind.plan()
         ),
         404 => format!(
             "Check [helpdesk] base_url (https://<subdomain>.zendesk.com): this account does not \
              serve /api/v2/{}.",
             kind.collection()
+        ),
+        422 if matches!(kind, Kind::App | Kind::AppInstallation) => format!(
+            "Zendesk did not accept the {}: its words are in parentheses (`install zendesk-app \
+             --out FILE` writes the same package to look at).",
+            kind.noun()
         ),
         422 => format!(
             "Zendesk did not accept the {}: check the conditions in [helpdesk.install] and the \
@@ -836,6 +869,16 @@ impl<'a> Installer<'a> {
                 action: action.to_string(),
                 source,
             })?;
+        self.answer(kind, action, resp).await
+    }
+
+    /// The body of a successful answer, or the refusal with Zendesk's words and what to change.
+    async fn answer(
+        &self,
+        kind: Kind,
+        action: &str,
+        resp: reqwest::Response,
+    ) -> Result<Value, InstallError> {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

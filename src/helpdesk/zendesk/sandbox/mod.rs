@@ -26,6 +26,7 @@
 //! | `GET /api/v2/help_center/incremental/articles?start_time=` (agents only) | 200 `{"articles","count","next_page","end_time"}` (HC `ArticlesResponse` with the incremental export's fields): the articles whose `updated_at` is at or after `start_time`, oldest change first, up to 1,000 ([`FakeZendesk::set_export_page_size`]); `next_page` carries the last article's change time as the next `start_time` (null on a page that is not full); archived articles are not listed |
 //!
 //! | webhooks, triggers, automations, macros, user fields | see [`admin`]: bodies checked against the trimmed OpenAPI document |
+//! | private apps: uploads, build jobs, installations | see [`apps`] |
 //!
 //! The triggers and automations run, and call their webhooks, once
 //! [`Handle::deliver_webhooks`] is on: see [`business_rules`].
@@ -111,6 +112,8 @@
 //! every request answers 503 with `Retry-After: 1`. Failed requests are recorded too.
 
 pub use business_rules::{Handle, Invocation};
+
+pub mod apps;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -404,6 +407,12 @@ impl FakeZendesk {
         f(&mut self.lock().admin)
     }
 
+    /// Reads the private apps and their installations, or sets up a failing build; see
+    /// [`apps`].
+    pub fn apps<R>(&self, f: impl FnOnce(&mut apps::Apps) -> R) -> R {
+        f(&mut self.lock().apps)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.state)
     }
@@ -614,6 +623,7 @@ struct Inner {
     export_page_size: usize,
     next_id: u64,
     admin: admin::Admin,
+    apps: apps::Apps,
     /// The business rules run and call their webhooks ([`Handle::deliver_webhooks`]).
     deliver: bool,
     /// Webhook calls to make once the state is unlocked.
@@ -647,6 +657,7 @@ impl Inner {
             export_page_size: 1000,
             next_id: 9_000_000_001,
             admin: admin::Admin::new(),
+            apps: apps::Apps::default(),
             idempotent: BTreeMap::new(),
             deliver: false,
             outbox: Vec::new(),
@@ -792,6 +803,15 @@ impl Inner {
             .serve(method.as_str(), rest, &query, body, &self.base_url)
         {
             return reply;
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if let Some((status, body)) =
+            self.apps
+                .serve(method.as_str(), rest, content_type, body, &self.base_url)
+        {
+            return Reply::json(status, body);
         }
         match (method.as_str(), rest) {
             ("GET", ["search"]) => self.search(&query),
