@@ -35,6 +35,9 @@ pub struct FreshdeskConfig {
     pub product_field: Option<String>,
     pub version_field: Option<String>,
     pub tried_articles_field: Option<String>,
+    /// The name (`cf_...`) of a text custom field that records what the check before
+    /// escalating said (the sidebar app sets it).
+    pub precheck_field: Option<String>,
     #[serde(default)]
     pub tags: TagsFile,
     #[serde(default)]
@@ -66,6 +69,8 @@ pub struct ValidFreshdesk {
     /// version, tried articles.
     pub mapping: FieldMapping<String>,
     pub partner: PartnerSource,
+    /// The custom field (`cf_...`) that records what the check before escalating said.
+    pub precheck_field: Option<String>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
 }
@@ -90,16 +95,17 @@ impl FreshdeskConfig {
                 tried_articles_field: &self.tried_articles_field,
                 partner_field,
             },
-            |field| match field.starts_with("cf_") {
-                true => Ok(field.to_string()),
-                false => Err(
-                    "keys are Freshdesk custom field names (`cf_...`, as the API names them)"
-                        .to_string(),
-                ),
-            },
+            |field| custom_field(field).map_err(|e| format!("keys are {e}")),
             known_fields,
             problems,
         );
+        let precheck_field = self.precheck_field.as_deref().and_then(|field| {
+            custom_field(field)
+                .map_err(|e| {
+                    problems.push(Problem::new(key("precheck_field"), format!("must be {e}")))
+                })
+                .ok()
+        });
         let base_url = upstream_url(
             key("base_url"),
             &self.base_url,
@@ -141,8 +147,17 @@ impl FreshdeskConfig {
             secret_header: secret_header?,
             mapping,
             partner: self.partner,
+            precheck_field,
             tags: self.tags,
             retry,
         })
+    }
+}
+
+/// A Freshdesk custom field name; `Err` says what it must be.
+fn custom_field(field: &str) -> Result<String, &'static str> {
+    match field.starts_with("cf_") {
+        true => Ok(field.to_string()),
+        false => Err("Freshdesk custom field names (`cf_...`, as the API names them)"),
     }
 }

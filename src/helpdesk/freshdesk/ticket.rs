@@ -10,6 +10,7 @@ use super::config::{PartnerSource, ValidFreshdesk};
 use crate::escalation::{Escalation, Requester};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::mapping::{partner_or_unknown, time_at};
+use crate::helpdesk::records::Prechecked;
 use crate::kb::html_to_text;
 
 /// The ticket with its requester and company; a ticket that does not exist is unusable.
@@ -28,6 +29,16 @@ pub fn merged_tags(current: &[String], add: &[String], remove: &[String]) -> Vec
         }
     }
     out
+}
+
+/// What the check before escalating said, as `ticket` records it: the sidebar app's value in
+/// `[helpdesk] precheck_field`, or tags.
+pub fn prechecked(cfg: &ValidFreshdesk, ticket: &Value) -> Option<Prechecked> {
+    let field = cfg
+        .precheck_field
+        .as_ref()
+        .and_then(|name| ticket.get("custom_fields")?.get(name));
+    cfg.tags.prechecked_on(ticket, field)
 }
 
 /// Freshdesk's `source` codes as channel names.

@@ -37,6 +37,9 @@ pub struct ZendeskConfig {
     pub product_field: Option<String>,
     pub version_field: Option<String>,
     pub tried_articles_field: Option<String>,
+    /// The id of a text custom field that records what the check before escalating said (the
+    /// Guide snippet fills it on the request form).
+    pub precheck_field: Option<String>,
     #[serde(default)]
     pub tags: TagsFile,
     #[serde(default)]
@@ -111,6 +114,8 @@ pub struct ValidZendesk {
     /// articles.
     pub mapping: FieldMapping<u64>,
     pub partner: PartnerSource,
+    /// The custom field that records what the check before escalating said.
+    pub precheck_field: Option<u64>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
     pub install: Option<InstallFile>,
@@ -139,13 +144,17 @@ impl ZendeskConfig {
                 tried_articles_field: &self.tried_articles_field,
                 partner_field,
             },
-            |id| {
-                id.parse::<u64>()
-                    .map_err(|_| "keys are Zendesk custom field ids (numbers)".to_string())
-            },
+            |id| field_id(id).map_err(|e| format!("keys are {e}")),
             known_fields,
             problems,
         );
+        let precheck_field = self.precheck_field.as_deref().and_then(|id| {
+            field_id(id)
+                .map_err(|e| {
+                    problems.push(Problem::new(key("precheck_field"), format!("must be {e}")))
+                })
+                .ok()
+        });
         if self.signing_secrets.is_empty() {
             problems.push(Problem::new(
                 key("signing_secrets"),
@@ -221,11 +230,19 @@ impl ZendeskConfig {
             write_back: self.write_back,
             mapping,
             partner: self.partner,
+            precheck_field,
             tags: self.tags,
             retry,
             install: self.install,
         })
     }
+}
+
+/// A Zendesk custom field id; `Err` says what it must be.
+fn field_id(id: &str) -> Result<u64, &'static str> {
+    id.trim()
+        .parse::<u64>()
+        .map_err(|_| "Zendesk custom field ids (numbers)")
 }
 
 /// The `[helpdesk.install]` table: what `install zendesk` cannot guess.
