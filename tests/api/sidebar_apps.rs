@@ -416,6 +416,16 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
         written.contains(&format!("\"{STEPS}\":\"steps\"")),
         "{written}"
     );
+    assert!(
+        written.contains(&format!("var PRECHECK_FIELD = \"{PRECHECK_FIELD}\";")),
+        "the snippet records the check in the connector's precheck_field: {written}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "Add the text field {PRECHECK_FIELD} ([helpdesk] precheck_field) to the request form"
+        )),
+        "the admin is told to put the field on the form"
+    );
     let bytes = std::fs::read(&zip).unwrap();
     let names: Vec<String> = [
         "manifest.json",

@@ -95,17 +95,28 @@ impl FreshdeskConfig {
                 tried_articles_field: &self.tried_articles_field,
                 partner_field,
             },
-            |field| custom_field(field).map_err(|e| format!("keys are {e}")),
+            |field| match field.starts_with("cf_") {
+                true => Ok(field.to_string()),
+                false => Err(
+                    "keys are Freshdesk custom field names (`cf_...`, as the API names them)"
+                        .to_string(),
+                ),
+            },
             known_fields,
             problems,
         );
-        let precheck_field = self.precheck_field.as_deref().and_then(|field| {
-            custom_field(field)
-                .map_err(|e| {
-                    problems.push(Problem::new(key("precheck_field"), format!("must be {e}")))
-                })
-                .ok()
-        });
+        if let Some(field) = self
+            .precheck_field
+            .as_deref()
+            .filter(|f| !f.starts_with("cf_"))
+        {
+            problems.push(Problem::new(
+                key("precheck_field"),
+                format!(
+                    "`{field}` is not a Freshdesk custom field name (`cf_...`, as the API names it)"
+                ),
+            ));
+        }
         let base_url = upstream_url(
             key("base_url"),
             &self.base_url,
@@ -147,17 +158,9 @@ impl FreshdeskConfig {
             secret_header: secret_header?,
             mapping,
             partner: self.partner,
-            precheck_field,
+            precheck_field: self.precheck_field,
             tags: self.tags,
             retry,
         })
-    }
-}
-
-/// A Freshdesk custom field name; `Err` says what it must be.
-fn custom_field(field: &str) -> Result<String, &'static str> {
-    match field.starts_with("cf_") {
-        true => Ok(field.to_string()),
-        false => Err("Freshdesk custom field names (`cf_...`, as the API names them)"),
     }
 }

@@ -195,4 +195,47 @@ cf_partner = "partner"
             s(&["b", "c"])
         );
     }
+
+    #[test]
+    fn the_precheck_field_records_the_check_over_the_tags() {
+        use crate::assess::Outcome;
+        use crate::helpdesk::records::Prechecked;
+        let cfg = valid(r#"precheck_field = "cf_check""#);
+        let t = |check: Value, tags: &[&str]| json!({"custom_fields": {"cf_check": check}, "tags": tags});
+        let said = |said, article_shown| {
+            Some(Prechecked {
+                said,
+                article_shown,
+            })
+        };
+        assert_eq!(
+            prechecked(&cfg, &t(json!("bad+article"), &[])),
+            said(Outcome::Bad, true)
+        );
+        assert_eq!(
+            prechecked(&cfg, &t(json!(" Review "), &["escalation_precheck_bad"])),
+            said(Outcome::Review, false)
+        );
+        assert_eq!(
+            prechecked(
+                &cfg,
+                &t(
+                    Value::Null,
+                    &["escalation_precheck_good", "escalation_precheck_article"]
+                )
+            ),
+            said(Outcome::Good, true)
+        );
+        assert_eq!(prechecked(&cfg, &t(json!("maybe"), &[])), None);
+        assert_eq!(prechecked(&valid(""), &t(json!("bad"), &[])), None);
+        let file: FreshdeskConfig = toml::from_str(
+            "base_url = \"https://acme.freshdesk.com\"\napi_key = \"key\"\n\
+             webhook_secrets = [\"fd-webhook-secret-3c9a71e05b2d48f6\"]\n\
+             precheck_field = \"check\"\n",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        assert!(file.validate(&mut Vec::new(), &mut problems).is_none());
+        assert_eq!(problems[0].key, "helpdesk.precheck_field");
+    }
 }

@@ -144,16 +144,22 @@ impl ZendeskConfig {
                 tried_articles_field: &self.tried_articles_field,
                 partner_field,
             },
-            |id| field_id(id).map_err(|e| format!("keys are {e}")),
+            |id| {
+                id.parse::<u64>()
+                    .map_err(|_| "keys are Zendesk custom field ids (numbers)".to_string())
+            },
             known_fields,
             problems,
         );
         let precheck_field = self.precheck_field.as_deref().and_then(|id| {
-            field_id(id)
-                .map_err(|e| {
-                    problems.push(Problem::new(key("precheck_field"), format!("must be {e}")))
-                })
-                .ok()
+            let parsed = id.trim().parse::<u64>().ok();
+            if parsed.is_none() {
+                problems.push(Problem::new(
+                    key("precheck_field"),
+                    format!("`{id}` is not a Zendesk custom field id (a number)"),
+                ));
+            }
+            parsed
         });
         if self.signing_secrets.is_empty() {
             problems.push(Problem::new(
@@ -236,13 +242,6 @@ impl ZendeskConfig {
             install: self.install,
         })
     }
-}
-
-/// A Zendesk custom field id; `Err` says what it must be.
-fn field_id(id: &str) -> Result<u64, &'static str> {
-    id.trim()
-        .parse::<u64>()
-        .map_err(|_| "Zendesk custom field ids (numbers)")
 }
 
 /// The `[helpdesk.install]` table: what `install zendesk` cannot guess.
