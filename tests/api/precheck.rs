@@ -474,14 +474,21 @@ async fn nothing_is_written_and_no_verdict_is_counted() {
     app.shut_down().await;
 }
 
-#[tokio::test]
-async fn an_escalation_the_check_found_bad_says_whether_the_partner_fixed_it() {
+/// The service with the test connector (no `[precheck]`: the escalations come by webhook), with
+/// the calendar article and its neighbours in the Help Center.
+async fn calendar_service() -> TestApp<FakeZendesk> {
     let app = spawn_app(zendesk().await).await;
     app.fake
         .put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
     for a in calendar_neighbours() {
         app.fake.put_article(a);
     }
+    app
+}
+
+#[tokio::test]
+async fn an_escalation_the_check_found_bad_says_whether_the_partner_fixed_it() {
+    let app = calendar_service().await;
     // Fixed before sending: the check said bad, the escalation sent is clean.
     let mut fixed = ticket(
         21,
@@ -632,12 +639,7 @@ async fn a_draft_abandoned_on_the_form_after_an_article_is_counted_and_nothing_e
 
 #[tokio::test]
 async fn the_request_forms_precheck_field_is_read_as_the_apps_tags_are() {
-    let app = spawn_app(zendesk().await).await;
-    app.fake
-        .put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
-    for a in calendar_neighbours() {
-        app.fake.put_article(a);
-    }
+    let app = calendar_service().await;
     // Sent from the Help Center's request form, whose snippet filled the precheck field.
     let mut fields = complete_handoff();
     fields.push((PRECHECK_FIELD, "bad+article"));

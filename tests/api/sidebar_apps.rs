@@ -459,8 +459,10 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
 /// What the stand-in precheck of the Guide test received.
 type Received = Arc<Mutex<Vec<Value>>>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
+/// A listener on loopback, its base URL (the service and the Help Center both), and the request
+/// form as Guide renders it (subject, description and `fields`), followed by the test
+/// connector's snippet for that service.
+async fn guide_page(fields: &str) -> (tokio::net::TcpListener, String, String) {
     let valid = valid_connector(&zendesk().await);
     let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
         panic!("a Zendesk connector")
@@ -472,17 +474,25 @@ async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
         &reqwest::Url::parse(&base).unwrap(),
         cfg,
     );
-    // The request form as Guide renders it, then the snippet.
     let page = format!(
         r#"<!DOCTYPE html><html><body>
 <form id="new_request" class="request-form">
 <input name="request[subject]" id="subject">
 <textarea name="request[description]" id="description"></textarea>
-<input name="request[custom_fields][{STEPS}]" id="steps">
+{fields}
 </form>
 {snippet}
 </body></html>"#
     );
+    (listener, base, page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
+    let (listener, base, page) = guide_page(&format!(
+        r#"<input name="request[custom_fields][{STEPS}]" id="steps">"#
+    ))
+    .await;
     let received: Received = Arc::default();
     let answer = json!({
         "outcome": "bad",
@@ -684,32 +694,14 @@ async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guide_snippet_records_the_check_on_the_form_and_tells_of_a_draft_abandoned() {
-    let valid = valid_connector(&zendesk().await);
-    let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
-        panic!("a Zendesk connector")
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let snippet = escalation_gate::helpdesk::zendesk::app::guide_snippet(
-        CONNECTOR,
-        &reqwest::Url::parse(&base).unwrap(),
-        cfg,
-    );
-    // The request form as Guide renders it, with the connector's precheck field, then the
-    // snippet.
-    let page = format!(
-        r#"<!DOCTYPE html><html><body>
-<form id="new_request" class="request-form">
-<input name="request[subject]" id="subject">
-<textarea name="request[description]" id="description"></textarea>
-<div class="form-field string optional" id="precheck-wrapper">
+    // The form holds the connector's precheck field, as Guide wraps a field.
+    let (listener, base, page) = guide_page(&format!(
+        r#"<div class="form-field string optional" id="precheck-wrapper">
 <input name="request[custom_fields][{PRECHECK_FIELD}]" id="precheck">
 </div>
-<button type="submit" id="send">Submit</button>
-</form>
-{snippet}
-</body></html>"#
-    );
+<button type="submit" id="send">Submit</button>"#
+    ))
+    .await;
     let beacons: Arc<Mutex<Vec<String>>> = Arc::default();
     // The stand-in check lists an article for the calendar case only.
     let check = |axum::Json(draft): axum::Json<Value>| async move {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -63,7 +64,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/precheck/{connector}", post(precheck).options(preflight))
         .route(
             "/precheck/{connector}/abandoned",
-            post(abandoned).layer(DefaultBodyLimit::max(ABANDONED_MAX_BYTES)),
+            post(precheck).layer(
+                tower::ServiceBuilder::new()
+                    .layer(Extension(Route::Abandoned))
+                    .layer(DefaultBodyLimit::max(ABANDONED_MAX_BYTES)),
+            ),
         )
         .with_state(Shared {
             connectors,
@@ -236,6 +241,17 @@ fn peer(extensions: &Extensions) -> String {
         .unwrap_or_default()
 }
 
+/// Which of the precheck's `POST` routes a request came by: the beacon's route adds its
+/// extension; without one, a check.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// `/precheck/{connector}`: a check.
+    Check,
+    /// `/precheck/{connector}/abandoned`: the request form's beacon.
+    Abandoned,
+}
+
+/// A `POST` of either route, answered with CORS for an allowed origin.
 async fn precheck(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -243,11 +259,18 @@ async fn precheck(
     extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let resp = match answer(&state, &id, &headers, &peer(&extensions), body).await {
-        Ok(json) => axum::Json(json).into_response(),
-        Err(e) => e.into_response(),
+    let peer = peer(&extensions);
+    let resp = match extensions.get::<Route>().copied().unwrap_or(Route::Check) {
+        Route::Check => answer(&state, &id, &headers, &peer, body)
+            .await
+            .map(|json| axum::Json(json).into_response()),
+        Route::Abandoned => count_abandoned(&state, &id, &headers, &peer, body)
+            .map(|()| StatusCode::NO_CONTENT.into_response()),
     };
-    with_cors(resp, cors_origin(&state, &id, &headers).as_deref())
+    with_cors(
+        resp.unwrap_or_else(IntoResponse::into_response),
+        cors_origin(&state, &id, &headers).as_deref(),
+    )
 }
 
 /// The caller of `connector`, authenticated and within its rate limit.
@@ -356,20 +379,6 @@ async fn answer(
 #[serde(deny_unknown_fields)]
 struct Abandoned {
     articles: u32,
-}
-
-async fn abandoned(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let resp = match count_abandoned(&state, &id, &headers, &peer(&extensions), body) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    };
-    with_cors(resp, cors_origin(&state, &id, &headers).as_deref())
 }
 
 /// Counts a draft abandoned on the request form after a check listed an article; nothing is
