@@ -38,6 +38,8 @@ pub const ADMIN_FIXES: &str = "escalation_gate_admin_fix_needed_total";
 pub const PRECHECKS: &str = "escalation_gate_prechecks_total";
 pub const PRECHECK_PROBLEMS: &str = "escalation_gate_precheck_problems_total";
 pub const PRECHECKED: &str = "escalation_gate_prechecked_escalations_total";
+pub const PRECHECK_ARTICLES_SHOWN: &str = "escalation_gate_precheck_articles_shown_total";
+pub const PRECHECK_ABANDONED: &str = "escalation_gate_precheck_abandoned_total";
 pub const KB_MIRROR_FALLBACKS: &str = "escalation_gate_kb_mirror_fallbacks_total";
 pub const KB_MIRROR_SYNCS: &str = "escalation_gate_kb_mirror_syncs_total";
 pub const KB_MIRROR_ARTICLES: &str = "escalation_gate_kb_mirror_articles";
@@ -157,6 +159,17 @@ pub fn precheck(connector: &str, outcome: &'static str) {
 pub fn precheck_problem(connector: &str, reason: &'static str) {
     counter!(PRECHECK_PROBLEMS, "connector" => connector.to_string(), "reason" => reason)
         .increment(1);
+}
+
+/// A precheck whose answer listed an article.
+pub fn precheck_articles_shown(connector: &str) {
+    counter!(PRECHECK_ARTICLES_SHOWN, "connector" => connector.to_string()).increment(1);
+}
+
+/// A draft abandoned after a check listed an article, as `via` reports it (`form`: the request
+/// form's page was left without sending it).
+pub fn precheck_abandoned(connector: &str, via: &'static str) {
+    counter!(PRECHECK_ABANDONED, "connector" => connector.to_string(), "via" => via).increment(1);
 }
 
 /// A delivery answered "deliver again later", and why: `unavailable`, `refused`, `invalid`

@@ -76,7 +76,8 @@ pub enum InstallTarget {
         #[arg(long)]
         out: PathBuf,
         /// Also write the snippet for the Guide theme's request page (`new_request_page.hbs`)
-        /// that runs the check as a partner fills in the Help Center's request form.
+        /// that runs the check as a partner fills in the Help Center's request form, and records
+        /// what it said in the form's `[helpdesk] precheck_field`.
         #[arg(long)]
         guide_snippet: Option<PathBuf>,
         #[command(flatten)]
@@ -254,6 +255,14 @@ fn zendesk_app(
             "Wrote {}: paste it into the Guide theme's new_request_page.hbs after {{{{request_form}}}}, and add the Help Center's address to the connector's [precheck] allowed_origins.",
             path.display()
         );
+        match zendesk.precheck_field {
+            Some(id) => println!(
+                "Add the text field {id} ([helpdesk] precheck_field) to the request form, editable by end users: the snippet hides it and fills it with what the check said."
+            ),
+            None => eprintln!(
+                "warning: connector `{name}` has no [helpdesk] precheck_field: the snippet checks the form, but the tickets it creates do not record what the check said (see docs/src/helpdesks/zendesk.md)"
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

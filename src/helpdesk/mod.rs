@@ -208,8 +208,8 @@ pub struct Loaded {
     /// The ticket already records a survey in a single status (Salesforce): the pending mark
     /// is not written over it. Tags (Zendesk) sit side by side, so there it is always false.
     pub survey_recorded: bool,
-    /// What the check before escalating said, when the sidebar app recorded it on the ticket.
-    pub prechecked: Option<Outcome>,
+    /// What the check before escalating said, when the ticket records it.
+    pub prechecked: Option<records::Prechecked>,
 }
 
 /// How a write-back ended.

@@ -145,9 +145,44 @@ pub struct CaseRecord {
     /// it to review, or came closest), floored to the percent as the ticket records it; `None`
     /// when no article was a candidate or the verdict predates the record.
     pub kb_confidence: Option<f64>,
-    /// What the check before escalating said, when the sidebar app recorded it on the ticket.
-    pub prechecked: Option<Outcome>,
+    /// What the check before escalating said, when the ticket records it.
+    pub prechecked: Option<Prechecked>,
+    /// The ticket is solved or closed.
+    pub solved: bool,
     pub survey: SurveyRecord,
+}
+
+/// What the check before escalating said, as a ticket records it: the sidebar app's tags
+/// (`{prefix}precheck_{outcome}`, `{prefix}precheck_article`), or the value the request form or
+/// app put in the connector's `precheck_field` (`bad`, `bad+article`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Prechecked {
+    /// What the last check said.
+    pub said: Outcome,
+    /// A check listed an article: the partner was shown one.
+    pub article_shown: bool,
+}
+
+/// After the outcome in a `precheck_field` value: a check listed an article.
+pub const ARTICLE_SHOWN: &str = "+article";
+
+impl Prechecked {
+    /// A `precheck_field` value: `good`, `bad` or `review`, with [`ARTICLE_SHOWN`] after it when
+    /// a check listed an article; anything else records no check.
+    pub fn parse(value: &str) -> Option<Prechecked> {
+        let value = value.trim().to_ascii_lowercase();
+        let (said, article_shown) = match value.strip_suffix(ARTICLE_SHOWN) {
+            Some(said) => (said, true),
+            None => (value.as_str(), false),
+        };
+        [Outcome::Good, Outcome::Bad, Outcome::Review]
+            .into_iter()
+            .find(|o| o.as_str() == said)
+            .map(|said| Prechecked {
+                said,
+                article_shown,
+            })
+    }
 }
 
 impl CaseRecord {

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::records::{details, recorded_confidence};
+use super::records::{Prechecked, details, recorded_confidence};
 use crate::assess::{Outcome, Verdict};
 use crate::checks::Problem;
 use crate::escalation::Escalation;
@@ -18,6 +18,8 @@ pub const MISSING: &str = "missing_";
 pub const KB_ARTICLE: &str = "kb_article_";
 /// After the prefix: the judge's confidence in its best counted article, in whole percent.
 pub const KB_CONF: &str = "kb_conf_";
+/// After the prefix: a check before escalating listed an article (the sidebar app's tag).
+pub const PRECHECK_ARTICLE: &str = "precheck_article";
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields, default)]
@@ -96,13 +98,24 @@ impl TagsFile {
         format!("{}precheck_{}", self.reason_prefix, outcome.as_str())
     }
 
-    /// What the check before escalating said, as the tags of `ticket` record it (the last check
-    /// the app ran; the app keeps one such tag).
-    pub fn prechecked_on(&self, ticket: &Value) -> Option<Outcome> {
-        let tags = ticket.get("tags")?.as_array()?;
-        [Outcome::Bad, Outcome::Review, Outcome::Good]
+    /// What the check before escalating said, as `ticket` records it: `field`, the value of the
+    /// connector's `precheck_field` (the request form's or the app's: `bad`, `bad+article`), or
+    /// else the sidebar app's tags (the last check it ran, one outcome tag, and
+    /// `{prefix}precheck_article` once a check listed an article).
+    pub fn prechecked_on(&self, ticket: &Value, field: Option<&Value>) -> Option<Prechecked> {
+        let tags = tag_list(ticket);
+        let has = |tag: &str| tags.iter().any(|t| t == tag);
+        let tagged = [Outcome::Bad, Outcome::Review, Outcome::Good]
             .into_iter()
-            .find(|o| tags.iter().any(|t| t.as_str() == Some(&self.precheck(*o))))
+            .find(|o| has(&self.precheck(*o)))
+            .map(|said| Prechecked {
+                said,
+                article_shown: has(&format!("{}{PRECHECK_ARTICLE}", self.reason_prefix)),
+            });
+        field
+            .and_then(Value::as_str)
+            .and_then(Prechecked::parse)
+            .or(tagged)
     }
 
     /// The verdict the tags of `ticket` (its API answer, with a `tags` array) record, if any.

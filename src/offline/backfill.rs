@@ -325,6 +325,7 @@ impl Line {
             .collect();
         CaseRecord {
             prechecked: None,
+            solved: false,
             ticket_id: self.ticket,
             partner: self.partner,
             product: self.product,

@@ -461,6 +461,7 @@ mod tests {
     ) -> CaseRecord {
         CaseRecord {
             prechecked: None,
+            solved: false,
             ticket_id: "1".into(),
             partner: "Acme".into(),
             product: None,

@@ -420,7 +420,11 @@ impl Connector {
                 });
             }
             let verdict = self.judge(&loaded.escalation).await?;
-            let text = note::render_prechecked(&loaded.escalation, &verdict, loaded.prechecked);
+            let text = note::render_prechecked(
+                &loaded.escalation,
+                &verdict,
+                loaded.prechecked.map(|p| p.said),
+            );
             let pending = self
                 .survey
                 .as_ref()
@@ -459,11 +463,11 @@ impl Connector {
                     &articles,
                     &flags,
                 );
-                if let Some(said) = loaded.prechecked {
+                if let Some(checked) = loaded.prechecked {
                     m::prechecked_escalation(
                         &self.id,
                         &loaded.escalation.partner,
-                        said.as_str(),
+                        checked.said.as_str(),
                         verdict.outcome.as_str(),
                     );
                 }

@@ -125,6 +125,7 @@ fn every_problem_names_its_key() {
         (VALID.replace("signing_secrets = [\"${ZD_SECRET}\"]", "signing_secrets = []"), "helpdesk.signing_secrets", "at least one"),
         (VALID.replace("101 = \"steps\"", "abc = \"steps\""), "helpdesk.fields.abc", "custom field ids"),
         (VALID.replace("102 = \"product\"", "102 = \"steps\""), "helpdesk.fields.102", "mapped twice"),
+        (VALID.replace("product_field = \"product\"", "product_field = \"product\"\nprecheck_field = \"precheck\""), "helpdesk.precheck_field", "`precheck` is not a Zendesk custom field id"),
         (VALID.replace("product_field = \"product\"", "product_field = \"sku\""), "helpdesk.product_field", "`sku` is not a name mapped"),
         (format!("{VALID}\n").replace("product_field = \"product\"", "product_field = \"product\"\ntimestamp_tolerance_secs = 0"), "helpdesk.timestamp_tolerance_secs", "1 to 3600"),
         (VALID.replace("[helpdesk.fields]", "[helpdesk.tags]\ngood = \"good one\"\n\n[helpdesk.fields]"), "helpdesk.tags.good", "no spaces"),

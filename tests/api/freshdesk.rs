@@ -646,3 +646,18 @@ fn validate_refuses_a_report_table_on_a_freshdesk_connector() {
         )]
     );
 }
+
+#[tokio::test]
+async fn what_the_sidebar_app_recorded_in_the_precheck_field_goes_into_the_note() {
+    let mut state = desk();
+    state.tickets.get_mut(&KB).unwrap()["custom_fields"][crate::fakes::freshdesk::PRECHECK_FIELD] =
+        json!("bad+article");
+    let app = spawn_desk(state, "", Vec::new()).await;
+    let body = app.escalate(KB).await;
+    assert_eq!(body["results"][0]["verdict"], "bad", "{body}");
+    let note = &app.fake.notes_on(KB)[0].body_text;
+    assert!(
+        note.contains("Checked before escalating: the check said BAD; it was sent as it was."),
+        "{note}"
+    );
+}

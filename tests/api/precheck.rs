@@ -474,14 +474,21 @@ async fn nothing_is_written_and_no_verdict_is_counted() {
     app.shut_down().await;
 }
 
-#[tokio::test]
-async fn an_escalation_the_check_found_bad_says_whether_the_partner_fixed_it() {
+/// The service with the test connector (no `[precheck]`: the escalations come by webhook), with
+/// the calendar article and its neighbours in the Help Center.
+async fn calendar_service() -> TestApp<FakeZendesk> {
     let app = spawn_app(zendesk().await).await;
     app.fake
         .put_article(calendar_article(360001, "E1234", "2024-01-01T00:00:00Z"));
     for a in calendar_neighbours() {
         app.fake.put_article(a);
     }
+    app
+}
+
+#[tokio::test]
+async fn an_escalation_the_check_found_bad_says_whether_the_partner_fixed_it() {
+    let app = calendar_service().await;
     // Fixed before sending: the check said bad, the escalation sent is clean.
     let mut fixed = ticket(
         21,
@@ -526,5 +533,134 @@ async fn an_escalation_the_check_found_bad_says_whether_the_partner_fixed_it() {
             "{metrics}"
         );
     }
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_check_that_shows_an_article_is_counted() {
+    let app = precheck_app(30).await;
+    app.precheck_ok(&calendar_draft()).await;
+    app.precheck_ok(&novel_draft()).await;
+    let resp = app.precheck(&calendar_draft(), &[("origin", FORM)]).await;
+    assert_eq!(resp.status(), 200);
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_precheck_articles_shown_total",
+            &[&app.label()]
+        ),
+        Some(2.0),
+        "the calendar drafts listed the article, the novel one none: {metrics}"
+    );
+    app.shut_down().await;
+}
+
+impl TestApp<FakeZendesk> {
+    /// The request form's beacon of an abandoned draft: `body` as `navigator.sendBeacon` sends a
+    /// string (`text/plain`).
+    async fn abandon(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/abandoned", self.precheck_url(&self.connector)))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request reaches the service")
+    }
+}
+
+#[tokio::test]
+async fn a_draft_abandoned_on_the_form_after_an_article_is_counted_and_nothing_else() {
+    let app = precheck_app(7).await;
+    let beacon = r#"{"articles": 2}"#;
+    let form = [("origin", FORM)];
+    let resp = app.abandon(beacon, &form).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["access-control-allow-origin"], FORM);
+
+    let other = app
+        .abandon(beacon, &[("origin", "https://evil.example")])
+        .await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    error_of(other, 403).await;
+    error_of(app.abandon(beacon, &[]).await, 401).await;
+    error_of(
+        app.abandon(
+            beacon,
+            &[(BEARER, &bearer("not-the-secret-at-all-0123456789"))],
+        )
+        .await,
+        401,
+    )
+    .await;
+
+    for malformed in [
+        "{articles",
+        r#"{"articles": 0}"#,
+        r#"{"articles": -1}"#,
+        r#"{"articles": 1, "subject": "x"}"#,
+    ] {
+        error_of(app.abandon(malformed, &form).await, 400).await;
+    }
+    let padded = format!(r#"{{"articles": 1{}}}"#, " ".repeat(100));
+    let over = app.abandon(&padded, &form).await;
+    assert_eq!(over.headers()["access-control-allow-origin"], FORM);
+    error_of(over, 413).await;
+    assert_eq!(app.abandon(beacon, &form).await.status(), 204);
+    // The form's client has had its seven requests of the minute.
+    let limited = app.abandon(beacon, &form).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    error_of(limited, 429).await;
+
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_precheck_abandoned_total",
+            &[&app.label(), "via=\"form\""]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert!(
+        app.fake.requests().is_empty(),
+        "the helpdesk is neither read nor written: {:?}",
+        app.fake
+            .requests()
+            .iter()
+            .map(|r| r.route())
+            .collect::<Vec<_>>()
+    );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_request_forms_precheck_field_is_read_as_the_apps_tags_are() {
+    let app = calendar_service().await;
+    // Sent from the Help Center's request form, whose snippet filled the precheck field.
+    let mut fields = complete_handoff();
+    fields.push((PRECHECK_FIELD, "bad+article"));
+    app.fake.put_ticket(calendar_ticket(23, &fields));
+
+    let body: Value = app.escalate(23).await.json().await.unwrap();
+    assert_eq!(body["results"][0]["verdict"], "bad", "{body}");
+    let note = &app.notes(23)[0];
+    assert!(
+        note.contains("Checked before escalating: the check said BAD; it was sent as it was."),
+        "{note}"
+    );
+    let metrics = get_text(&app.client, &app.metrics_url).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "escalation_gate_prechecked_escalations_total",
+            &[&app.label(), "precheck=\"bad\"", "verdict=\"bad\""]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     app.shut_down().await;
 }

@@ -1493,6 +1493,7 @@ async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
             checked: 6,
             fixed_before_sending: 3,
             sent_despite_check: 2,
+            abandoned_after_article: 0,
         }
     );
     let html = report::render::html(&card);
@@ -1502,4 +1503,125 @@ async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
     );
     let others = card.partners.iter().filter(|p| p.partner != PARTNERS[0].0);
     assert!(others.into_iter().all(|p| p.period.prechecks.checked == 0));
+}
+
+#[tokio::test]
+async fn the_scorecard_counts_drafts_abandoned_after_the_check_showed_an_article() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    let not_escalated = |partner: usize| {
+        specs
+            .iter()
+            .filter(move |s| {
+                s.partner == Some(PARTNERS[partner].0)
+                    && !s.escalated
+                    && s.verdict.is_none()
+                    && (period().from..period().to).contains(&s.created)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (acme, northwind) = (not_escalated(0), not_escalated(1));
+    assert!(acme.len() >= 5 && northwind.len() >= 2);
+    let precheck_field = |value: &str| json!({"id": PRECHECK_FIELD, "value": value});
+    // Acme: three drafts the app's check showed an article for, then solved without escalating;
+    // one whose check showed none; one shown an article and still open.
+    let mut marked = Vec::new();
+    for (s, tags, status) in [
+        (
+            acme[0],
+            vec!["escalation_precheck_bad", "escalation_precheck_article"],
+            "solved",
+        ),
+        (
+            acme[1],
+            vec!["escalation_precheck_review", "escalation_precheck_article"],
+            "closed",
+        ),
+        (
+            acme[2],
+            vec!["escalation_precheck_good", "escalation_precheck_article"],
+            "solved",
+        ),
+        (acme[3], vec!["escalation_precheck_bad"], "solved"),
+        (
+            acme[4],
+            vec!["escalation_precheck_bad", "escalation_precheck_article"],
+            "open",
+        ),
+    ] {
+        let mut t = zendesk_ticket(s);
+        t["status"] = json!(status);
+        t["tags"]
+            .as_array_mut()
+            .unwrap()
+            .extend(tags.into_iter().map(|x| json!(x)));
+        marked.push(t);
+    }
+    // Northwind: one from the request form, whose snippet filled the precheck field, and one
+    // whose form check showed no article.
+    for (s, value) in [(northwind[0], "bad+article"), (northwind[1], "good")] {
+        let mut t = zendesk_ticket(s);
+        t["custom_fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(precheck_field(value));
+        marked.push(t);
+    }
+    for t in marked {
+        zendesk.put_ticket(t);
+    }
+    let connector = zendesk_connector(&zendesk);
+    let card = scorecard(&connector, None, Audience::Vendor).await;
+    let json: Value = serde_json::from_str(&render::render(&card, Format::Json).unwrap()).unwrap();
+    let abandoned: BTreeMap<&str, &Value> = json["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partner"].as_str().unwrap(),
+                &p["period"]["prechecks"]["abandoned_after_article"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        abandoned,
+        BTreeMap::from([
+            (PARTNERS[0].0, &json!(3)),
+            (PARTNERS[1].0, &json!(1)),
+            (PARTNERS[2].0, &json!(0)),
+        ])
+    );
+    let acme_card = card
+        .partners
+        .iter()
+        .find(|p| p.partner == PARTNERS[0].0)
+        .unwrap();
+    assert_eq!(
+        acme_card.period.prechecks.checked, 0,
+        "none of them was escalated"
+    );
+
+    let csv = render::render(&card, Format::Csv).unwrap();
+    let column = csv
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == "abandoned_after_article")
+        .expect("a CSV column");
+    let period_of = |partner: &str| {
+        csv.lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|r| r[0] == partner && r[1] == "period")
+            .unwrap()[column]
+            .to_string()
+    };
+    assert_eq!(period_of(PARTNERS[0].0), "3");
+    assert_eq!(period_of(PARTNERS[1].0), "1");
+    let html = render::html(&card);
+    assert!(
+        html.contains("Drafts abandoned after the check showed an article (solved without escalating): <b>3</b>."),
+        "the vendor's scorecard says it"
+    );
 }

@@ -275,9 +275,12 @@ async fn the_sidebar_shows_verdicts_records_decisions_and_checks_drafts() {
                 "ticket.tags.remove",
                 ["escalation_precheck_good", "escalation_precheck_review"]
             ]),
-            &json!(["ticket.tags.add", ["escalation_precheck_bad"]]),
+            &json!([
+                "ticket.tags.add",
+                ["escalation_precheck_bad", "escalation_precheck_article"]
+            ]),
         ],
-        "what the check said is recorded on the ticket"
+        "what the check said is recorded on the ticket, and that it showed an article"
     );
     let request = &log["requests"][0];
     assert_eq!(request["url"], format!("{SERVICE}/precheck/{CONNECTOR}"));
@@ -315,6 +318,21 @@ async fn the_sidebar_shows_verdicts_records_decisions_and_checks_drafts() {
         assert_eq!(
             text_of(&browser, "#check-title").await,
             format!("This escalation would be: {title}")
+        );
+        let log = browser.execute("return window.__zaf").await.unwrap();
+        let added: Vec<&Value> = log["invoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|call| call[0] == "ticket.tags.add")
+            .collect();
+        assert_eq!(
+            added,
+            [&json!([
+                "ticket.tags.add",
+                [format!("escalation_precheck_{outcome}")]
+            ])],
+            "no article shown, no article tag"
         );
     }
 
@@ -398,6 +416,16 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
         written.contains(&format!("\"{STEPS}\":\"steps\"")),
         "{written}"
     );
+    assert!(
+        written.contains(&format!("var PRECHECK_FIELD = \"{PRECHECK_FIELD}\";")),
+        "the snippet records the check in the connector's precheck_field: {written}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "Add the text field {PRECHECK_FIELD} ([helpdesk] precheck_field) to the request form"
+        )),
+        "the admin is told to put the field on the form"
+    );
     let bytes = std::fs::read(&zip).unwrap();
     let names: Vec<String> = [
         "manifest.json",
@@ -431,8 +459,10 @@ fn install_zendesk_app_writes_the_zip_an_admin_uploads() {
 /// What the stand-in precheck of the Guide test received.
 type Received = Arc<Mutex<Vec<Value>>>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
+/// A listener on loopback, its base URL (the service and the Help Center both), and the request
+/// form as Guide renders it (subject, description and `fields`), followed by the test
+/// connector's snippet for that service.
+async fn guide_page(fields: &str) -> (tokio::net::TcpListener, String, String) {
     let valid = valid_connector(&zendesk().await);
     let ValidHelpdesk::Zendesk(cfg) = &valid.helpdesk else {
         panic!("a Zendesk connector")
@@ -444,17 +474,25 @@ async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
         &reqwest::Url::parse(&base).unwrap(),
         cfg,
     );
-    // The request form as Guide renders it, then the snippet.
     let page = format!(
         r#"<!DOCTYPE html><html><body>
 <form id="new_request" class="request-form">
 <input name="request[subject]" id="subject">
 <textarea name="request[description]" id="description"></textarea>
-<input name="request[custom_fields][{STEPS}]" id="steps">
+{fields}
 </form>
 {snippet}
 </body></html>"#
     );
+    (listener, base, page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
+    let (listener, base, page) = guide_page(&format!(
+        r#"<input name="request[custom_fields][{STEPS}]" id="steps">"#
+    ))
+    .await;
     let received: Received = Arc::default();
     let answer = json!({
         "outcome": "bad",
@@ -585,6 +623,11 @@ async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
     );
     assert!(text_of(&browser, "#check-problems").await.contains(SCRIPT));
     let log = browser.execute("return window.__fw").await.unwrap();
+    assert_eq!(
+        log["interface"],
+        json!([["setValue", {"id": "cf_escalation_check", "value": "bad"}]]),
+        "what the check said is set in the ticket's precheck field"
+    );
     assert_eq!(log["requests"][0][0], "precheck");
     let body: Value =
         serde_json::from_str(log["requests"][0][1]["body"].as_str().unwrap()).unwrap();
@@ -612,6 +655,156 @@ async fn the_freshdesk_sidebar_shows_verdicts_and_checks_tickets() {
     assert_eq!(
         text_of(&browser, "#check-title").await,
         "This escalation would be: GOOD escalation"
+    );
+
+    // A check that lists an article; then, on a ticket saved after such a check, one that lists
+    // none: the article once shown stays recorded.
+    let article = json!({"title": "Calendar sync E1234", "url": "https://acme.freshdesk.com/a/1", "passage": "Reconnect."});
+    let mut saved = ticket(&[]);
+    saved["custom_fields"]["cf_escalation_check"] = json!("review+article");
+    for (ticket, answer, recorded) in [
+        (
+            ticket(&[]),
+            json!({"outcome": "review", "handoff": [], "articles": [article]}),
+            "review+article",
+        ),
+        (
+            saved,
+            json!({"outcome": "good", "handoff": [], "articles": []}),
+            "good+article",
+        ),
+    ] {
+        open(
+            &browser,
+            &page,
+            &served,
+            json!({"ticket": ticket, "answer": {"status": 200, "body": answer}}),
+        )
+        .await;
+        browser.click("#run-check").await.unwrap();
+        text_of(&browser, "#check-title").await;
+        let log = browser.execute("return window.__fw").await.unwrap();
+        assert_eq!(
+            log["interface"],
+            json!([["setValue", {"id": "cf_escalation_check", "value": recorded}]])
+        );
+    }
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_snippet_records_the_check_on_the_form_and_tells_of_a_draft_abandoned() {
+    // The form holds the connector's precheck field, as Guide wraps a field.
+    let (listener, base, page) = guide_page(&format!(
+        r#"<div class="form-field string optional" id="precheck-wrapper">
+<input name="request[custom_fields][{PRECHECK_FIELD}]" id="precheck">
+</div>
+<button type="submit" id="send">Submit</button>"#
+    ))
+    .await;
+    let beacons: Arc<Mutex<Vec<String>>> = Arc::default();
+    // The stand-in check lists an article for the calendar case only.
+    let check = |axum::Json(draft): axum::Json<Value>| async move {
+        let calendar = draft["subject"].as_str().unwrap_or("").contains("E1234");
+        axum::Json(if calendar {
+            json!({"outcome": "bad", "handoff": [], "articles": [
+                {"title": "Calendar sync E1234", "url": "https://help.example.com/hc/articles/1", "passage": "Reconnect."}
+            ]})
+        } else {
+            json!({"outcome": "good", "handoff": [], "articles": []})
+        })
+    };
+    let app = axum::Router::new()
+        .route(
+            "/new",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        )
+        .route(
+            "/elsewhere",
+            axum::routing::get(|| async { axum::response::Html("<p>elsewhere</p>") }),
+        )
+        .route("/precheck/{connector}", axum::routing::post(check))
+        .route(
+            "/precheck/{connector}/abandoned",
+            axum::routing::post({
+                let beacons = Arc::clone(&beacons);
+                move |body: String| async move {
+                    beacons.lock().unwrap().push(body);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let beacons_after = |n: usize| {
+        let beacons = Arc::clone(&beacons);
+        async move {
+            for _ in 0..40 {
+                if beacons.lock().unwrap().len() >= n {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            beacons.lock().unwrap().clone()
+        }
+    };
+    let browser = Browser::required().await;
+    let value_of = |css: &str| format!("return document.querySelector('{css}').value");
+
+    // An article shown, the page left unsent: the field holds the outcome and the article, and
+    // the service is told once.
+    browser.goto(&format!("{base}/new")).await.unwrap();
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('precheck-wrapper').hidden")
+            .await
+            .unwrap(),
+        json!(true),
+        "the partner does not fill the precheck field"
+    );
+    browser
+        .type_into("#subject", "Calendar sync stops with E1234")
+        .await
+        .unwrap();
+    text_of(&browser, "#escalation-gate-title").await;
+    assert_eq!(
+        browser.execute(&value_of("#precheck")).await.unwrap(),
+        json!("bad+article")
+    );
+    browser.goto(&format!("{base}/elsewhere")).await.unwrap();
+    let sent = beacons_after(1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let beacon: Value = serde_json::from_str(&sent[0]).unwrap();
+    assert_eq!(beacon, json!({"articles": 1}));
+
+    // An article shown, the form sent: nothing to tell.
+    browser.goto(&format!("{base}/new")).await.unwrap();
+    browser
+        .type_into("#subject", "Calendar sync stops with E1234")
+        .await
+        .unwrap();
+    text_of(&browser, "#escalation-gate-title").await;
+    browser.click("#send").await.unwrap();
+
+    // No article shown, the page left: the field holds the outcome alone, nothing to tell.
+    browser.goto(&format!("{base}/new")).await.unwrap();
+    browser
+        .type_into("#subject", "Invoice export stops at 80 percent")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&browser, "#escalation-gate-title").await,
+        "As it stands, this would be a good escalation."
+    );
+    assert_eq!(
+        browser.execute(&value_of("#precheck")).await.unwrap(),
+        json!("good")
+    );
+    browser.goto(&format!("{base}/elsewhere")).await.unwrap();
+    let sent = beacons_after(2).await;
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the draft left unsent after an article: {sent:?}"
     );
     browser.quit().await;
 }

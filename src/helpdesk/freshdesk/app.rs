@@ -3,8 +3,9 @@
 //! location, the `precheck` request), `config/iparams.json` (the precheck secret, a secure
 //! installation parameter), `config/requests.json` (the request template to the service, the
 //! only host the app may call), and the sidebar in `app/` (`index.html`, `render.js`, `app.js`,
-//! `sidebar.css`, and `config.js` with this connector's tags and hand-off fields). On a judged
-//! ticket it shows the verdict; on one being prepared, the check before escalating.
+//! `sidebar.css`, and `config.js` with this connector's tags, hand-off fields and
+//! `precheck_field`). On a judged ticket it shows the verdict; on one being prepared, the check
+//! before escalating, whose outcome it sets in the ticket's `precheck_field`.
 
 use serde_json::json;
 
@@ -53,7 +54,8 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidFreshdesk) -> Vec<(
             }
         }
     });
-    let config = sidebar::config(connector, &cfg.tags, json!(cfg.mapping.fields));
+    let mut config = sidebar::config(connector, &cfg.tags, json!(cfg.mapping.fields));
+    config["precheck_field"] = json!(cfg.precheck_field);
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
     let mut files = vec![
         ("manifest.json".into(), pretty(&manifest)),

@@ -35,6 +35,9 @@ pub struct FreshdeskConfig {
     pub product_field: Option<String>,
     pub version_field: Option<String>,
     pub tried_articles_field: Option<String>,
+    /// The name (`cf_...`) of a text custom field that records what the check before
+    /// escalating said (the sidebar app sets it).
+    pub precheck_field: Option<String>,
     #[serde(default)]
     pub tags: TagsFile,
     #[serde(default)]
@@ -66,6 +69,8 @@ pub struct ValidFreshdesk {
     /// version, tried articles.
     pub mapping: FieldMapping<String>,
     pub partner: PartnerSource,
+    /// The custom field (`cf_...`) that records what the check before escalating said.
+    pub precheck_field: Option<String>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
 }
@@ -100,6 +105,18 @@ impl FreshdeskConfig {
             known_fields,
             problems,
         );
+        if let Some(field) = self
+            .precheck_field
+            .as_deref()
+            .filter(|f| !f.starts_with("cf_"))
+        {
+            problems.push(Problem::new(
+                key("precheck_field"),
+                format!(
+                    "`{field}` is not a Freshdesk custom field name (`cf_...`, as the API names it)"
+                ),
+            ));
+        }
         let base_url = upstream_url(
             key("base_url"),
             &self.base_url,
@@ -141,6 +158,7 @@ impl FreshdeskConfig {
             secret_header: secret_header?,
             mapping,
             partner: self.partner,
+            precheck_field: self.precheck_field,
             tags: self.tags,
             retry,
         })

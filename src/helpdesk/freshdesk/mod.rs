@@ -162,7 +162,7 @@ impl Tickets for Freshdesk {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             survey_recorded: false,
-            prechecked: self.cfg.tags.prechecked_on(&ticket),
+            prechecked: ticket::prechecked(&self.cfg, &ticket),
         })
     }
 

@@ -10,6 +10,7 @@ use super::config::{PartnerSource, ValidFreshdesk};
 use crate::escalation::{Escalation, Requester};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::mapping::{partner_or_unknown, time_at};
+use crate::helpdesk::records::Prechecked;
 use crate::kb::html_to_text;
 
 /// The ticket with its requester and company; a ticket that does not exist is unusable.
@@ -28,6 +29,16 @@ pub fn merged_tags(current: &[String], add: &[String], remove: &[String]) -> Vec
         }
     }
     out
+}
+
+/// What the check before escalating said, as `ticket` records it: the sidebar app's value in
+/// `[helpdesk] precheck_field`, or tags.
+pub fn prechecked(cfg: &ValidFreshdesk, ticket: &Value) -> Option<Prechecked> {
+    let field = cfg
+        .precheck_field
+        .as_ref()
+        .and_then(|name| ticket.get("custom_fields")?.get(name));
+    cfg.tags.prechecked_on(ticket, field)
 }
 
 /// Freshdesk's `source` codes as channel names.
@@ -183,5 +194,48 @@ cf_partner = "partner"
             merged_tags(&s(&["a", "b"]), &s(&["c"]), &s(&["a"])),
             s(&["b", "c"])
         );
+    }
+
+    #[test]
+    fn the_precheck_field_records_the_check_over_the_tags() {
+        use crate::assess::Outcome;
+        use crate::helpdesk::records::Prechecked;
+        let cfg = valid(r#"precheck_field = "cf_check""#);
+        let t = |check: Value, tags: &[&str]| json!({"custom_fields": {"cf_check": check}, "tags": tags});
+        let said = |said, article_shown| {
+            Some(Prechecked {
+                said,
+                article_shown,
+            })
+        };
+        assert_eq!(
+            prechecked(&cfg, &t(json!("bad+article"), &[])),
+            said(Outcome::Bad, true)
+        );
+        assert_eq!(
+            prechecked(&cfg, &t(json!(" Review "), &["escalation_precheck_bad"])),
+            said(Outcome::Review, false)
+        );
+        assert_eq!(
+            prechecked(
+                &cfg,
+                &t(
+                    Value::Null,
+                    &["escalation_precheck_good", "escalation_precheck_article"]
+                )
+            ),
+            said(Outcome::Good, true)
+        );
+        assert_eq!(prechecked(&cfg, &t(json!("maybe"), &[])), None);
+        assert_eq!(prechecked(&valid(""), &t(json!("bad"), &[])), None);
+        let file: FreshdeskConfig = toml::from_str(
+            "base_url = \"https://acme.freshdesk.com\"\napi_key = \"key\"\n\
+             webhook_secrets = [\"fd-webhook-secret-3c9a71e05b2d48f6\"]\n\
+             precheck_field = \"check\"\n",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        assert!(file.validate(&mut Vec::new(), &mut problems).is_none());
+        assert_eq!(problems[0].key, "helpdesk.precheck_field");
     }
 }

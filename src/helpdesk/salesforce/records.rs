@@ -174,7 +174,10 @@ pub fn record(
         .map(|_| text(&cfg.survey_fields.status))
         .unwrap_or("");
     Ok(CaseRecord {
+        // Nothing on a Case records a check before escalating, the one figure that reads
+        // whether a case was closed.
         prechecked: None,
+        solved: false,
         ticket_id: esc.ticket_id.clone(),
         partner: esc.partner.clone(),
         product: esc.product.clone(),

@@ -80,7 +80,9 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
 /// The snippet for the Guide theme's request page (`new_request_page.hbs`): runs the check
 /// before escalating as the request form is filled, with no credential (the Help Center's
 /// address must be in the connector's `[precheck] allowed_origins`), and shows the answer beside
-/// the form as text.
+/// the form as text; it records what the check said in `[helpdesk] precheck_field`, and tells
+/// the service (`/precheck/{connector}/abandoned`) when the page is left unsent after a check
+/// showed an article.
 pub fn guide_snippet(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> String {
     let js = |v: serde_json::Value| {
         serde_json::to_string(&v)
@@ -91,4 +93,8 @@ pub fn guide_snippet(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) ->
         .replace("__SERVICE__", &js(json!(url.as_str())))
         .replace("__CONNECTOR__", &js(json!(connector)))
         .replace("__FIELDS__", &js(json!(cfg.mapping.fields)))
+        .replace(
+            "__PRECHECK_FIELD__",
+            &js(json!(cfg.precheck_field.map(|id| id.to_string()))),
+        )
 }

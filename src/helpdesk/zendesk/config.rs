@@ -37,6 +37,9 @@ pub struct ZendeskConfig {
     pub product_field: Option<String>,
     pub version_field: Option<String>,
     pub tried_articles_field: Option<String>,
+    /// The id of a text custom field that records what the check before escalating said (the
+    /// Guide snippet fills it on the request form).
+    pub precheck_field: Option<String>,
     #[serde(default)]
     pub tags: TagsFile,
     #[serde(default)]
@@ -111,6 +114,8 @@ pub struct ValidZendesk {
     /// articles.
     pub mapping: FieldMapping<u64>,
     pub partner: PartnerSource,
+    /// The custom field that records what the check before escalating said.
+    pub precheck_field: Option<u64>,
     pub tags: TagsFile,
     pub retry: RetrySettings,
     pub install: Option<InstallFile>,
@@ -146,6 +151,16 @@ impl ZendeskConfig {
             known_fields,
             problems,
         );
+        let precheck_field = self.precheck_field.as_deref().and_then(|id| {
+            let parsed = id.trim().parse::<u64>().ok();
+            if parsed.is_none() {
+                problems.push(Problem::new(
+                    key("precheck_field"),
+                    format!("`{id}` is not a Zendesk custom field id (a number)"),
+                ));
+            }
+            parsed
+        });
         if self.signing_secrets.is_empty() {
             problems.push(Problem::new(
                 key("signing_secrets"),
@@ -221,6 +236,7 @@ impl ZendeskConfig {
             write_back: self.write_back,
             mapping,
             partner: self.partner,
+            precheck_field,
             tags: self.tags,
             retry,
             install: self.install,

@@ -142,7 +142,7 @@ impl Zendesk {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             survey_recorded: false,
-            prechecked: self.cfg.tags.prechecked_on(ticket),
+            prechecked: ticket::prechecked(&self.cfg, ticket),
         })
     }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
 use super::config::{PartnerSource, ValidZendesk};
-use super::ticket::map_ticket;
+use super::ticket::{map_ticket, prechecked};
 use crate::assess::{Outcome, ReasonKind};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::records::{CaseRecord, Period, RecordSink, patiently, survey_record};
@@ -216,7 +216,11 @@ pub fn record(
             .iter()
             .find_map(|p| p.parse::<u8>().ok().filter(|p| *p <= 100))
             .map(|p| f64::from(p) / 100.0),
-        prechecked: cfg.tags.prechecked_on(t),
+        prechecked: prechecked(cfg, t),
+        solved: matches!(
+            t.get("status").and_then(Value::as_str),
+            Some("solved" | "closed")
+        ),
         survey: survey
             .map(|f| survey_record(f, &tags, &esc.handoff))
             .unwrap_or_default(),

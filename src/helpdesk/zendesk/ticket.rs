@@ -12,6 +12,7 @@ use super::config::{PartnerSource, ValidZendesk};
 use crate::escalation::{Escalation, Requester};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::mapping::{partner_or_unknown, time_at};
+use crate::helpdesk::records::Prechecked;
 
 /// The record in the snapshot's sideloaded `list` (`users`, `organizations`) whose id the
 /// ticket's `key` (`requester_id`, ...) names.
@@ -29,6 +30,26 @@ pub async fn read_ticket(api: &ZendeskApi, id: &str) -> Result<Value, HelpdeskEr
     api.ticket(id)
         .await?
         .ok_or_else(|| HelpdeskError::Unusable(format!("ticket {id} does not exist")))
+}
+
+/// A ticket's custom field values by field id.
+fn custom_fields(ticket: &Value) -> BTreeMap<u64, &Value> {
+    ticket
+        .get("custom_fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f.get("id")?.as_u64()?, f.get("value")?)))
+        .collect()
+}
+
+/// What the check before escalating said, as `ticket` records it: the Guide snippet's value in
+/// `[helpdesk] precheck_field`, or the sidebar app's tags.
+pub fn prechecked(cfg: &ValidZendesk, ticket: &Value) -> Option<Prechecked> {
+    let field = cfg
+        .precheck_field
+        .and_then(|id| custom_fields(ticket).get(&id).copied());
+    cfg.tags.prechecked_on(ticket, field)
 }
 
 /// Maps `{"ticket": {...}, "users": [...], "organizations": [...]}` (the ticket API's answer
@@ -52,13 +73,7 @@ pub fn map_ticket(
     let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let opened_at =
         time_at(t, "created_at").ok_or_else(|| unusable("the ticket has no valid `created_at`"))?;
-    let by_id: BTreeMap<u64, &Value> = t
-        .get("custom_fields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| Some((f.get("id")?.as_u64()?, f.get("value")?)))
-        .collect();
+    let by_id = custom_fields(t);
     let mapped = cfg.mapping.read(|id| by_id.get(id).copied());
     let partner = partner_or_unknown(match &cfg.partner {
         PartnerSource::Organization => sideloaded(snapshot, "organizations", "organization_id")

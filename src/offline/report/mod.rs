@@ -21,7 +21,7 @@ use self::articles::Articles;
 use self::stats::{Estimate, Position, Scores, wilson};
 use crate::assess::{Outcome, ReasonKind};
 use crate::config::contracts::{Contracts, Tier};
-use crate::helpdesk::records::{CaseRecord, Period, RecordSink};
+use crate::helpdesk::records::{CaseRecord, Period, Prechecked, RecordSink};
 use crate::helpdesk::{HelpdeskError, Record};
 use crate::kb::ArticleLink;
 use crate::runtime::connector::{Connector, Kb};
@@ -165,9 +165,9 @@ impl Counts {
             if r.late {
                 self.late += 1;
             }
-            if let Some(said) = r.prechecked {
-                self.prechecks.add(said, r.counted());
-            }
+        }
+        if let Some(checked) = r.prechecked {
+            self.prechecks.add(checked, r);
         }
         if r.verdict == Some(Outcome::Review) && r.reviewed.is_none() {
             self.in_review += 1;
@@ -286,8 +286,8 @@ pub struct Figures {
     /// Where the interval lies against the target.
     pub against_target: Option<Position>,
     pub bad_reasons: BadReasons,
-    /// What the check before escalating prevented, from the escalations whose ticket records
-    /// what it said (the Zendesk sidebar app's tag).
+    /// What the check before escalating prevented, from the cases whose ticket records what it
+    /// said (the Zendesk sidebar app's tags, or the request form's `precheck_field`).
     pub prechecks: Prechecks,
     pub surveys: SurveyFigures,
 }
@@ -301,12 +301,22 @@ pub struct Prechecks {
     pub fixed_before_sending: u64,
     /// The check said bad; the verdict that counts is bad: sent despite the check.
     pub sent_despite_check: u64,
+    /// Cases whose check listed an article, solved without being escalated: drafts abandoned
+    /// after an article was shown (escalations avoided).
+    pub abandoned_after_article: u64,
 }
 
 impl Prechecks {
-    fn add(&mut self, said: Outcome, counted: Option<Outcome>) {
+    /// A case `r` whose ticket records a check before escalating (`checked`).
+    fn add(&mut self, checked: Prechecked, r: &CaseRecord) {
+        if !r.escalated {
+            if checked.article_shown && r.solved {
+                self.abandoned_after_article += 1;
+            }
+            return;
+        }
         self.checked += 1;
-        match (said, counted) {
+        match (checked.said, r.counted()) {
             (Outcome::Bad, Some(Outcome::Good)) => self.fixed_before_sending += 1,
             (Outcome::Bad, Some(Outcome::Bad)) => self.sent_despite_check += 1,
             _ => {}

@@ -68,6 +68,7 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
         "prechecked",
         "fixed_before_sending",
         "sent_despite_check",
+        "abandoned_after_article",
         "surveys_sent",
         "surveys_answered",
         "response_rate",
@@ -114,6 +115,7 @@ pub fn csv(card: &Scorecard) -> Result<String, RenderError> {
                 f.prechecks.checked.to_string(),
                 f.prechecks.fixed_before_sending.to_string(),
                 f.prechecks.sent_despite_check.to_string(),
+                f.prechecks.abandoned_after_article.to_string(),
                 s.all.sent.to_string(),
                 s.all.answered.to_string(),
                 opt(s.all.response_rate.map(|e| e.value), 4),
@@ -467,6 +469,13 @@ fn partner_section(h: &mut String, p: &PartnerCard, card: &Scorecard) {
             h,
             "<p>Checked before escalating: <b>{}</b> escalations; of those the check found bad, <b>{}</b> were fixed before sending and <b>{}</b> sent as they were.</p>",
             f.prechecks.checked, f.prechecks.fixed_before_sending, f.prechecks.sent_despite_check
+        );
+    }
+    if f.prechecks.abandoned_after_article > 0 {
+        let _ = writeln!(
+            h,
+            "<p>Drafts abandoned after the check showed an article (solved without escalating): <b>{}</b>.</p>",
+            f.prechecks.abandoned_after_article
         );
     }
     reasons(h, f, card);

@@ -1,6 +1,8 @@
 //! `POST /precheck/{connector}`: what the judge would decide about a draft escalation (or a
 //! ticket as it stands), and why, before it is sent. The same judge, policy and publication
-//! rules as the webhook; nothing is written and no verdict is counted.
+//! rules as the webhook; nothing is written and no verdict is counted. And
+//! `POST /precheck/{connector}/abandoned`: the request form's word that a draft was left after
+//! a check showed an article, counted and nothing else.
 
 pub mod auth;
 mod limit;
@@ -9,10 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -35,6 +38,9 @@ use limit::Limiter;
 /// The ticket id of a draft's escalation (it has none yet).
 const DRAFT_TICKET: &str = "draft";
 
+/// The largest body an abandoned draft's beacon may carry (`{"articles": n}`).
+const ABANDONED_MAX_BYTES: usize = 64;
+
 /// What the precheck's handlers share.
 #[derive(Clone)]
 struct Shared {
@@ -47,7 +53,8 @@ struct Shared {
     request_timeout: Duration,
 }
 
-/// `POST` and `OPTIONS /precheck/{connector}` for `connectors`.
+/// `POST` and `OPTIONS /precheck/{connector}`, and `POST /precheck/{connector}/abandoned`, for
+/// `connectors`.
 pub fn routes<S: Clone + Send + Sync + 'static>(
     connectors: Connectors,
     max_body_bytes: usize,
@@ -55,6 +62,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     Router::new()
         .route("/precheck/{connector}", post(precheck).options(preflight))
+        .route(
+            "/precheck/{connector}/abandoned",
+            post(precheck).layer(
+                tower::ServiceBuilder::new()
+                    .layer(Extension(Route::Abandoned))
+                    .layer(DefaultBodyLimit::max(ABANDONED_MAX_BYTES)),
+            ),
+        )
         .with_state(Shared {
             connectors,
             limiter: Arc::default(),
@@ -208,6 +223,35 @@ async fn preflight(
     Ok(with_cors(resp, Some(origin)))
 }
 
+/// The allowed origin a page of `id`'s connector calls from, which its answer names (CORS).
+fn cors_origin(state: &Shared, id: &str, headers: &HeaderMap) -> Option<String> {
+    state
+        .connectors
+        .get(id)
+        .and_then(|c| c.precheck.as_ref())
+        .and_then(|s| auth::allowed(s, auth::origin(headers)))
+        .map(str::to_string)
+}
+
+/// The caller's address, for a public form's rate limit.
+fn peer(extensions: &Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// Which of the precheck's `POST` routes a request came by: the beacon's route adds its
+/// extension; without one, a check.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// `/precheck/{connector}`: a check.
+    Check,
+    /// `/precheck/{connector}/abandoned`: the request form's beacon.
+    Abandoned,
+}
+
+/// A `POST` of either route, answered with CORS for an allowed origin.
 async fn precheck(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -215,33 +259,29 @@ async fn precheck(
     extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let cors = state
-        .connectors
-        .get(id.as_str())
-        .and_then(|c| c.precheck.as_ref())
-        .and_then(|s| auth::allowed(s, auth::origin(&headers)))
-        .map(str::to_string);
-    let peer = extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let resp = match answer(&state, &id, &headers, &peer, body).await {
-        Ok(json) => axum::Json(json).into_response(),
-        Err(e) => e.into_response(),
+    let peer = peer(&extensions);
+    let resp = match extensions.get::<Route>().copied().unwrap_or(Route::Check) {
+        Route::Check => answer(&state, &id, &headers, &peer, body)
+            .await
+            .map(|json| axum::Json(json).into_response()),
+        Route::Abandoned => count_abandoned(&state, &id, &headers, &peer, body)
+            .map(|()| StatusCode::NO_CONTENT.into_response()),
     };
-    with_cors(resp, cors.as_deref())
+    with_cors(
+        resp.unwrap_or_else(IntoResponse::into_response),
+        cors_origin(&state, &id, &headers).as_deref(),
+    )
 }
 
-async fn answer(
+/// The caller of `connector`, authenticated and within its rate limit.
+fn admit(
     state: &Shared,
-    id: &str,
+    connector: &Connector,
+    settings: &PrecheckSettings,
     headers: &HeaderMap,
     peer: &str,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Value, HttpError> {
-    let (connector, settings) = served(state, id)?;
-    let now = Utc::now();
-    let caller = auth::authenticate(&settings, headers, now).inspect_err(|_| {
+) -> Result<Caller, HttpError> {
+    let caller = auth::authenticate(settings, headers, Utc::now()).inspect_err(|_| {
         tracing::warn!(connector = %connector.id, "Precheck refused: no or wrong credential, or origin");
     })?;
     let client = match &caller {
@@ -257,10 +297,28 @@ async fn answer(
             Instant::now(),
         )
         .map_err(HttpError::TooManyRequests)?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(state.max_body_bytes),
+    Ok(caller)
+}
+
+/// The body, or 413 above `limit` bytes.
+fn body_of(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, HttpError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(limit),
         status => HttpError::BadBody(status, rejection.body_text()),
-    })?;
+    })
+}
+
+async fn answer(
+    state: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+    peer: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, HttpError> {
+    let (connector, settings) = served(state, id)?;
+    let now = Utc::now();
+    let caller = admit(state, &connector, &settings, headers, peer)?;
+    let body = body_of(body, state.max_body_bytes)?;
     let draft: Draft = serde_json::from_slice(&body).map_err(|e| {
         bad_request(format!(
             "the body is not a draft escalation (JSON with `subject`, `description`, `fields`, \
@@ -299,6 +357,9 @@ async fn answer(
     for r in &verdict.reasons {
         m::precheck_problem(&connector.id, r.name());
     }
+    if answering(&verdict).next().is_some() {
+        m::precheck_articles_shown(&connector.id);
+    }
     tracing::info!(
         connector = %connector.id,
         outcome = verdict.outcome.as_str(),
@@ -310,6 +371,41 @@ async fn answer(
         Caller::Trusted { .. } => trusted_answer(&esc, &verdict),
         Caller::Public { .. } => public_answer(&verdict),
     })
+}
+
+/// The request form's beacon: its page was left after a check listed `articles` articles,
+/// without the draft being sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Abandoned {
+    articles: u32,
+}
+
+/// Counts a draft abandoned on the request form after a check listed an article; nothing is
+/// read or written elsewhere.
+fn count_abandoned(
+    state: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+    peer: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), HttpError> {
+    let (connector, settings) = served(state, id)?;
+    admit(state, &connector, &settings, headers, peer)?;
+    let body = body_of(body, ABANDONED_MAX_BYTES)?;
+    let beacon: Abandoned = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!(
+            "the body is not `{{\"articles\": n}}`, the number of articles the check showed: {e}"
+        ))
+    })?;
+    if beacon.articles == 0 {
+        return Err(bad_request(
+            "`articles` must be at least 1: a draft counts as abandoned only after the check showed an article",
+        ));
+    }
+    m::precheck_abandoned(&connector.id, "form");
+    tracing::info!(connector = %connector.id, "Draft abandoned after the check showed an article");
+    Ok(())
 }
 
 /// Reads a ticket through the tickets role (a read, never a write), as escalated now.

@@ -1,7 +1,8 @@
 // escalation-gate's Freshdesk ticket sidebar (Freshworks apps platform 2.3), drawn by render.js.
 // The connector's settings come from config.js, written by `escalation-gate install
 // freshdesk-app`; the precheck goes through the `precheck` request template, which adds the
-// secure installation parameter `precheck_secret`.
+// secure installation parameter `precheck_secret`. What the check said goes into the ticket's
+// `precheck_field` through the Interface API (saved with the ticket).
 (function () {
   'use strict';
   var config = window.EG_CONFIG;
@@ -23,14 +24,39 @@
     };
   }
 
+  // The value the precheck field records: the outcome, and `+article` once a check listed an
+  // article (on this ticket, as saved, or in this sidebar).
+  function recorded(outcome, ticket, answer) {
+    var saved = String((ticket.custom_fields || {})[config.precheck_field] || '');
+    var shown = /\+article$/.test(saved) || (answer.articles || []).length > 0;
+    return outcome + (shown ? '+article' : '');
+  }
+
   window.app.initialized().then(function (client) {
+    var ticket = {};
+
+    // Sets the ticket's precheck field to what the check said; the agent saves it with the
+    // ticket.
+    function remember(answer) {
+      if (!config.precheck_field || ['good', 'bad', 'review'].indexOf(answer.outcome) < 0) {
+        return Promise.resolve();
+      }
+      var value = recorded(answer.outcome, ticket, answer);
+      ticket.custom_fields = ticket.custom_fields || {};
+      ticket.custom_fields[config.precheck_field] = value;
+      return client.interface.trigger('setValue', { id: config.precheck_field, value: value });
+    }
+
     function check() {
       ui.status('Checking…');
       return client.data.get('ticket').then(function (data) {
+        ticket = data.ticket;
         return client.request.invokeTemplate('precheck', { body: JSON.stringify(draft(data.ticket)) });
       }).then(function (answer) {
+        var shown = JSON.parse(answer.response);
         ui.status('');
-        ui.showCheck(JSON.parse(answer.response));
+        ui.showCheck(shown);
+        return remember(shown);
       }).catch(function (e) {
         ui.status('The check could not run' + (e && e.status ? ' (HTTP ' + e.status + ')' : '') + '.');
       });

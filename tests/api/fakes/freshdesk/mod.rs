@@ -10,6 +10,8 @@ use crate::helpers::{FakeHelpdesk, HookCall, Options, TestApp};
 
 pub const SECRET: &str = "fd-webhook-secret-3c9a71e05b2d48f6";
 pub const HEADER: &str = "x-escalation-gate-secret";
+/// The text field the sidebar app records the check before escalating in.
+pub const PRECHECK_FIELD: &str = "cf_escalation_check";
 
 /// The test connector; `fields` go into `[helpdesk.fields]`, `extra` at the end.
 pub fn connector_toml(base: &str, fields: &str, extra: &str) -> String {
@@ -21,6 +23,7 @@ base_url = "{base}"
 api_key = "${{FD_API_KEY}}"
 webhook_secrets = ["${{FD_WEBHOOK_SECRET}}"]
 product_field = "product"
+precheck_field = "{PRECHECK_FIELD}"
 
 [helpdesk.http]
 max_retries = 2

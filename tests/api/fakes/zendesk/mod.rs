@@ -28,6 +28,8 @@ pub const CSAT: u64 = 1006;
 pub const CES: u64 = 1007;
 pub const ABOUT: u64 = 1008;
 pub const COMMENT: u64 = 1009;
+/// The text field the Guide snippet records the check before escalating in.
+pub const PRECHECK_FIELD: u64 = 1010;
 
 /// The test connector's API token credentials (`[helpdesk.auth]`).
 pub const API_TOKEN_AUTH: &str =
@@ -166,6 +168,7 @@ base_url = "${{ZD_URL}}"
 signing_secrets = ["${{ZD_OLD_SECRET}}", "${{ZD_SECRET}}"]
 product_field = "product"
 tried_articles_field = "tried_articles"
+precheck_field = "{PRECHECK_FIELD}"
 
 [helpdesk.auth]
 {auth}

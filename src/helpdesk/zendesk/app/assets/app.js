@@ -32,13 +32,18 @@
   }
 
   // Records on the ticket (saved with it) what the check said, so that the verdict's note and
-  // the metrics can tell a problem fixed before sending from one sent anyway.
-  function remember(outcome) {
+  // the metrics can tell a problem fixed before sending from one sent anyway; and, once a check
+  // listed an article, that the partner was shown one (a ticket solved without escalating after
+  // that is a draft abandoned after an article was shown).
+  function remember(answer) {
     var tag = function (o) { return config.tags.prefix + 'precheck_' + o; };
+    var outcome = answer.outcome;
     if (['good', 'bad', 'review'].indexOf(outcome) < 0) { return Promise.resolve(); }
     var others = ['good', 'bad', 'review'].filter(function (o) { return o !== outcome; }).map(tag);
+    var add = [tag(outcome)];
+    if ((answer.articles || []).length > 0) { add.push(tag('article')); }
     return client.invoke('ticket.tags.remove', others)
-      .then(function () { return client.invoke('ticket.tags.add', [tag(outcome)]); });
+      .then(function () { return client.invoke('ticket.tags.add', add); });
   }
 
   function check(settings, data) {
@@ -54,7 +59,7 @@
       var shown = typeof answer === 'string' ? JSON.parse(answer) : answer;
       ui.status('');
       ui.showCheck(shown);
-      return remember(shown.outcome);
+      return remember(shown);
     }).catch(function (e) {
       ui.status('The check could not run' + (e && e.status ? ' (HTTP ' + e.status + ')' : '') + '.');
     });
