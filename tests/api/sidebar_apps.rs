@@ -496,7 +496,7 @@ async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
     let received: Received = Arc::default();
     let answer = json!({
         "outcome": "bad",
-        "handoff": [],
+        "handoff": [{"field": "product_version", "message": format!("is missing {SCRIPT}")}],
         "articles": [{"title": format!("Calendar sync E1234 {SCRIPT}"),
                       "url": "https://help.example.com/hc/articles/1", "passage": "Reconnect."}]
     });
@@ -531,6 +531,8 @@ async fn the_guide_snippet_checks_the_request_form_as_it_is_filled() {
     assert_eq!(title, "As it stands, this would be a bad escalation.");
     let articles = text_of(&browser, "#escalation-gate-articles").await;
     assert!(articles.contains(SCRIPT), "shown as text: {articles}");
+    let problems = text_of(&browser, "#escalation-gate-problems").await;
+    assert_eq!(problems, format!("product_version: is missing {SCRIPT}"));
     assert_eq!(
         browser
             .execute("return document.querySelectorAll('#escalation-gate-check img, #escalation-gate-check script').length + (window.pwned || 0)")
