@@ -135,6 +135,9 @@ pub struct VerdictFields {
     /// `handoff_complete`, `kb_resolvable`, `missing_handoff`); read by calibration. Empty (the
     /// default): the org has none.
     pub overturn: String,
+    /// A picklist (`good`, `bad`, `review`) the Experience Cloud precheck component sets on the
+    /// Case it creates: what the check before escalating said. Empty (the default): not read.
+    pub precheck: String,
 }
 
 impl Default for VerdictFields {
@@ -148,6 +151,7 @@ impl Default for VerdictFields {
             reviewed: "Escalation_Reviewed_Quality__c".into(),
             detail: String::new(),
             overturn: String::new(),
+            precheck: String::new(),
         }
     }
 }
@@ -263,6 +267,7 @@ fn check_names(vf: &VerdictFields, sf: &SurveyCaseFields, problems: &mut Vec<Pro
         ("verdict_fields.reviewed", &vf.reviewed),
         ("verdict_fields.detail", &vf.detail),
         ("verdict_fields.overturn", &vf.overturn),
+        ("verdict_fields.precheck", &vf.precheck),
     ] {
         if !v.is_empty() {
             api_name(key(k), v, problems);

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::api::{SalesforceApi, next_records_url};
-use super::case::map_case;
+use super::case::{map_case, prechecked};
 use super::config::{PartnerSource, ValidSalesforce};
 use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::helpdesk::HelpdeskError;
@@ -91,10 +91,16 @@ fn select(cfg: &ValidSalesforce, survey: Option<&SurveyFields>) -> Vec<String> {
     f.extend(cfg.mapping.fields.keys().cloned());
     f.push(vf.verdict.clone());
     f.extend(
-        [&vf.reason, &vf.detail, &vf.reviewed, &vf.overturn]
-            .into_iter()
-            .filter(|n| !n.is_empty())
-            .cloned(),
+        [
+            &vf.reason,
+            &vf.detail,
+            &vf.reviewed,
+            &vf.overturn,
+            &vf.precheck,
+        ]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .cloned(),
     );
     if survey.is_some() {
         f.push(cfg.survey_fields.status.clone());
@@ -174,7 +180,7 @@ pub fn record(
         .map(|_| text(&cfg.survey_fields.status))
         .unwrap_or("");
     Ok(CaseRecord {
-        prechecked: None,
+        prechecked: prechecked(vf, case),
         ticket_id: esc.ticket_id.clone(),
         partner: esc.partner.clone(),
         product: esc.product.clone(),
