@@ -292,6 +292,8 @@ fn check_names(vf: &VerdictFields, sf: &SurveyCaseFields, problems: &mut Vec<Pro
 #[derive(Deserialize)]
 struct InstallFile {
     helpdesk: InstallHelpdesk,
+    #[serde(default)]
+    handoff: InstallHandoff,
 }
 
 #[derive(Deserialize)]
@@ -302,12 +304,34 @@ struct InstallHelpdesk {
     verdict_fields: VerdictFields,
     #[serde(default)]
     survey_fields: SurveyCaseFields,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
 }
 
-/// The field names `install salesforce` generates metadata for, from a connector file's text:
-/// it must be a Salesforce connector. Its `${VAR}`s are not expanded (the org's credentials
-/// need not be set to generate files), and the names are checked as `validate` checks them.
-pub fn install_names(text: &str) -> Result<(VerdictFields, SurveyCaseFields), Vec<Problem>> {
+#[derive(Deserialize, Default)]
+struct InstallHandoff {
+    #[serde(default)]
+    rules: Vec<InstallRule>,
+}
+
+#[derive(Deserialize)]
+struct InstallRule {
+    field: String,
+}
+
+/// What `install salesforce` generates metadata for.
+pub struct InstallNames {
+    pub verdict_fields: VerdictFields,
+    pub survey_fields: SurveyCaseFields,
+    /// The Case fields a partner fills in for the hand-off, as (API name, hand-off name): each
+    /// field a `[[handoff.rules]]` names that `[helpdesk.fields]` maps, in the rules' order.
+    pub handoff: Vec<(String, String)>,
+}
+
+/// The names `install salesforce` generates metadata for, from a connector file's text: it
+/// must be a Salesforce connector. Its `${VAR}`s are not expanded (the org's credentials need
+/// not be set to generate files), and the names are checked as `validate` checks them.
+pub fn install_names(text: &str) -> Result<InstallNames, Vec<Problem>> {
     let file: InstallFile = toml::from_str(text)
         .map_err(|e| vec![Problem::new("helpdesk", e.message().to_string())])?;
     let h = file.helpdesk;
@@ -327,8 +351,27 @@ pub fn install_names(text: &str) -> Result<(VerdictFields, SurveyCaseFields), Ve
     }
     let mut problems = Vec::new();
     check_names(&h.verdict_fields, &h.survey_fields, &mut problems);
+    let mut handoff: Vec<(String, String)> = Vec::new();
+    for rule in &file.handoff.rules {
+        let mapped = h.fields.iter().find(|(_, name)| **name == rule.field);
+        if let Some((api, name)) = mapped
+            && !handoff.iter().any(|(a, _)| a == api)
+        {
+            if !API_NAME.is_match(api) {
+                problems.push(Problem::new(
+                    format!("helpdesk.fields.{api}"),
+                    format!("`{api}` is not a Salesforce field API name (e.g. `Steps__c`)"),
+                ));
+            }
+            handoff.push((api.clone(), name.clone()));
+        }
+    }
     if problems.is_empty() {
-        Ok((h.verdict_fields, h.survey_fields))
+        Ok(InstallNames {
+            verdict_fields: h.verdict_fields,
+            survey_fields: h.survey_fields,
+            handoff,
+        })
     } else {
         Err(problems)
     }
