@@ -13,10 +13,12 @@ use crate::config::{self, ConnectorId};
 #[derive(Subcommand)]
 pub enum InstallTarget {
     /// Salesforce metadata: the custom Case fields (named as the connector's
-    /// `[helpdesk.verdict_fields]` and `[helpdesk.survey_fields]` say), a permission set for the
-    /// integration user, the outbound message and the flow that sends it when a Case is
-    /// escalated, the remote site, and a package.xml (deploy with `sf project deploy start
-    /// --manifest package.xml`).
+    /// `[helpdesk.verdict_fields]` and `[helpdesk.survey_fields]` say), permission sets for the
+    /// integration user, the reviewers and the partners, the outbound message and the flow that
+    /// sends it when a Case is escalated, the remote site, the Lightning components for the Case
+    /// page and the Experience Cloud case form with the Apex class and the Named Credential they
+    /// call the check before escalating through, and a package.xml (deploy with `sf project
+    /// deploy start --manifest package.xml`).
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
