@@ -34,8 +34,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn install_salesforce_writes_the_components_as_the_repo_keeps_them_and_no_secret() {
+/// Runs `install salesforce --out` for the test connector `acme-sf` with `extra` at the end of
+/// its file; the folder written and what the command printed.
+fn install(extra: &str) -> (tempfile::TempDir, String) {
     let connectors = tempfile::tempdir().unwrap();
     std::fs::write(
         connectors.path().join("acme-sf.toml"),
@@ -43,7 +44,7 @@ fn install_salesforce_writes_the_components_as_the_repo_keeps_them_and_no_secret
             "https://acme.my.salesforce.com",
             CLIENT_CREDENTIALS,
             "",
-            &format!("\n[precheck]\nsecrets = [\"{SECRET}\"]\n"),
+            &format!("\n[precheck]\nsecrets = [\"{SECRET}\"]\n{extra}"),
         ),
     )
     .unwrap();
@@ -61,7 +62,21 @@ fn install_salesforce_writes_the_components_as_the_repo_keeps_them_and_no_secret
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let stdout = String::from_utf8(run.stdout).unwrap();
+    (out, String::from_utf8(run.stdout).unwrap())
+}
+
+#[test]
+fn a_connector_whose_partner_is_a_field_adds_no_account_to_the_draft() {
+    let (out, _) = install("\n[helpdesk.partner]\nfrom = \"field\"\nfield = \"partner\"\n");
+    assert!(
+        read(&out.path().join("classes/EscalationGate.cls"))
+            .contains("PARTNER_FROM_ACCOUNT = false;")
+    );
+}
+
+#[test]
+fn install_salesforce_writes_the_components_as_the_repo_keeps_them_and_no_secret() {
+    let (out, stdout) = install("");
     assert!(stdout.contains("Escalation_Gate_User"), "{stdout}");
     assert!(stdout.contains("Principals"), "{stdout}");
 
@@ -69,6 +84,7 @@ fn install_salesforce_writes_the_components_as_the_repo_keeps_them_and_no_secret
     let fill = |text: String| {
         text.replace("__EG_CONNECTOR__", "acme-sf")
             .replace("__EG_API_VERSION__", DEFAULT_API_VERSION)
+            .replace("__EG_PARTNER_FROM_ACCOUNT__", "true")
     };
     let sources = repo().join("src/helpdesk/salesforce");
     let mut compared = 0;

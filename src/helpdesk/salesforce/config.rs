@@ -306,6 +306,7 @@ struct InstallHelpdesk {
     survey_fields: SurveyCaseFields,
     #[serde(default)]
     fields: BTreeMap<String, String>,
+    partner: Option<toml::Table>,
 }
 
 #[derive(Deserialize, Default)]
@@ -326,6 +327,8 @@ pub struct InstallNames {
     /// The Case fields a partner fills in for the hand-off, as (API name, hand-off name): each
     /// field a `[[handoff.rules]]` names that `[helpdesk.fields]` maps, in the rules' order.
     pub handoff: Vec<(String, String)>,
+    /// The partner is the Case's Account (`[helpdesk.partner] from = "account"`, the default).
+    pub partner_from_account: bool,
 }
 
 /// The names `install salesforce` generates metadata for, from a connector file's text: it
@@ -371,6 +374,11 @@ pub fn install_names(text: &str) -> Result<InstallNames, Vec<Problem>> {
             verdict_fields: h.verdict_fields,
             survey_fields: h.survey_fields,
             handoff,
+            partner_from_account: h
+                .partner
+                .as_ref()
+                .and_then(|p| p.get("from"))
+                .is_none_or(|from| from.as_str() == Some("account")),
         })
     } else {
         Err(problems)

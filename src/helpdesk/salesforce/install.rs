@@ -338,7 +338,8 @@ const BUNDLES: [&str; 5] = [
 ];
 
 /// The sources of the Apex class and the components, as kept in this folder: the connector's
-/// name and the API version go in for `__EG_CONNECTOR__` and `__EG_API_VERSION__`.
+/// name, the API version and whether the partner is the Case's Account go in for
+/// `__EG_CONNECTOR__`, `__EG_API_VERSION__` and `__EG_PARTNER_FROM_ACCOUNT__`.
 const SOURCES: [(&str, &str); 15] = [
     (
         "classes/EscalationGate.cls",
@@ -435,7 +436,15 @@ fn components(
             (
                 path.to_string(),
                 text.replace("__EG_CONNECTOR__", connector)
-                    .replace("__EG_API_VERSION__", API_VERSION),
+                    .replace("__EG_API_VERSION__", API_VERSION)
+                    .replace(
+                        "__EG_PARTNER_FROM_ACCOUNT__",
+                        if names.partner_from_account {
+                            "true"
+                        } else {
+                            "false"
+                        },
+                    ),
             )
         })
         .collect();
@@ -708,6 +717,7 @@ mod tests {
                 ("Steps_To_Reproduce__c".into(), "steps_to_reproduce".into()),
                 ("Environment__c".into(), "environment".into()),
             ],
+            partner_from_account: true,
         }
     }
 
@@ -877,7 +887,18 @@ mod tests {
             status: "Csat_State__c".into(),
             sent_at: "Csat_Sent__c".into(),
         };
-        let files = metadata("acme-sf", "https://gate.example.org", true, &names(vf, sf));
+        let files = metadata(
+            "acme-sf",
+            "https://gate.example.org",
+            true,
+            &InstallNames {
+                partner_from_account: false,
+                ..names(vf, sf)
+            },
+        );
+        assert!(
+            get(&files, "classes/EscalationGate.cls").contains("PARTNER_FROM_ACCOUNT = false;")
+        );
         let verdict = get(
             &files,
             "objects/Case/fields/Partner_Verdict__c.field-meta.xml",
@@ -932,6 +953,7 @@ mod tests {
         let files = files("acme-sf", "https://gate.example.org/", false);
         let class = get(&files, "classes/EscalationGate.cls");
         assert!(class.contains("'callout:Escalation_Gate/precheck/acme-sf'"));
+        assert!(class.contains("PARTNER_FROM_ACCOUNT = true;"));
         assert!(class.contains("@AuraEnabled"));
         assert!(get(&files, "classes/EscalationGateTest.cls").contains("HttpCalloutMock"));
         for (path, text) in &files {
