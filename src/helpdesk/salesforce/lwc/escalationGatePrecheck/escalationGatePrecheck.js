@@ -20,7 +20,6 @@ export default class EscalationGatePrecheck extends LightningElement {
     checked;
     status;
     busy = false;
-    created;
     timer;
 
     get handoff() {
@@ -103,8 +102,7 @@ export default class EscalationGatePrecheck extends LightningElement {
                 }
             });
             fields[CONFIG.fields.precheck] = this.answer.outcome;
-            const record = await createRecord({ apiName: 'Case', fields });
-            this.created = record.id;
+            await createRecord({ apiName: 'Case', fields });
             this.status = 'Case created.';
         } catch (e) {
             this.status = 'The Case was not created: ' + errorText(e);

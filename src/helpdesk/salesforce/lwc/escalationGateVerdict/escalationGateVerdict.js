@@ -9,9 +9,7 @@ import CONFIG from 'c/escalationGateConfig';
 import { OUTCOME, reasonWords, parseDetail, errorText } from 'c/escalationGateText';
 
 const F = CONFIG.fields;
-const FIELDS = [F.verdict, F.reason, F.detail, F.reviewed, F.overturn]
-    .filter((name) => name)
-    .map((name) => 'Case.' + name);
+const FIELDS = [F.verdict, F.reason, F.detail, F.reviewed, F.overturn].map((name) => 'Case.' + name);
 
 // `good`, `bad` or `review` for a picklist value of the connector's.
 function outcomeOf(value) {
@@ -34,7 +32,7 @@ export default class EscalationGateVerdict extends LightningElement {
     }
 
     value(name) {
-        const field = name && this.record && this.record.fields[name];
+        const field = this.record && this.record.fields[name];
         return field ? field.value : null;
     }
 
@@ -133,10 +131,7 @@ export default class EscalationGateVerdict extends LightningElement {
     async decide(outcome, reason) {
         this.busy = true;
         this.status = undefined;
-        const fields = { Id: this.recordId, [F.reviewed]: CONFIG.values[outcome] };
-        if (F.overturn) {
-            fields[F.overturn] = reason;
-        }
+        const fields = { Id: this.recordId, [F.reviewed]: CONFIG.values[outcome], [F.overturn]: reason };
         try {
             await updateRecord({ fields });
             this.status = 'Recorded: ' + outcome + '.';
