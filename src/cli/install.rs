@@ -13,10 +13,12 @@ use crate::config::{self, ConnectorId};
 #[derive(Subcommand)]
 pub enum InstallTarget {
     /// Salesforce metadata: the custom Case fields (named as the connector's
-    /// `[helpdesk.verdict_fields]` and `[helpdesk.survey_fields]` say), a permission set for the
-    /// integration user, the outbound message and the flow that sends it when a Case is
-    /// escalated, the remote site, and a package.xml (deploy with `sf project deploy start
-    /// --manifest package.xml`).
+    /// `[helpdesk.verdict_fields]` and `[helpdesk.survey_fields]` say), permission sets for the
+    /// integration user, the reviewers and the partners, the outbound message and the flow that
+    /// sends it when a Case is escalated, the remote site, the Lightning components for the Case
+    /// page and the Experience Cloud case form with the Apex class and the Named Credential they
+    /// call the check before escalating through, and a package.xml (deploy with `sf project
+    /// deploy start --manifest package.xml`).
     Salesforce {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -306,25 +308,18 @@ fn salesforce(
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let (path, text) = connector_file(dir, connector)?;
-    let (verdict, survey_fields) = crate::helpdesk::salesforce::config::install_names(&text)
-        .map_err(|problems| {
-            let lines: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{}: {}", p.key, p.message))
-                .collect();
-            anyhow::anyhow!(
-                "connector `{connector}` ({}): {}",
-                path.display(),
-                lines.join("; ")
-            )
-        })?;
-    let files = crate::helpdesk::salesforce::install::metadata(
-        connector,
-        url,
-        survey,
-        &verdict,
-        &survey_fields,
-    );
+    let names = crate::helpdesk::salesforce::config::install_names(&text).map_err(|problems| {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
+        anyhow::anyhow!(
+            "connector `{connector}` ({}): {}",
+            path.display(),
+            lines.join("; ")
+        )
+    })?;
+    let files = crate::helpdesk::salesforce::install::metadata(connector, url, survey, &names);
     match out {
         Some(dir) => {
             for (path, content) in &files {
@@ -341,7 +336,11 @@ fn salesforce(
                 "Replace REPLACE_WITH_SF_ENDPOINT_TOKEN and REPLACE_WITH_INTEGRATION_USERNAME, then deploy: \
                  sf project deploy start --manifest {}\n\
                  and assign the permission set to the integration user: \
-                 sf org assign permset --name Escalation_Gate --on-behalf-of <integration username>",
+                 sf org assign permset --name Escalation_Gate --on-behalf-of <integration username>\n\
+                 For the Lightning components: in Setup > Named Credentials > External Credentials > Escalation_Gate > \
+                 Principals > Precheck, add the authentication parameter `secret` with one of the connector's \
+                 [precheck] secrets; assign Escalation_Gate_Reviewer to reviewers and Escalation_Gate_User to \
+                 the partners' Experience Cloud users (docs/src/helpdesks/salesforce.md).",
                 dir.join("package.xml").display()
             );
         }

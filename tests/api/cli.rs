@@ -9,11 +9,11 @@ use serde_json::Value;
 
 const DEMO_SECRET: &str = "demo-test-secret-5be08f41c7a2d936";
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn bin() -> Command {
+pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
     c.current_dir(repo())
         .env("DEMO_SIGNING_SECRET", DEMO_SECRET)

@@ -11,6 +11,7 @@ mod eval;
 mod fakes;
 mod freshdesk;
 mod helpers;
+mod install_salesforce;
 mod install_zendesk;
 mod judge_scale;
 mod kb_http;

@@ -964,9 +964,9 @@ fn sf_case(s: &Spec) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
-#[tokio::test]
-async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
-    let specs = specs();
+/// The fake org with the Cases of `specs` (`edit` changes each before it is stored), 200 a query
+/// batch, one Knowledge article, and the API request limit met once on the first query.
+fn sf_org(specs: &[Spec], edit: impl Fn(&Spec, &mut Map<String, Value>)) -> State_ {
     let mut state = State_::default();
     state.client = Some((sf::CLIENT_ID.into(), sf::CLIENT_SECRET.into()));
     for (i, (name, _)) in PARTNERS.iter().enumerate() {
@@ -974,8 +974,9 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
             .accounts
             .insert(format!("00100000000000{i}AAA"), name.to_string());
     }
-    for s in &specs {
-        let c = sf_case(s);
+    for s in specs {
+        let mut c = sf_case(s);
+        edit(s, &mut c);
         state.cases.insert(c["Id"].as_str().unwrap().to_string(), c);
     }
     state.query_batch = 200;
@@ -990,7 +991,6 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
         status: "Online".into(),
         last_published: "2025-06-01T00:00:00.000+0000".into(),
     });
-    // The first query meets the org's API request limit once.
     state.fails.push(crate::fakes::salesforce::Fail {
         method: "GET",
         path_contains: "/query".into(),
@@ -998,17 +998,29 @@ async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
         error_code: "REQUEST_LIMIT_EXCEEDED",
         times: 1,
     });
-    let fake = FakeSalesforce::start(state).await;
+    state
+}
+
+/// The Salesforce connector `acme-sf` on `fake`, with the survey's fields and these
+/// `[helpdesk.verdict_fields]` lines besides `detail` and `overturn`.
+fn sf_connector(fake: &FakeSalesforce, verdict_fields: &str) -> Connector {
     let opts = helpers::Options {
         fields_toml: "Blind_CSAT__c = \"csat_score\"\nBlind_CES__c = \"ces_score\"\nBlind_CSAT_About__c = \"csat_about\"\nBlind_Comment__c = \"csat_comment\"\nContact_Email__c = \"end_customer_email\"\n".into(),
         extra_toml: format!(
-            "{}{CONTRACTS}[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\noverturn = \"Escalation_Overturn_Reason__c\"\n",
+            "{}{CONTRACTS}[helpdesk.verdict_fields]\ndetail = \"Escalation_Quality_Detail__c\"\noverturn = \"Escalation_Overturn_Reason__c\"\n{verdict_fields}",
             survey_table()
         ),
         vars: survey_vars(),
         ..helpers::Options::default()
     };
-    let connector = build_connector(&fake, "acme-sf", &opts);
+    build_connector(fake, "acme-sf", &opts)
+}
+
+#[tokio::test]
+async fn salesforce_scorecard_figure_by_figure_through_next_records_url() {
+    let specs = specs();
+    let fake = FakeSalesforce::start(sf_org(&specs, |_, _| {})).await;
+    let connector = sf_connector(&fake, "");
     let card = scorecard(&connector, None, Audience::Vendor).await;
     check_scorecard(&card, &specs);
     // Knowledge shows the article the Cases name; the one it does not have stays an id.
@@ -1443,10 +1455,9 @@ async fn csv_cells_a_spreadsheet_would_run_are_made_inert() {
     }
 }
 
-#[tokio::test]
-async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
-    let specs = specs();
-    let zendesk = seeded_zendesk(&specs).await;
+/// The escalations of the first partner the check before escalating marked: bad on three
+/// drafts sent clean, on two sent as they were, and good on one.
+fn prechecked_specs(specs: &[Spec]) -> [(u64, &'static str); 6] {
     let acme = |v: &str| {
         specs
             .iter()
@@ -1462,26 +1473,18 @@ async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
     };
     let (good, bad) = (acme("good"), acme("bad"));
     assert!(good.len() >= 4 && bad.len() >= 2, "{good:?} {bad:?}");
-    // The check said bad on three drafts sent clean, two sent as they were, and good on one.
-    let marked = [
+    [
         (good[0], "bad"),
         (good[1], "bad"),
         (good[2], "bad"),
         (bad[0], "bad"),
         (bad[1], "bad"),
         (good[3], "good"),
-    ];
-    for (id, said) in marked {
-        let s = specs.iter().find(|s| s.id == id).unwrap();
-        let mut t = zendesk_ticket(s);
-        t["tags"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!(format!("escalation_precheck_{said}")));
-        zendesk.put_ticket(t);
-    }
-    let connector = zendesk_connector(&zendesk);
-    let card = scorecard(&connector, None, Audience::Vendor).await;
+    ]
+}
+
+/// The scorecard counts the escalations [`prechecked_specs`] marked, for their partner only.
+fn check_prechecks(card: &Scorecard) {
     let partner = card
         .partners
         .iter()
@@ -1496,7 +1499,7 @@ async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
             abandoned_after_article: 0,
         }
     );
-    let html = report::render::html(&card);
+    let html = report::render::html(card);
     assert!(
         html.contains("Checked before escalating: <b>6</b> escalations; of those the check found bad, <b>3</b> were fixed before sending and <b>2</b> sent as they were."),
         "the vendor's scorecard says it"
@@ -1624,4 +1627,37 @@ async fn the_scorecard_counts_drafts_abandoned_after_the_check_showed_an_article
         html.contains("Drafts abandoned after the check showed an article (solved without escalating): <b>3</b>."),
         "the vendor's scorecard says it"
     );
+}
+
+#[tokio::test]
+async fn the_scorecard_counts_what_the_check_before_escalating_prevented() {
+    let specs = specs();
+    let zendesk = seeded_zendesk(&specs).await;
+    for (id, said) in prechecked_specs(&specs) {
+        let s = specs.iter().find(|s| s.id == id).unwrap();
+        let mut t = zendesk_ticket(s);
+        t["tags"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("escalation_precheck_{said}")));
+        zendesk.put_ticket(t);
+    }
+    let connector = zendesk_connector(&zendesk);
+    check_prechecks(&scorecard(&connector, None, Audience::Vendor).await);
+}
+
+#[tokio::test]
+async fn the_salesforce_scorecard_reads_what_the_check_said_from_the_precheck_field() {
+    let specs = specs();
+    let marked = prechecked_specs(&specs);
+    let fake = FakeSalesforce::start(sf_org(&specs, |s, case| {
+        let said = marked
+            .iter()
+            .find(|(id, _)| *id == s.id)
+            .map(|(_, said)| *said);
+        case.insert("Escalation_Precheck__c".into(), json!(said));
+    }))
+    .await;
+    let connector = sf_connector(&fake, "precheck = \"Escalation_Precheck__c\"\n");
+    check_prechecks(&scorecard(&connector, None, Audience::Vendor).await);
 }

@@ -660,3 +660,56 @@ async fn refused_and_unauthorised_calls_are_retried_later_not_dropped() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_case_the_community_form_checked_says_in_its_note_what_the_check_said() {
+    let mut state = org();
+    for (case, said) in [
+        (GOOD, json!("bad")),
+        (KB, json!("bad")),
+        (MISSING, Value::Null),
+    ] {
+        state
+            .cases
+            .get_mut(case)
+            .unwrap()
+            .insert("Escalation_Precheck__c".into(), said);
+    }
+    let app = spawn_connector(
+        state,
+        CLIENT_CREDENTIALS,
+        ServerSettings::default(),
+        "",
+        &format!(
+            "{CLEAR_ANSWER}\n[helpdesk.verdict_fields]\nprecheck = \"Escalation_Precheck__c\"\n"
+        ),
+        Vec::new(),
+    )
+    .await;
+    let (status, body) = app.outbound(&[GOOD, KB, MISSING]).await;
+    assert_eq!((status, body.as_str()), (200, ACK));
+    let note = |case: &str| app.fake.comments_on(case)[0].body.clone();
+    let fixed = note(GOOD);
+    assert!(
+        fixed.contains("Checked before escalating: the check said BAD; the partner fixed it before sending: what was sent is GOOD."),
+        "{fixed}"
+    );
+    let anyway = note(KB);
+    assert!(
+        anyway.contains("Checked before escalating: the check said BAD; it was sent as it was."),
+        "{anyway}"
+    );
+    assert!(!note(MISSING).contains("Checked before escalating"));
+    let metrics = crate::helpers::get_text(&app.client, &app.metrics_url).await;
+    for verdict in ["good", "bad"] {
+        assert_eq!(
+            crate::helpers::metric_value(
+                &metrics,
+                "escalation_gate_prechecked_escalations_total",
+                &["precheck=\"bad\"", &format!("verdict=\"{verdict}\"")]
+            ),
+            Some(1.0),
+            "{verdict}"
+        );
+    }
+}

@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::api::{SalesforceApi, parse_datetime};
-use super::config::{PartnerSource, ValidSalesforce};
+use super::config::{PartnerSource, ValidSalesforce, VerdictFields};
 use crate::escalation::{Escalation, Requester, locale_of};
 use crate::helpdesk::HelpdeskError;
 use crate::helpdesk::mapping::partner_or_unknown;
+use crate::helpdesk::records::Prechecked;
 
 /// A CaseComment holds at most 4,000 bytes.
 pub const COMMENT_MAX_BYTES: usize = 4000;
@@ -29,13 +30,18 @@ const CASE_FIELDS: &[&str] = &[
     "AccountId",
 ];
 
-/// The Case fields to read: the standard ones, every mapped one, the locale, the verdict and
-/// `extra`.
+/// The Case fields to read: the standard ones, every mapped one, the locale, the verdict, what
+/// the check before escalating said (when the connector names its field) and `extra`.
 pub fn case_fields(cfg: &ValidSalesforce, extra: &[String]) -> Vec<String> {
     let mut f: Vec<String> = CASE_FIELDS.iter().map(|s| s.to_string()).collect();
     f.extend(cfg.mapping.fields.keys().cloned());
     f.extend(cfg.locale_field.clone());
     f.push(cfg.verdict_fields.verdict.clone());
+    f.extend(
+        Some(&cfg.verdict_fields.precheck)
+            .filter(|n| !n.is_empty())
+            .cloned(),
+    );
     f.extend(extra.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     f.retain(|x| seen.insert(x.clone()));
@@ -63,6 +69,12 @@ pub async fn read_case(
         obj.insert("Account".into(), serde_json::json!({ "Name": name }));
     }
     Ok(Some(case))
+}
+
+/// What the check before escalating said, as the Case's precheck field (`good`, `bad` or
+/// `review`, set by the Experience Cloud precheck component) records it.
+pub fn prechecked(vf: &VerdictFields, case: &Value) -> Option<Prechecked> {
+    Prechecked::parse(case.get(&vf.precheck)?.as_str()?)
 }
 
 /// The note cut to fit a CaseComment: at a character boundary, with a marker.

@@ -135,6 +135,9 @@ pub struct VerdictFields {
     /// `handoff_complete`, `kb_resolvable`, `missing_handoff`); read by calibration. Empty (the
     /// default): the org has none.
     pub overturn: String,
+    /// A picklist (`good`, `bad`, `review`) the Experience Cloud precheck component sets on the
+    /// Case it creates: what the check before escalating said. Empty (the default): not read.
+    pub precheck: String,
 }
 
 impl Default for VerdictFields {
@@ -148,6 +151,7 @@ impl Default for VerdictFields {
             reviewed: "Escalation_Reviewed_Quality__c".into(),
             detail: String::new(),
             overturn: String::new(),
+            precheck: String::new(),
         }
     }
 }
@@ -263,6 +267,7 @@ fn check_names(vf: &VerdictFields, sf: &SurveyCaseFields, problems: &mut Vec<Pro
         ("verdict_fields.reviewed", &vf.reviewed),
         ("verdict_fields.detail", &vf.detail),
         ("verdict_fields.overturn", &vf.overturn),
+        ("verdict_fields.precheck", &vf.precheck),
     ] {
         if !v.is_empty() {
             api_name(key(k), v, problems);
@@ -287,6 +292,8 @@ fn check_names(vf: &VerdictFields, sf: &SurveyCaseFields, problems: &mut Vec<Pro
 #[derive(Deserialize)]
 struct InstallFile {
     helpdesk: InstallHelpdesk,
+    #[serde(default)]
+    handoff: InstallHandoff,
 }
 
 #[derive(Deserialize)]
@@ -297,12 +304,37 @@ struct InstallHelpdesk {
     verdict_fields: VerdictFields,
     #[serde(default)]
     survey_fields: SurveyCaseFields,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    partner: Option<toml::Table>,
 }
 
-/// The field names `install salesforce` generates metadata for, from a connector file's text:
-/// it must be a Salesforce connector. Its `${VAR}`s are not expanded (the org's credentials
-/// need not be set to generate files), and the names are checked as `validate` checks them.
-pub fn install_names(text: &str) -> Result<(VerdictFields, SurveyCaseFields), Vec<Problem>> {
+#[derive(Deserialize, Default)]
+struct InstallHandoff {
+    #[serde(default)]
+    rules: Vec<InstallRule>,
+}
+
+#[derive(Deserialize)]
+struct InstallRule {
+    field: String,
+}
+
+/// What `install salesforce` generates metadata for.
+pub struct InstallNames {
+    pub verdict_fields: VerdictFields,
+    pub survey_fields: SurveyCaseFields,
+    /// The Case fields a partner fills in for the hand-off, as (API name, hand-off name): each
+    /// field a `[[handoff.rules]]` names that `[helpdesk.fields]` maps, in the rules' order.
+    pub handoff: Vec<(String, String)>,
+    /// The partner is the Case's Account (`[helpdesk.partner] from = "account"`, the default).
+    pub partner_from_account: bool,
+}
+
+/// The names `install salesforce` generates metadata for, from a connector file's text: it
+/// must be a Salesforce connector. Its `${VAR}`s are not expanded (the org's credentials need
+/// not be set to generate files), and the names are checked as `validate` checks them.
+pub fn install_names(text: &str) -> Result<InstallNames, Vec<Problem>> {
     let file: InstallFile = toml::from_str(text)
         .map_err(|e| vec![Problem::new("helpdesk", e.message().to_string())])?;
     let h = file.helpdesk;
@@ -322,8 +354,32 @@ pub fn install_names(text: &str) -> Result<(VerdictFields, SurveyCaseFields), Ve
     }
     let mut problems = Vec::new();
     check_names(&h.verdict_fields, &h.survey_fields, &mut problems);
+    let mut handoff: Vec<(String, String)> = Vec::new();
+    for rule in &file.handoff.rules {
+        let mapped = h.fields.iter().find(|(_, name)| **name == rule.field);
+        if let Some((api, name)) = mapped
+            && !handoff.iter().any(|(a, _)| a == api)
+        {
+            if !API_NAME.is_match(api) {
+                problems.push(Problem::new(
+                    format!("helpdesk.fields.{api}"),
+                    format!("`{api}` is not a Salesforce field API name (e.g. `Steps__c`)"),
+                ));
+            }
+            handoff.push((api.clone(), name.clone()));
+        }
+    }
     if problems.is_empty() {
-        Ok((h.verdict_fields, h.survey_fields))
+        Ok(InstallNames {
+            verdict_fields: h.verdict_fields,
+            survey_fields: h.survey_fields,
+            handoff,
+            partner_from_account: h
+                .partner
+                .as_ref()
+                .and_then(|p| p.get("from"))
+                .is_none_or(|from| from.as_str() == Some("account")),
+        })
     } else {
         Err(problems)
     }

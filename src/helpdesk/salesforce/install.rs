@@ -1,10 +1,11 @@
 //! `escalation-gate install salesforce`: a Metadata API source folder that sets an org up for
 //! one connector, with the field names and picklist values of its `[helpdesk.verdict_fields]`
 //! and `[helpdesk.survey_fields]` (the defaults of `connectors/examples/salesforce.toml` where
-//! it names none).
+//! it names none), and the Lightning components with their Apex class, which call the check
+//! before escalating through the Named Credential `Escalation_Gate`.
 
 use super::config::DEFAULT_API_VERSION as API_VERSION;
-use super::config::{SurveyCaseFields, VerdictFields};
+use super::config::{InstallNames, SurveyCaseFields, VerdictFields};
 
 const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
@@ -97,17 +98,36 @@ fn review_fields(vf: &VerdictFields) -> Vec<Field> {
             or_default(&vf.overturn, "Escalation_Overturn_Reason__c"),
             "Escalation Overturn Reason",
             "Set by a reviewer who overturns the verdict: why the judge was wrong. Calibration reads it ([helpdesk.verdict_fields] overturn).",
-            &picklist(&[
-                (
-                    "kb_not_applicable",
-                    "Good: the article does not answer the case",
-                ),
-                ("handoff_complete", "Good: the hand-off was complete"),
-                ("kb_resolvable", "Bad: an article answers the case"),
-                ("missing_handoff", "Bad: the hand-off is incomplete"),
-            ]),
+            &picklist(&OVERTURN.map(|(value, label, _)| (value, label))),
         ),
     ]
+}
+
+/// The overturn reasons: the picklist value, its label, and the decision it goes with.
+const OVERTURN: [(&str, &str, &str); 4] = [
+    (
+        "kb_not_applicable",
+        "Good: the article does not answer the case",
+        "good",
+    ),
+    (
+        "handoff_complete",
+        "Good: the hand-off was complete",
+        "good",
+    ),
+    ("kb_resolvable", "Bad: an article answers the case", "bad"),
+    ("missing_handoff", "Bad: the hand-off is incomplete", "bad"),
+];
+
+/// What the check before escalating said on a Case a partner submitted through the Experience
+/// Cloud component.
+fn precheck_field(vf: &VerdictFields) -> Field {
+    Field::new(
+        or_default(&vf.precheck, "Escalation_Precheck__c"),
+        "Escalation Precheck",
+        "Set by the escalation-gate precheck component when a partner submits the Case: what the check before escalating said (good, bad or review). escalation-gate reads it ([helpdesk.verdict_fields] precheck).",
+        &picklist(&[("good", "Good"), ("bad", "Bad"), ("review", "Review")]),
+    )
 }
 
 /// The quick action on Case a reviewer records a decision with.
@@ -149,16 +169,16 @@ fn survey_fields(sf: &SurveyCaseFields) -> Vec<Field> {
     ]
 }
 
-/// The files, as (path in the folder, content), for the connector's field names `vf` and `sf`.
-/// With `survey`, also the blind survey's fields, its `solved` outbound message and the flow
-/// that sends it a day after a Case is closed.
+/// The files, as (path in the folder, content), for the connector's `names`. With `survey`,
+/// also the blind survey's fields, its `solved` outbound message and the flow that sends it a
+/// day after a Case is closed.
 pub fn metadata(
     connector: &str,
     url: &str,
     survey: bool,
-    vf: &VerdictFields,
-    sf: &SurveyCaseFields,
+    names: &InstallNames,
 ) -> Vec<(String, String)> {
+    let (vf, sf) = (&names.verdict_fields, &names.survey_fields);
     let url = url.trim_end_matches('/');
     let host = reqwest::Url::parse(url)
         .ok()
@@ -171,12 +191,18 @@ pub fn metadata(
     let endpoint = format!("{url}/hooks/{connector}?token=REPLACE_WITH_SF_ENDPOINT_TOKEN");
     let verdict = verdict_fields(vf);
     let review = review_fields(vf);
+    let precheck = [precheck_field(vf)];
     let surveyed = if survey {
         survey_fields(sf)
     } else {
         Vec::new()
     };
-    let fields: Vec<&Field> = verdict.iter().chain(&review).chain(&surveyed).collect();
+    let fields: Vec<&Field> = verdict
+        .iter()
+        .chain(&review)
+        .chain(&precheck)
+        .chain(&surveyed)
+        .collect();
     let mut messages = vec![outbound_message(
         &format!("Escalation_Gate_{name}"),
         &format!("Sends escalated Cases to escalation-gate (connector {connector})."),
@@ -213,7 +239,7 @@ pub fn metadata(
         format!("    <types>{m}<name>{kind}</name></types>\n")
     };
     let package = format!(
-        "{XML}\n<Package xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n{}{}{}{}{}{}    <version>{API_VERSION}</version>\n</Package>\n",
+        "{XML}\n<Package xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n{}{}{}{}{}{}{}{}{}{}    <version>{API_VERSION}</version>\n</Package>\n",
         members(
             "CustomField",
             fields.iter().map(|f| format!("Case.{}", f.name)).collect()
@@ -225,10 +251,21 @@ pub fn metadata(
         members("Flow", flows.iter().map(|(n, _)| n.clone()).collect()),
         members(
             "PermissionSet",
-            vec!["Escalation_Gate".into(), "Escalation_Gate_Reviewer".into()]
+            vec![
+                "Escalation_Gate".into(),
+                "Escalation_Gate_Reviewer".into(),
+                "Escalation_Gate_User".into()
+            ]
         ),
         members("QuickAction", vec![format!("Case.{REVIEW_ACTION}")]),
         members("RemoteSiteSetting", vec!["Escalation_Gate".into()]),
+        members("ApexClass", CLASSES.map(String::from).to_vec()),
+        members(
+            "LightningComponentBundle",
+            BUNDLES.map(String::from).to_vec()
+        ),
+        members("NamedCredential", vec![CREDENTIAL.into()]),
+        members("ExternalCredential", vec![CREDENTIAL.into()]),
     );
     let mut files = vec![("package.xml".to_string(), package)];
     for f in &fields {
@@ -240,22 +277,15 @@ pub fn metadata(
             ),
         ));
     }
-    let permissions: String = fields
-        .iter()
-        .map(|f| {
-            format!(
-                "    <fieldPermissions><editable>true</editable><field>Case.{}</field><readable>true</readable></fieldPermissions>\n",
-                f.name
-            )
-        })
-        .collect();
-    files.push((
-        "permissionsets/Escalation_Gate.permissionset-meta.xml".into(),
-        format!(
-            "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Escalation Gate</label>\n    <description>For escalation-gate's integration user: reads and writes the fields it owns on Case.</description>\n{permissions}</PermissionSet>\n"
-        ),
+    let permissions: String = fields.iter().map(|f| field_permission(f, true)).collect();
+    files.push(permission_set(
+        "Escalation_Gate",
+        "Escalation Gate",
+        "For escalation-gate's integration user: reads and writes the fields it owns on Case.",
+        &permissions,
     ));
-    files.push(reviewer_permissions(&verdict, &review));
+    files.push(reviewer_permissions(&verdict, &precheck, &review));
+    files.push(user_permissions(&precheck[0]));
     files.push(review_action(&review));
     let outbound: String = messages.iter().map(|(_, xml)| xml.as_str()).collect();
     files.push((
@@ -280,27 +310,289 @@ pub fn metadata(
 "#
         ),
     ));
+    files.extend(credential(url));
+    files.extend(components(
+        connector,
+        names,
+        &verdict,
+        &review,
+        &precheck[0],
+    ));
     files
 }
 
-/// The reviewers' permission set: read the verdict, edit the decision and its reason.
-fn reviewer_permissions(verdict: &[Field], review: &[Field]) -> (String, String) {
-    let field = |f: &Field, edit: bool| {
-        format!(
-            "    <fieldPermissions><editable>{edit}</editable><field>Case.{}</field><readable>true</readable></fieldPermissions>\n",
-            f.name
-        )
-    };
-    let permissions: String = verdict
-        .iter()
-        .map(|f| field(f, false))
-        .chain(review.iter().map(|f| field(f, true)))
-        .collect();
+/// The Named Credential and the External Credential the Apex class calls the service through.
+const CREDENTIAL: &str = "Escalation_Gate";
+/// The External Credential's principal, whose parameter `secret` an admin sets in Setup.
+const PRINCIPAL: &str = "Precheck";
+/// The Apex class and its test.
+const CLASSES: [&str; 2] = ["EscalationGate", "EscalationGateTest"];
+/// The Lightning components: the connector's config module, the shared texts, the answer of
+/// the check, the Case page component and the Experience Cloud form.
+const BUNDLES: [&str; 5] = [
+    "escalationGateConfig",
+    "escalationGateText",
+    "escalationGateAnswer",
+    "escalationGateVerdict",
+    "escalationGatePrecheck",
+];
+
+/// The sources of the Apex class and the components, as kept in this folder: the connector's
+/// name, the API version and whether the partner is the Case's Account go in for
+/// `__EG_CONNECTOR__`, `__EG_API_VERSION__` and `__EG_PARTNER_FROM_ACCOUNT__`.
+const SOURCES: [(&str, &str); 15] = [
     (
-        "permissionsets/Escalation_Gate_Reviewer.permissionset-meta.xml".into(),
+        "classes/EscalationGate.cls",
+        include_str!("apex/EscalationGate.cls"),
+    ),
+    (
+        "classes/EscalationGate.cls-meta.xml",
+        include_str!("apex/EscalationGate.cls-meta.xml"),
+    ),
+    (
+        "classes/EscalationGateTest.cls",
+        include_str!("apex/EscalationGateTest.cls"),
+    ),
+    (
+        "classes/EscalationGateTest.cls-meta.xml",
+        include_str!("apex/EscalationGateTest.cls-meta.xml"),
+    ),
+    (
+        "lwc/escalationGateText/escalationGateText.js",
+        include_str!("lwc/escalationGateText/escalationGateText.js"),
+    ),
+    (
+        "lwc/escalationGateText/escalationGateText.js-meta.xml",
+        include_str!("lwc/escalationGateText/escalationGateText.js-meta.xml"),
+    ),
+    (
+        "lwc/escalationGateAnswer/escalationGateAnswer.js",
+        include_str!("lwc/escalationGateAnswer/escalationGateAnswer.js"),
+    ),
+    (
+        "lwc/escalationGateAnswer/escalationGateAnswer.html",
+        include_str!("lwc/escalationGateAnswer/escalationGateAnswer.html"),
+    ),
+    (
+        "lwc/escalationGateAnswer/escalationGateAnswer.js-meta.xml",
+        include_str!("lwc/escalationGateAnswer/escalationGateAnswer.js-meta.xml"),
+    ),
+    (
+        "lwc/escalationGateVerdict/escalationGateVerdict.js",
+        include_str!("lwc/escalationGateVerdict/escalationGateVerdict.js"),
+    ),
+    (
+        "lwc/escalationGateVerdict/escalationGateVerdict.html",
+        include_str!("lwc/escalationGateVerdict/escalationGateVerdict.html"),
+    ),
+    (
+        "lwc/escalationGateVerdict/escalationGateVerdict.js-meta.xml",
+        include_str!("lwc/escalationGateVerdict/escalationGateVerdict.js-meta.xml"),
+    ),
+    (
+        "lwc/escalationGatePrecheck/escalationGatePrecheck.js",
+        include_str!("lwc/escalationGatePrecheck/escalationGatePrecheck.js"),
+    ),
+    (
+        "lwc/escalationGatePrecheck/escalationGatePrecheck.html",
+        include_str!("lwc/escalationGatePrecheck/escalationGatePrecheck.html"),
+    ),
+    (
+        "lwc/escalationGatePrecheck/escalationGatePrecheck.js-meta.xml",
+        include_str!("lwc/escalationGatePrecheck/escalationGatePrecheck.js-meta.xml"),
+    ),
+];
+
+/// The Apex class and the components for `connector`, with the config module that names its
+/// fields, picklist values, overturn reasons and hand-off fields for the components.
+fn components(
+    connector: &str,
+    names: &InstallNames,
+    verdict: &[Field],
+    review: &[Field],
+    precheck: &Field,
+) -> Vec<(String, String)> {
+    let vf = &names.verdict_fields;
+    let config = serde_json::json!({
+        "connector": connector,
+        "fields": {
+            "verdict": verdict[0].name,
+            "reason": verdict[1].name,
+            "detail": verdict[2].name,
+            "reviewed": review[0].name,
+            "overturn": review[1].name,
+            "precheck": precheck.name,
+        },
+        "values": {"good": vf.good, "bad": vf.bad, "review": vf.review},
+        "overturnReasons": OVERTURN
+            .map(|(value, label, to)| serde_json::json!({"value": value, "label": label, "to": to})),
+        "handoff": names.handoff.iter().map(|(field, name)| {
+            serde_json::json!({"field": field, "name": name, "label": label_of(name)})
+        }).collect::<Vec<_>>(),
+    });
+    let mut files: Vec<(String, String)> = SOURCES
+        .iter()
+        .map(|(path, text)| {
+            (
+                path.to_string(),
+                text.replace("__EG_CONNECTOR__", connector)
+                    .replace("__EG_API_VERSION__", API_VERSION)
+                    .replace(
+                        "__EG_PARTNER_FROM_ACCOUNT__",
+                        if names.partner_from_account {
+                            "true"
+                        } else {
+                            "false"
+                        },
+                    ),
+            )
+        })
+        .collect();
+    files.push((
+        "lwc/escalationGateConfig/escalationGateConfig.js".into(),
         format!(
-            "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>Escalation Gate Reviewer</label>\n    <description>For the people who confirm or overturn escalation-gate's verdicts: reads the verdict, sets the decision and the overturn reason.</description>\n{permissions}</PermissionSet>\n"
+            "// The connector {connector}'s names for escalation-gate's components, written by `escalation-gate install salesforce`.\nexport default {};\n",
+            serde_json::to_string_pretty(&config).unwrap_or_default()
         ),
+    ));
+    files.push((
+        "lwc/escalationGateConfig/escalationGateConfig.js-meta.xml".into(),
+        format!(
+            "{XML}\n<LightningComponentBundle xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <apiVersion>{API_VERSION}</apiVersion>\n    <isExposed>false</isExposed>\n</LightningComponentBundle>\n"
+        ),
+    ));
+    files
+}
+
+/// A hand-off name as a form label: `steps_to_reproduce` → `Steps to reproduce`.
+fn label_of(name: &str) -> String {
+    let words = name.replace('_', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The Named Credential `Escalation_Gate` (the service's URL) and its External Credential, which
+/// sends the principal's `secret` as `Authorization: Bearer`. The secret is not in the metadata:
+/// an admin enters it in Setup.
+fn credential(url: &str) -> [(String, String); 2] {
+    [
+        (
+            format!("namedCredentials/{CREDENTIAL}.namedCredential-meta.xml"),
+            format!(
+                r#"{XML}
+<NamedCredential xmlns="http://soap.sforce.com/2006/04/metadata">
+    <allowMergeFieldsInBody>false</allowMergeFieldsInBody>
+    <allowMergeFieldsInHeader>true</allowMergeFieldsInHeader>
+    <calloutStatus>Enabled</calloutStatus>
+    <description>escalation-gate, for the check before escalating (Apex class EscalationGate).</description>
+    <generateAuthorizationHeader>false</generateAuthorizationHeader>
+    <label>Escalation Gate</label>
+    <namedCredentialParameters>
+        <parameterName>Url</parameterName>
+        <parameterType>Url</parameterType>
+        <parameterValue>{url}</parameterValue>
+    </namedCredentialParameters>
+    <namedCredentialParameters>
+        <externalCredential>{CREDENTIAL}</externalCredential>
+        <parameterName>ExternalCredential</parameterName>
+        <parameterType>Authentication</parameterType>
+    </namedCredentialParameters>
+    <namedCredentialType>SecuredEndpoint</namedCredentialType>
+</NamedCredential>
+"#
+            ),
+        ),
+        (
+            format!("externalCredentials/{CREDENTIAL}.externalCredential-meta.xml"),
+            format!(
+                r#"{XML}
+<ExternalCredential xmlns="http://soap.sforce.com/2006/04/metadata">
+    <authenticationProtocol>Custom</authenticationProtocol>
+    <description>The precheck secret escalation-gate expects: enter it as the authentication parameter `secret` of the principal {PRINCIPAL} (Setup, Named Credentials, External Credentials).</description>
+    <externalCredentialParameters>
+        <parameterGroup>DefaultGroup</parameterGroup>
+        <parameterName>Authorization</parameterName>
+        <parameterType>AuthHeader</parameterType>
+        <parameterValue>Bearer {{!$Credential.{CREDENTIAL}.secret}}</parameterValue>
+        <sequenceNumber>1</sequenceNumber>
+    </externalCredentialParameters>
+    <externalCredentialParameters>
+        <parameterGroup>{PRINCIPAL}</parameterGroup>
+        <parameterName>{PRINCIPAL}</parameterName>
+        <parameterType>NamedPrincipal</parameterType>
+        <sequenceNumber>1</sequenceNumber>
+    </externalCredentialParameters>
+    <label>Escalation Gate</label>
+</ExternalCredential>
+"#
+            ),
+        ),
+    ]
+}
+
+/// What every person who runs the components needs: the Apex class, and the External
+/// Credential's principal (without which the callout has no secret).
+fn callout_permissions() -> String {
+    format!(
+        "    <classAccesses><apexClass>{}</apexClass><enabled>true</enabled></classAccesses>\n    <externalCredentialPrincipalAccesses><enabled>true</enabled><externalCredentialPrincipal>{CREDENTIAL}-{PRINCIPAL}</externalCredentialPrincipal></externalCredentialPrincipalAccesses>\n",
+        CLASSES[0]
+    )
+}
+
+/// A Case field permission line.
+fn field_permission(f: &Field, edit: bool) -> String {
+    format!(
+        "    <fieldPermissions><editable>{edit}</editable><field>Case.{}</field><readable>true</readable></fieldPermissions>\n",
+        f.name
+    )
+}
+
+/// A permission set's file.
+fn permission_set(name: &str, label: &str, description: &str, body: &str) -> (String, String) {
+    (
+        format!("permissionsets/{name}.permissionset-meta.xml"),
+        format!(
+            "{XML}\n<PermissionSet xmlns=\"http://soap.sforce.com/2006/04/metadata\">\n    <label>{label}</label>\n    <description>{description}</description>\n{body}</PermissionSet>\n"
+        ),
+    )
+}
+
+/// The partners' permission set, for the Experience Cloud users who escalate through the form:
+/// the callout, and the precheck field the form sets on the Case it creates. Apart from the
+/// reviewers' set, so partners never get to edit a decision.
+fn user_permissions(precheck: &Field) -> (String, String) {
+    permission_set(
+        "Escalation_Gate_User",
+        "Escalation Gate User",
+        "For partners who escalate through the Experience Cloud form: runs the check before escalating and records what it said on the Case they create.",
+        &format!(
+            "{}{}",
+            callout_permissions(),
+            field_permission(precheck, true)
+        ),
+    )
+}
+
+/// The reviewers' permission set: read the verdict, edit the decision and its reason.
+fn reviewer_permissions(
+    verdict: &[Field],
+    precheck: &[Field],
+    review: &[Field],
+) -> (String, String) {
+    let fields: String = verdict
+        .iter()
+        .chain(precheck)
+        .map(|f| field_permission(f, false))
+        .chain(review.iter().map(|f| field_permission(f, true)))
+        .collect();
+    permission_set(
+        "Escalation_Gate_Reviewer",
+        "Escalation Gate Reviewer",
+        "For the people who confirm or overturn escalation-gate's verdicts: reads the verdict, sets the decision and the overturn reason, and runs the Case page component.",
+        &format!("{}{fields}", callout_permissions()),
     )
 }
 
@@ -416,14 +708,26 @@ fn flow(
 mod tests {
     use super::*;
 
+    /// The names of a connector file that names `vf` and `sf`, with two hand-off fields.
+    fn names(vf: VerdictFields, sf: SurveyCaseFields) -> InstallNames {
+        InstallNames {
+            verdict_fields: vf,
+            survey_fields: sf,
+            handoff: vec![
+                ("Steps_To_Reproduce__c".into(), "steps_to_reproduce".into()),
+                ("Environment__c".into(), "environment".into()),
+            ],
+            partner_from_account: true,
+        }
+    }
+
     /// The files for the default field names.
     fn files(connector: &str, url: &str, survey: bool) -> Vec<(String, String)> {
         metadata(
             connector,
             url,
             survey,
-            &VerdictFields::default(),
-            &SurveyCaseFields::default(),
+            &names(VerdictFields::default(), SurveyCaseFields::default()),
         )
     }
 
@@ -471,6 +775,7 @@ mod tests {
         for f in verdict_fields(&vf)
             .into_iter()
             .chain(review_fields(&vf))
+            .chain([precheck_field(&vf)])
             .chain(survey_fields(&SurveyCaseFields::default()))
         {
             assert!(
@@ -498,8 +803,8 @@ mod tests {
         assert!(survey.contains("<timeSourceField>ClosedDate</timeSourceField>"));
         assert!(survey.contains("<actionName>Case.Escalation_Gate_acme_sf_Solved</actionName>"));
         assert!(package.contains("<members>Escalation_Gate_acme_sf_Survey</members>"));
-        // Every file is well-formed XML.
-        for (path, xml) in &files {
+        // Every XML file is well-formed.
+        for (path, xml) in files.iter().filter(|(p, _)| p.ends_with(".xml")) {
             let mut reader = quick_xml::Reader::from_str(xml);
             loop {
                 match reader.read_event() {
@@ -582,7 +887,18 @@ mod tests {
             status: "Csat_State__c".into(),
             sent_at: "Csat_Sent__c".into(),
         };
-        let files = metadata("acme-sf", "https://gate.example.org", true, &vf, &sf);
+        let files = metadata(
+            "acme-sf",
+            "https://gate.example.org",
+            true,
+            &InstallNames {
+                partner_from_account: false,
+                ..names(vf, sf)
+            },
+        );
+        assert!(
+            get(&files, "classes/EscalationGate.cls").contains("PARTNER_FROM_ACCOUNT = false;")
+        );
         let verdict = get(
             &files,
             "objects/Case/fields/Partner_Verdict__c.field-meta.xml",
@@ -612,5 +928,148 @@ mod tests {
             "quickActions/Case.Review_Escalation.quickAction-meta.xml",
         );
         assert!(action.contains("<field>Partner_Decision__c</field>"));
+        let config = config_module(&files);
+        assert_eq!(config["fields"]["verdict"], "Partner_Verdict__c");
+        assert_eq!(config["fields"]["reviewed"], "Partner_Decision__c");
+        assert_eq!(config["fields"]["precheck"], "Escalation_Precheck__c");
+        assert_eq!(
+            config["values"],
+            serde_json::json!({"good": "Solid", "bad": "Weak", "review": "Needs_Look"})
+        );
+    }
+
+    /// The connector's config module, as JSON.
+    fn config_module(files: &[(String, String)]) -> serde_json::Value {
+        let module = get(files, "lwc/escalationGateConfig/escalationGateConfig.js");
+        let json = module
+            .split_once("export default ")
+            .and_then(|(_, rest)| rest.trim_end().strip_suffix(';'))
+            .unwrap_or_else(|| panic!("{module}"));
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_components_call_the_connector_through_the_named_credential_which_holds_no_secret() {
+        let files = files("acme-sf", "https://gate.example.org/", false);
+        let class = get(&files, "classes/EscalationGate.cls");
+        assert!(class.contains("'callout:Escalation_Gate/precheck/acme-sf'"));
+        assert!(class.contains("PARTNER_FROM_ACCOUNT = true;"));
+        assert!(class.contains("@AuraEnabled"));
+        assert!(get(&files, "classes/EscalationGateTest.cls").contains("HttpCalloutMock"));
+        for (path, text) in &files {
+            assert!(!text.contains("__EG_"), "{path} keeps a placeholder");
+        }
+        let package = get(&files, "package.xml");
+        assert!(package.contains(
+            "<members>EscalationGate</members><members>EscalationGateTest</members><name>ApexClass</name>"
+        ));
+        for bundle in BUNDLES {
+            assert!(package.contains(&format!("<members>{bundle}</members>")));
+            get(&files, &format!("lwc/{bundle}/{bundle}.js"));
+            assert!(
+                get(&files, &format!("lwc/{bundle}/{bundle}.js-meta.xml"))
+                    .contains(&format!("<apiVersion>{API_VERSION}</apiVersion>"))
+            );
+        }
+        for path in files
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.starts_with("lwc/"))
+        {
+            assert!(
+                BUNDLES
+                    .iter()
+                    .any(|b| path.starts_with(&format!("lwc/{b}/"))),
+                "{path}"
+            );
+        }
+        assert!(package.contains("<members>Escalation_Gate</members><name>NamedCredential</name>"));
+        assert!(
+            package.contains("<members>Escalation_Gate</members><name>ExternalCredential</name>")
+        );
+        assert!(package.contains("<members>Escalation_Gate_User</members>"));
+        let named = get(
+            &files,
+            "namedCredentials/Escalation_Gate.namedCredential-meta.xml",
+        );
+        assert!(named.contains("<parameterValue>https://gate.example.org</parameterValue>"));
+        assert!(named.contains("<namedCredentialType>SecuredEndpoint</namedCredentialType>"));
+        assert!(named.contains("<externalCredential>Escalation_Gate</externalCredential>"));
+        let external = get(
+            &files,
+            "externalCredentials/Escalation_Gate.externalCredential-meta.xml",
+        );
+        assert!(external.contains(
+            "<parameterName>Authorization</parameterName>\n        <parameterType>AuthHeader</parameterType>\n        <parameterValue>Bearer {!$Credential.Escalation_Gate.secret}</parameterValue>"
+        ));
+        assert!(external.contains("<parameterType>NamedPrincipal</parameterType>"));
+        let grants = "<classAccesses><apexClass>EscalationGate</apexClass><enabled>true</enabled></classAccesses>";
+        let principal =
+            "<externalCredentialPrincipal>Escalation_Gate-Precheck</externalCredentialPrincipal>";
+        for set in ["Escalation_Gate_Reviewer", "Escalation_Gate_User"] {
+            let xml = get(
+                &files,
+                &format!("permissionsets/{set}.permissionset-meta.xml"),
+            );
+            assert!(xml.contains(grants), "{set}");
+            assert!(xml.contains(principal), "{set}");
+        }
+        let user = get(
+            &files,
+            "permissionsets/Escalation_Gate_User.permissionset-meta.xml",
+        );
+        assert!(
+            user.contains("<editable>true</editable><field>Case.Escalation_Precheck__c</field>")
+        );
+        assert!(!user.contains("Escalation_Reviewed_Quality__c"));
+        let reviewer = get(
+            &files,
+            "permissionsets/Escalation_Gate_Reviewer.permissionset-meta.xml",
+        );
+        assert!(
+            reviewer
+                .contains("<editable>false</editable><field>Case.Escalation_Precheck__c</field>")
+        );
+        let precheck = get(
+            &files,
+            "objects/Case/fields/Escalation_Precheck__c.field-meta.xml",
+        );
+        for value in ["good", "bad", "review"] {
+            assert!(precheck.contains(&format!("<fullName>{value}</fullName>")));
+        }
+        assert!(package.contains("<members>Case.Escalation_Precheck__c</members>"));
+    }
+
+    #[test]
+    fn the_config_module_names_the_fields_the_reasons_and_the_hand_off_fields() {
+        let config = config_module(&files("acme-sf", "https://gate.example.org", false));
+        assert_eq!(config["connector"], "acme-sf");
+        assert_eq!(
+            config["fields"],
+            serde_json::json!({
+                "verdict": "Escalation_Quality__c",
+                "reason": "Escalation_Quality_Reason__c",
+                "detail": "Escalation_Quality_Detail__c",
+                "reviewed": "Escalation_Reviewed_Quality__c",
+                "overturn": "Escalation_Overturn_Reason__c",
+                "precheck": "Escalation_Precheck__c",
+            })
+        );
+        let reasons: Vec<&str> = config["overturnReasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(reasons, crate::helpdesk::records::OVERTURN_REASONS);
+        assert_eq!(config["overturnReasons"][0]["to"], "good");
+        assert_eq!(config["overturnReasons"][3]["to"], "bad");
+        assert_eq!(
+            config["handoff"],
+            serde_json::json!([
+                {"field": "Steps_To_Reproduce__c", "name": "steps_to_reproduce", "label": "Steps to reproduce"},
+                {"field": "Environment__c", "name": "environment", "label": "Environment"},
+            ])
+        );
     }
 }

@@ -33,7 +33,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use self::api::{Knowledge, SalesforceApi, parse_datetime};
-use self::case::{map_case, read_case, truncate_comment};
+use self::case::{map_case, prechecked, read_case, truncate_comment};
 use self::config::{ValidSalesforce, WriteBackMode};
 use self::oauth::Tokens;
 use super::records::{Period, RecordSink};
@@ -259,7 +259,7 @@ impl Tickets for Salesforce {
             escalation,
             judged: self.judged(&case),
             version: None,
-            prechecked: None,
+            prechecked: prechecked(&self.cfg.verdict_fields, &case),
             survey_recorded: case
                 .get(status)
                 .and_then(Value::as_str)

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::api::{SalesforceApi, next_records_url};
-use super::case::map_case;
+use super::case::{map_case, prechecked};
 use super::config::{PartnerSource, ValidSalesforce};
 use crate::assess::{Outcome, ReasonKind, Verdict};
 use crate::helpdesk::HelpdeskError;
@@ -91,10 +91,16 @@ fn select(cfg: &ValidSalesforce, survey: Option<&SurveyFields>) -> Vec<String> {
     f.extend(cfg.mapping.fields.keys().cloned());
     f.push(vf.verdict.clone());
     f.extend(
-        [&vf.reason, &vf.detail, &vf.reviewed, &vf.overturn]
-            .into_iter()
-            .filter(|n| !n.is_empty())
-            .cloned(),
+        [
+            &vf.reason,
+            &vf.detail,
+            &vf.reviewed,
+            &vf.overturn,
+            &vf.precheck,
+        ]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .cloned(),
     );
     if survey.is_some() {
         f.push(cfg.survey_fields.status.clone());
@@ -174,9 +180,10 @@ pub fn record(
         .map(|_| text(&cfg.survey_fields.status))
         .unwrap_or("");
     Ok(CaseRecord {
-        // Nothing on a Case records a check before escalating, the one figure that reads
+        prechecked: prechecked(vf, case),
+        // The Experience Cloud form records a check only on the Case it creates, so no Case
+        // stands for a draft abandoned after an article was shown: the one figure that reads
         // whether a case was closed.
-        prechecked: None,
         solved: false,
         ticket_id: esc.ticket_id.clone(),
         partner: esc.partner.clone(),
