@@ -1455,14 +1455,15 @@ async fn csv_cells_a_spreadsheet_would_run_are_made_inert() {
     }
 }
 
-/// The escalations of the first partner the check before escalating marked: bad on three
-/// drafts sent clean, on two sent as they were, and good on one.
-fn prechecked_specs(specs: &[Spec]) -> [(u64, &'static str); 6] {
-    let acme = |v: &str| {
+/// The escalations the check before escalating marked: for the first partner, bad on three
+/// drafts sent clean, on two sent as they were, and good on one; for the second, who never
+/// fixes what the check finds, bad on two sent as they were.
+fn prechecked_specs(specs: &[Spec]) -> [(u64, &'static str); 8] {
+    let of = |partner: usize, v: &str| {
         specs
             .iter()
             .filter(move |s| {
-                s.partner == Some(PARTNERS[0].0)
+                s.partner == Some(PARTNERS[partner].0)
                     && s.escalated
                     && s.verdict == Some(v)
                     && s.reviewed.is_none()
@@ -1471,8 +1472,11 @@ fn prechecked_specs(specs: &[Spec]) -> [(u64, &'static str); 6] {
             .map(|s| s.id)
             .collect::<Vec<_>>()
     };
-    let (good, bad) = (acme("good"), acme("bad"));
-    assert!(good.len() >= 4 && bad.len() >= 2, "{good:?} {bad:?}");
+    let (good, bad, careless) = (of(0, "good"), of(0, "bad"), of(1, "bad"));
+    assert!(
+        good.len() >= 4 && bad.len() >= 2 && careless.len() >= 2,
+        "{good:?} {bad:?} {careless:?}"
+    );
     [
         (good[0], "bad"),
         (good[1], "bad"),
@@ -1480,21 +1484,36 @@ fn prechecked_specs(specs: &[Spec]) -> [(u64, &'static str); 6] {
         (bad[0], "bad"),
         (bad[1], "bad"),
         (good[3], "good"),
+        (careless[0], "bad"),
+        (careless[1], "bad"),
     ]
 }
 
-/// The scorecard counts the escalations [`prechecked_specs`] marked, for their partner only.
+/// The scorecard counts the escalations [`prechecked_specs`] marked, each for its partner.
 fn check_prechecks(card: &Scorecard) {
-    let partner = card
-        .partners
-        .iter()
-        .find(|p| p.partner == PARTNERS[0].0)
-        .unwrap();
+    let of = |n: usize| {
+        &card
+            .partners
+            .iter()
+            .find(|p| p.partner == PARTNERS[n].0)
+            .unwrap()
+            .period
+            .prechecks
+    };
     assert_eq!(
-        partner.period.prechecks,
-        report::Prechecks {
+        of(0),
+        &report::Prechecks {
             checked: 6,
             fixed_before_sending: 3,
+            sent_despite_check: 2,
+            abandoned_after_article: 0,
+        }
+    );
+    assert_eq!(
+        of(1),
+        &report::Prechecks {
+            checked: 2,
+            fixed_before_sending: 0,
             sent_despite_check: 2,
             abandoned_after_article: 0,
         }
@@ -1504,8 +1523,11 @@ fn check_prechecks(card: &Scorecard) {
         html.contains("Checked before escalating: <b>6</b> escalations; of those the check found bad, <b>3</b> were fixed before sending and <b>2</b> sent as they were."),
         "the vendor's scorecard says it"
     );
-    let others = card.partners.iter().filter(|p| p.partner != PARTNERS[0].0);
-    assert!(others.into_iter().all(|p| p.period.prechecks.checked == 0));
+    assert!(
+        html.contains("Checked before escalating: <b>2</b> escalations; of those the check found bad, <b>0</b> were fixed before sending and <b>2</b> sent as they were."),
+        "for the partner who sends what the check found anyway too"
+    );
+    assert_eq!(of(2).checked, 0, "the partner whose drafts nobody checked");
 }
 
 #[tokio::test]
