@@ -94,23 +94,15 @@ impl ZendeskApi {
         file_name: &str,
         zip: &[u8],
     ) -> Result<reqwest::Response, UpstreamError> {
-        let boundary = format!("escalation-gate-{}", uuid::Uuid::new_v4().simple());
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"uploaded_data\"; \
-             filename=\"{file_name}\"\r\nContent-Type: application/zip\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(zip);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let url = self.url("/api/v2/apps/uploads");
         self.upstream
             .send_once("install_upload", |c| {
+                let package = reqwest::multipart::Part::bytes(zip.to_vec())
+                    .file_name(file_name.to_string())
+                    .mime_str("application/zip")
+                    .expect("application/zip is a media type");
                 self.authed(c.post(url.clone()))
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        format!("multipart/form-data; boundary={boundary}"),
-                    )
-                    .body(body.clone())
+                    .multipart(reqwest::multipart::Form::new().part("uploaded_data", package))
             })
             .await
     }
