@@ -121,6 +121,9 @@ def stage1_pairwise(sets):
     return model.coef_[0] / scale, 0.0
 
 
+STAGE1 = {"pointwise": stage1_pointwise, "pairwise": stage1_pairwise}
+
+
 def train(sets, stage1=stage1_pointwise):
     """Both stages on these sets; returns (w1, b1, w2, b2)."""
     # Stage 1 learns to rank where there is something to rank: the sets that hold an answer.
@@ -326,6 +329,9 @@ def main():
     mode.add_argument("--write", action="store_true", help="write the fitted block")
     mode.add_argument("--check", action="store_true",
                       help="exit 1 unless the committed block is what this fit gives")
+    ap.add_argument("--stage1", choices=sorted(STAGE1), default="pointwise",
+                    help="how stage 1 is fitted for --write and --check (default: pointwise, as "
+                         "committed; pairwise writes the fit --compare-ranking measures)")
     mode.add_argument("--compare-ranking", action="store_true",
                       help="print dev cross-validated figures with stage 1 fitted pointwise and "
                            "pairwise; writes nothing")
@@ -336,8 +342,9 @@ def main():
     if args.compare_ranking:
         compare_ranking(sets)
         return 0
-    model = train(sets)
-    cv = cross_validated(sets)
+    stage1 = STAGE1[args.stage1]
+    model = train(sets, stage1)
+    cv = cross_validated(sets, SEED, stage1)
     threshold, bound = defaults(sets, model, cv)
 
     source = RESCORE.read_text()
