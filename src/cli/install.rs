@@ -241,7 +241,7 @@ fn zendesk_app(
     let ValidHelpdesk::Zendesk(zendesk) = &valid.helpdesk else {
         anyhow::bail!("connector `{name}` is not a Zendesk connector ([helpdesk] type)");
     };
-    let files = crate::helpdesk::zendesk::app::files(name.as_str(), &url, zendesk);
+    let files = crate::helpdesk::zendesk::app::package(name.as_str(), &url, zendesk).files;
     write_app(
         out,
         &files,
@@ -388,17 +388,11 @@ fn sidebar_app(
     };
     crate::helpdesk::zendesk::install::endpoint(url, name.as_str()).map_err(anyhow::Error::msg)?;
     let parsed = reqwest::Url::parse(url).with_context(|| format!("--url `{url}`"))?;
-    let files = crate::helpdesk::zendesk::app::files(name.as_str(), &parsed, zendesk);
-    let manifest: serde_json::Value = files
-        .iter()
-        .find(|(path, _)| path == "manifest.json")
-        .map(|(_, data)| serde_json::from_slice(data))
-        .transpose()?
-        .unwrap_or_default();
+    let package = crate::helpdesk::zendesk::app::package(name.as_str(), &parsed, zendesk);
     Ok(crate::helpdesk::zendesk::install::app::AppSetup {
         name: crate::helpdesk::zendesk::app::name(name.as_str()),
-        version: manifest["version"].as_str().unwrap_or_default().to_string(),
-        zip: crate::helpdesk::sidebar::zip(&files),
+        version: package.version,
+        zip: crate::helpdesk::sidebar::zip(&package.files),
         service_url: parsed.to_string(),
         secret,
     })

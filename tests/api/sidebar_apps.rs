@@ -102,7 +102,8 @@ async fn serve_app() -> (String, Arc<Served>) {
     };
     let url = reqwest::Url::parse(SERVICE).unwrap();
     let mut files: HashMap<String, Vec<u8>> =
-        escalation_gate::helpdesk::zendesk::app::files(CONNECTOR, &url, cfg)
+        escalation_gate::helpdesk::zendesk::app::package(CONNECTOR, &url, cfg)
+            .files
             .into_iter()
             .collect();
     with_stub(

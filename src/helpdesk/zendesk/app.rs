@@ -24,11 +24,18 @@ pub fn name(connector: &str) -> String {
     format!("Escalation gate [{connector}]")
 }
 
-/// The app's files (path in the zip, bytes) for `connector` served at `url`. The manifest's
-/// `version` is the crate's version with a fingerprint of the files as build metadata
-/// (`0.1.0+3f2a9c01b7de`): Zendesk lists it with the app, so a changed package is told from
-/// the one installed.
-pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(String, Vec<u8>)> {
+/// The app as it is uploaded: its files and the `version` its manifest carries.
+pub struct Package {
+    /// The crate's version with a fingerprint of the files as build metadata
+    /// (`0.1.0+3f2a9c01b7de`): Zendesk lists it with the app, so a changed package is told from
+    /// the one installed.
+    pub version: String,
+    /// Path in the zip, bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// The app for `connector` served at `url`.
+pub fn package(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Package {
     use sha2::Digest as _;
     let host = url.host_str().unwrap_or_default();
     let mut manifest = json!({
@@ -72,9 +79,10 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Vec<(St
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    manifest["version"] = json!(format!("{}+{digest}", env!("CARGO_PKG_VERSION")));
+    let version = format!("{}+{digest}", env!("CARGO_PKG_VERSION"));
+    manifest["version"] = json!(version);
     files[0].1 = pretty(&manifest);
-    files
+    Package { version, files }
 }
 
 /// The snippet for the Guide theme's request page (`new_request_page.hbs`): runs the check
