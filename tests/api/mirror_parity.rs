@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use escalation_gate::kb::local::LocalIndex;
 use escalation_gate::offline::eval::{self, CaseOutcome, Dataset};
+// Text as an article body holds it (HTML), so that the service's HTML-to-text gives back
+// exactly the article's text.
+use escalation_gate::survey::email::escape_html;
 use serde_json::{Value, json};
 
 use crate::fakes::freshdesk::{FakeFreshdesk, State_ as FdState};
@@ -42,16 +45,6 @@ fn reference_with(options: &eval::Options) -> (Dataset, HashMap<String, CaseOutc
 /// [`reference_with`] the default settings.
 fn reference() -> (Dataset, HashMap<String, CaseOutcome>) {
     reference_with(&eval::Options::default())
-}
-
-/// Text as a Help Center article body holds it (HTML), so that the service's HTML-to-text gives
-/// back exactly the article's text.
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// What the service decided for one case: judged resolvable, sent to review, and the best
@@ -114,7 +107,7 @@ fn load_zendesk(zd: &FakeZendesk, data: &Dataset) -> (Vec<(u64, String)>, HashMa
         zd.put_article(json!({
             "id": id,
             "title": a.title,
-            "body": html_escape(&a.body),
+            "body": escape_html(&a.body),
             "locale": a.locale,
             "draft": false,
             "created_at": "2020-01-01T00:00:00Z",
@@ -153,7 +146,7 @@ fn load_salesforce(data: &Dataset) -> (SfState, Vec<(String, String)>, HashMap<S
             title: a.title.clone(),
             url_name: format!("techqa-{i}"),
             summary: String::new(),
-            answer_html: html_escape(&a.body),
+            answer_html: escape_html(&a.body),
             language: "en_US".into(),
             status: "Online".into(),
             last_published: "2020-01-01T00:00:00Z".into(),
@@ -189,7 +182,7 @@ fn load_freshdesk(data: &Dataset) -> (FdState, Vec<(String, String)>, HashMap<St
                 {"level": 1, "type": "folder", "data": {"id": 4, "name": "Technotes", "language": "en"}}
             ],
             "title": a.title, "status": 2,
-            "description": format!("<p>{}</p>", html_escape(&a.body)),
+            "description": format!("<p>{}</p>", escape_html(&a.body)),
             "description_text": a.body,
             "created_at": "2020-01-01T00:00:00Z", "modified_at": "2020-01-01T00:00:00Z",
             "updated_at": "2020-01-01T00:00:00Z",
@@ -203,7 +196,7 @@ fn load_freshdesk(data: &Dataset) -> (FdState, Vec<(String, String)>, HashMap<St
         t.insert("description_text".into(), json!(esc.description));
         t.insert(
             "description".into(),
-            json!(format!("<div>{}</div>", html_escape(&esc.description))),
+            json!(format!("<div>{}</div>", escape_html(&esc.description))),
         );
         desk.tickets.insert(id, t);
         tickets.push((id.to_string(), case.id.clone()));
