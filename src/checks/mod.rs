@@ -96,6 +96,27 @@ pub fn shared_secret(key: String, secret: &SecretString, problems: &mut Vec<Prob
     ));
 }
 
+/// `value` (the key's, or its default) as it is, with a problem under `key` when it lies outside
+/// `range`.
+pub fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    key: String,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    problems: &mut Vec<Problem>,
+) -> T {
+    if !range.contains(&value) {
+        problems.push(Problem::new(
+            key,
+            format!(
+                "must be {} to {}, found {value}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    value
+}
+
 /// Where a URL's credentials go instead of the URL, for the message that refuses them.
 #[derive(Debug, Clone, Copy)]
 pub enum Credentials<'a> {

@@ -208,15 +208,8 @@ pub const DEFAULT_MIRROR_HISTORY_DAYS: u64 = 400;
 
 impl MirrorFile {
     fn validate(&self, problems: &mut Vec<Problem>) -> MirrorSettings {
-        let key = |k: &str| format!("knowledge_base.mirror.{k}");
         let mut within = |k: &str, v: u64, range: std::ops::RangeInclusive<u64>| {
-            if !range.contains(&v) {
-                problems.push(Problem::new(
-                    key(k),
-                    format!("must be {} to {}, found {v}", range.start(), range.end()),
-                ));
-            }
-            v
+            crate::checks::within(format!("knowledge_base.mirror.{k}"), v, range, problems)
         };
         let every = within(
             "every_minutes",

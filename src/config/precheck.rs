@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::checks::{Problem, shared_secret};
+use crate::checks::{Problem, shared_secret, within};
 
 /// Requests one client may make in a minute when the table does not say.
 pub const DEFAULT_PER_CLIENT_PER_MINUTE: u32 = 30;
@@ -54,15 +54,13 @@ impl PrecheckFile {
                 problems.push(Problem::new(key(&format!("allowed_origins[{i}]")), why));
             }
         }
-        let per_minute = self
-            .per_client_per_minute
-            .unwrap_or(DEFAULT_PER_CLIENT_PER_MINUTE);
-        if !(1..=10_000).contains(&per_minute) {
-            problems.push(Problem::new(
-                key("per_client_per_minute"),
-                format!("must be 1 to 10000, found {per_minute}"),
-            ));
-        }
+        let per_minute = within(
+            key("per_client_per_minute"),
+            self.per_client_per_minute
+                .unwrap_or(DEFAULT_PER_CLIENT_PER_MINUTE),
+            1..=10_000,
+            problems,
+        );
         (problems.len() == start && self.enabled.unwrap_or(true)).then(|| PrecheckSettings {
             secrets: self.secrets,
             allowed_origins: self.allowed_origins,
