@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -64,11 +63,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/precheck/{connector}", post(precheck).options(preflight))
         .route(
             "/precheck/{connector}/abandoned",
-            post(precheck).layer(
-                tower::ServiceBuilder::new()
-                    .layer(Extension(Route::Abandoned))
-                    .layer(DefaultBodyLimit::max(ABANDONED_MAX_BYTES)),
-            ),
+            post(abandoned).layer(DefaultBodyLimit::max(ABANDONED_MAX_BYTES)),
         )
         .with_state(Shared {
             connectors,
@@ -241,17 +236,7 @@ fn peer(extensions: &Extensions) -> String {
         .unwrap_or_default()
 }
 
-/// Which of the precheck's `POST` routes a request came by: the beacon's route adds its
-/// extension; without one, a check.
-#[derive(Debug, Clone, Copy)]
-enum Route {
-    /// `/precheck/{connector}`: a check.
-    Check,
-    /// `/precheck/{connector}/abandoned`: the request form's beacon.
-    Abandoned,
-}
-
-/// A `POST` of either route, answered with CORS for an allowed origin.
+/// `POST /precheck/{connector}`: a check, answered with CORS for an allowed origin.
 async fn precheck(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -259,17 +244,36 @@ async fn precheck(
     extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let peer = peer(&extensions);
-    let resp = match extensions.get::<Route>().copied().unwrap_or(Route::Check) {
-        Route::Check => answer(&state, &id, &headers, &peer, body)
-            .await
-            .map(|json| axum::Json(json).into_response()),
-        Route::Abandoned => count_abandoned(&state, &id, &headers, &peer, body)
-            .map(|()| StatusCode::NO_CONTENT.into_response()),
-    };
+    let resp = answer(&state, &id, &headers, &peer(&extensions), body)
+        .await
+        .map(|json| axum::Json(json).into_response());
+    reply(&state, &id, &headers, resp)
+}
+
+/// `POST /precheck/{connector}/abandoned`: the request form's beacon, answered with CORS for an
+/// allowed origin.
+async fn abandoned(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let resp = count_abandoned(&state, &id, &headers, &peer(&extensions), body)
+        .map(|()| StatusCode::NO_CONTENT.into_response());
+    reply(&state, &id, &headers, resp)
+}
+
+/// The answer or the refusal, with CORS for an allowed origin.
+fn reply(
+    state: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+    resp: Result<Response, HttpError>,
+) -> Response {
     with_cors(
         resp.unwrap_or_else(IntoResponse::into_response),
-        cors_origin(&state, &id, &headers).as_deref(),
+        cors_origin(state, id, headers).as_deref(),
     )
 }
 
