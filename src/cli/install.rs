@@ -59,6 +59,11 @@ pub enum InstallTarget {
         /// apps (Suite Growth, Support Professional or above).
         #[arg(long)]
         app: bool,
+        /// With --app: send the precheck secret to the app's installation even when nothing
+        /// else changed, after the connector's first `[precheck]` secret was rotated (Zendesk
+        /// never shows a secure setting, so install cannot tell that it differs).
+        #[arg(long, requires = "app")]
+        resend_secret: bool,
         #[command(flatten)]
         dir: ConnectorsDir,
     },
@@ -107,7 +112,8 @@ pub enum InstallTarget {
 #[derive(Subcommand)]
 pub enum UninstallTarget {
     /// Delete what `install zendesk` created for the connector (found by its names and the
-    /// marker in its description); resources made by hand are left alone.
+    /// marker in its description), the sidebar app of `--app` included; resources made by
+    /// hand are left alone.
     Zendesk {
         /// The connector (its file name without .toml).
         #[arg(long)]
@@ -138,6 +144,7 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             url,
             dry_run,
             app,
+            resend_secret,
             dir,
         } => zendesk(
             &dir.connectors,
@@ -146,6 +153,7 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
             dry_run,
             Extra {
                 app,
+                resend_secret,
                 delete_opt_out_field: false,
             },
         ),
@@ -284,6 +292,7 @@ pub fn uninstall(target: UninstallTarget) -> anyhow::Result<ExitCode> {
             dry_run,
             Extra {
                 app: false,
+                resend_secret: false,
                 delete_opt_out_field,
             },
         ),
@@ -357,6 +366,9 @@ fn salesforce(
 struct Extra {
     /// Install the sidebar app (`install zendesk --app`).
     app: bool,
+    /// Send the app installation's precheck secret even when nothing else changed
+    /// (`--resend-secret`).
+    resend_secret: bool,
     /// Delete the survey's opt-out user field (`uninstall zendesk --delete-opt-out-field`).
     delete_opt_out_field: bool,
 }
@@ -366,6 +378,7 @@ struct Extra {
 fn sidebar_app(
     valid: &config::ValidConnector,
     url: &str,
+    resend_secret: bool,
 ) -> anyhow::Result<crate::helpdesk::zendesk::install::app::AppSetup> {
     use crate::helpdesk::registry::ValidHelpdesk;
     let name = &valid.id;
@@ -395,6 +408,7 @@ fn sidebar_app(
         zip: crate::helpdesk::sidebar::zip(&package.files),
         service_url: parsed.to_string(),
         secret,
+        resend_secret,
     })
 }
 
@@ -413,6 +427,7 @@ fn zendesk(
     use secrecy::ExposeSecret;
     let Extra {
         app,
+        resend_secret,
         delete_opt_out_field,
     } = extra;
     let (path, text) = connector_file(dir, name)?;
@@ -431,7 +446,7 @@ fn zendesk(
         anyhow::anyhow!("connector `{name}` is not valid")
     })?;
     let app = match url {
-        Some(u) if app => Some(sidebar_app(&valid, u)?),
+        Some(u) if app => Some(sidebar_app(&valid, u, resend_secret)?),
         _ => None,
     };
     let target = Target::from_connector(
@@ -453,7 +468,10 @@ fn zendesk(
             None => {
                 let field = target.opt_out_field().filter(|_| delete_opt_out_field);
                 installer
-                    .uninstall(field.as_deref())
+                    .uninstall(
+                        &crate::helpdesk::zendesk::app::name(name.as_str()),
+                        field.as_deref(),
+                    )
                     .await
                     .map(|s| (s, SigningSecret::DryRun))
             }

@@ -64,6 +64,17 @@ struct Run {
 /// Runs the binary with `args` and the connectors of `dir`; `secret` is what the environment
 /// holds as the webhook signing secret.
 async fn run(zd: &FakeZendesk, dir: &Path, args: &[&str], secret: Option<&str>) -> Run {
+    run_with(zd, dir, args, secret, &[]).await
+}
+
+/// [`run`], with `vars` set in the environment over the usual ones.
+async fn run_with(
+    zd: &FakeZendesk,
+    dir: &Path,
+    args: &[&str],
+    secret: Option<&str>,
+    vars: &[(&str, &str)],
+) -> Run {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_escalation-gate"));
     c.args(args)
         .arg("--connectors")
@@ -80,6 +91,7 @@ async fn run(zd: &FakeZendesk, dir: &Path, args: &[&str], secret: Option<&str>) 
     if let Some(s) = secret {
         c.env("ZD_WEBHOOK_SECRET", s);
     }
+    c.envs(vars.iter().copied());
     let out = c.output().await.unwrap();
     Run {
         ok: out.status.success(),
@@ -911,6 +923,108 @@ async fn install_app_uploads_builds_and_installs_the_sidebar_app() {
     );
     assert_eq!(moved_installation.settings["precheck_secret"], PRECHECK_KEY);
     assert!(!moved.stdout.contains(PRECHECK_KEY) && !moved.stderr.contains(PRECHECK_KEY));
+
+    // Uninstalled: the installation, then the app, go first; a dry run only says so.
+    let before = zd.requests().len();
+    let dry = uninstall(&zd, dir.path(), &["--dry-run"]).await;
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+    for route in [
+        format!(
+            "would send: DELETE /api/v2/apps/installations/{}",
+            moved_installation.id
+        ),
+        format!("would send: DELETE /api/v2/apps/{}", moved_app.record["id"]),
+    ] {
+        assert!(dry.stdout.contains(&route), "{route}\n{}", dry.stdout);
+    }
+    let before = zd.requests().len();
+    let out = uninstall(&zd, dir.path(), &[]).await;
+    let deleted = writes_since(&zd, before);
+    assert_eq!(
+        deleted[..2],
+        [
+            format!(
+                "DELETE /api/v2/apps/installations/{}",
+                moved_installation.id
+            ),
+            format!("DELETE /api/v2/apps/{}", moved_app.record["id"]),
+        ]
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "deleted   app `{APP_NAME}` ({})",
+            moved_app.record["id"]
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(zd.apps(|a| a.owned()).is_empty());
+    assert!(zd.apps(|a| a.installations()).is_empty());
+    let before = zd.requests().len();
+    uninstall(&zd, dir.path(), &[]).await;
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+}
+
+/// A rotated precheck secret cannot be seen to differ (Zendesk never shows a secure setting):
+/// install leaves the installation alone, and `--resend-secret` sends it, without printing it.
+#[tokio::test(flavor = "multi_thread")]
+async fn resend_secret_sends_a_rotated_precheck_secret_to_the_installation() {
+    let zd = FakeZendesk::start().await;
+    let dir = app_connector_dir();
+    let first = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    let hook_id = zd.admin(|a| a.list("webhooks"))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = zd.admin(|a| a.signing_secret(&hook_id)).unwrap();
+    let rotated = "a-rotated-precheck-key-of-enough-length-5c2e";
+    let vars = [("PRECHECK_SECRET", rotated)];
+
+    let before = zd.requests().len();
+    let plain = run_with(
+        &zd,
+        dir.path(),
+        &install_args(&["--app"]),
+        Some(&secret),
+        &vars,
+    )
+    .await;
+    assert!(plain.ok, "{}\n{}", plain.stdout, plain.stderr);
+    assert_eq!(writes_since(&zd, before), Vec::<String>::new());
+    assert_eq!(the_app(&zd).1.settings["precheck_secret"], PRECHECK_KEY);
+
+    let before = zd.requests().len();
+    let args = install_args(&["--app", "--resend-secret"]);
+    let resent = run_with(&zd, dir.path(), &args, Some(&secret), &vars).await;
+    assert!(resent.ok, "{}\n{}", resent.stdout, resent.stderr);
+    let installation = the_app(&zd).1;
+    assert_eq!(
+        writes_since(&zd, before),
+        [format!(
+            "PUT /api/v2/apps/installations/{}",
+            installation.id
+        )]
+    );
+    assert_eq!(installation.settings["precheck_secret"], rotated);
+    assert!(
+        resent
+            .stdout
+            .contains("the precheck secret sent again (--resend-secret)"),
+        "{}",
+        resent.stdout
+    );
+    for text in [&resent.stdout, &resent.stderr] {
+        assert!(!text.contains(rotated), "{text}");
+    }
+
+    let without_app = run(&zd, dir.path(), &install_args(&["--resend-secret"]), None).await;
+    assert!(!without_app.ok);
+    assert!(
+        without_app.stderr.contains("--app"),
+        "{}",
+        without_app.stderr
+    );
 }
 
 /// A build job that fails stops the run with Zendesk's message, after what was done (and the

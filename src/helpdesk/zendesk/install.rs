@@ -1290,14 +1290,16 @@ impl<'a> Installer<'a> {
         Ok((summary, state))
     }
 
-    /// Deletes what install made for this connector: the triggers and automation first (they
-    /// call the webhook), the webhook last. The opt-out user field (`opt_out_field`) only when
-    /// given: it holds people's opt-outs.
+    /// Deletes what install made for this connector: the sidebar app of `--app` (named
+    /// `app`), then the triggers and automation (they call the webhook), the webhook last. The
+    /// opt-out user field (`opt_out_field`) only when given: it holds people's opt-outs.
     pub async fn uninstall(
         &mut self,
+        app: &str,
         opt_out_field: Option<&str>,
     ) -> Result<Summary, InstallError> {
         let mut summary = Summary::default();
+        self.uninstall_app(app, &mut summary).await?;
         let names = managed_names(self.connector, opt_out_field);
         let webhooks = self.list(Kind::Webhook).await?;
         self.webhooks = Self::named(Kind::Webhook, &webhook_name(self.connector), &webhooks)

@@ -8,7 +8,10 @@
 //! manifest's version carries a fingerprint of the files). Then it is installed
 //! (`POST /api/v2/apps/installations`) with the service URL and the precheck secret as its
 //! settings, or the installation is updated when its name or service URL differ; Zendesk never
-//! shows a secure setting, so an installation whose other settings match keeps its secret.
+//! shows a secure setting, so an installation whose other settings match keeps its secret
+//! unless `--resend-secret` sends it again.
+//! `uninstall zendesk` removes the app's installations
+//! (`DELETE /api/v2/apps/installations/{id}`), then the app (`DELETE /api/v2/apps/{id}`).
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,9 @@ pub struct AppSetup {
     pub service_url: String,
     /// The secure `precheck_secret` setting.
     pub secret: SecretString,
+    /// Send the settings, the secret with them, even when the shown ones match (after the
+    /// secret was rotated).
+    pub resend_secret: bool,
 }
 
 impl Installer<'_> {
@@ -49,25 +55,7 @@ impl Installer<'_> {
         app: &AppSetup,
         summary: &mut Summary,
     ) -> Result<(), InstallError> {
-        let owned = self
-            .call(
-                Kind::App,
-                "listing the account's private apps",
-                Method::GET,
-                "/api/v2/apps/owned",
-                &[],
-                None,
-            )
-            .await?;
-        let named: Vec<&Value> = owned["apps"]
-            .as_array()
-            .ok_or_else(|| InstallError::Invalid {
-                action: "listing the account's private apps".into(),
-                detail: "no `apps` array".into(),
-            })?
-            .iter()
-            .filter(|a| a["name"] == app.name.as_str())
-            .collect();
+        let named = self.owned_apps(&app.name).await?;
         if named.len() > 1 {
             let ids: Vec<String> = named.iter().filter_map(|a| id_of(a.get("id"))).collect();
             return Err(InstallError::Conflict(format!(
@@ -129,6 +117,95 @@ impl Installer<'_> {
             }
         };
         self.install_settings(app, &app_id, summary).await
+    }
+
+    /// The account's private apps named `name`.
+    async fn owned_apps(&mut self, name: &str) -> Result<Vec<Value>, InstallError> {
+        let owned = self
+            .call(
+                Kind::App,
+                "listing the account's private apps",
+                Method::GET,
+                "/api/v2/apps/owned",
+                &[],
+                None,
+            )
+            .await?;
+        Ok(owned["apps"]
+            .as_array()
+            .ok_or_else(|| InstallError::Invalid {
+                action: "listing the account's private apps".into(),
+                detail: "no `apps` array".into(),
+            })?
+            .iter()
+            .filter(|a| a["name"] == name)
+            .cloned()
+            .collect())
+    }
+
+    /// The account's app installations.
+    async fn installations(&mut self) -> Result<Vec<Value>, InstallError> {
+        let listed = self
+            .call(
+                Kind::AppInstallation,
+                "listing the app installations",
+                Method::GET,
+                "/api/v2/apps/installations",
+                &[],
+                None,
+            )
+            .await?;
+        listed["installations"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| InstallError::Invalid {
+                action: "listing the app installations".into(),
+                detail: "no `installations` array".into(),
+            })
+    }
+
+    /// Removes the sidebar app `name` (`install zendesk --app`'s): its installations, then the
+    /// app; what it deletes is counted in `summary`.
+    pub async fn uninstall_app(
+        &mut self,
+        name: &str,
+        summary: &mut Summary,
+    ) -> Result<(), InstallError> {
+        let apps = self.owned_apps(name).await?;
+        if apps.is_empty() {
+            return Ok(());
+        }
+        let installations = self.installations().await?;
+        for app in apps {
+            let app_id = id_of(app.get("id")).unwrap_or_default();
+            for installation in installations
+                .iter()
+                .filter(|i| id_of(i.get("app_id")).as_deref() == Some(app_id.as_str()))
+            {
+                let id = id_of(installation.get("id")).unwrap_or_default();
+                self.write(
+                    Kind::AppInstallation,
+                    Method::DELETE,
+                    format!("/api/v2/apps/installations/{id}"),
+                    name,
+                    None,
+                )
+                .await?;
+                summary.deleted += 1;
+                self.report("deleted", Kind::AppInstallation, name, &id, "");
+            }
+            self.write(
+                Kind::App,
+                Method::DELETE,
+                format!("/api/v2/apps/{app_id}"),
+                name,
+                None,
+            )
+            .await?;
+            summary.deleted += 1;
+            self.report("deleted", Kind::App, name, &app_id, "");
+        }
+        Ok(())
     }
 
     /// Uploads the package; its upload id.
@@ -220,27 +297,13 @@ impl Installer<'_> {
     ) -> Result<(), InstallError> {
         let kind = Kind::AppInstallation;
         let listed = if app_id == DRY_RUN_ID {
-            json!({ "installations": [] })
+            Vec::new()
         } else {
-            self.call(
-                kind,
-                "listing the app installations",
-                Method::GET,
-                "/api/v2/apps/installations",
-                &[],
-                None,
-            )
-            .await?
+            self.installations().await?
         };
-        let found = listed["installations"]
-            .as_array()
-            .ok_or_else(|| InstallError::Invalid {
-                action: "listing the app installations".into(),
-                detail: "no `installations` array".into(),
-            })?
-            .iter()
-            .find(|i| id_of(i.get("app_id")).as_deref() == Some(app_id))
-            .cloned();
+        let found = listed
+            .into_iter()
+            .find(|i| id_of(i.get("app_id")).as_deref() == Some(app_id));
         // A dry run prints what it would send: without the secret.
         let secret = if self.dry_run {
             "<the first of the connector's [precheck] secrets>"
@@ -270,7 +333,9 @@ impl Installer<'_> {
         };
         let id = id_of(found.get("id")).unwrap_or_default();
         let shown = &found["settings"];
-        if shown["name"] == settings["name"] && shown["service_url"] == settings["service_url"] {
+        let same =
+            shown["name"] == settings["name"] && shown["service_url"] == settings["service_url"];
+        if same && !app.resend_secret {
             summary.unchanged += 1;
             self.report(
                 "unchanged",
@@ -290,7 +355,12 @@ impl Installer<'_> {
         )
         .await?;
         summary.updated += 1;
-        self.report("updated", kind, &app.name, &id, "");
+        let why = if same {
+            ": the precheck secret sent again (--resend-secret)"
+        } else {
+            ""
+        };
+        self.report("updated", kind, &app.name, &id, why);
         Ok(())
     }
 }

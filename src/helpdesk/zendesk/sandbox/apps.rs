@@ -13,6 +13,8 @@
 //! | `GET /api/v2/apps/installations` | 200 `{"installations"}`; a setting the manifest marks `secure` is not shown |
 //! | `POST /api/v2/apps/installations` `{"app_id","settings":{"name",..}}` | 201 the installation; no such app: 404; no `settings.name` or a required parameter missing: 422 |
 //! | `PUT /api/v2/apps/installations/{id}` `{"settings"}` | 200 the installation, its settings merged with the ones sent |
+//! | `DELETE /api/v2/apps/installations/{id}` | 204; no such installation: 404 |
+//! | `DELETE /api/v2/apps/{app_id}` | 204, the app gone with its installations; no such app: 404 |
 //!
 //! A build is applied when its job is created; [`Apps::fail_next_build`] makes the next one
 //! fail instead, changing nothing. The zip's entries must be stored, not compressed (as the
@@ -135,6 +137,23 @@ impl Apps {
             ("POST", ["apps", "installations"]) => self.install(&json()),
             ("PUT", ["apps", "installations", id]) => match id.parse::<u64>() {
                 Ok(id) if self.installations.contains_key(&id) => self.reinstall(id, &json()),
+                _ => not_found(),
+            },
+            ("DELETE", ["apps", "installations", id]) => {
+                match id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| self.installations.remove(&id))
+                {
+                    Some(_) => (204, Value::Null),
+                    None => not_found(),
+                }
+            }
+            ("DELETE", ["apps", id]) => match id.parse::<u64>() {
+                Ok(id) if self.apps.remove(&id).is_some() => {
+                    self.installations.retain(|_, i| i.app_id != id);
+                    (204, Value::Null)
+                }
                 _ => not_found(),
             },
             ("PUT", ["apps", id]) => match id.parse::<u64>() {
