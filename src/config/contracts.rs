@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checks::Problem;
+use crate::checks::{Problem, within};
 
 pub const DEFAULT_TARGET: f64 = 0.80;
 pub const DEFAULT_MIN_ESCALATIONS: u64 = 20;
@@ -96,13 +96,12 @@ impl Contracts {
 
 impl ReportFile {
     pub fn validate(self, problems: &mut Vec<Problem>) -> Contracts {
-        let ratio = |key: String, v: f64, problems: &mut Vec<Problem>| {
-            if !(0.0..=1.0).contains(&v) {
-                problems.push(Problem::new(key, format!("must be 0 to 1, found {v}")));
-            }
-        };
-        let target = self.target.unwrap_or(DEFAULT_TARGET);
-        ratio("report.target".into(), target, problems);
+        let target = within(
+            "report.target".into(),
+            self.target.unwrap_or(DEFAULT_TARGET),
+            0.0..=1.0,
+            problems,
+        );
         let min_escalations = self.min_escalations.unwrap_or(DEFAULT_MIN_ESCALATIONS);
         let min_answers = self.min_answers.unwrap_or(DEFAULT_MIN_ANSWERS);
         for (key, v) in [
@@ -129,7 +128,7 @@ impl ReportFile {
                 ));
             }
             if let Some(r) = t.min_good_ratio {
-                ratio(key("min_good_ratio"), r, problems);
+                within(key("min_good_ratio"), r, 0.0..=1.0, problems);
             }
             if let Some(c) = t.min_support_csat.filter(|c| !(1.0..=5.0).contains(c)) {
                 problems.push(Problem::new(
@@ -146,7 +145,12 @@ impl ReportFile {
         }
         let mut partner_targets = BTreeMap::new();
         for (name, p) in self.partners {
-            ratio(format!("report.partners.{name}.target"), p.target, problems);
+            within(
+                format!("report.partners.{name}.target"),
+                p.target,
+                0.0..=1.0,
+                problems,
+            );
             partner_targets.insert(name, p.target);
         }
         Contracts {

@@ -19,7 +19,7 @@ use crate::assess::kb::rescore::DEFAULT_REVIEW_BOUND;
 use crate::assess::kb::weights_file::{WeightsFile, judge_settings};
 use crate::assess::kb::{DEFAULT_GAP_BELOW, DEFAULT_LOCALE, DEFAULT_MAX_CANDIDATES, KbSettings};
 use crate::checks::typed;
-use crate::checks::{Credentials, Problem, upstream_url};
+use crate::checks::{Credentials, Problem, upstream_url, within};
 use crate::helpdesk::registry::{HelpdeskConfig, ValidHelpdesk};
 use crate::http::RetrySettings;
 use crate::kb::{HttpKbSettings, KbBackend, MirrorSettings, Pointers};
@@ -108,20 +108,18 @@ impl SweepFile {
         problems: &mut Vec<Problem>,
     ) -> Option<SweepSettings> {
         let start = problems.len();
-        let every = self.every_minutes.unwrap_or(DEFAULT_SWEEP_EVERY_MINUTES);
-        if !(1..=1440).contains(&every) {
-            problems.push(Problem::new(
-                "sweep.every_minutes",
-                format!("must be 1 to 1440, found {every}"),
-            ));
-        }
-        let lookback = self.lookback_hours.unwrap_or(DEFAULT_SWEEP_LOOKBACK_HOURS);
-        if !(1..=720).contains(&lookback) {
-            problems.push(Problem::new(
-                "sweep.lookback_hours",
-                format!("must be 1 to 720, found {lookback}"),
-            ));
-        }
+        let every = within(
+            "sweep.every_minutes".into(),
+            self.every_minutes.unwrap_or(DEFAULT_SWEEP_EVERY_MINUTES),
+            1..=1440,
+            problems,
+        );
+        let lookback = within(
+            "sweep.lookback_hours".into(),
+            self.lookback_hours.unwrap_or(DEFAULT_SWEEP_LOOKBACK_HOURS),
+            1..=720,
+            problems,
+        );
         if let Err(e) = helpdesk.can_sweep(self.query.as_deref()) {
             problems.push(e);
         }
@@ -208,26 +206,26 @@ pub const DEFAULT_MIRROR_HISTORY_DAYS: u64 = 400;
 
 impl MirrorFile {
     fn validate(&self, problems: &mut Vec<Problem>) -> MirrorSettings {
-        let mut within = |k: &str, v: u64, range: std::ops::RangeInclusive<u64>| {
-            crate::checks::within(format!("knowledge_base.mirror.{k}"), v, range, problems)
+        let mut ranged = |k: &str, v: u64, range: std::ops::RangeInclusive<u64>| {
+            within(format!("knowledge_base.mirror.{k}"), v, range, problems)
         };
-        let every = within(
+        let every = ranged(
             "every_minutes",
             self.every_minutes.unwrap_or(DEFAULT_MIRROR_EVERY_MINUTES),
             1..=1440,
         );
-        let full = within(
+        let full = ranged(
             "full_every_hours",
             self.full_every_hours
                 .unwrap_or(DEFAULT_MIRROR_FULL_EVERY_HOURS),
             1..=720,
         );
-        let stale = within(
+        let stale = ranged(
             "stale_after_minutes",
             self.stale_after_minutes.unwrap_or((every * 4).max(60)),
             1..=43_200,
         );
-        let history = within(
+        let history = ranged(
             "history_days",
             self.history_days.unwrap_or(DEFAULT_MIRROR_HISTORY_DAYS),
             0..=3650,
@@ -562,13 +560,12 @@ fn validate(
             ),
         ));
     }
-    let max_candidates = kb.max_candidates.unwrap_or(DEFAULT_MAX_CANDIDATES);
-    if !(1..=100).contains(&max_candidates) {
-        problems.push(Problem::new(
-            "knowledge_base.max_candidates",
-            format!("must be 1 to 100, found {max_candidates}"),
-        ));
-    }
+    let max_candidates = within(
+        "knowledge_base.max_candidates".into(),
+        kb.max_candidates.unwrap_or(DEFAULT_MAX_CANDIDATES),
+        1..=100,
+        problems,
+    );
     let default_locale = kb
         .default_locale
         .clone()

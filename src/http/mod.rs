@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
-use crate::checks::Problem;
+use crate::checks::{Problem, within};
 use crate::metrics as m;
 
 pub const USER_AGENT: &str = concat!("escalation-gate/", env!("CARGO_PKG_VERSION"));
@@ -46,24 +46,14 @@ impl RetrySettings {
         let timeout = timeout_secs.unwrap_or(Self::DEFAULT_TIMEOUT_SECS);
         let retries = max_retries.unwrap_or(Self::DEFAULT_MAX_RETRIES);
         let wait = max_wait_secs.unwrap_or(Self::DEFAULT_MAX_WAIT_SECS);
-        if !(1..=120).contains(&timeout) {
-            problems.push(Problem::new(
-                format!("{key}.timeout_secs"),
-                format!("must be 1 to 120, found {timeout}"),
-            ));
-        }
-        if retries > 10 {
-            problems.push(Problem::new(
-                format!("{key}.max_retries"),
-                format!("must be 0 to 10, found {retries}"),
-            ));
-        }
-        if wait > 300 {
-            problems.push(Problem::new(
-                format!("{key}.max_retry_wait_secs"),
-                format!("must be 0 to 300, found {wait}"),
-            ));
-        }
+        within(format!("{key}.timeout_secs"), timeout, 1..=120, problems);
+        within(format!("{key}.max_retries"), retries, 0..=10, problems);
+        within(
+            format!("{key}.max_retry_wait_secs"),
+            wait,
+            0..=300,
+            problems,
+        );
         RetrySettings {
             timeout: Duration::from_secs(timeout),
             max_retries: retries,

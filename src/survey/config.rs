@@ -12,9 +12,9 @@ use super::email::{EmailSettings, Templates, TlsMode};
 use super::rules::{CaseKind, Rules};
 use super::token::Keys;
 use super::webhooks::{WebhookSecret, WebhookTarget};
-use crate::checks::is_loopback_host;
 use crate::checks::typed::{self, Tagged};
 use crate::checks::{Credentials, Problem, require_mapped, shared_secret, upstream_url};
+use crate::checks::{is_loopback_host, within};
 use crate::http::RetrySettings;
 
 #[derive(Debug, Deserialize)]
@@ -293,29 +293,25 @@ impl SurveyFile {
                 "name at least one of `escalated`, `not_escalated`",
             ));
         }
-        let throttle = self.throttle_days.unwrap_or(DEFAULT_THROTTLE_DAYS);
-        if throttle > 3650 {
-            problems.push(Problem::new(
-                key("throttle_days"),
-                format!("must be 0 to 3650, found {throttle}"),
-            ));
-        }
-        let valid = self.link_valid_days.unwrap_or(DEFAULT_LINK_VALID_DAYS);
-        if !(1..=365).contains(&valid) {
-            problems.push(Problem::new(
-                key("link_valid_days"),
-                format!("must be 1 to 365, found {valid}"),
-            ));
-        }
-        let min_on_page = self
-            .min_seconds_on_page
-            .unwrap_or(DEFAULT_MIN_SECONDS_ON_PAGE);
-        if min_on_page > 600 {
-            problems.push(Problem::new(
-                key("min_seconds_on_page"),
-                format!("must be 0 to 600, found {min_on_page}"),
-            ));
-        }
+        let throttle = within(
+            key("throttle_days"),
+            self.throttle_days.unwrap_or(DEFAULT_THROTTLE_DAYS),
+            0..=3650,
+            problems,
+        );
+        let valid = within(
+            key("link_valid_days"),
+            self.link_valid_days.unwrap_or(DEFAULT_LINK_VALID_DAYS),
+            1..=365,
+            problems,
+        );
+        let min_on_page = within(
+            key("min_seconds_on_page"),
+            self.min_seconds_on_page
+                .unwrap_or(DEFAULT_MIN_SECONDS_ON_PAGE),
+            0..=600,
+            problems,
+        );
         let mut domains = Vec::new();
         for (partner, list) in &self.partner_domains {
             for (i, d) in list.iter().enumerate() {
@@ -405,13 +401,12 @@ impl SurveyFile {
                         None
                     }
                 });
-                let timeout = timeout_secs.unwrap_or(10);
-                if !(1..=60).contains(&timeout) {
-                    problems.push(Problem::new(
-                        "survey.delivery.timeout_secs",
-                        format!("must be 1 to 60, found {timeout}"),
-                    ));
-                }
+                let timeout = within(
+                    "survey.delivery.timeout_secs".into(),
+                    timeout_secs.unwrap_or(10),
+                    1..=60,
+                    problems,
+                );
                 let templates = match templates {
                     None => Templates::builtin(),
                     Some(dir) => Templates::load(&base.join(&dir))
