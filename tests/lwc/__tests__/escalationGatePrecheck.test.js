@@ -2,11 +2,17 @@ import { createElement } from 'lwc';
 import EscalationGatePrecheck from 'c/escalationGatePrecheck';
 import { createRecord } from 'lightning/uiRecordApi';
 import precheck from '@salesforce/apex/EscalationGate.precheck';
+import abandoned from '@salesforce/apex/EscalationGate.abandoned';
 import { all, one, texts, settle, IMG, SCRIPT, expectNoInjectedElements, allText } from './dom';
 
 jest.mock('@salesforce/apex/EscalationGate.precheck', () => ({ default: jest.fn() }), {
     virtual: true
 });
+jest.mock(
+    '@salesforce/apex/EscalationGate.abandoned',
+    () => ({ default: jest.fn(() => Promise.resolve()) }),
+    { virtual: true }
+);
 
 const ARTICLE = {
     title: 'PDF export of large invoices stops at 80%',
@@ -200,6 +206,40 @@ describe('c-escalation-gate-precheck', () => {
         one(element, '[data-id="submit"]').click();
         await settle();
         expect(createRecord).not.toHaveBeenCalled();
+    });
+
+    it('reports once a draft left after the check showed an article', async () => {
+        precheck.mockResolvedValue(JSON.stringify(BAD_ARTICLE));
+        const element = mount();
+        await fill(element, { Subject: 'PDF export stops at 80%' });
+        expect(abandoned).not.toHaveBeenCalled();
+        window.dispatchEvent(new Event('pagehide'));
+        expect(abandoned).toHaveBeenCalledWith({ articles: 1 });
+        document.body.removeChild(element);
+        expect(abandoned).toHaveBeenCalledTimes(1);
+    });
+
+    it('reports a draft left by navigating away, but not one sent or shown no article', async () => {
+        precheck.mockResolvedValue(JSON.stringify(BAD_ARTICLE));
+        createRecord.mockResolvedValue({ id: '500000000000009AAA' });
+        const left = mount();
+        await fill(left, { Subject: 'PDF export stops at 80%' });
+        document.body.removeChild(left);
+        expect(abandoned).toHaveBeenCalledTimes(1);
+
+        const sent = mount();
+        await fill(sent, { Subject: 'PDF export stops at 80%' });
+        one(sent, '[data-id="submit"]').click();
+        await settle();
+        expect(createRecord).toHaveBeenCalledTimes(1);
+        document.body.removeChild(sent);
+        window.dispatchEvent(new Event('pagehide'));
+
+        precheck.mockResolvedValue(JSON.stringify(BAD_FIELDS));
+        const noArticle = mount();
+        await fill(noArticle, { Subject: 'Reports are slow' });
+        document.body.removeChild(noArticle);
+        expect(abandoned).toHaveBeenCalledTimes(1);
     });
 
     it('renders markup in what the partner typed and in the answer as text', async () => {

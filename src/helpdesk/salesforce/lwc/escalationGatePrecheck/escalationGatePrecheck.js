@@ -2,10 +2,12 @@
 // the Case (subject, description and the connector's hand-off fields); the check runs as they
 // type and on the button, and its answer stands beside the form. Submitting creates the Case
 // with what the last check said in the precheck field, so the verdict's note can say whether
-// the partner fixed what the check found.
+// the partner fixed what the check found. A draft left without a Case after the check showed an
+// article (the partner navigates away or closes the page) is reported once as abandoned.
 import { LightningElement } from 'lwc';
 import { createRecord } from 'lightning/uiRecordApi';
 import precheck from '@salesforce/apex/EscalationGate.precheck';
+import abandoned from '@salesforce/apex/EscalationGate.abandoned';
 import CONFIG from 'c/escalationGateConfig';
 import { errorText } from 'c/escalationGateText';
 
@@ -21,6 +23,10 @@ export default class EscalationGatePrecheck extends LightningElement {
     status;
     busy = false;
     timer;
+    // Whether the draft as it stands was sent as a Case, or reported as abandoned.
+    sent = false;
+    reported = false;
+    leaving = () => this.reportAbandoned();
 
     get handoff() {
         return CONFIG.handoff.map((f) => ({ ...f, value: this.values[f.field] || '' }));
@@ -52,13 +58,31 @@ export default class EscalationGatePrecheck extends LightningElement {
         } else {
             this.values = { ...this.values, [field]: event.target.value };
         }
+        this.sent = false;
         clearTimeout(this.timer);
         // eslint-disable-next-line @lwc/lwc/no-async-operation
         this.timer = setTimeout(() => this.check(), DEBOUNCE_MS);
     }
 
+    connectedCallback() {
+        window.addEventListener('pagehide', this.leaving);
+    }
+
     disconnectedCallback() {
         clearTimeout(this.timer);
+        window.removeEventListener('pagehide', this.leaving);
+        this.reportAbandoned();
+    }
+
+    // A draft the check showed an article for, left without a Case: reported once, and a
+    // failure to report it is not the partner's concern.
+    reportAbandoned() {
+        const shown = (this.answer && this.answer.articles && this.answer.articles.length) || 0;
+        if (this.sent || this.reported || !shown) {
+            return;
+        }
+        this.reported = true;
+        abandoned({ articles: shown }).catch(() => {});
     }
 
     handleCheck() {
@@ -103,6 +127,7 @@ export default class EscalationGatePrecheck extends LightningElement {
             });
             fields[CONFIG.fields.precheck] = this.answer.outcome;
             await createRecord({ apiName: 'Case', fields });
+            this.sent = true;
             this.status = 'Case created.';
         } catch (e) {
             this.status = 'The Case was not created: ' + errorText(e);
