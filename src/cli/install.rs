@@ -226,8 +226,8 @@ fn app_target(
 
 /// Writes an app's zip and says where to upload it.
 fn write_app(out: &Path, files: &[(String, Vec<u8>)], upload: &str) -> anyhow::Result<ExitCode> {
-    std::fs::write(out, crate::helpdesk::sidebar::zip(files))
-        .with_context(|| format!("{}: cannot write the app", out.display()))?;
+    let zip = crate::helpdesk::sidebar::zip(files).context("packing the app")?;
+    std::fs::write(out, zip).with_context(|| format!("{}: cannot write the app", out.display()))?;
     println!(
         "Wrote {} ({} files). Upload it in {upload}.",
         out.display(),
@@ -405,7 +405,7 @@ fn sidebar_app(
     Ok(crate::helpdesk::zendesk::install::app::AppSetup {
         name: crate::helpdesk::zendesk::app::name(name.as_str()),
         version: package.version,
-        zip: crate::helpdesk::sidebar::zip(&package.files),
+        zip: crate::helpdesk::sidebar::zip(&package.files).context("packing the app")?,
         service_url: parsed.to_string(),
         secret,
         resend_secret,

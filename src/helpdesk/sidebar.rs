@@ -84,55 +84,19 @@ pub fn page(scripts: &[&str], script_hosts: &str) -> String {
     )
 }
 
-/// A zip archive of `files`, stored (not compressed): what Zendesk's and Freshworks'
-/// uploads take.
-pub fn zip(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
+/// A zip archive of `files`, stored (not compressed) and dated 1980-01-01 so the same files give
+/// the same bytes: what Zendesk's and Freshworks' uploads take.
+pub fn zip(files: &[(String, Vec<u8>)]) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in files {
-        let crc = crc32fast::hash(data);
-        let offset = out.len() as u32;
-        let header = |sig: u32, central: bool| {
-            let mut h = Vec::new();
-            h.extend_from_slice(&sig.to_le_bytes());
-            if central {
-                h.extend_from_slice(&20u16.to_le_bytes()); // made by
-            }
-            h.extend_from_slice(&20u16.to_le_bytes()); // needed to extract
-            h.extend_from_slice(&0u16.to_le_bytes()); // flags
-            h.extend_from_slice(&0u16.to_le_bytes()); // stored
-            h.extend_from_slice(&0u16.to_le_bytes()); // time
-            h.extend_from_slice(&0x21u16.to_le_bytes()); // date: 1980-01-01
-            h.extend_from_slice(&crc.to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            h.extend_from_slice(&0u16.to_le_bytes()); // extra
-            if central {
-                h.extend_from_slice(&0u16.to_le_bytes()); // comment
-                h.extend_from_slice(&0u16.to_le_bytes()); // disk
-                h.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-                h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-                h.extend_from_slice(&offset.to_le_bytes());
-            }
-            h.extend_from_slice(name.as_bytes());
-            h
-        };
-        out.extend(header(0x0403_4b50, false));
-        out.extend_from_slice(data);
-        central.extend(header(0x0201_4b50, true));
+        writer.start_file(name.as_str(), options)?;
+        writer.write_all(data)?;
     }
-    let start = out.len() as u32;
-    let size = central.len() as u32;
-    out.extend(central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0; 4]); // disk numbers
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&start.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes()); // comment
-    out
+    Ok(writer.finish()?.into_inner())
 }
 
 #[cfg(test)]
@@ -140,22 +104,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_zip_lists_every_file_with_its_crc() {
+    fn the_zip_holds_every_file_stored_and_the_same_files_give_the_same_bytes() {
+        use std::io::Read;
         let files = vec![
             ("a.txt".to_string(), b"hello".to_vec()),
             ("dir/b.json".to_string(), b"{}".to_vec()),
         ];
-        let z = zip(&files);
-        // End of central directory: 2 entries, the directory where it says.
-        let end = z.len() - 22;
-        assert_eq!(&z[end..end + 4], &0x0605_4b50u32.to_le_bytes());
-        assert_eq!(u16::from_le_bytes([z[end + 10], z[end + 11]]), 2);
-        let dir = u32::from_le_bytes(z[end + 16..end + 20].try_into().unwrap()) as usize;
-        assert_eq!(&z[dir..dir + 4], &0x0201_4b50u32.to_le_bytes());
-        // The first local header: stored, its CRC and its data.
-        assert_eq!(&z[..4], &0x0403_4b50u32.to_le_bytes());
-        assert_eq!(&z[14..18], &crc32fast::hash(b"hello").to_le_bytes());
-        assert_eq!(&z[30..35], b"a.txt");
-        assert_eq!(&z[35..40], b"hello");
+        let z = zip(&files).unwrap();
+        assert_eq!(z, zip(&files).unwrap());
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&z)).unwrap();
+        assert_eq!(archive.len(), 2);
+        for (i, (name, data)) in files.iter().enumerate() {
+            let mut entry = archive.by_index(i).unwrap();
+            assert_eq!(entry.name().unwrap(), name.as_str());
+            assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+            assert_eq!(entry.crc32(), crc32fast::hash(data));
+            let mut read = Vec::new();
+            entry.read_to_end(&mut read).unwrap();
+            assert_eq!(&read, data);
+        }
     }
 }

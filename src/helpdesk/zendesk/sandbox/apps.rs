@@ -418,45 +418,22 @@ fn form_part<'a>(body: &'a [u8], boundary: &str, name: &str) -> Option<&'a [u8]>
     }
 }
 
-fn u16_at(data: &[u8], at: usize) -> Option<usize> {
-    Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?).into())
-}
-
-fn u32_at(data: &[u8], at: usize) -> Option<usize> {
-    usize::try_from(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?)).ok()
-}
-
-/// The entries (path, content) of a zip whose entries are stored, read through its central
-/// directory, each checked against its CRC-32; `None` for anything else.
+/// The entries of a zip whose every entry is stored, each read whole and checked against its
+/// CRC; `None` for anything else.
 fn unzip(data: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-    let end = (0..data.len().saturating_sub(21))
-        .rev()
-        .find(|&i| data[i..].starts_with(&0x0605_4b50u32.to_le_bytes()))?;
-    let count = u16_at(data, end + 10)?;
-    let mut at = u32_at(data, end + 16)?;
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        if u32_at(data, at)? != 0x0201_4b50 || u16_at(data, at + 10)? != 0 {
-            return None;
-        }
-        let crc = u32_at(data, at + 16)?;
-        let size = u32_at(data, at + 20)?;
-        let name_len = u16_at(data, at + 28)?;
-        let skip = name_len + u16_at(data, at + 30)? + u16_at(data, at + 32)?;
-        let local = u32_at(data, at + 42)?;
-        let name = String::from_utf8(data.get(at + 46..at + 46 + name_len)?.to_vec()).ok()?;
-        if u32_at(data, local)? != 0x0403_4b50 {
-            return None;
-        }
-        let start = local + 30 + u16_at(data, local + 26)? + u16_at(data, local + 28)?;
-        let content = data.get(start..start + size)?;
-        if usize::try_from(crc32fast::hash(content)).ok()? != crc {
-            return None;
-        }
-        entries.push((name, content.to_vec()));
-        at += 46 + skip;
-    }
-    Some(entries)
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).ok()?;
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).ok()?;
+            if entry.compression() != zip::CompressionMethod::Stored {
+                return None;
+            }
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).ok()?;
+            Some((entry.name().ok()?.into_owned(), content))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -479,7 +456,8 @@ mod tests {
         let zip = crate::helpdesk::sidebar::zip(&[
             ("manifest.json".into(), br#"{"name": "x"}"#.to_vec()),
             ("assets/a.txt".into(), b"hello".to_vec()),
-        ]);
+        ])
+        .unwrap();
         let mut apps = Apps::default();
         let ct = "multipart/form-data; boundary=XyZ";
         assert_eq!(
@@ -506,14 +484,17 @@ mod tests {
                 .0,
             422
         );
+        // A byte of the manifest's content changed: its CRC no longer holds.
         let mut corrupt = zip.clone();
-        corrupt[45] ^= 1;
+        let at = zip.windows(7).position(|w| w == br#"{"name""#).unwrap();
+        corrupt[at + 3] ^= 1;
         assert_eq!(
             apps.upload(Some(ct), &form("XyZ", "uploaded_data", &corrupt))
                 .0,
             422
         );
-        let no_manifest = crate::helpdesk::sidebar::zip(&[("a.txt".into(), b"a".to_vec())]);
+        let no_manifest =
+            crate::helpdesk::sidebar::zip(&[("a.txt".into(), b"a".to_vec())]).unwrap();
         assert_eq!(
             apps.upload(Some(ct), &form("XyZ", "uploaded_data", &no_manifest))
                 .0,
