@@ -1166,16 +1166,8 @@ impl<'a> Installer<'a> {
         summary: &mut Summary,
     ) -> Result<(), InstallError> {
         for id in ids {
-            self.write(
-                kind,
-                Method::DELETE,
-                format!("/api/v2/{}/{id}", kind.collection()),
-                name,
-                None,
-            )
-            .await?;
-            summary.deleted += 1;
-            self.report("deleted", kind, name, id, ": a duplicate");
+            self.delete(kind, name, id, ": a duplicate", summary)
+                .await?;
         }
         Ok(())
     }
@@ -1290,6 +1282,29 @@ impl<'a> Installer<'a> {
         Ok((summary, state))
     }
 
+    /// Deletes the `kind` named `name` whose id is `id`, and counts and reports it (`why`
+    /// after the report's name, as `: a duplicate`).
+    async fn delete(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        id: &str,
+        why: &str,
+        summary: &mut Summary,
+    ) -> Result<(), InstallError> {
+        self.write(
+            kind,
+            Method::DELETE,
+            format!("/api/v2/{}/{id}", kind.collection()),
+            name,
+            None,
+        )
+        .await?;
+        summary.deleted += 1;
+        self.report("deleted", kind, name, id, why);
+        Ok(())
+    }
+
     /// Deletes what install made for this connector: the sidebar app of `--app` (named
     /// `app`), then the triggers and automation (they call the webhook), the webhook last. The
     /// opt-out user field (`opt_out_field`) only when given: it holds people's opt-outs.
@@ -1341,16 +1356,7 @@ impl<'a> Installer<'a> {
                         );
                         continue;
                     }
-                    self.write(
-                        kind,
-                        Method::DELETE,
-                        format!("/api/v2/{}/{}", kind.collection(), f.id),
-                        name,
-                        None,
-                    )
-                    .await?;
-                    summary.deleted += 1;
-                    self.report("deleted", kind, name, &f.id, "");
+                    self.delete(kind, name, &f.id, "", &mut summary).await?;
                 }
             }
         }

@@ -183,27 +183,10 @@ impl Installer<'_> {
                 .filter(|i| id_of(i.get("app_id")).as_deref() == Some(app_id.as_str()))
             {
                 let id = id_of(installation.get("id")).unwrap_or_default();
-                self.write(
-                    Kind::AppInstallation,
-                    Method::DELETE,
-                    format!("/api/v2/apps/installations/{id}"),
-                    name,
-                    None,
-                )
-                .await?;
-                summary.deleted += 1;
-                self.report("deleted", Kind::AppInstallation, name, &id, "");
+                self.delete(Kind::AppInstallation, name, &id, "", summary)
+                    .await?;
             }
-            self.write(
-                Kind::App,
-                Method::DELETE,
-                format!("/api/v2/apps/{app_id}"),
-                name,
-                None,
-            )
-            .await?;
-            summary.deleted += 1;
-            self.report("deleted", Kind::App, name, &app_id, "");
+            self.delete(Kind::App, name, &app_id, "", summary).await?;
         }
         Ok(())
     }
