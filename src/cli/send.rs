@@ -1,11 +1,12 @@
 //! `send`: signs a JSON body as the connector's helpdesk signs its calls and POSTs it (to try
-//! a connector out, e.g. the demo), then prints the service's answer.
+//! a connector out, e.g. the demo), then prints the service's answer. A saved ticket is sent as
+//! if it were escalated now: its times move so its last update is now.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::args::{ConnectorsDir, load_one, runtime};
 use crate::config::ConnectorId;
@@ -27,6 +28,12 @@ pub struct Args {
     /// the verdict and its note.
     #[arg(long)]
     json: bool,
+    /// Send the file's times as they are. Without it, a JSON body's `ticket` has its
+    /// `…_at` times moved by one amount so that its `updated_at` is now (as a helpdesk
+    /// would send it when escalated now): the spacing of the times, and with it the
+    /// `late` flag, stays as the file has it.
+    #[arg(long)]
+    keep_times: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -37,9 +44,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build(name, None)
         .context("building the HTTP client")?;
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let now = Utc::now();
+    let body = if args.keep_times {
+        body
+    } else {
+        escalated_now(body, now)
+    };
     let headers = helpdesk
         .inbound
-        .sign(&body, Utc::now())
+        .sign(&body, now)
         .map_err(|e| anyhow::anyhow!("connector `{name}` cannot sign a call: {e}"))?;
     let url = args
         .url
@@ -77,6 +90,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         })
     })
+}
+
+/// `body` with its `ticket`'s times (RFC 3339 strings under keys ending in `_at`) moved so
+/// that `ticket.updated_at` is `now`; any other body, as it is.
+fn escalated_now(body: Vec<u8>, now: DateTime<Utc>) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let Some(ticket) = value.get_mut("ticket").and_then(|t| t.as_object_mut()) else {
+        return body;
+    };
+    let time = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let Some(updated) = ticket.get("updated_at").and_then(time) else {
+        return body;
+    };
+    let shift = now - updated;
+    for (key, v) in ticket.iter_mut() {
+        if let Some(t) = key.ends_with("_at").then(|| time(v)).flatten() {
+            *v = serde_json::Value::String(
+                (t + shift).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+        }
+    }
+    serde_json::to_vec_pretty(&value).unwrap_or(body)
 }
 
 /// The service's answer to a delivery, for a person: per ticket the verdict, its reasons and
@@ -136,6 +177,24 @@ fn answer_summary(answer: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ticket_is_sent_as_if_escalated_now_with_its_spacing_kept() {
+        let now = DateTime::parse_from_rfc3339("2026-12-08T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = br#"{"ticket": {"id": 1, "created_at": "2024-05-01T07:00:00Z",
+            "updated_at": "2024-05-04T10:00:00Z", "due_at": null, "subject": "2024-05-01T07:00:00Z"}}"#;
+        let sent: serde_json::Value =
+            serde_json::from_slice(&escalated_now(body.to_vec(), now)).unwrap();
+        assert_eq!(sent["ticket"]["updated_at"], "2026-12-08T10:00:00Z");
+        assert_eq!(sent["ticket"]["created_at"], "2026-12-05T07:00:00Z");
+        assert_eq!(sent["ticket"]["due_at"], serde_json::Value::Null);
+        assert_eq!(sent["ticket"]["subject"], "2024-05-01T07:00:00Z");
+        for other in [&b"<xml/>"[..], br#"{"ticket": {"id": 1}}"#, br#"{"id": 1}"#] {
+            assert_eq!(escalated_now(other.to_vec(), now), other);
+        }
+    }
 
     #[test]
     fn an_answer_is_summed_up_with_its_note() {

@@ -241,7 +241,7 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
         std::future::pending(),
     ));
 
-    let send = |json: bool| {
+    let send = |extra: &'static [&'static str]| {
         let url = url.clone();
         tokio::task::spawn_blocking(move || {
             let mut cmd = bin();
@@ -251,23 +251,22 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
                 "--url",
                 &url,
             ]);
-            if json {
-                cmd.arg("--json");
-            }
+            cmd.args(extra);
             let out = cmd.output().unwrap();
             let stdout = String::from_utf8(out.stdout).unwrap();
             assert!(out.status.success(), "{stdout}");
             stdout
         })
     };
-    // By default: the verdict and the note a person reads, not the signals.
-    let stdout = send(false).await.unwrap();
+    // By default: the verdict and the note a person reads, not the signals; the sample is sent
+    // as if escalated now, so it is not late.
+    let stdout = send(&[]).await.unwrap();
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("HTTP 200 OK"), "{stdout}");
     assert_eq!(
         lines.next(),
         Some(
-            "Ticket 1002: BAD (kb_resolvable), flagged late; logged by the service, not written \
+            "Ticket 1002: BAD (kb_resolvable); logged by the service, not written \
              (write_back = \"log\")"
         ),
         "{stdout}"
@@ -279,8 +278,14 @@ async fn send_signs_a_sample_and_the_demo_judges_it() {
     );
     assert!(!stdout.contains("cov_w"), "{stdout}");
     assert!(stdout.lines().count() < 30, "{stdout}");
+    // With --keep-times: the file's 2024 times, escalated now: late.
+    let stdout = send(&["--keep-times"]).await.unwrap();
+    assert!(
+        stdout.contains("Ticket 1002: BAD (kb_resolvable), flagged late;"),
+        "{stdout}"
+    );
     // With --json: the service's whole answer, the note in it.
-    let stdout = send(true).await.unwrap();
+    let stdout = send(&["--json"]).await.unwrap();
     let answer: Value =
         serde_json::from_str(stdout.strip_prefix("HTTP 200 OK\n").unwrap()).unwrap();
     assert_eq!(answer["results"][0]["written"], "logged");
