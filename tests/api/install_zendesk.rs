@@ -61,6 +61,23 @@ struct Run {
     stderr: String,
 }
 
+/// The id and signing secret of the one webhook install made.
+fn the_webhook(zd: &FakeZendesk) -> (String, String) {
+    let id = zd.admin(|a| a.list("webhooks"))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = zd.admin(|a| a.signing_secret(&id)).unwrap();
+    (id, secret)
+}
+
+impl Run {
+    /// Fails unless the run printed `line` (a report line, as `created   app `...` (id)`).
+    fn says(&self, line: &str) {
+        assert!(self.stdout.contains(line), "{line}\n{}", self.stdout);
+    }
+}
+
 /// Runs the binary with `args` and the connectors of `dir`; `secret` is what the environment
 /// holds as the webhook signing secret.
 async fn run(zd: &FakeZendesk, dir: &Path, args: &[&str], secret: Option<&str>) -> Run {
@@ -747,11 +764,7 @@ async fn a_rerun_without_the_secret_in_its_environment_does_not_show_it_again() 
     let dir = connector_dir(false);
     let first = run(&zd, dir.path(), &install_args(&[]), None).await;
     assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
-    let hook_id = zd.admin(|a| a.list("webhooks"))[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret = zd.admin(|a| a.signing_secret(&hook_id)).unwrap();
+    let (hook_id, secret) = the_webhook(&zd);
     assert!(first.stdout.contains("shown this once"));
 
     let secret_route = format!("GET /api/v2/webhooks/{hook_id}/signing_secret");
@@ -846,22 +859,14 @@ async fn install_app_uploads_builds_and_installs_the_sidebar_app() {
     for text in [&first.stdout, &first.stderr] {
         assert!(!text.contains(PRECHECK_KEY), "{text}");
     }
-    assert!(
-        first.stdout.contains(&format!(
-            "created   app `{APP_NAME}` ({})",
-            app.record["id"]
-        )),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first.stdout.contains(&format!(
-            "created   app installation `{APP_NAME}` ({})",
-            installation.id
-        )),
-        "{}",
-        first.stdout
-    );
+    first.says(&format!(
+        "created   app `{APP_NAME}` ({})",
+        app.record["id"]
+    ));
+    first.says(&format!(
+        "created   app installation `{APP_NAME}` ({})",
+        installation.id
+    ));
     assert!(
         first.stdout.contains("Done: 10 created"),
         "{}",
@@ -869,11 +874,7 @@ async fn install_app_uploads_builds_and_installs_the_sidebar_app() {
     );
 
     // The same package again: nothing written.
-    let hook_id = zd.admin(|a| a.list("webhooks"))[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret = zd.admin(|a| a.signing_secret(&hook_id)).unwrap();
+    let (hook_id, secret) = the_webhook(&zd);
     let before = zd.requests().len();
     let second = run(&zd, dir.path(), &install_args(&["--app"]), Some(&secret)).await;
     assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
@@ -950,14 +951,10 @@ async fn install_app_uploads_builds_and_installs_the_sidebar_app() {
             format!("DELETE /api/v2/apps/{}", moved_app.record["id"]),
         ]
     );
-    assert!(
-        out.stdout.contains(&format!(
-            "deleted   app `{APP_NAME}` ({})",
-            moved_app.record["id"]
-        )),
-        "{}",
-        out.stdout
-    );
+    out.says(&format!(
+        "deleted   app `{APP_NAME}` ({})",
+        moved_app.record["id"]
+    ));
     assert!(zd.apps(|a| a.owned()).is_empty());
     assert!(zd.apps(|a| a.installations()).is_empty());
     let before = zd.requests().len();
@@ -973,11 +970,7 @@ async fn resend_secret_sends_a_rotated_precheck_secret_to_the_installation() {
     let dir = app_connector_dir();
     let first = run(&zd, dir.path(), &install_args(&["--app"]), None).await;
     assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
-    let hook_id = zd.admin(|a| a.list("webhooks"))[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret = zd.admin(|a| a.signing_secret(&hook_id)).unwrap();
+    let (_, secret) = the_webhook(&zd);
     let rotated = "a-rotated-precheck-key-of-enough-length-5c2e";
     let vars = [("PRECHECK_SECRET", rotated)];
 
