@@ -100,8 +100,19 @@ impl Kind {
         }
     }
 
-    /// The key the API wraps one record in (the Apps API wraps none: its records are the
-    /// answer, under their singular name here).
+    /// Where the account's records of this kind are listed, and the key of the list: the
+    /// collection itself, but for the Apps API's own lists.
+    fn listing(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::App => ("apps/owned", "apps"),
+            Kind::AppInstallation => ("apps/installations", "installations"),
+            _ => (self.collection(), self.collection()),
+        }
+    }
+
+    /// The key the API wraps one record in, for the resources install creates and updates.
+    /// The Apps API wraps none; `install::app` sends its bodies as they are, so the app kinds'
+    /// names here only keep the match whole.
     fn wrapper(self) -> &'static str {
         match self {
             Kind::Webhook => "webhook",
@@ -703,6 +714,11 @@ struct Found {
 }
 
 impl Found {
+    /// Whether this app installation is of the app `app_id`.
+    fn of_app(&self, app_id: &str) -> bool {
+        id_of(self.record.get("app_id")).as_deref() == Some(app_id)
+    }
+
     /// Whether install made it for `connector`: the marker in its description, or for an
     /// automation (Zendesk keeps no description for one) a call to one of `webhooks`, the
     /// connector's webhooks, which carry the marker.
@@ -895,7 +911,8 @@ impl<'a> Installer<'a> {
 
     /// Every record of a kind (all pages).
     async fn list(&self, kind: Kind) -> Result<Vec<Found>, InstallError> {
-        let path = format!("/api/v2/{}", kind.collection());
+        let (collection, key) = kind.listing();
+        let path = format!("/api/v2/{collection}");
         let action = format!("listing the {}s", kind.noun());
         let mut found = Vec::new();
         let mut page = 1u32;
@@ -914,13 +931,13 @@ impl<'a> Installer<'a> {
             let body = self
                 .call(kind, &action, Method::GET, &path, &query, None)
                 .await?;
-            let records = body
-                .get(kind.collection())
-                .and_then(Value::as_array)
-                .ok_or_else(|| InstallError::Invalid {
-                    action: action.clone(),
-                    detail: format!("no `{}` array", kind.collection()),
-                })?;
+            let records =
+                body.get(key)
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| InstallError::Invalid {
+                        action: action.clone(),
+                        detail: format!("no `{key}` array"),
+                    })?;
             for r in records {
                 let Some(id) = id_of(r.get("id")) else {
                     continue;

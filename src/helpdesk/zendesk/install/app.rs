@@ -19,7 +19,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::{InstallError, Installer, Kind, Summary, id_of};
+use super::{Found, InstallError, Installer, Kind, Summary, id_of};
 
 /// How often the build job is read, and for how long at most.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -57,7 +57,7 @@ impl Installer<'_> {
     ) -> Result<(), InstallError> {
         let named = self.owned_apps(&app.name).await?;
         if named.len() > 1 {
-            let ids: Vec<String> = named.iter().filter_map(|a| id_of(a.get("id"))).collect();
+            let ids: Vec<&str> = named.iter().map(|a| a.id.as_str()).collect();
             return Err(InstallError::Conflict(format!(
                 "{} private apps are named `{}` ({}): keep one (Admin Center > Apps and \
                  integrations > Zendesk Support apps > Private apps), then run install again",
@@ -67,14 +67,14 @@ impl Installer<'_> {
             )));
         }
         let app_id = match named.first() {
-            Some(found) if found["version"] == app.version.as_str() => {
-                let id = id_of(found.get("id")).unwrap_or_default();
+            Some(found) if found.record["version"] == app.version.as_str() => {
+                let id = found.id.clone();
                 summary.unchanged += 1;
                 self.report("unchanged", Kind::App, &app.name, &id, "");
                 id
             }
             Some(found) => {
-                let id = id_of(found.get("id")).unwrap_or_default();
+                let id = found.id.clone();
                 let upload_id = self.upload(app).await?;
                 let job = self
                     .write(
@@ -90,7 +90,7 @@ impl Installer<'_> {
                 let why = format!(
                     ": version {} (was {})",
                     app.version,
-                    found["version"].as_str().unwrap_or("unknown")
+                    found.record["version"].as_str().unwrap_or("unknown")
                 );
                 self.report("updated", Kind::App, &app.name, &id, &why);
                 id
@@ -120,48 +120,12 @@ impl Installer<'_> {
     }
 
     /// The account's private apps named `name`.
-    async fn owned_apps(&mut self, name: &str) -> Result<Vec<Value>, InstallError> {
-        let owned = self
-            .call(
-                Kind::App,
-                "listing the account's private apps",
-                Method::GET,
-                "/api/v2/apps/owned",
-                &[],
-                None,
-            )
-            .await?;
-        Ok(owned["apps"]
-            .as_array()
-            .ok_or_else(|| InstallError::Invalid {
-                action: "listing the account's private apps".into(),
-                detail: "no `apps` array".into(),
-            })?
-            .iter()
-            .filter(|a| a["name"] == name)
+    async fn owned_apps(&mut self, name: &str) -> Result<Vec<Found>, InstallError> {
+        let apps = self.list(Kind::App).await?;
+        Ok(Self::named(Kind::App, name, &apps)
+            .into_iter()
             .cloned()
             .collect())
-    }
-
-    /// The account's app installations.
-    async fn installations(&mut self) -> Result<Vec<Value>, InstallError> {
-        let listed = self
-            .call(
-                Kind::AppInstallation,
-                "listing the app installations",
-                Method::GET,
-                "/api/v2/apps/installations",
-                &[],
-                None,
-            )
-            .await?;
-        listed["installations"]
-            .as_array()
-            .cloned()
-            .ok_or_else(|| InstallError::Invalid {
-                action: "listing the app installations".into(),
-                detail: "no `installations` array".into(),
-            })
     }
 
     /// Removes the sidebar app `name` (`install zendesk --app`'s): its installations, then the
@@ -175,18 +139,13 @@ impl Installer<'_> {
         if apps.is_empty() {
             return Ok(());
         }
-        let installations = self.installations().await?;
+        let installations = self.list(Kind::AppInstallation).await?;
         for app in apps {
-            let app_id = id_of(app.get("id")).unwrap_or_default();
-            for installation in installations
-                .iter()
-                .filter(|i| id_of(i.get("app_id")).as_deref() == Some(app_id.as_str()))
-            {
-                let id = id_of(installation.get("id")).unwrap_or_default();
-                self.delete(Kind::AppInstallation, name, &id, "", summary)
+            for installation in installations.iter().filter(|i| i.of_app(&app.id)) {
+                self.delete(Kind::AppInstallation, name, &installation.id, "", summary)
                     .await?;
             }
-            self.delete(Kind::App, name, &app_id, "", summary).await?;
+            self.delete(Kind::App, name, &app.id, "", summary).await?;
         }
         Ok(())
     }
@@ -282,11 +241,9 @@ impl Installer<'_> {
         let listed = if app_id == DRY_RUN_ID {
             Vec::new()
         } else {
-            self.installations().await?
+            self.list(kind).await?
         };
-        let found = listed
-            .into_iter()
-            .find(|i| id_of(i.get("app_id")).as_deref() == Some(app_id));
+        let found = listed.into_iter().find(|i| i.of_app(app_id));
         // A dry run prints what it would send: without the secret.
         let secret = if self.dry_run {
             "<the first of the connector's [precheck] secrets>"
@@ -314,8 +271,8 @@ impl Installer<'_> {
             self.report("created", kind, &app.name, &id, "");
             return Ok(());
         };
-        let id = id_of(found.get("id")).unwrap_or_default();
-        let shown = &found["settings"];
+        let id = found.id;
+        let shown = &found.record["settings"];
         let same =
             shown["name"] == settings["name"] && shown["service_url"] == settings["service_url"];
         if same && !app.resend_secret {
