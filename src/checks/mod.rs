@@ -1,13 +1,22 @@
 //! The vocabulary of configuration checks every connector table shares, a leaf module that
 //! imports nothing of the crate: the [`Problem`] a check reports, mapped-field names, shared
-//! secrets long enough to resist guessing, and upstream URLs that keep credentials off the wire
-//! (TLS, nothing secret in the URL itself).
+//! secrets long enough to resist guessing (and the HMAC-SHA256 every signature keyed with one
+//! uses), and upstream URLs that keep credentials off the wire (TLS, nothing secret in the URL
+//! itself).
 
 pub mod typed;
 
 use std::net::IpAddr;
 
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+/// An HMAC-SHA256 keyed with `key`: what every signature the service makes or checks uses
+/// (helpdesk webhooks, Standard Webhooks, survey links, precheck JWTs).
+pub fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
+    Hmac::new_from_slice(key).expect("HMAC takes keys of any length")
+}
 
 /// A problem found while validating, before the file name is attached.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use crate::checks::hmac_sha256;
+
 pub const ID: &str = "webhook-id";
 pub const TIMESTAMP: &str = "webhook-timestamp";
 pub const SIGNATURE: &str = "webhook-signature";
@@ -62,7 +64,7 @@ pub fn decode_secret(secret: &str) -> Result<Vec<u8>, &'static str> {
 }
 
 fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac = hmac_sha256(key);
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.as_bytes());

@@ -16,13 +16,14 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf::{HKDF_SHA256, Salt};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+
+use crate::checks::hmac_sha256;
 
 /// What a sealed token's tag authenticates besides the claims.
 const AAD: &[u8] = b"eg-survey-v2";
@@ -196,7 +197,7 @@ impl Keys {
     fn legacy_payload(&self, payload: &str, sig: &str) -> Result<Vec<u8>, TokenError> {
         let sig = B64.decode(sig).map_err(|_| TokenError::Malformed)?;
         let signed = self.secrets.iter().any(|k| {
-            let mut mac = legacy_mac(k.expose_secret());
+            let mut mac = hmac_sha256(k.expose_secret().as_bytes());
             mac.update(LEGACY_CONTEXT);
             mac.update(payload.as_bytes());
             mac.verify_slice(&sig).is_ok()
@@ -214,10 +215,6 @@ fn sealing_key(secret: &str) -> LessSafeKey {
         .expand(&[KEY_INFO], &CHACHA20_POLY1305)
         .expect("one key's length is a valid HKDF output length");
     LessSafeKey::new(UnboundKey::from(okm))
-}
-
-fn legacy_mac(key: &str) -> Hmac<Sha256> {
-    Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length")
 }
 
 #[cfg(test)]
@@ -246,7 +243,7 @@ mod tests {
     /// A token as the versions before sealing signed it.
     fn legacy(secret: &str, c: &Claims) -> String {
         let payload = B64.encode(serde_json::to_vec(c).unwrap());
-        let mut mac = legacy_mac(secret);
+        let mut mac = hmac_sha256(secret.as_bytes());
         mac.update(LEGACY_CONTEXT);
         mac.update(payload.as_bytes());
         format!("{payload}.{}", B64.encode(mac.finalize().into_bytes()))

@@ -7,13 +7,13 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::Zendesk;
 use super::config::TicketSource;
+use crate::checks::hmac_sha256;
 use crate::helpdesk::mapping::ticket_number;
 use crate::helpdesk::{Call, Delivery, Event, HookError, Inbound, TicketRef};
 
@@ -23,14 +23,10 @@ pub const INVOCATION_ID: &str = "x-zendesk-webhook-invocation-id";
 
 /// The signature Zendesk sends for this timestamp and body.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let mut mac = mac(secret.as_bytes());
+    let mut mac = hmac_sha256(secret.as_bytes());
     mac.update(timestamp.as_bytes());
     mac.update(body);
     BASE64.encode(mac.finalize().into_bytes())
-}
-
-fn mac(key: &[u8]) -> Hmac<Sha256> {
-    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
 /// Checks the signature against every configured secret (constant-time), then the timestamp
@@ -55,7 +51,7 @@ pub fn verify(
         .decode(signature)
         .map_err(|_| HookError::Unauthorized("the signature is not base64".into()))?;
     let valid = secrets.iter().any(|secret| {
-        let mut mac = mac(secret.expose_secret().as_bytes());
+        let mut mac = hmac_sha256(secret.expose_secret().as_bytes());
         mac.update(timestamp.as_bytes());
         mac.update(body);
         mac.verify_slice(&given).is_ok()

@@ -5,12 +5,12 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::checks::hmac_sha256;
 use crate::config::precheck::PrecheckSettings;
 
 /// Latest `exp` a JWT may carry, from now: one hour, the `expiry` Zendesk apps commonly give
@@ -161,8 +161,7 @@ pub fn verify_jwt(
     let index = secrets
         .iter()
         .position(|s| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(s.expose_secret().as_bytes())
-                .expect("HMAC takes a key of any length");
+            let mut mac = hmac_sha256(s.expose_secret().as_bytes());
             mac.update(signed.as_bytes());
             mac.verify_slice(&sig).is_ok()
         })
@@ -189,8 +188,7 @@ pub fn verify_jwt(
 pub fn sign_jwt(secret: &str, claims: &serde_json::Value) -> String {
     let head = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let body = B64.encode(claims.to_string());
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    let mut mac = hmac_sha256(secret.as_bytes());
     mac.update(format!("{head}.{body}").as_bytes());
     let sig = B64.encode(mac.finalize().into_bytes());
     format!("{head}.{body}.{sig}")
