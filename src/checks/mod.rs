@@ -32,6 +32,15 @@ impl Problem {
             message: message.into(),
         }
     }
+
+    /// `problems` on one line: `key: message; key: message`.
+    pub fn joined(problems: &[Problem]) -> String {
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Records a hand-off field name a helpdesk maps; a name mapped twice is a problem at `key`.

@@ -318,14 +318,10 @@ fn salesforce(
 ) -> anyhow::Result<ExitCode> {
     let (path, text) = connector_file(dir, connector)?;
     let names = crate::helpdesk::salesforce::config::install_names(&text).map_err(|problems| {
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| format!("{}: {}", p.key, p.message))
-            .collect();
         anyhow::anyhow!(
             "connector `{connector}` ({}): {}",
             path.display(),
-            lines.join("; ")
+            crate::checks::Problem::joined(&problems)
         )
     })?;
     let files = crate::helpdesk::salesforce::install::metadata(connector, url, survey, &names);

@@ -113,13 +113,9 @@ impl Sandbox {
         });
         let connector = crate::config::parse(CONNECTOR, &toml, Path::new("."), &|v| secrets.var(v))
             .map_err(|problems| {
-                let problems: Vec<String> = problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.key, p.message))
-                    .collect();
                 anyhow::anyhow!(
                     "the sandbox's connector is not valid: {}",
-                    problems.join("; ")
+                    crate::checks::Problem::joined(&problems)
                 )
             })?;
         zendesk.admin(|a| a.hand_out_signing_secret(&secrets.webhook_secret));
