@@ -43,6 +43,15 @@ pub enum Refusal {
     Forbidden(String),
 }
 
+impl Refusal {
+    /// A page whose origin the connector does not allow.
+    pub fn origin_not_allowed() -> Refusal {
+        Refusal::Forbidden(
+            "this page's origin is not in the connector's `precheck.allowed_origins`".into(),
+        )
+    }
+}
+
 /// The `Origin` header, when the call came from a browser page.
 pub fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
@@ -64,9 +73,7 @@ pub fn authenticate(
             Some(o) if allowed(settings, Some(o)).is_some() => Ok(Caller::Public {
                 origin: o.to_string(),
             }),
-            Some(_) => Err(Refusal::Forbidden(
-                "this page's origin is not in the connector's `precheck.allowed_origins`".into(),
-            )),
+            Some(_) => Err(Refusal::origin_not_allowed()),
             None => Err(Refusal::Unauthorized(
                 "no credential: send `Authorization: Bearer <secret or JWT>`".into(),
             )),

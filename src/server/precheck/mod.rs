@@ -196,11 +196,8 @@ async fn preflight(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (_, settings) = served(&state, &id)?;
-    let origin = auth::allowed(&settings, auth::origin(&headers)).ok_or_else(|| {
-        HttpError::from(Refusal::Forbidden(
-            "this page's origin is not in the connector's `precheck.allowed_origins`".into(),
-        ))
-    })?;
+    let origin = auth::allowed(&settings, auth::origin(&headers))
+        .ok_or_else(|| HttpError::from(Refusal::origin_not_allowed()))?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
     h.insert(
