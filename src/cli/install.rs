@@ -73,40 +73,36 @@ pub enum InstallTarget {
     /// the verdict and the reviewer's decisions as the reviewer macros record them. At install,
     /// Zendesk asks for the service URL and a precheck secret (kept as a secure setting).
     ZendeskApp {
-        /// The connector (its file name without .toml).
-        #[arg(long)]
-        connector: ConnectorId,
-        /// Where the app reaches escalation-gate (https); the only host its requests may go to.
-        #[arg(long)]
-        url: String,
-        /// The zip to write.
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        app: AppZip,
         /// Also write the snippet for the Guide theme's request page (`new_request_page.hbs`)
         /// that runs the check as a partner fills in the Help Center's request form, and records
         /// what it said in the form's `[helpdesk] precheck_field`.
         #[arg(long)]
         guide_snippet: Option<PathBuf>,
-        #[command(flatten)]
-        dir: ConnectorsDir,
     },
     /// The connector's Freshdesk app for the ticket sidebar, as the zip an admin uploads (Admin
     /// › Apps › Manage apps › Custom apps): on a judged ticket the verdict and its reasons; on
     /// one being prepared, the check before escalating (`[precheck]`). At install, Freshdesk asks
     /// for a precheck secret (kept as a secure installation parameter).
-    FreshdeskApp {
-        /// The connector (its file name without .toml).
-        #[arg(long)]
-        connector: ConnectorId,
-        /// Where the app reaches escalation-gate (https); the only host its request may go to.
-        #[arg(long)]
-        url: String,
-        /// The zip to write.
-        #[arg(long)]
-        out: PathBuf,
-        #[command(flatten)]
-        dir: ConnectorsDir,
-    },
+    FreshdeskApp(AppZip),
+}
+
+/// What `install zendesk-app` and `install freshdesk-app` take: the connector, the address its
+/// app calls, and where the app's zip goes.
+#[derive(clap::Args)]
+pub struct AppZip {
+    /// The connector (its file name without .toml).
+    #[arg(long)]
+    connector: ConnectorId,
+    /// Where the app reaches escalation-gate (https); the only host its requests may go to.
+    #[arg(long)]
+    url: String,
+    /// The zip to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    dir: ConnectorsDir,
 }
 
 #[derive(Subcommand)]
@@ -157,61 +153,39 @@ pub fn install(target: InstallTarget) -> anyhow::Result<ExitCode> {
                 delete_opt_out_field: false,
             },
         ),
-        InstallTarget::ZendeskApp {
-            connector,
-            url,
-            out,
-            guide_snippet,
-            dir,
-        } => zendesk_app(
-            &dir.connectors,
-            &connector,
-            &url,
-            &out,
-            guide_snippet.as_deref(),
-        ),
-        InstallTarget::FreshdeskApp {
-            connector,
-            url,
-            out,
-            dir,
-        } => freshdesk_app(&dir.connectors, &connector, &url, &out),
+        InstallTarget::ZendeskApp { app, guide_snippet } => {
+            zendesk_app(&app, guide_snippet.as_deref())
+        }
+        InstallTarget::FreshdeskApp(app) => freshdesk_app(&app),
     }
 }
 
 /// Writes the connector's Freshdesk app as a zip.
-fn freshdesk_app(
-    dir: &Path,
-    name: &ConnectorId,
-    url: &str,
-    out: &Path,
-) -> anyhow::Result<ExitCode> {
+fn freshdesk_app(app: &AppZip) -> anyhow::Result<ExitCode> {
     use crate::helpdesk::registry::ValidHelpdesk;
-    let (url, valid) = app_target(dir, name, url)?;
+    let name = &app.connector;
+    let (url, valid) = app_target(app)?;
     let ValidHelpdesk::Freshdesk(freshdesk) = &valid.helpdesk else {
         anyhow::bail!("connector `{name}` is not a Freshdesk connector ([helpdesk] type)");
     };
     let files = crate::helpdesk::freshdesk::app::files(name.as_str(), &url, freshdesk);
     write_app(
-        out,
+        &app.out,
         &files,
         "Admin > Apps > Manage apps > Custom apps; give it one of the connector's [precheck] secrets",
     )
 }
 
 /// The https URL an app calls, and the connector it is for.
-fn app_target(
-    dir: &Path,
-    name: &ConnectorId,
-    url: &str,
-) -> anyhow::Result<(reqwest::Url, config::ValidConnector)> {
+fn app_target(app: &AppZip) -> anyhow::Result<(reqwest::Url, config::ValidConnector)> {
+    let (name, url) = (&app.connector, &app.url);
     let url = reqwest::Url::parse(url)
         .ok()
         .filter(|u| u.scheme() == "https" && u.host_str().is_some())
         .with_context(|| {
             format!("--url `{url}`: expected an https URL such as https://gate.example.com")
         })?;
-    let (path, _) = connector_file(dir, name)?;
+    let (path, _) = connector_file(&app.dir.connectors, name)?;
     let valid = config::load_file(&path, &env).map_err(|errors| {
         print_errors(&errors);
         anyhow::anyhow!("connector `{name}` is not valid")
@@ -237,21 +211,16 @@ fn write_app(out: &Path, files: &[(String, Vec<u8>)], upload: &str) -> anyhow::R
 }
 
 /// Writes the connector's Zendesk app as a zip.
-fn zendesk_app(
-    dir: &Path,
-    name: &ConnectorId,
-    url: &str,
-    out: &Path,
-    guide_snippet: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
+fn zendesk_app(app: &AppZip, guide_snippet: Option<&Path>) -> anyhow::Result<ExitCode> {
     use crate::helpdesk::registry::ValidHelpdesk;
-    let (url, valid) = app_target(dir, name, url)?;
+    let name = &app.connector;
+    let (url, valid) = app_target(app)?;
     let ValidHelpdesk::Zendesk(zendesk) = &valid.helpdesk else {
         anyhow::bail!("connector `{name}` is not a Zendesk connector ([helpdesk] type)");
     };
     let files = crate::helpdesk::zendesk::app::package(name.as_str(), &url, zendesk).files;
     write_app(
-        out,
+        &app.out,
         &files,
         "Admin Center > Apps and integrations > Zendesk Support apps > Upload private app; give it the service URL and one of the connector's [precheck] secrets",
     )?;
