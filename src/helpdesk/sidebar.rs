@@ -84,6 +84,11 @@ pub fn page(scripts: &[&str], script_hosts: &str) -> String {
     )
 }
 
+/// A JSON file of an app's package (a manifest, its parameters), indented.
+pub fn json_file(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_default()
+}
+
 /// A zip archive of `files`, stored (not compressed) and dated 1980-01-01 so the same files give
 /// the same bytes: what Zendesk's and Freshworks' uploads take.
 pub fn zip(files: &[(String, Vec<u8>)]) -> zip::result::ZipResult<Vec<u8>> {

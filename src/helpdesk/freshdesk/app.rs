@@ -56,11 +56,10 @@ pub fn files(connector: &str, url: &reqwest::Url, cfg: &ValidFreshdesk) -> Vec<(
     });
     let mut config = sidebar::config(connector, &cfg.tags, json!(cfg.mapping.fields));
     config["precheck_field"] = json!(cfg.precheck_field);
-    let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
     let mut files = vec![
-        ("manifest.json".into(), pretty(&manifest)),
-        ("config/iparams.json".into(), pretty(&iparams)),
-        ("config/requests.json".into(), pretty(&requests)),
+        ("manifest.json".into(), sidebar::json_file(&manifest)),
+        ("config/iparams.json".into(), sidebar::json_file(&iparams)),
+        ("config/requests.json".into(), sidebar::json_file(&requests)),
         ("app/icon.svg".into(), ICON.as_bytes().to_vec()),
     ];
     files.extend(sidebar::files(sidebar::Sidebar {

@@ -55,9 +55,8 @@ pub fn package(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Packa
     // JSON object keys are strings: the custom field ids become "1001", as the app reads them.
     let mut config = sidebar::config(connector, &cfg.tags, json!(cfg.mapping.fields));
     config["decisions"] = json!(decisions(&cfg.tags.reason_prefix));
-    let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
     let mut files = vec![
-        ("manifest.json".into(), pretty(&manifest)),
+        ("manifest.json".into(), sidebar::json_file(&manifest)),
         ("translations/en.json".into(), EN.as_bytes().to_vec()),
     ];
     files.extend(sidebar::files(sidebar::Sidebar {
@@ -81,7 +80,7 @@ pub fn package(connector: &str, url: &reqwest::Url, cfg: &ValidZendesk) -> Packa
         .collect();
     let version = format!("{}+{digest}", env!("CARGO_PKG_VERSION"));
     manifest["version"] = json!(version);
-    files[0].1 = pretty(&manifest);
+    files[0].1 = sidebar::json_file(&manifest);
     Package { version, files }
 }
 
