@@ -12,13 +12,57 @@ use crate::http::UpstreamError;
 use crate::survey::About;
 use crate::survey::config::SurveyFields;
 
-/// The reasons a person may give for overturning a verdict (Zendesk: the tag
-/// `{reason_prefix}overturn_{reason}`; Salesforce: a value of `[helpdesk.verdict_fields] overturn`).
+/// A reason a person may give for overturning a verdict: its value (Zendesk: the tag
+/// `{reason_prefix}overturn_{reason}`; Salesforce: a value of `[helpdesk.verdict_fields]
+/// overturn`), the verdict it overturns to, and what it says of the case.
+pub struct Overturn {
+    pub reason: &'static str,
+    pub to_good: bool,
+    pub says: &'static str,
+}
+
+impl Overturn {
+    /// The verdict it overturns to: `good` or `bad`.
+    pub fn to(&self) -> &'static str {
+        if self.to_good { "good" } else { "bad" }
+    }
+
+    /// What a person picks: `Good: the article does not answer the case`.
+    pub fn label(&self) -> String {
+        let to = if self.to_good { "Good" } else { "Bad" };
+        format!("{to}: {}", self.says)
+    }
+}
+
+pub const OVERTURNS: [Overturn; 4] = [
+    Overturn {
+        reason: "kb_not_applicable",
+        to_good: true,
+        says: "the article does not answer the case",
+    },
+    Overturn {
+        reason: "handoff_complete",
+        to_good: true,
+        says: "the hand-off was complete",
+    },
+    Overturn {
+        reason: "kb_resolvable",
+        to_good: false,
+        says: "an article answers the case",
+    },
+    Overturn {
+        reason: "missing_handoff",
+        to_good: false,
+        says: "the hand-off is incomplete",
+    },
+];
+
+/// The overturn reasons' values.
 pub const OVERTURN_REASONS: [&str; 4] = [
-    "kb_not_applicable",
-    "handoff_complete",
-    "kb_resolvable",
-    "missing_handoff",
+    OVERTURNS[0].reason,
+    OVERTURNS[1].reason,
+    OVERTURNS[2].reason,
+    OVERTURNS[3].reason,
 ];
 
 /// The hand-off fields that failed and the article that made the case resolvable, the details a

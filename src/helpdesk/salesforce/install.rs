@@ -6,6 +6,7 @@
 
 use super::config::DEFAULT_API_VERSION as API_VERSION;
 use super::config::{InstallNames, SurveyCaseFields, VerdictFields};
+use crate::helpdesk::records::OVERTURNS;
 
 const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
@@ -98,26 +99,16 @@ fn review_fields(vf: &VerdictFields) -> Vec<Field> {
             or_default(&vf.overturn, "Escalation_Overturn_Reason__c"),
             "Escalation Overturn Reason",
             "Set by a reviewer who overturns the verdict: why the judge was wrong. Calibration reads it ([helpdesk.verdict_fields] overturn).",
-            &picklist(&OVERTURN.map(|(value, label, _)| (value, label))),
+            &picklist(
+                &OVERTURNS
+                    .iter()
+                    .zip(&OVERTURNS.map(|o| o.label()))
+                    .map(|(o, label)| (o.reason, label.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
         ),
     ]
 }
-
-/// The overturn reasons: the picklist value, its label, and the decision it goes with.
-const OVERTURN: [(&str, &str, &str); 4] = [
-    (
-        "kb_not_applicable",
-        "Good: the article does not answer the case",
-        "good",
-    ),
-    (
-        "handoff_complete",
-        "Good: the hand-off was complete",
-        "good",
-    ),
-    ("kb_resolvable", "Bad: an article answers the case", "bad"),
-    ("missing_handoff", "Bad: the hand-off is incomplete", "bad"),
-];
 
 /// What the check before escalating said on a Case a partner submitted through the Experience
 /// Cloud component.
@@ -424,8 +415,8 @@ fn components(
             "precheck": precheck.name,
         },
         "values": {"good": vf.good, "bad": vf.bad, "review": vf.review},
-        "overturnReasons": OVERTURN
-            .map(|(value, label, to)| serde_json::json!({"value": value, "label": label, "to": to})),
+        "overturnReasons": OVERTURNS
+            .map(|o| serde_json::json!({"value": o.reason, "label": o.label(), "to": o.to()})),
         "handoff": names.handoff.iter().map(|(field, name)| {
             serde_json::json!({"field": field, "name": name, "label": label_of(name)})
         }).collect::<Vec<_>>(),
