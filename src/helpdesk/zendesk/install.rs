@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use super::api::ZendeskApi;
 use super::config::{Condition, Conditions, InstallFile, TagsFile, conditions_from_sweep_query};
+use crate::helpdesk::records::OVERTURNS;
+use crate::helpdesk::records::Overturn;
 use crate::http::UpstreamError;
 use crate::survey::config::SurveyTags;
 
@@ -199,12 +201,45 @@ fn automation_title(connector: &str) -> String {
     format!("escalation-gate: {connector}: blind survey after solve")
 }
 
-/// A reviewer macro: its title after the category, what it records, the overturn reason.
+/// What a reviewer macro records: a plain decision, or an overturn with its reason.
+#[derive(Clone, Copy)]
+enum Records {
+    Decision { good: bool },
+    Overturn(&'static Overturn),
+}
+
+/// A reviewer macro: what it records and the internal note it adds.
 struct ReviewMacro {
-    title: &'static str,
-    good: bool,
-    overturn: Option<&'static str>,
+    records: Records,
     note: &'static str,
+}
+
+impl ReviewMacro {
+    /// The decision it records.
+    fn good(&self) -> bool {
+        match self.records {
+            Records::Decision { good } => good,
+            Records::Overturn(o) => o.to_good,
+        }
+    }
+
+    /// The overturn reason it records.
+    fn overturn(&self) -> Option<&'static str> {
+        match self.records {
+            Records::Decision { .. } => None,
+            Records::Overturn(o) => Some(o.reason),
+        }
+    }
+
+    /// Its title after the category: `Good`, or `Overturn to good: the article does not
+    /// answer the case`.
+    fn title(&self) -> String {
+        match self.records {
+            Records::Decision { good: true } => "Good".into(),
+            Records::Decision { good: false } => "Bad".into(),
+            Records::Overturn(o) => format!("Overturn to {}: {}", o.to(), o.says),
+        }
+    }
 }
 
 /// The reasons an overturn may record, as `{reason_prefix}overturn_{reason}`.
@@ -212,39 +247,27 @@ pub use crate::helpdesk::records::OVERTURN_REASONS;
 
 const REVIEW_MACROS: [ReviewMacro; 6] = [
     ReviewMacro {
-        title: "Good",
-        good: true,
-        overturn: None,
+        records: Records::Decision { good: true },
         note: "Escalation review: a person judged this escalation good.",
     },
     ReviewMacro {
-        title: "Bad",
-        good: false,
-        overturn: None,
+        records: Records::Decision { good: false },
         note: "Escalation review: a person judged this escalation bad.",
     },
     ReviewMacro {
-        title: "Overturn to good: the article does not answer the case",
-        good: true,
-        overturn: Some("kb_not_applicable"),
+        records: Records::Overturn(&OVERTURNS[0]),
         note: "Escalation review: overturned to good. The article the verdict names does not answer this case.",
     },
     ReviewMacro {
-        title: "Overturn to good: the hand-off was complete",
-        good: true,
-        overturn: Some("handoff_complete"),
+        records: Records::Overturn(&OVERTURNS[1]),
         note: "Escalation review: overturned to good. The hand-off fields were complete.",
     },
     ReviewMacro {
-        title: "Overturn to bad: an article answers the case",
-        good: false,
-        overturn: Some("kb_resolvable"),
+        records: Records::Overturn(&OVERTURNS[2]),
         note: "Escalation review: overturned to bad. An existing article answers this case.",
     },
     ReviewMacro {
-        title: "Overturn to bad: the hand-off is incomplete",
-        good: false,
-        overturn: Some("missing_handoff"),
+        records: Records::Overturn(&OVERTURNS[3]),
         note: "Escalation review: overturned to bad. The hand-off is missing what support needs.",
     },
 ];
@@ -254,12 +277,12 @@ const REVIEW_MACROS: [ReviewMacro; 6] = [
 pub fn review_note(good: bool, overturn: Option<&str>) -> Option<&'static str> {
     REVIEW_MACROS
         .iter()
-        .find(|m| m.good == good && m.overturn == overturn)
+        .find(|m| m.good() == good && m.overturn() == overturn)
         .map(|m| m.note)
 }
 
 fn macro_title(connector: &str, m: &ReviewMacro) -> String {
-    format!("Escalation review [{connector}]::{}", m.title)
+    format!("Escalation review [{connector}]::{}", m.title())
 }
 
 /// The names of everything install may create for `connector`, by kind (uninstall looks for
@@ -428,18 +451,18 @@ impl Setup {
 
 /// The tags a reviewer decision adds and removes (the other decision, the other overturns).
 fn decision_tags(p: &str, m: &ReviewMacro) -> (Vec<String>, Vec<String>) {
-    let (mine, other) = if m.good {
+    let (mine, other) = if m.good() {
         ("reviewed_good", "reviewed_bad")
     } else {
         ("reviewed_bad", "reviewed_good")
     };
     let mut add = vec![format!("{p}{mine}")];
-    add.extend(m.overturn.map(|r| format!("{p}overturn_{r}")));
+    add.extend(m.overturn().map(|r| format!("{p}overturn_{r}")));
     let mut remove = vec![format!("{p}{other}")];
     remove.extend(
         OVERTURN_REASONS
             .iter()
-            .filter(|r| Some(**r) != m.overturn)
+            .filter(|r| Some(**r) != m.overturn())
             .map(|r| format!("{p}overturn_{r}")),
     );
     (add, remove)
@@ -448,7 +471,7 @@ fn decision_tags(p: &str, m: &ReviewMacro) -> (Vec<String>, Vec<String>) {
 /// A reviewer decision as the macros record it: title, tags added and removed, internal note.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Decision {
-    pub title: &'static str,
+    pub title: String,
     pub add: Vec<String>,
     pub remove: Vec<String>,
     pub note: &'static str,
@@ -462,7 +485,7 @@ pub fn decisions(reason_prefix: &str) -> Vec<Decision> {
         .map(|m| {
             let (add, remove) = decision_tags(reason_prefix, m);
             Decision {
-                title: m.title,
+                title: m.title(),
                 add,
                 remove,
                 note: m.note,
